@@ -1,0 +1,36 @@
+"""Exception classes of the collector (one place, so callers can catch them)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CollectorError",
+    "SchemaError",
+    "ConfigError",
+    "DeviceUnavailableError",
+    "UnknownModelError",
+    "JournalError",
+]
+
+
+class CollectorError(Exception):
+    """Base class of every error the collector raises on purpose."""
+
+
+class SchemaError(CollectorError, ValueError):
+    """A dataset does not follow schema v1 (names the variable/dim/attr)."""
+
+
+class ConfigError(CollectorError, ValueError):
+    """A measurement or sweep setting is invalid (names the value and the choices)."""
+
+
+class DeviceUnavailableError(ConfigError):
+    """The requested device backend is not available on this machine."""
+
+
+class UnknownModelError(ConfigError):
+    """The model is neither a preset, nor a local path, nor loadable offline."""
+
+
+class JournalError(CollectorError):
+    """The sweep journal cannot be used (missing, corrupt, or incompatible)."""

@@ -1,0 +1,654 @@
+"""Schema v1: the contract between the collector and the analysis.
+
+Pure xarray/numpy (never imports torch). It defines the names, dims, units and
+attributes of a decode-regimes dataset, builds an all-``not_run`` dataset for a
+sweep (:func:`empty_dataset`), checks a dataset (:func:`validate`), writes it
+atomically (:func:`save`) and reads it back, refusing files written by a newer
+schema (:func:`load`). ``docs/schema.md`` is rendered from this module by
+:func:`render_markdown`, so the reference cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from collector.errors import SchemaError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SWEEP_DIMS",
+    "STEP_DIM",
+    "STATUS",
+    "STATUS_NAMES",
+    "DEVICES",
+    "DTYPES",
+    "WEIGHTS",
+    "VARIABLES",
+    "MODEL_COORDS",
+    "GLOBAL_ATTRS",
+    "TIMING_VARS",
+    "VarSpec",
+    "SchemaError",
+    "empty_dataset",
+    "base_attrs",
+    "validate",
+    "check_version",
+    "save",
+    "load",
+    "render_markdown",
+]
+
+SCHEMA_VERSION = "1"
+
+#: The seven sweep dims, in this order, on every sweep variable.
+SWEEP_DIMS: tuple[str, ...] = ("model", "device", "dtype", "cache", "prompt_len", "budget", "trial")
+#: Extra dim of per-step variables: 0 is the prefill (which yields the first token), k the k-th decode step.
+STEP_DIM = "step"
+
+#: Run status codes (CF flag_values / flag_meanings on ``status``).
+STATUS: dict[str, int] = {"ok": 0, "error": 1, "oom": 2, "timeout": 3, "not_run": 4}
+STATUS_NAMES: dict[int, str] = {v: k for k, v in STATUS.items()}
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps", "sim")
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+WEIGHTS: tuple[str, ...] = ("pretrained", "random")
+
+_DIM_KINDS = {
+    "model": "str",
+    "device": "str",
+    "dtype": "str",
+    "cache": "bool",
+    "prompt_len": "int",
+    "budget": "int",
+    "trial": "int",
+    "step": "int",
+}
+_DIM_MEANINGS = {
+    "model": "model name as given (hub id, local path or preset name)",
+    "device": "backend: cpu, cuda, mps (or sim: simulated, and the dataset says so)",
+    "dtype": "float32, float16 or bfloat16",
+    "cache": "KV cache used",
+    "prompt_len": "prompt length in tokens",
+    "budget": "new tokens requested; exactly this many are generated",
+    "trial": "replicate 0..T-1",
+    "step": "0 = prefill (yields the first token), k = k-th decode step; NaN past the budget",
+}
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    """Specification of one data variable."""
+
+    dims: str  # "sweep" or "sweep+step"
+    dtype: str  # numpy dtype name; "datetime64[ns]" for started_at
+    units: str
+    long_name: str
+    fill: Any  # value of a cell that was not measured
+
+
+VARIABLES: dict[str, VarSpec] = {
+    "latency": VarSpec("sweep", "float64", "s", "whole generation, device-synchronised at both ends", np.nan),
+    "prefill_time": VarSpec("sweep", "float64", "s", "prompt forward + first token (time to first token)", np.nan),
+    "decode_time": VarSpec("sweep", "float64", "s", "latency - prefill_time", np.nan),
+    "step_time": VarSpec("sweep+step", "float32", "s", "per-step time (step 0 is the prefill)", np.nan),
+    "tokens": VarSpec("sweep", "int32", "1", "new tokens produced (equals budget when status is ok)", 0),
+    "mem_device_peak": VarSpec(
+        "sweep",
+        "float64",
+        "bytes",
+        "peak allocator memory in the run (cuda: max_memory_allocated; mps: sampled current_allocated_memory; cpu: NaN)",
+        np.nan,
+    ),
+    "mem_device_driver": VarSpec(
+        "sweep", "float64", "bytes", "mps driver_allocated_memory / cuda memory_reserved, end of run", np.nan
+    ),
+    "mem_rss_peak": VarSpec("sweep", "float64", "bytes", "process resident set, peak in the run", np.nan),
+    "mem_sys_available_min": VarSpec(
+        "sweep", "float64", "bytes", "lowest system available memory in the run", np.nan
+    ),
+    "swap_used": VarSpec("sweep", "float64", "bytes", "system swap in use at end of run", np.nan),
+    "started_at": VarSpec("sweep", "datetime64[ns]", "-", "start of the run (UTC)", np.datetime64("NaT", "ns")),
+    "order": VarSpec("sweep", "int32", "1", "position in the execution sequence (-1: not run)", -1),
+    "worker": VarSpec("sweep", "int32", "1", "which process measured the run (-1: not run)", -1),
+    "status": VarSpec("sweep", "int8", "-", "run status", STATUS["not_run"]),
+}
+
+#: Variables that must be NaN wherever status != ok.
+TIMING_VARS: tuple[str, ...] = ("latency", "prefill_time", "decode_time", "step_time")
+#: Variables that may be absent (step_time only when per-step timing is on).
+OPTIONAL_VARS: tuple[str, ...] = ("step_time",)
+
+#: Coordinates on the model dim: name -> (kind, meaning).
+MODEL_COORDS: dict[str, tuple[str, str]] = {
+    "n_params": ("int", "number of parameters"),
+    "weights": ("str", "pretrained | random"),
+    "architecture": ("str", "transformers architecture class, e.g. GPT2LMHeadModel"),
+}
+
+#: Required global attributes and what they hold.
+GLOBAL_ATTRS: dict[str, str] = {
+    "schema_version": f'schema version of the file ("{SCHEMA_VERSION}")',
+    "title": "human title of the dataset",
+    "created": "ISO 8601 UTC time the file was written",
+    "package_version": "decode-regimes version that wrote it",
+    "platform": "platform.platform()",
+    "machine": "platform.machine()",
+    "processor": "CPU name (chip name on macOS)",
+    "gpu_name": "GPU name (cuda) or chip (mps); empty when none",
+    "os_version": "operating system release",
+    "python_version": "Python version",
+    "torch_version": "torch version (empty when torch was not used, e.g. sim)",
+    "transformers_version": "transformers version (empty when not used)",
+    "engine": "loop | generate",
+    "timing": "step | events | ends",
+    "warmup": "unrecorded warm-up runs per cell",
+    "isolation": "none | model | cell",
+    "run_order": "random | sequential",
+    "seed": "seed of prompts and run order",
+    "sweep": "the full sweep spec as JSON",
+    "command": "command line that produced the data",
+    "simulated": "1 when the data are simulated (device sim, analysis.synthetic), else 0",
+}
+
+_ENGINES = ("loop", "generate")
+_TIMINGS = ("step", "events", "ends")
+_ISOLATIONS = ("none", "model", "cell")
+_ORDERS = ("random", "sequential")
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def base_attrs(**overrides: Any) -> dict[str, Any]:
+    """Global attributes with the torch-free environment filled in.
+
+    Values that need torch or the sweep (``torch_version``, ``engine``, ...)
+    get neutral defaults; pass them as keyword arguments to override.
+    """
+    from collector import __version__
+
+    attrs: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "title": "decode-regimes latency sweep",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "gpu_name": "",
+        "os_version": platform.release(),
+        "python_version": platform.python_version(),
+        "torch_version": "",
+        "transformers_version": "",
+        "engine": "loop",
+        "timing": "ends",
+        "warmup": 1,
+        "isolation": "none",
+        "run_order": "random",
+        "seed": 0,
+        "sweep": "{}",
+        "command": " ".join(sys.argv),
+        "simulated": 0,
+    }
+    attrs.update(overrides)
+    return attrs
+
+
+def empty_dataset(
+    *,
+    models: Sequence[str],
+    devices: Sequence[str],
+    dtypes: Sequence[str],
+    caches: Sequence[bool],
+    prompt_lens: Sequence[int],
+    budgets: Sequence[int],
+    trials: int,
+    step_time: bool = True,
+    model_info: Mapping[str, Mapping[str, Any]] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """An all-``not_run`` schema-v1 dataset for a sweep.
+
+    Parameters
+    ----------
+    models, devices, dtypes, caches, prompt_lens, budgets
+        Coordinate values of the sweep dims.
+    trials
+        Number of replicates T (trial coordinate 0..T-1).
+    step_time
+        Include the per-step variable ``step_time`` (step 0..max(budget)).
+    model_info
+        Per model name: ``n_params``, ``weights``, ``architecture``
+        (defaults: -1, "random", "").
+    attrs
+        Global attributes; missing ones come from :func:`base_attrs`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Every variable of :data:`VARIABLES` (``step_time`` only when asked)
+        filled with its not-measured value, ``status`` = not_run.
+    """
+    if trials < 1:
+        raise SchemaError(f"trials must be >= 1, got {trials!r}")
+    model_info = model_info or {}
+    coords: dict[str, Any] = {
+        "model": np.asarray(list(models), dtype=str),
+        "device": np.asarray(list(devices), dtype=str),
+        "dtype": np.asarray(list(dtypes), dtype=str),
+        "cache": np.asarray(list(caches), dtype=bool),
+        "prompt_len": np.asarray(list(prompt_lens), dtype=np.int64),
+        "budget": np.asarray(list(budgets), dtype=np.int64),
+        "trial": np.arange(trials, dtype=np.int64),
+    }
+    for name, values in coords.items():
+        if values.size == 0:
+            raise SchemaError(f"dim {name!r} needs at least one value, got an empty list")
+    shape = tuple(coords[d].size for d in SWEEP_DIMS)
+    data_vars: dict[str, Any] = {}
+    for name, spec in VARIABLES.items():
+        if spec.dims == "sweep+step":
+            if not step_time:
+                continue
+            n_step = int(coords["budget"].max()) + 1
+            data = np.full(shape + (n_step,), spec.fill, dtype=spec.dtype)
+            data_vars[name] = ((*SWEEP_DIMS, STEP_DIM), data, _var_attrs(name))
+        else:
+            data = np.full(shape, spec.fill, dtype=spec.dtype)
+            data_vars[name] = (SWEEP_DIMS, data, _var_attrs(name))
+    if step_time:
+        coords[STEP_DIM] = np.arange(int(coords["budget"].max()) + 1, dtype=np.int64)
+    names = list(coords["model"])
+    coords["n_params"] = ("model", np.array([int(model_info.get(m, {}).get("n_params", -1)) for m in names], np.int64))
+    coords["weights"] = ("model", np.array([str(model_info.get(m, {}).get("weights", "random")) for m in names], str))
+    coords["architecture"] = (
+        "model",
+        np.array([str(model_info.get(m, {}).get("architecture", "")) for m in names], str),
+    )
+    all_attrs = base_attrs(**dict(attrs or {}))
+    ds = xr.Dataset(data_vars, coords=coords, attrs=all_attrs)
+    for name, (_, meaning) in MODEL_COORDS.items():
+        ds[name].attrs["long_name"] = meaning
+    for dim in (*SWEEP_DIMS, STEP_DIM):
+        if dim in ds.coords:
+            ds[dim].attrs["long_name"] = _DIM_MEANINGS[dim]
+    return ds
+
+
+def _var_attrs(name: str) -> dict[str, Any]:
+    spec = VARIABLES[name]
+    attrs: dict[str, Any] = {"units": spec.units, "long_name": spec.long_name}
+    if name == "status":
+        attrs["flag_values"] = np.array(sorted(STATUS.values()), dtype=np.int8)
+        attrs["flag_meanings"] = " ".join(STATUS_NAMES[v] for v in sorted(STATUS_NAMES))
+    if spec.units == "-" and name == "started_at":
+        attrs.pop("units")  # time units are set by the netCDF time encoding
+    return attrs
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_version(ds: xr.Dataset, source: str = "dataset") -> None:
+    """Refuse a dataset with no, or a newer, ``schema_version``."""
+    version = ds.attrs.get("schema_version")
+    if version is None:
+        raise SchemaError(f"{source}: global attr 'schema_version' is missing; expected {SCHEMA_VERSION!r}")
+    try:
+        number = int(str(version))
+    except ValueError:
+        raise SchemaError(
+            f"{source}: global attr 'schema_version' is {version!r}; expected an integer string such as {SCHEMA_VERSION!r}"
+        ) from None
+    if number > int(SCHEMA_VERSION):
+        raise SchemaError(
+            f"{source} was written by schema version {version!r}, newer than the {SCHEMA_VERSION!r} this "
+            "package reads; upgrade decode-regimes to read it"
+        )
+    if number < 1:
+        raise SchemaError(f"{source}: schema_version {version!r} is not a known version; expected {SCHEMA_VERSION!r}")
+
+
+def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
+    """Check that ``ds`` follows schema v1; return it unchanged.
+
+    Dims other than the sweep dims may precede them (extra series dims, e.g.
+    after merging hosts); the sweep dims themselves must appear in order.
+
+    Parameters
+    ----------
+    ds
+        Dataset to check.
+    check_values
+        Also check data values (status codes, NaN timing where status != ok,
+        tokens == budget where ok, latency = prefill + decode). This loads
+        the values; pass False for a quick structural check of a lazy dataset.
+
+    Raises
+    ------
+    SchemaError
+        Naming the offending variable, dim or attr and what was expected.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__!r}")
+    check_version(ds)
+    for attr in GLOBAL_ATTRS:
+        if attr not in ds.attrs:
+            raise SchemaError(f"global attr {attr!r} is missing ({GLOBAL_ATTRS[attr]})")
+    for attr, choices in (("engine", _ENGINES), ("timing", _TIMINGS), ("isolation", _ISOLATIONS), ("run_order", _ORDERS)):
+        if str(ds.attrs[attr]) not in choices:
+            raise SchemaError(f"global attr {attr!r} is {ds.attrs[attr]!r}; expected one of {list(choices)}")
+    simulated = _as_int(ds.attrs["simulated"], "simulated")
+    if simulated not in (0, 1):
+        raise SchemaError(f"global attr 'simulated' is {ds.attrs['simulated']!r}; expected 0 or 1")
+    try:
+        json.loads(str(ds.attrs["sweep"]))
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"global attr 'sweep' is not valid JSON ({exc.msg}): {str(ds.attrs['sweep'])[:80]!r}") from None
+
+    for dim in SWEEP_DIMS:
+        if dim not in ds.dims:
+            raise SchemaError(f"dim {dim!r} is missing; schema v1 needs all of {list(SWEEP_DIMS)}")
+        if dim not in ds.coords:
+            raise SchemaError(f"dim {dim!r} has no coordinate")
+        _check_coord_kind(ds, dim)
+        values = ds[dim].values
+        if len(np.unique(values)) != values.size:
+            raise SchemaError(f"coordinate {dim!r} has duplicate values: {values.tolist()!r}")
+    bad = sorted(set(map(str, ds["device"].values)) - set(DEVICES))
+    if bad:
+        raise SchemaError(f"coordinate 'device' has {bad[0]!r}; expected values in {list(DEVICES)}")
+    bad = sorted(set(map(str, ds["dtype"].values)) - set(DTYPES))
+    if bad:
+        raise SchemaError(f"coordinate 'dtype' has {bad[0]!r}; expected values in {list(DTYPES)}")
+    if int(ds["budget"].min()) < 1:
+        raise SchemaError(f"coordinate 'budget' has {int(ds['budget'].min())!r}; budgets must be >= 1")
+    if int(ds["prompt_len"].min()) < 1:
+        raise SchemaError(f"coordinate 'prompt_len' has {int(ds['prompt_len'].min())!r}; prompt lengths must be >= 1")
+    if "sim" in set(map(str, ds["device"].values)) and simulated != 1:
+        raise SchemaError("device 'sim' is present but global attr 'simulated' is 0; simulated data must say so (1)")
+
+    for name, (kind, _) in MODEL_COORDS.items():
+        if name not in ds.coords:
+            raise SchemaError(f"coordinate {name!r} on dim 'model' is missing")
+        if ds[name].dims != ("model",):
+            raise SchemaError(f"coordinate {name!r} has dims {ds[name].dims!r}; expected ('model',)")
+        _check_coord_kind(ds, name, kind)
+    bad = sorted(set(map(str, ds["weights"].values)) - set(WEIGHTS))
+    if bad:
+        raise SchemaError(f"coordinate 'weights' has {bad[0]!r}; expected values in {list(WEIGHTS)}")
+
+    for name, spec in VARIABLES.items():
+        if name not in ds.data_vars:
+            if name in OPTIONAL_VARS:
+                continue
+            raise SchemaError(f"variable {name!r} is missing ({spec.long_name})")
+        var = ds[name]
+        expected = SWEEP_DIMS + ((STEP_DIM,) if spec.dims == "sweep+step" else ())
+        if tuple(var.dims[-len(expected):]) != expected or set(var.dims[: -len(expected)]) & set(expected):
+            raise SchemaError(f"variable {name!r} has dims {var.dims!r}; expected {expected!r} (extra dims first)")
+        if "long_name" not in var.attrs:
+            raise SchemaError(f"variable {name!r} has no 'long_name' attr")
+        if name != "started_at" and var.attrs.get("units") != spec.units:
+            raise SchemaError(f"variable {name!r} has units {var.attrs.get('units')!r}; expected {spec.units!r}")
+        _check_var_dtype(var, spec)
+    if "step_time" in ds.data_vars:
+        if STEP_DIM not in ds.coords:
+            raise SchemaError(f"dim {STEP_DIM!r} has no coordinate")
+        if ds.sizes[STEP_DIM] < int(ds["budget"].max()) + 1:
+            raise SchemaError(
+                f"dim {STEP_DIM!r} has length {ds.sizes[STEP_DIM]}; expected max(budget) + 1 = {int(ds['budget'].max()) + 1}"
+            )
+    status = ds["status"]
+    meanings = str(status.attrs.get("flag_meanings", "")).split()
+    expected_meanings = [STATUS_NAMES[v] for v in sorted(STATUS_NAMES)]
+    if meanings != expected_meanings:
+        raise SchemaError(f"variable 'status' has flag_meanings {meanings!r}; expected {expected_meanings!r}")
+    flags = np.asarray(status.attrs.get("flag_values", [])).tolist()
+    if flags != sorted(STATUS.values()):
+        raise SchemaError(f"variable 'status' has flag_values {flags!r}; expected {sorted(STATUS.values())!r}")
+    if check_values:
+        _check_values(ds)
+    return ds
+
+
+def _as_int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SchemaError(f"global attr {name!r} is {value!r}; expected an integer") from None
+
+
+def _check_coord_kind(ds: xr.Dataset, name: str, kind: str | None = None) -> None:
+    kind = kind or _DIM_KINDS[name]
+    dt = ds[name].dtype
+    ok = {
+        "str": dt.kind in "UO",
+        "bool": dt.kind == "b",
+        "int": dt.kind in "iu",
+    }[kind]
+    if ok and dt.kind == "O":
+        ok = all(isinstance(v, str) for v in ds[name].values.tolist())
+    if not ok:
+        raise SchemaError(f"coordinate {name!r} has dtype {str(dt)!r}; expected {kind}")
+
+
+def _check_var_dtype(var: xr.DataArray, spec: VarSpec) -> None:
+    dt = var.dtype
+    if spec.dtype.startswith("datetime64"):
+        ok = dt.kind == "M"
+    elif spec.dtype.startswith("float"):
+        ok = dt.kind == "f"
+    else:
+        ok = dt.kind in "iu"
+    if not ok:
+        raise SchemaError(f"variable {var.name!r} has dtype {str(dt)!r}; expected {spec.dtype}")
+
+
+def _check_values(ds: xr.Dataset) -> None:
+    status = np.asarray(ds["status"].values)
+    bad = sorted(set(np.unique(status).tolist()) - set(STATUS.values()))
+    if bad:
+        raise SchemaError(f"variable 'status' has value {bad[0]!r}; expected codes {STATUS!r}")
+    ok = status == STATUS["ok"]
+    for name in TIMING_VARS:
+        if name not in ds.data_vars:
+            continue
+        values = np.asarray(ds[name].values)
+        mask = ~ok if values.ndim == ok.ndim else ~ok[..., None]
+        if np.any(np.isfinite(values) & mask):
+            raise SchemaError(f"variable {name!r} has values where status != ok; timing must be NaN there")
+        if name != "step_time" and np.any(~np.isfinite(values[ok])):
+            raise SchemaError(f"variable {name!r} is NaN where status == ok")
+        if name != "step_time" and np.any(values[ok] < 0):
+            raise SchemaError(f"variable {name!r} has negative times")
+    if ok.any():
+        budget = np.broadcast_to(ds["budget"].values.reshape((1,) * (ds["tokens"].ndim - 2) + (-1, 1)), ok.shape)
+        tokens = np.asarray(ds["tokens"].values)
+        if np.any(tokens[ok] != budget[ok]):
+            first = int(np.flatnonzero(tokens[ok] != budget[ok])[0])
+            raise SchemaError(
+                f"variable 'tokens' is {int(tokens[ok][first])!r} where status == ok and budget is "
+                f"{int(budget[ok][first])!r}; ok runs must produce exactly budget tokens"
+            )
+        lat = np.asarray(ds["latency"].values)[ok]
+        parts = np.asarray(ds["prefill_time"].values)[ok] + np.asarray(ds["decode_time"].values)[ok]
+        if not np.allclose(lat, parts, rtol=1e-6, atol=1e-9):
+            raise SchemaError("variable 'decode_time' != latency - prefill_time where status == ok")
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    enc: dict[str, dict[str, Any]] = {}
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind in "fiub":
+            enc[name] = {"zlib": True, "complevel": 4}
+            if name == "step_time":
+                enc[name]["dtype"] = "float32"
+        if name == "started_at":
+            enc[name] = {"units": "microseconds since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
+    return enc
+
+
+def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Validate and write ``ds`` to netCDF4 atomically (temp file + rename).
+
+    Numeric variables are zlib-compressed and ``step_time`` is stored as
+    float32. A reader never sees a half-written file: the data go to a
+    temporary file in the target's folder, which then replaces the target.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    validate(ds)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        ds.load().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+    """Open one schema-v1 netCDF file, refusing newer schema versions.
+
+    Parameters
+    ----------
+    path
+        The file.
+    chunks
+        Passed to :func:`xarray.open_dataset` (``None``: eager numpy).
+
+    Raises
+    ------
+    SchemaError
+        When the file's schema is newer than this package's, or invalid.
+    FileNotFoundError
+        When the file does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such dataset file: {str(p)!r}")
+    try:
+        with xr.open_dataset(p, engine="netcdf4", decode_cf=False) as raw:
+            attrs = dict(raw.attrs)
+    except OSError as exc:
+        raise SchemaError(f"{str(p)!r} is not a readable netCDF file ({exc})") from None
+    check_version(xr.Dataset(attrs=attrs), source=repr(str(p)))
+    ds = xr.open_dataset(p, engine="netcdf4", chunks=chunks)
+    if chunks is None:
+        ds = ds.load()
+        ds.close()
+    return validate(ds, check_values=chunks is None)
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def render_markdown() -> str:
+    """The schema reference (``docs/schema.md``), generated from this module."""
+    lines = [
+        "# Dataset schema v1",
+        "",
+        "<!-- generated by collector.schema.render_markdown(); tests fail if this file drifts -->",
+        "",
+        "A decode-regimes dataset is a netCDF4 file (read it with xarray, netCDF4, or any CF reader).",
+        f"Global attr `schema_version` is `\"{SCHEMA_VERSION}\"`; readers must refuse a newer version.",
+        "",
+        "## Dims",
+        "",
+        "Every sweep variable has all seven sweep dims, in this order, even when one has length 1.",
+        "Per-step variables add `step` last. Files merged from several sources may carry extra dims",
+        "before the sweep dims; treat them as more independent series.",
+        "",
+        "| dim | kind | meaning |",
+        "|---|---|---|",
+    ]
+    for dim in (*SWEEP_DIMS, STEP_DIM):
+        lines.append(f"| {dim} | {_DIM_KINDS[dim]} | {_DIM_MEANINGS[dim]} |")
+    lines += [
+        "",
+        "`cache` is stored as int8 with attr `dtype: bool` (netCDF has no boolean type); xarray decodes it back.",
+        "",
+        "## Data variables",
+        "",
+        "Each has attrs `units` and `long_name`. `sweep` means the seven sweep dims.",
+        "",
+        "| name | dims | stored dtype | units | not measured | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, spec in VARIABLES.items():
+        fill = "NaT" if name == "started_at" else ("NaN" if spec.dtype.startswith("float") else str(spec.fill))
+        dims = "sweep + step" if spec.dims == "sweep+step" else "sweep"
+        units = "CF time (microseconds since 1970-01-01, UTC)" if name == "started_at" else spec.units
+        lines.append(f"| {name} | {dims} | {spec.dtype} | {units} | {fill} | {spec.long_name} |")
+    lines += [
+        "",
+        "`step_time` is optional: present only when per-step timing was on.",
+        f"Timing variables ({', '.join(TIMING_VARS)}) are NaN wherever `status` != ok.",
+        "Where `status` is ok: `tokens` == `budget`, and `latency` == `prefill_time` + `decode_time`.",
+        "",
+        "### status (CF flags)",
+        "",
+        "| value | meaning |",
+        "|---|---|",
+    ]
+    for value in sorted(STATUS_NAMES):
+        lines.append(f"| {value} | {STATUS_NAMES[value]} |")
+    lines += [
+        "",
+        "## Coordinates on `model`",
+        "",
+        "| name | kind | meaning |",
+        "|---|---|---|",
+    ]
+    for name, (kind, meaning) in MODEL_COORDS.items():
+        lines.append(f"| {name} | {kind} | {meaning} |")
+    lines += [
+        "",
+        "## Global attributes (all required)",
+        "",
+        "| name | meaning |",
+        "|---|---|",
+    ]
+    for name, meaning in GLOBAL_ATTRS.items():
+        lines.append(f"| {name} | {meaning} |")
+    lines += [
+        "",
+        "Allowed values: `engine` in " + ", ".join(_ENGINES) + "; `timing` in " + ", ".join(_TIMINGS)
+        + "; `isolation` in " + ", ".join(_ISOLATIONS) + "; `run_order` in " + ", ".join(_ORDERS) + ".",
+        "`device` values: " + ", ".join(DEVICES) + "; `dtype` values: " + ", ".join(DTYPES) + ".",
+        "",
+        "## Reading without this package",
+        "",
+        "```python",
+        "import xarray as xr",
+        'ds = xr.open_dataset("run.nc")',
+        'assert int(ds.attrs["schema_version"]) <= 1',
+        'ok = ds.status == 0',
+        'median_latency = ds.latency.where(ok).median("trial")',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
