@@ -1,0 +1,172 @@
+"""Schema-valid simulated datasets with planted regimes and known truth.
+
+Drawn from :mod:`collector.sim` (the same latency model as the collector's
+``sim`` device). Every dataset made here has ``attrs["simulated"] == 1`` and a
+``truth_anomalous`` variable (bool over the sweep dims) marking exactly the
+cells inside a planted regime. For tests, benchmarks and planning only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from collector import schema
+from collector.sim import Episode, LatencyModel, Regime, execution_order
+
+__all__ = ["make_dataset", "Regime", "Episode", "LatencyModel", "DEFAULT_REGIMES"]
+
+#: The default planted regime: gpt2-like decode slowed 5x for budgets 96..128 with the cache on.
+DEFAULT_REGIMES: tuple[Regime, ...] = (Regime(start=96, end=128, factor=5.0, cache=True),)
+
+_CHUNK_RUNS = 20_000  # bounds the (runs x steps) work array
+
+
+def make_dataset(
+    seed: int = 0,
+    *,
+    models: Sequence[str] = ("gpt2",),
+    devices: Sequence[str] = ("sim",),
+    dtypes: Sequence[str] = ("float32",),
+    caches: Sequence[bool] = (False, True),
+    prompt_lens: Sequence[int] = (32,),
+    budgets: Sequence[int] = tuple(range(16, 257, 16)),
+    trials: int = 5,
+    regimes: Sequence[Regime] | None = None,
+    episodes: Sequence[Episode] = (),
+    noise_cv: float = 0.05,
+    step_cv: float = 0.02,
+    drift: float = 0.03,
+    run_state_prob: float = 0.02,
+    run_state_factor: float = 1.75,
+    order: str = "random",
+    step_time: bool = True,
+    missing: float = 0.0,
+    latency_model: LatencyModel | None = None,
+) -> xr.Dataset:
+    """A simulated schema-v1 dataset with planted regimes.
+
+    Parameters
+    ----------
+    seed
+        Seeds everything (noise, run order, missing cells).
+    models, devices, dtypes, caches, prompt_lens, budgets, trials
+        The sweep grid. Devices may be ``sim`` or a backend name
+        (cpu, cuda, mps) to mimic several backends; all are simulated.
+    regimes
+        Planted regimes (:class:`collector.sim.Regime`); ``None`` plants
+        :data:`DEFAULT_REGIMES`, ``()`` plants none (null data).
+    episodes
+        Slow host episodes over the execution sequence.
+    noise_cv, step_cv, drift, run_state_prob, run_state_factor
+        Noise settings of :class:`collector.sim.LatencyModel`.
+    order
+        ``random`` (interleaved) or ``sequential`` execution order.
+    step_time
+        Include per-step times.
+    missing
+        Fraction of runs recorded as failed (status error, timing NaN).
+    latency_model
+        A complete model; overrides ``regimes``, ``episodes`` and the noise settings.
+
+    Returns
+    -------
+    xarray.Dataset
+        Schema-v1 variables plus ``truth_anomalous`` (bool, sweep dims:
+        True exactly in cells inside a planted regime) and ``truth_run_state``
+        (bool, sweep dims: runs slowed as a whole). Attrs ``simulated`` = 1 and
+        ``sim_model`` (the latency model as JSON).
+    """
+    if not 0 <= missing < 1:
+        raise ValueError(f"missing must be in [0, 1), got {missing!r}")
+    lm = latency_model or LatencyModel(
+        regimes=DEFAULT_REGIMES if regimes is None else tuple(regimes),
+        episodes=tuple(episodes),
+        noise_cv=noise_cv,
+        step_cv=step_cv,
+        drift=drift,
+        run_state_prob=run_state_prob,
+        run_state_factor=run_state_factor,
+    )
+    sweep = {
+        "models": list(models), "devices": list(devices), "dtypes": list(dtypes),
+        "cache": [bool(c) for c in caches], "prompt_lens": [int(p) for p in prompt_lens],
+        "budgets": [int(b) for b in budgets], "trials": int(trials), "order": order, "seed": int(seed),
+    }
+    model_info = {m: {"n_params": lm.cost(m).n_params, "weights": "random", "architecture": "simulated"} for m in models}
+    ds = schema.empty_dataset(
+        models=models, devices=devices, dtypes=dtypes, caches=caches, prompt_lens=prompt_lens,
+        budgets=budgets, trials=trials, step_time=step_time, model_info=model_info,
+        attrs={
+            "title": "simulated decode-regimes dataset (analysis.synthetic)",
+            "simulated": 1, "engine": "loop", "timing": "step" if step_time else "ends", "warmup": 0,
+            "run_order": order, "seed": int(seed), "sweep": json.dumps(sweep), "command": "analysis.synthetic.make_dataset",
+            "processor": "simulated", "gpu_name": "simulated",
+        },
+    )
+    ds.attrs["sim_model"] = json.dumps(lm.to_dict(), sort_keys=True)
+    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
+    n_total = int(np.prod(shape))
+    rng = np.random.default_rng(seed)
+    position_rank = execution_order(n_total, order=order, seed=int(rng.integers(2**31)))
+    position = (position_rank / n_total).reshape(shape)
+    P = np.broadcast_to(ds["prompt_len"].values[:, None, None], shape[4:])
+    B = np.broadcast_to(ds["budget"].values[None, :, None], shape[4:])
+
+    out = {name: np.full(shape, np.nan) for name in
+           ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver",
+            "mem_rss_peak", "mem_sys_available_min", "swap_used")}
+    truth = np.zeros(shape, dtype=bool)
+    run_state = np.zeros(shape, dtype=bool)
+    steps = np.full(shape + (ds.sizes[schema.STEP_DIM],), np.nan, dtype=np.float32) if step_time else None
+    for i, m in enumerate(ds["model"].values):
+        for j, dev in enumerate(ds["device"].values):
+            for k, dt in enumerate(ds["dtype"].values):
+                for c, cache in enumerate(ds["cache"].values):
+                    idx = (i, j, k, c)
+                    p_flat, b_flat, pos_flat = P.ravel(), B.ravel(), position[idx].ravel()
+                    for lo in range(0, p_flat.size, _CHUNK_RUNS):
+                        sl = slice(lo, lo + _CHUNK_RUNS)
+                        r = lm.simulate_runs(
+                            model=str(m), device=str(dev), dtype=str(dt), cache=bool(cache),
+                            prompt_len=p_flat[sl], budget=b_flat[sl], position=pos_flat[sl], rng=rng,
+                            step_times=step_time,
+                        )
+                        flat_idx = np.unravel_index(np.arange(p_flat.size)[sl], shape[4:])
+                        for name, arr in out.items():
+                            arr[idx][flat_idx] = r[name]
+                        truth[idx][flat_idx] = r["truth_anomalous"]
+                        run_state[idx][flat_idx] = r["run_state"]
+                        if steps is not None:
+                            width = r["step_time"].shape[1]
+                            steps[idx][flat_idx + (slice(0, width),)] = r["step_time"]
+
+    failed = rng.random(shape) < missing
+    status = np.where(failed, schema.STATUS["error"], schema.STATUS["ok"]).astype(np.int8)
+    for name in ("latency", "prefill_time", "decode_time"):
+        out[name][failed] = np.nan
+    out["decode_time"] = out["latency"] - out["prefill_time"]
+    for name, arr in out.items():
+        ds[name].values[...] = arr
+    if steps is not None:
+        steps[failed] = np.nan
+        ds["step_time"].values[...] = steps
+    ds["status"].values[...] = status
+    ds["tokens"].values[...] = np.where(failed, 0, np.broadcast_to(B, shape)).astype(np.int32)
+    ds["order"].values[...] = position_rank.reshape(shape).astype(np.int32)
+    ds["worker"].values[...] = 0
+    # wall-clock start of each run: runs back to back in execution order, 50 ms apart
+    lat_in_order = np.nan_to_num(out["latency"].ravel()[np.argsort(position_rank)], nan=0.0) + 0.05
+    start_in_order = np.concatenate([[0.0], np.cumsum(lat_in_order)[:-1]])
+    start_s = start_in_order[position_rank].reshape(shape)
+    t0 = np.datetime64(_dt.datetime(2026, 1, 1, 0, 0, 0), "ns")
+    ds["started_at"].values[...] = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
+    ds["truth_anomalous"] = (schema.SWEEP_DIMS, truth,
+                             {"long_name": "cell lies inside a planted regime (simulation truth)", "units": "1"})
+    ds["truth_run_state"] = (schema.SWEEP_DIMS, run_state,
+                             {"long_name": "run slowed as a whole by a run-level state (simulation truth)", "units": "1"})
+    return schema.validate(ds)
