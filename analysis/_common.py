@@ -1,0 +1,234 @@
+"""Shared plumbing of the per-question analyses (validation, series cubes, corrections).
+
+Private to :mod:`analysis`: the public functions in ``phases``, ``memory``,
+``kv``, ``monotonicity``, ``steps``, ``boundaries`` and ``backends`` use it so
+that they validate and reshape their input the same way.
+
+A *series* is one cell of every dim of a variable except ``budget`` (the axis
+of change), ``trial`` (replicates) and ``step`` (per-step variables): a
+variable is turned into a numpy *cube* of shape ``(n_series, n_budget,
+n_trial)`` and results are wrapped back onto the series dims with
+:meth:`Series.wrap`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis.errors import InputError
+
+__all__ = [
+    "BUDGET",
+    "TRIAL",
+    "STEP",
+    "Series",
+    "check_dataset",
+    "check_choice",
+    "check_positive_int",
+    "check_fraction",
+    "ok_values",
+    "series_of",
+    "cube",
+    "bh",
+    "segments_of",
+    "quiet",
+]
+
+BUDGET = "budget"
+TRIAL = "trial"
+STEP = "step"
+_TIMING = ("latency", "prefill_time", "decode_time", "step_time")
+
+
+def check_dataset(
+    ds: Any,
+    fn: str,
+    variables: Sequence[str] = (),
+    *,
+    min_budgets: int = 3,
+) -> None:
+    """Raise :class:`InputError` unless ``ds`` can be analysed by ``fn``.
+
+    Checks that ``ds`` is a Dataset with a ``budget`` dim of at least
+    ``min_budgets`` values, that each of ``variables`` is present, numeric,
+    has the ``budget`` dim and holds at least one finite value.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise InputError(f"{fn}() expects an xarray.Dataset, got {type(ds).__name__!r}")
+    if BUDGET not in ds.dims:
+        raise InputError(f"{fn}() needs a {BUDGET!r} dim (the axis of change); the dataset has dims {list(ds.dims)!r}")
+    n_budget = int(ds.sizes[BUDGET])
+    if n_budget < min_budgets:
+        raise InputError(
+            f"{fn}() needs at least {min_budgets} budgets, got {n_budget!r} "
+            f"({ds[BUDGET].values.tolist() if BUDGET in ds.coords else 'no coordinate'})"
+        )
+    if BUDGET not in ds.coords:
+        raise InputError(f"{fn}() needs a {BUDGET!r} coordinate (the number of new tokens)")
+    if ds[BUDGET].dtype.kind not in "iuf":
+        raise InputError(f"{fn}(): coordinate {BUDGET!r} must be numeric, got dtype {str(ds[BUDGET].dtype)!r}")
+    for name in variables:
+        if name not in ds.data_vars:
+            raise InputError(
+                f"{fn}() needs variable {name!r}, which the dataset lacks; it has {sorted(map(str, ds.data_vars))!r}"
+            )
+        var = ds[name]
+        if BUDGET not in var.dims:
+            raise InputError(f"{fn}(): variable {name!r} has dims {var.dims!r}, without {BUDGET!r}")
+        if var.dtype.kind not in "iuf":
+            raise InputError(f"{fn}(): variable {name!r} must be numeric, got dtype {str(var.dtype)!r}")
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any], fn: str) -> None:
+    """Raise :class:`InputError` unless ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise InputError(f"{fn}(): {name} must be one of {choices!r}, got {value!r}")
+
+
+def check_positive_int(value: Any, name: str, fn: str, minimum: int = 1) -> int:
+    """Return ``value`` as int, raising :class:`InputError` unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{fn}(): {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_fraction(value: Any, name: str, fn: str, *, low: float = 0.0, high: float = 1.0) -> float:
+    """Return ``value`` as float, raising :class:`InputError` unless ``low < value < high``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{fn}(): {name} must be a number in ({low}, {high}), got {value!r}") from None
+    if not low < v < high:
+        raise InputError(f"{fn}(): {name} must be in ({low}, {high}), got {value!r}")
+    return v
+
+
+def ok_values(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """``ds[name]`` with cells whose run status is not ok set to NaN (timing variables only)."""
+    da = ds[name]
+    if name in _TIMING and "status" in ds.data_vars:
+        da = da.where(ds["status"] == 0)
+    return da
+
+
+@dataclass(frozen=True)
+class Series:
+    """The independent series of a variable: every dim but budget, trial (and step).
+
+    Attributes
+    ----------
+    dims
+        Series dims, in the variable's order.
+    template
+        A DataArray over the series dims carrying their coordinates (and
+        non-dim coordinates such as ``n_params`` on ``model``).
+    """
+
+    dims: tuple[str, ...]
+    template: xr.DataArray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.template.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def wrap(
+        self,
+        values: Any,
+        extra_dims: Sequence[str] = (),
+        extra_coords: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> xr.DataArray:
+        """Wrap an array of shape ``(n_series, *extra)`` onto the series dims (+ ``extra_dims``)."""
+        arr = np.asarray(values)
+        arr = arr.reshape(self.shape + arr.shape[1:])
+        coords: dict[str, Any] = {k: v for k, v in self.template.coords.items()}
+        coords.update(dict(extra_coords or {}))
+        return xr.DataArray(arr, dims=self.dims + tuple(extra_dims), coords=coords, attrs=dict(attrs or {}))
+
+    def label(self, i: int) -> dict[str, Any]:
+        """Coordinate values of series ``i`` (flat C-order index)."""
+        idx = np.unravel_index(i, self.shape) if self.dims else ()
+        return {d: self.template[d].values[j].item() for d, j in zip(self.dims, idx)}
+
+    def name(self, i: int, skip: Sequence[str] = ("dtype",)) -> str:
+        """Short human name of series ``i`` such as ``gpt2/mps/cache=True/prompt_len=32``."""
+        parts = []
+        for d, v in self.label(i).items():
+            if d in skip and self.template.sizes[d] == 1:
+                continue
+            parts.append(str(v) if d in ("model", "device", "dtype") else f"{d}={v}")
+        return "/".join(parts) or "all"
+
+
+def series_of(da: xr.DataArray, exclude: Sequence[str] = (BUDGET, TRIAL, STEP)) -> Series:
+    """The :class:`Series` of ``da`` (its dims other than ``exclude``)."""
+    dims = tuple(d for d in da.dims if d not in exclude)
+    index = {d: 0 for d in da.dims if d not in dims}
+    template = da.isel(index, drop=True)
+    template = xr.DataArray(
+        np.zeros(template.shape, dtype=np.int8), dims=template.dims, coords=template.coords
+    )
+    return Series(dims=dims, template=template)
+
+
+def cube(da: xr.DataArray, series: Series, inner: Sequence[str] = (BUDGET, TRIAL)) -> np.ndarray:
+    """Values of ``da`` as float array ``(n_series, *inner)``; a missing inner dim gets length 1.
+
+    Computes dask-backed input.
+    """
+    for d in inner:
+        if d not in da.dims:
+            da = da.expand_dims({d: 1}, axis=-1)
+    da = da.transpose(*series.dims, *inner)
+    values = np.asarray(da.values, dtype=np.float64)
+    return values.reshape((series.size,) + values.shape[len(series.dims):])
+
+
+def bh(p: Any) -> np.ndarray:
+    """Benjamini-Hochberg q-values of ``p`` (any shape); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method="fdr_bh")[1]
+    return q
+
+
+def segments_of(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous runs of True in a 1-D bool array as ``(first, last)`` index pairs (inclusive)."""
+    m = np.asarray(mask, dtype=bool)
+    out: list[tuple[int, int]] = []
+    i, n = 0, m.size
+    while i < n:
+        if m[i]:
+            j = i
+            while j + 1 < n and m[j + 1]:
+                j += 1
+            out.append((i, j))
+            i = j + 1
+        else:
+            i += 1
+    return out
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence numpy's RuntimeWarnings (all-NaN slices, empty means) inside the block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(all="ignore"):
+            yield

@@ -1,0 +1,208 @@
+"""Residual non-monotonicity of a variable along the budget axis (isotonic fit).
+
+Generating more tokens should never take less time. :func:`monotonicity`
+fits the best non-decreasing curve (scikit-learn's ``IsotonicRegression``)
+to each series' typical value per budget and reports what it cannot explain:
+the share of variance left over, the *inversions* (a smaller budget
+significantly slower than a larger one) and the largest spike ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+from sklearn.isotonic import IsotonicRegression
+
+from analysis._common import BUDGET, bh, check_dataset, check_fraction, cube, ok_values, quiet, series_of
+from analysis.errors import InputError
+
+__all__ = ["monotonicity", "cell_centers", "noise_sd"]
+
+_MEDIAN_EFF = np.sqrt(np.pi / 2.0)  # SE(median) / SE(mean) for normal data
+
+
+def cell_centers(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (series, budget) centre of log values over trials and the trial count.
+
+    The centre is the median (robust to one slow run) when a cell has 3 or
+    more finite trials, else the mean.
+    """
+    n = np.sum(np.isfinite(logs), axis=-1)
+    with quiet():
+        center = np.where(n >= 3, np.nanmedian(logs, axis=-1), np.nanmean(logs, axis=-1))
+    return center, n
+
+
+def noise_sd(logs: np.ndarray, center: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per-series noise standard deviation of one log value, robustly.
+
+    With replicates: the median of the per-cell sample variances, rescaled by
+    the median of a chi-square variable so that it is unbiased for normal
+    noise (robust to a few cells with a slow run). With one trial: the median
+    absolute second difference of the centres along budget over sqrt(6),
+    scaled by 1.4826 (a smooth trend's second differences are ~0).
+    """
+    n_series = logs.shape[0]
+    out = np.full(n_series, np.nan)
+    with quiet():
+        var = np.nanvar(logs, axis=-1, ddof=1)
+    for s in range(n_series):
+        ok = (n[s] >= 2) & np.isfinite(var[s])
+        if ok.sum() >= 2:
+            df = int(np.median(n[s][ok])) - 1
+            out[s] = np.sqrt(np.median(var[s][ok]) * df / stats.chi2.median(df))
+            continue
+        c = center[s][np.isfinite(center[s])]
+        if c.size >= 4:
+            d2 = c[2:] - 2 * c[1:-1] + c[:-2]
+            out[s] = 1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0)
+    return out
+
+
+def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, min_effect: float = 0.0) -> xr.Dataset:
+    """How far ``var`` is from non-decreasing in budget, per series.
+
+    Per series (every dim but budget and trial) and budget, the centre is the
+    median over trials of ``log(var)`` (the mean for fewer than 3 trials).
+    An isotonic (non-decreasing) regression of the centres on budget,
+    weighted by the number of trials, is the best monotone explanation.
+    An *inversion* is a pair of budgets ``b1 < b2`` whose centres satisfy
+    ``c1 - c2 > log(1 + min_effect)`` with the one-sided z-test of
+    ``c1 - c2 > 0`` (noise from :func:`noise_sd`) significant at ``alpha``
+    after Benjamini-Hochberg correction over every pair tested in the dataset.
+
+    Parameters
+    ----------
+    ds
+        Dataset with ``var`` over a ``budget`` dim (``trial`` optional).
+        Values must be positive; cells whose status is not ok are ignored.
+    var
+        Variable to check, default ``latency``.
+    alpha
+        False-discovery rate of the inversion tests.
+    min_effect
+        Smallest inversion, as a fraction of the larger budget's value, that
+        counts (0: any significant inversion).
+
+    Returns
+    -------
+    xarray.Dataset
+        Over the series dims:
+
+        - ``unexplained_share``: share of the (weighted) variance of the log
+          centres the isotonic fit leaves unexplained, 0..1.
+        - ``n_inversions``: number of significant inversions (pairs).
+        - ``spike_ratio``: largest ``exp(c1 - c2)`` over significant
+          inversions (1 when there are none).
+        - ``spike_budget``, ``spike_recovery_budget``: ``b1`` and ``b2`` of
+          that inversion (NaN when none).
+        - ``noise_sd``: noise SD of one log value (about the coefficient of variation).
+        - ``monotone``: True when there is no significant inversion.
+
+        Over the series dims x budget:
+
+        - ``center``: typical value (``exp`` of the centre, units of ``var``).
+        - ``isotonic``: the isotonic fit (units of ``var``).
+        - ``inverted``: the budget is the smaller member of a significant inversion.
+        - ``inversion_q``: smallest BH q-value of an inversion starting at this budget.
+
+        Attr ``summary``: one line per non-monotone series.
+
+    Raises
+    ------
+    InputError
+        When ``ds`` lacks ``var`` or a ``budget`` dim with at least 3 values,
+        when ``var`` has non-positive values or no finite value, or when
+        ``alpha``/``min_effect`` are out of range.
+    """
+    fn = "monotonicity"
+    check_dataset(ds, fn, [var])
+    alpha = check_fraction(alpha, "alpha", fn)
+    if not (isinstance(min_effect, (int, float)) and 0 <= min_effect < 10):
+        raise InputError(f"{fn}(): min_effect must be a number in [0, 10), got {min_effect!r}")
+    da = ok_values(ds, var)
+    series = series_of(da)
+    values = cube(da, series)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise InputError(f"{fn}(): variable {var!r} has no finite value")
+    if np.any(values[finite] <= 0):
+        raise InputError(f"{fn}(): variable {var!r} must be positive (it is compared on a log scale); found {float(values[finite].min())!r}")
+    budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)
+    order = np.argsort(budgets)
+    budgets = budgets[order]
+    logs = np.log(values[:, order, :])
+    center, n = cell_centers(logs)
+    sd = noise_sd(logs, center, n)
+    se = np.where(n >= 3, _MEDIAN_EFF, 1.0) * sd[:, None] / np.sqrt(np.maximum(n, 1))
+
+    S, B = center.shape
+    iso = np.full((S, B), np.nan)
+    unexplained = np.full(S, np.nan)
+    p_pairs = np.full((S, B, B), np.nan)
+    diff = center[:, :, None] - center[:, None, :]
+    upper = np.triu(np.ones((B, B), dtype=bool), k=1)
+    for s in range(S):
+        ok = np.isfinite(center[s])
+        if ok.sum() < 2:
+            continue
+        w = n[s][ok].astype(float)
+        fit = IsotonicRegression(increasing=True).fit(budgets[ok], center[s][ok], sample_weight=w)
+        iso[s, ok] = fit.predict(budgets[ok])
+        mean = np.average(center[s][ok], weights=w)
+        total = float(np.sum(w * (center[s][ok] - mean) ** 2))
+        resid = float(np.sum(w * (center[s][ok] - iso[s, ok]) ** 2))
+        unexplained[s] = resid / total if total > 0 else 0.0
+        if not np.isfinite(sd[s]) or sd[s] <= 0:
+            continue
+        pair_se = np.sqrt(se[s][:, None] ** 2 + se[s][None, :] ** 2)
+        tested = upper & ok[:, None] & ok[None, :] & (diff[s] > np.log1p(min_effect))
+        with np.errstate(all="ignore"):
+            p_pairs[s][tested] = stats.norm.sf(diff[s][tested] / pair_se[tested])
+    q_pairs = bh(p_pairs)
+    sig = np.nan_to_num(q_pairs, nan=1.0) <= alpha
+
+    n_inv = sig.sum(axis=(1, 2))
+    spike = np.ones(S)
+    spike_b = np.full(S, np.nan)
+    spike_r = np.full(S, np.nan)
+    for s in range(S):
+        if n_inv[s]:
+            d = np.where(sig[s], diff[s], -np.inf)
+            i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+            spike[s], spike_b[s], spike_r[s] = float(np.exp(d[i, j])), budgets[i], budgets[j]
+    with quiet():
+        inv_q = np.nanmin(np.where(np.isfinite(q_pairs), q_pairs, np.inf), axis=2)
+    inv_q[~np.isfinite(inv_q)] = np.nan
+
+    unorder = np.argsort(order)  # back to the dataset's budget order
+    bcoord = {BUDGET: ds[BUDGET].values}
+    out = xr.Dataset(
+        {
+            "unexplained_share": series.wrap(unexplained, attrs={"units": "1", "long_name": "share of variance of log centres the isotonic fit leaves unexplained"}),
+            "n_inversions": series.wrap(n_inv.astype(np.int64), attrs={"units": "1", "long_name": "significant inversions (budget pairs)"}),
+            "spike_ratio": series.wrap(spike, attrs={"units": "1", "long_name": "largest significant inversion ratio value(b1)/value(b2), b1 < b2"}),
+            "spike_budget": series.wrap(spike_b, attrs={"units": "tokens", "long_name": "smaller budget b1 of the largest inversion"}),
+            "spike_recovery_budget": series.wrap(spike_r, attrs={"units": "tokens", "long_name": "larger budget b2 of the largest inversion"}),
+            "noise_sd": series.wrap(sd, attrs={"units": "1", "long_name": "noise SD of one log value"}),
+            "monotone": series.wrap(n_inv == 0, attrs={"long_name": "no significant inversion"}),
+            "center": series.wrap(np.exp(center[:, unorder]), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"typical {var} per budget"}),
+            "isotonic": series.wrap(np.exp(iso[:, unorder]), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"isotonic (non-decreasing) fit of {var}"}),
+            "inverted": series.wrap(sig.any(axis=2)[:, unorder], [BUDGET], bcoord, {"long_name": "budget is the smaller member of a significant inversion"}),
+            "inversion_q": series.wrap(inv_q[:, unorder], [BUDGET], bcoord, {"units": "1", "long_name": "smallest BH q-value of an inversion starting here"}),
+        },
+        attrs={"var": var, "alpha": alpha, "min_effect": float(min_effect)},
+    )
+    lines = []
+    for s in range(S):
+        if n_inv[s]:
+            lines.append(
+                f"{series.name(s)}: {var} not monotone in budget: {int(n_inv[s])} significant inversion(s), "
+                f"largest {spike[s]:.2f}x ({spike_b[s]:g} slower than {spike_r[s]:g}); "
+                f"{100 * unexplained[s]:.1f}% of variance not monotone"
+            )
+    n_mono = int(np.sum(n_inv == 0))
+    head = f"{var}: {n_mono} of {S} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
+    out.attrs["summary"] = "\n".join([head, *lines])
+    return out
