@@ -1,0 +1,285 @@
+"""The sweep journal: an SQLite file (WAL mode) beside the output.
+
+It holds the spec, the environment, the model facts and one row per finished
+run. Each row is committed (``synchronous=FULL``: on disk, not just in the OS
+cache) before the next run starts, so a crash, ``kill -9`` or power cut loses
+at most the run in flight. A unique key on the seven sweep coordinates makes
+a run impossible to record twice. One process at a time may extend a journal
+(an exclusive ``flock`` on ``JOURNAL.lock``, released by the OS if the process
+dies); any number may read it.
+
+Tables: ``meta(key, value)`` (JSON values: ``spec``, ``environment``,
+``command``, ``created``, ``journal_version``, ``workers``),
+``models(name, info)`` and ``runs(id, model, device, dtype, cache, prompt_len,
+budget, trial, status, record, worker, pid, planned, finished_at)``; ``id``
+is the execution sequence.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from collector.errors import JournalError
+from collector.record import RunRecord
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["JOURNAL_VERSION", "RunKey", "JournalRow", "Journal", "journal_path"]
+
+JOURNAL_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, info TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL, device TEXT NOT NULL, dtype TEXT NOT NULL, cache INTEGER NOT NULL,
+    prompt_len INTEGER NOT NULL, budget INTEGER NOT NULL, trial INTEGER NOT NULL,
+    status TEXT NOT NULL, record TEXT NOT NULL, worker INTEGER NOT NULL, pid INTEGER NOT NULL,
+    planned INTEGER NOT NULL, finished_at TEXT NOT NULL,
+    UNIQUE (model, device, dtype, cache, prompt_len, budget, trial)
+);
+"""
+
+
+class RunKey(NamedTuple):
+    """The coordinates of one run on the seven sweep dims."""
+
+    model: str
+    device: str
+    dtype: str
+    cache: bool
+    prompt_len: int
+    budget: int
+    trial: int
+
+    @property
+    def cell(self) -> tuple[str, str, str, bool, int, int]:
+        """The grid point (everything but the trial)."""
+        return tuple(self[:6])  # type: ignore[return-value]
+
+    @property
+    def series(self) -> tuple[str, str, str, bool, int]:
+        """The series along the budget axis (everything but budget and trial)."""
+        return tuple(self[:5])  # type: ignore[return-value]
+
+
+class JournalRow(NamedTuple):
+    """One finished run as stored: execution sequence ``id``, key, record and who ran it."""
+
+    id: int
+    key: RunKey
+    record: RunRecord
+    worker: int
+    pid: int
+    planned: int
+
+
+def journal_path(output: str | os.PathLike[str]) -> Path:
+    """The journal that belongs to an output file: ``runs/x.nc`` -> ``runs/x.journal``."""
+    return Path(output).with_suffix(".journal")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+class Journal:
+    """An open journal. Use :meth:`create` or :meth:`open`, then :meth:`close` (or ``with``)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock_fd: int | None = None
+
+    # ------------------------------------------------------------------ open / create
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], *, spec: dict[str, Any], environment: dict[str, Any],
+               command: str = "") -> "Journal":
+        """Create a new journal (refusing to touch an existing file) and lock it for writing.
+
+        Raises
+        ------
+        JournalError
+            When ``path`` already exists.
+        """
+        p = Path(path)
+        if p.exists():
+            raise JournalError(f"journal {str(p)!r} already exists; continue it with "
+                               f"'python -m collector resume {p}' or choose another output")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = cls._connect(p)
+        self = cls(p, conn)
+        self.lock()
+        for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        meta = {"journal_version": JOURNAL_VERSION, "spec": spec, "environment": environment,
+                "command": command, "created": _now(), "workers": 0}
+        with self._tx():
+            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                             [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
+        return self
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, write: bool = False) -> "Journal":
+        """Open an existing journal (``write=True`` also takes the writer's lock).
+
+        Raises
+        ------
+        JournalError
+            Missing file, not a journal, a newer journal version, or locked by another process.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise JournalError(f"no journal at {str(p)!r}")
+        try:
+            conn = cls._connect(p)
+            version = conn.execute("SELECT value FROM meta WHERE key = 'journal_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
+        if version is None or json.loads(version[0]) != JOURNAL_VERSION:
+            conn.close()
+            found = None if version is None else json.loads(version[0])
+            raise JournalError(f"journal {str(p)!r} has version {found!r}; this package reads {JOURNAL_VERSION!r}")
+        self = cls(p, conn)
+        if write:
+            self.lock()
+        return self
+
+    def lock(self) -> None:
+        """Take the exclusive writer's lock, or raise :class:`JournalError` if another process holds it."""
+        if fcntl is None or self._lock_fd is not None:  # pragma: no cover
+            return
+        fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalError(f"journal {str(self.path)!r} is in use by another process (a running sweep)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        """Close the connection and release the lock."""
+        try:
+            self._conn.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ meta
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> None:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+    def _tx(self) -> "Journal._Tx":
+        return Journal._Tx(self._conn)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A meta value (JSON-decoded)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        """Store a meta value (committed)."""
+        with self._tx():
+            self._conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                               (key, json.dumps(value, sort_keys=True)))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The sweep spec as stored (a :meth:`collector.spec.SweepSpec.to_dict`)."""
+        return dict(self.get("spec"))
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """The environment the sweep started in."""
+        return dict(self.get("environment"))
+
+    def next_worker(self) -> int:
+        """A new worker number, unique within this journal across resumes (committed)."""
+        with self._tx():
+            n = int(json.loads(self._conn.execute("SELECT value FROM meta WHERE key='workers'").fetchone()[0]))
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'workers'", (json.dumps(n + 1),))
+        return n
+
+    def set_model_info(self, name: str, info: dict[str, Any]) -> None:
+        """Store a model's facts (n_params, weights, architecture) once known."""
+        with self._tx():
+            self._conn.execute("INSERT OR REPLACE INTO models(name, info) VALUES (?, ?)",
+                               (name, json.dumps(info, sort_keys=True)))
+
+    def model_info(self) -> dict[str, dict[str, Any]]:
+        """Facts of every model stored so far."""
+        return {n: json.loads(i) for n, i in self._conn.execute("SELECT name, info FROM models")}
+
+    # ------------------------------------------------------------------ runs
+    def add(self, key: RunKey, record: RunRecord, *, worker: int, pid: int, planned: int) -> int:
+        """Commit one finished run; returns its execution sequence number (``id``).
+
+        Raises
+        ------
+        JournalError
+            When the run is already in the journal (it would be counted twice).
+        """
+        try:
+            with self._tx():
+                cur = self._conn.execute(
+                    "INSERT INTO runs(model, device, dtype, cache, prompt_len, budget, trial, status, record, "
+                    "worker, pid, planned, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (key.model, key.device, key.dtype, int(key.cache), int(key.prompt_len), int(key.budget),
+                     int(key.trial), record.status, json.dumps(record.to_dict()), int(worker), int(pid),
+                     int(planned), _now()),
+                )
+        except sqlite3.IntegrityError:
+            raise JournalError(f"run {tuple(key)!r} is already in journal {str(self.path)!r}") from None
+        return int(cur.lastrowid or 0)
+
+    def done(self) -> set[RunKey]:
+        """Keys of every run recorded so far."""
+        cur = self._conn.execute("SELECT model, device, dtype, cache, prompt_len, budget, trial FROM runs")
+        return {RunKey(m, d, dt, bool(c), int(p), int(b), int(t)) for m, d, dt, c, p, b, t in cur}
+
+    def count(self) -> int:
+        """Number of runs recorded."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def rows(self) -> Iterator[JournalRow]:
+        """Every recorded run, in execution order."""
+        cur = self._conn.execute(
+            "SELECT id, model, device, dtype, cache, prompt_len, budget, trial, record, worker, pid, planned "
+            "FROM runs ORDER BY id")
+        for i, m, d, dt, c, p, b, t, rec, w, pid, planned in cur:
+            yield JournalRow(int(i), RunKey(m, d, dt, bool(c), int(p), int(b), int(t)),
+                             RunRecord.from_dict(json.loads(rec)), int(w), int(pid), int(planned))

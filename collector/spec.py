@@ -1,0 +1,455 @@
+"""The sweep spec: what a sweep measures and how, from CLI flags and/or a TOML file.
+
+A :class:`SweepSpec` is immutable and JSON-able (it is stored in the journal
+and in the dataset's ``sweep`` attr). :func:`build_spec` merges a TOML file
+(``--config``) with explicit settings (flags win), fills defaults and checks
+every field; :func:`check_runnable` then checks models and devices against
+this machine without loading any model (for the ``sim`` device, without
+importing torch at all).
+
+TOML layout (keys may also sit at the top level instead of under ``[sweep]``)::
+
+    [sweep]
+    models = ["gpt2"]           # or "gpt2,distilgpt2"
+    devices = ["sim"]
+    cache = "both"              # on | off | both
+    budgets = "8:64:8"          # or [8, 16, 32]; start:stop:step includes stop
+    trials = 3
+
+    [sim]                       # LatencyModel.from_dict, for device "sim"
+    noise_cv = 0.03
+    [[sim.regimes]]
+    start = 21
+    end = 36
+    factor = 4.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = [
+    "SweepSpec",
+    "ENGINES",
+    "TIMINGS",
+    "ISOLATIONS",
+    "ORDERS",
+    "MEMORY_MODES",
+    "CACHE_CHOICES",
+    "WEIGHTS",
+    "SPEC_KEYS",
+    "parse_budgets",
+    "parse_ints",
+    "parse_names",
+    "parse_cache",
+    "read_toml",
+    "build_spec",
+    "check_runnable",
+    "sim_models",
+]
+
+ENGINES: tuple[str, ...] = ("loop", "generate")
+TIMINGS: tuple[str, ...] = ("step", "events", "ends")
+ISOLATIONS: tuple[str, ...] = ("none", "model", "cell")
+ORDERS: tuple[str, ...] = ("random", "sequential")
+MEMORY_MODES: tuple[str, ...] = ("off", "endpoints", "sampled")
+CACHE_CHOICES: tuple[str, ...] = ("on", "off", "both")
+WEIGHTS: tuple[str, ...] = ("auto", "pretrained", "random")
+_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+_DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps", "sim")
+
+#: Largest budget the spec accepts (a typo guard; models check their own positions).
+MAX_BUDGET = 1_000_000
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: the grid, the protocol and where the data go.
+
+    Build it with :func:`build_spec` (which checks every field); the
+    constructor does no checking. ``timeout`` and ``refine`` are None when
+    off. ``sim`` is the ``[sim]`` table (a :class:`collector.sim.LatencyModel`
+    dict) used by device ``sim``.
+    """
+
+    models: tuple[str, ...]
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...] = ("float32",)
+    caches: tuple[bool, ...] = (True, False)
+    prompt_lens: tuple[int, ...] = (8,)
+    budgets: tuple[int, ...] = (8, 16, 32, 64)
+    trials: int = 3
+    warmup: int = 1
+    engine: str = "loop"
+    timing: str = "ends"
+    memory: str = "endpoints"
+    memory_interval: float = 0.005
+    weights: str = "auto"
+    isolation: str = "none"
+    order: str = "random"
+    seed: int = 0
+    timeout: float | None = None
+    refine: int | None = None
+    refine_max_runs: int | None = None
+    output: str | None = None
+    title: str = "decode-regimes latency sweep"
+    sim: Mapping[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_cells(self) -> int:
+        """Grid points (model x device x dtype x cache x prompt_len x budget)."""
+        return (len(self.models) * len(self.devices) * len(self.dtypes) * len(self.caches)
+                * len(self.prompt_lens) * len(self.budgets))
+
+    @property
+    def n_runs(self) -> int:
+        """Measured runs of the grid (cells x trials), refinement not counted."""
+        return self.n_cells * self.trials
+
+    @property
+    def simulated(self) -> bool:
+        """True when every device is ``sim``."""
+        return all(d == "sim" for d in self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (inverse: :meth:`from_dict`)."""
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        d["sim"] = json.loads(json.dumps(dict(self.sim)))
+        return d
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as a JSON string (sorted keys)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SweepSpec":
+        """Rebuild a spec stored by :meth:`to_dict` (validated again)."""
+        return build_spec(dict(d), defaults=False)
+
+    def replace(self, **changes: Any) -> "SweepSpec":
+        """A validated copy with some fields changed."""
+        d = self.to_dict()
+        d.update(changes)
+        return build_spec(d, defaults=False)
+
+
+#: Keys a TOML file / settings mapping may hold (besides the ``[sim]`` table).
+SPEC_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SweepSpec))
+_ALIASES = {"cache": "caches", "prompt_len": "prompt_lens", "budget": "budgets", "model": "models",
+            "device": "devices", "dtype": "dtypes", "prompt-lens": "prompt_lens", "refine-max-runs": "refine_max_runs",
+            "memory-interval": "memory_interval"}
+
+
+# --------------------------------------------------------------------------- parsers
+def _pieces(value: Any, what: str) -> list[Any]:
+    """Split comma-separated strings; accept lists of strings/numbers."""
+    if isinstance(value, (str, int, float, bool)):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, (bytes, bytearray)):
+        raise ConfigError(f"{what} must be a list or a comma-separated string, got {value!r}")
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            out.extend(p.strip() for p in item.split(",") if p.strip())
+        else:
+            out.append(item)
+    if not out:
+        raise ConfigError(f"{what} needs at least one value, got {value!r}")
+    return out
+
+
+def parse_names(value: Any, what: str, choices: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Names from a list or ``"a,b"``; duplicates dropped in order; checked against ``choices``."""
+    names: list[str] = []
+    for item in _pieces(value, what):
+        if not isinstance(item, str):
+            raise ConfigError(f"{what} must be names (strings), got {item!r}")
+        if choices is not None and item not in choices:
+            raise ConfigError(f"unknown {what.rstrip('s')} {item!r}; choices: {', '.join(choices)}")
+        if item not in names:
+            names.append(item)
+    return tuple(names)
+
+
+def _to_int(item: Any, what: str) -> int:
+    if isinstance(item, bool):
+        raise ConfigError(f"{what} must be integers, got {item!r}")
+    if isinstance(item, int):
+        return item
+    if isinstance(item, float) and item.is_integer():
+        return int(item)
+    if isinstance(item, str):
+        try:
+            return int(item.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{what} must be integers, got {item!r}")
+
+
+def parse_ints(value: Any, what: str, minimum: int = 1) -> tuple[int, ...]:
+    """Integers from a list, ``"1,2,3"`` or ranges ``"start:stop:step"`` (stop included when on the grid).
+
+    The result is sorted and free of duplicates.
+    """
+    values: set[int] = set()
+    for item in _pieces(value, what):
+        if isinstance(item, str) and ":" in item:
+            parts = item.split(":")
+            if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+                raise ConfigError(f"{what} range {item!r} must be start:stop or start:stop:step, e.g. '8:64:8'")
+            start, stop = _to_int(parts[0], what), _to_int(parts[1], what)
+            step = _to_int(parts[2], what) if len(parts) == 3 else 1
+            if step < 1:
+                raise ConfigError(f"{what} range {item!r} needs a step >= 1, got {step!r}")
+            if stop < start:
+                raise ConfigError(f"{what} range {item!r} has stop {stop!r} < start {start!r}")
+            if (stop - start) // step > 100_000:
+                raise ConfigError(f"{what} range {item!r} has more than 100000 values")
+            values.update(range(start, stop + 1, step))
+        else:
+            values.add(_to_int(item, what))
+    low = min(values)
+    if low < minimum:
+        raise ConfigError(f"{what} must be >= {minimum}, got {low!r}")
+    return tuple(sorted(values))
+
+
+def parse_budgets(value: Any) -> tuple[int, ...]:
+    """Budgets from a list, ``"8,16"`` or ``"8:64:8"`` (8, 16, ..., 64: stop included)."""
+    budgets = parse_ints(value, "budgets", minimum=1)
+    if budgets[-1] > MAX_BUDGET:
+        raise ConfigError(f"budgets must be <= {MAX_BUDGET}, got {budgets[-1]!r}")
+    return budgets
+
+
+def parse_cache(value: Any) -> tuple[bool, ...]:
+    """``on`` -> (True,), ``off`` -> (False,), ``both`` -> (True, False); also bools or lists of them."""
+    mapping = {"on": (True,), "off": (False,), "both": (True, False), "true": (True,), "false": (False,)}
+    if isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in mapping:
+            return mapping[key]
+        raise ConfigError(f"unknown cache {value!r}; choices: {', '.join(CACHE_CHOICES)}")
+    if isinstance(value, Sequence):
+        out: list[bool] = []
+        for item in value:
+            for c in parse_cache(item):
+                if c not in out:
+                    out.append(c)
+        if out:
+            return tuple(out)
+    raise ConfigError(f"unknown cache {value!r}; choices: {', '.join(CACHE_CHOICES)}")
+
+
+def _choice(value: Any, what: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}; choices: {', '.join(choices)}")
+    return str(value)
+
+
+def _int(value: Any, what: str, minimum: int) -> int:
+    v = _to_int(value, what)
+    if v < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return v
+
+
+def _seconds_or_none(value: Any, what: str) -> float | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number of seconds (or 'none'), got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v < 0:
+        raise ConfigError(f"{what} must be a positive number of seconds (or 'none'), got {value!r}")
+    return None if v == 0 else v
+
+
+# --------------------------------------------------------------------------- TOML
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a sweep TOML file into a flat settings dict (``[sweep]`` merged into the top level).
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable, not TOML, or holds unknown keys.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {str(p)!r} is not valid TOML: {exc}") from None
+    settings = {k: v for k, v in data.items() if k != "sweep"}
+    sweep = data.get("sweep", {})
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"config {str(p)!r}: [sweep] must be a table, got {sweep!r}")
+    settings.update(sweep)
+    if "sim" in settings and not isinstance(settings["sim"], dict):
+        raise ConfigError(f"config {str(p)!r}: [sim] must be a table, got {settings['sim']!r}")
+    return settings
+
+
+# --------------------------------------------------------------------------- build
+def _canonical(settings: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = _ALIASES.get(key, key.replace("-", "_"))
+        if name not in SPEC_KEYS:
+            raise ConfigError(f"unknown sweep setting {key!r}; choices: {', '.join(sorted(SPEC_KEYS))}")
+        out[name] = value
+    return out
+
+
+def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapping[str, Any] | None = None) -> SweepSpec:
+    """Check settings and return a :class:`SweepSpec`.
+
+    Parameters
+    ----------
+    settings
+        Field values (names of :data:`SPEC_KEYS`, or the aliases ``cache``,
+        ``prompt_len``, ``budget``...). ``None`` values mean "not given".
+    defaults
+        Fill missing ``models`` / ``devices`` with the quick defaults
+        (``distilgpt2`` on the best available device); when False they are required.
+    base
+        Settings underneath ``settings`` (e.g. from a TOML file): ``settings`` wins.
+
+    Raises
+    ------
+    ConfigError
+        Naming the bad value and the choices.
+    """
+    merged = _canonical(base or {})
+    merged.update({k: v for k, v in _canonical(settings).items() if v is not None})
+    if "models" not in merged:
+        if not defaults:
+            raise ConfigError("sweep setting 'models' is missing; give at least one model, e.g. models = ['gpt2']")
+        merged["models"] = "distilgpt2"
+    if "devices" not in merged:
+        if not defaults:
+            raise ConfigError("sweep setting 'devices' is missing; choices: " + ", ".join(_DEVICES))
+        from collector.environment import best_device
+
+        merged["devices"] = best_device()
+    kw: dict[str, Any] = {
+        "models": parse_names(merged["models"], "models"),
+        "devices": parse_names(merged["devices"], "devices", _DEVICES),
+    }
+    if "dtypes" in merged:
+        kw["dtypes"] = parse_names(merged["dtypes"], "dtypes", _DTYPES)
+    if "caches" in merged:
+        kw["caches"] = parse_cache(merged["caches"])
+    if "prompt_lens" in merged:
+        kw["prompt_lens"] = parse_ints(merged["prompt_lens"], "prompt_lens", minimum=1)
+    if "budgets" in merged:
+        kw["budgets"] = parse_budgets(merged["budgets"])
+    for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0)):
+        if name in merged:
+            kw[name] = _int(merged[name], name, minimum)
+    for name, choices in (("engine", ENGINES), ("timing", TIMINGS), ("memory", MEMORY_MODES), ("weights", WEIGHTS),
+                          ("isolation", ISOLATIONS), ("order", ORDERS)):
+        if name in merged:
+            kw[name] = _choice(merged[name], name, choices)
+    if "memory_interval" in merged:
+        v = _seconds_or_none(merged["memory_interval"], "memory_interval")
+        if v is None:
+            raise ConfigError(f"memory_interval must be a positive number of seconds, got {merged['memory_interval']!r}")
+        kw["memory_interval"] = v
+    if "timeout" in merged:
+        kw["timeout"] = _seconds_or_none(merged["timeout"], "timeout")
+    if merged.get("refine") not in (None, 0, "none", "off"):
+        kw["refine"] = _int(merged["refine"], "refine", 1)
+    if merged.get("refine_max_runs") is not None:
+        kw["refine_max_runs"] = _int(merged["refine_max_runs"], "refine_max_runs", 0)
+    if merged.get("output") is not None:
+        if not isinstance(merged["output"], (str, os.PathLike)) or not str(merged["output"]).strip():
+            raise ConfigError(f"output must be a file path, got {merged['output']!r}")
+        kw["output"] = str(merged["output"])
+    if "title" in merged:
+        kw["title"] = str(merged["title"])
+    if merged.get("sim"):
+        if not isinstance(merged["sim"], Mapping):
+            raise ConfigError(f"sim must be a table of LatencyModel settings, got {merged['sim']!r}")
+        from collector.sim import LatencyModel
+
+        LatencyModel.from_dict(merged["sim"])  # raises ConfigError naming the bad key
+        kw["sim"] = json.loads(json.dumps(dict(merged["sim"])))
+    spec = SweepSpec(**kw)
+    if spec.n_runs > 10_000_000:
+        raise ConfigError(f"the sweep has {spec.n_runs!r} runs; more than 10000000 is surely a mistake")
+    return spec
+
+
+# --------------------------------------------------------------------------- runnable here?
+def sim_models(spec: SweepSpec) -> tuple[str, ...]:
+    """Model names the ``sim`` device knows with this spec's ``[sim]`` table."""
+    from collector.sim import LatencyModel
+
+    return tuple(LatencyModel.from_dict(spec.sim).costs)
+
+
+def check_runnable(spec: SweepSpec) -> None:
+    """Check every model, device and dtype of ``spec`` on this machine without loading a model.
+
+    Device ``sim`` needs no torch: its models must be known to the latency
+    model (presets, or ``costs`` in ``[sim]``). Other devices go through
+    :func:`collector.measurement.check_request` (which reads at most a model
+    config and runs a tiny matmul) for each model x device x dtype at the
+    largest prompt length and budget.
+
+    Raises
+    ------
+    UnknownModelError, DeviceUnavailableError, ConfigError
+    """
+    real = [d for d in spec.devices if d != "sim"]
+    if "sim" in spec.devices:
+        known = sim_models(spec)
+        for m in spec.models:
+            if m not in known:
+                raise UnknownModelError(f"unknown model {m!r} for device 'sim'; choices: {', '.join(known)} "
+                                        "(or add its costs under [sim.costs])")
+    if not real:
+        return
+    if spec.sim and "sim" not in spec.devices:
+        raise ConfigError("a [sim] table was given but no device is 'sim'; add devices = ['sim'] or drop [sim]")
+    from collector.environment import available_devices
+
+    here = available_devices()
+    for d in real:
+        if d not in here:
+            raise DeviceUnavailableError(f"device {d!r} is not available on this machine; available here: {', '.join(here)}")
+    from collector.measurement import check_request
+
+    for m in spec.models:
+        for d in real:
+            for dt in spec.dtypes:
+                check_request(model=m, device=d, dtype=dt, budget=max(spec.budgets), cache=spec.caches[0],
+                              prompt_len=max(spec.prompt_lens), engine=spec.engine, timing=spec.timing,
+                              weights=spec.weights, seed=spec.seed, memory=spec.memory,
+                              memory_interval=spec.memory_interval)

@@ -1,0 +1,436 @@
+"""Run a sweep: order, isolation, warm-up, timeouts, failures, journal and refinement.
+
+Order. All cell x trial runs of the grid are put in a seeded random order
+(:func:`collector.sim.execution_order`), or in grid order with
+``order="sequential"`` (warned about: a slow episode of the host is then
+indistinguishable from a budget regime). Isolation then groups that sequence
+by process, keeping the random order inside each group and ordering groups
+by their first run: ``none`` one process for every run (fully interleaved);
+``model`` one fresh process per loaded model (model x device x dtype);
+``cell`` one fresh process per cell (grid point), in which its warm-up and
+its trials run back to back.
+
+Processes. Runs are measured in worker processes (:mod:`collector.worker`),
+never in the sweep's own process, so a run that crashes its process, hangs
+past ``timeout`` (the worker is killed) or raises becomes a row with status
+``error``, ``timeout`` or ``oom`` (an out-of-memory exception, or a worker
+killed by SIGKILL, which is what the system's out-of-memory killer sends), and
+the sweep goes on with a fresh worker. Warm-up: before the first run of a
+cell in a process, ``warmup`` unrecorded runs of that cell.
+
+Journal. Each finished run is committed to the journal before the next one
+starts; a sweep resumed from the journal runs exactly the runs not in it.
+
+Refinement (``refine``): after the grid, rounds of :func:`collector.refine.next_budgets`
+per series, each new budget with all its trials, until every boundary is
+located or ``refine_max_runs`` (default: as many runs as the grid) is spent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+import zlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from collector import refine as _refine
+from collector.journal import Journal, RunKey
+from collector.record import RunRecord
+from collector.sim import execution_order
+from collector.spec import SweepSpec
+
+__all__ = [
+    "SequentialOrderWarning",
+    "SweepEvent",
+    "SweepResult",
+    "grid_keys",
+    "plan",
+    "run_seed",
+    "run_sweep",
+]
+
+
+class SequentialOrderWarning(UserWarning):
+    """The sweep runs in grid order: host episodes can masquerade as budget regimes."""
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """What :func:`run_sweep` reports to its ``on_event`` callback.
+
+    ``kind``: ``start`` (``done`` runs already in the journal of ``total``),
+    ``run`` (``key`` finished with ``record``), ``refine`` (``total`` grew:
+    ``message`` says why), ``end``.
+    """
+
+    kind: str
+    done: int
+    total: int
+    key: RunKey | None = None
+    record: RunRecord | None = None
+    message: str = ""
+
+
+@dataclass
+class SweepResult:
+    """Counts and times of one :func:`run_sweep` call.
+
+    ``wall_time`` is the whole call; ``setup_time`` the part spent starting
+    workers, loading models and warming up; ``measured_time`` the sum of the
+    latencies of the ok runs measured in this call.
+    """
+
+    recorded: int = 0
+    in_journal: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    wall_time: float = 0.0
+    setup_time: float = 0.0
+    measured_time: float = 0.0
+    refine_runs: int = 0
+    boundaries: dict[tuple[Any, ...], list[_refine.Boundary]] = field(default_factory=dict)
+
+    @property
+    def overhead(self) -> float:
+        """(wall time - setup time) / measured time: 1.0 would be no orchestration cost at all."""
+        return (self.wall_time - self.setup_time) / self.measured_time if self.measured_time > 0 else math.nan
+
+
+# --------------------------------------------------------------------------- planning
+def grid_keys(spec: SweepSpec, budgets: Sequence[int] | None = None) -> list[RunKey]:
+    """Every run of the grid in C order over the sweep dims."""
+    return [RunKey(m, d, dt, c, p, b, t)
+            for m in spec.models for d in spec.devices for dt in spec.dtypes for c in spec.caches
+            for p in spec.prompt_lens for b in (spec.budgets if budgets is None else budgets)
+            for t in range(spec.trials)]
+
+
+def _group(spec: SweepSpec, key: RunKey) -> Any:
+    if spec.isolation == "model":
+        return (key.model, key.device, key.dtype)
+    if spec.isolation == "cell":
+        return key.cell
+    return None
+
+
+def plan(spec: SweepSpec, keys: Sequence[RunKey] | None = None, *, seed: int | None = None) -> list[RunKey]:
+    """The execution sequence of ``keys`` (default: the grid): ordered, then grouped by process."""
+    keys = grid_keys(spec) if keys is None else list(keys)
+    position = execution_order(len(keys), order=spec.order, seed=spec.seed if seed is None else seed)
+    sequence = [keys[i] for i in np.argsort(position, kind="stable")]
+    groups: dict[Any, list[RunKey]] = {}
+    for k in sequence:
+        groups.setdefault(_group(spec, k), []).append(k)
+    return [k for g in groups.values() for k in g]
+
+
+def run_seed(seed: int, key: RunKey) -> int:
+    """Seed of one run (prompt ids, simulated noise): fixed by the sweep seed and the run's coordinates."""
+    return (int(seed) * 1_000_003 + zlib.crc32(repr(tuple(key)).encode())) % (2**31 - 1)
+
+
+# --------------------------------------------------------------------------- workers
+class _Died(Exception):
+    def __init__(self, status: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process (``python -m collector.worker``) and its pipes."""
+
+    def __init__(self, spec: dict[str, Any], number: int, group: Any) -> None:
+        from multiprocessing.connection import Connection
+
+        env = dict(os.environ)
+        paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self._recv = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.number, self.group = number, group
+        self.pid = int(self.proc.pid)
+        self.loaded: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        self.warmed: set[tuple[Any, ...]] = set()
+        self.init = {"op": "init", "spec": spec}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, msg: dict[str, Any], timeout: float | None, should_stop: Callable[[], bool]) -> dict[str, Any]:
+        if self.init is not None:
+            init, self.init = self.init, None
+            self.request(init, 120.0, should_stop)
+        try:
+            self._send.send(msg)
+        except OSError:
+            self.proc.wait(5)
+            raise _Died(self._death_status(), self._death()) from None
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = min(0.1, max(0.0, deadline - time.monotonic()))
+            if self._recv.poll(wait):
+                try:
+                    return dict(self._recv.recv())
+                except (EOFError, OSError):
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        self.kill()
+                    raise _Died(self._death_status(), self._death()) from None
+            if should_stop():
+                self.kill()
+                raise _Stopped()
+            if not self.alive():
+                raise _Died(self._death_status(), self._death())
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise _Died("timeout", f"no result within the {timeout:g} s timeout; worker {self.number} killed")
+
+    def _death_status(self) -> str:
+        return "oom" if self.proc.returncode == -signal.SIGKILL else "error"
+
+    def _death(self) -> str:
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            why = " (the system's out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
+            return f"worker {self.number} (pid {self.pid}) died from signal {name}{why}"
+        return f"worker {self.number} (pid {self.pid}) died with exit code {code!r}"
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+            pass
+        for c in (self._send, self._recv):
+            if not c.closed:
+                c.close()
+
+    def close(self) -> None:
+        if self.alive() and self.init is None:
+            try:
+                self._send.send({"op": "exit"})
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+# --------------------------------------------------------------------------- the sweep
+class _Runner:
+    def __init__(self, spec: SweepSpec, journal: Journal, on_event: Callable[[SweepEvent], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.spec, self.journal = spec, journal
+        self.spec_dict = spec.to_dict()
+        self.on_event = on_event or (lambda e: None)
+        self.should_stop = should_stop or (lambda: False)
+        self.worker: _Worker | None = None
+        self.result = SweepResult()
+        self.done = journal.done()
+        self.total = 0
+        self.model_info = journal.model_info()
+        self.limit = spec.refine_max_runs if spec.refine_max_runs is not None else spec.n_runs
+        self.position_scale = spec.n_runs + (self.limit if spec.refine else 0)
+
+    # -- one run -----------------------------------------------------------------------
+    def _worker_for(self, key: RunKey) -> _Worker:
+        group = _group(self.spec, key)
+        w = self.worker
+        if w is not None and (w.group != group or not w.alive()):
+            w.close()
+            w = self.worker = None
+        if w is None:
+            t0 = time.perf_counter()
+            w = self.worker = _Worker(self.spec_dict, self.journal.next_worker(), group)
+            self.result.setup_time += time.perf_counter() - t0
+        return w
+
+    def _failed(self, key: RunKey, status: str, error: str, started: Any) -> RunRecord:
+        info = self.model_info.get(key.model, {})
+        return RunRecord(model=key.model, device=key.device, dtype=key.dtype, cache=key.cache,
+                         prompt_len=key.prompt_len, budget=key.budget, engine=self.spec.engine,
+                         timing=self.spec.timing, status=status, error=error, started_at=started,
+                         n_params=int(info.get("n_params", -1)), weights=str(info.get("weights", "random")),
+                         architecture=str(info.get("architecture", "")))
+
+    def _measure(self, w: _Worker, key: RunKey, planned: int) -> RunRecord:
+        import datetime as _dt
+
+        started = _dt.datetime.now(_dt.timezone.utc)
+        timeout = self.spec.timeout
+        seed = run_seed(self.spec.seed, key)
+        lk = (key.model, key.device, key.dtype)
+        t0 = time.perf_counter()
+        try:
+            if lk not in w.loaded:
+                reply = w.request({"op": "load", "model": key.model, "device": key.device, "dtype": key.dtype},
+                                  None if timeout is None else max(600.0, 10 * timeout), self.should_stop)
+                if reply["ok"]:
+                    w.loaded[lk] = None
+                    if key.model not in self.model_info:
+                        self.model_info[key.model] = reply["info"]
+                        self.journal.set_model_info(key.model, reply["info"])
+                else:
+                    w.loaded[lk] = (reply["status"], "loading the model failed: " + reply["error"])
+            if w.loaded[lk] is not None:
+                status, error = w.loaded[lk]  # type: ignore[misc]
+                return self._failed(key, status, error, started)
+            if self.spec.warmup and key.cell not in w.warmed:
+                w.request({"op": "warmup", "key": tuple(key), "n": self.spec.warmup, "seed": seed},
+                          None if timeout is None else timeout * self.spec.warmup + 60, self.should_stop)
+                w.warmed.add(key.cell)  # a failed warm-up is not raised: the measured run records its own status
+        except _Died as exc:
+            self.worker = None
+            return self._failed(key, exc.status, "during load/warm-up: " + exc.error, started)
+        finally:
+            self.result.setup_time += time.perf_counter() - t0
+        started = _dt.datetime.now(_dt.timezone.utc)
+        try:
+            reply = w.request({"op": "run", "key": tuple(key), "seed": seed,
+                               "position": min(planned / max(self.position_scale, 1), 0.999999)},
+                              timeout, self.should_stop)
+        except _Died as exc:
+            self.worker = None
+            return self._failed(key, exc.status, exc.error, started)
+        if not reply["ok"]:
+            return self._failed(key, reply["status"], reply["error"], started)
+        rec = RunRecord.from_dict(reply["record"])
+        if (rec.model, rec.device, rec.dtype, rec.cache, rec.prompt_len, rec.budget) != key.cell:
+            return self._failed(key, "error", f"worker answered for {rec.model, rec.device, rec.budget}", started)
+        return rec
+
+    def execute(self, sequence: Iterable[tuple[int, RunKey]]) -> bool:
+        """Run each (planned index, key) not yet done; False when stopped."""
+        for planned, key in sequence:
+            if key in self.done:
+                continue
+            if self.should_stop():
+                return False
+            w = self._worker_for(key)
+            try:
+                rec = self._measure(w, key, planned)
+            except _Stopped:
+                self.worker = None
+                return False
+            self.journal.add(key, rec, worker=w.number, pid=w.pid, planned=planned)
+            self.done.add(key)
+            self.result.recorded += 1
+            if rec.ok:
+                self.result.measured_time += rec.latency
+            else:
+                self.result.failed += 1
+            if key.budget not in self.spec.budgets:
+                self.result.refine_runs += 1
+            self.on_event(SweepEvent("run", len(self.done), max(self.total, len(self.done)), key, rec))
+        return True
+
+    # -- refinement ------------------------------------------------------------------------
+    def _samples(self) -> dict[tuple[Any, ...], dict[int, list[float]]]:
+        out: dict[tuple[Any, ...], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for row in self.journal.rows():
+            series = out[row.key.series]
+            lst = series[row.key.budget]
+            if row.record.ok:
+                lst.append(row.record.latency)
+        return out
+
+    def refine(self) -> bool:
+        spec = self.spec
+        grid = set(spec.budgets)
+        series_keys = {k.series for k in grid_keys(spec)}
+        while True:
+            refined_done = sum(1 for k in self.done if k.budget not in grid)
+            # finish budgets a previous (interrupted) round started
+            started = {(k.series, k.budget) for k in self.done if k.budget not in grid}
+            keys = [RunKey(*s, b, t) for s, b in sorted(started) for t in range(spec.trials)
+                    if RunKey(*s, b, t) not in self.done]
+            if not keys:
+                samples = self._samples()
+                for s in sorted(series_keys):
+                    measured = set(samples.get(s, {}))
+                    for b in _refine.next_budgets(samples.get(s, {}), grid=grid, resolution=spec.refine or 1,
+                                                  measured=measured):
+                        keys.extend(RunKey(*s, b, t) for t in range(spec.trials))
+            room = self.limit - refined_done
+            if not keys or room <= 0:
+                self._boundaries()
+                return True
+            keys = keys[: room - room % spec.trials] if len(keys) > room else keys
+            if not keys:
+                self._boundaries()
+                return True
+            self.total = len(self.done) + len(keys)
+            self.on_event(SweepEvent("refine", len(self.done), self.total, message=f"refining: {len(keys)} more runs"))
+            sequence = plan(spec, keys, seed=spec.seed + refined_done + 1)
+            if not self.execute((spec.n_runs + refined_done + i, k) for i, k in enumerate(sequence)):
+                return False
+
+    def _boundaries(self) -> None:
+        samples = self._samples()
+        for s, data in samples.items():
+            found = _refine.find_boundaries(data, grid=set(self.spec.budgets), resolution=self.spec.refine or 1)
+            if found:
+                self.result.boundaries[s] = found
+
+    # -- all ---------------------------------------------------------------------------------
+    def run(self) -> SweepResult:
+        t0 = time.perf_counter()
+        spec = self.spec
+        sequence = plan(spec)
+        self.total = max(len(self.done), spec.n_runs + sum(1 for k in self.done if k.budget not in spec.budgets))
+        self.on_event(SweepEvent("start", len(self.done), self.total))
+        try:
+            ok = self.execute(enumerate(sequence))
+            if ok and spec.refine:
+                ok = self.refine()
+            self.result.interrupted = not ok
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+                self.worker = None
+            self.result.wall_time = time.perf_counter() - t0
+            self.result.in_journal = len(self.done)
+        self.on_event(SweepEvent("end", len(self.done), max(self.total, len(self.done))))
+        return self.result
+
+
+def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEvent], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> SweepResult:
+    """Run (or continue) the sweep of ``spec``, recording into ``journal``.
+
+    Runs already in the journal are skipped, so the same call resumes an
+    interrupted sweep. ``should_stop`` is polled between runs and while
+    waiting for one (every 0.1 s); when it returns True the run in flight is
+    abandoned (its worker killed, nothing recorded) and the call returns with
+    ``interrupted=True``.
+
+    Warns
+    -----
+    SequentialOrderWarning
+        When ``spec.order == "sequential"``.
+    """
+    if spec.order == "sequential":
+        warnings.warn("runs go in grid order (--order sequential): a slow episode of the host will look "
+                      "like a budget regime; prefer --order random", SequentialOrderWarning, stacklevel=2)
+    return _Runner(spec, journal, on_event, should_stop).run()
