@@ -1,0 +1,291 @@
+"""The per-series engine of :func:`analysis.regimes.regimes` (pure numpy).
+
+:func:`analyse_block` takes a block of series ``(..., budget, trial)`` and
+returns one packed float array ``(..., field, slot)`` holding, per series, the
+per-budget results (baseline, ratio, regime id, normal flag), the per-segment
+results padded to ``slot`` entries, and a few per-series scalars. It depends
+only on its inputs (random draws are seeded per series), so the result of a
+block does not depend on how the series were split into blocks: eager and
+dask-parallel runs give the same numbers.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from analysis import baseline as _bl
+from analysis import segments as _sg
+from analysis import stats as _st
+
+__all__ = ["FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "n_slots", "analyse_block"]
+
+#: per budget
+FIELDS_BUDGET: tuple[str, ...] = ("baseline", "ratio", "regime", "normal")
+#: per segment (indices are positions on the budget axis)
+FIELDS_SEGMENT: tuple[str, ...] = (
+    "seg_start", "seg_end", "start_lo", "start_hi", "end_lo", "end_hi",
+    "level", "effect", "effect_lo", "effect_hi", "p", "reproducible", "in_normal", "n_cells",
+)
+#: per series (stored in the first slots of the last field)
+FIELDS_SERIES: tuple[str, ...] = ("sigma", "penalty", "degree", "n_segments", "detected")
+N_FIELDS = len(FIELDS_BUDGET) + len(FIELDS_SEGMENT) + 1
+_MAX_BOOT_CELLS = 4_000_000
+_MAX_BOUNDARY_BOOT = 200
+
+
+def n_slots(n_budget: int) -> int:
+    """Width of the packed slot axis for ``n_budget`` budgets."""
+    return max(n_budget, len(FIELDS_SERIES))
+
+
+def _nanmedian(a: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
+
+
+def analyse_block(
+    y: np.ndarray,
+    degree: np.ndarray,
+    series_id: np.ndarray,
+    *,
+    budgets: np.ndarray,
+    method: str,
+    penalty: float | None,
+    min_effect: float,
+    n_boot: int,
+    seed: int,
+    normal_rule: str,
+) -> np.ndarray:
+    """Baseline, segments and segment statistics of every series in a block.
+
+    Parameters
+    ----------
+    y
+        ``(..., budget, trial)`` positive values (NaN: no data).
+    degree
+        ``(...)`` polynomial degree of the expected scaling (0, 1, 2; -1:
+        choose linear or quadratic by fit).
+    series_id
+        ``(...)`` a stable integer per series (seeds its random draws).
+    budgets
+        ``(budget,)`` increasing budget values.
+    method, penalty, min_effect, n_boot, seed, normal_rule
+        As in :func:`analysis.regimes.regimes`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., N_FIELDS, n_slots(budget))`` packed results (see the module's
+        ``FIELDS_*``).
+    """
+    lead = y.shape[:-2]
+    nb, T = y.shape[-2:]
+    Y = np.asarray(y, dtype=float).reshape(-1, nb, T)
+    deg_in = np.broadcast_to(np.asarray(degree), lead).reshape(-1).astype(int)
+    sid = np.broadcast_to(np.asarray(series_id), lead).reshape(-1).astype(np.int64)
+    S = Y.shape[0]
+    W = n_slots(nb)
+    out = np.full((S, N_FIELDS, W), np.nan)
+    if S == 0:
+        return out.reshape(lead + (N_FIELDS, W))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        L = np.where(np.isfinite(Y) & (Y > 0), np.log(np.where(Y > 0, Y, 1.0)), np.nan)
+    m = _nanmedian(L, axis=-1)
+    n_t = np.isfinite(L).sum(axis=-1)
+    has = np.isfinite(m)
+    n_valid = has.sum(axis=1)
+    x = np.asarray(budgets, dtype=float) / float(np.max(budgets))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        n_typ = np.nan_to_num(np.nanmedian(np.where(n_t > 0, n_t, np.nan), axis=1), nan=1.0)
+
+    # ---- noise: replicates where there are any, neighbour differences otherwise
+    sig_run = _st.replicate_sigma(L)
+    sig_m = _st.median_sigma(np.maximum(np.nan_to_num(sig_run, nan=0.02), _st.SIGMA_FLOOR), n_typ)
+    deg = deg_in.copy()
+    auto = deg < 0
+    if auto.any():
+        deg[auto] = _bl.choose_degree(m[auto], x, scale_floor=sig_m[auto])
+    base = _fit_by_degree(m, x, deg, sig_m)
+    single = ~np.isfinite(sig_run)
+    if single.any():
+        r0 = m - np.log(base)
+        sig_run[single] = _st.neighbour_sigma(r0[single])
+        sig_run = np.maximum(np.nan_to_num(sig_run, nan=0.02), _st.SIGMA_FLOOR)
+        sig_m = _st.median_sigma(sig_run, n_typ)
+        base[single] = _fit_by_degree(m[single], x, deg[single], sig_m[single])
+    sig_run = np.maximum(sig_run, _st.SIGMA_FLOOR)
+    sig_m = _st.median_sigma(sig_run, n_typ)
+    pen = 2.0 * sig_m**2 * np.log(np.maximum(n_valid, 2)) if penalty is None else np.full(S, float(penalty))
+
+    thr = float(np.log1p(min_effect))
+    r0 = m - np.log(base)
+    with np.errstate(invalid="ignore"):
+        evidence = np.nanmax(np.abs(np.where(has, r0, 0.0)), axis=1) >= thr
+    run = evidence & (n_valid >= 3)
+    iB, iS, iX = 0, len(FIELDS_BUDGET), len(FIELDS_BUDGET) + len(FIELDS_SEGMENT)
+    seg = {name: iS + k for k, name in enumerate(FIELDS_SEGMENT)}
+
+    # ---- series without evidence: one normal segment, no detector run
+    quiet = np.flatnonzero(~run & (n_valid > 0))
+    if quiet.size:
+        E = L[quiet] - np.log(base[quiet])[:, :, None]
+        first = np.argmax(has[quiet], axis=1)
+        last = nb - 1 - np.argmax(has[quiet][:, ::-1], axis=1)
+        out[quiet, iB + 0, :nb] = base[quiet]
+        out[quiet, iB + 1, :nb] = np.exp(r0[quiet])
+        out[quiet, iB + 2, :nb] = 0.0
+        out[quiet, iB + 3, :nb] = 1.0
+        out[quiet, seg["seg_start"], 0] = first
+        out[quiet, seg["seg_end"], 0] = last
+        out[quiet, seg["level"], 0] = _nanmedian(np.where(has[quiet], r0[quiet], np.nan), axis=1)
+        est, lo, hi = _bootstrap_many(E, n_boot, seed)
+        out[quiet, seg["effect"], 0] = est
+        out[quiet, seg["effect_lo"], 0] = lo
+        out[quiet, seg["effect_hi"], 0] = hi
+        out[quiet, seg["in_normal"], 0] = 1.0
+        out[quiet, seg["n_cells"], 0] = np.isfinite(E).sum(axis=(1, 2))
+        out[quiet, iX, 3] = 1.0
+
+    # ---- series with evidence: detect, choose normal, refit, test
+    for s in np.flatnonzero(run):
+        rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
+        res = _one_series(L[s], m[s], x, int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+                          method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
+                          tol=max(0.5 * thr, 2.0 * float(sig_m[s])))
+        b, segs = res
+        out[s, iB + 0, :nb] = b["baseline"]
+        out[s, iB + 1, :nb] = b["ratio"]
+        out[s, iB + 2, :nb] = b["regime"]
+        out[s, iB + 3, :nb] = b["normal"]
+        for name, vals in segs.items():
+            out[s, seg[name], : len(vals)] = vals
+        out[s, iX, 3] = len(segs["seg_start"])
+        out[s, iX, 4] = 1.0
+
+    out[:, iX, 0] = sig_run
+    out[:, iX, 1] = pen
+    out[:, iX, 2] = deg
+    return out.reshape(lead + (N_FIELDS, W))
+
+
+def _fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarray,
+                   mask: np.ndarray | None = None) -> np.ndarray:
+    base = np.full(m.shape, np.nan)
+    for d in np.unique(deg):
+        rows = np.flatnonzero(deg == d)
+        base[rows] = _bl.robust_fit(m[rows], x, int(d), mask=None if mask is None else mask[rows],
+                                    scale_floor=floor[rows])[0]
+    return base
+
+
+def _bootstrap_many(E: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median ratio and trial-resampling CI of whole series at once (``E``: (S, budget, trial))."""
+    S, nb, T = E.shape
+    est = np.exp(_nanmedian(E.reshape(S, -1), axis=1))
+    lo = np.full(S, np.nan)
+    hi = np.full(S, np.nan)
+    if n_boot <= 0 or T < 2:
+        return est, lo, hi
+    idx = np.random.default_rng([int(seed), 0x5EED]).integers(0, T, size=(n_boot, T))
+    step = max(1, _MAX_BOOT_CELLS // max(nb * T * n_boot, 1))
+    for a in range(0, S, step):
+        sample = E[a : a + step][:, :, idx]  # (s, nb, n_boot, T)
+        sample = np.moveaxis(sample, 2, 1).reshape(sample.shape[0], n_boot, nb * T)
+        meds = _nanmedian(sample, axis=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = np.nanquantile(meds, [0.025, 0.975], axis=1)
+        lo[a : a + step], hi[a : a + step] = np.exp(q[0]), np.exp(q[1])
+    return est, lo, hi
+
+
+def _one_series(L, m, x, deg, sig_run, sig_m, pen, *, method, thr, n_boot, rng, normal_rule, tol):
+    nb, T = L.shape
+    vi = np.flatnonzero(np.isfinite(m))
+    base = _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]))[0]
+    prev = None
+    ends: list[int] = [len(vi)]
+    nmask = np.ones(len(vi), dtype=bool)
+    for _ in range(5):
+        r = m[vi] - np.log(base[vi])
+        ends = _sg.detect(r, method, pen, sig_m)
+        sizes = np.diff([0] + ends)
+        is_norm = _sg.choose_normal(_sg.levels(r, ends), sizes, tol=tol, rule=normal_rule)
+        nmask = np.repeat(is_norm, sizes)
+        if prev is not None and np.array_equal(nmask, prev):
+            break
+        prev = nmask
+        mask_full = np.zeros(nb, dtype=bool)
+        mask_full[vi[nmask]] = True
+        base = _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]), mask=mask_full[None])[0]
+    r = m[vi] - np.log(base[vi])
+    sizes = np.diff([0] + ends)
+    lev = _sg.levels(r, ends)
+    is_norm = _sg.choose_normal(lev, sizes, tol=tol, rule=normal_rule)
+    nmask = np.repeat(is_norm, sizes)
+    starts_v = np.array([0] + ends[:-1])
+    ends_v = np.array(ends) - 1
+    k = len(ends)
+
+    E = L - np.log(base)[:, None]
+    # budget -> segment (budgets without data join the segment of the previous budget with data)
+    seg_of_valid = np.repeat(np.arange(k), sizes)
+    regime = np.zeros(nb)
+    pos = np.searchsorted(vi, np.arange(nb), side="right") - 1
+    regime[:] = seg_of_valid[np.maximum(pos, 0)]
+    normal_b = is_norm[regime.astype(int)].astype(float)
+
+    # boundaries: resample trials (or, with one trial, the noise) and re-estimate each one
+    start_lo = np.full(k, np.nan)
+    start_hi = np.full(k, np.nan)
+    end_lo = np.full(k, np.nan)
+    end_hi = np.full(k, np.nan)
+    if k > 1:
+        nbb = min(max(n_boot, 0), _MAX_BOUNDARY_BOOT)
+        if nbb > 0:
+            if T >= 2:
+                idx = rng.integers(0, T, size=(nbb, T))
+                Xb = _nanmedian(E[vi][:, idx], axis=-1).T  # (nbb, nv)
+                Xb = np.where(np.isfinite(Xb), Xb, r[None, :])
+            else:
+                fitted = np.repeat(lev, sizes)
+                Xb = fitted[None, :] + rng.normal(0.0, sig_m, size=(nbb, len(vi)))
+            lo, hi = _sg.boundary_intervals(Xb, ends)
+        else:
+            lo = hi = np.array(ends[:-1])
+        start_lo[1:], start_hi[1:] = vi[lo], vi[hi]
+        end_lo[:-1], end_hi[:-1] = vi[lo - 1], vi[hi - 1]
+
+    full_start = vi[starts_v]
+    full_end = vi[ends_v]
+    normal_rows = vi[nmask]
+    effect = np.full(k, np.nan)
+    e_lo = np.full(k, np.nan)
+    e_hi = np.full(k, np.nan)
+    p = np.full(k, np.nan)
+    repro = np.full(k, np.nan)
+    n_cells = np.zeros(k)
+    for j in range(k):
+        rows = np.arange(full_start[j], full_end[j] + 1)
+        Es = E[rows]
+        ref = np.setdiff1d(normal_rows, rows, assume_unique=True)
+        p[j], repro[j] = _st.segment_test(Es, E[ref], sig_run, min_log=thr)
+        effect[j], e_lo[j], e_hi[j] = _st.bootstrap_median(Es, n_boot, rng)
+        n_cells[j] = np.isfinite(Es).sum()
+    budgets_out = {
+        "baseline": base,
+        "ratio": np.exp(m - np.log(base)),
+        "regime": regime,
+        "normal": normal_b,
+    }
+    segs = {
+        "seg_start": full_start.astype(float), "seg_end": full_end.astype(float),
+        "start_lo": start_lo, "start_hi": start_hi, "end_lo": end_lo, "end_hi": end_hi,
+        "level": lev, "effect": effect, "effect_lo": e_lo, "effect_hi": e_hi, "p": p,
+        "reproducible": repro, "in_normal": is_norm.astype(float), "n_cells": n_cells,
+    }
+    return budgets_out, segs

@@ -1,0 +1,120 @@
+"""The short human summary of a :func:`analysis.regimes.regimes` result, and series labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["summarize", "series_label", "iter_segments", "MAX_LINES"]
+
+MAX_LINES = 12
+
+
+def series_label(result: xr.Dataset, index: dict[Any, int]) -> str:
+    """``dim=value`` for the series dims that vary (all of them when none varies)."""
+    dims = [d for d in result["anomalous"].dims if d != "budget"]
+    shown = [d for d in dims if result.sizes[d] > 1] or dims
+    parts = []
+    for d in shown:
+        v = result[d].values[index[d]] if d in result.coords else index[d]
+        parts.append(f"{d}={_fmt_value(v)}")
+    return ", ".join(parts) if parts else "series"
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, (bytes, np.bytes_)):
+        v = v.decode()
+    if isinstance(v, (np.bool_, bool)):
+        return str(bool(v))
+    if isinstance(v, np.generic):
+        return str(v.item())
+    return str(v)
+
+
+def iter_segments(result: xr.Dataset, *, only_anomalous: bool = False) -> Iterator[tuple[dict[Any, int], int]]:
+    """``(series index, segment)`` of every existing (or every anomalous) segment, in C order."""
+    dims = [d for d in result["kind"].dims if d != "segment"]
+    kind = result["kind"].transpose(*dims, "segment").values
+    anom = result["segment_anomalous"].transpose(*dims, "segment").values
+    mask = anom if only_anomalous else (kind != "")
+    for idx in zip(*np.nonzero(mask)):
+        yield {d: int(i) for d, i in zip(dims, idx[:-1])}, int(idx[-1])
+
+
+def _num(x: float) -> str:
+    return "nan" if not np.isfinite(x) else (f"{x:.0f}" if float(x).is_integer() else f"{x:g}")
+
+
+def _interval(lo: float, hi: float) -> str:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return f" [{_num(lo)}, {_num(hi)}]" if lo != hi else ""
+
+
+def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
+    """One line describing segment ``j`` of one series."""
+    sel = dict(index, segment=j)
+    g = {k: result[k].isel(sel).item() for k in
+         ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "q", "kind", "confounded")}
+    where = f"budget {_num(g['start'])}" if g["start"] == g["end"] else f"budgets {_num(g['start'])}-{_num(g['end'])}"
+    ci = f" [{g['effect_lo']:.2f}, {g['effect_hi']:.2f}]" if np.isfinite(g["effect_lo"]) else ""
+    bounds = []
+    if _interval(g["start_lo"], g["start_hi"]):
+        bounds.append(f"start{_interval(g['start_lo'], g['start_hi'])}")
+    if _interval(g["end_lo"], g["end_hi"]):
+        bounds.append(f"end{_interval(g['end_lo'], g['end_hi'])}")
+    extra = f" ({'; '.join(bounds)})" if bounds else ""
+    conf = ", CONFOUNDED with execution time" if g["confounded"] else ""
+    return f"{series_label(result, index)}: {g['kind']} x{g['effect']:.2f}{ci} at {where}{extra}, q={g['q']:.2g}{conf}"
+
+
+def summarize(result: xr.Dataset) -> str:
+    """A few lines: what was analysed, each anomalous regime, and what the time check says."""
+    a = result.attrs
+    n_series = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
+    lines = [
+        f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
+        f"{a.get('n_trials', '?')} trial(s); method {a.get('method')}, penalty {a.get('penalty')}, "
+        f"min_effect {a.get('min_effect')}, alpha {a.get('alpha')}."
+    ]
+    anomalous = list(iter_segments(result, only_anomalous=True))
+    n_hit = len({tuple(sorted(i.items())) for i, _ in anomalous})
+    if anomalous:
+        lines.append(f"{len(anomalous)} anomalous segment(s) in {n_hit} of {n_series} series:")
+        for index, j in anomalous[:MAX_LINES]:
+            lines.append("  " + segment_line(result, index, j))
+        if len(anomalous) > MAX_LINES:
+            lines.append(f"  ... and {len(anomalous) - MAX_LINES} more")
+    else:
+        lines.append("No anomalous regime: every series follows its expected scaling within min_effect or noise.")
+    conf = result["confounded"].values
+    seg_anom = result["segment_anomalous"].values
+    clustered = result["clustered"].values
+    note = str(a.get("time_check", ""))
+    share = float(a.get("sequential_share", np.nan))
+    if note.startswith("skipped"):
+        lines.append(f"Time confound not checked ({note[len('skipped: '):]}): budget regimes cannot be told apart from slow host periods.")
+    if np.isfinite(share) and share >= 0.5:
+        lines.append(
+            "Budget and execution time cannot be separated in this dataset: the runs were executed in budget "
+            "order (a sequential sweep), so a slow period of the host looks exactly like a budget regime. "
+            "Re-run the sweep in random order (collector run --order random) to separate them."
+        )
+    n_conf = int((conf & seg_anom).sum())
+    if n_conf:
+        lines.append(
+            f"{n_conf} anomalous segment(s) are confounded: their runs were executed close together in time "
+            "(clustered), so budget and time cannot be separated; re-run those budgets interleaved in random order."
+        )
+    n_expl = int((conf & ~seg_anom & ~clustered).sum())
+    if n_expl:
+        lines.append(
+            f"{n_expl} segment(s) were explained by execution time (a slow host period also slowed runs of "
+            "other budgets executed at the same time) and are not reported as regimes."
+        )
+    if int(a.get("n_trials", 2)) < 3:
+        lines.append("Fewer than 3 trials: reproducibility across trials cannot be checked; tests rest on budget-to-budget noise.")
+    return "\n".join(lines)

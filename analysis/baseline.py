@@ -1,0 +1,131 @@
+"""The expected-scaling baseline: a robust polynomial fit of latency against budget.
+
+Latency is expected to grow smoothly with the budget ``B``: about linearly with
+the KV cache (``a + b B``), about quadratically without it
+(``a + b B + c B^2``). The fit is a weighted least-squares fit in the original
+units with weights ``1 / y^2`` (so it minimises relative, i.e. log-scale,
+errors), made robust by iteratively reweighting with Tukey's biweight on the
+log residuals. All series are fitted at once (batched normal equations).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["SCALINGS", "DEGREE", "design", "robust_fit", "choose_degree"]
+
+#: Scaling names and their polynomial degree in the budget.
+SCALINGS: tuple[str, ...] = ("auto", "constant", "linear", "quadratic")
+DEGREE: dict[str, int] = {"constant": 0, "linear": 1, "quadratic": 2}
+
+_BIWEIGHT_C = 4.685
+_N_ITER = 12
+
+
+def design(x: np.ndarray, degree: int) -> np.ndarray:
+    """``(budget, degree + 1)`` design matrix ``[1, x, x^2][: degree + 1]`` of scaled budgets ``x``."""
+    return np.stack([x**k for k in range(degree + 1)], axis=-1)
+
+
+def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Batched weighted least squares: ``W, Y`` are ``(S, n)``, ``X`` ``(n, p)``; returns ``(S, p)``."""
+    A = np.einsum("sn,np,nq->spq", W, X, X)
+    rhs = np.einsum("sn,np,sn->sp", W, X, Y)
+    p = X.shape[1]
+    ridge = 1e-10 * np.maximum(np.trace(A, axis1=1, axis2=2), 1e-300)[:, None, None] * np.eye(p)
+    return np.linalg.solve(A + ridge, rhs[..., None])[..., 0]
+
+
+def robust_fit(
+    m: np.ndarray,
+    x: np.ndarray,
+    degree: int,
+    *,
+    mask: np.ndarray | None = None,
+    scale_floor: np.ndarray | float = 0.01,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust fit of ``exp(m)`` by a polynomial of ``degree`` in ``x``, for many series at once.
+
+    Parameters
+    ----------
+    m
+        ``(series, budget)`` log of the per-budget median (NaN: no data).
+    x
+        ``(budget,)`` scaled budgets (budget / largest budget).
+    degree
+        0, 1 or 2. Series with fewer usable budgets than ``degree + 1`` get
+        the highest degree their data allow.
+    mask
+        ``(series, budget)`` budgets allowed into the fit (default: all finite).
+    scale_floor
+        Lower bound (scalar or per series) of the residual scale used by the
+        biweight, normally the noise of ``m``, so that residuals of noise size
+        keep full weight.
+
+    Returns
+    -------
+    baseline : numpy.ndarray
+        ``(series, budget)`` fitted values at every budget (original units, > 0).
+    weights : numpy.ndarray
+        ``(series, budget)`` final robustness weights in [0, 1] (0: rejected).
+    """
+    S, n = m.shape
+    ok = np.isfinite(m) if mask is None else (mask & np.isfinite(m))
+    Y = np.where(ok, np.exp(np.where(ok, m, 0.0)), 0.0)
+    base = np.full((S, n), np.nan)
+    weights = np.zeros((S, n))
+    counts = ok.sum(axis=1)
+    floor = np.broadcast_to(np.asarray(scale_floor, dtype=float), (S,))
+    deg_eff = np.minimum(degree, counts - 1)
+    for deg in range(degree, -1, -1):
+        rows = np.flatnonzero(deg_eff == deg)
+        if rows.size == 0:
+            continue
+        X = design(x, deg)
+        mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
+        inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)
+        w = okr.astype(float)
+        for _ in range(_N_ITER):
+            coef = _solve(w * inv2, X, Yr)
+            fit = coef @ X.T
+            pos_floor = 1e-3 * np.nanmax(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
+            fit = np.maximum(fit, pos_floor)
+            r = np.where(okr, mm - np.log(fit), np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                s = 1.4826 * np.nanmedian(np.abs(r), axis=1)
+            s = np.maximum(np.nan_to_num(s, nan=0.0), fl)[:, None]
+            u = np.where(okr, r / (_BIWEIGHT_C * s), 0.0)
+            w_new = np.where(okr & (np.abs(u) < 1.0), (1.0 - u**2) ** 2, 0.0)
+            # keep at least deg + 1 points in every fit
+            few = (w_new > 0).sum(axis=1) < deg + 1
+            w_new[few] = okr[few]
+            if np.allclose(w_new, w, atol=1e-6):
+                w = w_new
+                break
+            w = w_new
+        coef = _solve(w * inv2, X, Yr)
+        fit = coef @ X.T
+        pos_floor = 1e-3 * np.nanmax(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
+        base[rows] = np.maximum(fit, pos_floor)
+        weights[rows] = w
+    return base, weights
+
+
+def choose_degree(m: np.ndarray, x: np.ndarray, scale_floor: np.ndarray | float = 0.01) -> np.ndarray:
+    """Pick linear (1) or quadratic (2) per series by BIC of the robust fits.
+
+    Used when ``scaling="auto"`` and the data say nothing about the cache.
+    Returns ``(series,)`` degrees.
+    """
+    ok = np.isfinite(m)
+    n = np.maximum(ok.sum(axis=1), 1)
+    bic = []
+    for deg in (1, 2):
+        base, w = robust_fit(m, x, deg, scale_floor=scale_floor)
+        r = np.where(ok, m - np.log(base), 0.0)
+        sse = np.sum(w * r**2, axis=1) / np.maximum(w.sum(axis=1), 1e-12) * n
+        bic.append(n * np.log(np.maximum(sse / n, 1e-300)) + (deg + 1) * np.log(n))
+    return np.where(bic[1] < bic[0] - 2.0, 2, 1)

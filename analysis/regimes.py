@@ -1,0 +1,356 @@
+"""Discrete latency regimes along the budget axis: :func:`regimes`.
+
+The model, the penalty and the tests are described in docs/methods.md
+("Regimes along the budget axis"). In short, per series (every dim except
+``budget`` and ``trial``): fit the expected scaling robustly, cut the log ratio
+to it into segments (ruptures), pick the normal regime by expected scaling,
+refit on it, test every segment against it with the trial-level data, correct
+across the dataset (Benjamini-Hochberg), then check each anomalous segment
+against execution time.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis import _detect, _series
+from analysis import confound as _cf
+from analysis import segments as _sg
+from analysis import stats as _st
+from analysis._regimes_summary import summarize
+from analysis.baseline import DEGREE, SCALINGS
+from analysis.errors import InputError
+
+__all__ = ["regimes", "summary", "METHODS", "SCALINGS", "NORMAL_RULES"]
+
+METHODS = _sg.METHODS
+NORMAL_RULES = _sg.NORMAL_RULES
+
+
+def regimes(
+    ds: xr.Dataset,
+    var: str = "latency",
+    *,
+    method: str = "pelt",
+    penalty: float | None = None,
+    min_effect: float = 0.2,
+    alpha: float = 0.05,
+    scaling: str = "auto",
+    n_boot: int = 200,
+    seed: int = 0,
+    normal: str = "lowest",
+) -> xr.Dataset:
+    """Find discrete regimes of ``ds[var]`` along the budget axis.
+
+    Parameters
+    ----------
+    ds
+        A dataset with ``var`` over ``budget`` (at least 3 budgets) and
+        optionally ``trial`` (replicates) and any other dims (independent
+        series). Full schema validity is not required, so derived variables
+        work. ``order`` / ``started_at`` (when present) drive the time check.
+    var
+        The variable to analyse; values must be positive (NaN: no data).
+    method
+        Changepoint search: ``pelt`` (default), ``binseg``, ``dynp`` or
+        ``kernel`` (ruptures, ``jump=1``, ``min_size=1``).
+    penalty
+        Penalty per changepoint in squared-log-ratio units. ``None``: from the
+        replicate noise of each series, ``2 * sigma_m**2 * ln(n)`` where
+        ``sigma_m`` is the noise of a per-budget median and ``n`` the number
+        of budgets with data.
+    min_effect
+        Smallest relative effect that counts: a segment is anomalous only if
+        its median ratio is at least ``1 + min_effect`` or at most
+        ``1 / (1 + min_effect)``.
+    alpha
+        False discovery rate for the Benjamini-Hochberg q-values (and the
+        level of the time-term test).
+    scaling
+        Expected scaling of ``var`` with budget: ``auto`` (cache on: linear,
+        cache off: quadratic, no ``cache`` coordinate: chosen by fit),
+        ``constant``, ``linear`` or ``quadratic``.
+    n_boot
+        Bootstrap resamples for effect CIs and boundary intervals (0: none).
+    seed
+        Seeds every resampling (results do not depend on dask chunking).
+    normal
+        Which level group is the normal regime: ``lowest`` (default: the
+        cheapest group covering at least a quarter of the budgets),
+        ``highest`` (for derived series where a drop is the anomaly) or
+        ``majority``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims: the series dims of ``ds[var]``, ``budget`` and ``segment``
+        (padded across series; unused entries are NaN / "" / False).
+
+        Per series and budget:
+
+        - ``anomalous`` (bool): the budget lies in an anomalous segment.
+        - ``ratio``: observed / baseline (median over trials).
+        - ``baseline``: the expected-scaling fit (units of ``var``).
+        - ``regime`` (int): segment id, 0.. along the budget axis (-1: no data).
+        - ``normal`` (bool): the budget lies in the normal regime.
+
+        Per series and segment:
+
+        - ``start``, ``end``: first and last budget of the segment.
+        - ``start_lo``, ``start_hi``, ``end_lo``, ``end_hi``: 95 % intervals
+          of the start and end under trial resampling (budget units; NaN at
+          the sweep's ends).
+        - ``effect``: median ratio of the segment's runs to the baseline;
+          ``effect_lo``, ``effect_hi``: its 95 % bootstrap CI (trials resampled).
+        - ``p``: two-sided p-value of the segment against the normal regime
+          (NaN: not tested, e.g. a series that is one segment); ``q``: its
+          Benjamini-Hochberg q-value across every tested segment of the dataset.
+        - ``reproducible``: share of trials in which the segment's contrast
+          has its sign and at least half of ``min_effect`` (NaN below 3 trials).
+        - ``kind`` (str): ``normal``, ``slow`` or ``fast``.
+        - ``segment_anomalous`` (bool): ``q < alpha``, ``|log effect| >=
+          log(1 + min_effect)``, reproducible in at least 3/4 of the trials,
+          not in the normal regime, and not explained by execution time.
+        - ``confounded`` (bool): budget and execution time cannot be
+          separated for the segment (its runs cluster in time) or a time term
+          explains it (then it is not anomalous).
+        - ``clustered`` (bool): its runs cluster in execution time.
+        - ``p_time``: p-value of the budget term in the model with a time term.
+        - ``n_cells``: runs with data in the segment.
+
+        Per series: ``noise`` (per-run noise, log units), ``penalty`` (the
+        penalty used), ``scaling`` (str: constant, linear or quadratic),
+        ``detected`` (bool: the changepoint search ran; series in which no
+        budget departs from the baseline by ``min_effect`` are one segment).
+
+        Attrs: ``var``, ``method``, ``penalty`` ("auto" or the value),
+        ``min_effect``, ``alpha``, ``scaling``, ``normal``, ``n_boot``,
+        ``seed``, ``time_check`` (what the time check used or why it was
+        skipped), ``sequential_share`` and ``summary`` (a few lines for
+        humans; also :func:`summary`).
+
+    Raises
+    ------
+    InputError
+        ``var`` missing, no ``budget`` dim, fewer than 3 budgets, no finite
+        value, a value <= 0, or a bad option.
+    """
+    da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
+                   scaling=scaling, n_boot=n_boot, seed=seed, normal=normal)
+    da = _series.as_series_array(da)
+    sdims = _series.series_dims(da)
+    budgets = np.asarray(da[_series.BUDGET].values)
+    nb = budgets.size
+    degree = _degrees(ds, da, scaling)
+    packed = _series.apply_over_series(
+        _detect.analyse_block, da, [degree, _series.series_ids(da)],
+        out_dims=("_field", "_slot"),
+        out_sizes={"_field": _detect.N_FIELDS, "_slot": _detect.n_slots(nb)},
+        kwargs=dict(budgets=budgets, method=method, penalty=penalty, min_effect=float(min_effect),
+                    n_boot=int(n_boot), seed=int(seed), normal_rule=normal),
+    )
+    P = np.asarray(packed.values)
+    sshape = P.shape[:-2]
+    P = P.reshape((-1,) + P.shape[-2:])
+    f = {name: P[:, k, :nb] for k, name in enumerate(_detect.FIELDS_BUDGET)}
+    o = len(_detect.FIELDS_BUDGET)
+    sg = {name: P[:, o + k, :] for k, name in enumerate(_detect.FIELDS_SEGMENT)}
+    ser = {name: P[:, -1, k] for k, name in enumerate(_detect.FIELDS_SERIES)}
+    n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
+    K = max(int(n_seg.max()) if n_seg.size else 1, 1)
+    sg = {k: v[:, :K] for k, v in sg.items()}
+    exists = np.arange(K)[None, :] < n_seg[:, None]
+
+    # ---- dataset-wide decisions: BH, effect size, reproducibility
+    q = _st.bh(np.where(exists, sg["p"], np.nan))
+    thr = float(np.log1p(min_effect))
+    log_eff = np.log(sg["effect"])
+    with np.errstate(invalid="ignore"):
+        repro_ok = ~(sg["reproducible"] < 0.75)
+        candidate = exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok
+
+    # ---- time confound
+    clustered = np.zeros(candidate.shape, dtype=bool)
+    confounded = np.zeros(candidate.shape, dtype=bool)
+    p_time = np.full(candidate.shape, np.nan)
+    time_note, seq_share = _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha)
+    anomalous_seg = candidate & ~(confounded & ~clustered)
+
+    kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
+    regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
+    anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
+
+    def to_budget_values(idx: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(idx)
+        return np.where(ok, budgets.astype(float)[np.where(ok, idx, 0).astype(int)], np.nan)
+
+    coords: dict[Any, Any] = {d: da[d] for d in sdims}
+    coords[_series.BUDGET] = da[_series.BUDGET]
+    for name, c in da.coords.items():
+        if name not in coords and set(c.dims) <= set(sdims):
+            coords[name] = c
+    coords["segment"] = np.arange(K)
+    SB = tuple(sdims) + (_series.BUDGET,)
+    SS = tuple(sdims) + ("segment",)
+
+    def sb(a: np.ndarray) -> np.ndarray:
+        return a.reshape(sshape + (nb,))
+
+    def ss(a: np.ndarray) -> np.ndarray:
+        return a.reshape(sshape + (K,))
+
+    def s1(a: np.ndarray) -> np.ndarray:
+        return a.reshape(sshape)
+
+    units = da.attrs.get("units", "")
+    deg_names = np.array(["constant", "linear", "quadratic"])
+    data_vars = {
+        "anomalous": (SB, sb(anomalous), {"long_name": "budget lies in an anomalous regime"}),
+        "ratio": (SB, sb(f["ratio"]), {"long_name": f"observed / baseline of {var} (median over trials)", "units": "1"}),
+        "baseline": (SB, sb(f["baseline"]), {"long_name": f"expected-scaling baseline of {var}", "units": units}),
+        "regime": (SB, sb(regime), {"long_name": "segment id along the budget axis (-1: no data)"}),
+        "normal": (SB, sb(f["normal"] == 1), {"long_name": "budget lies in the normal regime"}),
+        "start": (SS, ss(to_budget_values(sg["seg_start"])), {"long_name": "first budget of the segment"}),
+        "end": (SS, ss(to_budget_values(sg["seg_end"])), {"long_name": "last budget of the segment"}),
+        "start_lo": (SS, ss(to_budget_values(sg["start_lo"])), {"long_name": "start: lower 95% bound under trial resampling"}),
+        "start_hi": (SS, ss(to_budget_values(sg["start_hi"])), {"long_name": "start: upper 95% bound under trial resampling"}),
+        "end_lo": (SS, ss(to_budget_values(sg["end_lo"])), {"long_name": "end: lower 95% bound under trial resampling"}),
+        "end_hi": (SS, ss(to_budget_values(sg["end_hi"])), {"long_name": "end: upper 95% bound under trial resampling"}),
+        "effect": (SS, ss(sg["effect"]), {"long_name": "median ratio to the baseline", "units": "1"}),
+        "effect_lo": (SS, ss(sg["effect_lo"]), {"long_name": "effect: 95% bootstrap CI, lower", "units": "1"}),
+        "effect_hi": (SS, ss(sg["effect_hi"]), {"long_name": "effect: 95% bootstrap CI, upper", "units": "1"}),
+        "p": (SS, ss(sg["p"]), {"long_name": "p-value of the segment against the normal regime"}),
+        "q": (SS, ss(q), {"long_name": "Benjamini-Hochberg q-value across every tested segment"}),
+        "reproducible": (SS, ss(sg["reproducible"]), {"long_name": "share of trials reproducing the segment"}),
+        "kind": (SS, ss(kind.astype(str)), {"long_name": "normal, slow or fast"}),
+        "segment_anomalous": (SS, ss(anomalous_seg), {"long_name": "segment is an anomalous regime"}),
+        "confounded": (SS, ss(confounded), {"long_name": "budget effect not separable from execution time"}),
+        "clustered": (SS, ss(clustered), {"long_name": "segment's runs cluster in execution time"}),
+        "p_time": (SS, ss(p_time), {"long_name": "p-value of the budget term with a time term in the model"}),
+        "n_cells": (SS, ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)), {"long_name": "runs with data"}),
+        "noise": (tuple(sdims), s1(ser["sigma"]), {"long_name": "per-run noise (sd of log values)", "units": "1"}),
+        "penalty": (tuple(sdims), s1(ser["penalty"]), {"long_name": "changepoint penalty used (squared log ratio)"}),
+        "scaling": (tuple(sdims), s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
+                    {"long_name": "expected scaling fitted"}),
+        "detected": (tuple(sdims), s1(ser["detected"] == 1), {"long_name": "changepoint search ran"}),
+    }
+    out = xr.Dataset(data_vars, coords=coords)
+    out.attrs.update({
+        "var": var, "method": method, "penalty": "auto" if penalty is None else float(penalty),
+        "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling, "normal": normal,
+        "n_boot": int(n_boot), "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
+        "n_trials": int(da.sizes[_series.TRIAL]),
+    })
+    out.attrs["summary"] = summarize(out)
+    return out
+
+
+def summary(result: xr.Dataset) -> str:
+    """The short human summary of a :func:`regimes` result (its ``summary`` attr, rebuilt if missing)."""
+    return str(result.attrs.get("summary") or summarize(result))
+
+
+# ----------------------------------------------------------------------------- helpers
+def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
+    if isinstance(ds, xr.DataArray):
+        ds = ds.to_dataset(name=var)
+    if not isinstance(ds, xr.Dataset):
+        raise InputError(f"regimes needs an xarray.Dataset, got {type(ds).__name__!r}")
+    if opts["method"] not in METHODS:
+        raise InputError(f"method must be one of {list(METHODS)}, got {opts['method']!r}")
+    if opts["scaling"] not in SCALINGS:
+        raise InputError(f"scaling must be one of {list(SCALINGS)}, got {opts['scaling']!r}")
+    if opts["normal"] not in NORMAL_RULES:
+        raise InputError(f"normal must be one of {list(NORMAL_RULES)}, got {opts['normal']!r}")
+    pen = opts["penalty"]
+    if pen is not None and not (isinstance(pen, numbers.Real) and np.isfinite(pen) and pen > 0):
+        raise InputError(f"penalty must be None or a positive number, got {pen!r}")
+    me = opts["min_effect"]
+    if not (isinstance(me, numbers.Real) and np.isfinite(me) and me >= 0):
+        raise InputError(f"min_effect must be a number >= 0, got {me!r}")
+    a = opts["alpha"]
+    if not (isinstance(a, numbers.Real) and 0 < a < 1):
+        raise InputError(f"alpha must be in (0, 1), got {a!r}")
+    nbt = opts["n_boot"]
+    if not (isinstance(nbt, numbers.Integral) and nbt >= 0):
+        raise InputError(f"n_boot must be an integer >= 0, got {nbt!r}")
+    if not isinstance(opts["seed"], numbers.Integral):
+        raise InputError(f"seed must be an integer, got {opts['seed']!r}")
+    if var not in ds.data_vars:
+        raise InputError(f"variable {var!r} not in the dataset; variables: {sorted(map(str, ds.data_vars))}")
+    da = ds[var]
+    if _series.BUDGET not in da.dims:
+        raise InputError(f"variable {var!r} has no 'budget' dim; its dims are {list(map(str, da.dims))}")
+    if da.sizes[_series.BUDGET] < 3:
+        raise InputError(f"need at least 3 budgets to find regimes, {var!r} has {da.sizes[_series.BUDGET]}")
+    if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.timedelta64):
+        raise InputError(f"variable {var!r} must be numeric, got dtype {str(da.dtype)!r}")
+    b = np.asarray(da[_series.BUDGET].values)
+    if not np.issubdtype(b.dtype, np.number) or len(np.unique(b)) != b.size:
+        raise InputError(f"budget coordinate must hold distinct numbers, got {b.tolist()!r}")
+    finite = da.notnull() & np.isfinite(da)
+    nonpos = (da <= 0) & finite
+    if _series.is_lazy(da):
+        import dask
+
+        any_finite, any_nonpos = dask.compute(finite.any().data, nonpos.any().data)
+    else:
+        any_finite, any_nonpos = finite.any().values, nonpos.any().values
+    if not bool(any_finite):
+        raise InputError(f"variable {var!r} is all NaN: nothing to analyse")
+    if bool(any_nonpos):
+        raise InputError(f"variable {var!r} has values <= 0; regimes works on ratios and needs positive values")
+    return da.astype(float) if da.dtype != float else da
+
+
+def _degrees(ds: xr.Dataset, da: xr.DataArray, scaling: str) -> xr.DataArray:
+    sdims = _series.series_dims(da)
+    shape = tuple(da.sizes[d] for d in sdims)
+    if scaling != "auto":
+        return xr.DataArray(np.full(shape, DEGREE[scaling], dtype=np.int64), dims=sdims)
+    cache = da.coords.get("cache")
+    if cache is None or not set(cache.dims) <= set(sdims) or cache.dtype != bool:
+        return xr.DataArray(np.full(shape, -1, dtype=np.int64), dims=sdims)
+    deg = xr.where(cache, 1, 2).astype(np.int64)
+    return deg.broadcast_like(xr.DataArray(np.zeros(shape), dims=sdims, coords={d: da[d] for d in sdims})).transpose(*sdims)
+
+
+def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) -> tuple[str, float]:
+    """Fill the time-confound arrays in place; return (note, share of sequential series)."""
+    have = [n for n in ("started_at", "order") if n in ds.variables]
+    if not have:
+        return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan")
+
+    def load(name: str) -> np.ndarray | None:
+        v = ds[name]
+        if not set(v.dims) <= set(da.dims):
+            return None
+        v = v.broadcast_like(da).reindex_like(da)
+        return np.asarray(v.transpose(*da.dims).values)
+
+    key = _cf.time_key(load("order") if "order" in have else None,
+                       load("started_at") if "started_at" in have else None)
+    if key is None:
+        return "skipped: 'order' / 'started_at' hold no usable values", float("nan")
+    tkey, used = key
+    nb, T = da.sizes[_series.BUDGET], da.sizes[_series.TRIAL]
+    tkey = tkey.reshape(-1, nb, T)
+    if not candidate.any():
+        pos_only = _cf.prepare(tkey, np.zeros_like(tkey), np.ones(tkey.shape, dtype=bool)).pos
+        return f"{used}: no anomalous segment to check", _cf.sequential_share(pos_only)
+    Y = np.asarray(da.values, dtype=float).reshape(-1, nb, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        E = np.log(Y) - np.log(f["baseline"])[:, :, None]
+    normal_cells = np.broadcast_to((f["normal"] == 1)[:, :, None], E.shape) & np.isfinite(E)
+    tc = _cf.prepare(tkey, E, normal_cells)
+    for s, j in zip(*np.nonzero(candidate)):
+        rows = np.arange(int(sg["seg_start"][s, j]), int(sg["seg_end"][s, j]) + 1)
+        c, p, survives = _cf.check_segment(tc, E, normal_cells, int(s), rows, float(np.log(sg["effect"][s, j])), alpha=alpha)
+        clustered[s, j] = c
+        p_time[s, j] = p
+        confounded[s, j] = c or not survives
+    return f"{used}: {int(candidate.sum())} segment(s) checked", _cf.sequential_share(tc.pos)

@@ -1,0 +1,182 @@
+"""Changepoints along the budget axis and the choice of the normal regime.
+
+* :func:`detect` cuts one series of log ratios into segments with ruptures
+  (``pelt``, ``binseg``, ``dynp`` or ``kernel``; ``jump=1``, ``min_size=1`` so
+  that a one-budget spike can be its own segment).
+* :func:`choose_normal` groups segments whose levels agree and picks the group
+  that is the normal regime (by default the cheapest one with enough budgets).
+* :func:`boundary_intervals` re-estimates every boundary on resampled data and
+  reports where it lands.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import ruptures as rpt
+
+__all__ = ["METHODS", "NORMAL_RULES", "detect", "levels", "choose_normal", "boundary_intervals"]
+
+METHODS: tuple[str, ...] = ("pelt", "binseg", "dynp", "kernel")
+NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
+
+#: The kernel method works on ``x / sigma`` with an RBF kernel of this bandwidth (in noise units).
+KERNEL_BANDWIDTH = 3.0
+_DYNP_MAX_BKPS = 12
+
+
+def detect(x: np.ndarray, method: str, pen: float, sigma: float) -> list[int]:
+    """Segment ends (exclusive, the last is ``len(x)``) of a 1-D series.
+
+    Parameters
+    ----------
+    x
+        Finite values (log ratios to the baseline, one per budget).
+    method
+        ``pelt``: exact penalised search (PELT) on the l2 cost (the sum of
+        squared deviations from each segment's mean), through ruptures' C
+        implementation (``KernelCPD`` with the linear kernel, which is that
+        same cost). ``binseg``: binary segmentation, l2 cost.
+        ``dynp``: exact dynamic programming, l2 cost, the number of
+        changepoints chosen by the same penalty. ``kernel``: ``KernelCPD``
+        with an RBF kernel on ``x / sigma`` (bandwidth
+        :data:`KERNEL_BANDWIDTH` noise units); its penalty is
+        ``pen / sigma**2`` scaled to kernel units.
+    pen
+        Penalty per changepoint, in the units of the l2 cost (squared log ratio).
+    sigma
+        Noise of one value of ``x`` (for ``kernel`` only).
+    """
+    n = len(x)
+    if n < 2:
+        return [n]
+    signal = np.asarray(x, dtype=float).reshape(-1, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "pelt":
+            bkps = rpt.KernelCPD(kernel="linear", min_size=1, jump=1).fit(signal).predict(pen=pen)
+        elif method == "binseg":
+            bkps = rpt.Binseg(model="l2", min_size=1, jump=1).fit(signal).predict(pen=pen)
+        elif method == "dynp":
+            bkps = _dynp(signal, pen)
+        elif method == "kernel":
+            z = signal / max(sigma, 1e-12)
+            gamma = 1.0 / (2.0 * KERNEL_BANDWIDTH**2)
+            # an isolated shift of d noise units costs about 1 - exp(-gamma d^2) per point in kernel units
+            pen_k = pen / max(sigma, 1e-12) ** 2 * gamma
+            bkps = rpt.KernelCPD(kernel="rbf", params={"gamma": gamma}, min_size=1, jump=1).fit(z).predict(pen=pen_k)
+        else:  # validated by the caller
+            raise ValueError(f"unknown method {method!r}")
+    return [int(b) for b in bkps]
+
+
+def _dynp(signal: np.ndarray, pen: float) -> list[int]:
+    n = len(signal)
+    algo = rpt.Dynp(model="l2", min_size=1, jump=1).fit(signal)
+    best = [n]
+    best_cost = float(algo.cost.error(0, n))
+    for k in range(1, min(_DYNP_MAX_BKPS, n - 1) + 1):
+        bkps = algo.predict(n_bkps=k)
+        cost = float(algo.cost.sum_of_costs(bkps)) + pen * k
+        if cost < best_cost:
+            best, best_cost = bkps, cost
+    return [int(b) for b in best]
+
+
+def levels(x: np.ndarray, ends: list[int]) -> np.ndarray:
+    """Median of ``x`` in each segment."""
+    starts = [0] + ends[:-1]
+    return np.array([np.median(x[a:b]) for a, b in zip(starts, ends)])
+
+
+def choose_normal(lev: np.ndarray, sizes: np.ndarray, *, tol: float, rule: str = "lowest", min_share: float = 0.25) -> np.ndarray:
+    """Which segments form the normal regime.
+
+    Segments are grouped by level: sorted levels are cut where two
+    neighbours differ by more than ``tol`` (single linkage), so segments that
+    continue the same scaling curve fall into one group. The normal group is
+    then, by ``rule``:
+
+    * ``lowest`` (default): the group with the lowest level (the lowest cost
+      per token relative to the fitted scaling) among the groups that cover at
+      least ``max(2, ceil(min_share * n))`` budgets, so that a short dip is
+      still an anomaly while a sweep zoomed in on a slow interval (most of its
+      budgets slow) keeps the slow interval as the anomaly;
+    * ``highest``: the same with the highest level (for derived series where
+      a drop is the anomaly, e.g. a speedup ratio);
+    * ``majority``: the group covering most budgets.
+
+    When no group is large enough, the largest group is normal.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per segment.
+    """
+    k = len(lev)
+    if k == 1:
+        return np.ones(1, dtype=bool)
+    order = np.argsort(lev, kind="stable")
+    group = np.empty(k, dtype=int)
+    g = 0
+    group[order[0]] = 0
+    for a, b in zip(order[:-1], order[1:]):
+        if lev[b] - lev[a] > tol:
+            g += 1
+        group[b] = g
+    n_groups = g + 1
+    cover = np.bincount(group, weights=sizes, minlength=n_groups)
+    if rule == "majority":
+        pick = int(np.argmax(cover))
+    else:
+        need = max(2.0, np.ceil(min_share * float(np.sum(sizes))))
+        eligible = np.flatnonzero(cover >= need)
+        if eligible.size == 0:
+            pick = int(np.argmax(cover))
+        else:
+            pick = int(eligible.min() if rule == "lowest" else eligible.max())
+    return group == pick
+
+
+def boundary_intervals(
+    Xb: np.ndarray, ends: list[int], level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each boundary lands when the data are resampled.
+
+    Parameters
+    ----------
+    Xb
+        ``(n_boot, n)`` resampled series (per-budget medians of resampled trials).
+    ends
+        Segment ends of the original detection (the last is ``n``).
+
+    Returns
+    -------
+    lo, hi : numpy.ndarray
+        For each boundary (segment start after the first), the ``level``
+        percentile interval of its position, as indices of the first value of
+        the new segment. Each boundary is re-estimated in the window between
+        its neighbouring boundaries (the best single split there, l2 cost),
+        keeping the others fixed.
+    """
+    starts = [0] + ends[:-1]
+    nb = len(ends) - 1
+    lo = np.zeros(nb, dtype=int)
+    hi = np.zeros(nb, dtype=int)
+    a_q = (1.0 - level) / 2.0
+    for j in range(nb):
+        a, c = starts[j], ends[j + 1]
+        w = Xb[:, a:c]
+        m = w.shape[1]
+        if m < 2:
+            lo[j] = hi[j] = ends[j]
+            continue
+        s1 = np.cumsum(w, axis=1)
+        s2 = np.cumsum(w**2, axis=1)
+        tau = np.arange(1, m)  # split after tau values
+        left = s2[:, tau - 1] - s1[:, tau - 1] ** 2 / tau
+        right = (s2[:, -1:] - s2[:, tau - 1]) - (s1[:, -1:] - s1[:, tau - 1]) ** 2 / (m - tau)
+        pos = a + tau[np.argmin(left + right, axis=1)]
+        lo[j], hi[j] = np.quantile(pos, [a_q, 1.0 - a_q], method="inverted_cdf")
+    return lo, hi

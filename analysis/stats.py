@@ -1,0 +1,176 @@
+"""Small statistics helpers shared by the analysis: noise scale, BH, bootstrap, tests.
+
+Everything here is vectorised numpy (scipy/statsmodels for distributions and
+the Benjamini-Hochberg correction); nothing prints and nothing reads xarray.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import stats as _st
+from statsmodels.stats.multitest import multipletests
+
+__all__ = [
+    "replicate_sigma",
+    "neighbour_sigma",
+    "median_sigma",
+    "bh",
+    "bootstrap_median",
+    "segment_test",
+]
+
+#: Below this the noise scale is floored (relative units, 0.5 %), so noise-free input keeps a positive penalty.
+SIGMA_FLOOR = 0.005
+_MAD_PAIR = 0.6744897501960817 * np.sqrt(2.0)  # median |x_i - x_j| of two N(0, 1) draws
+
+
+def replicate_sigma(L: np.ndarray) -> np.ndarray:
+    """Robust per-run noise of log values, pooled over budgets, from replicates.
+
+    Parameters
+    ----------
+    L
+        ``(series, budget, trial)`` log values (NaN allowed).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(series,)`` standard deviation of one run's log value, estimated as
+        ``median |L[b, i] - L[b, j]| / (0.6745 * sqrt(2))`` over trial pairs
+        of the same budget (all pairs up to 10 trials, neighbours beyond), so
+        a few slow runs do not inflate it. NaN where no budget has two trials.
+    """
+    T = L.shape[-1]
+    if T < 2:
+        return np.full(L.shape[0], np.nan)
+    if T <= 10:
+        i, j = np.triu_indices(T, 1)
+    else:
+        i = np.arange(T - 1)
+        j = i + 1
+    d = np.abs(L[..., i] - L[..., j]).reshape(L.shape[0], -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(d, axis=1) / _MAD_PAIR
+
+
+def neighbour_sigma(r: np.ndarray) -> np.ndarray:
+    """Per-value noise from differences of neighbouring budgets (one trial).
+
+    ``r`` is ``(series, budget)`` (NaN allowed); returns ``(series,)``
+    ``median |r[b+1] - r[b]| / (0.6745 * sqrt(2))`` over finite pairs, robust
+    to the few large jumps at regime boundaries.
+    """
+    d = np.abs(np.diff(r, axis=-1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(d, axis=-1) / _MAD_PAIR
+
+
+def median_sigma(sigma_run: np.ndarray, n_trials: np.ndarray | int) -> np.ndarray:
+    """Standard deviation of a median of ``n_trials`` runs: ``1.2533 sigma / sqrt(n)`` (n >= 3), else ``sigma / sqrt(n)``."""
+    n = np.maximum(np.asarray(n_trials, dtype=float), 1.0)
+    factor = np.where(n >= 3, np.sqrt(np.pi / 2.0), 1.0)
+    return factor * sigma_run / np.sqrt(n)
+
+
+def bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of every finite entry of ``p`` (NaN stays NaN)."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method="fdr_bh")[1]
+    return q
+
+
+def bootstrap_median(E: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float, float]:
+    """Median of ``exp(E)`` with a percentile bootstrap CI that resamples trials.
+
+    ``E`` is ``(budgets, trials)`` log ratios of one segment (NaN allowed).
+    With one trial the budgets are resampled instead; with one cell there is
+    no CI (NaN). Returns ``(median, lo, hi)`` in ratio units.
+    """
+    vals = E[np.isfinite(E)]
+    if vals.size == 0:
+        return np.nan, np.nan, np.nan
+    est = float(np.exp(np.median(vals)))
+    if n_boot <= 0 or vals.size < 2:
+        return est, np.nan, np.nan
+    k, T = E.shape
+    if T >= 2:
+        idx = rng.integers(0, T, size=(n_boot, T))
+        sample = E[:, idx]  # (k, n_boot, T)
+        sample = np.moveaxis(sample, 1, 0).reshape(n_boot, k * T)
+    else:
+        col = E[:, 0]
+        col = col[np.isfinite(col)]
+        sample = col[rng.integers(0, col.size, size=(n_boot, col.size))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        meds = np.nanmedian(sample, axis=1)
+    meds = meds[np.isfinite(meds)]
+    if meds.size == 0:
+        return est, np.nan, np.nan
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(meds, [a, 1.0 - a])
+    return est, float(np.exp(lo)), float(np.exp(hi))
+
+
+def segment_test(E_seg: np.ndarray, E_ref: np.ndarray, sigma_run: float, *, min_log: float) -> tuple[float, float]:
+    """Test one segment's log ratios against the reference (normal) budgets.
+
+    Parameters
+    ----------
+    E_seg, E_ref
+        ``(budgets, trials)`` log ratios to the baseline of the segment and
+        of the reference budgets (NaN allowed).
+    sigma_run
+        Per-run noise scale (used only when a budget test has one value).
+    min_log
+        ``log(1 + min_effect)``; a trial "reproduces" the segment when its
+        contrast lies beyond half of it in the segment's direction.
+
+    Returns
+    -------
+    p : float
+        Two-sided p-value. With three or more trials having data on both
+        sides: a one-sample t-test of the per-trial contrasts
+        ``d_t = mean_b E_seg[b, t] - mean_b E_ref[b, t]`` (trials are the
+        replicates, so one slow trial is one deviant replicate, not a
+        regime). Otherwise: Welch's t-test of the segment's cells against
+        the reference cells (a single segment cell: a prediction-interval
+        t-test against the reference's mean and spread).
+    reproducible : float
+        Fraction of trials whose contrast has the segment's sign and exceeds
+        ``min_log / 2``; NaN with fewer than three trials.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        seg_t = np.nanmean(E_seg, axis=0)
+        ref_t = np.nanmean(E_ref, axis=0)
+    d = seg_t - ref_t
+    d = d[np.isfinite(d)]
+    if d.size >= 3:
+        sd = np.std(d, ddof=1)
+        mean = float(np.mean(d))
+        if sd == 0:
+            p = 0.0 if mean != 0 else 1.0
+        else:
+            p = float(2 * _st.t.sf(abs(mean) / (sd / np.sqrt(d.size)), d.size - 1))
+        direction = np.sign(np.nanmedian(E_seg)) or 1.0
+        repro = float(np.mean(direction * d > 0.5 * min_log))
+        return p, repro
+    a = E_seg[np.isfinite(E_seg)]
+    b = E_ref[np.isfinite(E_ref)]
+    if a.size == 0 or b.size < 2:
+        return np.nan, np.nan
+    if a.size == 1:
+        sd = max(float(np.std(b, ddof=1)), 1e-12)
+        t = (a[0] - b.mean()) / (sd * np.sqrt(1.0 + 1.0 / b.size))
+        return float(2 * _st.t.sf(abs(t), b.size - 1)), np.nan
+    res = _st.ttest_ind(a, b, equal_var=False)
+    p = float(res.pvalue) if np.isfinite(res.pvalue) else (0.0 if a.mean() != b.mean() else 1.0)
+    return p, np.nan
