@@ -1,0 +1,259 @@
+"""Do a regime's onset and recovery line up on the budget axis or on total length?
+
+With several prompt lengths ``P``, a regime whose onset is set by the total
+sequence length ``P + budget`` starts at a smaller budget for a longer prompt
+(the first anomalous budget falls by one token per prompt token), while one
+set by the budget starts at the same budget whatever the prompt.
+:func:`boundaries` compares the two readings with the interval evidence the
+budget grid allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.optimize import linprog
+
+from analysis._common import BUDGET, check_dataset, get_regimes, ok_values, regime_blocks, series_of
+from analysis.errors import InputError
+
+__all__ = ["boundaries", "slope_range"]
+
+PROMPT = "prompt_len"
+_AXES = ("budget", "total", "ambiguous", "neither", "unknown")
+
+
+def slope_range(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
+    """Range of slopes ``s`` for which some line ``c + s * p`` passes through every interval ``[lo_i, hi_i]``.
+
+    Infinite bounds are allowed (a censored boundary). Returns ``(nan, nan)``
+    when no line fits (the intervals are inconsistent with any straight line)
+    or fewer than two distinct ``p`` are given.
+    """
+    p, lo, hi = (np.asarray(a, dtype=np.float64) for a in (p, lo, hi))
+    if np.unique(p).size < 2:
+        return (np.nan, np.nan)
+    # variables (c, s); constraints  c + s p_i <= hi_i  and  -(c + s p_i) <= -lo_i
+    A, b = [], []
+    for pi, l, h in zip(p, lo, hi):
+        if np.isfinite(h):
+            A.append([1.0, pi])
+            b.append(h)
+        if np.isfinite(l):
+            A.append([-1.0, -pi])
+            b.append(-l)
+    if not A:
+        return (-np.inf, np.inf)
+    bounds = [(None, None), (None, None)]
+    out = []
+    for sign in (1.0, -1.0):
+        res = linprog([0.0, sign], A_ub=np.array(A), b_ub=np.array(b), bounds=bounds, method="highs")
+        if res.status == 2:  # infeasible
+            return (np.nan, np.nan)
+        out.append(sign * res.fun if res.status == 0 else sign * -np.inf)
+    return (float(out[0]), float(out[1]))
+
+
+def _axis(slopes: tuple[float, float], tol: float) -> str:
+    lo, hi = slopes
+    if not np.isfinite(lo) and not np.isfinite(hi):
+        return "unknown" if np.isnan(lo) and np.isnan(hi) else "ambiguous"
+    fits_budget = lo - tol <= 0.0 <= hi + tol
+    fits_total = lo - tol <= -1.0 <= hi + tol
+    if fits_budget and fits_total:
+        return "ambiguous"
+    if fits_budget:
+        return "budget"
+    if fits_total:
+        return "total"
+    return "neither"
+
+
+def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 0.05, **regimes_kwargs: Any) -> xr.Dataset:
+    """Whether regime onset and recovery track the budget or the total length.
+
+    Regimes come from :func:`analysis.regimes.regimes` on ``latency`` (or
+    ``reg``). Per group (every series dim but ``prompt_len``) and prompt
+    length ``P``, the main slow regime (most anomalous budgets, then the
+    largest ratio) gives:
+
+    * onset: the true threshold lies in ``(b_before, b_first]`` (last normal
+      budget before, first anomalous budget; ``b_before = -inf`` when the
+      regime starts at the first budget);
+    * recovery: the last budget inside lies in ``[b_last, b_after)``.
+
+    If onset is set by the budget, ``b_first(P)`` is the same threshold for
+    every ``P`` (slope 0 in ``P``); if by total length ``P + budget``,
+    ``b_first(P) = theta - P`` (slope -1). :func:`slope_range` gives the
+    slopes of all lines through every prompt's interval (a linear program);
+    the axis is ``budget`` when only slope 0 fits, ``total`` when only -1
+    fits, ``ambiguous`` when both fit (the grid is too coarse), ``neither``
+    when none does and ``unknown`` with fewer than two prompt lengths showing
+    the regime. The same for recovery.
+
+    Parameters
+    ----------
+    ds
+        Dataset with ``latency`` and a ``prompt_len`` dim of at least two values.
+    reg
+        A result of :func:`analysis.regimes.regimes` on ``ds`` to reuse; None computes it.
+    alpha
+        Significance level passed to the regimes call.
+    **regimes_kwargs
+        Other settings of :func:`analysis.regimes.regimes`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over the group dims x ``prompt_len``:
+
+        - ``onset_budget``: first anomalous budget (NaN: no regime).
+        - ``onset_after``: last normal budget before it (-inf: regime starts at the first budget).
+        - ``recovery_budget``: last anomalous budget.
+        - ``recovery_before``: first normal budget after it (+inf: regime runs to the last budget).
+
+        Over the group dims:
+
+        - ``n_prompts``: prompt lengths showing the regime.
+        - ``onset_axis``, ``recovery_axis``: ``budget``, ``total``, ``ambiguous``, ``neither`` or ``unknown``.
+        - ``onset_slope_lo``, ``onset_slope_hi``: range of slopes of the onset budget in prompt_len
+          compatible with every interval (0: budget, -1: total length).
+        - ``recovery_slope_lo``, ``recovery_slope_hi``: the same for recovery.
+        - ``onset_threshold_lo``, ``onset_threshold_hi``: interval of the onset threshold in the units of
+          ``onset_axis`` (budget or total length; NaN when not budget/total).
+        - ``recovery_threshold_lo``, ``recovery_threshold_hi``: the same for the last value inside.
+
+        Attr ``summary``: one line per group with a regime, with the evidence.
+
+    Raises
+    ------
+    InputError
+        When ``latency`` or the budget dim is missing, or ``prompt_len`` has fewer than two values.
+    """
+    fn = "boundaries"
+    check_dataset(ds, fn, ["latency"])
+    if PROMPT not in ds["latency"].dims or PROMPT not in ds.coords:
+        raise InputError(f"{fn}() needs a {PROMPT!r} dim on 'latency'; it has dims {ds['latency'].dims!r}")
+    prompts = np.asarray(ds[PROMPT].values, dtype=np.float64)
+    if prompts.size < 2:
+        raise InputError(f"{fn}() needs at least 2 prompt_len values to tell budget from total length, got {prompts.astype(int).tolist()!r}")
+    lat = ok_values(ds, "latency")
+    series = series_of(lat)
+    budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)
+    if np.any(np.diff(budgets) <= 0):
+        order = np.argsort(budgets)
+        ds, lat, budgets = ds.isel({BUDGET: order}), lat.isel({BUDGET: order}), budgets[order]
+    reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
+    blocks = regime_blocks(reg, series, budgets.astype(ds[BUDGET].dtype), fn)
+
+    group_dims = tuple(d for d in series.dims if d != PROMPT)
+    gpos = series.dims.index(PROMPT)
+    shape = series.shape
+    G = int(np.prod([shape[i] for i in range(len(shape)) if i != gpos], dtype=np.int64))
+    P = shape[gpos]
+    # flat series index -> (group index, prompt index)
+    idx = np.arange(series.size).reshape(shape)
+    idx = np.moveaxis(idx, gpos, -1).reshape(G, P)
+    onset = np.full((G, P), np.nan)
+    onset_after = np.full((G, P), np.nan)
+    rec = np.full((G, P), np.nan)
+    rec_before = np.full((G, P), np.nan)
+    for g in range(G):
+        for j in range(P):
+            slow = [b for b in blocks[idx[g, j]] if b.kind == "slow"]
+            if not slow:
+                continue
+            main = max(slow, key=lambda b: (b.last - b.first, b.ratio))
+            onset[g, j] = budgets[main.first]
+            onset_after[g, j] = budgets[main.first - 1] if main.first > 0 else -np.inf
+            rec[g, j] = budgets[main.last]
+            rec_before[g, j] = budgets[main.last + 1] if main.last + 1 < budgets.size else np.inf
+
+    res = {n: np.full(G, np.nan) for n in ("on_lo", "on_hi", "re_lo", "re_hi", "on_t_lo", "on_t_hi", "re_t_lo", "re_t_hi")}
+    on_axis = np.full(G, "unknown", dtype=object)
+    re_axis = np.full(G, "unknown", dtype=object)
+    n_prompts = np.isfinite(onset).sum(axis=1)
+    tol = 1e-9
+    for g in range(G):
+        have = np.isfinite(onset[g])
+        if have.sum() < 2:
+            continue
+        p = prompts[have]
+        # onset threshold interval (b_before, b_first]; a small epsilon turns the open end closed
+        on_lo, on_hi = onset_after[g, have] + 1e-6, onset[g, have]
+        re_lo, re_hi = rec[g, have], rec_before[g, have] - 1e-6
+        res["on_lo"][g], res["on_hi"][g] = slope_range(p, on_lo, on_hi)
+        res["re_lo"][g], res["re_hi"][g] = slope_range(p, re_lo, re_hi)
+        on_axis[g] = _axis((res["on_lo"][g], res["on_hi"][g]), tol)
+        re_axis[g] = _axis((res["re_lo"][g], res["re_hi"][g]), tol)
+        for key, axis, lo, hi in (("on_t", on_axis[g], on_lo, on_hi), ("re_t", re_axis[g], re_lo, re_hi)):
+            if axis in ("budget", "total"):
+                shift = p if axis == "total" else 0.0
+                res[key + "_lo"][g] = float(np.max(lo + shift))
+                res[key + "_hi"][g] = float(np.min(hi + shift))
+        # report the onset threshold as integer tokens: (after, first] -> [after + 1, first]
+        if np.isfinite(res["on_t_lo"][g]):
+            res["on_t_lo"][g] = np.ceil(res["on_t_lo"][g])
+        if np.isfinite(res["re_t_hi"][g]):
+            res["re_t_hi"][g] = np.floor(res["re_t_hi"][g])
+
+    template = series.template.isel({PROMPT: 0}, drop=True)
+    gcoords = {k: v for k, v in template.coords.items()}
+    pcoord = {PROMPT: ds[PROMPT].values}
+
+    def gp(values: np.ndarray, long_name: str, units: str = "tokens") -> xr.DataArray:
+        return xr.DataArray(values.reshape(template.shape + (P,)), dims=group_dims + (PROMPT,), coords={**gcoords, **pcoord}, attrs={"units": units, "long_name": long_name})
+
+    def g1(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
+        attrs = {"long_name": long_name} if units == "" else {"units": units, "long_name": long_name}
+        return xr.DataArray(values.reshape(template.shape), dims=group_dims, coords=gcoords, attrs=attrs)
+
+    out = xr.Dataset(
+        {
+            "onset_budget": gp(onset, "first anomalous budget"),
+            "onset_after": gp(onset_after, "last normal budget before the regime"),
+            "recovery_budget": gp(rec, "last anomalous budget"),
+            "recovery_before": gp(rec_before, "first normal budget after the regime"),
+            "n_prompts": g1(n_prompts.astype(np.int64), "prompt lengths showing the regime"),
+            "onset_axis": g1(on_axis.astype(str), "axis the onset lines up on", ""),
+            "recovery_axis": g1(re_axis.astype(str), "axis the recovery lines up on", ""),
+            "onset_slope_lo": g1(res["on_lo"], "smallest compatible slope of the onset budget in prompt_len"),
+            "onset_slope_hi": g1(res["on_hi"], "largest compatible slope of the onset budget in prompt_len"),
+            "recovery_slope_lo": g1(res["re_lo"], "smallest compatible slope of the recovery budget in prompt_len"),
+            "recovery_slope_hi": g1(res["re_hi"], "largest compatible slope of the recovery budget in prompt_len"),
+            "onset_threshold_lo": g1(res["on_t_lo"], "onset threshold, lower bound (units of onset_axis)", "tokens"),
+            "onset_threshold_hi": g1(res["on_t_hi"], "onset threshold, upper bound (units of onset_axis)", "tokens"),
+            "recovery_threshold_lo": g1(res["re_t_lo"], "last value inside, lower bound (units of recovery_axis)", "tokens"),
+            "recovery_threshold_hi": g1(res["re_t_hi"], "last value inside, upper bound (units of recovery_axis)", "tokens"),
+        },
+        attrs={"alpha": alpha},
+    )
+    out.attrs["summary"] = _summary(template, G, prompts, onset, rec, on_axis, re_axis, res)
+    return out
+
+
+def _summary(template: xr.DataArray, G: int, prompts: np.ndarray, onset: np.ndarray, rec: np.ndarray,
+             on_axis: np.ndarray, re_axis: np.ndarray, res: dict[str, np.ndarray]) -> str:
+    lines = []
+    for g in range(G):
+        have = np.isfinite(onset[g])
+        if not have.any():
+            continue
+        idx = np.unravel_index(g, template.shape) if template.dims else ()
+        name = "/".join(str(template[d].values[i].item()) if d in ("model", "device") else f"{d}={template[d].values[i].item()}"
+                        for d, i in zip(template.dims, idx) if not (d == "dtype" and template.sizes[d] == 1)) or "all"
+        firsts = ", ".join(f"{onset[g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
+        lasts = ", ".join(f"{rec[g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
+        text = f"{name}: onset on {on_axis[g]}"
+        if on_axis[g] in ("budget", "total"):
+            text += f" (threshold {res['on_t_lo'][g]:g}..{res['on_t_hi'][g]:g} {'tokens total' if on_axis[g] == 'total' else 'budget'})"
+        text += f", first anomalous budget {firsts}, slopes in prompt_len {res['on_lo'][g]:.2f}..{res['on_hi'][g]:.2f}; "
+        text += f"recovery on {re_axis[g]}"
+        if re_axis[g] in ("budget", "total"):
+            text += f" (last inside {res['re_t_lo'][g]:g}..{res['re_t_hi'][g]:g} {'tokens total' if re_axis[g] == 'total' else 'budget'})"
+        text += f", last anomalous budget {lasts}, slopes {res['re_lo'][g]:.2f}..{res['re_hi'][g]:.2f}"
+        lines.append(text)
+    head = f"boundaries: {len(lines)} of {G} groups show a slow regime (slope 0 in prompt_len = budget axis, -1 = total length)"
+    return "\n".join([head, *lines])

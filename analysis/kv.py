@@ -1,0 +1,249 @@
+"""KV-cache speedup along the budget axis and where it collapses.
+
+:func:`kv_speedup` computes ``latency(cache off) / latency(cache on)`` per
+series and budget with bootstrap confidence intervals and runs the regimes
+machinery (:func:`analysis.regimes.regimes`) on the speedup series: a
+*collapse* is an interval where the speedup falls significantly below its
+expected trend.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis._common import (
+    BUDGET,
+    TRIAL,
+    check_dataset,
+    check_fraction,
+    check_positive_int,
+    cube,
+    get_regimes,
+    ok_values,
+    quiet,
+    reg_array,
+    regime_blocks,
+    series_of,
+)
+from analysis.errors import InputError
+
+__all__ = ["kv_speedup", "bootstrap_ratio"]
+
+
+def bootstrap_ratio(
+    num: np.ndarray, den: np.ndarray, *, n_boot: int = 1000, ci: float = 0.95, seed: int = 0, block: int = 200
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio of trial means ``mean(num) / mean(den)`` per cell with a percentile bootstrap CI.
+
+    ``num`` and ``den`` have shape ``(..., n_trial)`` (NaN = missing run);
+    trials are resampled with replacement within each cell, independently for
+    the numerator and the denominator. A cell with fewer than 2 finite trials
+    on either side gets a NaN interval.
+
+    Returns
+    -------
+    ratio, lo, hi
+        Arrays of shape ``num.shape[:-1]``.
+    """
+    with quiet():
+        ratio = np.nanmean(num, axis=-1) / np.nanmean(den, axis=-1)
+    lo = np.full(ratio.shape, np.nan)
+    hi = np.full(ratio.shape, np.nan)
+    n_ok = np.minimum(np.isfinite(num).sum(-1), np.isfinite(den).sum(-1))
+    if num.shape[-1] < 2 or not (n_ok >= 2).any():
+        return ratio, lo, hi
+    rng = np.random.default_rng(seed)
+    T_num, T_den = num.shape[-1], den.shape[-1]
+    draws = []
+    for start in range(0, n_boot, block):
+        nb = min(block, n_boot - start)
+        i_num = rng.integers(0, T_num, size=(nb, *num.shape))
+        i_den = rng.integers(0, T_den, size=(nb, *den.shape))
+        with quiet():
+            m_num = np.nanmean(np.take_along_axis(np.broadcast_to(num, i_num.shape), i_num, axis=-1), axis=-1)
+            m_den = np.nanmean(np.take_along_axis(np.broadcast_to(den, i_den.shape), i_den, axis=-1), axis=-1)
+        draws.append(m_num / m_den)
+    boot = np.concatenate(draws, axis=0)
+    tail = 100 * (1 - ci) / 2
+    with quiet():
+        lo_, hi_ = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+    keep = n_ok >= 2
+    lo[keep], hi[keep] = lo_[keep], hi_[keep]
+    return ratio, lo, hi
+
+
+def kv_speedup(
+    ds: xr.Dataset,
+    *,
+    reg: xr.Dataset | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    alpha: float = 0.05,
+    **regimes_kwargs: Any,
+) -> xr.Dataset:
+    """KV-cache speedup ``latency(cache off) / latency(cache on)`` and its collapse.
+
+    Per series (every dim but budget, trial and cache) and budget, the speedup
+    is the ratio of the trial means of latency without and with the cache; its
+    confidence interval is a percentile bootstrap over trials (resampled
+    within each cell, independently for the two caches).
+
+    The *expected* speedup is the ratio of the two expected-scaling baselines
+    of :func:`analysis.regimes.regimes` on latency (cache off: quadratic,
+    cache on: linear; fitted robustly, so regimes do not bend them). The
+    per-trial ratios (trial ``t`` off over trial ``t`` on: replicates of the
+    speedup) divided by the expected speedup go through
+    :func:`analysis.regimes.regimes` again (``scaling="constant"``,
+    ``normal="highest"``: the normal level is the high one and a drop is the
+    anomaly). A budget is *collapsed* when it lies in an anomalous interval
+    below the trend.
+
+    Parameters
+    ----------
+    ds
+        Dataset with ``latency`` and a ``cache`` dim holding both False and True.
+    reg
+        A result of :func:`analysis.regimes.regimes` on ``ds`` (latency) to reuse; None computes it.
+    n_boot
+        Bootstrap resamples.
+    ci
+        Confidence level of the intervals.
+    seed
+        Seeds the bootstrap and the regimes calls.
+    alpha
+        Significance level passed to :func:`analysis.regimes.regimes`.
+    **regimes_kwargs
+        Other settings of :func:`analysis.regimes.regimes` (method, penalty,
+        min_effect) used on the speedup series.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over the series dims x budget:
+
+        - ``speedup``: mean latency off / mean latency on.
+        - ``speedup_lo``, ``speedup_hi``: bootstrap CI (NaN with fewer than 2 trials).
+        - ``expected``: the expected speedup (ratio of the latency baselines,
+          times the normal level of the normalised speedup).
+        - ``collapse``: True where the speedup falls significantly below its trend.
+        - ``collapse_ratio``: speedup / expected where collapsed, else NaN.
+
+        Over the series dims:
+
+        - ``speedup_outside``: median speedup over budgets not collapsed.
+        - ``speedup_inside``: median speedup over collapsed budgets (NaN: no collapse).
+        - ``n_collapsed``: number of collapsed budgets.
+        - ``collapse_start``, ``collapse_end``: first and last budget of the
+          largest collapse (NaN: none).
+
+        Attr ``summary``: the speedup range and each collapse.
+
+    Raises
+    ------
+    InputError
+        When ``latency`` or the ``cache`` dim is missing, when ``cache`` lacks
+        False or True, or when a setting is out of range.
+    """
+    fn = "kv_speedup"
+    check_dataset(ds, fn, ["latency"])
+    if "cache" not in ds["latency"].dims or "cache" not in ds.coords:
+        raise InputError(f"{fn}() needs a 'cache' dim on 'latency'; it has dims {ds['latency'].dims!r}")
+    caches = [bool(c) for c in np.asarray(ds["cache"].values).tolist()]
+    if False not in caches or True not in caches:
+        raise InputError(f"{fn}() needs cache values False and True to compare, got {caches!r}")
+    n_boot = check_positive_int(n_boot, "n_boot", fn)
+    ci = check_fraction(ci, "ci", fn)
+    alpha = check_fraction(alpha, "alpha", fn)
+    for key in ("scaling", "normal"):
+        if key in regimes_kwargs:
+            raise InputError(f"{fn}(): {key!r} is fixed for the speedup series; got {key}={regimes_kwargs[key]!r}")
+
+    lat = ok_values(ds, "latency")
+    off = lat.sel(cache=False, drop=True)
+    on = lat.sel(cache=True, drop=True)
+    series = series_of(off)
+    budgets = np.asarray(ds[BUDGET].values)
+    c_off = cube(off, series)
+    c_on = cube(on, series)
+    for name, c in (("off", c_off), ("on", c_on)):
+        if not np.isfinite(c).any():
+            raise InputError(f"{fn}(): 'latency' has no finite value with the cache {name}")
+        if np.any(c[np.isfinite(c)] <= 0):
+            raise InputError(f"{fn}(): 'latency' must be positive; found {float(np.nanmin(c))!r} with the cache {name}")
+    speedup, lo, hi = bootstrap_ratio(c_off, c_on, n_boot=n_boot, ci=ci, seed=seed)
+
+    lat_reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, seed=seed)
+    if "baseline" not in lat_reg.data_vars:
+        raise InputError(f"{fn}(): reg lacks 'baseline'; pass the Dataset returned by analysis.regimes()")
+    base = lat_reg["baseline"]
+    if "cache" not in base.dims:
+        raise InputError(f"{fn}(): reg['baseline'] has dims {base.dims!r}, without 'cache'")
+    trend = reg_array(
+        (base.sel(cache=False, drop=True) / base.sel(cache=True, drop=True)).to_dataset(name="baseline"),
+        "baseline", series, budgets, fn,
+    ).astype(np.float64)
+
+    with quiet():
+        per_trial = c_off / c_on / trend[:, :, None]
+        per_trial = np.where(np.isfinite(per_trial) & (per_trial > 0), per_trial, np.nan)
+    trial_coord = ds[TRIAL].values if TRIAL in off.dims and TRIAL in ds.coords else np.arange(per_trial.shape[-1])
+    sp = series.wrap(per_trial, [BUDGET, TRIAL], {BUDGET: budgets, TRIAL: trial_coord},
+                     {"units": "1", "long_name": "KV-cache speedup / expected speedup"})
+    sp_ds = xr.Dataset({"speedup": sp})
+    for name in ("order", "started_at"):  # the time check sees the cache-on runs' timing
+        if name in ds.data_vars and "cache" in ds[name].dims:
+            sp_ds[name] = ds[name].sel(cache=True, drop=True)
+    sreg = get_regimes(sp_ds, "speedup", None, fn, alpha=alpha, seed=seed, scaling="constant", normal="highest", **regimes_kwargs)
+    blocks = regime_blocks(sreg, series, budgets, fn)
+    expected = trend * reg_array(sreg, "baseline", series, budgets, fn).astype(np.float64)
+
+    S, B = speedup.shape
+    collapse = np.zeros((S, B), dtype=bool)
+    best: list[tuple[float, float]] = [(np.nan, np.nan)] * S
+    for s in range(S):
+        biggest = 0
+        for blk in blocks[s]:
+            if blk.kind != "fast":
+                continue
+            collapse[s, blk.first : blk.last + 1] = True
+            if blk.last - blk.first + 1 > biggest:
+                biggest = blk.last - blk.first + 1
+                best[s] = (float(budgets[blk.first]), float(budgets[blk.last]))
+    with quiet():
+        collapse_ratio = np.where(collapse, speedup / expected, np.nan)
+        inside = np.nanmedian(np.where(collapse, speedup, np.nan), axis=1)
+        outside = np.nanmedian(np.where(collapse, np.nan, speedup), axis=1)
+    n_collapsed = collapse.sum(axis=1)
+    bcoord = {BUDGET: budgets}
+    out = xr.Dataset(
+        {
+            "speedup": series.wrap(speedup, [BUDGET], bcoord, {"units": "1", "long_name": "latency(cache off) / latency(cache on)"}),
+            "speedup_lo": series.wrap(lo, [BUDGET], bcoord, {"units": "1", "long_name": f"speedup {ci:.0%} bootstrap CI, lower"}),
+            "speedup_hi": series.wrap(hi, [BUDGET], bcoord, {"units": "1", "long_name": f"speedup {ci:.0%} bootstrap CI, upper"}),
+            "expected": series.wrap(expected, [BUDGET], bcoord, {"units": "1", "long_name": "expected speedup (trend)"}),
+            "collapse": series.wrap(collapse, [BUDGET], bcoord, {"long_name": "speedup significantly below its trend"}),
+            "collapse_ratio": series.wrap(collapse_ratio, [BUDGET], bcoord, {"units": "1", "long_name": "speedup / expected where collapsed"}),
+            "speedup_outside": series.wrap(outside, attrs={"units": "1", "long_name": "median speedup outside collapses"}),
+            "speedup_inside": series.wrap(inside, attrs={"units": "1", "long_name": "median speedup inside collapses"}),
+            "n_collapsed": series.wrap(n_collapsed.astype(np.int64), attrs={"units": "1", "long_name": "collapsed budgets"}),
+            "collapse_start": series.wrap(np.array([b[0] for b in best]), attrs={"units": "tokens", "long_name": "first budget of the largest collapse"}),
+            "collapse_end": series.wrap(np.array([b[1] for b in best]), attrs={"units": "tokens", "long_name": "last budget of the largest collapse"}),
+        },
+        attrs={"n_boot": n_boot, "ci": ci, "seed": seed, "alpha": alpha},
+    )
+    lines = [f"KV-cache speedup: {int(np.sum(n_collapsed > 0))} of {S} series collapse below their trend"]
+    for s in range(S):
+        if n_collapsed[s]:
+            lines.append(
+                f"{series.name(s)}: {outside[s]:.1f}x outside, collapses to {inside[s]:.1f}x at budgets "
+                f"{', '.join(str(int(b)) for b in budgets[collapse[s]])}"
+            )
+        elif np.isfinite(speedup[s]).any() and S <= 12:
+            with quiet():
+                lines.append(f"{series.name(s)}: {np.nanmin(speedup[s]):.1f}-{np.nanmax(speedup[s]):.1f}x, no collapse")
+    out.attrs["summary"] = "\n".join(lines)
+    return out

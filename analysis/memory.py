@@ -1,0 +1,285 @@
+"""Does memory explain a latency regime?
+
+:func:`memory_effect` regresses each run's excess latency (log of observed
+over the regimes baseline) on the memory covariates, with and without the
+regime indicators (statsmodels OLS, nested-model F test), reports each
+covariate's R^2 alone and its partial R^2, and checks whether each memory
+series itself jumps inside the regime beyond its smooth trend in budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import statsmodels.api as sm
+import xarray as xr
+
+from analysis._common import (
+    BUDGET,
+    bh,
+    check_dataset,
+    check_fraction,
+    cube,
+    get_regimes,
+    ok_values,
+    quiet,
+    reg_array,
+    regime_blocks,
+    series_of,
+)
+from analysis.errors import InputError
+
+__all__ = ["memory_effect", "MEMORY_VARS"]
+
+#: The memory covariates of schema v1.
+MEMORY_VARS: tuple[str, ...] = ("mem_device_peak", "mem_device_driver", "mem_rss_peak", "mem_sys_available_min", "swap_used")
+
+
+def _usable(x: np.ndarray) -> bool:
+    """A covariate column that varies (not all NaN, not constant)."""
+    x = x[np.isfinite(x)]
+    return x.size > 2 and float(np.std(x)) > 1e-9 * max(float(np.mean(np.abs(x))), 1e-300)
+
+
+def _ssr(y: np.ndarray, X: np.ndarray) -> float:
+    return float(sm.OLS(y, X).fit().ssr)
+
+
+def memory_effect(
+    ds: xr.Dataset,
+    *,
+    reg: xr.Dataset | None = None,
+    covariates: Sequence[str] | None = None,
+    degree: int = 2,
+    alpha: float = 0.05,
+    min_jump: float = 0.02,
+    **regimes_kwargs: Any,
+) -> xr.Dataset:
+    """Whether the memory covariates explain the excess latency of each series' regimes.
+
+    Regimes come from :func:`analysis.regimes.regimes` on ``latency`` (or
+    ``reg``). Per series with at least one regime, each run's *excess* is
+    ``e = log(latency / baseline)``. Three OLS models of ``e`` over the runs:
+
+    * M0: intercept only;
+    * M1 (memory): intercept + the usable memory covariates (standardised);
+    * M2 (memory + regime): M1 + one indicator per regime.
+
+    ``r2_memory`` is R^2 of M1 ("memory explains X% of the excess"),
+    ``r2_added`` = R^2(M2) - R^2(M1) ("the regime adds Y%"), tested with the
+    nested-model F test of M2 against M1 (q-values: Benjamini-Hochberg over the
+    series tested). A covariate's ``r2_alone`` is the R^2 of ``e`` on it alone;
+    its ``partial_r2`` is ``(SSR(M2 without it) - SSR(M2)) / SSR(M2 without it)``.
+
+    Each covariate itself: per series, ``mem ~ poly(budget, degree) + I``
+    with ``I`` = 1 inside any regime; ``mem_jump`` is the coefficient of ``I``
+    over the mean fitted level inside (relative change beyond the smooth
+    trend) with its p-value; it *changes* when ``|mem_jump| >= min_jump`` and
+    the BH q-value is below ``alpha``.
+
+    Covariates that are all NaN, constant or not finite at every run of a series
+    (e.g. ``mem_device_peak`` on CPU, ``swap_used`` with no swap) are skipped
+    for that series.
+
+    Parameters
+    ----------
+    ds
+        Dataset with ``latency`` and memory covariates.
+    reg
+        A result of :func:`analysis.regimes.regimes` on ``ds`` to reuse; None computes it.
+    covariates
+        Memory variables to use (default: those of :data:`MEMORY_VARS` present).
+    degree
+        Degree of the budget polynomial of the memory trend.
+    alpha
+        Significance level (regimes call, q-value thresholds).
+    min_jump
+        Smallest relative memory change inside a regime that counts.
+    **regimes_kwargs
+        Other settings of :func:`analysis.regimes.regimes`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over the series dims:
+
+        - ``has_regime``: the series has at least one regime.
+        - ``n_runs``: runs in the models.
+        - ``r2_memory``: R^2 of the memory-only model M1.
+        - ``r2_full``: R^2 of the memory + regime model M2.
+        - ``r2_added``: ``r2_full - r2_memory``.
+        - ``f_stat``, ``p``, ``q``: F test of M2 against M1, p-value, BH q-value.
+
+        Over the series dims x ``covariate``:
+
+        - ``used``: the covariate entered the models of the series.
+        - ``r2_alone``: R^2 of the excess on the covariate alone.
+        - ``partial_r2``: partial R^2 in M2.
+        - ``mem_jump``: relative change of the covariate inside the regimes beyond its budget trend.
+        - ``mem_jump_p``, ``mem_jump_q``: its p-value and BH q-value.
+        - ``mem_changes``: the covariate changes significantly (and by ``min_jump`` or more) inside.
+
+        Attr ``summary``: "memory explains X% of the excess; the regime adds Y% (p = ...)" per series.
+
+    Raises
+    ------
+    InputError
+        When ``latency``, the budget dim or every memory covariate is missing,
+        a named covariate is unknown, or a setting is out of range.
+    """
+    fn = "memory_effect"
+    check_dataset(ds, fn, ["latency"])
+    if covariates is None:
+        covs = [c for c in MEMORY_VARS if c in ds.data_vars]
+        if not covs:
+            raise InputError(f"{fn}() needs at least one memory covariate of {list(MEMORY_VARS)!r}; the dataset has none")
+    else:
+        covs = list(covariates)
+        if not covs:
+            raise InputError(f"{fn}(): covariates is empty; give names such as {list(MEMORY_VARS)!r}")
+    check_dataset(ds, fn, covs)
+    alpha = check_fraction(alpha, "alpha", fn)
+    min_jump = check_fraction(min_jump, "min_jump", fn, low=-1e-12, high=10.0)
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
+        raise InputError(f"{fn}(): degree must be an integer >= 0, got {degree!r}")
+
+    lat = ok_values(ds, "latency")
+    series = series_of(lat)
+    budgets = np.asarray(ds[BUDGET].values)
+    reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
+    if "baseline" not in reg.data_vars:
+        raise InputError(f"{fn}(): reg lacks 'baseline'; pass the Dataset returned by analysis.regimes()")
+    blocks = regime_blocks(reg, series, budgets, fn)
+    baseline = reg_array(reg, "baseline", series, budgets, fn).astype(np.float64)
+    y_all = cube(lat, series)
+    with quiet():
+        excess = np.log(y_all / baseline[:, :, None])
+    mem = {}
+    for c in covs:
+        da = ds[c]
+        if set(da.dims) != set(lat.dims):
+            da = da.broadcast_like(lat)
+        mem[c] = cube(da, series)
+
+    S, C = series.size, len(covs)
+    B, T = y_all.shape[1:]
+    f = {n: np.full(S, np.nan) for n in ("r2_memory", "r2_full", "r2_added", "f_stat", "p")}
+    n_runs = np.zeros(S, dtype=np.int64)
+    used = np.zeros((S, C), dtype=bool)
+    per = {n: np.full((S, C), np.nan) for n in ("r2_alone", "partial_r2", "mem_jump", "mem_jump_p")}
+    x_b = (np.broadcast_to(budgets[:, None], (B, T)) - budgets.min()) / max(float(np.ptp(budgets)), 1.0)
+    for s in range(S):
+        if not blocks[s]:
+            continue
+        inside = np.zeros((len(blocks[s]), B, T), dtype=bool)
+        for r, blk in enumerate(blocks[s]):
+            inside[r, blk.first : blk.last + 1] = True
+        ok = np.isfinite(excess[s])
+        cols = [j for j, c in enumerate(covs) if np.isfinite(mem[c][s][ok]).all() and _usable(mem[c][s][ok])]
+        # memory trend jump test: on every run where the covariate is finite
+        any_in = inside.any(0)
+        for j, c in enumerate(covs):
+            m = mem[c][s]
+            okm = np.isfinite(m)
+            if not _usable(m[okm]) or not any_in[okm].any() or (~any_in[okm]).sum() < degree + 2:
+                continue
+            Xm = np.column_stack([x_b[okm] ** d for d in range(degree + 1)] + [any_in[okm].astype(float)])
+            fit = sm.OLS(m[okm], Xm).fit()
+            level = float(np.mean(fit.fittedvalues[any_in[okm]] - fit.params[-1]))
+            scale = max(abs(level), 1e-300)
+            jump = float(fit.params[-1]) / scale
+            resid_scale = np.sqrt(fit.scale) / scale if fit.df_resid > 0 else 0.0
+            if abs(jump) < 1e-9 and resid_scale < 1e-9:  # an exact smooth function of budget
+                per["mem_jump"][s, j], per["mem_jump_p"][s, j] = 0.0, 1.0
+            else:
+                per["mem_jump"][s, j], per["mem_jump_p"][s, j] = jump, float(fit.pvalues[-1])
+        n = int(ok.sum())
+        n_runs[s] = n
+        if n < len(cols) + len(blocks[s]) + 3:
+            continue
+        y = excess[s][ok]
+        Z = np.column_stack([mem[covs[j]][s][ok] for j in cols]) if cols else np.empty((n, 0))
+        if cols:
+            Z = (Z - Z.mean(0)) / Z.std(0)
+        I = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
+        one = np.ones((n, 1))
+        X1 = np.hstack([one, Z])
+        X2 = np.hstack([one, Z, I])
+        m1 = sm.OLS(y, X1).fit()
+        m2 = sm.OLS(y, X2).fit()
+        sst = float(np.sum((y - y.mean()) ** 2))
+        if sst <= 0:
+            continue
+        r1 = 1 - m1.ssr / sst
+        r2 = 1 - m2.ssr / sst
+        f["r2_memory"][s], f["r2_full"][s], f["r2_added"][s] = r1, r2, r2 - r1
+        if m2.df_resid > 0 and m2.ssr > 0:
+            fs, pv, _ = m2.compare_f_test(m1)
+            f["f_stat"][s], f["p"][s] = float(fs), float(pv)
+        for i, j in enumerate(cols):
+            used[s, j] = True
+            per["r2_alone"][s, j] = 1 - _ssr(y, np.column_stack([one, Z[:, i]])) / sst
+            reduced = _ssr(y, np.delete(X2, 1 + i, axis=1))
+            per["partial_r2"][s, j] = (reduced - m2.ssr) / reduced if reduced > 0 else 0.0
+    q = bh(f["p"])
+    jump_q = bh(per["mem_jump_p"])
+    changes = (np.nan_to_num(jump_q, nan=1.0) <= alpha) & (np.abs(np.nan_to_num(per["mem_jump"])) >= min_jump)
+    ccoord = {"covariate": np.asarray(covs, dtype=str)}
+
+    def s_var(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
+        return series.wrap(values, attrs={"units": units, "long_name": long_name})
+
+    def c_var(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
+        return series.wrap(values, ["covariate"], ccoord, {"units": units, "long_name": long_name})
+
+    has = np.array([bool(b) for b in blocks])
+    out = xr.Dataset(
+        {
+            "has_regime": series.wrap(has, attrs={"long_name": "series has at least one regime"}),
+            "n_runs": s_var(n_runs, "runs in the models"),
+            "r2_memory": s_var(f["r2_memory"], "R^2 of the excess on memory (M1)"),
+            "r2_full": s_var(f["r2_full"], "R^2 of the excess on memory + regime (M2)"),
+            "r2_added": s_var(f["r2_added"], "R^2 the regime indicator adds to memory"),
+            "f_stat": s_var(f["f_stat"], "F statistic of M2 against M1"),
+            "p": s_var(f["p"], "p-value of the F test"),
+            "q": s_var(q, "BH q-value of the F test"),
+            "used": series.wrap(used, ["covariate"], ccoord, {"long_name": "covariate entered the models"}),
+            "r2_alone": c_var(per["r2_alone"], "R^2 of the excess on the covariate alone"),
+            "partial_r2": c_var(per["partial_r2"], "partial R^2 of the covariate in M2"),
+            "mem_jump": c_var(per["mem_jump"], "relative change inside the regimes beyond the budget trend"),
+            "mem_jump_p": c_var(per["mem_jump_p"], "p-value of the memory change"),
+            "mem_jump_q": c_var(jump_q, "BH q-value of the memory change"),
+            "mem_changes": series.wrap(changes, ["covariate"], ccoord, {"long_name": "covariate changes significantly inside the regimes"}),
+        },
+        attrs={"alpha": alpha, "min_jump": min_jump, "degree": degree, "covariates": ",".join(covs)},
+    )
+    out.attrs["summary"] = _summary(series, has, f, q, changes, covs)
+    return out
+
+
+def _fmt_p(p: float) -> str:
+    return "n/a" if not np.isfinite(p) else (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}")
+
+
+def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarray, changes: np.ndarray, covs: list[str]) -> str:
+    idx = np.flatnonzero(has)
+    if idx.size == 0:
+        return "memory_effect: no regime found, so there is no excess for memory to explain"
+    with quiet():
+        x = np.nanmedian(f["r2_memory"][idx])
+        y = np.nanmedian(f["r2_added"][idx])
+        pmax = np.nanmax(f["p"][idx]) if np.isfinite(f["p"][idx]).any() else np.nan
+    lines = [
+        f"memory explains {100 * x:.0f}% of the excess; the regime adds {100 * y:.0f}% (p = {_fmt_p(pmax)}) "
+        f"[median over {idx.size} series with a regime; largest p]"
+    ]
+    for s in idx:
+        jumped = [c for j, c in enumerate(covs) if changes[s, j]]
+        lines.append(
+            f"{series.name(s)}: memory explains {100 * f['r2_memory'][s]:.0f}% of the excess; the regime adds "
+            f"{100 * f['r2_added'][s]:.0f}% (p = {_fmt_p(f['p'][s])}, q = {_fmt_p(q[s])}); memory "
+            + (f"changes inside the regime: {', '.join(jumped)}" if jumped else "smooth through the regime")
+        )
+    return "\n".join(lines)
