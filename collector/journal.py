@@ -6,7 +6,7 @@ cache) before the next run starts, so a crash, ``kill -9`` or power cut loses
 at most the run in flight. A unique key on the seven sweep coordinates makes
 a run impossible to record twice. One process at a time may extend a journal
 (an exclusive ``flock`` on ``JOURNAL.lock``, released by the OS if the process
-dies); any number may read it.
+dies, removed on a clean close); any number may read it.
 
 Tables: ``meta(key, value)`` (JSON values: ``spec``, ``environment``,
 ``command``, ``created``, ``journal_version``, ``workers``),
@@ -183,6 +183,7 @@ class Journal:
             self._conn.close()
         finally:
             if self._lock_fd is not None:
+                Path(str(self.path) + ".lock").unlink(missing_ok=True)
                 os.close(self._lock_fd)
                 self._lock_fd = None
 

@@ -92,7 +92,7 @@ class SweepSpec:
     dtypes: tuple[str, ...] = ("float32",)
     caches: tuple[bool, ...] = (True, False)
     prompt_lens: tuple[int, ...] = (8,)
-    budgets: tuple[int, ...] = (8, 16, 32, 64)
+    budgets: tuple[int, ...] = tuple(range(2, 25, 2))
     trials: int = 3
     warmup: int = 1
     engine: str = "loop"

@@ -1,0 +1,313 @@
+"""Command line: ``python -m collector run|resume|export|merge|info|models``.
+
+Every error the user can cause (a bad flag, an unknown model, a device this
+machine lacks, an unreadable TOML, a journal in use...) is printed as one line
+``error: ...`` on stderr with exit status 2, before any model is loaded and
+before any journal or output file is created. docs/cli.md lists every command
+and flag with an example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import shlex
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from collector.errors import CollectorError
+
+__all__ = ["main", "build_parser"]
+
+_EXIT_ERROR = 2
+_EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CollectorError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    from collector import spec as s
+
+    g = p.add_argument_group("grid")
+    g.add_argument("--models", nargs="+", metavar="MODEL", help="presets, local paths or cached hub ids "
+                   "(space- or comma-separated; default: distilgpt2)")
+    g.add_argument("--devices", nargs="+", metavar="DEVICE", help="cpu, cuda, mps, sim (default: best here: mps > cuda > cpu)")
+    g.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="float32, float16, bfloat16 (default: float32)")
+    g.add_argument("--cache", choices=s.CACHE_CHOICES, help="KV cache on, off or both (default: both)")
+    g.add_argument("--prompt-lens", nargs="+", metavar="N", help="prompt lengths in tokens (default: 8)")
+    g.add_argument("--budgets", nargs="+", metavar="B", help="new-token budgets: list and/or start:stop:step ranges, "
+                   "stop included (default: 2:24:2)")
+    g.add_argument("--trials", type=str, help="replicates per cell (default: 3)")
+    q = p.add_argument_group("protocol")
+    q.add_argument("--warmup", type=str, help="unrecorded warm-up runs per cell and process (default: 1)")
+    q.add_argument("--engine", choices=s.ENGINES, help="loop (manual decode loop) or generate (HF generate); default loop")
+    q.add_argument("--timing", choices=s.TIMINGS, help="step, events or ends (default: ends)")
+    q.add_argument("--memory", choices=s.MEMORY_MODES, help="memory readings: off, endpoints, sampled (default: endpoints)")
+    q.add_argument("--memory-interval", type=str, help="sampling period in seconds for --memory sampled (default: 0.005)")
+    q.add_argument("--weights", choices=s.WEIGHTS, help="auto, pretrained or random (default: auto)")
+    q.add_argument("--isolation", choices=s.ISOLATIONS, help="none, model or cell: when to start a fresh process (default: none)")
+    q.add_argument("--order", choices=s.ORDERS, help="random (default) or sequential")
+    q.add_argument("--seed", type=str, help="seed of the run order and prompts (default: 0)")
+    q.add_argument("--timeout", type=str, help="per-run limit in seconds; 'none' for no limit (default: none)")
+    q.add_argument("--refine", type=str, metavar="RESOLUTION", help="after the grid, bisect between budgets whose latencies "
+                   "differ until each boundary is located to RESOLUTION tokens")
+    q.add_argument("--refine-max-runs", type=str, help="most runs refinement may add (default: as many as the grid)")
+    o = p.add_argument_group("files and output")
+    o.add_argument("--config", metavar="TOML", help="sweep settings from a TOML file (flags given here win)")
+    o.add_argument("-o", "--output", metavar="PATH", help="dataset to write (default: runs/<host>-<time>.nc); "
+                   "the journal goes beside it as PATH with suffix .journal")
+    o.add_argument("--title", help="title attr of the dataset")
+    o.add_argument("--force", action="store_true", help="replace an existing output and its journal")
+    o.add_argument("--quiet", action="store_true", help="no live bar and no summary (errors still go to stderr)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m collector``."""
+    parser = _Parser(prog="python -m collector", description="Measure decoding latency sweeps and record them.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser("run", help="run a sweep (no flags: a quick default sweep)",
+                         description="Run a sweep and write a schema-v1 netCDF dataset.")
+    _add_run_flags(run)
+    res = sub.add_parser("resume", help="continue an interrupted sweep from its journal")
+    res.add_argument("journal", help="the .journal file beside the output")
+    res.add_argument("-o", "--output", help="write the dataset here instead of the sweep's output")
+    res.add_argument("--quiet", action="store_true", help="no live bar and no summary")
+    exp = sub.add_parser("export", help="write the dataset of a journal (also while its sweep runs)")
+    exp.add_argument("journal")
+    exp.add_argument("-o", "--output", help="dataset path (default: the sweep's output)")
+    mer = sub.add_parser("merge", help="merge datasets (hosts, devices, collection runs) into one")
+    mer.add_argument("inputs", nargs="+", metavar="IN.nc")
+    mer.add_argument("-o", "--output", required=True, metavar="OUT.nc")
+    mer.add_argument("--resolve", choices=("error", "first", "last"), default="error",
+                     help="a cell measured in several inputs: error (default), keep the first or the last")
+    inf = sub.add_parser("info", help="devices, versions and memory of this machine")
+    inf.add_argument("--json", action="store_true", help="machine-readable output")
+    mod = sub.add_parser("models", help="model presets with their sizes")
+    mod.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("models", "devices", "dtypes", "cache", "prompt_lens", "budgets", "trials", "warmup", "engine", "timing",
+             "memory", "memory_interval", "weights", "isolation", "order", "seed", "timeout", "refine",
+             "refine_max_runs", "output", "title")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _default_output() -> str:
+    from collector.environment import host_name
+
+    host = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in host_name()) or "host"
+    return str(Path("runs") / f"{host}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.nc")
+
+
+def _stop_flag() -> tuple[list[bool], Any]:
+    flag = [False]
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag[0]:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    return flag, signal.signal(signal.SIGINT, handler)
+
+
+def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
+    from rich.console import Console
+
+    from collector.export import to_dataset
+    from collector.progress import LiveProgress, print_summary
+    from collector.schema import save
+    from collector.sweep import run_sweep
+
+    flag, previous = _stop_flag()
+    try:
+        with LiveProgress(quiet=quiet, label=Path(output).name) as live:
+            result = run_sweep(spec, journal, on_event=live, should_stop=lambda: flag[0])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    ds = to_dataset(journal)
+    path = save(ds, output)
+    err = Console(stderr=True)
+    if not quiet:
+        print_summary(ds, str(path))
+        for series, found in result.boundaries.items():
+            where = ", ".join(f"{b.lo}|{b.hi} (x{b.jump:.2f})" for b in found)
+            Console().print(f"boundaries {'/'.join(map(str, series))}: {where}")
+    if result.interrupted:
+        err.print(f"interrupted: {result.in_journal} runs in the journal, written to {path}; continue with "
+                  f"'python -m collector resume {journal.path}'")
+        return _EXIT_INTERRUPTED
+    if not quiet:
+        Console().print(f"analyse it: python -m analysis regimes {shlex.quote(str(path))}")
+    return 0
+
+
+def _remove_journal(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from collector.environment import collect
+    from collector.journal import Journal, journal_path
+    from collector.spec import build_spec, check_runnable, read_toml
+
+    base = read_toml(args.config) if args.config else {}
+    spec = build_spec(_settings(args), base=base)
+    if spec.output is None:
+        spec = spec.replace(output=_default_output())
+    output = Path(str(spec.output))
+    if output.suffix == ".journal":
+        raise CollectorError(f"output {str(output)!r} ends in .journal, which is the journal's own suffix; use .nc")
+    jpath = journal_path(output)
+    if not args.force:
+        for p, what in ((jpath, "journal"), (output, "output")):
+            if p.exists():
+                hint = f"continue it with 'python -m collector resume {jpath}', " if what == "journal" else ""
+                raise CollectorError(f"{what} {str(p)!r} already exists; {hint}pass --force to replace it, or choose "
+                                     "another -o")
+    check_runnable(spec)
+    if args.force:
+        _remove_journal(jpath)
+        output.unlink(missing_ok=True)
+    env = collect(spec.devices)
+    command = "python -m collector " + shlex.join(list(argv))
+    journal = Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command)
+    with journal:
+        return _sweep(spec, journal, str(output), args.quiet)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from collector.environment import collect, resume_changes
+    from collector.errors import JournalError
+    from collector.journal import Journal
+    from collector.spec import SweepSpec, check_runnable
+
+    journal = Journal.open(args.journal, write=True)
+    with journal:
+        spec = SweepSpec.from_dict(journal.spec)
+        changes = resume_changes(journal.environment, collect(spec.devices))
+        if changes:
+            raise JournalError(f"refusing to resume {str(journal.path)!r}: the environment changed ({'; '.join(changes)}); "
+                               "export what it holds and start a new sweep")
+        check_runnable(spec)
+        output = args.output or spec.output
+        if not output:
+            raise CollectorError("the journal stores no output path; give one with -o OUT.nc")
+        return _sweep(spec, journal, str(output), args.quiet)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from collector.export import export
+
+    path = export(args.journal, args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from collector.export import merge
+
+    path = merge(args.inputs, args.output, resolve=args.resolve)
+    print(f"wrote {path}")
+    return 0
+
+
+def _gib(x: float) -> str:
+    return f"{x / 2**30:.1f} GiB" if math.isfinite(x) else "-"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from collector.environment import info
+
+    data = info()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    con.print(f"host {data['host']}  ({data['platform']})\nprocessor {data['processor']}\n"
+              f"best device for a sweep: {data['best_device']}")
+    t = Table(title="devices")
+    for c in ("device", "available", "detail"):
+        t.add_column(c)
+    for d in data["devices"]:
+        t.add_row(d["name"], "yes" if d["available"] else "no", d["detail"])
+    con.print(t)
+    mem = data["memory"]
+    con.print("memory: total {}, available {}, swap {} of {}".format(
+        _gib(mem["total"]), _gib(mem["available"]), _gib(mem["swap_used"]), _gib(mem["swap_total"])) +
+        "".join(f", {k.split('_')[0]} limit {_gib(v)}" for k, v in mem.items() if k.endswith("_limit")))
+    t = Table(title="versions")
+    t.add_column("package")
+    t.add_column("version")
+    for k, v in data["versions"].items():
+        t.add_row(k, v)
+    con.print(t)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from collector.models import presets
+
+    rows = presets()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in rows], indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="model presets (random weights unless the published weights are cached; device sim knows them too)")
+    for c in ("name", "architecture", "parameters", "layers", "hidden", "max positions", "published as"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r.name, r.architecture, f"{r.n_params / 1e6:.1f} M", str(r.n_layers), str(r.hidden_size),
+                  str(r.max_positions), r.hub_id or "-")
+    Console().print(t)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line_warning
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        if args.command == "run":
+            return _cmd_run(args, argv)
+        handlers = {"resume": _cmd_resume, "export": _cmd_export, "merge": _cmd_merge, "info": _cmd_info,
+                    "models": _cmd_models}
+        return handlers[args.command](args)
+    except (CollectorError, OSError) as exc:
+        msg = str(exc).replace("\n", " ")
+        print(f"error: {msg}", file=sys.stderr)
+        return _EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

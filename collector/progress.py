@@ -1,0 +1,141 @@
+"""What a sweep shows a person: a live bar while it runs and a summary table at the end.
+
+This is the command line's view (it writes to a :class:`rich.console.Console`);
+the sweep itself never prints. The bar (on stderr) shows runs done / total,
+the estimated time left, the current cell and the last latency. The summary
+(:func:`summary_rows`, :func:`print_summary`) has one row per model x device x
+cache (and dtype / prompt length when the sweep has several): median latency
+at the smallest and largest budget, ms per token between them, failures.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collector import schema
+from collector.sweep import SweepEvent
+
+__all__ = ["LiveProgress", "summary_rows", "print_summary"]
+
+
+def _fmt_s(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.3f} s"
+
+
+class LiveProgress:
+    """A sweep's ``on_event`` callback that drives a rich live bar (nothing when ``quiet``).
+
+    Use as a context manager around :func:`collector.sweep.run_sweep`.
+    """
+
+    def __init__(self, *, quiet: bool = False, console: Console | None = None, label: str = "sweep") -> None:
+        self.quiet = quiet
+        self.console = console or Console(stderr=True)
+        self.label = label
+        self._bar: Progress | None = None
+        self._task: Any = None
+        self.failed = 0
+
+    def __enter__(self) -> "LiveProgress":
+        if not self.quiet:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                console=self.console, transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=None, info="starting")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __call__(self, event: SweepEvent) -> None:
+        if event.record is not None and not event.record.ok:
+            self.failed += 1
+        if self._bar is None:
+            return
+        info = ""
+        if event.key is not None and event.record is not None:
+            k, rec = event.key, event.record
+            what = _fmt_s(rec.latency) if rec.ok else rec.status.upper()
+            info = (f"{k.model} {k.device} {k.dtype} cache={'on' if k.cache else 'off'} p={k.prompt_len} "
+                    f"b={k.budget} t={k.trial}: {what}")
+        elif event.kind == "start":
+            info = f"{event.done} already in the journal" if event.done else "starting"
+        elif event.message:
+            info = event.message
+        if self.failed:
+            info += f"  [red]{self.failed} failed[/red]"
+        self._bar.update(self._task, completed=event.done, total=event.total, info=info)
+
+
+def summary_rows(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """One dict per model x device x cache (x dtype x prompt_len when several).
+
+    Keys: ``model``, ``device``, ``dtype``, ``cache``, ``prompt_len``,
+    ``budget_min``, ``budget_max``, ``median_min`` / ``median_max`` (s, median
+    latency of the ok runs at the smallest / largest budget that has any),
+    ``ms_per_token`` ((median_max - median_min) / (budget_max - budget_min),
+    in ms), ``ok``, ``failed`` (error + oom + timeout) and ``not_run`` counts.
+    """
+    rows = []
+    status = ds["status"]
+    lat = ds["latency"].where(status == schema.STATUS["ok"])
+    for m in ds["model"].values.tolist():
+        for d in ds["device"].values.tolist():
+            for dt in ds["dtype"].values.tolist():
+                for c in ds["cache"].values.tolist():
+                    for p in ds["prompt_len"].values.tolist():
+                        sel = dict(model=m, device=d, dtype=dt, cache=c, prompt_len=p)
+                        st = status.sel(sel).values
+                        med = lat.sel(sel).median("trial", skipna=True).values
+                        budgets = ds["budget"].values
+                        have = np.isfinite(med)
+                        row: dict[str, Any] = dict(sel, ok=int((st == 0).sum()),
+                                                   failed=int(np.isin(st, [1, 2, 3]).sum()),
+                                                   not_run=int((st == schema.STATUS["not_run"]).sum()),
+                                                   budget_min=None, budget_max=None, median_min=math.nan,
+                                                   median_max=math.nan, ms_per_token=math.nan)
+                        if have.any():
+                            i, j = np.flatnonzero(have)[[0, -1]]
+                            row.update(budget_min=int(budgets[i]), budget_max=int(budgets[j]),
+                                       median_min=float(med[i]), median_max=float(med[j]))
+                            if j > i:
+                                row["ms_per_token"] = 1e3 * (med[j] - med[i]) / (budgets[j] - budgets[i])
+                        rows.append(row)
+    return rows
+
+
+def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> None:
+    """Print the summary table of a sweep's dataset and where it was written."""
+    console = console or Console()
+    rows = summary_rows(ds)
+    several = {k: len({r[k] for r in rows}) > 1 for k in ("dtype", "prompt_len")}
+    table = Table(title=f"{ds.attrs.get('title', 'sweep')} ({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})")
+    for col in ["model", "device", *(k for k in ("dtype", "prompt_len") if several[k]), "cache",
+                "median, min budget", "median, max budget", "ms/token", "ok", "failed"]:
+        table.add_column(col, justify="right" if col not in ("model", "device", "dtype") else "left")
+    for r in rows:
+        extra = [str(r[k]) for k in ("dtype", "prompt_len") if several[k]]
+        lo = f"{_fmt_s(r['median_min'])} @{r['budget_min']}" if r["budget_min"] is not None else "-"
+        hi = f"{_fmt_s(r['median_max'])} @{r['budget_max']}" if r["budget_max"] is not None else "-"
+        mpt = f"{r['ms_per_token']:.2f}" if math.isfinite(r["ms_per_token"]) else "-"
+        failed = f"[red]{r['failed']}[/red]" if r["failed"] else "0"
+        table.add_row(r["model"], r["device"], *extra, "on" if r["cache"] else "off", lo, hi, mpt, str(r["ok"]), failed)
+    console.print(table)
+    not_run = sum(r["not_run"] for r in rows)
+    if not_run:
+        console.print(f"{not_run} cells not run (refinement budgets of other series, or an interrupted sweep)")
+    console.print(f"wrote {path}")
