@@ -43,6 +43,16 @@ def _usable(x: np.ndarray) -> bool:
     return x.size > 2 and float(np.std(x)) > 1e-9 * max(float(np.mean(np.abs(x))), 1e-300)
 
 
+def _partial(small: Any, big: Any) -> float:
+    """Adjusted share of the small model's residual variance the big model explains, floored at 0.
+
+    ``1 - (SSR_big / df_big) / (SSR_small / df_small)``: noise regressors explain about nothing.
+    """
+    if small.df_resid <= 0 or big.df_resid <= 0 or small.ssr <= 0:
+        return float("nan")
+    return max(0.0, 1.0 - (big.ssr / big.df_resid) / (small.ssr / small.df_resid))
+
+
 def _ssr(y: np.ndarray, X: np.ndarray) -> float:
     return float(sm.OLS(y, X).fit().ssr)
 
@@ -61,17 +71,25 @@ def memory_effect(
 
     Regimes come from :func:`analysis.regimes.regimes` on ``latency`` (or
     ``reg``). Per series with at least one regime, each run's *excess* is
-    ``e = log(latency / baseline)``. Three OLS models of ``e`` over the runs:
+    ``e = log(latency / baseline)``: its departure from the expected budget
+    scaling. Three nested OLS models of ``e`` over the runs:
 
-    * M0: intercept only;
-    * M1 (memory): intercept + the usable memory covariates (standardised);
+    * M0 (smooth): a degree-``degree`` polynomial in budget;
+    * M1 (memory): M0 + the usable memory covariates (standardised);
     * M2 (memory + regime): M1 + one indicator per regime.
 
-    ``r2_memory`` is R^2 of M1 ("memory explains X% of the excess"),
-    ``r2_added`` = R^2(M2) - R^2(M1) ("the regime adds Y%"), tested with the
-    nested-model F test of M2 against M1 (q-values: Benjamini-Hochberg over the
-    series tested). A covariate's ``r2_alone`` is the R^2 of ``e`` on it alone;
-    its ``partial_r2`` is ``(SSR(M2 without it) - SSR(M2)) / SSR(M2 without it)``.
+    M0 absorbs whatever part of the excess is a smooth function of budget;
+    memory that only grows with the context is collinear with it and so
+    explains nothing beyond it. Shares are of M0's residual variance,
+    adjusted for the regressors added (``1 - (SSR_big / df_big) / (SSR_0 /
+    df_0)``, floored at 0, so noise covariates explain about nothing):
+    ``r2_memory`` for M1 ("memory explains X% of the excess", ``p_memory``
+    from the F test of M1 against M0), ``r2_full`` for M2 and ``r2_added =
+    r2_full - r2_memory`` ("the regime adds Y%"), tested with the nested F
+    test of M2 against M1 (q-values: Benjamini-Hochberg over the series
+    tested). A covariate's ``r2_alone`` is the same share for M0 + that
+    covariate; its ``partial_r2`` is ``(SSR(M2 without it) - SSR(M2)) /
+    SSR(M2 without it)``.
 
     Each covariate itself: per series, ``mem ~ poly(budget, degree) + I``
     with ``I`` = 1 inside any regime; ``mem_jump`` is the coefficient of ``I``
@@ -81,7 +99,8 @@ def memory_effect(
 
     Covariates that are all NaN, constant or not finite at every run of a series
     (e.g. ``mem_device_peak`` on CPU, ``swap_used`` with no swap) are skipped
-    for that series.
+    for that series; so is one that is an exact smooth function of budget
+    (its ``r2_alone`` and ``partial_r2`` are then 0).
 
     Parameters
     ----------
@@ -107,15 +126,16 @@ def memory_effect(
 
         - ``has_regime``: the series has at least one regime.
         - ``n_runs``: runs in the models.
-        - ``r2_memory``: R^2 of the memory-only model M1.
-        - ``r2_full``: R^2 of the memory + regime model M2.
-        - ``r2_added``: ``r2_full - r2_memory``.
+        - ``r2_memory``: adjusted share of the excess memory explains (M1 over M0).
+        - ``p_memory``: p-value of the F test of M1 against M0.
+        - ``r2_full``: adjusted share memory and the regime explain together (M2 over M0).
+        - ``r2_added``: ``r2_full - r2_memory``, the share the regime adds.
         - ``f_stat``, ``p``, ``q``: F test of M2 against M1, p-value, BH q-value.
 
         Over the series dims x ``covariate``:
 
         - ``used``: the covariate entered the models of the series.
-        - ``r2_alone``: R^2 of the excess on the covariate alone.
+        - ``r2_alone``: adjusted share of the excess the covariate alone explains (over M0).
         - ``partial_r2``: partial R^2 in M2.
         - ``mem_jump``: relative change of the covariate inside the regimes beyond its budget trend.
         - ``mem_jump_p``, ``mem_jump_q``: its p-value and BH q-value.
@@ -165,7 +185,7 @@ def memory_effect(
 
     S, C = series.size, len(covs)
     B, T = y_all.shape[1:]
-    f = {n: np.full(S, np.nan) for n in ("r2_memory", "r2_full", "r2_added", "f_stat", "p")}
+    f = {n: np.full(S, np.nan) for n in ("r2_memory", "r2_full", "r2_added", "f_stat", "p", "p_memory")}
     n_runs = np.zeros(S, dtype=np.int64)
     used = np.zeros((S, C), dtype=bool)
     per = {n: np.full((S, C), np.nan) for n in ("r2_alone", "partial_r2", "mem_jump", "mem_jump_p")}
@@ -177,9 +197,23 @@ def memory_effect(
         for r, blk in enumerate(blocks[s]):
             inside[r, blk.first : blk.last + 1] = True
         ok = np.isfinite(excess[s])
-        cols = [j for j, c in enumerate(covs) if np.isfinite(mem[c][s][ok]).all() and _usable(mem[c][s][ok])]
-        # memory trend jump test: on every run where the covariate is finite
         any_in = inside.any(0)
+        # each covariate's departure from its smooth budget trend (least squares over the runs)
+        P = np.column_stack([x_b.ravel() ** d for d in range(degree + 1)])
+        resid: dict[int, np.ndarray] = {}
+        for j, c in enumerate(covs):
+            m = mem[c][s]
+            if not np.isfinite(m[ok]).all() or not _usable(m[ok]) or np.unique(x_b[ok]).size < degree + 2:
+                continue
+            flat_ok = ok.ravel()
+            coef = np.linalg.lstsq(P[flat_ok], m.ravel()[flat_ok], rcond=None)[0]
+            r = m - P.dot(coef).reshape(m.shape)
+            if float(np.std(r[ok])) > 1e-9 * float(np.mean(np.abs(m[ok]))):
+                resid[j] = r
+            else:  # an exact smooth function of budget: carries nothing beyond the budget
+                per["r2_alone"][s, j], per["partial_r2"][s, j] = 0.0, 0.0
+        cols = sorted(resid)
+        # memory trend jump test: on every run where the covariate is finite
         for j, c in enumerate(covs):
             m = mem[c][s]
             okm = np.isfinite(m)
@@ -197,31 +231,32 @@ def memory_effect(
                 per["mem_jump"][s, j], per["mem_jump_p"][s, j] = jump, float(fit.pvalues[-1])
         n = int(ok.sum())
         n_runs[s] = n
-        if n < len(cols) + len(blocks[s]) + 3:
+        k0 = degree + 1
+        if n < k0 + len(cols) + len(blocks[s]) + 2:
             continue
         y = excess[s][ok]
-        Z = np.column_stack([mem[covs[j]][s][ok] for j in cols]) if cols else np.empty((n, 0))
+        X0 = P[ok.ravel()]
+        Z = np.column_stack([resid[j][ok] for j in cols]) if cols else np.empty((n, 0))
         if cols:
             Z = (Z - Z.mean(0)) / Z.std(0)
         I = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
-        one = np.ones((n, 1))
-        X1 = np.hstack([one, Z])
-        X2 = np.hstack([one, Z, I])
-        m1 = sm.OLS(y, X1).fit()
-        m2 = sm.OLS(y, X2).fit()
-        sst = float(np.sum((y - y.mean()) ** 2))
-        if sst <= 0:
+        X1 = np.hstack([X0, Z])
+        X2 = np.hstack([X0, Z, I])
+        m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
+        if m0.ssr <= 0 or m2.df_resid <= 0:
             continue
-        r1 = 1 - m1.ssr / sst
-        r2 = 1 - m2.ssr / sst
-        f["r2_memory"][s], f["r2_full"][s], f["r2_added"][s] = r1, r2, r2 - r1
-        if m2.df_resid > 0 and m2.ssr > 0:
+        f["r2_memory"][s] = _partial(m0, m1)
+        f["r2_full"][s] = _partial(m0, m2)
+        f["r2_added"][s] = f["r2_full"][s] - f["r2_memory"][s]
+        if m2.ssr > 0:
             fs, pv, _ = m2.compare_f_test(m1)
             f["f_stat"][s], f["p"][s] = float(fs), float(pv)
+        if cols and m1.ssr > 0:
+            f["p_memory"][s] = float(m1.compare_f_test(m0)[1])
         for i, j in enumerate(cols):
             used[s, j] = True
-            per["r2_alone"][s, j] = 1 - _ssr(y, np.column_stack([one, Z[:, i]])) / sst
-            reduced = _ssr(y, np.delete(X2, 1 + i, axis=1))
+            per["r2_alone"][s, j] = _partial(m0, sm.OLS(y, np.column_stack([X0, Z[:, i]])).fit())
+            reduced = _ssr(y, np.delete(X2, k0 + i, axis=1))
             per["partial_r2"][s, j] = (reduced - m2.ssr) / reduced if reduced > 0 else 0.0
     q = bh(f["p"])
     jump_q = bh(per["mem_jump_p"])
@@ -239,14 +274,15 @@ def memory_effect(
         {
             "has_regime": series.wrap(has, attrs={"long_name": "series has at least one regime"}),
             "n_runs": s_var(n_runs, "runs in the models"),
-            "r2_memory": s_var(f["r2_memory"], "R^2 of the excess on memory (M1)"),
-            "r2_full": s_var(f["r2_full"], "R^2 of the excess on memory + regime (M2)"),
-            "r2_added": s_var(f["r2_added"], "R^2 the regime indicator adds to memory"),
+            "r2_memory": s_var(f["r2_memory"], "adjusted share of the excess memory explains (M1 over M0)"),
+            "p_memory": s_var(f["p_memory"], "p-value of the F test of M1 against M0"),
+            "r2_full": s_var(f["r2_full"], "adjusted share memory + regime explain (M2 over M0)"),
+            "r2_added": s_var(f["r2_added"], "share the regime adds to memory"),
             "f_stat": s_var(f["f_stat"], "F statistic of M2 against M1"),
             "p": s_var(f["p"], "p-value of the F test"),
             "q": s_var(q, "BH q-value of the F test"),
             "used": series.wrap(used, ["covariate"], ccoord, {"long_name": "covariate entered the models"}),
-            "r2_alone": c_var(per["r2_alone"], "R^2 of the excess on the covariate alone"),
+            "r2_alone": c_var(per["r2_alone"], "adjusted share of the excess the covariate alone explains"),
             "partial_r2": c_var(per["partial_r2"], "partial R^2 of the covariate in M2"),
             "mem_jump": c_var(per["mem_jump"], "relative change inside the regimes beyond the budget trend"),
             "mem_jump_p": c_var(per["mem_jump_p"], "p-value of the memory change"),

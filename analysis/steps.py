@@ -51,7 +51,7 @@ def _modes(r: np.ndarray, max_modes: int, min_effect: float, seed: int, max_fit:
     for c in range(1, max_modes + 1):
         if x.shape[0] < 3 * c:
             break
-        g = GaussianMixture(n_components=c, random_state=seed, reg_covar=1e-6).fit(x)
+        g = GaussianMixture(n_components=c, random_state=seed, reg_covar=1e-6, init_params="k-means++").fit(x)
         bic = g.bic(x)
         if bic < best_bic - 1e-9:
             best, best_bic = g, bic
