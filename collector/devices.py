@@ -71,6 +71,10 @@ class Backend:
     availability_test: ClassVar[str] = ""
     #: whether :meth:`new_event` returns device timing events
     has_events: ClassVar[bool] = False
+    #: whether :meth:`device_allocated` reports anything (not NaN)
+    has_device_memory: ClassVar[bool] = False
+    #: whether the allocator tracks its own peak (:meth:`device_peak`), so sampling is not needed
+    keeps_peak: ClassVar[bool] = False
 
     # -- availability -------------------------------------------------------------
     @classmethod
@@ -99,9 +103,9 @@ class Backend:
         """A device timing event, or ``None`` when the backend has none (host clock)."""
         return None
 
-    def record_event(self, event: Any) -> None:
-        """Record ``event`` on the stream the model's work is queued on."""
-        event.record()
+    def event_stream(self) -> Any | None:
+        """The stream the model's work is queued on (None: the backend's only one)."""
+        return None
 
     # -- memory (bytes; NaN where the backend has no such figure) ----------------------
     def reset_peak(self) -> None:
@@ -161,6 +165,8 @@ class CUDABackend(Backend):
     name = "cuda"
     availability_test = "torch.cuda.is_available()"
     has_events = True
+    has_device_memory = True
+    keeps_peak = True
 
     @classmethod
     def is_available(cls) -> bool:
@@ -172,8 +178,8 @@ class CUDABackend(Backend):
     def new_event(self) -> Any:
         return torch.cuda.Event(enable_timing=True)
 
-    def record_event(self, event: Any) -> None:
-        event.record(torch.cuda.current_stream())
+    def event_stream(self) -> Any:
+        return torch.cuda.current_stream()
 
     def reset_peak(self) -> None:
         torch.cuda.reset_peak_memory_stats()
@@ -211,6 +217,7 @@ class MPSBackend(Backend):
     name = "mps"
     availability_test = "torch.backends.mps.is_available()"
     has_events = True
+    has_device_memory = True
 
     @classmethod
     def is_available(cls) -> bool:
@@ -283,6 +290,7 @@ class EventTimer:
         self.uses_events = backend.has_events
         self._spare: list[Any] = [backend.new_event() for _ in range(capacity)] if self.uses_events else []
         self._spare.reverse()
+        self._stream = backend.event_stream() if self.uses_events else None
         self._events: list[Any] = []
         self._host: list[float] = []
 
@@ -290,7 +298,10 @@ class EventTimer:
         """Add one mark (no synchronisation)."""
         if self.uses_events:
             ev = self._spare.pop() if self._spare else self.backend.new_event()
-            self.backend.record_event(ev)
+            if self._stream is None:
+                ev.record()
+            else:
+                ev.record(self._stream)
             self._events.append(ev)
         else:
             self._host.append(now())

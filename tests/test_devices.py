@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from collector import devices, measurement
 from collector.devices import CPUBackend, CUDABackend, EventTimer, MPSBackend, get_backend
 from collector.errors import ConfigError, DeviceUnavailableError
-from collector.memory import MemoryMonitor, MemorySampler, check_memory_mode
+from collector.memory import HostReader, MemoryMonitor, MemorySampler, check_memory_mode
 
 
 # --------------------------------------------------------------------------- fakes
@@ -269,6 +270,8 @@ def test_cuda_peak_is_reset_before_the_run_and_read_after(fake_cuda):
 
 # --------------------------------------------------------------------------- memory
 class _SpikyBackend(CPUBackend):
+    has_device_memory = True  # like mps: no allocator peak, so the sampler reads it
+
     def __init__(self) -> None:
         self.reads = 0
 
@@ -300,6 +303,29 @@ def test_sampled_mode_catches_a_transient_host_allocation():
         figures[mode] = mon.end()
     assert figures["sampled"].samples > figures["endpoints"].samples
     assert figures["sampled"].rss_peak - figures["endpoints"].rss_peak > 0.5 * size
+
+
+def test_sampler_leaves_cuda_style_peaks_to_the_allocator():
+    class Tracking(_SpikyBackend):
+        keeps_peak = True
+
+    backend = Tracking()
+    sampler = MemorySampler(backend, interval=0.001)
+    sampler.sample()
+    assert backend.reads == 0 and math.isnan(sampler.device_peak) and sampler.rss_peak > 0
+
+
+def test_host_reader_agrees_with_psutil():
+    import psutil
+
+    with HostReader() as reader:
+        if sys.platform.startswith("linux"):
+            assert reader.fast
+        rss, avail = reader.rss(), reader.available()
+        ref_rss, ref_avail = psutil.Process().memory_info().rss, psutil.virtual_memory().available
+    assert rss == pytest.approx(ref_rss, rel=0.1)
+    assert avail == pytest.approx(ref_avail, rel=0.1)
+    assert not reader.fast and reader.rss() > 0  # closed: falls back to psutil
 
 
 def test_memory_off_gives_nan():
