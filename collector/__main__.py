@@ -271,13 +271,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="model presets (random weights unless the published weights are cached; device sim knows them too)")
-    for c in ("name", "architecture", "parameters", "layers", "hidden", "max positions", "published as"):
-        t.add_column(c)
+    t = Table(title="model presets")
+    for c in ("name", "architecture", "parameters", "layers", "hidden", "positions"):
+        t.add_column(c, no_wrap=c == "name")
     for r in rows:
         t.add_row(r.name, r.architecture, f"{r.n_params / 1e6:.1f} M", str(r.n_layers), str(r.hidden_size),
-                  str(r.max_positions), r.hub_id or "-")
-    Console().print(t)
+                  str(r.max_positions))
+    con = Console()
+    con.print(t)
+    con.print("Random weights unless the published weights are in the local Hugging Face cache "
+              "(--weights pretrained insists on them). Device sim knows these names too.")
     return 0
 
 

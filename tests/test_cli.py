@@ -1,0 +1,242 @@
+"""``python -m collector``: errors, run/resume/export/merge/info/models, kill -9 and Ctrl-C (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from collector import schema
+from collector.__main__ import main
+from collector.journal import Journal
+
+SIM = ["--devices", "sim", "--models", "gpt2"]
+
+
+def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _popen(*args: str, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    return subprocess.Popen([sys.executable, "-m", "collector", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+# --------------------------------------------------------------------------- errors: one line, exit 2, nothing created
+@pytest.mark.parametrize("args, match", [
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["run", "--cache", "sometimes"], "invalid choice: 'sometimes'"),
+    (["run", *SIM, "--budgets", "8:4"], "stop 4 < start 8"),
+    (["run", *SIM, "--budgets", "0,8"], "budgets must be >= 1, got 0"),
+    (["run", *SIM, "--trials", "zero"], "trials must be integers, got 'zero'"),
+    (["run", "--devices", "sim", "--models", "no-such-model"], "unknown model 'no-such-model'"),
+    (["run", "--devices", "cpu", "--models", "no/such-model-anywhere"], "unknown model 'no/such-model-anywhere'"),
+    (["run", "--devices", "tpu", "--models", "gpt2"], "unknown device 'tpu'"),
+    (["run", "--config", "missing.toml"], "cannot read config 'missing.toml'"),
+    (["run", "--config", "bad.toml"], "is not valid TOML"),
+    (["run", "--config", "unknown.toml"], "unknown sweep setting 'colour'"),
+    (["run", "--config", "badsim.toml"], "unknown sim setting 'nosie_cv'"),
+    (["resume", "nope.journal"], "no journal at 'nope.journal'"),
+    (["export", "nope.journal"], "no journal at 'nope.journal'"),
+])
+def test_errors_are_one_line_exit_2_and_create_nothing(tmp_path, monkeypatch, capsys, args, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text("models = [gpt2\n")
+    (tmp_path / "unknown.toml").write_text('[sweep]\nmodels = ["gpt2"]\ncolour = "red"\n')
+    (tmp_path / "badsim.toml").write_text('devices = ["sim"]\nmodels = ["gpt2"]\n[sim]\nnosie_cv = 0.1\n')
+    before = set(os.listdir(tmp_path))
+    assert main([*args, "-o", "out.nc"] if args[0] == "run" else args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and match in err
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_unavailable_device_is_refused(tmp_path, monkeypatch, capsys):
+    from collector.environment import available_devices
+
+    missing = [d for d in ("cuda", "mps") if d not in available_devices()]
+    if not missing:
+        pytest.skip("every device is available here")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--devices", missing[0], "--models", "tiny-gpt2", "-o", "x.nc"]) == 2
+    err = capsys.readouterr().err
+    assert f"device {missing[0]!r} is not available" in err and err.count("\n") == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    out = _cli("run", "--devices", "sim", "--models", "nope", "-o", "x.nc", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()] and "unknown model 'nope'" in out.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_existing_journal_or_output_is_not_overwritten(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    args = ["run", *SIM, "--budgets", "8,16", "--trials", "1", "--quiet", "-o", "a.nc"]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+
+
+# --------------------------------------------------------------------------- commands
+def test_run_with_toml_and_flags_then_export_merge(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(
+        '[sweep]\nmodels = "gpt2"\ndevices = ["sim"]\nbudgets = "8:32:8"\ntrials = 2\ncache = "on"\n'
+        '[sim]\nnoise_cv = 0.01\n[[sim.regimes]]\nstart = 16\nend = 16\nfactor = 5.0\n')
+    assert main(["run", "--config", "s.toml", "--trials", "3", "-o", "a.nc"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote a.nc" in out and "python -m analysis regimes a.nc" in out
+    ds = schema.load("a.nc")
+    assert ds.sizes["trial"] == 3 and (ds["status"] == 0).all()  # the flag won over the file
+    assert json.loads(ds.attrs["sim_model"])["noise_cv"] == 0.01
+    assert ds.attrs["command"].startswith("python -m collector run --config s.toml")
+    # export again elsewhere; same data
+    assert main(["export", "a.journal", "-o", "b.nc"]) == 0
+    np.testing.assert_array_equal(schema.load("b.nc")["latency"].values, ds["latency"].values)
+    # a second sweep on other budgets merges cleanly; overlapping ones conflict
+    assert main(["run", "--config", "s.toml", "--budgets", "40,48", "--quiet", "-o", "c.nc"]) == 0
+    assert main(["merge", "a.nc", "c.nc", "-o", "m.nc"]) == 0
+    m = schema.load("m.nc")
+    assert m["budget"].values.tolist() == [8, 16, 24, 32, 40, 48]
+    assert set(np.unique(m["source"].values).tolist()) == {-1, 0, 1}
+    capsys.readouterr()
+    assert main(["merge", "a.nc", "b.nc", "-o", "n.nc"]) == 2
+    assert "was measured in a.nc and in b.nc" in capsys.readouterr().err and not Path("n.nc").exists()
+    assert main(["merge", "a.nc", "b.nc", "-o", "n.nc", "--resolve", "last"]) == 0
+    assert (schema.load("n.nc")["source"] == 1).all()
+
+
+def test_info_and_models_json(capsys):
+    assert main(["info", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"devices", "versions", "memory"} <= set(data) and data["memory"]["total"] > 0
+    assert any(d["name"] == "cpu" and d["available"] for d in data["devices"])
+    assert main(["models", "--json"]) == 0
+    names = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"tiny-gpt2", "distilgpt2", "gpt2"} <= set(names) and names["gpt2"]["n_params"] > 1e8
+
+
+def test_info_and_models_tables(capsys):
+    assert main(["info"]) == 0 and "best device" in capsys.readouterr().out
+    assert main(["models"]) == 0 and "distilgpt2" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_changed_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "a.nc"]) == 0
+    with Journal.open("a.journal", write=True) as j:
+        env = j.environment
+        env["host"] = "another-machine"
+        j.set("environment", env)
+    capsys.readouterr()
+    assert main(["resume", "a.journal"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to resume" in err and "another-machine" in err
+
+
+def test_resume_refuses_a_journal_in_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "a.nc"]) == 0
+    with Journal.open("a.journal", write=True):
+        assert main(["resume", "a.journal"]) == 2
+    assert "in use by another process" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- kill -9 and Ctrl-C
+def _count(journal: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _snapshot(journal: Path) -> dict:
+    con = sqlite3.connect(str(journal), timeout=5)
+    try:
+        return {row[0]: row[1:] for row in con.execute(
+            "SELECT id, model, device, dtype, cache, prompt_len, budget, trial, record FROM runs")}
+    finally:
+        con.close()
+
+
+def _wait_for(journal: Path, n: int, proc: subprocess.Popen, limit: float = 60) -> None:
+    t0 = time.monotonic()
+    while _count(journal) < n:
+        assert proc.poll() is None, f"sweep ended early: {proc.stderr.read() if proc.stderr else ''}"
+        assert time.monotonic() - t0 < limit
+        time.sleep(0.01)
+
+
+def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path):
+    args = ["run", "--devices", "sim", "--models", "gpt2,distilgpt2", "--budgets", "4:80:4", "--trials", "4",
+            "--quiet", "-o", "k.nc"]
+    n_runs = 2 * 2 * 20 * 4
+    journal = tmp_path / "k.journal"
+    rng = random.Random(7)
+    snapshots = []
+    proc = _popen(*args, cwd=tmp_path)
+    for target in sorted(rng.sample(range(20, n_runs - 20), 3)):
+        _wait_for(journal, target, proc)
+        time.sleep(rng.uniform(0, 0.05))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        snapshots.append(_snapshot(journal))
+        assert 0 < len(snapshots[-1]) < n_runs
+        proc = _popen("resume", "k.journal", "--quiet", cwd=tmp_path)
+    assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
+    final = _snapshot(journal)
+    keys = [v[:7] for v in final.values()]
+    assert len(final) == n_runs == len(set(keys))  # every run exactly once
+    for snap in snapshots:  # no completed run was lost or changed
+        for i, row in snap.items():
+            assert final[i] == row
+    ds = schema.load(tmp_path / "k.nc")
+    assert (ds["status"] == schema.STATUS["ok"]).all()
+    assert sorted(ds["order"].values.ravel().tolist()) == list(range(n_runs))
+    # the journal and the dataset agree run by run
+    with Journal.open(journal) as j:
+        for row in j.rows():
+            cell = ds["latency"].sel(model=row.key.model, device=row.key.device, dtype=row.key.dtype,
+                                     cache=row.key.cache, prompt_len=row.key.prompt_len, budget=row.key.budget,
+                                     trial=row.key.trial)
+            assert float(cell) == pytest.approx(row.record.latency, rel=1e-12)
+
+
+def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
+    args = ["run", "--devices", "sim", "--models", "gpt2", "--budgets", "4:200:4", "--trials", "4",
+            "-o", "c.nc"]
+    journal = tmp_path / "c.journal"
+    proc = _popen(*args, cwd=tmp_path)
+    _wait_for(journal, 30, proc)
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(60)
+    err = proc.stderr.read() if proc.stderr else ""
+    assert rc == 130 and "interrupted" in err and "resume" in err
+    n = _count(journal)
+    ds = schema.load(tmp_path / "c.nc")
+    assert int((ds["status"] != schema.STATUS["not_run"]).sum()) == n
+    assert 30 <= n < 2 * 50 * 4
+    out = _cli("resume", "c.journal", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (schema.load(tmp_path / "c.nc")["status"] == 0).all()
