@@ -245,7 +245,7 @@ class Block:
     first: int
     last: int
     ratio: float  # mean observed / baseline inside the block
-    regime_id: int
+    regime_id: int  # 0.. along the budget axis within the series
 
     @property
     def kind(self) -> str:
@@ -290,16 +290,23 @@ def reg_array(reg: xr.Dataset, name: str, series: Series, budgets: np.ndarray, f
     return np.asarray(da.transpose(*dims).values).reshape(series.size, budgets.size)
 
 
-def regime_blocks(reg: xr.Dataset, series: Series, budgets: np.ndarray, fn: str) -> list[list[Block]]:
+def regime_blocks(
+    reg: xr.Dataset, series: Series, budgets: np.ndarray, fn: str, *, split_segments: bool = False
+) -> list[list[Block]]:
     """Per series (flat index), the contiguous anomalous budget intervals of a regimes() result.
 
-    Blocks are split where the regime id (``reg.regime``, when present) or the
-    direction (slow/fast) changes. ``budgets`` gives the budget order of the
-    caller's cube.
+    Blocks are split where the direction (slow/fast) changes and, with
+    ``split_segments``, where the segment id (``reg.regime``) changes; by
+    default adjacent anomalous segments of one direction form one block.
+    ``budgets`` gives the budget order of the caller's cube.
     """
     anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
-    ids = np.asarray(reg_array(reg, "regime", series, budgets, fn), dtype=np.float64) if "regime" in reg.data_vars else None
+    ids = (
+        np.asarray(reg_array(reg, "regime", series, budgets, fn), dtype=np.float64)
+        if split_segments and "regime" in reg.data_vars
+        else None
+    )
     out: list[list[Block]] = []
     for s in range(series.size):
         blocks: list[Block] = []
@@ -314,7 +321,7 @@ def regime_blocks(reg: xr.Dataset, series: Series, budgets: np.ndarray, fn: str)
                 if split:
                     with quiet():
                         r = float(np.nanmean(ratio[s, start : i + 1]))
-                    rid = int(ids[s, start]) if ids is not None and np.isfinite(ids[s, start]) else len(blocks)
+                    rid = len(blocks)
                     blocks.append(Block(start, i, r, rid))
                     start = i + 1
         out.append(blocks)

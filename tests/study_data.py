@@ -39,6 +39,9 @@ __all__ = [
     "study",
     "null",
     "from_step",
+    "prefill_regime",
+    "memory_jump",
+    "budget_onset",
 ]
 
 MODEL = "gpt2-medium"
@@ -140,3 +143,21 @@ def from_step(seed: int = 0, *, step: int = 40, trials: int = 3) -> xr.Dataset:
     """mps, cache on, one prompt length: budgets 96..144 enter a 3x slower decode mode at ``step``."""
     reg = (Regime(start=96, end=144, factor=3.0, device="mps", cache=True, from_step=step),)
     return _build(seed, trials, ("mps",), (32,), tuple(range(16, 193, 16)), reg, True, 0.0, 0.0).copy(deep=True)
+
+
+def prefill_regime(seed: int = 0, *, trials: int = 3) -> xr.Dataset:
+    """mps, cache on, a long prompt: the prefill (not the decode) is 30x slower at budgets 64..96."""
+    reg = (Regime(start=64, end=96, factor=30.0, device="mps", cache=True, phase="prefill"),)
+    return _build(seed, trials, ("mps",), (256,), tuple(range(16, 161, 16)), reg, False, 0.0, 0.0).copy(deep=True)
+
+
+def memory_jump(seed: int = 0, *, trials: int = 3) -> xr.Dataset:
+    """mps, cache on: a 3x decode regime at budgets 96..160 in which device memory also jumps 1.3x."""
+    reg = (Regime(start=96, end=160, factor=3.0, device="mps", cache=True, mem_jump=1.3),)
+    return _build(seed, trials, ("mps",), (32,), BUDGETS, reg, False, 0.0, 0.0).copy(deep=True)
+
+
+def budget_onset(seed: int = 0, *, trials: int = 3) -> xr.Dataset:
+    """mps, cache on, prompt lengths 16 and 48: a 4x regime at budgets 96..160 whatever the prompt."""
+    reg = (Regime(start=96, end=160, factor=4.0, device="mps", cache=True, onset="budget"),)
+    return _build(seed, trials, ("mps",), PROMPT_LENS, BUDGETS, reg, False, 0.0, 0.0).copy(deep=True)
