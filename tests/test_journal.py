@@ -1,0 +1,103 @@
+"""The SQLite journal: durable rows, uniqueness, locking, versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sqlite3
+
+import pytest
+
+from collector.errors import JournalError
+from collector.journal import Journal, RunKey, journal_path
+from collector.record import RunRecord
+
+K = RunKey("gpt2", "sim", "float32", True, 8, 16, 0)
+
+
+def _rec(key: RunKey, latency: float = 0.1) -> RunRecord:
+    return RunRecord(model=key.model, device=key.device, dtype=key.dtype, cache=key.cache, prompt_len=key.prompt_len,
+                     budget=key.budget, latency=latency, prefill_time=0.01, decode_time=latency - 0.01,
+                     tokens=key.budget, started_at=dt.datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=dt.timezone.utc))
+
+
+def _same(a: RunRecord, b: RunRecord) -> bool:
+    return json.dumps(a.to_dict()) == json.dumps(b.to_dict())
+
+
+def _create(tmp_path, name="j.journal"):
+    return Journal.create(tmp_path / name, spec={"models": ["gpt2"]}, environment={"host": "h"}, command="cmd")
+
+
+def test_journal_path():
+    assert str(journal_path("runs/x.nc")) == "runs/x.journal"
+    assert str(journal_path("runs/x")) == "runs/x.journal"
+
+
+def test_rows_persist_across_reopen_in_order(tmp_path):
+    with _create(tmp_path) as j:
+        assert j.add(K, _rec(K), worker=0, pid=11, planned=3) == 1
+        k2 = K._replace(trial=1)
+        j.add(k2, _rec(k2, 0.2).failed("timeout", "slow"), worker=1, pid=12, planned=0)
+        j.set_model_info("gpt2", {"n_params": 5})
+    with Journal.open(tmp_path / "j.journal") as j:
+        rows = list(j.rows())
+        assert [r.key for r in rows] == [K, K._replace(trial=1)]
+        assert _same(rows[0].record, _rec(K)) and rows[0].planned == 3 and rows[0].pid == 11
+        assert rows[1].record.status == "timeout" and math.isnan(rows[1].record.latency)
+        assert j.done() == {K, K._replace(trial=1)} and j.count() == 2
+        assert j.spec == {"models": ["gpt2"]} and j.environment == {"host": "h"} and j.get("command") == "cmd"
+        assert j.model_info() == {"gpt2": {"n_params": 5}}
+
+
+def test_a_run_cannot_be_recorded_twice(tmp_path):
+    with _create(tmp_path) as j:
+        j.add(K, _rec(K), worker=0, pid=1, planned=0)
+        with pytest.raises(JournalError, match="already in journal"):
+            j.add(K, _rec(K, 0.3), worker=0, pid=1, planned=0)
+        assert j.count() == 1
+
+
+def test_wal_mode_and_full_sync(tmp_path):
+    with _create(tmp_path) as j:
+        assert j._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert j._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_worker_numbers_are_unique_across_opens(tmp_path):
+    with _create(tmp_path) as j:
+        assert [j.next_worker(), j.next_worker()] == [0, 1]
+    with Journal.open(tmp_path / "j.journal", write=True) as j:
+        assert j.next_worker() == 2
+
+
+def test_create_refuses_existing(tmp_path):
+    _create(tmp_path).close()
+    with pytest.raises(JournalError, match="already exists; continue it with 'python -m collector resume"):
+        _create(tmp_path)
+
+
+def test_one_writer_at_a_time(tmp_path):
+    with _create(tmp_path):
+        with pytest.raises(JournalError, match="in use by another process"):
+            Journal.open(tmp_path / "j.journal", write=True)
+        with Journal.open(tmp_path / "j.journal") as reader:  # readers are fine
+            assert reader.count() == 0
+    Journal.open(tmp_path / "j.journal", write=True).close()  # released on close
+    assert not (tmp_path / "j.journal.lock").exists()
+
+
+def test_open_errors(tmp_path):
+    with pytest.raises(JournalError, match="no journal at"):
+        Journal.open(tmp_path / "none.journal")
+    (tmp_path / "x.journal").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(JournalError, match="is not a sweep journal"):
+        Journal.open(tmp_path / "x.journal")
+    with _create(tmp_path, "v.journal") as j:
+        j.set("journal_version", "99")
+    with pytest.raises(JournalError, match="has version '99'; this package reads '1'"):
+        Journal.open(tmp_path / "v.journal")
+    sqlite3.connect(str(tmp_path / "empty.journal")).execute("CREATE TABLE meta (key TEXT, value TEXT)").connection.commit()
+    with pytest.raises(JournalError, match="has version None"):
+        Journal.open(tmp_path / "empty.journal")
