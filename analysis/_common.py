@@ -283,7 +283,7 @@ def reg_array(reg: xr.Dataset, name: str, series: Series, budgets: np.ndarray, f
             raise InputError(f"{fn}(): reg[{name!r}] has no coordinate on dim {d!r}")
         pos = da.indexes[d].get_indexer(values)
         if np.any(pos < 0):
-            missing_value = np.asarray(values)[pos < 0][0]
+            missing_value = np.asarray(values)[pos < 0][0].item()
             raise InputError(f"{fn}(): reg does not match the dataset: {d}={missing_value!r} is not in reg[{name!r}]")
         positions[d] = pos
     da = da.isel(positions)
