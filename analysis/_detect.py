@@ -153,7 +153,7 @@ def analyse_block(
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
         rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-        res = _one_series(L[s], m[s], x, int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+        res = _one_series(L[s], m[s], x, base[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
                           tol=max(0.5 * thr, 2.0 * float(sig_m[s])))
         b, segs = res
@@ -173,13 +173,25 @@ def analyse_block(
 
 
 def _fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarray,
-                   mask: np.ndarray | None = None) -> np.ndarray:
+                   mask: np.ndarray | None = None, single_term: bool = False) -> np.ndarray:
     base = np.full(m.shape, np.nan)
     for d in np.unique(deg):
         rows = np.flatnonzero(deg == d)
         base[rows] = _bl.robust_fit(m[rows], x, int(d), mask=None if mask is None else mask[rows],
-                                    scale_floor=floor[rows])[0]
+                                    scale_floor=floor[rows], single_term=single_term)[0]
     return base
+
+
+#: A seed of the normal regime first takes in segments within this many tolerances of its own fit.
+GROW_TOL = 3.0
+#: A normal regime spanning less than this share of the budget range gets a one-term baseline.
+NARROW_SPAN = 0.5
+
+
+def _narrow(x: np.ndarray, used: np.ndarray, valid: np.ndarray) -> bool:
+    full = x[valid].max() - x[valid].min()
+    part = x[used].max() - x[used].min() if used.any() else 0.0
+    return bool(full > 0 and part < NARROW_SPAN * full)
 
 
 def _bootstrap_many(E: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,29 +215,83 @@ def _bootstrap_many(E: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, 
     return est, lo, hi
 
 
-def _one_series(L, m, x, deg, sig_run, sig_m, pen, *, method, thr, n_boot, rng, normal_rule, tol):
+def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot, rng, normal_rule, tol):
     nb, T = L.shape
-    vi = np.flatnonzero(np.isfinite(m))
-    base = _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]))[0]
-    prev = None
-    ends: list[int] = [len(vi)]
-    nmask = np.ones(len(vi), dtype=bool)
-    for _ in range(5):
-        r = m[vi] - np.log(base[vi])
-        ends = _sg.detect(r, method, pen, sig_m)
+    valid = np.isfinite(m)
+    vi = np.flatnonzero(valid)
+    n = len(vi)
+    need = n if normal_rule == "majority" else max(2, int(np.ceil(_sg.MIN_NORMAL_SHARE * n)))
+
+    def refit(seg_sel: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        used = np.zeros(nb, dtype=bool)
+        used[vi[np.repeat(seg_sel, sizes)]] = True
+        # too narrow to pin down intercept and slope: a one-term model (constant cost per token, or per
+        # token squared), which extrapolates sanely
+        return _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]), mask=used[None],
+                              single_term=_narrow(x, used, valid))[0]
+
+    def choose(base: np.ndarray, ends: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Seed a candidate normal regime from each level group, grow it to every segment that lies
+        on the curve refitted to it, and keep the one the rule prefers."""
         sizes = np.diff([0] + ends)
-        is_norm = _sg.choose_normal(_sg.levels(r, ends), sizes, tol=tol, rule=normal_rule)
-        nmask = np.repeat(is_norm, sizes)
+        lev0 = _sg.levels(m[vi] - np.log(base[vi]), ends)
+        group = _sg.group_levels(lev0, tol)
+        group_level = np.array([np.median(lev0[group == k]) for k in range(int(group.max()) + 1)])
+        covered = np.zeros(len(sizes), dtype=bool)
+        best = None
+        for g in range(int(group.max()) + 1):
+            sel = group == g
+            if np.all(covered[sel]):
+                continue
+            b = refit(sel, sizes)
+            for it in range(5):
+                # first grow loosely (a seed's own fit extrapolates poorly), then keep what lies on the refit
+                near = np.abs(_sg.levels(m[vi] - np.log(b[vi]), ends)) <= (GROW_TOL * tol if it == 0 else tol)
+                if not near.any() or np.array_equal(near, sel):
+                    break
+                sel = near
+                b = refit(sel, sizes)
+            # then try to add each other level group (closest first): kept if everything still lies on the refit
+            for h in np.argsort(np.abs(group_level - group_level[g]), kind="stable"):
+                add = (group == h) & ~sel
+                if not add.any():
+                    continue
+                trial = sel | add
+                bt = refit(trial, sizes)
+                if np.all(np.abs(_sg.levels(m[vi] - np.log(bt[vi]), ends)[trial]) <= tol):
+                    sel, b = trial, bt
+            covered |= sel
+            if not np.all(np.abs(_sg.levels(m[vi] - np.log(b[vi]), ends)[sel]) <= 1.5 * tol):
+                continue
+            cover = int(sizes[sel].sum())
+            if normal_rule == "majority":
+                score = -float(cover)
+            elif cover < min(need, n):
+                continue
+            else:
+                score = float(np.mean(np.log(b[vi]))) * (1.0 if normal_rule == "lowest" else -1.0)
+            if best is None or score < best[0] - 1e-12:
+                best = (score, sel, b)
+        if best is None:  # nothing consistent: the level group covering most budgets
+            sel = group == int(np.argmax(np.bincount(group, weights=sizes)))
+            return sel, refit(sel, sizes)
+        return best[1], best[2]
+
+    base = base0
+    prev = None
+    ends: list[int] = [n]
+    is_norm = np.ones(1, dtype=bool)
+    for _ in range(6):
+        ends = _sg.detect(m[vi] - np.log(base[vi]), method, pen, sig_m)
+        is_norm, new_base = choose(base, ends)
+        nmask = np.repeat(is_norm, np.diff([0] + ends))
         if prev is not None and np.array_equal(nmask, prev):
+            base = new_base
             break
-        prev = nmask
-        mask_full = np.zeros(nb, dtype=bool)
-        mask_full[vi[nmask]] = True
-        base = _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]), mask=mask_full[None])[0]
+        prev, base = nmask, new_base
     r = m[vi] - np.log(base[vi])
     sizes = np.diff([0] + ends)
     lev = _sg.levels(r, ends)
-    is_norm = _sg.choose_normal(lev, sizes, tol=tol, rule=normal_rule)
     nmask = np.repeat(is_norm, sizes)
     starts_v = np.array([0] + ends[:-1])
     ends_v = np.array(ends) - 1

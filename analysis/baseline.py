@@ -29,13 +29,41 @@ def design(x: np.ndarray, degree: int) -> np.ndarray:
     return np.stack([x**k for k in range(degree + 1)], axis=-1)
 
 
-def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def _solve_free(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Batched weighted least squares: ``W, Y`` are ``(S, n)``, ``X`` ``(n, p)``; returns ``(S, p)``."""
     A = np.einsum("sn,np,nq->spq", W, X, X)
     rhs = np.einsum("sn,np,sn->sp", W, X, Y)
     p = X.shape[1]
     ridge = 1e-10 * np.maximum(np.trace(A, axis1=1, axis2=2), 1e-300)[:, None, None] * np.eye(p)
     return np.linalg.solve(A + ridge, rhs[..., None])[..., 0]
+
+
+def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Weighted least squares with every coefficient but the intercept constrained to be >= 0.
+
+    Latency does not fall with the budget and does not grow slower than
+    linearly, so slopes and curvature are non-negative. With at most three
+    columns the constrained optimum is found exactly by solving on every face
+    (subsets of the constrained columns set to zero) and keeping the feasible
+    solution with the smallest weighted error.
+    """
+    p = X.shape[1]
+    if p == 1:
+        return _solve_free(W, X, Y)
+    best = np.full((W.shape[0], p), np.nan)
+    best_err = np.full(W.shape[0], np.inf)
+    constrained = list(range(1, p))
+    for k in range(1 << len(constrained)):
+        zero = [c for i, c in enumerate(constrained) if k >> i & 1]
+        keep = [c for c in range(p) if c not in zero]
+        coef = np.zeros((W.shape[0], p))
+        coef[:, keep] = _solve_free(W, X[:, keep], Y)
+        feasible = np.all(coef[:, constrained] >= -1e-12, axis=1)
+        err = np.sum(W * (Y - coef @ X.T) ** 2, axis=1)
+        better = feasible & (err < best_err - 1e-15 * np.abs(best_err).clip(max=1e300))
+        best[better] = coef[better]
+        best_err[better] = err[better]
+    return best
 
 
 def robust_fit(
@@ -45,6 +73,7 @@ def robust_fit(
     *,
     mask: np.ndarray | None = None,
     scale_floor: np.ndarray | float = 0.01,
+    single_term: np.ndarray | bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Robust fit of ``exp(m)`` by a polynomial of ``degree`` in ``x``, for many series at once.
 
@@ -55,8 +84,13 @@ def robust_fit(
     x
         ``(budget,)`` scaled budgets (budget / largest budget).
     degree
-        0, 1 or 2. Series with fewer usable budgets than ``degree + 1`` get
-        the highest degree their data allow.
+        0, 1 or 2: the model is ``a + b x + c x^2`` up to that degree.
+    single_term
+        (scalar or per series) Fit only the leading term ``k x**degree``
+        (constant, proportional, or proportional to ``x^2``) instead: used
+        when the budgets in the fit span too little of the axis to pin down
+        an intercept and a slope, so extrapolating the baseline stays sane.
+        Series with fewer usable budgets than ``degree + 2`` get it too.
     mask
         ``(series, budget)`` budgets allowed into the fit (default: all finite).
     scale_floor
@@ -78,12 +112,13 @@ def robust_fit(
     weights = np.zeros((S, n))
     counts = ok.sum(axis=1)
     floor = np.broadcast_to(np.asarray(scale_floor, dtype=float), (S,))
-    deg_eff = np.minimum(degree, counts - 1)
-    for deg in range(degree, -1, -1):
-        rows = np.flatnonzero(deg_eff == deg)
+    single = np.broadcast_to(np.asarray(single_term, dtype=bool), (S,)) | (counts < degree + 2)
+    for use_single in (False, True):
+        rows = np.flatnonzero((single == use_single) & (counts >= 1))
         if rows.size == 0:
             continue
-        X = design(x, deg)
+        X = design(x, degree)[:, -1:] if use_single else design(x, degree)
+        deg = 0 if use_single else degree
         mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
         inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)
         w = okr.astype(float)

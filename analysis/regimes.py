@@ -12,6 +12,8 @@ against execution time.
 from __future__ import annotations
 
 import numbers
+import sys
+import types
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,12 @@ __all__ = ["regimes", "summary", "METHODS", "SCALINGS", "NORMAL_RULES"]
 
 METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
+#: Names of the result's variables (a series dim may not take one of them, nor "segment").
+OUTPUT_VARIABLES: tuple[str, ...] = (
+    "anomalous", "ratio", "baseline", "regime", "normal", "start", "end", "start_lo", "start_hi", "end_lo",
+    "end_hi", "effect", "effect_lo", "effect_hi", "p", "q", "reproducible", "kind", "segment_anomalous",
+    "confounded", "clustered", "p_time", "n_cells", "noise", "penalty", "scaling", "detected",
+)
 
 
 def regimes(
@@ -191,7 +199,7 @@ def regimes(
     coords: dict[Any, Any] = {d: da[d] for d in sdims}
     coords[_series.BUDGET] = da[_series.BUDGET]
     for name, c in da.coords.items():
-        if name not in coords and set(c.dims) <= set(sdims):
+        if name not in coords and name not in OUTPUT_VARIABLES and set(c.dims) <= set(sdims):
             coords[name] = c
     coords["segment"] = np.arange(K)
     SB = tuple(sdims) + (_series.BUDGET,)
@@ -285,6 +293,9 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     da = ds[var]
     if _series.BUDGET not in da.dims:
         raise InputError(f"variable {var!r} has no 'budget' dim; its dims are {list(map(str, da.dims))}")
+    clash = [d for d in da.dims if d in OUTPUT_VARIABLES or d == "segment"]
+    if clash:
+        raise InputError(f"dim {clash[0]!r} of {var!r} has the name of a result variable; rename it (e.g. ds.rename)")
     if da.sizes[_series.BUDGET] < 3:
         raise InputError(f"need at least 3 budgets to find regimes, {var!r} has {da.sizes[_series.BUDGET]}")
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.timedelta64):
@@ -354,3 +365,15 @@ def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) 
         p_time[s, j] = p
         confounded[s, j] = c or not survives
     return f"{used}: {int(candidate.sum())} segment(s) checked", _cf.sequential_share(tc.pos)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``analysis.regimes`` as a submodule makes it shadow the function of the same name on
+    the lazy ``analysis`` package; calling the module calls :func:`regimes`, so ``analysis.regimes(ds)``
+    works either way."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        return regimes(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

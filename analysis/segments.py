@@ -3,8 +3,8 @@
 * :func:`detect` cuts one series of log ratios into segments with ruptures
   (``pelt``, ``binseg``, ``dynp`` or ``kernel``; ``jump=1``, ``min_size=1`` so
   that a one-budget spike can be its own segment).
-* :func:`choose_normal` groups segments whose levels agree and picks the group
-  that is the normal regime (by default the cheapest one with enough budgets).
+* :func:`group_levels` groups segments whose levels agree (the seeds of the
+  candidate normal regimes, which the caller refits and compares).
 * :func:`boundary_intervals` re-estimates every boundary on resampled data and
   reports where it lands.
 """
@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import ruptures as rpt
 
-__all__ = ["METHODS", "NORMAL_RULES", "detect", "levels", "choose_normal", "boundary_intervals"]
+__all__ = ["METHODS", "NORMAL_RULES", "MIN_NORMAL_SHARE", "detect", "levels", "group_levels", "boundary_intervals"]
 
 METHODS: tuple[str, ...] = ("pelt", "binseg", "dynp", "kernel")
 NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
@@ -24,6 +24,8 @@ NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
 #: The kernel method works on ``x / sigma`` with an RBF kernel of this bandwidth (in noise units).
 KERNEL_BANDWIDTH = 3.0
 _DYNP_MAX_BKPS = 12
+#: The normal regime must cover at least this share of the budgets (and at least 2) under ``lowest`` / ``highest``.
+MIN_NORMAL_SHARE = 0.25
 
 
 def detect(x: np.ndarray, method: str, pen: float, sigma: float) -> list[int]:
@@ -90,53 +92,20 @@ def levels(x: np.ndarray, ends: list[int]) -> np.ndarray:
     return np.array([np.median(x[a:b]) for a, b in zip(starts, ends)])
 
 
-def choose_normal(lev: np.ndarray, sizes: np.ndarray, *, tol: float, rule: str = "lowest", min_share: float = 0.25) -> np.ndarray:
-    """Which segments form the normal regime.
-
-    Segments are grouped by level: sorted levels are cut where two
-    neighbours differ by more than ``tol`` (single linkage), so segments that
-    continue the same scaling curve fall into one group. The normal group is
-    then, by ``rule``:
-
-    * ``lowest`` (default): the group with the lowest level (the lowest cost
-      per token relative to the fitted scaling) among the groups that cover at
-      least ``max(2, ceil(min_share * n))`` budgets, so that a short dip is
-      still an anomaly while a sweep zoomed in on a slow interval (most of its
-      budgets slow) keeps the slow interval as the anomaly;
-    * ``highest``: the same with the highest level (for derived series where
-      a drop is the anomaly, e.g. a speedup ratio);
-    * ``majority``: the group covering most budgets.
-
-    When no group is large enough, the largest group is normal.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean per segment.
-    """
+def group_levels(lev: np.ndarray, tol: float) -> np.ndarray:
+    """Group segments whose levels agree: sorted levels are cut where two neighbours differ by more
+    than ``tol`` (single linkage). Returns a group id per segment, 0 for the lowest group."""
     k = len(lev)
-    if k == 1:
-        return np.ones(1, dtype=bool)
+    group = np.zeros(k, dtype=int)
+    if k <= 1:
+        return group
     order = np.argsort(lev, kind="stable")
-    group = np.empty(k, dtype=int)
     g = 0
-    group[order[0]] = 0
     for a, b in zip(order[:-1], order[1:]):
         if lev[b] - lev[a] > tol:
             g += 1
         group[b] = g
-    n_groups = g + 1
-    cover = np.bincount(group, weights=sizes, minlength=n_groups)
-    if rule == "majority":
-        pick = int(np.argmax(cover))
-    else:
-        need = max(2.0, np.ceil(min_share * float(np.sum(sizes))))
-        eligible = np.flatnonzero(cover >= need)
-        if eligible.size == 0:
-            pick = int(np.argmax(cover))
-        else:
-            pick = int(eligible.min() if rule == "lowest" else eligible.max())
-    return group == pick
+    return group
 
 
 def boundary_intervals(

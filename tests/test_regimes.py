@@ -1,0 +1,281 @@
+"""analysis.regimes on seeded synthetic data: planted regimes are found, noise is not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import ruptures as rpt
+import xarray as xr
+
+import analysis
+from analysis.errors import InputError
+from analysis.regimes import regimes, summary
+from analysis.segments import detect
+from analysis.synthetic import Episode, Regime, make_dataset
+
+
+def _truth(ds: xr.Dataset) -> np.ndarray:
+    return ds["truth_anomalous"].any("trial").values
+
+
+@pytest.fixture(scope="module")
+def default_result() -> tuple[xr.Dataset, xr.Dataset]:
+    ds = make_dataset(0, step_time=False)
+    return ds, regimes(ds)
+
+
+def test_default_regime_found(default_result):
+    ds, r = default_result
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    seg = r.sel(cache=True).squeeze()
+    j = int(np.flatnonzero(seg["segment_anomalous"].values)[0])
+    assert seg["start"].values[j] == 96 and seg["end"].values[j] == 128
+    assert seg["kind"].values[j] == "slow"
+    assert seg["effect_lo"].values[j] < 5.0 * 1.03 and seg["effect_hi"].values[j] > 5.0 / 1.03
+    assert seg["effect"].values[j] == pytest.approx(5.0, rel=0.05)
+    assert seg["q"].values[j] < 0.001
+    assert not seg["confounded"].values[j]
+    # boundary intervals bracket the planted boundaries
+    assert seg["start_lo"].values[j] <= 96 <= seg["start_hi"].values[j]
+    assert seg["end_lo"].values[j] <= 128 <= seg["end_hi"].values[j]
+
+
+def test_ratio_baseline_and_attrs(default_result):
+    ds, r = default_result
+    med = ds["latency"].median("trial")
+    np.testing.assert_allclose((r["ratio"] * r["baseline"]).values, med.values, rtol=1e-9)
+    normal = r["ratio"].where(~r["anomalous"])
+    assert float(abs(np.log(normal)).max()) < np.log(1.2)
+    assert r.attrs["method"] == "pelt" and r.attrs["penalty"] == "auto"
+    assert set(np.unique(r["kind"].values)) <= {"normal", "slow", "fast", ""}
+    assert r["anomalous"].dtype == bool and r["regime"].dtype.kind == "i"
+    assert r["scaling"].sel(cache=True).item() == "linear"
+    assert r["scaling"].sel(cache=False).item() == "quadratic"
+    assert "slow x5.00" in summary(r) and summary(r) == r.attrs["summary"]
+
+
+def test_q_is_bh_of_p(default_result):
+    _, r = default_result
+    p = r["p"].values.ravel()
+    q = r["q"].values.ravel()
+    ok = np.isfinite(p)
+    assert np.all(q[ok] >= p[ok] - 1e-12)
+    assert np.all(np.isnan(q[~ok]))
+
+
+@pytest.mark.parametrize("method", ["pelt", "binseg", "dynp", "kernel"])
+def test_methods_find_planted_regime(method):
+    ds = make_dataset(3, caches=(True,), budgets=list(range(8, 168, 8)), step_time=False,
+                      regimes=[Regime(48, 72, 3.0, cache=True)], noise_cv=0.08)
+    r = regimes(ds, method=method)
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    assert r.attrs["method"] == method
+
+
+def test_one_budget_spike_found():
+    ds = make_dataset(4, caches=(True,), budgets=list(range(8, 168, 8)), step_time=False,
+                      regimes=[Regime(80, 80, 2.0, cache=True)], noise_cv=0.1)
+    r = regimes(ds)
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+
+
+@pytest.mark.parametrize("where", [(120, 190), (140, 210), (100, 170)])
+def test_zoomed_probe_keeps_anomaly_as_anomaly(where):
+    """8 anomalous budgets of 12: the slow interval is still the anomaly (expected scaling, not majority)."""
+    ds = make_dataset(5, caches=(True,), budgets=list(range(100, 220, 10)), step_time=False,
+                      regimes=[Regime(where[0], where[1], 5.0, cache=True)])
+    assert _truth(ds).sum() == 8
+    r = regimes(ds)
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    assert set(r["kind"].values[r["segment_anomalous"].values]) == {"slow"}
+
+
+def test_fast_regime():
+    ds = make_dataset(6, caches=(True,), budgets=list(range(8, 168, 8)), step_time=False,
+                      regimes=[Regime(64, 80, 0.4, cache=True)])
+    r = regimes(ds)
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    assert "fast" in set(r["kind"].values.ravel())
+
+
+def test_one_slow_run_and_one_slow_trial_are_noise():
+    ds = make_dataset(7, regimes=(), run_state_prob=0.0, step_time=False)
+    lat = ds["latency"].copy()
+    lat[dict(cache=1, budget=5, trial=2)] *= 4.0  # one slow run
+    lat[dict(cache=0, trial=3)] *= 2.0  # one trial slow at every budget
+    ds["latency"] = lat
+    r = regimes(ds)
+    assert not r["anomalous"].any()
+
+
+def test_null_data_not_flagged():
+    flagged = 0
+    for seed in range(8):
+        ds = make_dataset(100 + seed, regimes=(), episodes=[Episode(0.4, 0.5, 1.8)], noise_cv=0.12,
+                          run_state_prob=0.05, step_time=False)
+        flagged += int(regimes(ds)["anomalous"].any(["budget"]).sum())
+    assert flagged == 0
+
+
+def test_sequential_episode_is_confounded():
+    ds = make_dataset(2, regimes=(), episodes=[Episode(0.3, 0.45, 3.0)], order="sequential", step_time=False)
+    r = regimes(ds)
+    conf = r["confounded"].values & r["segment_anomalous"].values
+    assert conf.any()
+    assert r.attrs["sequential_share"] == 1.0
+    text = summary(r)
+    assert "cannot be separated" in text and "random order" in text
+
+
+def test_random_episode_is_not_a_regime():
+    ds = make_dataset(2, regimes=(), episodes=[Episode(0.3, 0.45, 3.0)], order="random", step_time=False)
+    r = regimes(ds)
+    assert not r["anomalous"].any()
+    assert r.attrs["sequential_share"] == 0.0
+
+
+def test_single_trial():
+    ds = make_dataset(8, caches=(True,), trials=1, budgets=list(range(8, 208, 8)), step_time=False,
+                      regimes=[Regime(96, 128, 3.0, cache=True)], run_state_prob=0.0)
+    r = regimes(ds)
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    assert "Fewer than 3 trials" in summary(r)
+    # without a trial dim at all (a published table of means)
+    r2 = regimes(ds.isel(trial=0, drop=True)[["latency"]])
+    np.testing.assert_array_equal(r2["anomalous"].values, _truth(ds))
+
+
+def test_nan_cells_and_failed_runs():
+    ds = make_dataset(9, missing=0.15, step_time=False)
+    lat = ds["latency"].copy()
+    lat[dict(cache=1, budget=3)] = np.nan  # a whole budget without data
+    ds["latency"] = lat
+    r = regimes(ds)
+    truth = _truth(ds)
+    truth[..., 3] = r["anomalous"].values[..., 3]
+    np.testing.assert_array_equal(r["anomalous"].values, truth)
+    assert (r["regime"].values >= 0).all()
+
+
+def test_extra_dims_are_independent_series():
+    a = make_dataset(10, step_time=False)
+    b = make_dataset(11, step_time=False, regimes=[Regime(32, 48, 4.0, cache=False)])
+    both = xr.concat([a, b], dim=xr.DataArray(["a", "b"], dims="host", name="host"), coords="minimal", compat="override")
+    r = regimes(both)
+    assert r["anomalous"].dims[0] == "host"
+    for host, single in (("a", a), ("b", b)):
+        np.testing.assert_array_equal(r["anomalous"].sel(host=host).values, _truth(single))
+
+
+def test_derived_variable_without_order():
+    rng = np.random.default_rng(0)
+    budgets = np.arange(16, 400, 16)
+    speedup = 10.0 * np.exp(rng.normal(0, 0.05, (budgets.size, 4)))
+    speedup[8:11] /= 5.0  # the KV speedup collapses inside an interval
+    ds = xr.Dataset({"kv_speedup": (("budget", "trial"), speedup)}, coords={"budget": budgets})
+    r = regimes(ds, "kv_speedup", scaling="constant")
+    assert r["anomalous"].values.tolist() == [8 <= i < 11 for i in range(budgets.size)]
+    assert "fast" in r["kind"].values.tolist()
+    assert r.attrs["time_check"].startswith("skipped")
+    assert "Time confound not checked" in summary(r)
+
+
+def test_scaling_auto_without_cache_chooses_by_fit():
+    b = np.arange(10, 410, 20).astype(float)
+    rng = np.random.default_rng(1)
+    quad = (0.01 * b + 0.002 * b**2)[:, None] * np.exp(rng.normal(0, 0.03, (b.size, 3)))
+    lin = (0.5 + 0.02 * b)[:, None] * np.exp(rng.normal(0, 0.03, (b.size, 3)))
+    ds = xr.Dataset({"x": (("shape", "budget", "trial"), np.stack([lin, quad]))},
+                    coords={"budget": b, "shape": ["lin", "quad"]})
+    r = regimes(ds, "x")
+    assert r["scaling"].values.tolist() == ["linear", "quadratic"]
+    assert not r["anomalous"].any()
+
+
+def test_penalty_override_changes_segmentation():
+    ds = make_dataset(12, caches=(True,), step_time=False, noise_cv=0.1)
+    fine = regimes(ds, penalty=1e-6, min_effect=0.0)
+    coarse = regimes(ds, penalty=1e3, min_effect=0.0)
+    assert fine["penalty"].item() == 1e-6 and fine.attrs["penalty"] == 1e-6
+    assert int((fine["kind"] != "").sum()) > int((coarse["kind"] != "").sum()) == 1
+
+
+def test_seeded_and_deterministic(default_result):
+    ds, r = default_result
+    again = regimes(ds)
+    xr.testing.assert_identical(r, again)
+
+
+def test_pelt_matches_ruptures_pelt_l2():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        x = rng.normal(0, 0.05, 40)
+        x[10:14] += 0.5
+        x[30] -= 0.4
+        ours = detect(x, "pelt", 0.02, 0.05)
+        ref = rpt.Pelt(model="l2", min_size=1, jump=1).fit(x).predict(pen=0.02)
+        assert ours == ref
+
+
+def test_module_attribute_is_callable():
+    ds = make_dataset(0, caches=(True,), step_time=False)
+    assert analysis.regimes(ds)["anomalous"].any()
+    assert analysis.regimes(ds, min_effect=10.0)["anomalous"].sum() == 0
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def small() -> xr.Dataset:
+    return make_dataset(0, caches=(True,), budgets=[16, 32, 48, 64], trials=2, step_time=False)
+
+
+def test_missing_variable(small):
+    with pytest.raises(InputError, match=r"variable 'nope' not in the dataset"):
+        regimes(small, "nope")
+
+
+def test_no_budget_dim(small):
+    with pytest.raises(InputError, match=r"has no 'budget' dim"):
+        regimes(small.isel(budget=0), "latency")
+
+
+def test_too_few_budgets(small):
+    with pytest.raises(InputError, match=r"at least 3 budgets.*has 2"):
+        regimes(small.isel(budget=[0, 1]))
+
+
+def test_all_nan(small):
+    with pytest.raises(InputError, match=r"'latency' is all NaN"):
+        regimes(small.assign(latency=small["latency"] * np.nan))
+
+
+def test_non_positive(small):
+    with pytest.raises(InputError, match=r"values <= 0"):
+        regimes(small.assign(latency=small["latency"] - 1e3))
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"method": "magic"}, r"method must be one of \['pelt', 'binseg', 'dynp', 'kernel'\], got 'magic'"),
+        ({"scaling": "cubic"}, r"scaling must be one of .*got 'cubic'"),
+        ({"normal": "first"}, r"normal must be one of .*got 'first'"),
+        ({"penalty": -1.0}, r"penalty must be None or a positive number, got -1.0"),
+        ({"min_effect": -0.1}, r"min_effect must be a number >= 0, got -0.1"),
+        ({"alpha": 1.5}, r"alpha must be in \(0, 1\), got 1.5"),
+        ({"n_boot": 2.5}, r"n_boot must be an integer >= 0, got 2.5"),
+    ],
+)
+def test_bad_options(small, kw, msg):
+    with pytest.raises(InputError, match=msg):
+        regimes(small, **kw)
+
+
+def test_dim_named_like_a_result_variable(small):
+    with pytest.raises(InputError, match=r"dim 'kind' of 'latency' has the name of a result variable"):
+        regimes(small.rename(model="kind"))
+
+
+def test_not_a_dataset():
+    with pytest.raises(InputError, match=r"needs an xarray.Dataset, got 'list'"):
+        regimes([1, 2, 3])
