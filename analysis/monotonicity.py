@@ -14,7 +14,7 @@ import xarray as xr
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from analysis._common import BUDGET, bh, check_dataset, check_fraction, cube, ok_values, quiet, series_of
+from analysis._common import BUDGET, bh, callable_module, check_dataset, check_fraction, cube, ok_values, quiet, series_of
 from analysis.errors import InputError
 
 __all__ = ["monotonicity", "cell_centers", "noise_sd"]
@@ -60,6 +60,28 @@ def noise_sd(logs: np.ndarray, center: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pair_reproducibility(logs: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """How reproducible each inversion ``b1 < b2`` is across trials, per series and budget pair.
+
+    The smaller of: the share of ``b1``'s trials above ``b2``'s centre, and
+    the share of ``b2``'s trials below ``b1``'s centre. NaN when either budget
+    has fewer than 3 finite trials (too few to judge).
+    """
+    S, B, T = logs.shape
+    out = np.full((S, B, B), np.nan)
+    if T < 3:
+        return out
+    n = np.isfinite(logs).sum(-1)
+    with quiet():
+        # above[s, i, j]: share of trials of budget i above the centre of budget j
+        above = np.sum(logs[:, :, None, :] > center[:, None, :, None], axis=-1) / n[:, :, None]
+        below = np.sum(logs[:, :, None, :] < center[:, None, :, None], axis=-1) / n[:, :, None]
+    share = np.minimum(above, np.swapaxes(below, 1, 2))
+    enough = (n[:, :, None] >= 3) & (n[:, None, :] >= 3)
+    out[enough] = share[enough]
+    return out
+
+
 def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, min_effect: float = 0.0) -> xr.Dataset:
     """How far ``var`` is from non-decreasing in budget, per series.
 
@@ -70,7 +92,10 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
     An *inversion* is a pair of budgets ``b1 < b2`` whose centres satisfy
     ``c1 - c2 > log(1 + min_effect)`` with the one-sided z-test of
     ``c1 - c2 > 0`` (noise from :func:`noise_sd`) significant at ``alpha``
-    after Benjamini-Hochberg correction over every pair tested in the dataset.
+    after Benjamini-Hochberg correction over every pair tested in the dataset,
+    and, with 3 or more trials at both budgets, reproducible: at least 3/4 of
+    ``b1``'s trials lie above ``c2`` and at least 3/4 of ``b2``'s trials below
+    ``c1`` (a few slow runs in one cell are noise, not an inversion).
 
     Parameters
     ----------
@@ -161,7 +186,8 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         with np.errstate(all="ignore"):
             p_pairs[s][tested] = stats.norm.sf(diff[s][tested] / pair_se[tested])
     q_pairs = bh(p_pairs)
-    sig = np.nan_to_num(q_pairs, nan=1.0) <= alpha
+    repro = _pair_reproducibility(logs, center)
+    sig = (np.nan_to_num(q_pairs, nan=1.0) <= alpha) & ~(repro < 0.75)
 
     n_inv = sig.sum(axis=(1, 2))
     spike = np.ones(S)
@@ -206,3 +232,6 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
     head = f"{var}: {n_mono} of {S} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
     out.attrs["summary"] = "\n".join([head, *lines])
     return out
+
+
+callable_module(__name__, monotonicity)

@@ -17,6 +17,7 @@ import xarray as xr
 from scipy import stats
 
 from analysis._common import (
+    callable_module,
     BUDGET,
     bh,
     check_dataset,
@@ -225,3 +226,6 @@ def phases(
             )
     out.attrs["summary"] = "\n".join(lines)
     return out
+
+
+callable_module(__name__, phases)

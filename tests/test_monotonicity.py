@@ -110,3 +110,22 @@ def test_other_variable_and_min_effect(study: xr.Dataset) -> None:
 def test_bad_input(study: xr.Dataset, make, kwargs, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match=match):
         monotonicity(make(study), **kwargs)
+
+
+def test_slow_runs_in_one_cell_are_noise_unless_every_trial_is_slow() -> None:
+    ds = sd.null(devices=("cpu",))
+    cell = dict(cache=1, prompt_len=0, budget=10)
+    two = ds.copy(deep=True)
+    two["latency"][cell | dict(trial=[0, 1])] *= 1.75
+    assert monotonicity(two)["monotone"].all()
+    three = ds.copy(deep=True)
+    three["latency"][cell] *= 1.75
+    r = monotonicity(three).isel(cache=1, prompt_len=0).squeeze()
+    assert not r["monotone"] and float(r["spike_budget"]) == float(ds["budget"][10])
+
+
+def test_package_attribute_is_callable(study: xr.Dataset) -> None:
+    import analysis
+    import analysis.monotonicity  # binds the submodule to the package attribute
+
+    assert (analysis.monotonicity(study)["n_inversions"] == monotonicity(study)["n_inversions"]).all()

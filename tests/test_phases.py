@@ -99,3 +99,12 @@ def test_mismatched_regimes_result(study: xr.Dataset) -> None:
     other = regimes(study.isel(prompt_len=[0]))
     with pytest.raises(InputError, match="reg does not match the dataset: prompt_len=48"):
         phases(study, reg=other)
+
+
+def test_package_attributes_are_callable(study: xr.Dataset) -> None:
+    import analysis
+    import analysis.boundaries
+    import analysis.phases  # binds the submodules to the package attributes
+
+    assert int(analysis.phases(study)["n_regimes"].sum()) == 4
+    assert str(analysis.boundaries(study).sel(device="mps", cache=True).squeeze()["onset_axis"].values) == "total"
