@@ -66,3 +66,11 @@ def test_one_trial_nan_dask_and_reuse(result: xr.Dataset, study: xr.Dataset) -> 
 def test_bad_input(study: xr.Dataset, make, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match=match):
         compare_backends(make(study))
+
+
+def test_extra_series_dim_is_kept() -> None:
+    ds = xr.concat([sd.study(), sd.null()], dim="host").assign_coords(host=["mac", "linux"])
+    r = compare_backends(ds)
+    assert r["devices_with_regimes"].sel(host="mac").item() == "mps"
+    assert r["devices_with_regimes"].sel(host="linux").item() == ""
+    assert "linux/gpt2-medium: no regime on any device" in r.attrs["summary"]
