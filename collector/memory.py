@@ -16,7 +16,7 @@ Modes (``memory=``):
 The sampler shares the interpreter with the timed thread, so each read must
 hold the GIL as briefly as possible: on Linux it reads ``/proc/self/statm``
 and ``/proc/meminfo`` with one ``os.pread`` each on descriptors opened once
-(about 10 us a sample, against about 50 us through psutil, whose parsing
+(about 8 us a sample, against about 60 us through psutil, whose parsing
 measurably slowed a host-bound decode loop); elsewhere it uses psutil. The
 device is sampled only where the allocator keeps no peak of its own (mps:
 ``current_allocated_memory``); cuda's ``max_memory_allocated`` is exact.
