@@ -86,7 +86,7 @@ class SweepResult:
     """Counts and times of one :func:`run_sweep` call.
 
     ``wall_time`` is the whole call; ``setup_time`` the part spent starting
-    workers, loading models and warming up; ``measured_time`` the sum of the
+    and stopping workers, loading models and warming up; ``measured_time`` the sum of the
     latencies of the ok runs measured in this call.
     """
 
@@ -257,13 +257,13 @@ class _Runner:
     def _worker_for(self, key: RunKey) -> _Worker:
         group = _group(self.spec, key)
         w = self.worker
+        t0 = time.perf_counter()
         if w is not None and (w.group != group or not w.alive()):
             w.close()
             w = self.worker = None
         if w is None:
-            t0 = time.perf_counter()
             w = self.worker = _Worker(self.spec_dict, self.journal.next_worker(), group)
-            self.result.setup_time += time.perf_counter() - t0
+        self.result.setup_time += time.perf_counter() - t0
         return w
 
     def _failed(self, key: RunKey, status: str, error: str, started: Any) -> RunRecord:
@@ -407,8 +407,10 @@ class _Runner:
             self.result.interrupted = not ok
         finally:
             if self.worker is not None:
+                t1 = time.perf_counter()
                 self.worker.close()
                 self.worker = None
+                self.result.setup_time += time.perf_counter() - t1
             self.result.wall_time = time.perf_counter() - t0
             self.result.in_journal = len(self.done)
         self.on_event(SweepEvent("end", len(self.done), max(self.total, len(self.done))))
