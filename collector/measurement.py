@@ -367,13 +367,9 @@ def measure(
         except Exception as exc:  # noqa: BLE001 - a failed load is a failed run
             _recover(backend, exc)
             return base.failed(_failure_status(exc), _message(exc))
-    base = _replace(base, n_params=loaded.n_params, architecture=loaded.architecture)
+    base = dataclasses.replace(base, n_params=loaded.n_params, architecture=loaded.architecture)
     return _measure_loaded(base, loaded, backend, int(budget), int(prompt_len), cache, engine, timing,
                            int(seed), memory, float(memory_interval))
-
-
-def _replace(rec: RunRecord, **changes: Any) -> RunRecord:
-    return dataclasses.replace(rec, **changes)
 
 
 def _recover(backend: Backend, exc: BaseException) -> None:
@@ -389,13 +385,13 @@ def _measure_loaded(
     base: RunRecord, loaded: LoadedModel, backend: Backend, budget: int, prompt_len: int, cache: bool,
     engine: str, timing: str, seed: int, memory: str, memory_interval: float,
 ) -> RunRecord:
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, loaded.spec.vocab_size, (1, prompt_len), generator=gen).to(backend.torch_device())
     clock = _Clock(backend, timing, budget)
     monitor = MemoryMonitor(backend, memory, memory_interval)
     started = _dt.datetime.now(_dt.timezone.utc)
     status, error, tokens = "ok", "", 0
     try:
+        gen = torch.Generator().manual_seed(seed)
+        ids = torch.randint(0, loaded.spec.vocab_size, (1, prompt_len), generator=gen).to(backend.torch_device())
         monitor.begin()
         started = _dt.datetime.now(_dt.timezone.utc)
         with torch.inference_mode():
@@ -411,7 +407,7 @@ def _measure_loaded(
         figs = MemoryFigures()
         if status == "ok":
             status, error = "error", _message(exc)
-    rec = _replace(
+    rec = dataclasses.replace(
         base, started_at=started, tokens=tokens,
         mem_device_peak=figs.device_peak, mem_device_driver=figs.device_driver, mem_rss_peak=figs.rss_peak,
         mem_sys_available_min=figs.sys_available_min, swap_used=figs.swap_used,
@@ -422,7 +418,8 @@ def _measure_loaded(
         return rec.failed("error", f"produced {tokens} new tokens, expected budget={budget}")
     if clock.count != budget:
         return rec.failed("error", f"took {clock.count} step marks, expected budget={budget}")
-    return _replace(rec, latency=latency, prefill_time=prefill, decode_time=latency - prefill, step_times=steps)
+    return dataclasses.replace(rec, latency=latency, prefill_time=prefill, decode_time=latency - prefill,
+                               step_times=steps)
 
 
 def warmup(n: int, **kwargs: Any) -> LoadedModel:
@@ -431,7 +428,8 @@ def warmup(n: int, **kwargs: Any) -> LoadedModel:
     Takes the keyword arguments of :func:`measure`. The model is loaded once
     (or ``loaded=`` is reused); pass the returned model as ``loaded=`` to the
     measured runs. Failed warm-up runs are not raised: the measured runs
-    record them.
+    record them. Bad input raises as in :func:`check_request`; a failure
+    while loading raises as in :func:`load_model`.
     """
     n = _check_int("n", n, 0)
     loaded = kwargs.pop("loaded", None)
