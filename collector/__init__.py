@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "measure": "collector.measurement",
     "warmup": "collector.measurement",
+    "load_model": "collector.measurement",
+    "check_request": "collector.measurement",
+    "presets": "collector.models",
     "RunRecord": "collector.record",
 }
 
