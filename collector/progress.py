@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -123,17 +124,21 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
     console = console or Console()
     rows = summary_rows(ds)
     several = {k: len({r[k] for r in rows}) > 1 for k in ("dtype", "prompt_len")}
-    table = Table(title=f"{ds.attrs.get('title', 'sweep')} ({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})")
-    for col in ["model", "device", *(k for k in ("dtype", "prompt_len") if several[k]), "cache",
-                "median, min budget", "median, max budget", "ms/token", "ok", "failed"]:
-        table.add_column(col, justify="right" if col not in ("model", "device", "dtype") else "left")
+    table = Table(title=f"{ds.attrs.get('title', 'sweep')} "
+                        f"({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})",
+                  box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True,
+                  show_edge=False)
+    for col in ["model", "device", *(k for k in ("dtype", "prompt_len") if several[k]), "cache", "budgets",
+                "median latency", "ms/token", "ok", "fail"]:
+        table.add_column(col, justify="left" if col in ("model", "device", "dtype") else "right", no_wrap=True)
     for r in rows:
         extra = [str(r[k]) for k in ("dtype", "prompt_len") if several[k]]
-        lo = f"{_fmt_s(r['median_min'])} @{r['budget_min']}" if r["budget_min"] is not None else "-"
-        hi = f"{_fmt_s(r['median_max'])} @{r['budget_max']}" if r["budget_max"] is not None else "-"
+        span = f"{r['budget_min']}..{r['budget_max']}" if r["budget_min"] is not None else "-"
+        med = f"{_fmt_s(r['median_min'])} .. {_fmt_s(r['median_max'])}" if r["budget_min"] is not None else "-"
         mpt = f"{r['ms_per_token']:.2f}" if math.isfinite(r["ms_per_token"]) else "-"
         failed = f"[red]{r['failed']}[/red]" if r["failed"] else "0"
-        table.add_row(r["model"], r["device"], *extra, "on" if r["cache"] else "off", lo, hi, mpt, str(r["ok"]), failed)
+        table.add_row(r["model"], r["device"], *extra, "on" if r["cache"] else "off", span, med, mpt, str(r["ok"]),
+                      failed)
     console.print(table)
     not_run = sum(r["not_run"] for r in rows)
     if not_run:
