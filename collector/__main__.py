@@ -111,7 +111,8 @@ def _default_output() -> str:
     return str(Path("runs") / f"{host}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.nc")
 
 
-def _stop_flag() -> tuple[list[bool], Any]:
+def _stop_flag() -> tuple[list[bool], dict[int, Any]]:
+    """A flag set by the first SIGINT / SIGTERM (the sweep stops between runs); a second one raises."""
     flag = [False]
 
     def handler(signum: int, frame: Any) -> None:
@@ -119,7 +120,7 @@ def _stop_flag() -> tuple[list[bool], Any]:
             raise KeyboardInterrupt
         flag[0] = True
 
-    return flag, signal.signal(signal.SIGINT, handler)
+    return flag, {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
@@ -135,7 +136,8 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
         with LiveProgress(quiet=quiet, label=Path(output).name) as live:
             result = run_sweep(spec, journal, on_event=live, should_stop=lambda: flag[0])
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     ds = to_dataset(journal)
     path = save(ds, output)
     err = Console(stderr=True)

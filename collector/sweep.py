@@ -301,6 +301,7 @@ class _Runner:
                           None if timeout is None else timeout * self.spec.warmup + 60, self.should_stop)
                 w.warmed.add(key.cell)  # a failed warm-up is not raised: the measured run records its own status
         except _Died as exc:
+            w.kill()
             self.worker = None
             return self._failed(key, exc.status, "during load/warm-up: " + exc.error, started)
         finally:
@@ -311,6 +312,7 @@ class _Runner:
                                "position": min(planned / max(self.position_scale, 1), 0.999999)},
                               timeout, self.should_stop)
         except _Died as exc:
+            w.kill()
             self.worker = None
             return self._failed(key, exc.status, exc.error, started)
         if not reply["ok"]:

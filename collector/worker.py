@@ -18,7 +18,8 @@ A failure inside a request comes back as ``{"ok": False, "status": "error"|"oom"
 "error": message}``; a worker that dies or hangs is the parent's business
 (it kills it on timeout and records the run). The worker ignores SIGINT, so
 Ctrl-C reaches only the sweep, which stops cleanly; it exits when the sweep's
-end of the pipe closes (including when the sweep was killed).
+end of the pipe closes, and within half a second of the sweep's death even
+in the middle of a run (a thread watches the parent process id).
 
 Device ``sim`` runs :func:`collector.sim.simulate` (numpy only, no sleeping);
 other devices run :func:`collector.measurement.measure` on a model loaded
@@ -233,11 +234,26 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
             return
 
 
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """End this process as soon as the sweep that started it is gone (even in the middle of a run),
+    so an orphaned worker never competes for the machine with the sweep's next processes."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """Process entry point: requests on stdin; replies on what was stdout (stdout itself goes to stderr,
     so nothing a model prints can corrupt the protocol)."""
     from multiprocessing.connection import Connection
 
+    _exit_with_parent(os.getppid())
     out_fd = os.dup(1)
     os.dup2(2, 1)
     worker_main(Connection(0, writable=False), Connection(out_fd, readable=False))

@@ -240,3 +240,35 @@ def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
     out = _cli("resume", "c.journal", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (schema.load(tmp_path / "c.nc")["status"] == 0).all()
+
+
+def test_an_orphaned_worker_exits_mid_run(tmp_path, monkeypatch):
+    import psutil
+
+    monkeypatch.setenv("DECODE_REGIMES_FAULTS", "timeout@budget=8")  # the run at budget 8 hangs for an hour
+    proc = _popen("run", *SIM, "--budgets", "4,8", "--trials", "1", "--cache", "on", "--order", "sequential",
+                  "--timeout", "600", "--quiet", "-o", "o.nc", cwd=tmp_path)
+    _wait_for(tmp_path / "o.journal", 1, proc)
+    pid = _snapshot_pids(tmp_path / "o.journal")[0]
+    time.sleep(0.3)
+    assert psutil.pid_exists(pid)  # hanging in the budget-8 run
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the orphaned worker is still running")
+
+
+def _snapshot_pids(journal: Path) -> list[int]:
+    con = sqlite3.connect(str(journal), timeout=5)
+    try:
+        return [int(r[0]) for r in con.execute("SELECT pid FROM runs ORDER BY id")]
+    finally:
+        con.close()
