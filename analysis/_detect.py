@@ -109,6 +109,7 @@ def analyse_block(
     auto = deg < 0
     if auto.any():
         deg[auto] = _bl.choose_degree(m[auto], x, scale_floor=sig_m[auto])
+    lean = {"lowest": 1, "highest": -1}.get(normal_rule, 0)
     base = _fit_by_degree(m, x, deg, sig_m)
     single = ~np.isfinite(sig_run)
     if single.any():
@@ -123,8 +124,11 @@ def analyse_block(
 
     thr = float(np.log1p(min_effect))
     r0 = m - np.log(base)
+    # first guess for the detector: a fit leaning towards the level the normal rule prefers
+    base_lean = _fit_by_degree(m, x, deg, sig_m, lean=lean) if lean else base
     with np.errstate(invalid="ignore"):
         evidence = np.nanmax(np.abs(np.where(has, r0, 0.0)), axis=1) >= thr
+        evidence |= np.nanmax(np.abs(np.where(has, m - np.log(base_lean), 0.0)), axis=1) >= thr
     run = evidence & (n_valid >= 3)
     iB, iS, iX = 0, len(FIELDS_BUDGET), len(FIELDS_BUDGET) + len(FIELDS_SEGMENT)
     seg = {name: iS + k for k, name in enumerate(FIELDS_SEGMENT)}
@@ -153,7 +157,7 @@ def analyse_block(
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
         rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-        res = _one_series(L[s], m[s], x, base[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+        res = _one_series(L[s], m[s], x, base_lean[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
                           tol=max(0.5 * thr, 2.0 * float(sig_m[s])))
         b, segs = res
@@ -173,12 +177,12 @@ def analyse_block(
 
 
 def _fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarray,
-                   mask: np.ndarray | None = None, single_term: bool = False) -> np.ndarray:
+                   mask: np.ndarray | None = None, single_term: bool = False, lean: int = 0) -> np.ndarray:
     base = np.full(m.shape, np.nan)
     for d in np.unique(deg):
         rows = np.flatnonzero(deg == d)
         base[rows] = _bl.robust_fit(m[rows], x, int(d), mask=None if mask is None else mask[rows],
-                                    scale_floor=floor[rows], single_term=single_term)[0]
+                                    scale_floor=floor[rows], single_term=single_term, lean=lean)[0]
     return base
 
 
@@ -237,6 +241,7 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
         lev0 = _sg.levels(m[vi] - np.log(base[vi]), ends)
         group = _sg.group_levels(lev0, tol)
         group_level = np.array([np.median(lev0[group == k]) for k in range(int(group.max()) + 1)])
+        group_size = np.bincount(group, weights=sizes)
         covered = np.zeros(len(sizes), dtype=bool)
         best = None
         for g in range(int(group.max()) + 1):
@@ -251,8 +256,9 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
                     break
                 sel = near
                 b = refit(sel, sizes)
-            # then try to add each other level group (closest first): kept if everything still lies on the refit
-            for h in np.argsort(np.abs(group_level - group_level[g]), kind="stable"):
+            # grow: try to add each other level group (largest first, so the fit is anchored by many
+            # budgets before small groups are judged), kept when every chosen segment stays on the refit
+            for h in np.lexsort((np.abs(group_level - group_level[g]), -group_size)):
                 add = (group == h) & ~sel
                 if not add.any():
                     continue

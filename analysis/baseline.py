@@ -21,6 +21,8 @@ SCALINGS: tuple[str, ...] = ("auto", "constant", "linear", "quadratic")
 DEGREE: dict[str, int] = {"constant": 0, "linear": 1, "quadratic": 2}
 
 _BIWEIGHT_C = 4.685
+#: Biweight tuning constant on the leaning side (see ``lean``).
+LEAN_C = 2.5
 _N_ITER = 12
 
 
@@ -39,12 +41,13 @@ def _solve_free(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 
 
 def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Weighted least squares with every coefficient but the intercept constrained to be >= 0.
+    """Weighted least squares with every coefficient constrained to be >= 0.
 
-    Latency does not fall with the budget and does not grow slower than
-    linearly, so slopes and curvature are non-negative. With at most three
-    columns the constrained optimum is found exactly by solving on every face
-    (subsets of the constrained columns set to zero) and keeping the feasible
+    With the design written in ``x - x_min`` this says: latency is positive
+    at the smallest budget, does not fall with the budget and does not grow
+    slower than linearly (a one-column fit is left free). With at most
+    three columns the constrained optimum is found exactly by solving on every
+    face (subsets of the columns set to zero) and keeping the feasible
     solution with the smallest weighted error.
     """
     p = X.shape[1]
@@ -52,11 +55,13 @@ def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         return _solve_free(W, X, Y)
     best = np.full((W.shape[0], p), np.nan)
     best_err = np.full(W.shape[0], np.inf)
-    constrained = list(range(1, p))
+    constrained = list(range(p))
     for k in range(1 << len(constrained)):
         zero = [c for i, c in enumerate(constrained) if k >> i & 1]
         keep = [c for c in range(p) if c not in zero]
         coef = np.zeros((W.shape[0], p))
+        if not keep:
+            continue
         coef[:, keep] = _solve_free(W, X[:, keep], Y)
         feasible = np.all(coef[:, constrained] >= -1e-12, axis=1)
         err = np.sum(W * (Y - coef @ X.T) ** 2, axis=1)
@@ -74,6 +79,7 @@ def robust_fit(
     mask: np.ndarray | None = None,
     scale_floor: np.ndarray | float = 0.01,
     single_term: np.ndarray | bool = False,
+    lean: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Robust fit of ``exp(m)`` by a polynomial of ``degree`` in ``x``, for many series at once.
 
@@ -91,6 +97,11 @@ def robust_fit(
         when the budgets in the fit span too little of the axis to pin down
         an intercept and a slope, so extrapolating the baseline stays sane.
         Series with fewer usable budgets than ``degree + 2`` get it too.
+    lean
+        0: symmetric biweight. +1: residuals above the fit are rejected sooner
+        (tuning constant :data:`LEAN_C` instead of 4.685), so the fit leans to
+        the lowest level that most budgets share (a first guess under the
+        "lowest per-token cost" rule); -1: the mirror image.
     mask
         ``(series, budget)`` budgets allowed into the fit (default: all finite).
     scale_floor
@@ -117,7 +128,8 @@ def robust_fit(
         rows = np.flatnonzero((single == use_single) & (counts >= 1))
         if rows.size == 0:
             continue
-        X = design(x, degree)[:, -1:] if use_single else design(x, degree)
+        # the full model is written in x - x_min, so its intercept is the value at the smallest budget
+        X = design(x, degree)[:, -1:] if use_single else design(x - np.min(x), degree)
         deg = 0 if use_single else degree
         mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
         inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)
@@ -132,7 +144,8 @@ def robust_fit(
                 warnings.simplefilter("ignore", RuntimeWarning)
                 s = 1.4826 * np.nanmedian(np.abs(r), axis=1)
             s = np.maximum(np.nan_to_num(s, nan=0.0), fl)[:, None]
-            u = np.where(okr, r / (_BIWEIGHT_C * s), 0.0)
+            c = _BIWEIGHT_C if lean == 0 else np.where(lean * r > 0, LEAN_C, _BIWEIGHT_C)
+            u = np.where(okr, r / (c * s), 0.0)
             w_new = np.where(okr & (np.abs(u) < 1.0), (1.0 - u**2) ** 2, 0.0)
             # keep at least deg + 1 points in every fit
             few = (w_new > 0).sum(axis=1) < deg + 1
