@@ -520,6 +520,9 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a published dataset gets the usual mode
     try:
         ds.load().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
         os.replace(tmp, target)

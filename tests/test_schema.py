@@ -34,6 +34,7 @@ def test_save_load_identical(small_ds: xr.Dataset, tmp_path: Path) -> None:
     assert back["step_time"].dtype == np.float32
     assert back["cache"].dtype == bool
     assert not list(tmp_path.glob(".*.tmp")), "temporary file left behind"
+    assert path.stat().st_mode & 0o044, "the dataset must be readable by others (not mkstemp's 0600)"
 
 
 def test_save_is_atomic_on_failure(small_ds: xr.Dataset, tmp_path: Path) -> None:
