@@ -367,18 +367,16 @@ class _Runner:
             started = {(k.series, k.budget) for k in self.done if k.budget not in grid}
             keys = [RunKey(*s, b, t) for s, b in sorted(started) for t in range(spec.trials)
                     if RunKey(*s, b, t) not in self.done]
-            if not keys:
+            if not keys:  # (a started budget was within the limit when planned: it is always finished)
                 samples = self._samples()
                 for s in sorted(series_keys):
                     measured = set(samples.get(s, {}))
                     for b in _refine.next_budgets(samples.get(s, {}), grid=grid, resolution=spec.refine or 1,
                                                   measured=measured):
                         keys.extend(RunKey(*s, b, t) for t in range(spec.trials))
-            room = self.limit - refined_done
-            if not keys or room <= 0:
-                self._boundaries()
-                return True
-            keys = keys[: room - room % spec.trials] if len(keys) > room else keys
+                room = self.limit - refined_done
+                if len(keys) > room:  # whole budgets only (keys come in blocks of `trials`)
+                    keys = keys[: max(room, 0) - max(room, 0) % spec.trials]
             if not keys:
                 self._boundaries()
                 return True
