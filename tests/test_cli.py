@@ -272,3 +272,48 @@ def _snapshot_pids(journal: Path) -> list[int]:
         return [int(r[0]) for r in con.execute("SELECT pid FROM runs ORDER BY id")]
     finally:
         con.close()
+
+
+# --------------------------------------------------------------------------- merge (library level)
+def test_merge_datasets_combines_devices_and_steps():
+    from analysis.synthetic import make_dataset
+
+    from collector.export import merge_datasets
+
+    a = make_dataset(0, devices=("sim",), budgets=(8, 16), trials=2, step_time=True)
+    b = make_dataset(1, devices=("cuda",), budgets=(16, 32), trials=3).drop_vars(["step_time", "step"])
+    m = merge_datasets([a, b], names=["a.nc", "b.nc"])
+    assert m["device"].values.tolist() == ["sim", "cuda"] and m["budget"].values.tolist() == [8, 16, 32]
+    assert m.sizes["trial"] == 3 and m.sizes["step"] == 33
+    src = m["source"]
+    assert (src.sel(device="sim", budget=[8, 16], trial=[0, 1]) == 0).all()
+    assert (src.sel(device="cuda", budget=[16, 32]) == 1).all()
+    assert (m["status"].where(src == -1, 4) == 4).all()  # not measured anywhere: not_run
+    np.testing.assert_array_equal(m["latency"].sel(device="cuda", budget=32).values,
+                                  b["latency"].sel(device="cuda", budget=32).values)
+    assert [s["source"] for s in json.loads(m.attrs["merged_from"])] == ["a.nc", "b.nc"]
+    assert len(json.loads(m.attrs["sweep"])) == 2
+
+
+def test_merge_refusals():
+    from analysis.synthetic import make_dataset
+
+    from collector.errors import ConfigError
+    from collector.export import merge_datasets
+
+    a = make_dataset(0, budgets=(8, 16), trials=2)
+    with pytest.raises(ConfigError, match="at least two datasets"):
+        merge_datasets([a])
+    with pytest.raises(ConfigError, match="unknown resolve 'both'; choices: error, first, last"):
+        merge_datasets([a, a], resolve="both")
+    b = a.copy()
+    b.attrs = dict(a.attrs, engine="generate")
+    with pytest.raises(ConfigError, match="different 'engine'"):
+        merge_datasets([a, b])
+    c = a.assign_coords(weights=("model", ["pretrained"]))
+    with pytest.raises(ConfigError, match="model 'gpt2' differs between inputs"):
+        merge_datasets([a, c])
+    with pytest.raises(ConfigError, match="was measured in input 0 and in input 1"):
+        merge_datasets([a, a.copy(deep=True)])
+    first = merge_datasets([a, make_dataset(5, budgets=(8, 16), trials=2)], resolve="first")
+    np.testing.assert_array_equal(first["latency"].values, a["latency"].values)
