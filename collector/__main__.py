@@ -194,7 +194,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     from collector.environment import collect, resume_changes
     from collector.errors import JournalError
-    from collector.journal import Journal
+    from collector.journal import Journal, output_beside
     from collector.spec import SweepSpec, check_runnable
 
     journal = Journal.open(args.journal, write=True)
@@ -205,7 +205,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             raise JournalError(f"refusing to resume {str(journal.path)!r}: the environment changed ({'; '.join(changes)}); "
                                "export what it holds and start a new sweep")
         check_runnable(spec)
-        output = args.output or spec.output
+        output = args.output or output_beside(journal.path, spec.output)
         if not output:
             raise CollectorError("the journal stores no output path; give one with -o OUT.nc")
         return _sweep(spec, journal, str(output), args.quiet)

@@ -30,7 +30,7 @@ import xarray as xr
 
 from collector import schema
 from collector.errors import ConfigError
-from collector.journal import Journal
+from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
 
 __all__ = ["RESOLVE", "to_dataset", "export", "merge_datasets", "merge"]
@@ -118,7 +118,7 @@ def _truth(ds: xr.Dataset, spec: SweepSpec) -> np.ndarray:
 
 
 def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
-    """Write the dataset of a journal to ``output`` (default: the spec's output) atomically.
+    """Write the dataset of a journal to ``output`` atomically (default: the sweep's output file, beside the journal).
 
     Raises
     ------
@@ -130,7 +130,7 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
         The dataset would not be valid (a bug; nothing is written).
     """
     with Journal.open(journal_path) as journal:
-        target = output if output is not None else journal.spec.get("output")
+        target = output if output is not None else output_beside(journal.path, journal.spec.get("output"))
         if not target:
             raise ConfigError(f"journal {str(journal_path)!r} stores no output path; give one with -o OUT.nc")
         ds = to_dataset(journal)

@@ -33,7 +33,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_VERSION", "RunKey", "JournalRow", "Journal", "journal_path"]
+__all__ = ["JOURNAL_VERSION", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside"]
 
 JOURNAL_VERSION = "1"
 
@@ -87,6 +87,14 @@ class JournalRow(NamedTuple):
 def journal_path(output: str | os.PathLike[str]) -> Path:
     """The journal that belongs to an output file: ``runs/x.nc`` -> ``runs/x.journal``."""
     return Path(output).with_suffix(".journal")
+
+
+def output_beside(journal: str | os.PathLike[str], output: str | None) -> Path | None:
+    """The dataset that belongs to a journal: the sweep's ``output`` file name, in the journal's folder
+    (so a sweep resumed or exported from another working directory writes where it started)."""
+    if not output:
+        return None
+    return Path(journal).parent / Path(output).name
 
 
 def _now() -> str:

@@ -317,3 +317,17 @@ def test_merge_refusals():
         merge_datasets([a, a.copy(deep=True)])
     first = merge_datasets([a, make_dataset(5, budgets=(8, 16), trials=2)], resolve="first")
     np.testing.assert_array_equal(first["latency"].values, a["latency"].values)
+
+
+def test_resume_and_export_from_another_directory_write_beside_the_journal(tmp_path, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "runs/a.nc"]) == 0
+    (tmp_path / "runs" / "a.nc").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["export", str(tmp_path / "runs" / "a.journal")]) == 0
+    assert (tmp_path / "runs" / "a.nc").exists() and not (elsewhere / "runs").exists()
+    assert main(["resume", str(tmp_path / "runs" / "a.journal"), "--quiet"]) == 0
+    assert not (elsewhere / "runs").exists()
