@@ -29,10 +29,6 @@ located or ``refine_max_runs`` (default: as many runs as the grid) is spent.
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import time
 import warnings
 import zlib
@@ -48,6 +44,9 @@ from collector.journal import Journal, RunKey
 from collector.record import RunRecord
 from collector.sim import execution_order
 from collector.spec import SweepSpec
+from collector.worker import WorkerDied as _Died
+from collector.worker import WorkerProcess as _Worker
+from collector.worker import WorkerStopped as _Stopped
 
 __all__ = [
     "SequentialOrderWarning",
@@ -137,104 +136,6 @@ def plan(spec: SweepSpec, keys: Sequence[RunKey] | None = None, *, seed: int | N
 def run_seed(seed: int, key: RunKey) -> int:
     """Seed of one run (prompt ids, simulated noise): fixed by the sweep seed and the run's coordinates."""
     return (int(seed) * 1_000_003 + zlib.crc32(repr(tuple(key)).encode())) % (2**31 - 1)
-
-
-# --------------------------------------------------------------------------- workers
-class _Died(Exception):
-    def __init__(self, status: str, error: str) -> None:
-        super().__init__(error)
-        self.status, self.error = status, error
-
-
-class _Stopped(Exception):
-    pass
-
-
-class _Worker:
-    """One worker process (``python -m collector.worker``) and its pipes."""
-
-    def __init__(self, spec: dict[str, Any], number: int, group: Any) -> None:
-        from multiprocessing.connection import Connection
-
-        env = dict(os.environ)
-        paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
-        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, close_fds=True)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
-        self._recv = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
-        self.proc.stdin.close()
-        self.proc.stdout.close()
-        self.number, self.group = number, group
-        self.pid = int(self.proc.pid)
-        self.loaded: dict[tuple[str, str, str], tuple[str, str] | None] = {}
-        self.warmed: set[tuple[Any, ...]] = set()
-        self.init = {"op": "init", "spec": spec}
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def request(self, msg: dict[str, Any], timeout: float | None, should_stop: Callable[[], bool]) -> dict[str, Any]:
-        if self.init is not None:
-            init, self.init = self.init, None
-            self.request(init, 120.0, should_stop)
-        try:
-            self._send.send(msg)
-        except OSError:
-            self.proc.wait(5)
-            raise _Died(self._death_status(), self._death()) from None
-        deadline = math.inf if timeout is None else time.monotonic() + timeout
-        while True:
-            wait = min(0.1, max(0.0, deadline - time.monotonic()))
-            if self._recv.poll(wait):
-                try:
-                    return dict(self._recv.recv())
-                except (EOFError, OSError):
-                    try:
-                        self.proc.wait(5)
-                    except subprocess.TimeoutExpired:
-                        self.kill()
-                    raise _Died(self._death_status(), self._death()) from None
-            if should_stop():
-                self.kill()
-                raise _Stopped()
-            if not self.alive():
-                raise _Died(self._death_status(), self._death())
-            if time.monotonic() >= deadline:
-                self.kill()
-                raise _Died("timeout", f"no result within the {timeout:g} s timeout; worker {self.number} killed")
-
-    def _death_status(self) -> str:
-        return "oom" if self.proc.returncode == -signal.SIGKILL else "error"
-
-    def _death(self) -> str:
-        code = self.proc.returncode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            why = " (the system's out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
-            return f"worker {self.number} (pid {self.pid}) died from signal {name}{why}"
-        return f"worker {self.number} (pid {self.pid}) died with exit code {code!r}"
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.kill()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
-            pass
-        for c in (self._send, self._recv):
-            if not c.closed:
-                c.close()
-
-    def close(self) -> None:
-        if self.alive() and self.init is None:
-            try:
-                self._send.send({"op": "exit"})
-                self.proc.wait(10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
 
 
 # --------------------------------------------------------------------------- the sweep

@@ -21,6 +21,9 @@ Ctrl-C reaches only the sweep, which stops cleanly; it exits when the sweep's
 end of the pipe closes, and within half a second of the sweep's death even
 in the middle of a run (a thread watches the parent process id).
 
+:class:`WorkerProcess` is the sweep's side of this protocol (start, request
+with timeout and stop polling, kill).
+
 Device ``sim`` runs :func:`collector.sim.simulate` (numpy only, no sleeping);
 other devices run :func:`collector.measurement.measure` on a model loaded
 once per worker.
@@ -37,15 +40,30 @@ process kills itself with SIGSEGV).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from collector.journal import RunKey
 from collector.record import RunRecord
 
-__all__ = ["FAULTS_ENV", "FAULT_KINDS", "parse_faults", "fault_for", "failure_status", "worker_main", "main"]
+__all__ = [
+    "FAULTS_ENV",
+    "FAULT_KINDS",
+    "WorkerDied",
+    "WorkerProcess",
+    "WorkerStopped",
+    "failure_status",
+    "fault_for",
+    "main",
+    "parse_faults",
+    "worker_main",
+]
 
 FAULTS_ENV = "DECODE_REGIMES_FAULTS"
 FAULT_KINDS: tuple[str, ...] = ("raise", "oom", "timeout", "crash")
@@ -232,6 +250,110 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
             conn_out.send(reply)
         except (EOFError, OSError):
             return
+
+
+# --------------------------------------------------------------------------- the sweep's side
+class WorkerDied(Exception):
+    """The worker died or timed out during a request; ``status`` and ``error`` describe the run's failure."""
+
+    def __init__(self, status: str, error: str) -> None:
+        super().__init__(error)
+        self.status, self.error = status, error
+
+
+class WorkerStopped(Exception):
+    """The sweep asked to stop while waiting for the worker (which was killed)."""
+
+
+class WorkerProcess:
+    """The sweep's handle on one worker process (``python -m collector.worker``) and its pipes.
+
+    :meth:`request` sends one request and waits for the reply, polling every
+    0.1 s for ``should_stop``, the process's death and the ``timeout``.
+    """
+
+    def __init__(self, spec: dict[str, Any], number: int, group: Any) -> None:
+        from multiprocessing.connection import Connection
+
+        env = dict(os.environ)
+        paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env, close_fds=True)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self._recv = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        self.number, self.group = number, group
+        self.pid = int(self.proc.pid)
+        self.loaded: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        self.warmed: set[tuple[Any, ...]] = set()
+        self.init = {"op": "init", "spec": spec}
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, msg: dict[str, Any], timeout: float | None, should_stop: Callable[[], bool]) -> dict[str, Any]:
+        if self.init is not None:
+            init, self.init = self.init, None
+            self.request(init, 120.0, should_stop)
+        try:
+            self._send.send(msg)
+        except OSError:
+            self.proc.wait(5)
+            raise WorkerDied(self._death_status(), self._death()) from None
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = min(0.1, max(0.0, deadline - time.monotonic()))
+            if self._recv.poll(wait):
+                try:
+                    return dict(self._recv.recv())
+                except (EOFError, OSError):
+                    try:
+                        self.proc.wait(5)
+                    except subprocess.TimeoutExpired:
+                        self.kill()
+                    raise WorkerDied(self._death_status(), self._death()) from None
+            if should_stop():
+                self.kill()
+                raise WorkerStopped()
+            if not self.alive():
+                raise WorkerDied(self._death_status(), self._death())
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise WorkerDied("timeout", f"no result within the {timeout:g} s timeout; worker {self.number} killed")
+
+    def _death_status(self) -> str:
+        return "oom" if self.proc.returncode == -signal.SIGKILL else "error"
+
+    def _death(self) -> str:
+        code = self.proc.returncode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            why = " (the system's out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
+            return f"worker {self.number} (pid {self.pid}) died from signal {name}{why}"
+        return f"worker {self.number} (pid {self.pid}) died with exit code {code!r}"
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+            pass
+        for c in (self._send, self._recv):
+            if not c.closed:
+                c.close()
+
+    def close(self) -> None:
+        if self.alive() and self.init is None:
+            try:
+                self._send.send({"op": "exit"})
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
