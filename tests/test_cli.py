@@ -331,3 +331,37 @@ def test_resume_and_export_from_another_directory_write_beside_the_journal(tmp_p
     assert (tmp_path / "runs" / "a.nc").exists() and not (elsewhere / "runs").exists()
     assert main(["resume", str(tmp_path / "runs" / "a.journal"), "--quiet"]) == 0
     assert not (elsewhere / "runs").exists()
+
+
+# --------------------------------------------------------------------------- environment and summary
+def test_environment_and_resume_check():
+    from collector.environment import RESUME_KEYS, collect, resume_changes
+
+    sim = collect(["sim"])
+    assert sim["torch_version"] == "" and sim["gpu_name"] == "" and sim["host"] and sim["processor"]
+    cpu = collect(["cpu"])
+    assert cpu["torch_version"] and cpu["transformers_version"]
+    assert resume_changes(cpu, dict(cpu)) == []
+    changed = resume_changes(cpu, dict(cpu, torch_version="9.9", host="other"))
+    assert changed == [f"host: {cpu['host']!r} -> 'other'", f"torch_version: {cpu['torch_version']!r} -> '9.9'"]
+    assert set(RESUME_KEYS) <= set(cpu)
+
+
+def test_summary_rows_count_failures_and_medians(capsys):
+    from analysis.synthetic import make_dataset
+
+    from collector.progress import print_summary, summary_rows
+
+    ds = make_dataset(0, budgets=(8, 16, 32), trials=4, missing=0.25)
+    rows = summary_rows(ds)
+    assert len(rows) == 2 and {r["cache"] for r in rows} == {True, False}
+    st = ds["status"]
+    for r in rows:
+        sel = st.sel(cache=r["cache"])
+        assert r["failed"] == int((sel == 1).sum()) and r["ok"] == int((sel == 0).sum())
+        med = ds["latency"].sel(cache=r["cache"]).squeeze().median("trial")
+        assert r["median_max"] == pytest.approx(float(med.sel(budget=32)))
+        assert r["ms_per_token"] == pytest.approx(1e3 * (float(med.sel(budget=32)) - float(med.sel(budget=8))) / 24)
+    print_summary(ds, "x.nc")
+    out = capsys.readouterr().out
+    assert "wrote x.nc" in out and "gpt2" in out
