@@ -189,16 +189,16 @@ def _wait_for(journal: Path, n: int, proc: subprocess.Popen, limit: float = 60) 
 
 
 def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path):
-    args = ["run", "--devices", "sim", "--models", "gpt2,distilgpt2", "--budgets", "4:80:4", "--trials", "4",
+    args = ["run", "--devices", "sim", "--models", "gpt2,distilgpt2", "--budgets", "4:120:4", "--trials", "4",
             "--quiet", "-o", "k.nc"]
-    n_runs = 2 * 2 * 20 * 4
+    n_runs = 2 * 2 * 30 * 4
     journal = tmp_path / "k.journal"
     rng = random.Random(7)
     snapshots = []
     proc = _popen(*args, cwd=tmp_path)
-    for target in sorted(rng.sample(range(20, n_runs - 20), 3)):
+    for target in sorted(rng.sample(range(20, n_runs - 180), 3)):  # (at least 180 runs remain to be killed in)
         _wait_for(journal, target, proc)
-        time.sleep(rng.uniform(0, 0.05))
+        time.sleep(rng.uniform(0, 0.02))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         snapshots.append(_snapshot(journal))
@@ -224,7 +224,7 @@ def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path
 
 
 def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
-    args = ["run", "--devices", "sim", "--models", "gpt2", "--budgets", "4:200:4", "--trials", "4",
+    args = ["run", "--devices", "sim", "--models", "gpt2", "--budgets", "4:400:4", "--trials", "4",
             "-o", "c.nc"]
     journal = tmp_path / "c.journal"
     proc = _popen(*args, cwd=tmp_path)
@@ -236,7 +236,7 @@ def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
     n = _count(journal)
     ds = schema.load(tmp_path / "c.nc")
     assert int((ds["status"] != schema.STATUS["not_run"]).sum()) == n
-    assert 30 <= n < 2 * 50 * 4
+    assert 30 <= n < 2 * 100 * 4
     out = _cli("resume", "c.journal", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (schema.load(tmp_path / "c.nc")["status"] == 0).all()
