@@ -18,6 +18,10 @@ _LAZY = {
     "load_model": "collector.measurement",
     "check_request": "collector.measurement",
     "presets": "collector.models",
+    "SweepSpec": "collector.spec",
+    "build_spec": "collector.spec",
+    "run_sweep": "collector.sweep",
+    "merge": "collector.export",
     "RunRecord": "collector.record",
 }
 
