@@ -41,9 +41,12 @@ def n_slots(n_budget: int) -> int:
 
 
 def _nanmedian(a: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=axis)
+    """NaN-ignoring median (a sort-based fast path; numpy's nanmedian is slow on many short rows)."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(ax % a.ndim for ax in axes)
+    rest = [d for d in range(a.ndim) if d not in axes]
+    moved = np.transpose(a, rest + list(axes))
+    return _st.nanmedian_last(moved.reshape(moved.shape[: len(rest)] + (-1,)))
 
 
 def analyse_block(
@@ -226,9 +229,17 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
     n = len(vi)
     need = n if normal_rule == "majority" else max(2, int(np.ceil(_sg.MIN_NORMAL_SHARE * n)))
 
+    memo: dict[bytes, np.ndarray] = {}
+
     def refit(seg_sel: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         used = np.zeros(nb, dtype=bool)
         used[vi[np.repeat(seg_sel, sizes)]] = True
+        key = used.tobytes()
+        if key not in memo:
+            memo[key] = _refit(used)
+        return memo[key]
+
+    def _refit(used: np.ndarray) -> np.ndarray:
         # too narrow to pin down intercept and slope: a one-term model (constant cost per token, or per
         # token squared), which extrapolates sanely
         return _fit_by_degree(m[None], x, np.array([deg]), np.array([sig_m]), mask=used[None],

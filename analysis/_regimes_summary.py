@@ -54,11 +54,19 @@ def _interval(lo: float, hi: float) -> str:
     return f" [{_num(lo)}, {_num(hi)}]" if lo != hi else ""
 
 
+_FIELDS = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "q", "kind",
+           "confounded")
+
+
+def segment_fields(result: xr.Dataset, index: dict[Any, int], j: int) -> dict[str, Any]:
+    """The main per-segment values of segment ``j`` of one series, as Python scalars."""
+    key = tuple(index[d] for d in result["kind"].dims if d != "segment") + (j,)
+    return {k: result[k].data[key].item() for k in _FIELDS}
+
+
 def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
     """One line describing segment ``j`` of one series."""
-    sel = dict(index, segment=j)
-    g = {k: result[k].isel(sel).item() for k in
-         ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "q", "kind", "confounded")}
+    g = segment_fields(result, index, j)
     where = f"budget {_num(g['start'])}" if g["start"] == g["end"] else f"budgets {_num(g['start'])}-{_num(g['end'])}"
     ci = f" [{g['effect_lo']:.2f}, {g['effect_hi']:.2f}]" if np.isfinite(g["effect_lo"]) else ""
     bounds = []

@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from analysis.stats import nanmedian_last
+
 __all__ = ["SCALINGS", "DEGREE", "design", "robust_fit", "choose_degree"]
 
 #: Scaling names and their polynomial degree in the budget.
@@ -51,8 +53,18 @@ def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     solution with the smallest weighted error.
     """
     p = X.shape[1]
+    free = _solve_free(W, X, Y)
     if p == 1:
-        return _solve_free(W, X, Y)
+        return free
+    bad = np.flatnonzero(np.any(free < -1e-12, axis=1))
+    if bad.size == 0:  # the unconstrained optimum is feasible: it is the constrained one
+        return free
+    free[bad] = _solve_faces(W[bad], X, Y[bad])
+    return free
+
+
+def _solve_faces(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    p = X.shape[1]
     best = np.full((W.shape[0], p), np.nan)
     best_err = np.full(W.shape[0], np.inf)
     constrained = list(range(p))
@@ -140,9 +152,7 @@ def robust_fit(
             pos_floor = 1e-3 * np.nanmax(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
             fit = np.maximum(fit, pos_floor)
             r = np.where(okr, mm - np.log(fit), np.nan)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                s = 1.4826 * np.nanmedian(np.abs(r), axis=1)
+            s = 1.4826 * nanmedian_last(np.abs(r))
             s = np.maximum(np.nan_to_num(s, nan=0.0), fl)[:, None]
             c = _BIWEIGHT_C if lean == 0 else np.where(lean * r > 0, LEAN_C, _BIWEIGHT_C)
             u = np.where(okr, r / (c * s), 0.0)

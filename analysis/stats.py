@@ -13,6 +13,7 @@ from scipy import stats as _st
 from statsmodels.stats.multitest import multipletests
 
 __all__ = [
+    "nanmedian_last",
     "replicate_sigma",
     "neighbour_sigma",
     "median_sigma",
@@ -24,6 +25,15 @@ __all__ = [
 #: Below this the noise scale is floored (relative units, 0.5 %), so noise-free input keeps a positive penalty.
 SIGMA_FLOOR = 0.005
 _MAD_PAIR = 0.6744897501960817 * np.sqrt(2.0)  # median |x_i - x_j| of two N(0, 1) draws
+
+
+def nanmedian_last(a: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where a row has none); a fast path for small rows."""
+    a = np.sort(np.asarray(a, dtype=float), axis=-1)  # NaN sort last
+    n = np.sum(~np.isnan(a), axis=-1)
+    lo = np.take_along_axis(a, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(a, np.minimum(n // 2, a.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+    return np.where(n > 0, 0.5 * (lo + hi), np.nan)
 
 
 def replicate_sigma(L: np.ndarray) -> np.ndarray:

@@ -39,6 +39,7 @@ PAPER_REGIMES = (
     Regime(248, 272, 4.0, device="mps", cache=True, model="bloom-560m"),
     Regime(200, 240, 1.8, device="mps", cache=False),
 )
+TRIALS = 5
 COMMAND = "python benchmarks/regimes_speed.py --max-cells {max_cells} --repeat {repeat} --write"
 
 
@@ -102,13 +103,13 @@ def main() -> None:
     ]
 
     # ---- scaling
-    lines += ["Scaling (50 budgets, 2 trials per cell, one planted regime; eager, one process):", "",
+    lines += [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
               "| cells | series | seconds | detector ran on | microseconds per cell |", "|---|---|---|---|---|"]
     biggest = None
-    target = 1_000
+    target = 10_000
     while target <= args.max_cells:
-        n_series = max(1, target // (len(BUDGETS) * 2))
-        big = scaling_dataset(n_series, 2)
+        n_series = max(1, target // (len(BUDGETS) * TRIALS))
+        big = scaling_dataset(n_series, TRIALS)
         reps = args.repeat if target < 200_000 else 1
         t, r = timed(lambda: regimes(big), reps)
         c = int(big["latency"].size)
