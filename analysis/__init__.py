@@ -1,38 +1,33 @@
 """decode-regimes analysis: pure ``xarray.Dataset -> xarray.Dataset`` functions.
 
-Never imports torch. Public functions are loaded lazily from one small module
-each, so ``import analysis`` stays cheap.
+Never imports torch. Several functions share their module's name
+(``analysis.regimes`` is both); they are imported here, eagerly, so the
+package attribute is always the function: a later ``import analysis.regimes``
+finds the module already loaded and does not rebind it.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from analysis import synthetic
+from analysis.backends import compare_backends
+from analysis.boundaries import boundaries
+from analysis.io import open_dataset
+from analysis.kv import kv_speedup
+from analysis.memory import memory_effect
+from analysis.monotonicity import monotonicity
+from analysis.phases import phases
+from analysis.regimes import regimes
+from analysis.steps import step_regimes
 
-# public name -> module that defines it (loaded on first attribute access)
-_LAZY = {
-    "open_dataset": "analysis.io",
-    "regimes": "analysis.regimes",
-    "phases": "analysis.phases",
-    "memory_effect": "analysis.memory",
-    "kv_speedup": "analysis.kv",
-    "monotonicity": "analysis.monotonicity",
-    "step_regimes": "analysis.steps",
-    "boundaries": "analysis.boundaries",
-    "compare_backends": "analysis.backends",
-    "synthetic": "analysis.synthetic",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    return mod if module.endswith("." + name) and not hasattr(mod, name) else getattr(mod, name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__all__ = [
+    "open_dataset",
+    "regimes",
+    "phases",
+    "memory_effect",
+    "kv_speedup",
+    "monotonicity",
+    "step_regimes",
+    "boundaries",
+    "compare_backends",
+    "synthetic",
+]

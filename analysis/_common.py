@@ -14,10 +14,8 @@ n_trial)`` and results are wrapped back onto the series dims with
 from __future__ import annotations
 
 import contextlib
-import sys
-import types
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +43,6 @@ __all__ = [
     "get_regimes",
     "regime_blocks",
     "reg_array",
-    "callable_module",
 ]
 
 BUDGET = "budget"
@@ -330,18 +327,3 @@ def regime_blocks(
         out.append(blocks)
     return out
 
-
-def callable_module(module_name: str, func: Callable[..., Any]) -> None:
-    """Make module ``module_name`` callable as ``func``.
-
-    ``analysis.phases`` and ``analysis.monotonicity`` are both a module and the
-    function it defines; once the submodule is imported, Python binds the
-    module to the package attribute, so ``analysis.phases(ds)`` would call a
-    module. A callable module forwards the call to the function.
-    """
-
-    class _CallableModule(types.ModuleType):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return func(*args, **kwargs)
-
-    sys.modules[module_name].__class__ = _CallableModule

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linprog
 
-from analysis._common import BUDGET, callable_module, check_dataset, get_regimes, ok_values, regime_blocks, series_of
+from analysis._common import BUDGET, check_dataset, get_regimes, ok_values, regime_blocks, series_of
 from analysis.errors import InputError
 
 __all__ = ["boundaries", "slope_range"]
@@ -257,6 +257,3 @@ def _summary(template: xr.DataArray, G: int, prompts: np.ndarray, onset: np.ndar
         lines.append(text)
     head = f"boundaries: {len(lines)} of {G} groups show a slow regime (slope 0 in prompt_len = budget axis, -1 = total length)"
     return "\n".join([head, *lines])
-
-
-callable_module(__name__, boundaries)

@@ -14,7 +14,7 @@ import xarray as xr
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from analysis._common import BUDGET, bh, callable_module, check_dataset, check_fraction, cube, ok_values, quiet, series_of
+from analysis._common import BUDGET, bh, check_dataset, check_fraction, cube, ok_values, quiet, series_of
 from analysis.errors import InputError
 
 __all__ = ["monotonicity", "cell_centers", "noise_sd"]
@@ -232,6 +232,3 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
     head = f"{var}: {n_mono} of {S} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
     out.attrs["summary"] = "\n".join([head, *lines])
     return out
-
-
-callable_module(__name__, monotonicity)

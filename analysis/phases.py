@@ -17,7 +17,6 @@ import xarray as xr
 from scipy import stats
 
 from analysis._common import (
-    callable_module,
     BUDGET,
     bh,
     check_dataset,
@@ -226,6 +225,3 @@ def phases(
             )
     out.attrs["summary"] = "\n".join(lines)
     return out
-
-
-callable_module(__name__, phases)

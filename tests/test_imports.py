@@ -34,3 +34,17 @@ def test_lazy_names_resolve() -> None:
     assert collector.RunRecord.__name__ == "RunRecord"
     assert set(analysis.__all__) >= {"regimes", "phases", "memory_effect", "kv_speedup", "monotonicity",
                                      "step_regimes", "boundaries", "compare_backends", "open_dataset"}
+
+
+def test_functions_named_like_their_modules_stay_functions() -> None:
+    """``analysis.phases`` etc. are functions even after their submodule is imported by name."""
+    code = (
+        "import analysis.phases, analysis.monotonicity, analysis.boundaries, analysis.regimes\n"
+        "import analysis\n"
+        "import types\n"
+        "names = ['phases', 'monotonicity', 'boundaries', 'regimes', 'kv_speedup', 'memory_effect',"
+        " 'step_regimes', 'compare_backends', 'open_dataset']\n"
+        "bad = [n for n in names if isinstance(getattr(analysis, n), types.ModuleType)]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
