@@ -279,3 +279,18 @@ def test_dim_named_like_a_result_variable(small):
 def test_not_a_dataset():
     with pytest.raises(InputError, match=r"needs an xarray.Dataset, got 'list'"):
         regimes([1, 2, 3])
+
+
+def test_robust_fit_of_a_series_does_not_depend_on_its_block():
+    """Each series converges on its own: fitting it alone or beside others gives the same baseline
+    (so eager and dask runs with any chunking agree)."""
+    from analysis.baseline import robust_fit
+
+    rng = np.random.default_rng(5)
+    x = np.linspace(0.05, 1.0, 30)
+    m = np.log(np.stack([1 + 3 * x, 0.2 + x + 2 * x**2, 1 + x]) * np.exp(rng.normal(0, 0.05, (3, 30))))
+    m[1, 10:14] += 1.0  # a regime: more iterations for this row
+    together, _ = robust_fit(m, x, 2, scale_floor=0.02)
+    for i in range(3):
+        alone, _ = robust_fit(m[i : i + 1], x, 2, scale_floor=0.02)
+        np.testing.assert_allclose(alone[0], together[i], rtol=1e-12)
