@@ -200,7 +200,7 @@ def regimes(
     coords[_series.BUDGET] = da[_series.BUDGET]
     for name, c in da.coords.items():
         if name not in coords and name not in OUTPUT_VARIABLES and set(c.dims) <= set(sdims):
-            coords[name] = c
+            coords[name] = c.compute()  # small; the result holds no lazy data
     coords["segment"] = np.arange(K)
     SB = tuple(sdims) + (_series.BUDGET,)
     SS = tuple(sdims) + ("segment",)

@@ -42,6 +42,7 @@ def test_dask_threads_matches_eager(ds, eager):
     lazy = ds.chunk({"model": 1, "cache": 1})
     out = regimes(lazy)
     _assert_same(eager, out)
+    assert all(v.chunks is None for v in out.variables.values()), "the result holds no lazy data"
 
 
 def test_dask_distributed_two_workers_matches_eager(ds, eager):
