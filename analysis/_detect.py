@@ -19,7 +19,7 @@ from analysis import baseline as _bl
 from analysis import segments as _sg
 from analysis import stats as _st
 
-__all__ = ["FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "n_slots", "analyse_block"]
+__all__ = ["FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "analyse_block", "n_slots"]
 
 #: per budget
 FIELDS_BUDGET: tuple[str, ...] = ("baseline", "ratio", "regime", "normal")

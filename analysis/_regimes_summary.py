@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["summarize", "series_label", "iter_segments", "MAX_LINES"]
+__all__ = ["MAX_LINES", "iter_segments", "series_label", "summarize"]
 
 MAX_LINES = 12
 
@@ -84,9 +84,9 @@ def summarize(result: xr.Dataset) -> str:
     a = result.attrs
     n_series = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
     lines = [
-        f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
+        (f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
         f"{a.get('n_trials', '?')} trial(s); method {a.get('method')}, penalty {a.get('penalty')}, "
-        f"min_effect {a.get('min_effect')}, alpha {a.get('alpha')}."
+        f"min_effect {a.get('min_effect')}, alpha {a.get('alpha')}.")
     ]
     anomalous = list(iter_segments(result, only_anomalous=True))
     n_hit = len({tuple(sorted(i.items())) for i, _ in anomalous})

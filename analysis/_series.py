@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["BUDGET", "TRIAL", "series_dims", "as_series_array", "series_ids", "is_lazy", "apply_over_series"]
+__all__ = ["BUDGET", "TRIAL", "apply_over_series", "as_series_array", "is_lazy", "series_dims", "series_ids"]
 
 BUDGET = "budget"
 TRIAL = "trial"

@@ -10,13 +10,11 @@ log residuals. All series are fitted at once (batched normal equations).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from analysis.stats import nanmedian_last
 
-__all__ = ["SCALINGS", "DEGREE", "design", "robust_fit", "choose_degree"]
+__all__ = ["DEGREE", "SCALINGS", "choose_degree", "design", "robust_fit"]
 
 #: Scaling names and their polynomial degree in the budget.
 SCALINGS: tuple[str, ...] = ("auto", "constant", "linear", "quadratic")

@@ -25,7 +25,7 @@ import numpy as np
 import statsmodels.api as sm
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["TimeCheck", "time_key", "prepare", "check_segment", "sequential_share"]
+__all__ = ["TimeCheck", "check_segment", "prepare", "sequential_share", "time_key"]
 
 #: Runs of normal budgets on each side used for the time term.
 HALF_WINDOW = 4
@@ -158,7 +158,7 @@ def sequential_share(pos: np.ndarray) -> float:
 
     ``pos`` is ``(series, budget, trial)`` execution rank (-1: unknown).
     """
-    S, nb, T = pos.shape
+    nb = pos.shape[1]
     b = np.broadcast_to(np.arange(nb)[None, :, None], pos.shape).astype(float)
     ok = pos >= 0
     p = np.where(ok, pos, 0).astype(float)

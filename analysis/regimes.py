@@ -27,7 +27,7 @@ from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
 from analysis.errors import InputError
 
-__all__ = ["regimes", "summary", "METHODS", "SCALINGS", "NORMAL_RULES"]
+__all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
 
 METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
@@ -158,8 +158,8 @@ def regimes(
         _detect.analyse_block, da, [degree, _series.series_ids(da)],
         out_dims=("_field", "_slot"),
         out_sizes={"_field": _detect.N_FIELDS, "_slot": _detect.n_slots(nb)},
-        kwargs=dict(budgets=budgets, method=method, penalty=penalty, min_effect=float(min_effect),
-                    n_boot=int(n_boot), seed=int(seed), normal_rule=normal),
+        kwargs={"budgets": budgets, "method": method, "penalty": penalty, "min_effect": float(min_effect),
+                    "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal},
     )
     P = np.asarray(packed.values)
     sshape = P.shape[:-2]

@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
 import ruptures as rpt
 
-__all__ = ["METHODS", "NORMAL_RULES", "MIN_NORMAL_SHARE", "detect", "levels", "group_levels", "boundary_intervals"]
+__all__ = ["METHODS", "MIN_NORMAL_SHARE", "NORMAL_RULES", "boundary_intervals", "detect", "group_levels", "levels"]
 
 METHODS: tuple[str, ...] = ("pelt", "binseg", "dynp", "kernel")
 NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
@@ -101,7 +102,7 @@ def group_levels(lev: np.ndarray, tol: float) -> np.ndarray:
         return group
     order = np.argsort(lev, kind="stable")
     g = 0
-    for a, b in zip(order[:-1], order[1:]):
+    for a, b in itertools.pairwise(order):
         if lev[b] - lev[a] > tol:
             g += 1
         group[b] = g

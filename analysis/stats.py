@@ -13,12 +13,12 @@ from scipy import stats as _st
 from statsmodels.stats.multitest import multipletests
 
 __all__ = [
-    "nanmedian_last",
-    "replicate_sigma",
-    "neighbour_sigma",
-    "median_sigma",
     "bh",
     "bootstrap_median",
+    "median_sigma",
+    "nanmedian_last",
+    "neighbour_sigma",
+    "replicate_sigma",
     "segment_test",
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["replace_section", "PERFORMANCE_MD"]
+__all__ = ["PERFORMANCE_MD", "replace_section"]
 
 PERFORMANCE_MD = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 

@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from _sections import PERFORMANCE_MD, replace_section
 
-from analysis.regimes import regimes  # noqa: E402
-from analysis.synthetic import Episode, Regime, make_dataset  # noqa: E402
+from analysis.regimes import regimes
+from analysis.synthetic import Episode, Regime, make_dataset
 
 BUDGETS = list(range(16, 401, 16))
 FACTORS = (1.5, 2.0, 5.0, 21.0)

@@ -16,21 +16,21 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from _sections import PERFORMANCE_MD, replace_section
 
-from analysis.regimes import regimes  # noqa: E402
-from analysis.synthetic import Regime, make_dataset  # noqa: E402
+from analysis.regimes import regimes
+from analysis.synthetic import Regime, make_dataset
 
 PAPER_MODELS = ("distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-350m")
 ALL_MODELS = ("tiny-gpt2", "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-125m", "opt-350m")

@@ -34,7 +34,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_table_and_summary_in_a_real_process(files):
-    res = subprocess.run([sys.executable, "-m", "analysis", "regimes", str(files["default"])],
+    res = subprocess.run([sys.executable, "-m", "analysis", "regimes", str(files["default"])], check=False,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "96-128" in res.stdout and "slow" in res.stdout
@@ -49,7 +49,7 @@ def test_json(files, capsys):
     hits = [s for s in data["series"] if s["anomalous_budgets"]]
     assert len(hits) == 1 and hits[0]["series"]["cache"] is True
     assert hits[0]["anomalous_budgets"] == [96, 112, 128]
-    seg = [g for g in hits[0]["segments"] if g["anomalous"]][0]
+    seg = next(g for g in hits[0]["segments"] if g["anomalous"])
     assert seg["start"] == 96 and seg["end"] == 128 and seg["kind"] == "slow"
     assert seg["effect_lo"] < 5.0 < seg["effect_hi"] * 1.02
     assert "summary" in data

@@ -101,8 +101,8 @@ def test_fast_regime():
 def test_one_slow_run_and_one_slow_trial_are_noise():
     ds = make_dataset(7, regimes=(), run_state_prob=0.0, step_time=False)
     lat = ds["latency"].copy()
-    lat[dict(cache=1, budget=5, trial=2)] *= 4.0  # one slow run
-    lat[dict(cache=0, trial=3)] *= 2.0  # one trial slow at every budget
+    lat[{"cache": 1, "budget": 5, "trial": 2}] *= 4.0  # one slow run
+    lat[{"cache": 0, "trial": 3}] *= 2.0  # one trial slow at every budget
     ds["latency"] = lat
     r = regimes(ds)
     assert not r["anomalous"].any()
@@ -148,7 +148,7 @@ def test_single_trial():
 def test_nan_cells_and_failed_runs():
     ds = make_dataset(9, missing=0.15, step_time=False)
     lat = ds["latency"].copy()
-    lat[dict(cache=1, budget=3)] = np.nan  # a whole budget without data
+    lat[{"cache": 1, "budget": 3}] = np.nan  # a whole budget without data
     ds["latency"] = lat
     r = regimes(ds)
     truth = _truth(ds)
