@@ -24,6 +24,8 @@ NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
 
 #: The kernel method works on ``x / sigma`` with an RBF kernel of this bandwidth (in noise units).
 KERNEL_BANDWIDTH = 3.0
+#: Multiplies the kernel method's penalty (calibrated on null data, docs/performance.md).
+KERNEL_PENALTY_FACTOR = 1.5
 _DYNP_MAX_BKPS = 12
 #: The normal regime must cover at least this share of the budgets (and at least 2) under ``lowest`` / ``highest``.
 MIN_NORMAL_SHARE = 0.25
@@ -45,7 +47,7 @@ def detect(x: np.ndarray, method: str, pen: float, sigma: float) -> list[int]:
         changepoints chosen by the same penalty. ``kernel``: ``KernelCPD``
         with an RBF kernel on ``x / sigma`` (bandwidth
         :data:`KERNEL_BANDWIDTH` noise units); its penalty is
-        ``pen / sigma**2`` scaled to kernel units.
+        ``pen / sigma**2`` scaled to kernel units, times :data:`KERNEL_PENALTY_FACTOR`.
     pen
         Penalty per changepoint, in the units of the l2 cost (squared log ratio).
     sigma
@@ -66,8 +68,9 @@ def detect(x: np.ndarray, method: str, pen: float, sigma: float) -> list[int]:
         elif method == "kernel":
             z = signal / max(sigma, 1e-12)
             gamma = 1.0 / (2.0 * KERNEL_BANDWIDTH**2)
-            # an isolated shift of d noise units costs about 1 - exp(-gamma d^2) per point in kernel units
-            pen_k = pen / max(sigma, 1e-12) ** 2 * gamma
+            # an isolated shift of d noise units costs about 1 - exp(-gamma d^2) ~ gamma d^2 per point in
+            # kernel units; the extra factor keeps the null false-positive rate at the l2 methods' level
+            pen_k = KERNEL_PENALTY_FACTOR * pen / max(sigma, 1e-12) ** 2 * gamma
             bkps = rpt.KernelCPD(kernel="rbf", params={"gamma": gamma}, min_size=1, jump=1).fit(z).predict(pen=pen_k)
         else:  # validated by the caller
             raise ValueError(f"unknown method {method!r}")
