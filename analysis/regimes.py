@@ -57,7 +57,7 @@ def regimes(
     Parameters
     ----------
     ds
-        A dataset with ``var`` over ``budget`` (at least 3 budgets) and
+        A dataset (or a bare DataArray, analysed as ``var``) with ``var`` over ``budget`` (at least 3 budgets) and
         optionally ``trial`` (replicates) and any other dims (independent
         series). Full schema validity is not required, so derived variables
         work. ``order`` / ``started_at`` (when present) drive the time check.
@@ -147,6 +147,8 @@ def regimes(
         ``var`` missing, no ``budget`` dim, fewer than 3 budgets, no finite
         value, a value <= 0, or a bad option.
     """
+    if isinstance(ds, xr.DataArray):  # a bare array: analyse it under the name ``var``
+        ds = ds.to_dataset(name=var)
     da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
                    scaling=scaling, n_boot=n_boot, seed=seed, normal=normal)
     da = _series.as_series_array(da)
@@ -264,8 +266,6 @@ def summary(result: xr.Dataset) -> str:
 
 # ----------------------------------------------------------------------------- helpers
 def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
-    if isinstance(ds, xr.DataArray):
-        ds = ds.to_dataset(name=var)
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"regimes needs an xarray.Dataset, got {type(ds).__name__!r}")
     if opts["method"] not in METHODS:

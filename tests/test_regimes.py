@@ -217,6 +217,15 @@ def test_pelt_matches_ruptures_pelt_l2():
         assert ours == ref
 
 
+def test_dataarray_input_and_unsorted_budgets():
+    ds = make_dataset(3, caches=(True,), step_time=False)
+    shuffled = ds.isel(budget=np.random.default_rng(0).permutation(ds.sizes["budget"]))
+    r = regimes(shuffled["latency"])
+    assert r["budget"].values.tolist() == sorted(ds["budget"].values.tolist())
+    np.testing.assert_array_equal(r["anomalous"].values, _truth(ds))
+    assert r.attrs["time_check"].startswith("skipped")  # a bare array carries no order
+
+
 def test_module_attribute_is_callable():
     ds = make_dataset(0, caches=(True,), step_time=False)
     assert analysis.regimes(ds)["anomalous"].any()
