@@ -303,3 +303,42 @@ def test_robust_fit_of_a_series_does_not_depend_on_its_block():
     for i in range(3):
         alone, _ = robust_fit(m[i : i + 1], x, 2, scale_floor=0.02)
         np.testing.assert_allclose(alone[0], together[i], rtol=1e-12)
+
+
+def _time_setup(slow_neighbours: bool, sequential: bool):
+    """20 series x 10 budgets x 5 trials; series 0, budget 4 is 2x slow in every trial."""
+    from analysis import confound
+
+    rng = np.random.default_rng(0)
+    S, nb, T = 20, 10, 5
+    E = rng.normal(0, 0.03, (S, nb, T))
+    E[0, 4] += np.log(2.0)
+    n = S * nb * T
+    order = np.arange(n) if sequential else rng.permutation(n)
+    tkey = order.reshape(S, nb, T).astype(float)
+    if slow_neighbours:  # a host episode around the segment's runs slows every run executed then
+        seg_pos = tkey[0, 4]
+        near = np.zeros((S, nb, T), dtype=bool)
+        for p in seg_pos:
+            near |= np.abs(tkey - p) <= 6
+        E = np.where(near & ~((np.arange(S)[:, None, None] == 0) & (np.arange(nb)[None, :, None] == 4)),
+                     E + np.log(2.0), E)
+    normal = np.ones((S, nb, T), dtype=bool)
+    normal[0, 4] = False
+    tc = confound.prepare(tkey, E, normal)
+    return confound.check_segment(tc, E, normal, 0, np.array([4]), np.log(2.0), alpha=0.05)
+
+
+def test_time_check_keeps_a_budget_effect_in_random_order():
+    clustered, p_time, survives = _time_setup(slow_neighbours=False, sequential=False)
+    assert not clustered and survives and p_time < 1e-6
+
+
+def test_time_check_explains_a_host_episode_in_random_order():
+    clustered, p_time, survives = _time_setup(slow_neighbours=True, sequential=False)
+    assert not clustered and not survives
+
+
+def test_time_check_flags_a_sequential_block_as_clustered():
+    clustered, _, _ = _time_setup(slow_neighbours=False, sequential=True)
+    assert clustered
