@@ -335,7 +335,7 @@ def test_time_check_keeps_a_budget_effect_in_random_order():
 
 
 def test_time_check_explains_a_host_episode_in_random_order():
-    clustered, p_time, survives = _time_setup(slow_neighbours=True, sequential=False)
+    clustered, _p_time, survives = _time_setup(slow_neighbours=True, sequential=False)
     assert not clustered and not survives
 
 
