@@ -12,8 +12,6 @@ against execution time.
 from __future__ import annotations
 
 import numbers
-import sys
-import types
 from typing import Any
 
 import numpy as np
@@ -365,15 +363,3 @@ def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) 
         p_time[s, j] = p
         confounded[s, j] = c or not survives
     return f"{used}: {int(candidate.sum())} segment(s) checked", _cf.sequential_share(tc.pos)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``analysis.regimes`` as a submodule makes it shadow the function of the same name on
-    the lazy ``analysis`` package; calling the module calls :func:`regimes`, so ``analysis.regimes(ds)``
-    works either way."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> xr.Dataset:
-        return regimes(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
