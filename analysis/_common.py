@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.errors import InputError
+from analysis.stats import bh
 
 __all__ = [
     "BUDGET",
@@ -198,18 +199,6 @@ def cube(da: xr.DataArray, series: Series, inner: Sequence[str] = (BUDGET, TRIAL
     da = da.transpose(*series.dims, *inner)
     values = np.asarray(da.values, dtype=np.float64)
     return values.reshape((series.size,) + values.shape[len(series.dims):])
-
-
-def bh(p: Any) -> np.ndarray:
-    """Benjamini-Hochberg q-values of ``p`` (any shape); NaN stays NaN."""
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(p, dtype=np.float64)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method="fdr_bh")[1]
-    return q
 
 
 def segments_of(mask: np.ndarray) -> list[tuple[int, int]]:
