@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Real null corpus, CPU part: sweeps of the collector on this machine's CPU, one
+# after another (never two at once). Output: runs/corpus-cpu/*.nc (+ journals, logs).
+# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR]
+set -u
+OUTDIR=${1:-runs/corpus-cpu}
+PY=${PYTHON:-python}
+mkdir -p "$OUTDIR"
+M="distilgpt2 gpt2 opt-125m"
+
+sweep() {  # name, then collector run flags
+  local name=$1; shift
+  [ -e "$OUTDIR/$name.nc" ] && return   # already collected
+  $PY -m collector run --devices cpu --quiet --isolation none --warmup 1 --memory endpoints \
+    -o "$OUTDIR/$name.nc" --force "$@" >>"$OUTDIR/$name.log" 2>&1
+  echo "exit $?" >>"$OUTDIR/$name.log"
+}
+
+sweep cpu-loop-ends-t3-on     --engine loop     --timing ends --trials 3 --cache on  --models $M --prompt-lens 16 --budgets 16:256:16 --seed 21
+sweep cpu-generate-ends-t2-on --engine generate --timing ends --trials 2 --cache on  --models $M --prompt-lens 16 --budgets 16:256:16 --seed 22
+sweep cpu-loop-ends-t3-off    --engine loop     --timing ends --trials 3 --cache off --models $M --prompt-lens 16 --budgets 4:64:4 --seed 23
+sweep cpu-loop-step-t5-on     --engine loop     --timing step --trials 5 --cache on  --models $M --prompt-lens 16 --budgets 4:124:8 --seed 24
+sweep cpu-generate-ends-t2-off --engine generate --timing ends --trials 2 --cache off --models $M --prompt-lens 32 --budgets 8:96:8 --seed 25
+sweep cpu-loop-ends-t3-sequential --engine loop --timing ends --trials 3 --cache both --models distilgpt2 --prompt-lens 16 --budgets 8:128:8 --order sequential --seed 26
