@@ -39,6 +39,7 @@ __all__ = [
     "MODEL_COORDS",
     "GLOBAL_ATTRS",
     "TIMING_VARS",
+    "PHASE_VARS",
     "VarSpec",
     "SchemaError",
     "empty_dataset",
@@ -126,6 +127,9 @@ VARIABLES: dict[str, VarSpec] = {
 
 #: Variables that must be NaN wherever status != ok.
 TIMING_VARS: tuple[str, ...] = ("latency", "prefill_time", "decode_time", "step_time")
+#: Phase variables that may be NaN in an ok run when global attr ``phase_split`` says where the split was not
+#: measured (published means, imported summaries); both or neither, and latency never.
+PHASE_VARS: tuple[str, ...] = ("prefill_time", "decode_time")
 #: Variables that may be absent (step_time only when per-step timing is on).
 OPTIONAL_VARS: tuple[str, ...] = ("step_time",)
 
@@ -470,7 +474,8 @@ def _check_values(ds: xr.Dataset) -> None:
         if np.any(np.isfinite(values) & mask):
             raise SchemaError(f"variable {name!r} has values where status != ok; timing must be NaN there")
         if name != "step_time" and np.any(~np.isfinite(values[ok])):
-            raise SchemaError(f"variable {name!r} is NaN where status == ok")
+            if name not in PHASE_VARS or "phase_split" not in ds.attrs:
+                raise SchemaError(f"variable {name!r} is NaN where status == ok")
         if name != "step_time" and np.any(values[ok] < 0):
             raise SchemaError(f"variable {name!r} has negative times")
     if ok.any():
@@ -483,8 +488,12 @@ def _check_values(ds: xr.Dataset) -> None:
                 f"{int(budget[ok][first])!r}; ok runs must produce exactly budget tokens"
             )
         lat = np.asarray(ds["latency"].values)[ok]
-        parts = np.asarray(ds["prefill_time"].values)[ok] + np.asarray(ds["decode_time"].values)[ok]
-        if not np.allclose(lat, parts, rtol=1e-6, atol=1e-9):
+        pre = np.asarray(ds["prefill_time"].values)[ok]
+        dec = np.asarray(ds["decode_time"].values)[ok]
+        if np.any(np.isfinite(pre) != np.isfinite(dec)):
+            raise SchemaError("variables 'prefill_time' and 'decode_time' must be both measured or both NaN in a run")
+        split = np.isfinite(pre)
+        if not np.allclose(lat[split], pre[split] + dec[split], rtol=1e-6, atol=1e-9):
             raise SchemaError("variable 'decode_time' != latency - prefill_time where status == ok")
 
 

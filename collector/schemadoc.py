@@ -18,6 +18,7 @@ from collector.schema import (
     DTYPES,
     GLOBAL_ATTRS,
     MODEL_COORDS,
+    PHASE_VARS,
     SCHEMA_VERSION,
     STATUS_NAMES,
     STEP_DIM,
@@ -72,6 +73,9 @@ def render_markdown() -> str:
         "`step_time` is optional: present only when per-step timing was on.",
         f"Timing variables ({', '.join(TIMING_VARS)}) are NaN wherever `status` != ok.",
         "Where `status` is ok: `tokens` == `budget`, and `latency` == `prefill_time` + `decode_time`.",
+        f"Exception: in a file with global attr `phase_split` (published means, imported summaries) "
+        f"{' and '.join(f'`{v}`' for v in PHASE_VARS)}",
+        "may both be NaN in an ok run where the split was not measured (the attr says where); `latency` may not.",
         "",
         "### status (CF flags)",
         "",

@@ -24,7 +24,10 @@ def test_published_dataset_is_valid_and_documented(path: Path) -> None:
     assert int(ds.attrs["simulated"]) == 0
     assert "sim" not in set(ds.device.values.tolist())
     ok = ds.status == schema.STATUS["ok"]
-    assert float(ok.mean()) == pytest.approx(1.0)
+    if "references" in ds.attrs:  # assembled from a publication's tables: a sparse grid of published cells
+        assert int(ok.sum()) > 0
+    else:  # a sweep of ours: every run finished
+        assert float(ok.mean()) == pytest.approx(1.0)
     assert bool((ds.tokens == ds.budget).where(ok, True).all())
     assert str(path.name) in ds.attrs["command"], "attr 'command' should name the published file"
     sheet = (DATASETS / "README.md").read_text()
