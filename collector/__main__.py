@@ -1,4 +1,4 @@
-"""Command line: ``python -m collector run|resume|export|merge|info|models``.
+"""Command line: ``python -m collector run|resume|export|merge|import-study|info|models``.
 
 Every error the user can cause (a bad flag, an unknown model, a device this
 machine lacks, an unreadable TOML, a journal in use...) is printed as one line
@@ -91,6 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a cell measured in several inputs: error (default), keep the first or the last")
     inf = sub.add_parser("info", help="devices, versions and memory of this machine")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
+    imp = sub.add_parser("import-study", help="turn the MPS study harness's benchmark_results_*.csv/.json into a dataset",
+                         description="Import the aggregated rows of the study's benchmark harness (one per "
+                         "configuration, summaries over runs) as a schema dataset.")
+    imp.add_argument("inputs", nargs="+", metavar="FILE", help="benchmark_results_*.csv or .json, in the order written")
+    imp.add_argument("-o", "--output", required=True, metavar="OUT.nc")
+    imp.add_argument("--prompt-lens", nargs="+", metavar="NAME=N", help="length in tokens of each prompt_name "
+                     "(default: long_context=65)")
+    imp.add_argument("--warmup", type=int, default=3, help="warm-up requests per configuration (default: 3)")
+    imp.add_argument("--seed", type=int, default=42, help="the harness's seed (default: 42)")
+    imp.add_argument("--title", help="title attr of the dataset")
+    imp.add_argument("--force", action="store_true", help="replace an existing output")
     mod = sub.add_parser("models", help="model presets with their sizes")
     mod.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -227,6 +238,20 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_study(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from collector.schema import save
+    from collector.study_import import import_study
+
+    if Path(args.output).exists() and not args.force:
+        raise CollectorError(f"output {args.output!r} already exists; pass --force to replace it, or choose another -o")
+    ds = import_study(args.inputs, prompt_lens=args.prompt_lens, warmup=args.warmup, seed=args.seed, title=args.title,
+                      command="python -m collector " + shlex.join(list(argv)))
+    path = save(ds, args.output)
+    ok = int((ds["status"] == 0).sum())
+    print(f"wrote {path}: {ok} configuration(s) ok, {int((ds['status'] == 1).sum())} failed")
+    return 0
+
+
 def _gib(x: float) -> str:
     return f"{x / 2**30:.1f} GiB" if math.isfinite(x) else "-"
 
@@ -302,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return _cmd_run(args, argv)
+        if args.command == "import-study":
+            return _cmd_import_study(args, argv)
         handlers = {"resume": _cmd_resume, "export": _cmd_export, "merge": _cmd_merge, "info": _cmd_info,
                     "models": _cmd_models}
         return handlers[args.command](args)

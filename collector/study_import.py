@@ -1,0 +1,413 @@
+"""Import what the MPS study's own benchmark harness writes: ``python -m collector import-study``.
+
+The harness (its ``scripts/benchmark.py``) starts one fresh HTTP model server
+per configuration, sends warm-up requests and then the timed requests, and
+appends ONE aggregated row per configuration to
+``benchmark_results_<timestamp>.csv`` (the same rows, as a JSON list, to
+``benchmark_results_<timestamp>.json``). Per-run values are not stored, only
+summaries over the runs. :func:`import_study` turns such files into a schema
+dataset:
+
+* a row is a cell: ``model``; ``execution_mode`` -> ``device`` (and
+  ``mps-fp16`` -> dtype float16); ``prompt_name`` -> ``prompt_len`` through a
+  mapping the user gives (``long_context``, the harness's ~65-token paragraph,
+  defaults to 65); ``use_cache`` -> ``cache``; ``max_tokens`` -> ``budget``.
+  The same configuration in several rows (repeated collections) becomes
+  trials 0, 1, ... in row order;
+* ``latency`` is the server-side generation time ``avg_prefill_time +
+  avg_decode_time`` where the harness reports both (``latency_source`` 0),
+  else the client's mean HTTP round trip ``avg_latency`` with no phase split
+  (``latency_source`` 1, attr ``phase_split``);
+* the spread is kept: ``n_runs`` (``samples``), ``success_rate`` and
+  ``request_latency`` along a small ``stat`` dim (mean, p50, p95, std, min,
+  max of the client round trip); every other numeric column is kept as
+  ``harness_<column>``;
+* a configuration with no successful timed request (``samples`` 0 or no
+  latency) is ``status`` error and listed in attr ``failures``;
+* the protocol goes into attrs: ``isolation = cell`` (fresh server per
+  configuration), ``run_order = sequential`` with ``order`` = the row's place
+  in the files (rows are appended as configurations finish), attr
+  ``protocol`` (HTTP round trip).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from collector import schema
+from collector.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_PROMPT_LENS",
+    "MODES",
+    "REQUIRED",
+    "STATS",
+    "StudyRow",
+    "parse_prompt_lens",
+    "read_harness",
+    "import_study",
+]
+
+#: Prompt names of the study's configs with a known length (override with ``--prompt-lens``).
+DEFAULT_PROMPT_LENS: dict[str, int] = {"long_context": 65}
+#: ``execution_mode`` -> (device, dtype).
+MODES: dict[str, tuple[str, str]] = {
+    "cpu": ("cpu", "float32"),
+    "mps": ("mps", "float32"),
+    "cuda": ("cuda", "float32"),
+    "mps-fp16": ("mps", "float16"),
+}
+#: Columns without which a file cannot be imported.
+REQUIRED: tuple[str, ...] = ("model", "execution_mode", "prompt_name", "max_tokens", "use_cache")
+#: ``stat`` coordinate of ``request_latency`` and the harness column of each.
+STATS: dict[str, str] = {"mean": "avg_latency", "p50": "p50_latency", "p95": "p95_latency", "std": "std_latency",
+                         "min": "min_latency", "max": "max_latency"}
+#: Units of the numeric harness columns kept as ``harness_<column>``.
+_UNITS = {"startup_latency": "s", "first_request_latency": "s", "avg_prefill_time": "s", "avg_decode_time": "s",
+          "avg_step_time": "s", "p95_step_time": "s", "max_step_time": "s", "avg_seq_length": "1",
+          "offered_load": "1", "samples": "1", "success_rate": "%"}
+_KNOWN = set(REQUIRED) | set(STATS.values()) | {"samples", "success_rate", "offered_load"}
+_ARCH = (("distilgpt2", "GPT2LMHeadModel"), ("gpt2", "GPT2LMHeadModel"), ("bloom", "BloomForCausalLM"),
+         ("opt", "OPTForCausalLM"))
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_NOT_RECORDED = "not recorded by the harness"
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One aggregated harness row (one configuration) with its source."""
+
+    source: str  # "file:row"
+    values: Mapping[str, Any]
+
+    def text(self, column: str) -> str:
+        """The column as stripped text ("" when missing or null)."""
+        v = self.values.get(column)
+        return "" if v is None else str(v).strip()
+
+    def number(self, column: str) -> float:
+        """The column as a float (NaN when missing, null or empty)."""
+        t = self.text(column)
+        if t == "" or t.lower() in ("nan", "none", "null"):
+            return math.nan
+        try:
+            return float(t)
+        except ValueError:
+            raise ConfigError(f"{self.source}: column {column!r} is {t!r}; expected a number") from None
+
+
+def parse_prompt_lens(items: Sequence[str] | Mapping[str, int] | None) -> dict[str, int]:
+    """``["long_context=65", "short=3"]`` (or a mapping) -> ``{name: length}``, over the defaults.
+
+    Raises
+    ------
+    ConfigError
+        An item is not ``NAME=N`` with N a positive integer.
+    """
+    out = dict(DEFAULT_PROMPT_LENS)
+    if items is None:
+        return out
+    pairs = items.items() if isinstance(items, Mapping) else []
+    if not isinstance(items, Mapping):
+        parsed = []
+        for item in items:
+            for part in str(item).split(","):
+                name, eq, n = part.partition("=")
+                if not eq or not name.strip():
+                    raise ConfigError(f"--prompt-lens item {part!r} is not NAME=N (e.g. long_context=65)")
+                parsed.append((name.strip(), n.strip()))
+        pairs = parsed
+    for name, n in pairs:
+        try:
+            length = int(n)
+        except (TypeError, ValueError):
+            raise ConfigError(f"prompt length of {name!r} is {n!r}; expected a positive integer") from None
+        if length < 1:
+            raise ConfigError(f"prompt length of {name!r} is {length!r}; expected a positive integer")
+        out[str(name)] = length
+    return out
+
+
+def _read_one(path: Path) -> list[StudyRow]:
+    if not path.is_file():
+        raise ConfigError(f"no such harness file: {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    elif suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise ConfigError(f"{str(path)!r} holds a {type(data).__name__}; expected a JSON list of result rows")
+        rows = data
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    else:
+        raise ConfigError(f"{str(path)!r} is neither .csv nor .json (the harness writes benchmark_results_*.csv/.json)")
+    if not rows:
+        raise ConfigError(f"{str(path)!r} holds no result rows")
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise ConfigError(f"{str(path)!r} lacks column(s) {missing!r}; a harness file has at least {list(REQUIRED)!r}")
+    if "avg_latency" not in columns and not {"avg_prefill_time", "avg_decode_time"} <= set(columns):
+        raise ConfigError(f"{str(path)!r} has no latency: neither 'avg_latency' nor 'avg_prefill_time' + "
+                          "'avg_decode_time'")
+    return [StudyRow(f"{path.name}:{i + 2 if suffix == '.csv' else i}", r) for i, r in enumerate(rows)]
+
+
+def read_harness(paths: Sequence[str | os.PathLike[str]]) -> list[StudyRow]:
+    """Rows of every file, files in the order given, rows in file order.
+
+    Raises
+    ------
+    ConfigError
+        No file, a missing or unreadable file, not CSV/JSON, no rows, or a
+        required column missing.
+    """
+    if not paths:
+        raise ConfigError("import-study needs at least one benchmark_results_*.csv or .json file")
+    rows: list[StudyRow] = []
+    for p in paths:
+        rows.extend(_read_one(Path(p)))
+    return rows
+
+
+def _bool(row: StudyRow, column: str) -> bool:
+    t = row.text(column).lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise ConfigError(f"{row.source}: column {column!r} is {row.text(column)!r}; expected true or false")
+
+
+def _int(row: StudyRow, column: str, minimum: int) -> int:
+    x = row.number(column)
+    if not math.isfinite(x) or x != int(x) or x < minimum:
+        raise ConfigError(f"{row.source}: column {column!r} is {row.text(column)!r}; expected an integer >= {minimum}")
+    return int(x)
+
+
+def _architecture(model: str) -> str:
+    base = model.rsplit("/", 1)[-1].lower()
+    return next((arch for prefix, arch in _ARCH if base.startswith(prefix)), "")
+
+
+def _key(row: StudyRow, prompt_lens: Mapping[str, int]) -> tuple[str, str, str, bool, int, int]:
+    model = row.text("model")
+    if not model:
+        raise ConfigError(f"{row.source}: column 'model' is empty")
+    mode = row.text("execution_mode")
+    if mode not in MODES:
+        raise ConfigError(f"{row.source}: execution_mode {mode!r} is not one of {sorted(MODES)!r}")
+    device, dtype = MODES[mode]
+    prompt = row.text("prompt_name")
+    if prompt not in prompt_lens:
+        raise ConfigError(f"{row.source}: prompt {prompt!r} has no length; give it with --prompt-lens {prompt}=N "
+                          f"(known: {sorted(prompt_lens)!r})")
+    load = row.number("offered_load")
+    if math.isfinite(load) and load != 1:
+        raise ConfigError(f"{row.source}: offered_load is {row.text('offered_load')!r}; only sequential requests "
+                          "(offered_load 1, every paper config) measure one generation at a time")
+    return (model, device, dtype, _bool(row, "use_cache"), prompt_lens[prompt], _int(row, "max_tokens", 1))
+
+
+def _status_of(row: StudyRow) -> tuple[str, str]:
+    """("ok", "") or ("error", why)."""
+    samples = row.number("samples")
+    if math.isfinite(samples) and samples < 1:
+        rate = row.number("success_rate")
+        return "error", f"no successful timed request (samples {row.text('samples')}" + (
+            f", success_rate {rate:g}%)" if math.isfinite(rate) else ")")
+    pre, dec, avg = row.number("avg_prefill_time"), row.number("avg_decode_time"), row.number("avg_latency")
+    if not (math.isfinite(avg) or (math.isfinite(pre) and math.isfinite(dec))):
+        return "error", "no latency reported"
+    return "ok", ""
+
+
+def import_study(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    prompt_lens: Sequence[str] | Mapping[str, int] | None = None,
+    warmup: int = 3,
+    seed: int = 42,
+    title: str | None = None,
+    command: str = "",
+) -> xr.Dataset:
+    """A schema dataset from the study harness's ``benchmark_results_*.csv`` / ``.json`` files.
+
+    Parameters
+    ----------
+    paths
+        Harness files, in the order they were written (their rows give ``order``).
+    prompt_lens
+        ``NAME=N`` items or a mapping: the length in tokens of each
+        ``prompt_name`` (``long_context`` defaults to 65).
+    warmup, seed
+        The harness's warm-up requests per configuration and seed (the paper's
+        configs: 3 and 42); recorded in attrs.
+    title, command
+        Attrs ``title`` and ``command``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Valid schema dataset (see the module docstring) with extra variables
+        ``n_runs`` (int32, -1 unknown), ``success_rate`` (%),
+        ``latency_source`` (int8 flags: -1 none, 0 server prefill + decode,
+        1 client round trip), ``request_latency`` (dims ``stat`` + sweep,
+        seconds) and ``harness_<column>`` for the other numeric columns.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable input, a missing required column, a bad value, an unknown
+        execution mode or a prompt without a length (each names the file and
+        row).
+    """
+    rows = read_harness(paths)
+    lens = parse_prompt_lens(prompt_lens)
+    keys = [_key(r, lens) for r in rows]
+    trial_of: list[int] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for k in keys:
+        trial_of.append(seen.get(k, 0))
+        seen[k] = trial_of[-1] + 1
+    uniq = lambda i: sorted({k[i] for k in keys})  # noqa: E731
+    models = list(dict.fromkeys(k[0] for k in keys))
+    from collector.sim import MODEL_COSTS
+
+    model_info = {m: {"n_params": MODEL_COSTS[m].n_params if m in MODEL_COSTS else -1, "weights": "pretrained",
+                      "architecture": _architecture(m)} for m in models}
+    extra_cols = [c for c in dict.fromkeys(c for r in rows for c in r.values) if c not in _KNOWN]
+    numeric = [c for c in extra_cols if any(math.isfinite(_safe_number(r, c)) for r in rows)]
+    used_prompts = {name: n for name, n in lens.items() if any(r.text("prompt_name") == name for r in rows)}
+    ds = schema.empty_dataset(models=models, devices=uniq(1), dtypes=uniq(2), caches=uniq(3), prompt_lens=uniq(4),
+                              budgets=uniq(5), trials=max(trial_of) + 1, step_time=False, model_info=model_info,
+                              attrs=_attrs(paths, used_prompts, warmup, seed, title, command))
+    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
+    index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
+    arrays = {name: ds[name].values for name in ds.data_vars}
+    n_runs = np.full(shape, -1, dtype=np.int32)
+    rate = np.full(shape, np.nan)
+    source = np.full(shape, -1, dtype=np.int8)
+    request = np.full((len(STATS), *shape), np.nan)
+    extra = {c: np.full(shape, np.nan) for c in numeric}
+    failures: list[dict[str, Any]] = []
+    no_split: list[str] = []
+    for order, (row, key, trial) in enumerate(zip(rows, keys, trial_of)):
+        i = tuple(index[d][v] for d, v in zip(schema.SWEEP_DIMS, (*key, trial)))
+        status, why = _status_of(row)
+        arrays["status"][i] = schema.STATUS[status]
+        arrays["order"][i] = order
+        arrays["worker"][i] = order  # one fresh server process per configuration
+        samples = row.number("samples")
+        n_runs[i] = int(samples) if math.isfinite(samples) else -1
+        rate[i] = row.number("success_rate")
+        for c in numeric:
+            extra[c][i] = _safe_number(row, c)
+        arrays["mem_device_peak"][i] = row.number("peak_mps_allocated_mb") * 2**20 if key[1] == "mps" else math.nan
+        arrays["mem_rss_peak"][i] = row.number("peak_cpu_rss_mb") * 2**20
+        if status != "ok":
+            failures.append({"run": [*key, trial], "status": status, "error": f"{row.source}: {why}"})
+            continue
+        for s, col in enumerate(STATS.values()):
+            request[(s, *i)] = row.number(col)
+        arrays["tokens"][i] = key[5]
+        pre, dec = row.number("avg_prefill_time"), row.number("avg_decode_time")
+        if math.isfinite(pre) and math.isfinite(dec):
+            arrays["latency"][i], arrays["prefill_time"][i], arrays["decode_time"][i] = pre + dec, pre, dec
+            source[i] = 0
+        else:
+            arrays["latency"][i] = row.number("avg_latency")
+            source[i] = 1
+            no_split.append(row.source)
+    ds.attrs["failures"] = json.dumps(failures)
+    if no_split:
+        ds.attrs["phase_split"] = ("prefill_time / decode_time NaN where the harness reported no server-side split "
+                                   f"(latency_source 1: latency is the HTTP round trip mean): rows {no_split!r}")
+    ds["n_runs"] = (schema.SWEEP_DIMS, n_runs, {"long_name": "successful timed runs summarised in the cell "
+                                                             "(harness 'samples'; -1 unknown)", "units": "1"})
+    ds["success_rate"] = (schema.SWEEP_DIMS, rate, {"long_name": "percent of timed requests that succeeded",
+                                                    "units": "%"})
+    ds["latency_source"] = (schema.SWEEP_DIMS, source, {
+        "long_name": "what latency is: server prefill + decode means, or the client's mean HTTP round trip",
+        "units": "1", "flag_values": np.array([-1, 0, 1], dtype=np.int8),
+        "flag_meanings": "none server_prefill_plus_decode client_round_trip"})
+    ds["request_latency"] = (("stat", *schema.SWEEP_DIMS), request, {
+        "long_name": "client-side request latency over the timed runs (HTTP round trip, includes server overhead)",
+        "units": "s"})
+    ds = ds.assign_coords(stat=np.asarray(list(STATS), dtype=str))
+    ds["stat"].attrs["long_name"] = "summary over the runs of a configuration (harness columns " + ", ".join(
+        STATS.values()) + ")"
+    for c, values in extra.items():
+        name = "harness_" + re.sub(r"[^0-9A-Za-z_]", "_", c)
+        ds[name] = (schema.SWEEP_DIMS, values, {"long_name": f"harness column {c!r}", "units": _unit(c)})
+    return schema.validate(ds)
+
+
+def _safe_number(row: StudyRow, column: str) -> float:
+    try:
+        return row.number(column)
+    except ConfigError:
+        return math.nan
+
+
+def _unit(column: str) -> str:
+    if column in _UNITS:
+        return _UNITS[column]
+    if column.endswith("_mb"):
+        return "MB"
+    if "tokens_per_sec" in column:
+        return "1/s"
+    return "1"
+
+
+def _attrs(paths: Sequence[Any], prompts: Mapping[str, int], warmup: int, seed: int, title: str | None,
+           command: str) -> dict[str, Any]:
+    names = [Path(p).name for p in paths]
+    return {
+        "title": title or "imported results of the MPS study's benchmark harness",
+        "source": "imported from the study's benchmark harness output: " + ", ".join(names),
+        "values": "summaries over the timed runs of each configuration, no per-run values: latency is a mean over "
+                  "n_runs runs; a trial is one collection (one harness row) of a configuration",
+        "protocol": "the study's harness: every timed request is an HTTP round trip to a model server "
+                    "(request_latency includes the server overhead), one fresh server process per configuration, "
+                    "configurations one after another (order = row order in the files), warm-up requests first",
+        "latency_measure": "latency = avg_prefill_time + avg_decode_time (server side) where both are reported "
+                           "(latency_source 0), else avg_latency (client round trip, latency_source 1)",
+        "prompt_lens": json.dumps(dict(prompts), sort_keys=True),
+        "platform": _NOT_RECORDED,
+        "machine": _NOT_RECORDED,
+        "processor": _NOT_RECORDED,
+        "gpu_name": _NOT_RECORDED,
+        "os_version": _NOT_RECORDED,
+        "python_version": _NOT_RECORDED,
+        "torch_version": _NOT_RECORDED,
+        "transformers_version": _NOT_RECORDED,
+        "engine": "loop",
+        "timing": "step",
+        "warmup": int(warmup),
+        "isolation": "cell",
+        "run_order": "sequential",
+        "seed": int(seed),
+        "sweep": json.dumps({"imported": names, "prompt_lens": dict(prompts)}, sort_keys=True),
+        "command": command,
+        "simulated": 0,
+    }
