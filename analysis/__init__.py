@@ -11,6 +11,7 @@ from __future__ import annotations
 from analysis import synthetic
 from analysis.backends import compare_backends
 from analysis.boundaries import boundaries
+from analysis.compare import compare
 from analysis.io import open_dataset
 from analysis.kv import kv_speedup
 from analysis.memory import memory_effect
@@ -29,5 +30,6 @@ __all__ = [
     "step_regimes",
     "boundaries",
     "compare_backends",
+    "compare",
     "synthetic",
 ]

@@ -1,0 +1,128 @@
+"""Short human names of series, shared by the tables, figures, report and compare.
+
+A *series* is one cell of every dim except ``budget``, ``trial`` and
+``step``. Its name shows the model and device always, the cache as
+``cache on`` / ``cache off``, and every other dim only where it varies
+(``prompt 32``, ``float16``, ``attn=sdpa``), e.g. ``gpt2-medium mps cache on``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "NON_SERIES_DIMS",
+    "clean_text",
+    "fmt_interval",
+    "fmt_num",
+    "is_simulated",
+    "iter_series",
+    "scalar",
+    "series_dims",
+    "series_name",
+    "varying_dims",
+]
+
+#: Dims that never index a series: the axis of change, replicates, steps and the regimes result's own dims.
+NON_SERIES_DIMS: tuple[str, ...] = ("budget", "trial", "step", "segment", "regime", "mode", "covariate", "change")
+_ALWAYS = ("model", "device", "cache")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def scalar(v: Any) -> Any:
+    """A numpy/bytes value as a plain Python scalar (str for bytes)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+    if isinstance(v, (bytes, np.bytes_)):
+        return bytes(v).decode(errors="replace")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def clean_text(s: Any) -> str:
+    """``str(s)`` without control characters (strings from files go to terminals and pages)."""
+    return _CONTROL.sub("", str(scalar(s)))
+
+
+def series_dims(obj: xr.Dataset | xr.DataArray, var: str | None = None) -> list[str]:
+    """The series dims of ``obj[var]`` (or of the whole object): every dim except :data:`NON_SERIES_DIMS`."""
+    dims = obj[var].dims if var is not None else obj.dims
+    return [str(d) for d in dims if d not in NON_SERIES_DIMS]
+
+
+def varying_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[str]) -> set[str]:
+    """Those of ``dims`` with more than one value in ``obj``."""
+    return {d for d in dims if obj.sizes.get(d, 1) > 1}
+
+
+def _value(d: str, v: Any) -> str:
+    v = scalar(v)
+    if d == "cache":
+        return "cache on" if bool(v) else "cache off"
+    if d in ("model", "device", "dtype"):
+        return clean_text(v)
+    if d == "prompt_len":
+        return f"prompt {clean_text(v)}"
+    if isinstance(v, bool):
+        return f"{d}={'on' if v else 'off'}"
+    return f"{d}={clean_text(v)}"
+
+
+def series_name(coords: Mapping[str, Any], varying: Iterable[str] = ()) -> str:
+    """Name of one series from its ``{dim: value}``: model, device and cache always, other dims where they vary."""
+    varying = set(varying)
+    parts = [_value(d, v) for d, v in coords.items() if d in _ALWAYS or d in varying]
+    if not parts:
+        parts = [_value(d, v) for d, v in coords.items()]
+    return " ".join(parts) or "all"
+
+
+def iter_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str]) -> Iterator[tuple[dict[str, int], dict[str, Any]]]:
+    """``(isel index, {dim: value})`` of every series over ``dims``, in C order."""
+    shape = [obj.sizes[d] for d in dims]
+    for idx in np.ndindex(*shape):
+        index = {d: int(i) for d, i in zip(dims, idx)}
+        values = {d: scalar(obj[d].values[i]) if d in obj.coords else i for d, i in index.items()}
+        yield index, values
+
+
+def is_simulated(attrs: Mapping[str, Any]) -> bool:
+    """Whether a dataset's attrs mark it (or any file merged into it) as simulated."""
+    v = attrs.get("simulated", 0)
+    try:
+        return int(scalar(v)) == 1
+    except (TypeError, ValueError):
+        return "1" in str(v).split(" | ")
+
+
+def fmt_num(x: Any, fmt: str = ".3g") -> str:
+    """A number for humans ("" for NaN/None); integers without decimals."""
+    x = scalar(x)
+    if x is None:
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, str):
+        return clean_text(x)
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return clean_text(x)
+    if not math.isfinite(f):
+        return "" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+    if f.is_integer() and abs(f) < 1e9 and fmt in (".3g", "g"):
+        return str(int(f))
+    return format(f, fmt)
+
+
+def fmt_interval(lo: Any, hi: Any, fmt: str = ".3g") -> str:
+    """``[lo, hi]`` ("" when either end is missing)."""
+    a, b = fmt_num(lo, fmt), fmt_num(hi, fmt)
+    return f"[{a}, {b}]" if a and b else ""

@@ -1,0 +1,169 @@
+"""Regimes on a budget axis: which series to show, the anomalous spans of one, and how to draw them.
+
+A regime is drawn as a span from its first to its last budget (exactly the
+detected boundaries: ``start`` and ``end`` of :func:`analysis.regimes`),
+coloured by kind (slow / fast), hatched when confounded with execution
+time, with the 95 % intervals of its start and end as bars along the top of
+the axes. Each span's ``gid`` starts with ``regime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from analysis._labels import iter_series
+from analysis.plot._figure import COLORS
+
+__all__ = ["Span", "choose_series", "legend_handles", "pick", "regime_extents", "shade", "shade_mask", "spans"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """One anomalous regime of one series (budget units; NaN: unknown)."""
+
+    start: float
+    end: float
+    start_lo: float
+    start_hi: float
+    end_lo: float
+    end_hi: float
+    kind: str
+    effect: float
+    confounded: bool
+
+
+def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mapping[str, Any]) -> Any:
+    """``obj`` at one series: by value on dims with an index, by position on the others; dims it lacks are skipped."""
+    by_value = {d: v for d, v in values.items() if d in obj.dims and d in obj.indexes}
+    by_pos = {d: i for d, i in index.items() if d in obj.dims and d not in obj.indexes}
+    return obj.isel(by_pos).sel(by_value)
+
+
+def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any]) -> list[Span]:
+    """The anomalous segments of one series of a :func:`analysis.regimes` result, in budget order."""
+    one = pick(reg, index, values)
+    anom = np.asarray(one["segment_anomalous"].values, dtype=bool).ravel()
+    out = []
+    for j in np.flatnonzero(anom):
+        g = {k: one[k].values.ravel()[j] for k in ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi",
+                                                   "kind", "effect", "confounded")}
+        out.append(Span(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
+                        float(g["end_lo"]), float(g["end_hi"]), str(g["kind"]), float(g["effect"]),
+                        bool(g["confounded"])))
+    return sorted(out, key=lambda s: s.start)
+
+
+def choose_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str], reg: xr.Dataset | None,
+                  max_panels: int) -> tuple[list[tuple[dict[str, int], dict[str, Any]]], int]:
+    """Up to ``max_panels`` series of ``obj``: those with the strongest regimes first, then the others in order.
+
+    Returns
+    -------
+    chosen, n_total
+        ``(isel index, {dim: value})`` of each chosen series, and how many series there are.
+    """
+    every = list(iter_series(obj, dims))
+    if reg is None or "segment_anomalous" not in reg:
+        return every[:max_panels], len(every)
+    strength = []
+    for index, values in every:
+        try:
+            one = pick(reg, index, values)
+        except (KeyError, IndexError):
+            strength.append(0.0)
+            continue
+        anom = np.asarray(one["segment_anomalous"].values, dtype=bool)
+        eff = np.abs(np.log(np.asarray(one["effect"].values, dtype=float)))
+        strength.append(float(np.nanmax(np.where(anom, eff, 0.0), initial=0.0)) + float(anom.any()))
+    order = sorted(range(len(every)), key=lambda i: (-strength[i], i))
+    return [every[i] for i in order[:max_panels]], len(every)
+
+
+def _bar(ax: Axes, lo: float, hi: float, color: str, gid: str) -> int:
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return 0
+    ax.plot([lo, hi], [0.97, 0.97], color=color, lw=2.0, marker="|", ms=7, mew=1.5,
+                transform=ax.get_xaxis_transform(), gid=gid, clip_on=False, zorder=4)
+    return 1
+
+
+def shade(ax: Axes, regimes: Sequence[Span], *, intervals: bool = True, panel: int | str = 0) -> int:
+    """Shade each regime from its first to its last budget; intervals of start and end as bars at the top.
+
+    Returns the number of interval bars drawn.
+    """
+    n = 0
+    for j, s in enumerate(regimes):
+        color = COLORS["fast"] if s.kind == "fast" else COLORS["slow"]
+        ax.axvspan(s.start, s.end, facecolor=color, alpha=0.18, edgecolor=color, lw=1.2,
+                   hatch="//" if s.confounded else None, gid=f"regime-{panel}-{j}", zorder=0)
+        if intervals:
+            n += _bar(ax, s.start_lo, s.start_hi, color, f"regime-start-interval-{panel}-{j}")
+            n += _bar(ax, s.end_lo, s.end_hi, color, f"regime-end-interval-{panel}-{j}")
+    return n
+
+
+def shade_mask(ax: Axes, budgets: np.ndarray, mask: np.ndarray, *, gid: str, color: str, label: str = "") -> None:
+    """Shade each contiguous run of True in ``mask`` from its first to its last budget."""
+    m = np.asarray(mask, dtype=bool)
+    b = np.asarray(budgets, dtype=float)
+    i, n, k = 0, m.size, 0
+    while i < n:
+        if m[i]:
+            j = i
+            while j + 1 < n and m[j + 1]:
+                j += 1
+            ax.axvspan(b[i], b[j], facecolor=color, alpha=0.18, edgecolor=color, lw=1.2, gid=f"{gid}-{k}",
+                       zorder=0, label=label if k == 0 else None)
+            k += 1
+            i = j + 1
+        else:
+            i += 1
+
+
+def legend_handles(*, trials: bool = True, median: bool = True, baseline: bool = True, regimes: bool = True,
+                   intervals: bool = True, median_label: str = "median over trials") -> list[Any]:
+    """Proxy artists for the common legend entries of the budget-axis figures."""
+    out: list[Any] = []
+    if trials:
+        out.append(Line2D([], [], ls="", marker="o", ms=3, color=COLORS["trial"], alpha=0.6, label="trials"))
+    if median:
+        out.append(Line2D([], [], color=COLORS["median"], lw=1.5, marker=".", label=median_label))
+    if baseline:
+        out.append(Line2D([], [], color=COLORS["baseline"], lw=1.2, ls="--", label="expected scaling (baseline)"))
+    if regimes:
+        out.append(Patch(facecolor=COLORS["slow"], alpha=0.25, edgecolor=COLORS["slow"], label="anomalous regime"))
+    if regimes and intervals:
+        out.append(Line2D([], [], color=COLORS["slow"], lw=2, marker="|", ms=7,
+                          label="95% interval of a boundary"))
+    return out
+
+
+def regime_extents(fig: Figure) -> list[tuple[int, str, float, float]]:
+    """Where a figure draws regimes: ``(axes number, gid, first budget, last budget)`` per regime artist.
+
+    Covers the shaded spans and bars whose ``gid`` starts with ``regime``
+    (not the bars of boundary intervals), in data units of the x axis.
+    """
+    out = []
+    for n, ax in enumerate(fig.axes):
+        for artist in [*ax.patches, *ax.lines]:
+            gid = artist.get_gid() or ""
+            if not gid.startswith("regime") or "interval" in gid:
+                continue
+            if isinstance(artist, Line2D):
+                x = np.asarray(artist.get_xdata(), dtype=float)
+                out.append((n, gid, float(x.min()), float(x.max())))
+            else:
+                x0 = float(artist.get_x())  # type: ignore[attr-defined]
+                out.append((n, gid, x0, x0 + float(artist.get_width())))  # type: ignore[attr-defined]
+    return out

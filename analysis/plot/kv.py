@@ -1,0 +1,92 @@
+"""KV-cache speedup against budget with its confidence band and the collapse shaded."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from analysis._labels import iter_series, series_dims, series_name, varying_dims
+from analysis.errors import InputError
+from analysis.plot import _data
+from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe
+from analysis.plot._regimes import shade_mask
+
+__all__ = ["COLLAPSE_GID", "kv_speedup"]
+
+#: ``gid`` prefix of the shaded collapse spans.
+COLLAPSE_GID = "regime-collapse"
+
+
+def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset | None = None,
+               max_panels: int = 12, log: bool = False) -> Figure:
+    """The cache-off / cache-on latency ratio per budget, its CI band, the expected trend and the collapse.
+
+    Parameters
+    ----------
+    ds
+        A dataset with ``latency`` and a ``cache`` dim holding both values (for the labels and ``kv`` when None).
+    kv
+        The :func:`analysis.kv_speedup` result of ``ds`` (computed when None).
+    reg
+        :func:`analysis.regimes` of ``ds.latency``, reused when ``kv`` is computed.
+    max_panels
+        Most series drawn (collapsed ones first).
+    log
+        Logarithmic y axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per series (every dim but cache): the speedup (line), its
+        bootstrap CI (band), the expected speedup (dashed), and each
+        collapse shaded from its first to its last collapsed budget.
+    """
+    ds = _data.check(ds, "kv_speedup", ("latency",))
+    if kv is None:
+        from analysis.kv import kv_speedup as compute
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kv = compute(ds, reg=reg)
+    if "speedup" not in kv or "collapse" not in kv:
+        raise InputError("kv must be the Dataset returned by analysis.kv_speedup(), it lacks 'speedup'/'collapse'")
+    dims = series_dims(kv, "speedup")
+    every = list(iter_series(kv, dims))
+    n_coll = [int(np.asarray(kv["collapse"].isel(i).values, dtype=bool).sum()) for i, _ in every]
+    order = sorted(range(len(every)), key=lambda i: (-min(n_coll[i], 1), i))[:max_panels]
+    varying = varying_dims(kv, dims)
+    fig, cells = grid(len(order))
+    budgets = np.asarray(kv["budget"].values, dtype=float)
+    for k, ((ax,), i) in enumerate(zip(cells, order)):
+        index, coords = every[i]
+        one = kv.isel(index)
+        sp = np.ravel(one["speedup"].values).astype(float)
+        lo = np.ravel(one["speedup_lo"].values).astype(float) if "speedup_lo" in one else None
+        hi = np.ravel(one["speedup_hi"].values).astype(float) if "speedup_hi" in one else None
+        if lo is not None and hi is not None:
+            ax.fill_between(budgets, lo, hi, color=COLORS["band"], alpha=0.18, lw=0, gid=f"ci-{k}")
+        ax.plot(budgets, sp, color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"speedup-{k}")
+        if "expected" in one:
+            ax.plot(budgets, np.ravel(one["expected"].values), color=COLORS["baseline"], ls="--", lw=1.2,
+                    gid=f"expected-{k}")
+        shade_mask(ax, budgets, np.ravel(one["collapse"].values), gid=f"{COLLAPSE_GID}-{k}", color=COLORS["slow"])
+        if log:
+            log_axis(ax)
+        ax.set_title(tex_safe(series_name(coords, varying)), fontsize=9)
+        ax.set_ylabel("speedup (cache off / on)", fontsize=8)
+        _data.budget_axis(ax, budgets)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.25, lw=0.5)
+    handles = [
+        Line2D([], [], color=COLORS["median"], lw=1.5, marker=".", label="speedup (trial means)"),
+        Patch(facecolor=COLORS["band"], alpha=0.25, label="95% bootstrap CI"),
+        Line2D([], [], color=COLORS["baseline"], ls="--", label="expected speedup"),
+        Patch(facecolor=COLORS["slow"], alpha=0.25, edgecolor=COLORS["slow"], label="collapse"),
+    ]
+    note = f"showing {len(order)} of {len(every)} series (collapses first)" if len(every) > len(order) else ""
+    return finish(fig, title="KV-cache speedup vs budget", simulated=_data.simulated(ds), handles=handles, note=note)

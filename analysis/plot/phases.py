@@ -1,0 +1,90 @@
+"""Prefill against decode time around each regime: which phase carries the excess."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from analysis._labels import series_dims, series_name, varying_dims
+from analysis.plot import _data
+from analysis.plot._figure import COLORS, finish, grid, tex_safe
+from analysis.plot._regimes import choose_series, legend_handles, shade, spans
+
+__all__ = ["phases"]
+
+_PHASES = (("decode_time", "decode (s)"), ("prefill_time", "prefill (s)"))
+
+
+def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6, context: float = 1.0) -> Figure:
+    """Decode and prefill time around each anomalous regime, one column per regime.
+
+    Parameters
+    ----------
+    ds
+        A dataset with ``prefill_time``, ``decode_time`` (and ``latency`` when ``reg`` is None).
+    reg
+        :func:`analysis.regimes` of ``ds.latency`` (computed when None).
+    max_panels
+        Most regimes drawn (strongest series first).
+    context
+        Budgets shown on each side of a regime, as a multiple of its width
+        (at least three budget steps).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Per regime two stacked panels sharing the budget axis, decode time
+        above and prefill time below (trials as points, median line), the
+        regime shaded in both. Without any regime, the first series over
+        the whole budget range.
+    """
+    ds = _data.check(ds, "phases", ("prefill_time", "decode_time"))
+    reg = _data.get_regimes(ds, reg, "latency") if "latency" in ds else reg
+    dec = _data.ok(ds, "decode_time")
+    pre = _data.ok(ds, "prefill_time")
+    dims = [d for d in series_dims(dec)]
+    varying = varying_dims(dec, dims)
+    budgets = np.asarray(ds["budget"].values, dtype=float)
+    chosen, total = choose_series(dec, dims, reg, max_panels)
+    panels = []
+    for index, coords in chosen:
+        found = spans(reg, index, coords) if reg is not None else []
+        panels.extend((index, coords, s) for s in found)
+    panels = panels[:max_panels]
+    if not panels:
+        panels = [(index, coords, None) for index, coords in chosen[:1]]
+    n_bars = 0
+    fig, cells = grid(len(panels), ncols=3, panel=(4.0, 2.6), sharex=True, nrows_per_panel=2)
+    step = float(np.min(np.diff(np.sort(budgets)))) if budgets.size > 1 else 1.0
+    for k, ((index, coords, span), axes) in enumerate(zip(panels, cells)):
+        if span is not None:
+            width = max(span.end - span.start, 3 * step) * context
+            window = (budgets >= span.start - width) & (budgets <= span.end + width)
+        else:
+            window = np.ones(budgets.size, dtype=bool)
+        b = budgets[window]
+        for ax, (name, ylabel), da in zip(axes, _PHASES, (dec, pre)):
+            y = np.asarray(da.isel(index).transpose("budget", ...).values, dtype=float).reshape(budgets.size, -1)
+            y = y[window]
+            ax.plot(np.repeat(b, y.shape[1]), y.ravel(), ls="", marker="o", ms=2.5, color=COLORS["trial"],
+                    alpha=0.55, gid=f"trials-{name}-{k}")
+            ax.plot(b, _data.nanmedian(y), color=COLORS["median"], lw=1.5, marker=".", ms=4,
+                    gid=f"median-{name}-{k}")
+            ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.25, lw=0.5)
+            if span is not None:
+                n_bars += shade(ax, [span], panel=f"{k}-{name}", intervals=name == "decode_time")
+            _data.budget_axis(ax, b)
+            ax.set_xlabel("")
+        axes[-1].set_xlabel("budget (new tokens)")
+        label = series_name(coords, varying)
+        if span is not None:
+            label += f": {span.kind} x{span.effect:.2f} at {span.start:g}-{span.end:g}"
+        axes[0].set_title(tex_safe(label), fontsize=9)
+    note = "" if panels[0][2] is not None else "no anomalous regime: the whole budget range of one series"
+    if panels[0][2] is not None and total > len(chosen):
+        note = f"regimes of the {len(chosen)} strongest of {total} series"
+    return finish(fig, title="prefill and decode time around each regime", simulated=_data.simulated(ds),
+                  handles=legend_handles(baseline=False, regimes=panels[0][2] is not None, intervals=n_bars > 0), note=note)
