@@ -115,6 +115,8 @@ def compare(
     xb = sb[var].transpose(*sdims, "budget", "trial")
     S = int(np.prod([xa.sizes[d] for d in sdims], dtype=np.int64))
     nbud = xa.sizes["budget"]
+    if S == 0 or nbud == 0:
+        raise InputError(f"{labels[0]!r} and {labels[1]!r} share no cell with data: {_describe(a, b, var)}")
     LA = np.log(np.asarray(xa.values, dtype=float).reshape(S, nbud, -1))
     LB = np.log(np.asarray(xb.values, dtype=float).reshape(S, nbud, -1))
     shared = (np.isfinite(LA).any(-1)) & (np.isfinite(LB).any(-1))
