@@ -148,10 +148,30 @@ def _print_table(result: Any, *, show_all: bool) -> None:
     console.print(result.attrs["summary"], highlight=False, markup=False, soft_wrap=True)
 
 
+# ----------------------------------------------------------------------------- datasets
+def _add_datasets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paths", action="store_true", help="print each dataset's file instead of its description")
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from analysis import published
+
+    found = published.available()
+    if not found:
+        folders = ", ".join(str(f) for f in published.search_path()) or "none"
+        print(f"no published dataset found (folders searched: {folders}; add one with ${published.ENV_VAR})")
+        return 0
+    for line in ([f"{k}  {v}" for k, v in found.items()] if args.paths else published.lines()):
+        print(line)
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 #: subcommand -> (add its arguments, run it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]] = {
     "regimes": (_add_regimes, _run_regimes, "find discrete latency regimes along the budget axis"),
+    "datasets": (_add_datasets, _run_datasets, "list the published datasets (open one by name: "
+                 "analysis.open_dataset(NAME))"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis import published
 from collector import schema
 from collector.errors import SchemaError
 
@@ -21,7 +22,11 @@ PathLike = str | os.PathLike[str]
 
 
 def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
-    """Turn a path, a glob pattern or a list of them into existing files, sorted per pattern.
+    """Turn a path, a glob pattern, a published dataset's short name or a list of them into existing files.
+
+    Files matching a pattern are sorted. A name without a folder part that is
+    no file here is looked up among the published datasets
+    (:func:`analysis.published.resolve`).
 
     Raises
     ------
@@ -39,6 +44,8 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
             if not matches:
                 raise FileNotFoundError(f"pattern {text!r} matches no file")
             files.extend(Path(m) for m in matches)
+        elif not Path(text).is_file() and published.is_name(text):
+            files.append(published.resolve(text))  # a published dataset's short name
         else:
             if not Path(text).is_file():
                 raise FileNotFoundError(f"no such dataset file: {text!r}")
@@ -52,7 +59,9 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
     Parameters
     ----------
     paths
-        A file, a glob pattern (``runs/*.nc``) or a list of files/patterns.
+        A file, a glob pattern (``runs/*.nc``), the short name of a published
+        dataset (``"mps-m3max-study"``; ``python -m analysis datasets`` lists
+        them) or a list of these.
     chunks
         One file: ``None`` (default) reads it eagerly; any other value opens
         it lazily with dask. Several files are always opened lazily with
