@@ -312,7 +312,7 @@ def import_study(
     failures: list[dict[str, Any]] = []
     no_split: list[str] = []
     for order, (row, key, trial) in enumerate(zip(rows, keys, trial_of)):
-        i = tuple(index[d][v] for d, v in zip(schema.SWEEP_DIMS, (*key, trial)))
+        i = _at(index, key, trial)
         status, why = _status_of(row)
         arrays["status"][i] = schema.STATUS[status]
         arrays["order"][i] = order
@@ -325,7 +325,8 @@ def import_study(
         arrays["mem_device_peak"][i] = row.number("peak_mps_allocated_mb") * 2**20 if key[1] == "mps" else math.nan
         arrays["mem_rss_peak"][i] = row.number("peak_cpu_rss_mb") * 2**20
         if status != "ok":
-            failures.append({"run": [*key, trial], "status": status, "error": f"{row.source}: {why}"})
+            run = [ds[d].values[j].item() for d, j in zip(schema.SWEEP_DIMS, i)]  # like the collector's failures
+            failures.append({"run": run, "status": status, "error": f"{row.source}: {why}"})
             continue
         for s, col in enumerate(STATS.values()):
             request[(s, *i)] = row.number(col)
@@ -360,6 +361,12 @@ def import_study(
         name = "harness_" + re.sub(r"[^0-9A-Za-z_]", "_", c)
         ds[name] = (schema.SWEEP_DIMS, values, {"long_name": f"harness column {c!r}", "units": _unit(c)})
     return schema.validate(ds)
+
+
+def _at(index: Mapping[str, Mapping[Any, int]], key: tuple[Any, ...], trial: int) -> tuple[int, ...]:
+    """Position of a cell; a sweep dim the harness does not vary (attn, cache_impl...) has one default value."""
+    cell = dict(zip(("model", "device", "dtype", "cache", "prompt_len", "budget"), key), trial=trial)
+    return tuple(index[d][cell[d]] if d in cell else 0 for d in schema.SWEEP_DIMS)
 
 
 def _safe_number(row: StudyRow, column: str) -> float:

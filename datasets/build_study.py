@@ -327,8 +327,10 @@ def build(folder: str | Path = STUDY_DIR) -> xr.Dataset:
 
     def at(key: Key) -> tuple[int, ...]:
         e, m, d, cache, p, b = key
-        return (index[EXPERIMENT_DIM][e], index["model"][m], index["device"][d], 0, index["cache"][cache],
-                index["prompt_len"][p], index["budget"][b], 0)
+        cell = {EXPERIMENT_DIM: e, "model": m, "device": d, "dtype": "float32", "cache": cache, "prompt_len": p,
+                "budget": b, "trial": 0}
+        # a factor the tables do not vary (e.g. attn, cache_impl of schema v2) has its one default value
+        return tuple(index[dim][cell[dim]] if dim in cell else 0 for dim in dims)
 
     for key, cell in kept.items():
         i = at(key)

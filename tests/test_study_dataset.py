@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "datasets" / "study"
 FILE = ROOT / "datasets" / "mps-m3max-study.nc"
 CELL = {"dtype": "float32", "trial": 0}
+
+#: The sweep dims of schema v1; later factor dims (length 1 here) are squeezed away by :func:`_v1`.
+V1_DIMS = ("model", "device", "dtype", "cache", "prompt_len", "budget", "trial")
+
+
+def _v1(ds: Any) -> Any:
+    """``ds`` without the length-1 factor dims that schema versions after v1 add (attn, cache_impl, ...)."""
+    extra = [d for d in ds.dims if d in schema.SWEEP_DIMS and d not in V1_DIMS and ds.sizes[d] == 1]
+    return ds.squeeze(extra, drop=True)
+
 
 
 def _builder() -> ModuleType:
@@ -34,7 +45,7 @@ def _builder() -> ModuleType:
 
 @pytest.fixture(scope="module")
 def ds() -> xr.Dataset:
-    return analysis.open_dataset(FILE)
+    return _v1(analysis.open_dataset(FILE))
 
 
 def _csv(name: str) -> list[dict[str, str]]:
@@ -48,7 +59,7 @@ def _lat(ds: xr.Dataset, experiment: str, model: str, device: str, cache: bool, 
 
 
 def test_file_is_valid_measured_one_trial(ds: xr.Dataset) -> None:
-    schema.validate(ds)
+    schema.validate(analysis.open_dataset(FILE))
     assert ds.sizes["trial"] == 1
     assert int(ds.attrs["simulated"]) == 0
     assert int(ds.attrs["runs_per_value"]) == 5
@@ -63,7 +74,7 @@ def test_file_is_valid_measured_one_trial(ds: xr.Dataset) -> None:
 
 
 def test_file_is_what_the_builder_writes_now(ds: xr.Dataset) -> None:
-    fresh = _builder().build(STUDY)
+    fresh = _v1(_builder().build(STUDY))
     for name in ("latency", "prefill_time", "decode_time", "mem_device_peak", "status", "tokens", "study_label"):
         xr.testing.assert_equal(fresh[name], ds[name])
     assert fresh.attrs["overlaps"] == ds.attrs["overlaps"]
@@ -126,7 +137,7 @@ def test_overlaps_list_every_experiment_value(ds: xr.Dataset) -> None:
 
 
 def test_regimes_flag_exactly_512_to_624_in_the_probe(ds: xr.Dataset) -> None:
-    reg = analysis.regimes(ds)
+    reg = _v1(analysis.regimes(ds))
     probe = reg.anomalous.sel(experiment="instability_probe", model="gpt2-medium", device="mps", dtype="float32",
                               cache=True, prompt_len=65)
     assert probe.budget.values[probe.values].tolist() == list(range(512, 625, 16))

@@ -55,12 +55,22 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLU
     return path
 
 
+#: The sweep dims of schema v1; later factor dims (length 1 here) are squeezed away by :func:`_v1`.
+V1_DIMS = ("model", "device", "dtype", "cache", "prompt_len", "budget", "trial")
+
+
+def _v1(ds: Any) -> Any:
+    """``ds`` without the length-1 factor dims that schema versions after v1 add (attn, cache_impl, ...)."""
+    extra = [d for d in ds.dims if d in schema.SWEEP_DIMS and d not in V1_DIMS and ds.sizes[d] == 1]
+    return ds.squeeze(extra, drop=True)
+
+
 PROBE = [(480, 9.2), (496, 9.5), (512, 89.2), (528, 83.2), (544, 97.0), (640, 8.8)]
 
 
 def test_csv_import_keeps_summaries_protocol_and_order(tmp_path: Path) -> None:
     f = _write_csv(tmp_path / "benchmark_results_20250101_000000.csv", [_row(b, lat) for b, lat in PROBE])
-    ds = import_study([f])
+    ds = _v1(import_study([f]))
     cell = {"model": "gpt2-medium", "device": "mps", "dtype": "float32", "cache": True, "prompt_len": 65, "trial": 0}
     assert ds.sizes["trial"] == 1 and ds.budget.values.tolist() == [b for b, _ in PROBE]
     assert bool((ds.status == schema.STATUS["ok"]).all())
@@ -85,9 +95,9 @@ def test_csv_import_keeps_summaries_protocol_and_order(tmp_path: Path) -> None:
 
 def test_json_is_the_same_as_csv(tmp_path: Path) -> None:
     rows = [_row(b, lat) for b, lat in PROBE]
-    a = import_study([_write_csv(tmp_path / "r.csv", rows)])
+    a = _v1(import_study([_write_csv(tmp_path / "r.csv", rows)]))
     (tmp_path / "r.json").write_text(json.dumps(rows))
-    b = import_study([tmp_path / "r.json"])
+    b = _v1(import_study([tmp_path / "r.json"]))
     for name in ("latency", "prefill_time", "request_latency", "n_runs", "status", "order"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
 
@@ -95,7 +105,7 @@ def test_json_is_the_same_as_csv(tmp_path: Path) -> None:
 def test_missing_optional_columns_and_no_phase_split(tmp_path: Path) -> None:
     cols = ["model", "execution_mode", "prompt_name", "max_tokens", "use_cache", "avg_latency", "std_latency"]
     f = _write_csv(tmp_path / "r.csv", [_row(b, lat, prefill=None) for b, lat in PROBE], cols)
-    ds = import_study([f])
+    ds = _v1(import_study([f]))
     assert bool((ds.status == 0).all())
     np.testing.assert_allclose(ds.latency.squeeze().values, [lat for _, lat in PROBE])  # the round trip mean
     assert bool(ds.prefill_time.isnull().all()) and (ds.latency_source == 1).all()
@@ -108,25 +118,25 @@ def test_failed_configuration_is_an_error_cell(tmp_path: Path) -> None:
     rows = [_row(b, lat) for b, lat in PROBE]
     rows[2] = {**_row(512, 1.0, samples=0), **{k: None for k in ("avg_latency", "p50_latency", "avg_prefill_time",
                                                                    "avg_decode_time", "std_latency")}}
-    ds = import_study([_write_csv(tmp_path / "r.csv", rows)])
+    ds = _v1(import_study([_write_csv(tmp_path / "r.csv", rows)]))
     st = ds.status.squeeze()
     assert st.sel(budget=512).item() == schema.STATUS["error"] and int((st == 0).sum()) == len(PROBE) - 1
     assert np.isnan(ds.latency.sel(budget=512).item()) and ds.n_runs.sel(budget=512).item() == 0
     failures = json.loads(ds.attrs["failures"])
-    assert len(failures) == 1 and failures[0]["run"][5] == 512 and "samples 0" in failures[0]["error"]
+    assert len(failures) == 1 and failures[0]["run"][schema.SWEEP_DIMS.index("budget")] == 512 and "samples 0" in failures[0]["error"]
     assert "r.csv:4" in failures[0]["error"]  # file and line of the row
 
 
 def test_repeated_collections_become_trials_and_prompts_map(tmp_path: Path) -> None:
     first = _write_csv(tmp_path / "a.csv", [_row(512, 89.0), _row(512, 7.3, prompt="short")])
     second = _write_csv(tmp_path / "b.csv", [_row(512, 85.0, cache="False"), _row(512, 88.0)])
-    ds = import_study([first, second], prompt_lens=["short=3"])
+    ds = _v1(import_study([first, second], prompt_lens=["short=3"]))
     assert ds.sizes["trial"] == 2 and ds.prompt_len.values.tolist() == [3, 65]
     on = ds.latency.sel(model="gpt2-medium", device="mps", dtype="float32", cache=True, prompt_len=65, budget=512)
     np.testing.assert_allclose(on.values, [88.98, 87.98])
     assert ds.status.sel(cache=False, prompt_len=65, trial=1).item() == schema.STATUS["not_run"]
     assert ds.order.sel(cache=True, prompt_len=65).values.ravel().tolist() == [0, 3]
-    fp16 = import_study([_write_csv(tmp_path / "c.csv", [_row(128, 1.0, mode="mps-fp16")])])
+    fp16 = _v1(import_study([_write_csv(tmp_path / "c.csv", [_row(128, 1.0, mode="mps-fp16")])]))
     assert fp16.dtype.values.tolist() == ["float16"]
 
 
@@ -174,7 +184,7 @@ def test_cli_writes_refuses_overwrite_and_missing_file(tmp_path: Path, capsys: p
     out = tmp_path / "study.nc"
     assert main(["import-study", str(f), "-o", str(out)]) == 0
     assert "6 configuration(s) ok, 0 failed" in capsys.readouterr().out
-    back = schema.load(out)
+    back = _v1(schema.load(out))
     assert back.request_latency.dims[0] == "stat" and "import-study" in back.attrs["command"]
     assert main(["import-study", str(f), "-o", str(out)]) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
