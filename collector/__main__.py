@@ -81,14 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("journal", help="the .journal file beside the output")
     res.add_argument("-o", "--output", help="write the dataset here instead of the sweep's output")
     res.add_argument("--quiet", action="store_true", help="no live bar and no summary")
-    exp = sub.add_parser("export", help="write the dataset of a journal (also while its sweep runs)")
-    exp.add_argument("journal")
-    exp.add_argument("-o", "--output", help="dataset path (default: the sweep's output)")
+    exp = sub.add_parser("export", help="write the dataset of a journal (also while its sweep runs), or a CSV")
+    exp.add_argument("journal", help="the .journal file (with --csv also a dataset .nc)")
+    exp.add_argument("-o", "--output", help="dataset path (default: the sweep's output; with --csv: it with .csv)")
+    exp.add_argument("--csv", action="store_true", help="write a CSV with one row per run (pandas, R) instead")
+    exp.add_argument("--force", action="store_true", help="replace an existing output")
     mer = sub.add_parser("merge", help="merge datasets (hosts, devices, collection runs) into one")
     mer.add_argument("inputs", nargs="+", metavar="IN.nc")
     mer.add_argument("-o", "--output", required=True, metavar="OUT.nc")
     mer.add_argument("--resolve", choices=("error", "first", "last"), default="error",
                      help="a cell measured in several inputs: error (default), keep the first or the last")
+    mer.add_argument("--force", action="store_true", help="replace an existing output")
     inf = sub.add_parser("info", help="devices, versions and memory of this machine")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
     imp = sub.add_parser("import-study", help="turn the MPS study harness's benchmark_results_*.csv/.json into a dataset",
@@ -222,10 +225,34 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         return _sweep(spec, journal, str(output), args.quiet)
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from collector.export import export
+def _refuse_existing(path: str | Path, force: bool) -> None:
+    if Path(path).exists() and not force:
+        raise CollectorError(f"output {str(path)!r} already exists; pass --force to replace it, or choose another -o")
 
-    path = export(args.journal, args.output)
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from collector.errors import ConfigError
+    from collector.export import export, to_dataset
+    from collector.journal import Journal, output_beside
+    from collector.schema import load
+
+    if args.csv and Path(args.journal).suffix == ".nc":  # a dataset file: straight to CSV
+        ds, target = load(args.journal), args.output or str(Path(args.journal).with_suffix(".csv"))
+    else:
+        with Journal.open(args.journal) as journal:
+            target = args.output or output_beside(journal.path, journal.spec.get("output"))
+            if not target:
+                raise ConfigError(f"journal {args.journal!r} stores no output path; give one with -o OUT.nc")
+            if args.csv:
+                ds = to_dataset(journal)
+                target = args.output or str(Path(target).with_suffix(".csv"))
+    _refuse_existing(target, args.force)
+    if args.csv:
+        from collector.tidy import write_csv
+
+        path = write_csv(ds, target)
+    else:
+        path = export(args.journal, target)
     print(f"wrote {path}")
     return 0
 
@@ -233,6 +260,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from collector.export import merge
 
+    _refuse_existing(args.output, args.force)
     path = merge(args.inputs, args.output, resolve=args.resolve)
     print(f"wrote {path}")
     return 0
@@ -242,8 +270,7 @@ def _cmd_import_study(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.schema import save
     from collector.study_import import import_study
 
-    if Path(args.output).exists() and not args.force:
-        raise CollectorError(f"output {args.output!r} already exists; pass --force to replace it, or choose another -o")
+    _refuse_existing(args.output, args.force)
     ds = import_study(args.inputs, prompt_lens=args.prompt_lens, warmup=args.warmup, seed=args.seed, title=args.title,
                       command="python -m collector " + shlex.join(list(argv)))
     path = save(ds, args.output)

@@ -1,0 +1,108 @@
+"""Tidy tables for pandas and R: one row per run (``python -m collector export --csv``).
+
+:func:`to_dataframe` flattens a schema dataset into a :class:`pandas.DataFrame`
+with one row per run (every cell whose status is not ``not_run`` /
+``not_applicable``): a column per sweep dim and per extra leading dim (e.g. the
+``experiment`` of the study dataset), the model's coordinates (``n_params``,
+``weights``, ``architecture``), ``status`` as its name, and one column per
+per-run variable. A variable with one more dim than a run (``request_latency``
+along ``stat`` in imported harness files) gives one column per value
+(``request_latency_mean``, ...). Per-step times (``step_time``) are left out:
+``ds.step_time.to_dataframe()`` gives them in long form. Pure pandas/xarray.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from collector import schema
+
+__all__ = ["to_dataframe", "write_csv"]
+
+_SKIP_STATUS = ("not_run", "not_applicable")
+
+
+def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
+    """One row per run of a schema dataset.
+
+    Parameters
+    ----------
+    ds
+        A schema dataset (eager or lazy; it is loaded).
+    all_cells
+        Also keep cells that were never run (``not_run``, ``not_applicable``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns: the run dims (every dim of ``status``, in order), ``n_params``,
+        ``weights``, ``architecture``, ``status`` (name), then each variable
+        over the run dims (``latency``, ``prefill_time``, ..., ``order``,
+        ``worker``, extra variables such as ``n_runs``) and, for a variable
+        with one more dim ``d``, a column ``<name>_<value>`` per value of
+        ``d``. Rows in the dataset's cell order, index 0..n-1.
+    """
+    if "status" not in ds.data_vars:
+        raise schema.SchemaError("variable 'status' is missing; expected a schema dataset")
+    run_dims = tuple(ds["status"].dims)
+    columns: dict[str, np.ndarray] = {}
+    grids = np.meshgrid(*[ds[d].values if d in ds.coords else np.arange(ds.sizes[d]) for d in run_dims],
+                        indexing="ij")
+    for d, g in zip(run_dims, grids):
+        columns[str(d)] = g.ravel()
+    if "model" in run_dims:
+        model_pos = np.meshgrid(*[np.arange(ds.sizes[d]) for d in run_dims], indexing="ij")[run_dims.index("model")]
+        for name in schema.MODEL_COORDS:
+            if name in ds.coords and ds[name].dims == ("model",):
+                columns[name] = np.asarray(ds[name].values)[model_pos.ravel()]
+    status = np.asarray(ds["status"].values).ravel()
+    columns["status"] = np.array([schema.STATUS_NAMES.get(int(s), str(int(s))) for s in status], dtype=object)
+    for name, var in ds.data_vars.items():
+        if name == "status":
+            continue
+        dims = tuple(var.dims)
+        if set(dims) == set(run_dims) and len(dims) == len(run_dims):
+            columns[str(name)] = np.asarray(var.transpose(*run_dims).values).ravel()
+        elif len(dims) == len(run_dims) + 1 and set(run_dims) <= set(dims) and schema.STEP_DIM not in dims:
+            (extra,) = [d for d in dims if d not in run_dims]
+            labels = ds[extra].values if extra in ds.coords else np.arange(ds.sizes[extra])
+            values = np.asarray(var.transpose(extra, *run_dims).values)
+            for label, v in zip(labels.tolist(), values):
+                columns[f"{name}_{label}"] = v.ravel()
+    df = pd.DataFrame(columns)
+    if not all_cells:
+        df = df[~df["status"].isin(_SKIP_STATUS)]
+    return df.reset_index(drop=True)
+
+
+def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool = False) -> Path:
+    """Write :func:`to_dataframe` of ``ds`` as CSV, atomically (temp file + rename).
+
+    Times are ISO 8601 (UTC), missing values empty, booleans ``True``/``False``.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    df = to_dataframe(ds, all_cells=all_cells)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
