@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from analysis import baseline as _bl
+from analysis import scan as _scan
 from analysis import segments as _sg
 from analysis import stats as _st
 
@@ -27,9 +28,12 @@ FIELDS_BUDGET: tuple[str, ...] = ("baseline", "ratio", "regime", "normal")
 FIELDS_SEGMENT: tuple[str, ...] = (
     "seg_start", "seg_end", "start_lo", "start_hi", "end_lo", "end_hi",
     "level", "effect", "effect_lo", "effect_hi", "p", "reproducible", "in_normal", "n_cells",
+    "step", "p_run", "p_scatter",
 )
 #: per series (stored in the first slots of the last field)
-FIELDS_SERIES: tuple[str, ...] = ("sigma", "penalty", "degree", "n_segments", "detected")
+FIELDS_SERIES: tuple[str, ...] = (
+    "sigma", "penalty", "degree", "n_segments", "detected", "p_series", "mde", "mde_4", "scatter",
+)
 N_FIELDS = len(FIELDS_BUDGET) + len(FIELDS_SEGMENT) + 1
 _MAX_BOOT_CELLS = 4_000_000
 _MAX_BOUNDARY_BOOT = 200
@@ -61,6 +65,8 @@ def analyse_block(
     n_boot: int,
     seed: int,
     normal_rule: str,
+    n_perm: int = 200,
+    alpha: float = 0.05,
 ) -> np.ndarray:
     """Baseline, segments and segment statistics of every series in a block.
 
@@ -75,7 +81,7 @@ def analyse_block(
         ``(...)`` a stable integer per series (seeds its random draws).
     budgets
         ``(budget,)`` increasing budget values.
-    method, penalty, min_effect, n_boot, seed, normal_rule
+    method, penalty, min_effect, n_boot, seed, normal_rule, n_perm, alpha
         As in :func:`analysis.regimes.regimes`.
 
     Returns
@@ -156,14 +162,24 @@ def analyse_block(
         out[quiet, seg["in_normal"], 0] = 1.0
         out[quiet, seg["n_cells"], 0] = np.isfinite(E).sum(axis=(1, 2))
         out[quiet, iX, 3] = 1.0
+        for k, s in enumerate(quiet):
+            vs = np.flatnonzero(has[s])
+            if vs.size < 3:
+                continue
+            rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
+            null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng)
+            floor = max(float(sig_m[s]), _st.SIGMA_FLOOR)
+            out[s, seg["step"], 0] = 1.0
+            out[s, iX, 5:9] = _scan.series_scan(null, alpha, floor)
 
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
         rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-        res = _one_series(L[s], m[s], x, base_lean[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+        res = _one_series(L[s], m[s], x, base_lean[s], base[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
-                          tol=max(0.5 * thr, 2.0 * float(sig_m[s])))
-        b, segs = res
+                          tol=max(0.5 * thr, 2.0 * float(sig_m[s])), n_perm=n_perm, alpha=alpha)
+        b, segs, series_stats = res
+        out[s, iX, 5:9] = series_stats
         out[s, iB + 0, :nb] = b["baseline"]
         out[s, iB + 1, :nb] = b["ratio"]
         out[s, iB + 2, :nb] = b["regime"]
@@ -222,7 +238,8 @@ def _bootstrap_many(E: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, 
     return est, lo, hi
 
 
-def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot, rng, normal_rule, tol):
+def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, thr, n_boot, rng, normal_rule, tol, n_perm,
+                alpha):
     nb, T = L.shape
     valid = np.isfinite(m)
     vi = np.flatnonzero(valid)
@@ -307,6 +324,7 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
             break
         prev, base = nmask, new_base
     r = m[vi] - np.log(base[vi])
+    ends, is_norm = _sg.merge_departures(r, ends, is_norm)
     sizes = np.diff([0] + ends)
     lev = _sg.levels(r, ends)
     nmask = np.repeat(is_norm, sizes)
@@ -350,15 +368,35 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
     e_lo = np.full(k, np.nan)
     e_hi = np.full(k, np.nan)
     p = np.full(k, np.nan)
+    p_run = np.full(k, np.nan)
+    p_sc = np.full(k, np.nan)
+    stp = np.full(k, np.nan)
     repro = np.full(k, np.nan)
     n_cells = np.zeros(k)
+    # the step scan: each segment is tested as a discontinuity against a smooth curve, with null
+    # distributions that scan every interval (run permutation and budget-level scatter)
+    flagged = [(int(starts_v[j]), int(ends_v[j])) for j in range(k) if not is_norm[j]]
+    E_all = L - np.log(base_all)[:, None]
+    null = _scan.prepare_null(E_all[vi], x[vi], n_perm, rng, flagged)
+    floor = max(sig_m, _st.SIGMA_FLOOR)
+    series_stats = _scan.series_scan(null, alpha, floor)
+    noise_m = max(floor, series_stats[3] if np.isfinite(series_stats[3]) else 0.0)
     for j in range(k):
         rows = np.arange(full_start[j], full_end[j] + 1)
         Es = E[rows]
         ref = np.setdiff1d(normal_rows, rows, assume_unique=True)
-        p[j], repro[j] = _st.segment_test(Es, E[ref], sig_run, min_log=thr)
+        _, repro[j] = _st.segment_test(Es, E[ref], sig_run, min_log=thr)
         effect[j], e_lo[j], e_hi[j] = _st.bootstrap_median(Es, n_boot, rng)
         n_cells[j] = np.isfinite(Es).sum()
+        d, _z = _scan.step(null, int(starts_v[j]), int(ends_v[j]))
+        stp[j] = np.exp(d)
+        if not is_norm[j]:
+            p[j], p_run[j], p_sc[j] = _scan.segment_p(null, int(starts_v[j]), int(ends_v[j]), floor)
+        # never narrower than the budget-level noise allows (two equal runs are not a precise estimate)
+        if np.isfinite(effect[j]):
+            hw = 1.96 * noise_m / np.sqrt(max(int(sizes[j]), 1))
+            e_lo[j] = np.fmin(e_lo[j], effect[j] * np.exp(-hw))
+            e_hi[j] = np.fmax(e_hi[j], effect[j] * np.exp(hw))
     budgets_out = {
         "baseline": base,
         "ratio": np.exp(m - np.log(base)),
@@ -370,5 +408,6 @@ def _one_series(L, m, x, base0, deg, sig_run, sig_m, pen, *, method, thr, n_boot
         "start_lo": start_lo, "start_hi": start_hi, "end_lo": end_lo, "end_hi": end_hi,
         "level": lev, "effect": effect, "effect_lo": e_lo, "effect_hi": e_hi, "p": p,
         "reproducible": repro, "in_normal": is_norm.astype(float), "n_cells": n_cells,
+        "step": stp, "p_run": p_run, "p_scatter": p_sc,
     }
-    return budgets_out, segs
+    return budgets_out, segs, series_stats

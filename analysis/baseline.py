@@ -2,7 +2,8 @@
 
 Latency is expected to grow smoothly with the budget ``B``: about linearly with
 the KV cache (``a + b B``), about quadratically without it
-(``a + b B + c B^2``). The fit is a weighted least-squares fit in the original
+(``a + b B + c B^2``), with a free intercept (prefill and per-call costs) and
+never falling with the budget (:func:`monotone_design`). The fit is a weighted least-squares fit in the original
 units with weights ``1 / y^2`` (so it minimises relative, i.e. log-scale,
 errors), made robust by iteratively reweighting with Tukey's biweight on the
 log residuals. All series are fitted at once (batched normal equations).
@@ -14,7 +15,7 @@ import numpy as np
 
 from analysis.stats import nanmedian_last
 
-__all__ = ["DEGREE", "SCALINGS", "choose_degree", "design", "robust_fit"]
+__all__ = ["DEGREE", "SCALINGS", "choose_degree", "design", "monotone_design", "robust_fit"]
 
 #: Scaling names and their polynomial degree in the budget.
 SCALINGS: tuple[str, ...] = ("auto", "constant", "linear", "quadratic")
@@ -31,6 +32,22 @@ def design(x: np.ndarray, degree: int) -> np.ndarray:
     return np.stack([x**k for k in range(degree + 1)], axis=-1)
 
 
+def monotone_design(u: np.ndarray, degree: int) -> np.ndarray:
+    """Design in ``u = x - x_min`` whose non-negative coefficients span exactly the monotone fits.
+
+    Degree 0 and 1: ``[1, u]`` (value at the smallest budget and slope, both >= 0). Degree 2:
+    ``[1, u - u^2 / (2 U), u^2 / (2 U)]`` with ``U = max(u)``: the coefficients are the value at the
+    smallest budget and the slopes at both ends, so ``>= 0`` says "positive and non-decreasing over the
+    sweep" while the curvature stays free (a fixed per-step cost makes a cache-off total
+    ``a + b n + c n^2`` with a large linear part; noise can make it look slightly concave).
+    """
+    if degree < 2:
+        return design(u, degree)
+    U = float(np.max(u)) or 1.0
+    q = u**2 / (2.0 * U)
+    return np.stack([np.ones_like(u), u - q, q], axis=-1)
+
+
 def _solve_free(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Batched weighted least squares: ``W, Y`` are ``(S, n)``, ``X`` ``(n, p)``; returns ``(S, p)``."""
     A = np.einsum("sn,np,nq->spq", W, X, X)
@@ -43,9 +60,9 @@ def _solve_free(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def _solve(W: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Weighted least squares with every coefficient constrained to be >= 0.
 
-    With the design written in ``x - x_min`` this says: latency is positive
-    at the smallest budget, does not fall with the budget and does not grow
-    slower than linearly (a one-column fit is left free). With at most
+    With :func:`monotone_design` this says: latency is positive at the
+    smallest budget and does not fall with the budget anywhere in the sweep
+    (a one-column fit is left free). With at most
     three columns the constrained optimum is found exactly by solving on every
     face (subsets of the columns set to zero) and keeping the feasible
     solution with the smallest weighted error.
@@ -139,7 +156,7 @@ def robust_fit(
         if rows.size == 0:
             continue
         # the full model is written in x - x_min, so its intercept is the value at the smallest budget
-        X = design(x, degree)[:, -1:] if use_single else design(x - np.min(x), degree)
+        X = design(x, degree)[:, -1:] if use_single else monotone_design(x - np.min(x), degree)
         deg = 0 if use_single else degree
         mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
         inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)

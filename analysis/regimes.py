@@ -22,7 +22,7 @@ from analysis import confound as _cf
 from analysis import segments as _sg
 from analysis import stats as _st
 from analysis._regimes_summary import summarize
-from analysis.baseline import DEGREE, SCALINGS
+from analysis.baseline import DEGREE, SCALINGS, robust_fit
 from analysis.errors import InputError
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
@@ -34,7 +34,12 @@ OUTPUT_VARIABLES: tuple[str, ...] = (
     "anomalous", "ratio", "baseline", "regime", "normal", "start", "end", "start_lo", "start_hi", "end_lo",
     "end_hi", "effect", "effect_lo", "effect_hi", "p", "q", "reproducible", "kind", "segment_anomalous",
     "confounded", "clustered", "p_time", "n_cells", "noise", "penalty", "scaling", "detected",
+    "step", "p_run", "p_scatter", "p_series", "mde", "mde_4", "scatter", "noisy",
 )
+#: Per-run noise (sd of log values) above which a series is flagged as noisy, with the likely cause.
+NOISY = 0.1
+#: Most permutations a series may ask for (memory and time grow with it).
+MAX_PERM = 100_000
 
 
 def regimes(
@@ -49,6 +54,7 @@ def regimes(
     n_boot: int = 200,
     seed: int = 0,
     normal: str = "lowest",
+    n_perm: int = 200,
 ) -> xr.Dataset:
     """Find discrete regimes of ``ds[var]`` along the budget axis.
 
@@ -89,6 +95,10 @@ def regimes(
         cheapest group covering at least a quarter of the budgets),
         ``highest`` (for derived series where a drop is the anomaly) or
         ``majority``.
+    n_perm
+        Permutations of each series' runs (and Gaussian draws) for the null
+        distributions of the step scan (p-values beyond their range come from
+        a Gumbel tail fitted to them).
 
     Returns
     -------
@@ -148,7 +158,7 @@ def regimes(
     if isinstance(ds, xr.DataArray):  # a bare array: analyse it under the name ``var``
         ds = ds.to_dataset(name=var)
     da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
-                   scaling=scaling, n_boot=n_boot, seed=seed, normal=normal)
+                   scaling=scaling, n_boot=n_boot, seed=seed, normal=normal, n_perm=n_perm)
     da = _series.as_series_array(da)
     sdims = _series.series_dims(da)
     budgets = np.asarray(da[_series.BUDGET].values)
@@ -159,7 +169,8 @@ def regimes(
         out_dims=("_field", "_slot"),
         out_sizes={"_field": _detect.N_FIELDS, "_slot": _detect.n_slots(nb)},
         kwargs={"budgets": budgets, "method": method, "penalty": penalty, "min_effect": float(min_effect),
-                    "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal},
+                    "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal, "n_perm": int(n_perm),
+                    "alpha": float(alpha)},
     )
     P = np.asarray(packed.values)
     sshape = P.shape[:-2]
@@ -177,9 +188,13 @@ def regimes(
     q = _st.bh(np.where(exists, sg["p"], np.nan))
     thr = float(np.log1p(min_effect))
     log_eff = np.log(sg["effect"])
+    log_step = np.log(sg["step"])
     with np.errstate(invalid="ignore"):
         repro_ok = ~(sg["reproducible"] < 0.75)
-        candidate = exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok
+        # a regime is a discontinuity: its step against the smooth curve through its neighbours is as
+        # large as the effect threshold and goes the same way as its departure from the baseline
+        jump_ok = (np.abs(log_step) >= thr) & (np.sign(log_step) == np.sign(log_eff))
+        candidate = exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok & jump_ok
 
     # ---- time confound
     clustered = np.zeros(candidate.shape, dtype=bool)
@@ -190,6 +205,7 @@ def regimes(
 
     kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
+    _refit_clean(f, anomalous_seg.any(axis=1), ser, budgets)
     anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
 
     def to_budget_values(idx: np.ndarray) -> np.ndarray:
@@ -245,13 +261,25 @@ def regimes(
         "scaling": (tuple(sdims), s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
                     {"long_name": "expected scaling fitted"}),
         "detected": (tuple(sdims), s1(ser["detected"] == 1), {"long_name": "changepoint search ran"}),
+        "step": (SS, ss(sg["step"]), {"long_name": "step of the segment against a smooth curve through its "
+                                      "neighbours (ratio)", "units": "1"}),
+        "p_run": (SS, ss(sg["p_run"]), {"long_name": "scan p-value under permutation of the series' runs"}),
+        "p_scatter": (SS, ss(sg["p_scatter"]), {"long_name": "scan p-value against the budget-to-budget scatter"}),
+        "p_series": (tuple(sdims), s1(ser["p_series"]), {"long_name": "scan p-value of the strongest interval"}),
+        "mde": (tuple(sdims), s1(ser["mde"]), {"long_name": "minimum detectable ratio over one budget "
+                                               "(alpha, 80% power)", "units": "1"}),
+        "mde_4": (tuple(sdims), s1(ser["mde_4"]), {"long_name": "minimum detectable ratio over four budgets "
+                                                   "(alpha, 80% power)", "units": "1"}),
+        "scatter": (tuple(sdims), s1(ser["scatter"]), {"long_name": "budget-to-budget scatter around a smooth "
+                                                       "curve (sd of log values)", "units": "1"}),
+        "noisy": (tuple(sdims), s1(ser["sigma"] > NOISY), {"long_name": f"per-run noise above {NOISY} (log units)"}),
     }
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs.update({
         "var": var, "method": method, "penalty": "auto" if penalty is None else float(penalty),
         "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling, "normal": normal,
         "n_boot": int(n_boot), "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
-        "n_trials": int(da.sizes[_series.TRIAL]),
+        "n_trials": int(da.sizes[_series.TRIAL]), "n_perm": int(n_perm),
     })
     out.attrs["summary"] = summarize(out)
     return out
@@ -284,6 +312,9 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     nbt = opts["n_boot"]
     if not (isinstance(nbt, numbers.Integral) and nbt >= 0):
         raise InputError(f"n_boot must be an integer >= 0, got {nbt!r}")
+    npm = opts["n_perm"]
+    if not (isinstance(npm, numbers.Integral) and 20 <= npm <= MAX_PERM):
+        raise InputError(f"n_perm must be an integer in [20, {MAX_PERM}], got {npm!r}")
     if not isinstance(opts["seed"], numbers.Integral):
         raise InputError(f"seed must be an integer, got {opts['seed']!r}")
     if var not in ds.data_vars:
@@ -314,6 +345,32 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     if bool(any_nonpos):
         raise InputError(f"variable {var!r} has values <= 0; regimes works on ratios and needs positive values")
     return da.astype(float) if da.dtype != float else da
+
+
+def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str, np.ndarray],
+                 budgets: np.ndarray) -> None:
+    """Series with no anomalous segment are normal everywhere: their baseline is refitted to every budget.
+
+    The detector's baseline is anchored on the level group it took for normal; where no segment turned
+    out anomalous, that anchor was arbitrary (a smooth curve cut into pieces), so the reported baseline,
+    ratio and normal flag come from a robust fit to the whole series instead. ``f`` is updated in place.
+    """
+    rows = np.flatnonzero(~has_regime & np.isfinite(f["baseline"]).any(axis=1))
+    if rows.size == 0:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.log(f["ratio"][rows]) + np.log(f["baseline"][rows])
+    x = budgets.astype(float) / float(np.max(budgets))
+    deg = np.nan_to_num(ser["degree"][rows], nan=1).astype(int)
+    floor = np.maximum(np.nan_to_num(ser["scatter"][rows], nan=0.0), _st.SIGMA_FLOOR)
+    base = np.full(m.shape, np.nan)
+    for d in np.unique(deg):
+        sel = deg == d
+        base[sel] = robust_fit(m[sel], x, int(d), scale_floor=floor[sel])[0]
+    keep = np.isfinite(f["baseline"][rows])
+    f["baseline"][rows] = np.where(keep, base, f["baseline"][rows])
+    f["ratio"][rows] = np.where(keep, np.exp(m - np.log(base)), f["ratio"][rows])
+    f["normal"][rows] = np.where(keep, 1.0, f["normal"][rows])
 
 
 def _degrees(ds: xr.Dataset, da: xr.DataArray, scaling: str) -> xr.DataArray:

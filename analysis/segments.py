@@ -17,7 +17,10 @@ import warnings
 import numpy as np
 import ruptures as rpt
 
-__all__ = ["METHODS", "MIN_NORMAL_SHARE", "NORMAL_RULES", "boundary_intervals", "detect", "group_levels", "levels"]
+__all__ = [
+    "METHODS", "MIN_NORMAL_SHARE", "NORMAL_RULES", "boundary_intervals", "detect", "group_levels", "levels",
+    "merge_departures",
+]
 
 METHODS: tuple[str, ...] = ("pelt", "binseg", "dynp", "kernel")
 NORMAL_RULES: tuple[str, ...] = ("lowest", "highest", "majority")
@@ -94,6 +97,28 @@ def levels(x: np.ndarray, ends: list[int]) -> np.ndarray:
     """Median of ``x`` in each segment."""
     starts = [0] + ends[:-1]
     return np.array([np.median(x[a:b]) for a, b in zip(starts, ends)])
+
+
+def merge_departures(x: np.ndarray, ends: list[int], is_normal: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Join neighbouring non-normal segments that depart from the baseline the same way.
+
+    A regime is a contiguous run of slow (or fast) budgets; the detector may cut it where its level
+    wanders (noise, or a factor that changes inside it), and the pieces, each narrower, would then be
+    tested one by one with less power. Returns the new ends and normal flags.
+    """
+    lev = levels(x, ends)
+    out_ends: list[int] = []
+    out_norm: list[bool] = []
+    sign_prev = 0.0
+    for e, nrm, lv in zip(ends, is_normal, lev):
+        sg = float(np.sign(lv))
+        if out_ends and not nrm and not out_norm[-1] and sg == sign_prev and sg != 0:
+            out_ends[-1] = int(e)
+            continue
+        out_ends.append(int(e))
+        out_norm.append(bool(nrm))
+        sign_prev = sg
+    return out_ends, np.array(out_norm, dtype=bool)
 
 
 def group_levels(lev: np.ndarray, tol: float) -> np.ndarray:

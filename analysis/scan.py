@@ -1,0 +1,300 @@
+"""The step scan: is a budget interval a discontinuity, or noise around a smooth curve?
+
+Per series, on the log residuals ``E[b, t]`` of every run to the baseline:
+
+* A smooth misfit of the baseline (an intercept, a slope, a curvature it got
+  wrong) is projected out first: with ``X = [1, x, x^2][: degree + 1]`` over
+  the budgets with data and ``P = I - X X^+``, the per-budget medians ``m``
+  become ``P m``. A step on the interval ``S`` (indicator ``c``) is then
+  estimated as ``delta = c'Pm / c'Pc`` and standardised as
+  ``Z = c'Pm / sqrt(c'Pc)``: under budget-level white noise of scale ``s``
+  every interval's ``Z`` has sd ``s``, whatever its width or position. A
+  smooth curve split in two gives a small ``Z``; a step gives a large one.
+* The null distribution of the **largest** ``|Z|`` over every interval (the
+  detector picked the interval, so the test must scan too) comes from two
+  sources, and an interval must beat both:
+
+  - *run level*: the runs of the series are permuted over its cells (budget x
+    trial positions with data) and the medians recomputed. This keeps the
+    real shape of the run noise (heavy tails, a share of runs in a slow
+    run-level state): with ``k`` trials, a cell whose ``k`` runs all landed
+    in the slow state is as likely in the permutations as in the data, so it
+    is not evidence of a regime. Needs at least 2 trials.
+  - *budget level*: Gaussian white noise with the robust scale of ``P m``
+    outside the interval (the budget-to-budget scatter, which also holds
+    budget-level effects that run permutation destroys). With one trial this
+    is the only test.
+
+  The p-value is the tail share of the permutation maxima (with a Gumbel tail
+  fitted to them beyond the last few permutations, so strong effects get
+  small, finite p-values instead of ``1 / (n_perm + 1)``).
+* The **minimum detectable ratio** of the series: the step at one budget
+  (and over four budgets) that would reach the critical ``|Z|`` with 80 %
+  power at level ``alpha``.
+
+Everything here is numpy for one series at a time; the caller seeds ``rng``
+per series, so results do not depend on how series are blocked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _sps
+
+from analysis.stats import nanmedian_last
+
+__all__ = [
+    "ScanNull", "budget_scatter", "critical", "interval_denominators", "mde", "prepare_null", "projector", "segment_p",
+    "series_scan",
+    "step",
+]
+
+#: Permutations are processed in blocks of at most this many values (permutations x intervals).
+_BLOCK_VALUES = 4_000_000
+#: Below this many permutation maxima beyond the observed value, the p-value comes from a Gumbel tail fit.
+_TAIL_COUNT = 10
+#: Degree of the smooth misfit projected out of the residuals (a level and a slope, in log units). The
+#: residuals are taken to a full-series robust fit of the baseline family, so little misfit is left; a
+#: quadratic term would also absorb a regime in the middle of the sweep (a bump looks like -x^2).
+NUISANCE_DEGREE = 1
+#: A segment that few permutations reach gets this many times more before its p-value is read.
+_MORE_PERM = 10
+#: Power for the minimum detectable ratio.
+POWER = 0.8
+
+
+def projector(x: np.ndarray, degree: int = 1) -> np.ndarray:
+    """``P = I - X X^+`` for ``X = [1, x, x^2][: degree + 1]`` (``x``: scaled budgets with data)."""
+    n = x.size
+    k = min(max(degree, 0) + 1, max(n - 1, 1))
+    xc = (x - x.mean()) / (x.std() or 1.0)
+    X = np.stack([xc**j for j in range(k)], axis=1)
+    return np.eye(n) - X @ np.linalg.pinv(X)
+
+
+def interval_denominators(P: np.ndarray) -> np.ndarray:
+    """``D[i, j] = c'Pc`` for the interval ``i..j`` (``j >= i``; NaN elsewhere and where ~0)."""
+    n = P.shape[0]
+    Q = np.zeros((n + 1, n + 1))
+    Q[1:, 1:] = P.cumsum(0).cumsum(1)
+    i, j = np.triu_indices(n)
+    D = np.full((n, n), np.nan)
+    d = Q[j + 1, j + 1] - Q[i, j + 1] - Q[j + 1, i] + Q[i, i]
+    D[i, j] = np.where(d > 1e-9, d, np.nan)
+    return D
+
+
+def _interval_z(Pm: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """``Z`` of every interval for a stack of projected series ``Pm`` (..., n) -> (..., n, n)."""
+    S = np.concatenate([np.zeros(Pm.shape[:-1] + (1,)), np.cumsum(Pm, axis=-1)], axis=-1)
+    sums = S[..., None, 1:] - S[..., :-1, None]  # [i, j] = sum_{i..j}
+    return sums / np.sqrt(D)
+
+
+def _max_abs(z: np.ndarray) -> np.ndarray:
+    return np.nanmax(np.abs(z.reshape(z.shape[:-2] + (-1,))), axis=-1)
+
+
+@dataclass(frozen=True)
+class ScanNull:
+    """The scan of one series (see :func:`prepare_null`)."""
+
+    E: np.ndarray  # (n, trial) log residuals of the runs (NaN: missing)
+    P: np.ndarray  # (n, n)
+    D: np.ndarray  # (n, n) c'Pc of interval i..j
+    Pm: np.ndarray  # (n,) projected per-budget medians
+    steps: np.ndarray  # (n,) fitted steps of the detected segments (0 elsewhere)
+    resid: np.ndarray  # (n,) Pm with those steps removed (noise only)
+    run_max: np.ndarray | None  # (n_perm,) permutation maxima of |Z| of the runs as they are (None: < 2 trials)
+    unit_max: np.ndarray  # (n_perm,) maxima of |Z| for unit Gaussian budget-level noise
+    sigma_med: float  # noise of one per-budget median (run level, from the permutations)
+    n_perm: int
+    seed: tuple[int, ...]
+
+
+def _run_maxima(E: np.ndarray, P: np.ndarray, D: np.ndarray, n_perm: int,
+                rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
+    """Maxima of |Z| over every interval when the runs are permuted over the cells; and the sd of a median."""
+    n, T = E.shape
+    ok = np.isfinite(E)
+    pool = E[ok]
+    if T < 2 or pool.size <= n:
+        return None, np.nan
+    block = max(1, _BLOCK_VALUES // max(n * n, 1))
+    maxima, sds = [], []
+    for a in range(0, n_perm, block):
+        b = min(block, n_perm - a)
+        perm = np.argsort(rng.random((b, pool.size)), axis=1)
+        cells = np.full((b, n, T), np.nan)
+        cells[:, ok] = pool[perm]
+        mp = nanmedian_last(cells)
+        mp = np.where(np.isfinite(mp), mp, 0.0)
+        sds.append(np.std(mp, axis=1, ddof=1))
+        maxima.append(_max_abs(_interval_z(mp @ P, D)))
+    return np.concatenate(maxima), float(np.mean(np.concatenate(sds)))
+
+
+def prepare_null(
+    E: np.ndarray,
+    x: np.ndarray,
+    n_perm: int,
+    rng: np.random.Generator,
+    segments: list[tuple[int, int]] = (),  # type: ignore[assignment]
+) -> ScanNull:
+    """Projector, interval denominators and the null distributions of one series.
+
+    Parameters
+    ----------
+    E
+        ``(n, trial)`` log residuals of the budgets with data (NaN: a missing run) to a robust fit of the
+        baseline family to the whole series (not only to its normal regime: the question is whether the
+        series departs from *any* smooth curve).
+    x
+        ``(n,)`` scaled budgets.
+    n_perm
+        Permutations (and Gaussian draws) for the null maxima.
+    rng
+        The series' random generator.
+    segments
+        Index ranges ``(i, j)`` of the detected non-normal segments. Their
+        steps are fitted jointly (with the smooth misfit) and removed before
+        the budget-level scatter is measured, so a wide regime does not
+        inflate the scatter it is tested against; :func:`segment_p` also
+        removes the *other* segments' steps from the runs it permutes.
+    """
+    n, T = E.shape
+    P = projector(x, NUISANCE_DEGREE)
+    D = interval_denominators(P)
+    m = nanmedian_last(E)
+    Pm = P @ np.where(np.isfinite(m), m, 0.0)
+    steps = np.zeros(n)
+    if len(segments):
+        C = np.zeros((n, len(segments)))
+        for k, (i, j) in enumerate(segments):
+            C[i : j + 1, k] = 1.0
+        steps = C @ np.linalg.lstsq(P @ C, Pm, rcond=None)[0]
+    seed = tuple(int(v) for v in rng.integers(0, 2**31 - 1, size=2))
+    run_max, sig = _run_maxima(E, P, D, n_perm, rng)
+    unit = []
+    block = max(1, _BLOCK_VALUES // max(n * n, 1))
+    for a in range(0, n_perm, block):
+        b = min(block, n_perm - a)
+        g = rng.standard_normal((b, n))
+        unit.append(_max_abs(_interval_z(g @ P, D)))
+    return ScanNull(E=E, P=P, D=D, Pm=Pm, steps=steps, resid=Pm - P @ steps, run_max=run_max,
+                    unit_max=np.concatenate(unit), sigma_med=sig, n_perm=n_perm, seed=seed)
+
+
+def _tail_p(maxima: np.ndarray, z: float) -> float:
+    """Share of null maxima >= z, with a Gumbel tail (method of moments) where fewer than a few exceed it."""
+    n = maxima.size
+    k = int(np.sum(maxima >= z))
+    if k >= _TAIL_COUNT:
+        return (1.0 + k) / (1.0 + n)
+    mu, sd = float(np.mean(maxima)), float(np.std(maxima, ddof=1))
+    if not np.isfinite(sd) or sd <= 0:
+        return (1.0 + k) / (1.0 + n)
+    scale = sd * np.sqrt(6.0) / np.pi
+    loc = mu - np.euler_gamma * scale
+    return float(min((1.0 + k) / (1.0 + n), _sps.gumbel_r.sf(z, loc=loc, scale=scale)))
+
+
+def budget_scatter(null: ScanNull) -> float:
+    """Robust scale of budget-level white noise: MAD of the noise-only residuals, leverage-corrected."""
+    lev = np.clip(np.diag(null.P), 1e-6, None)
+    return float(_sps.median_abs_deviation(null.resid / np.sqrt(lev), scale="normal"))
+
+
+def step(null: ScanNull, i: int, j: int) -> tuple[float, float]:
+    """``(delta, Z)`` of the interval ``i..j``: step estimate (log units) and its standardised size."""
+    d = null.D[i, j]
+    if not np.isfinite(d):
+        return np.nan, 0.0
+    s = float(null.Pm[i : j + 1].sum())
+    return s / d, s / np.sqrt(d)
+
+
+def segment_p(null: ScanNull, i: int, j: int, floor: float) -> tuple[float, float, float]:
+    """p-value of a step on ``i..j`` against both nulls: ``(p, p_run, p_scatter)``, ``p = max`` of the two.
+
+    ``floor`` bounds the budget-level scatter from below (the per-budget median noise), so a series
+    whose budgets happen to line up perfectly does not make every step significant.
+    """
+    _, z = step(null, i, j)
+    z = abs(z)
+    s = max(budget_scatter(null), floor)
+    p_scatter = _tail_p(null.unit_max * s, z)
+    p_run = np.nan
+    if null.run_max is not None:
+        others = null.steps.copy()
+        others[i : j + 1] = 0.0
+        runs = null.E - others[:, None]
+        rng = np.random.default_rng(list(null.seed) + [i, j])
+        if np.any(others != 0):  # other regimes of the series are not part of this segment's noise
+            maxima = _run_maxima(runs, null.P, null.D, null.n_perm, rng)[0]
+        else:
+            maxima = null.run_max
+        if maxima is not None and np.sum(maxima >= z) < _TAIL_COUNT:
+            # few permutations reach it: draw more before trusting the tail (sequential Monte Carlo)
+            more = _run_maxima(runs, null.P, null.D, (_MORE_PERM - 1) * null.n_perm, rng)[0]
+            maxima = np.concatenate([maxima, more]) if more is not None else maxima
+        p_run = _tail_p(maxima, z) if maxima is not None else np.nan
+    p = p_scatter if not np.isfinite(p_run) else max(p_run, p_scatter)
+    return float(p), float(p_run), float(p_scatter)
+
+
+def _noise_only(null: ScanNull) -> tuple[np.ndarray | None, float]:
+    """Run-permutation maxima and median sd with every detected step removed (the noise alone)."""
+    if null.run_max is None or not np.any(null.steps != 0):
+        return null.run_max, null.sigma_med
+    rng = np.random.default_rng(list(null.seed) + [-1 & 0x7FFFFFFF])
+    return _run_maxima(null.E - null.steps[:, None], null.P, null.D, null.n_perm, rng)
+
+
+def critical(null: ScanNull, alpha: float, floor: float) -> float:
+    """The critical ``|Z|`` at level ``alpha`` for the noise alone: the larger of the two nulls' quantiles."""
+    s = max(budget_scatter(null), floor)
+    c = float(np.quantile(null.unit_max * s, 1.0 - alpha))
+    run_max = _noise_only(null)[0]
+    if run_max is not None:
+        c = max(c, float(np.quantile(run_max, 1.0 - alpha)))
+    return c
+
+
+def mde(null: ScanNull, alpha: float, floor: float, width: int = 1) -> float:
+    """Minimum detectable ratio of a step over ``width`` budgets in the middle of the series.
+
+    The step ``delta`` with ``delta * sqrt(c'Pc) >= z_crit + z_power * s`` (80 % power), where ``s`` is
+    the sd of one interval's ``Z`` (the per-budget noise: permutation medians' spread or the scatter,
+    whichever is larger). Returned as a ratio ``exp(delta)``; NaN when the series is too short.
+    """
+    n = null.Pm.size
+    if n < 3:
+        return np.nan
+    w = min(width, max(n - 2, 1))
+    i = (n - w) // 2
+    d = null.D[i, i + w - 1]
+    if not np.isfinite(d):
+        return np.nan
+    sig_med = _noise_only(null)[1]
+    s = max(budget_scatter(null), floor, sig_med if np.isfinite(sig_med) else 0.0)
+    zc = critical(null, alpha, floor)
+    delta = (zc + _sps.norm.ppf(POWER) * s) / np.sqrt(d)
+    return float(np.exp(delta))
+
+
+def series_scan(null: ScanNull, alpha: float, floor: float) -> tuple[float, float, float, float]:
+    """Per series: ``(p, mde_1, mde_4, scatter)``.
+
+    ``p`` is the scan p-value of the strongest interval (the answer to "is there any step at all?",
+    uniform under the null: the calibration check uses it), ``mde_1`` / ``mde_4`` the minimum detectable
+    ratios over one and four budgets, ``scatter`` the robust budget-level scatter.
+    """
+    z = np.abs(_interval_z(null.Pm, null.D))
+    if not np.isfinite(z).any():
+        return np.nan, np.nan, np.nan, np.nan
+    i, j = np.unravel_index(int(np.nanargmax(z)), z.shape)
+    p = segment_p(null, int(i), int(j), floor)[0]
+    return p, mde(null, alpha, floor, 1), mde(null, alpha, floor, 4), budget_scatter(null)
