@@ -112,6 +112,8 @@ def _print_table(result: Any, *, show_all: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from analysis._cli_render import escape as _escape
+    from analysis._labels import clean_text as _clean_text
     from analysis._regimes_summary import iter_segments, series_label
 
     def num(x: float, fmt: str = "g") -> str:
@@ -135,7 +137,7 @@ def _print_table(result: Any, *, show_all: bool) -> None:
         kind = g["kind"]
         style = {"slow": "bold red", "fast": "bold cyan"}.get(kind, "")
         table.add_row(
-            series_label(result, index), budgets,
+            _escape(series_label(result, index)), budgets,
             f"{num(g['start'])} {interval(g['start_lo'], g['start_hi'])}".strip(),
             f"{num(g['end'])} {interval(g['end_lo'], g['end_hi'])}".strip(),
             f"[{style}]{kind}[/]" if style else kind,
@@ -145,7 +147,39 @@ def _print_table(result: Any, *, show_all: bool) -> None:
         )
     if rows:
         console.print(table)
-    console.print(result.attrs["summary"], highlight=False, markup=False, soft_wrap=True)
+        console.print("[dim]legend: budgets: first-last budget of the segment; start, end: each boundary with its 95% "
+                      "interval under trial resampling; effect: median value / expected (baseline) with its 95% CI; "
+                      "q: p-value corrected for every test (Benjamini-Hochberg); confounded: budget and execution "
+                      "time cannot be separated[/dim]")
+    if "mde" in result:
+        _print_power(console, result, num)
+    console.print(_clean_text(result.attrs["summary"]), highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
+    """Per series: its noise and the smallest regime it could have shown."""
+    import numpy as np
+    from rich.table import Table
+
+    from analysis._cli_render import escape as _escape
+    from analysis._regimes_summary import series_label
+
+    dims = [d for d in result["mde"].dims]
+    table = Table(title="what could have been seen, per series", title_justify="left")
+    for col in ("series", "noise", "scatter", "detectable: 1 budget", "4 budgets", "p (any step)"):
+        table.add_column(col, justify="left" if col == "series" else "right", no_wrap=True)
+    for idx in np.ndindex(*[result.sizes[d] for d in dims]):
+        index = dict(zip(dims, idx))
+        v = {k: float(result[k].isel(index).item()) for k in ("noise", "scatter", "mde", "mde_4", "p_series")}
+        noisy = bool(result["noisy"].isel(index).item())
+        table.add_row(_escape(series_label(result, index)),
+                      f"[bold yellow]{num(v['noise'], '.3f')}[/]" if noisy else num(v["noise"], ".3f"),
+                      num(v["scatter"], ".3f"), f"x{num(v['mde'], '.2f')}", f"x{num(v['mde_4'], '.2f')}",
+                      num(v["p_series"], ".2g"))
+    console.print(table)
+    console.print("[dim]legend: noise: per-run sd of log latency (yellow: above 0.1); scatter: budget-to-budget sd "
+                  "around a smooth curve; detectable: the smallest slowdown over one (four) budgets found with 80% "
+                  "power at alpha; p (any step): scan p-value of the strongest interval of the series[/dim]")
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -173,6 +207,16 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[a
     "datasets": (_add_datasets, _run_datasets, "list the published datasets (open one by name: "
                  "analysis.open_dataset(NAME))"),
 }
+
+
+def _more_commands() -> None:
+    from analysis._cli import COMMANDS as more  # kv, phases, memory, ..., compare, report
+
+    for name, entry in more.items():
+        COMMANDS.setdefault(name, entry)
+
+
+_more_commands()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["MAX_LINES", "iter_segments", "series_label", "summarize"]
+__all__ = ["MAX_LINES", "iter_segments", "power_lines", "series_label", "summarize"]
 
 MAX_LINES = 12
 
@@ -79,6 +79,39 @@ def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
     return f"{series_label(result, index)}: {g['kind']} x{g['effect']:.2f}{ci} at {where}{extra}, q={g['q']:.2g}{conf}"
 
 
+def _range(v: np.ndarray) -> str:
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "unknown"
+    lo, hi = float(v.min()), float(v.max())
+    return f"x{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"x{lo:.2f} to x{hi:.2f}"
+
+
+def power_lines(result: xr.Dataset) -> list[str]:
+    """What could have been seen: the minimum detectable slowdowns, and a warning when the noise is high."""
+    if "mde" not in result:
+        return []
+    lines = [
+        f"Smallest detectable slowdown here (alpha {result.attrs.get('alpha')}, 80% power): over one budget "
+        f"{_range(np.asarray(result['mde'].values, dtype=float).ravel())}, over four budgets "
+        f"{_range(np.asarray(result['mde_4'].values, dtype=float).ravel())}; smaller regimes could not have been seen."
+    ]
+    noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
+    if noisy.any():
+        noise = np.asarray(result["noise"].values, dtype=float).ravel()
+        n_tr = int(result.attrs.get("n_trials", 0))
+        cause = ("a loaded or throttling machine (other jobs, power saving, thermal limits) or a host with slow "
+                 "and fast run states")
+        fix = "close other work, plug in, pin the process, and use more trials (--trials 5)"
+        if n_tr < 3:
+            fix = f"use more trials (--trials 5; this run had {n_tr}), close other work and plug in"
+        lines.append(
+            f"WARNING: high noise in {int(noisy.sum())} of {noisy.size} series (per-run sd of log latency up to "
+            f"{np.nanmax(noise):.2f}, above 0.1): only large regimes can be seen. Likely cause: {cause}. Fix: {fix}."
+        )
+    return lines
+
+
 def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
@@ -97,7 +130,8 @@ def summarize(result: xr.Dataset) -> str:
         if len(anomalous) > MAX_LINES:
             lines.append(f"  ... and {len(anomalous) - MAX_LINES} more")
     else:
-        lines.append("No anomalous regime: every series follows its expected scaling within min_effect or noise.")
+        lines.append("No anomalous regime: every series follows a smooth curve within min_effect or its noise.")
+    lines.extend(power_lines(result))
     conf = result["confounded"].values
     seg_anom = result["segment_anomalous"].values
     clustered = result["clustered"].values
