@@ -130,7 +130,9 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
     dev_axis = kept.index("device")
     shows_nd = shows.reshape(kept_shape)
     devices = np.asarray(ds["device"].values).astype(str)
-    with_dev = np.apply_along_axis(lambda row: ",".join(devices[row.astype(bool)]), dev_axis, shows_nd.astype(int))
+    rows = np.moveaxis(shows_nd.astype(bool), dev_axis, -1)  # (not apply_along_axis: it sizes the strings by the first)
+    with_dev = np.array([",".join(devices[r]) for r in rows.reshape(-1, rows.shape[-1])], dtype=object).reshape(
+        rows.shape[:-1])
     model_template = template.isel(device=0, drop=True)
     out = xr.Dataset(
         {

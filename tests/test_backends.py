@@ -74,3 +74,11 @@ def test_extra_series_dim_is_kept() -> None:
     assert r["devices_with_regimes"].sel(host="mac").item() == "mps"
     assert r["devices_with_regimes"].sel(host="linux").item() == ""
     assert "linux/gpt2-medium: no regime on any device" in r.attrs["summary"]
+
+
+def test_device_names_are_whole_when_the_first_series_has_no_regime() -> None:
+    # failed before: np.apply_along_axis sized the strings by the first (empty) result, giving "m" for "mps"
+    ds = xr.concat([sd.null(), sd.study()], dim="host").assign_coords(host=["linux", "mac"])
+    r = compare_backends(ds)
+    assert r["devices_with_regimes"].sel(host="linux").item() == ""
+    assert r["devices_with_regimes"].sel(host="mac").item() == "mps"
