@@ -235,14 +235,17 @@ def kv_speedup(
         },
         attrs={"n_boot": n_boot, "ci": ci, "seed": seed, "alpha": alpha},
     )
-    lines = [f"KV-cache speedup: {int(np.sum(n_collapsed > 0))} of {S} series collapse below their trend"]
+    measured = np.isfinite(speedup).any(axis=1)  # series with cache on and off at some budget
+    n_measured = int(measured.sum())
+    lines = [f"KV-cache speedup: {int(np.sum(n_collapsed > 0))} of {n_measured} series collapse below their trend"
+             + (f" ({S - n_measured} more series lack cache on or off at every budget)" if n_measured < S else "")]
     for s in range(S):
         if n_collapsed[s]:
             lines.append(
                 f"{series.name(s)}: {outside[s]:.1f}x outside, collapses to {inside[s]:.1f}x at budgets "
                 f"{', '.join(str(int(b)) for b in budgets[collapse[s]])}"
             )
-        elif np.isfinite(speedup[s]).any() and S <= 12:
+        elif measured[s] and n_measured <= 12:
             with quiet():
                 lines.append(f"{series.name(s)}: {np.nanmin(speedup[s]):.1f}-{np.nanmax(speedup[s]):.1f}x, no collapse")
     out.attrs["summary"] = "\n".join(lines)

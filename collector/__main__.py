@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("-o", "--output", help="dataset path (default: the sweep's output; with --csv: it with .csv)")
     exp.add_argument("--csv", action="store_true", help="write a CSV with one row per run (pandas, R) instead")
     exp.add_argument("--force", action="store_true", help="replace an existing output")
-    mer = sub.add_parser("merge", help="merge datasets (hosts, devices, collection runs) into one")
+    mer = sub.add_parser("merge", help="merge datasets of different cells (devices, models, budgets) into one; "
+                         "a cell in two inputs is a conflict")
     mer.add_argument("inputs", nargs="+", metavar="IN.nc")
     mer.add_argument("-o", "--output", required=True, metavar="OUT.nc")
     mer.add_argument("--resolve", choices=("error", "first", "last"), default="error",

@@ -325,7 +325,7 @@ def import_study(
         arrays["mem_device_peak"][i] = row.number("peak_mps_allocated_mb") * 2**20 if key[1] == "mps" else math.nan
         arrays["mem_rss_peak"][i] = row.number("peak_cpu_rss_mb") * 2**20
         if status != "ok":
-            run = [ds[d].values[j].item() for d, j in zip(schema.SWEEP_DIMS, i)]  # like the collector's failures
+            run = {d: ds[d].values[j].item() for d, j in zip(schema.SWEEP_DIMS, i)}  # like the collector's failures
             failures.append({"run": run, "status": status, "error": f"{row.source}: {why}"})
             continue
         for s, col in enumerate(STATS.values()):

@@ -97,3 +97,12 @@ def test_reuses_a_given_latency_regimes_result(study: xr.Dataset, result: xr.Dat
 def test_bad_input(study: xr.Dataset, make, kwargs, match) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match=match):
         kv_speedup(make(study), **kwargs)
+
+
+def test_summary_counts_only_series_with_both_cache_settings() -> None:
+    # failed before: a series measured only with the cache on (or off) was counted ("1 of 96" on the study file)
+    ds = xr.concat([sd.study(), sd.study()], dim="host").assign_coords(host=["both", "one"])
+    ds["latency"] = ds["latency"].where((ds["host"] == "both") | ds["cache"])
+    r = kv_speedup(ds)
+    assert "of 6 series collapse below their trend (6 more series lack cache on or off at every budget)" in \
+        r.attrs["summary"]

@@ -123,7 +123,7 @@ def test_failed_configuration_is_an_error_cell(tmp_path: Path) -> None:
     assert st.sel(budget=512).item() == schema.STATUS["error"] and int((st == 0).sum()) == len(PROBE) - 1
     assert np.isnan(ds.latency.sel(budget=512).item()) and ds.n_runs.sel(budget=512).item() == 0
     failures = json.loads(ds.attrs["failures"])
-    assert len(failures) == 1 and failures[0]["run"][schema.SWEEP_DIMS.index("budget")] == 512 and "samples 0" in failures[0]["error"]
+    assert len(failures) == 1 and failures[0]["run"]["budget"] == 512 and "samples 0" in failures[0]["error"]
     assert "r.csv:4" in failures[0]["error"]  # file and line of the row
 
 
