@@ -24,11 +24,13 @@ import xarray as xr
 
 from analysis.errors import InputError
 from analysis.stats import bh
+from collector.factors import FACTORS
 
 __all__ = [
     "BUDGET",
     "TRIAL",
     "STEP",
+    "QUIET_DIMS",
     "Series",
     "check_dataset",
     "check_choice",
@@ -49,6 +51,8 @@ __all__ = [
 BUDGET = "budget"
 TRIAL = "trial"
 STEP = "step"
+#: Series dims a series name leaves out when they hold one value.
+QUIET_DIMS: tuple[str, ...] = ("dtype", *(f.name for f in FACTORS if f.v1_value is not None))
 _TIMING = ("latency", "prefill_time", "decode_time", "step_time")
 
 
@@ -167,8 +171,12 @@ class Series:
         idx = np.unravel_index(i, self.shape) if self.dims else ()
         return {d: self.template[d].values[j].item() for d, j in zip(self.dims, idx)}
 
-    def name(self, i: int, skip: Sequence[str] = ("dtype",)) -> str:
-        """Short human name of series ``i`` such as ``gpt2/mps/cache=True/prompt_len=32``."""
+    def name(self, i: int, skip: Sequence[str] = QUIET_DIMS) -> str:
+        """Short human name of series ``i`` such as ``gpt2/mps/cache=True/prompt_len=32``.
+
+        Dims in ``skip`` are left out where they have one value (default: dtype and the
+        factors v1 files lacked, ``attn`` and ``cache_impl``, which a v1 file holds at one value).
+        """
         parts = []
         for d, v in self.label(i).items():
             if d in skip and self.template.sizes[d] == 1:

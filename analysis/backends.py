@@ -12,13 +12,24 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._common import BUDGET, check_dataset, get_regimes, ok_values, quiet, reg_array, regime_blocks, series_of
+from analysis._common import (
+    BUDGET,
+    QUIET_DIMS,
+    check_dataset,
+    get_regimes,
+    ok_values,
+    quiet,
+    reg_array,
+    regime_blocks,
+    series_of,
+)
 from analysis.errors import InputError
+from collector.factors import SERIES_DIMS
 
 __all__ = ["compare_backends"]
 
-#: Series dims pooled within one (model, device) cell.
-POOLED: tuple[str, ...] = ("dtype", "cache", "prompt_len")
+#: Series dims pooled within one (model, device) cell: every sweep factor of a series but model and device.
+POOLED: tuple[str, ...] = tuple(d for d in SERIES_DIMS if d not in ("model", "device"))
 
 
 def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 0.05, **regimes_kwargs: Any) -> xr.Dataset:
@@ -162,7 +173,8 @@ def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
     cells = stacked.stack(_cell=other) if other else stacked.expand_dims("_cell")
     for c in range(cells.sizes["_cell"]):
         cell = cells.isel(_cell=c)
-        name = "/".join(str(cell[d].values.item()) for d in other) or "all"
+        name = "/".join(str(cell[d].values.item()) for d in other
+                        if not (d in QUIET_DIMS and out.sizes[d] == 1)) or "all"
         show = [str(d) for d, s in zip(devices, cell["shows_regimes"].values) if s]
         absent = [str(d) for d, s, n in zip(devices, cell["shows_regimes"].values, cell["n_series"].values) if not s and n > 0]
         parts = []

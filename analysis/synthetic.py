@@ -47,6 +47,7 @@ def make_dataset(
     step_time: bool = True,
     missing: float = 0.0,
     latency_model: LatencyModel | None = None,
+    **values: Sequence[object],
 ) -> xr.Dataset:
     """A simulated schema-v1 dataset with planted regimes.
 
@@ -72,6 +73,12 @@ def make_dataset(
         Fraction of runs recorded as failed (status error, timing NaN).
     latency_model
         A complete model; overrides ``regimes``, ``episodes`` and the noise settings.
+    **values
+        Values of the other factors by setting name (``attns``, ``cache_impls``:
+        :data:`collector.factors.FACTORS`); default: each factor's default.
+        The latency model ignores them (every value gets the same costs);
+        cells that are not applicable (a static cache with the cache off) are
+        ``not_applicable``.
 
     Returns
     -------
@@ -94,13 +101,15 @@ def make_dataset(
     )
     sweep = {
         "models": list(models), "devices": list(devices), "dtypes": list(dtypes),
-        "cache": [bool(c) for c in caches], "prompt_lens": [int(p) for p in prompt_lens],
+        "caches": [bool(c) for c in caches], "prompt_lens": [int(p) for p in prompt_lens],
         "budgets": [int(b) for b in budgets], "trials": int(trials), "order": order, "seed": int(seed),
+        **{k: list(v) for k, v in values.items()},
     }
     model_info = {m: {"n_params": lm.cost(m).n_params, "weights": "random", "architecture": "simulated"} for m in models}
+    grid = dict(values, models=models, devices=devices, dtypes=dtypes, caches=caches, prompt_lens=prompt_lens,
+                budgets=budgets)
     ds = schema.empty_dataset(
-        models=models, devices=devices, dtypes=dtypes, caches=caches, prompt_lens=prompt_lens,
-        budgets=budgets, trials=trials, step_time=step_time, model_info=model_info,
+        **grid, trials=trials, step_time=step_time, model_info=model_info,
         attrs={
             "title": "simulated decode-regimes dataset (analysis.synthetic)",
             "simulated": 1, "engine": "loop", "timing": "step" if step_time else "ends", "warmup": 0,
@@ -114,8 +123,13 @@ def make_dataset(
     rng = np.random.default_rng(seed)
     position_rank = execution_order(n_total, order=order, seed=int(rng.integers(2**31)))
     position = (position_rank / n_total).reshape(shape)
-    P = np.broadcast_to(ds["prompt_len"].values[:, None, None], shape[4:])
-    B = np.broadcast_to(ds["budget"].values[None, :, None], shape[4:])
+    inner = ("prompt_len", "budget", "trial")  # vectorised; the other dims are looped over by name
+    outer = tuple(d for d in schema.SWEEP_DIMS if d not in inner)
+    assert schema.SWEEP_DIMS[-3:] == inner, "synthetic assumes prompt_len, budget, trial are the last sweep dims"
+    inner_shape = tuple(ds.sizes[d] for d in inner)
+    P = np.broadcast_to(ds["prompt_len"].values[:, None, None], inner_shape)
+    B = np.broadcast_to(ds["budget"].values[None, :, None], inner_shape)
+    applicable_cell = ds["status"].values != schema.STATUS["not_applicable"]
 
     out = {name: np.full(shape, np.nan) for name in
            ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver",
@@ -123,48 +137,51 @@ def make_dataset(
     truth = np.zeros(shape, dtype=bool)
     run_state = np.zeros(shape, dtype=bool)
     steps = np.full(shape + (ds.sizes[schema.STEP_DIM],), np.nan, dtype=np.float32) if step_time else None
-    for i, m in enumerate(ds["model"].values):
-        for j, dev in enumerate(ds["device"].values):
-            for k, dt in enumerate(ds["dtype"].values):
-                for c, cache in enumerate(ds["cache"].values):
-                    idx = (i, j, k, c)
-                    p_flat, b_flat, pos_flat = P.ravel(), B.ravel(), position[idx].ravel()
-                    for lo in range(0, p_flat.size, _CHUNK_RUNS):
-                        sl = slice(lo, lo + _CHUNK_RUNS)
-                        r = lm.simulate_runs(
-                            model=str(m), device=str(dev), dtype=str(dt), cache=bool(cache),
-                            prompt_len=p_flat[sl], budget=b_flat[sl], position=pos_flat[sl], rng=rng,
-                            step_times=step_time,
-                        )
-                        flat_idx = np.unravel_index(np.arange(p_flat.size)[sl], shape[4:])
-                        for name, arr in out.items():
-                            arr[idx][flat_idx] = r[name]
-                        truth[idx][flat_idx] = r["truth_anomalous"]
-                        run_state[idx][flat_idx] = r["run_state"]
-                        if steps is not None:
-                            width = r["step_time"].shape[1]
-                            steps[idx][flat_idx + (slice(0, width),)] = r["step_time"]
+    for idx in np.ndindex(*(ds.sizes[d] for d in outer)):
+        cell = {d: ds[d].values[i].item() for d, i in zip(outer, idx)}
+        if not applicable_cell[idx].any():
+            continue
+        p_flat, b_flat, pos_flat = P.ravel(), B.ravel(), position[idx].ravel()
+        for lo in range(0, p_flat.size, _CHUNK_RUNS):
+            sl = slice(lo, lo + _CHUNK_RUNS)
+            r = lm.simulate_runs(
+                model=str(cell["model"]), device=str(cell["device"]), dtype=str(cell["dtype"]),
+                cache=bool(cell["cache"]), prompt_len=p_flat[sl], budget=b_flat[sl], position=pos_flat[sl],
+                rng=rng, step_times=step_time,
+            )
+            flat_idx = np.unravel_index(np.arange(p_flat.size)[sl], inner_shape)
+            for name, arr in out.items():
+                arr[idx][flat_idx] = r[name]
+            truth[idx][flat_idx] = r["truth_anomalous"]
+            run_state[idx][flat_idx] = r["run_state"]
+            if steps is not None:
+                width = r["step_time"].shape[1]
+                steps[idx][flat_idx + (slice(0, width),)] = r["step_time"]
 
-    failed = rng.random(shape) < missing
+    failed = (rng.random(shape) < missing) & applicable_cell
     status = np.where(failed, schema.STATUS["error"], schema.STATUS["ok"]).astype(np.int8)
+    status[~applicable_cell] = schema.STATUS["not_applicable"]
+    for name in ("latency", "prefill_time", "decode_time"):
+        out[name][~applicable_cell] = np.nan
     for name in ("latency", "prefill_time", "decode_time"):
         out[name][failed] = np.nan
     out["decode_time"] = out["latency"] - out["prefill_time"]
     for name, arr in out.items():
         ds[name].values[...] = arr
     if steps is not None:
-        steps[failed] = np.nan
+        steps[failed | ~applicable_cell] = np.nan
         ds["step_time"].values[...] = steps
     ds["status"].values[...] = status
-    ds["tokens"].values[...] = np.where(failed, 0, np.broadcast_to(B, shape)).astype(np.int32)
-    ds["order"].values[...] = position_rank.reshape(shape).astype(np.int32)
-    ds["worker"].values[...] = 0
+    ds["tokens"].values[...] = np.where(failed | ~applicable_cell, 0, np.broadcast_to(B, shape)).astype(np.int32)
+    ds["order"].values[...] = np.where(applicable_cell, position_rank.reshape(shape), -1).astype(np.int32)
+    ds["worker"].values[...] = np.where(applicable_cell, 0, -1)
     # wall-clock start of each run: runs back to back in execution order, 50 ms apart
     lat_in_order = np.nan_to_num(out["latency"].ravel()[np.argsort(position_rank)], nan=0.0) + 0.05
     start_in_order = np.concatenate([[0.0], np.cumsum(lat_in_order)[:-1]])
     start_s = start_in_order[position_rank].reshape(shape)
     t0 = np.datetime64(_dt.datetime(2026, 1, 1, 0, 0, 0), "ns")
-    ds["started_at"].values[...] = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
+    started = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
+    ds["started_at"].values[...] = np.where(applicable_cell, started, np.datetime64("NaT"))
     ds["truth_anomalous"] = (schema.SWEEP_DIMS, truth,
                              {"long_name": "cell lies inside a planted regime (simulation truth)", "units": "1"})
     ds["truth_run_state"] = (schema.SWEEP_DIMS, run_state,

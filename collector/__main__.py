@@ -37,16 +37,16 @@ class _Parser(argparse.ArgumentParser):
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     from collector import spec as s
 
+    from collector.factors import FACTORS
+
     g = p.add_argument_group("grid")
-    g.add_argument("--models", nargs="+", metavar="MODEL", help="presets, local paths or cached hub ids "
-                   "(space- or comma-separated; default: distilgpt2)")
-    g.add_argument("--devices", nargs="+", metavar="DEVICE", help="cpu, cuda, mps, sim (default: best here: mps > cuda > cpu)")
-    g.add_argument("--dtypes", nargs="+", metavar="DTYPE", help="float32, float16, bfloat16 (default: float32)")
-    g.add_argument("--cache", choices=s.CACHE_CHOICES, help="KV cache on, off or both (default: both)")
-    g.add_argument("--prompt-lens", nargs="+", metavar="N", help="prompt lengths in tokens (default: 8)")
-    g.add_argument("--budgets", nargs="+", metavar="B", help="new-token budgets: list and/or start:stop:step ranges, "
-                   "stop included (default: 2:24:2)")
-    g.add_argument("--trials", type=str, help="replicates per cell (default: 3)")
+    for f in FACTORS:  # one flag per sweep factor, from its declaration
+        if f.role == "trial":
+            g.add_argument(f.flag, dest=f.setting, type=str, metavar="N", help=f.help)
+        elif f.kind == "bool":
+            g.add_argument(f.flag, dest=f.setting, choices=s.CACHE_CHOICES, help=f.help)
+        else:
+            g.add_argument(f.flag, dest=f.setting, nargs="+", metavar=f.name.upper(), help=f.help)
     q = p.add_argument_group("protocol")
     q.add_argument("--warmup", type=str, help="unrecorded warm-up runs per cell and process (default: 1)")
     q.add_argument("--engine", choices=s.ENGINES, help="loop (manual decode loop) or generate (HF generate); default loop")
@@ -113,10 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- helpers
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("models", "devices", "dtypes", "cache", "prompt_lens", "budgets", "trials", "warmup", "engine", "timing",
-             "memory", "memory_interval", "weights", "isolation", "order", "seed", "timeout", "refine",
-             "refine_max_runs", "output", "title")
-    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    from collector.spec import SPEC_KEYS
+
+    return {n: getattr(args, n) for n in SPEC_KEYS if getattr(args, n, None) is not None}
 
 
 def _default_output() -> str:

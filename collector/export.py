@@ -30,6 +30,7 @@ import xarray as xr
 
 from collector import schema
 from collector.errors import ConfigError
+from collector.factors import FACTORS
 from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
 
@@ -61,7 +62,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     for r in rows:
         model_info.setdefault(r.key.model, {"n_params": r.record.n_params, "weights": r.record.weights,
                                             "architecture": r.record.architecture})
-    failures = [{"run": list(r.key), "status": r.record.status, "error": r.record.error}
+    failures = [{"run": r.key._asdict(), "status": r.record.status, "error": r.record.error}
                 for r in rows if not r.record.ok][:_MAX_FAILURES]
     attrs = dict(env)
     attrs.update(
@@ -71,16 +72,15 @@ def to_dataset(journal: Journal) -> xr.Dataset:
         refine=spec.refine or 0, failures=json.dumps(failures),
     )
     if simulated:
-        from collector.sim import LatencyModel
-
-        attrs["sim_model"] = json.dumps(LatencyModel.from_dict(spec.sim).to_dict(), sort_keys=True)
-    ds = schema.empty_dataset(models=spec.models, devices=spec.devices, dtypes=spec.dtypes, caches=spec.caches,
-                              prompt_lens=spec.prompt_lens, budgets=budgets, trials=spec.trials,
-                              step_time=spec.timing in ("step", "events"), model_info=model_info, attrs=attrs)
+        attrs["sim_model"] = json.dumps(spec.latency_model.to_dict(), sort_keys=True)
+    values = {f.setting: spec.values(f.name) for f in FACTORS if f.role != "trial"}
+    values["budgets"] = tuple(budgets)
+    ds = schema.empty_dataset(**values, trials=spec.trials, step_time=spec.timing in ("step", "events"),
+                              model_info=model_info, attrs=attrs)
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
     arrays = {name: ds[name].values for name in ds.data_vars}
     for order, r in enumerate(rows):
-        idx = tuple(index[d][v] for d, v in zip(schema.SWEEP_DIMS, r.key))
+        idx = tuple(index[d][getattr(r.key, d)] for d in schema.SWEEP_DIMS)
         rec = r.record
         arrays["status"][idx] = schema.STATUS[rec.status]
         arrays["tokens"][idx] = rec.tokens
@@ -93,28 +93,26 @@ def to_dataset(journal: Journal) -> xr.Dataset:
             steps = np.asarray(rec.step_times, dtype=np.float32)
             arrays["step_time"][idx][: steps.size] = steps
     if simulated:
-        ds["truth_anomalous"] = (schema.SWEEP_DIMS, _truth(ds, spec), _TRUTH_ATTRS)
+        ds["truth_anomalous"] = (schema.SWEEP_DIMS, _truth(ds, spec).values, _TRUTH_ATTRS)
     return ds
 
 
-def _truth(ds: xr.Dataset, spec: SweepSpec) -> np.ndarray:
-    from collector.sim import LatencyModel
-
-    lm = LatencyModel.from_dict(spec.sim)
-    truth = np.zeros(tuple(ds.sizes[d] for d in schema.SWEEP_DIMS), dtype=bool)
-    P = ds["prompt_len"].values[:, None]
-    B = ds["budget"].values[None, :]
-    for i, m in enumerate(ds["model"].values.tolist()):
-        for j, dev in enumerate(ds["device"].values.tolist()):
-            if dev != "sim":
+def _truth(ds: xr.Dataset, spec: SweepSpec) -> xr.DataArray:
+    """Planted-regime truth over the sweep dims (by name: a regime depends on model, device, cache, prompt_len, budget)."""
+    lm = spec.latency_model
+    cells = xr.broadcast(*(ds[d] for d in ("model", "device", "cache", "prompt_len", "budget")))
+    m, dev, cache, P, B = (np.asarray(c.values) for c in cells)
+    hit = np.zeros(m.shape, dtype=bool)
+    for reg in lm.regimes:
+        if reg.factor == 1.0:
+            continue
+        for idx in np.ndindex(*m.shape[:3]):  # (model, device, cache): the regime's filters are scalars
+            if dev[idx].flat[0] != "sim":
                 continue
-            for c, cache in enumerate(ds["cache"].values.tolist()):
-                hit = np.zeros((P.shape[0], B.shape[1]), dtype=bool)
-                for reg in lm.regimes:
-                    if reg.factor != 1.0:
-                        hit |= np.asarray(reg.active(model=m, device=dev, cache=cache, prompt_len=P, budget=B))
-                truth[i, j, :, c] = hit[None, :, :, None]
-    return truth
+            hit[idx] |= np.asarray(reg.active(model=str(m[idx].flat[0]), device="sim", cache=bool(cache[idx].flat[0]),
+                                              prompt_len=P[idx], budget=B[idx]))
+    truth = xr.DataArray(hit, dims=cells[0].dims).broadcast_like(ds["status"])
+    return truth.transpose(*schema.SWEEP_DIMS) & (ds["status"] != schema.STATUS["not_applicable"])
 
 
 def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
@@ -194,8 +192,7 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
     with_steps = any("step_time" in ds for ds in datasets)
     with_truth = all("truth_anomalous" in ds for ds in datasets)
     attrs = _merged_attrs(datasets, names)
-    out = schema.empty_dataset(models=coords["model"], devices=coords["device"], dtypes=coords["dtype"],
-                               caches=coords["cache"], prompt_lens=coords["prompt_len"], budgets=coords["budget"],
+    out = schema.empty_dataset(**{f.setting: coords[f.name] for f in FACTORS if f.role != "trial"},
                                trials=len(coords["trial"]), step_time=with_steps, model_info=model_info, attrs=attrs)
     out = out.assign_coords(trial=np.asarray(coords["trial"], dtype=np.int64))
     source = np.full(tuple(out.sizes[d] for d in schema.SWEEP_DIMS), -1, dtype=np.int8)

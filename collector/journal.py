@@ -3,16 +3,20 @@
 It holds the spec, the environment, the model facts and one row per finished
 run. Each row is committed (``synchronous=FULL``: on disk, not just in the OS
 cache) before the next run starts, so a crash, ``kill -9`` or power cut loses
-at most the run in flight. A unique key on the seven sweep coordinates makes
-a run impossible to record twice. One process at a time may extend a journal
+at most the run in flight. A unique key on the sweep coordinates (one column
+per factor of :mod:`collector.factors`) makes a run impossible to record twice. One process at a time may extend a journal
 (an exclusive ``flock`` on ``JOURNAL.lock``, released by the OS if the process
 dies, removed on a clean close); any number may read it.
 
 Tables: ``meta(key, value)`` (JSON values: ``spec``, ``environment``,
 ``command``, ``created``, ``journal_version``, ``workers``),
-``models(name, info)`` and ``runs(id, model, device, dtype, cache, prompt_len,
-budget, trial, status, record, worker, pid, planned, finished_at)``; ``id``
-is the execution sequence.
+``models(name, info)`` and ``runs(id, <one column per sweep dim>, status,
+record, worker, pid, planned, finished_at)``; ``id`` is the execution sequence.
+
+Versions: 2 has a column per factor of :data:`collector.factors.FACTORS`;
+1 (before ``attn`` and ``cache_impl``) is still read and resumed: a factor
+without a column has its ``v1_value`` in every row, and its spec setting
+is that value too (:meth:`collector.spec.SweepSpec.from_dict`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from collector.errors import JournalError
+from collector.factors import FACTORS, SWEEP_DIMS, RunKey
 from collector.record import RunRecord
 
 try:
@@ -33,44 +38,25 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_VERSION", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside"]
+__all__ = ["JOURNAL_VERSION", "READABLE_VERSIONS", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside"]
 
-JOURNAL_VERSION = "1"
+JOURNAL_VERSION = "2"
+#: Journal versions this package reads (and resumes).
+READABLE_VERSIONS: tuple[str, ...] = ("1", "2")
 
-_SCHEMA = """
+_SQL_TYPE = {"str": "TEXT", "bool": "INTEGER", "int": "INTEGER"}
+_KEY_COLUMNS = ", ".join(f"{f.name} {_SQL_TYPE[f.kind]} NOT NULL" for f in FACTORS)
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, info TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    model TEXT NOT NULL, device TEXT NOT NULL, dtype TEXT NOT NULL, cache INTEGER NOT NULL,
-    prompt_len INTEGER NOT NULL, budget INTEGER NOT NULL, trial INTEGER NOT NULL,
+    {_KEY_COLUMNS},
     status TEXT NOT NULL, record TEXT NOT NULL, worker INTEGER NOT NULL, pid INTEGER NOT NULL,
     planned INTEGER NOT NULL, finished_at TEXT NOT NULL,
-    UNIQUE (model, device, dtype, cache, prompt_len, budget, trial)
+    UNIQUE ({", ".join(SWEEP_DIMS)})
 );
 """
-
-
-class RunKey(NamedTuple):
-    """The coordinates of one run on the seven sweep dims."""
-
-    model: str
-    device: str
-    dtype: str
-    cache: bool
-    prompt_len: int
-    budget: int
-    trial: int
-
-    @property
-    def cell(self) -> tuple[str, str, str, bool, int, int]:
-        """The grid point (everything but the trial)."""
-        return tuple(self[:6])  # type: ignore[return-value]
-
-    @property
-    def series(self) -> tuple[str, str, str, bool, int]:
-        """The series along the budget axis (everything but budget and trial)."""
-        return tuple(self[:5])  # type: ignore[return-value]
 
 
 class JournalRow(NamedTuple):
@@ -108,6 +94,7 @@ class Journal:
         self.path = path
         self._conn = conn
         self._lock_fd: int | None = None
+        self._columns: tuple[str, ...] = SWEEP_DIMS
 
     # ------------------------------------------------------------------ open / create
     @staticmethod
@@ -162,11 +149,14 @@ class Journal:
             version = conn.execute("SELECT value FROM meta WHERE key = 'journal_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
-        if version is None or json.loads(version[0]) != JOURNAL_VERSION:
+        if version is None or json.loads(version[0]) not in READABLE_VERSIONS:
             conn.close()
             found = None if version is None else json.loads(version[0])
-            raise JournalError(f"journal {str(p)!r} has version {found!r}; this package reads {JOURNAL_VERSION!r}")
+            raise JournalError(f"journal {str(p)!r} has version {found!r}; this package reads "
+                               f"{' or '.join(map(repr, READABLE_VERSIONS))}")
         self = cls(p, conn)
+        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        self._columns = tuple(d for d in SWEEP_DIMS if d in have)
         if write:
             self.lock()
         return self
@@ -254,31 +244,41 @@ class Journal:
         return {n: json.loads(i) for n, i in self._conn.execute("SELECT name, info FROM models")}
 
     # ------------------------------------------------------------------ runs
+    def _key(self, values: tuple[Any, ...]) -> RunKey:
+        """A key from a row's key columns (factors without a column: their ``v1_value``)."""
+        return RunKey.from_mapping(dict(zip(self._columns, values)))
+
     def add(self, key: RunKey, record: RunRecord, *, worker: int, pid: int, planned: int) -> int:
         """Commit one finished run; returns its execution sequence number (``id``).
 
         Raises
         ------
         JournalError
-            When the run is already in the journal (it would be counted twice).
+            When the run is already in the journal (it would be counted twice), or a
+            factor this (version 1) journal has no column for is not at its ``v1_value``.
         """
+        for f in FACTORS:
+            if f.name not in self._columns and getattr(key, f.name) != f.v1_value:
+                raise JournalError(f"journal {str(self.path)!r} (version 1) cannot record {f.name}="
+                                   f"{getattr(key, f.name)!r}; it only holds {f.name}={f.v1_value!r}")
+        cols = ", ".join(self._columns)
+        marks = ",".join("?" * (len(self._columns) + 6))
+        values = [int(v) if isinstance(v, bool) else v for v in (getattr(key, c) for c in self._columns)]
         try:
             with self._tx():
                 cur = self._conn.execute(
-                    "INSERT INTO runs(model, device, dtype, cache, prompt_len, budget, trial, status, record, "
-                    "worker, pid, planned, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (key.model, key.device, key.dtype, int(key.cache), int(key.prompt_len), int(key.budget),
-                     int(key.trial), record.status, json.dumps(record.to_dict()), int(worker), int(pid),
-                     int(planned), _now()),
+                    f"INSERT INTO runs({cols}, status, record, worker, pid, planned, finished_at) VALUES ({marks})",
+                    (*values, record.status, json.dumps(record.to_dict()), int(worker), int(pid), int(planned),
+                     _now()),
                 )
         except sqlite3.IntegrityError:
-            raise JournalError(f"run {tuple(key)!r} is already in journal {str(self.path)!r}") from None
+            raise JournalError(f"run {key._asdict()!r} is already in journal {str(self.path)!r}") from None
         return int(cur.lastrowid or 0)
 
     def done(self) -> set[RunKey]:
         """Keys of every run recorded so far."""
-        cur = self._conn.execute("SELECT model, device, dtype, cache, prompt_len, budget, trial FROM runs")
-        return {RunKey(m, d, dt, bool(c), int(p), int(b), int(t)) for m, d, dt, c, p, b, t in cur}
+        cur = self._conn.execute(f"SELECT {', '.join(self._columns)} FROM runs")
+        return {self._key(row) for row in cur}
 
     def count(self) -> int:
         """Number of runs recorded."""
@@ -286,9 +286,10 @@ class Journal:
 
     def rows(self) -> Iterator[JournalRow]:
         """Every recorded run, in execution order."""
-        cur = self._conn.execute(
-            "SELECT id, model, device, dtype, cache, prompt_len, budget, trial, record, worker, pid, planned "
-            "FROM runs ORDER BY id")
-        for i, m, d, dt, c, p, b, t, rec, w, pid, planned in cur:
-            yield JournalRow(int(i), RunKey(m, d, dt, bool(c), int(p), int(b), int(t)),
-                             RunRecord.from_dict(json.loads(rec)), int(w), int(pid), int(planned))
+        n = len(self._columns)
+        cur = self._conn.execute(f"SELECT {', '.join(self._columns)}, id, record, worker, pid, planned "
+                                 "FROM runs ORDER BY id")
+        for row in cur:
+            i, rec, w, pid, planned = row[n:]
+            yield JournalRow(int(i), self._key(row[:n]), RunRecord.from_dict(json.loads(rec)), int(w), int(pid),
+                             int(planned))

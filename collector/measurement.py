@@ -31,26 +31,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import gc
-import inspect
 import operator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from collector.devices import Backend, EventTimer, get_backend, now, torch_dtype
+from collector import failures
+from collector.clock import Clock
+from collector.devices import Backend, get_backend, torch_dtype
+from collector.engines import ENGINES as _ENGINES
 from collector.errors import ConfigError
+from collector.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
 from collector.memory import MemoryFigures, MemoryMonitor, check_memory_mode
-from collector.models import LoadedModel, ModelSpec, build_model, model_spec
+from collector.models import LoadedModel, ModelSpec, build_model, check_attn, model_spec
+from collector.protocol import Protocol
 from collector.record import RunRecord
+from collector.spec import ENGINES, TIMINGS
 
-__all__ = ["ENGINES", "TIMINGS", "Request", "check_request", "load_model", "measure", "warmup"]
-
-#: Generation engines.
-ENGINES: tuple[str, ...] = ("loop", "generate")
-#: Timing modes.
-TIMINGS: tuple[str, ...] = ("step", "events", "ends")
+__all__ = ["ENGINES", "TIMINGS", "Request", "check_request", "load_model", "measure", "measure_request", "warmup"]
 
 _NAN = float("nan")
 
@@ -66,21 +65,28 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return ivalue
 
 
-def _check_scalars(
-    *, budget: Any, prompt_len: Any, cache: Any, dtype: Any, engine: Any, timing: Any,
-    seed: Any, memory: Any, memory_interval: Any,
-) -> None:
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}; choices: {', '.join(ENGINES)}")
-    if timing not in TIMINGS:
-        raise ConfigError(f"unknown timing {timing!r}; choices: {', '.join(TIMINGS)}")
-    if not isinstance(cache, bool):
-        raise ConfigError(f"cache must be True or False, got {cache!r}")
-    _check_int("budget", budget, 1)
-    _check_int("prompt_len", prompt_len, 1)
-    _check_int("seed", seed, 0)
-    torch_dtype(dtype)
-    check_memory_mode(memory, memory_interval)
+def _check_cell(cell: dict[str, Any]) -> Cell:
+    """The cell's factor values checked against their declarations (model and device are checked when resolved)."""
+    for name in ("dtype", "attn", "cache_impl"):
+        f = factor(name)
+        if cell[name] not in (f.choices or ()):
+            raise ConfigError(f"unknown {name} {cell[name]!r}; choices: {', '.join(f.choices or ())}")
+    if not isinstance(cell["cache"], bool):
+        raise ConfigError(f"cache must be True or False, got {cell['cache']!r}")
+    cell["budget"] = _check_int("budget", cell["budget"], 1)
+    cell["prompt_len"] = _check_int("prompt_len", cell["prompt_len"], 1)
+    reason = inapplicable_reason(cell)
+    if reason is not None:
+        raise ConfigError(f"the run is not applicable: {reason}")
+    return Cell(**cell)
+
+
+def _check_protocol(protocol: Protocol) -> None:
+    if protocol.engine not in ENGINES:
+        raise ConfigError(f"unknown engine {protocol.engine!r}; choices: {', '.join(ENGINES)}")
+    if protocol.timing not in TIMINGS:
+        raise ConfigError(f"unknown timing {protocol.timing!r}; choices: {', '.join(TIMINGS)}")
+    check_memory_mode(protocol.memory, protocol.memory_interval)
 
 
 def _check_positions(spec: ModelSpec, prompt_len: int, budget: int) -> None:
@@ -93,32 +99,60 @@ def _check_positions(spec: ModelSpec, prompt_len: int, budget: int) -> None:
 
 @dataclass(frozen=True)
 class Request:
-    """A validated measurement request (what :func:`check_request` returns)."""
+    """A validated measurement request: the cell, the protocol, the seed, the resolved model and device.
 
+    Made by :func:`check_request` (keywords) or :meth:`for_model` (a loaded
+    model and a cell); it travels through :func:`load_model`,
+    :func:`warmup` and :func:`measure_request`. The cell's factors are also
+    attributes (``req.budget``, ``req.cache_impl``...).
+    """
+
+    cell: Cell
+    protocol: Protocol
+    seed: int
     spec: ModelSpec
     backend: Backend
-    budget: int
-    prompt_len: int
-    cache: bool
-    dtype: str
-    engine: str
-    timing: str
-    seed: int
-    memory: str
-    memory_interval: float
+
+    def __getattr__(self, name: str) -> Any:
+        if name in CELL_DIMS:
+            return getattr(self.cell, name)
+        raise AttributeError(f"'Request' object has no attribute {name!r}")
+
+    @classmethod
+    def for_model(cls, loaded: LoadedModel, cell: Cell, protocol: Protocol, seed: int) -> "Request":
+        """A request for ``cell`` on an already loaded model (checks the cell, the protocol and the positions).
+
+        Raises
+        ------
+        ConfigError
+            A bad value, or the cell's model-load key is not the loaded model's.
+        """
+        checked = _check_cell(cell._asdict())
+        _check_protocol(protocol)
+        _check_int("seed", seed, 0)
+        wanted = {d: getattr(checked, d) for d in LOAD_KEY}
+        if wanted != loaded.load_values:
+            raise ConfigError(f"loaded model is {loaded.load_values!r} but the run asks for {wanted!r}")
+        if protocol.weights not in ("auto", loaded.weights):
+            raise ConfigError(f"weights={protocol.weights!r} but the loaded model has {loaded.weights!r} weights")
+        _check_positions(loaded.spec, checked.prompt_len, checked.budget)
+        return cls(cell=checked, protocol=protocol, seed=int(seed), spec=loaded.spec, backend=loaded.backend)
 
 
 def check_request(
     *, model: str, device: str = "cpu", budget: int, cache: bool = True, prompt_len: int = 8,
-    dtype: str = "float32", engine: str = "loop", timing: str = "ends", weights: str = "auto",
-    seed: int = 0, memory: str = "endpoints", memory_interval: float = 0.005,
+    dtype: str = "float32", attn: str = "default", cache_impl: str = "dynamic", engine: str = "loop",
+    timing: str = "ends", weights: str = "auto", seed: int = 0, memory: str = "endpoints",
+    memory_interval: float = 0.005,
 ) -> Request:
     """Validate a measurement request without loading any model.
 
-    Checks, in this order: engine, timing, cache, budget >= 1, prompt_len >= 1,
-    seed, dtype name, memory mode and interval; the model name and weights
-    (reads at most a config); prompt_len + budget against the model's positions;
-    the device's availability; a tiny matmul in ``dtype`` on the device.
+    Checks, in this order: the cell's factors (dtype, attn, cache_impl,
+    cache, budget >= 1, prompt_len >= 1, applicability), engine, timing,
+    memory mode and interval, seed; the model name and weights (reads at most
+    a config) and whether it has ``attn``; prompt_len + budget against the
+    model's positions; the device's availability; a tiny matmul in ``dtype``
+    on the device.
 
     Raises
     ------
@@ -129,170 +163,41 @@ def check_request(
     DeviceUnavailableError
         Unknown device, or not available here.
     """
-    _check_scalars(budget=budget, prompt_len=prompt_len, cache=cache, dtype=dtype, engine=engine,
-                   timing=timing, seed=seed, memory=memory, memory_interval=memory_interval)
+    cell = _check_cell(dict(model=model, device=device, dtype=dtype, attn=attn, cache=cache, cache_impl=cache_impl,
+                            prompt_len=prompt_len, budget=budget))
+    protocol = Protocol(engine=engine, timing=timing, weights=weights, memory=memory,
+                        memory_interval=memory_interval)
+    _check_protocol(protocol)
+    _check_int("seed", seed, 0)
     spec = model_spec(model, weights)
-    _check_positions(spec, int(prompt_len), int(budget))
+    check_attn(spec, attn)
+    _check_positions(spec, cell.prompt_len, cell.budget)
     backend = get_backend(device)
     backend.check_dtype(dtype)
-    return Request(spec=spec, backend=backend, budget=int(budget), prompt_len=int(prompt_len), cache=cache,
-                   dtype=dtype, engine=engine, timing=timing, seed=int(seed), memory=memory,
-                   memory_interval=float(memory_interval))
+    return Request(cell=cell, protocol=protocol, seed=int(seed), spec=spec, backend=backend)
 
 
-def load_model(*, model: str, device: str = "cpu", dtype: str = "float32", weights: str = "auto",
-               seed: int = 0) -> LoadedModel:
+def load_model(*, model: str, device: str = "cpu", dtype: str = "float32", attn: str = "default",
+               weights: str = "auto", seed: int = 0) -> LoadedModel:
     """Validate, then build or load a model once, to pass as ``loaded=`` to many runs.
 
     Raises the same exceptions as :func:`check_request`, before anything is built.
     """
-    torch_dtype(dtype)
-    _check_int("seed", seed, 0)
-    spec = model_spec(model, weights)
-    backend = get_backend(device)
-    backend.check_dtype(dtype)
-    return build_model(spec, backend, dtype, seed=int(seed))
+    req = check_request(model=model, device=device, dtype=dtype, attn=attn, budget=1, prompt_len=1,
+                        weights=weights, seed=seed)
+    return _build(req)
 
 
-# --------------------------------------------------------------------------- clocks
-class _Clock:
-    """The marks of one generation for one timing mode (see the module docstring)."""
-
-    def __init__(self, backend: Backend, timing: str, budget: int) -> None:
-        self.backend = backend
-        self.timing = timing
-        self.count = 0
-        self._host: list[float] = []
-        self._events = EventTimer(backend, capacity=budget + 1) if timing == "events" else None
-        self.t0 = self.t_first = self.t_end = _NAN
-
-    def start(self) -> None:
-        self.backend.synchronize()
-        self.t0 = now()
-        if self._events is not None:
-            self._events.record()
-
-    def mark(self) -> None:
-        self.count += 1
-        if self.timing == "step":
-            self.backend.synchronize()
-            self._host.append(now())
-        elif self.timing == "events":
-            self._events.record()  # type: ignore[union-attr]
-        elif self.count == 1:  # ends: the prefill boundary only
-            self.backend.synchronize()
-            self.t_first = now()
-
-    def stop(self) -> None:
-        self.backend.synchronize()
-        self.t_end = now()
-
-    def result(self) -> tuple[float, float, tuple[float, ...]]:
-        """(latency, prefill_time, step_times)."""
-        latency = self.t_end - self.t0
-        if self.count == 0:
-            return latency, _NAN, ()
-        if self.timing == "step":
-            marks = [self.t0, *self._host[:-1], self.t_end]
-            steps = tuple(b - a for a, b in zip(marks[:-1], marks[1:]))
-            return latency, steps[0], steps
-        if self.timing == "events":
-            elapsed = self._events.elapsed()  # type: ignore[union-attr]
-            steps = tuple(b - a for a, b in zip(elapsed[:-1], elapsed[1:]))
-            return latency, steps[0], steps
-        return latency, self.t_first - self.t0, ()
-
-
-class _Marker(StoppingCriteria):
-    """Never stops; takes a clock mark each time generate has appended a token."""
-
-    def __init__(self, clock: _Clock, batch: int, device: torch.device) -> None:
-        self.clock = clock
-        self._false = torch.zeros((batch,), dtype=torch.bool, device=device)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-        self.clock.mark()
-        return self._false  # type: ignore[return-value]
-
-
-# --------------------------------------------------------------------------- engines
-def _cache_kwarg(module: Any) -> str:
-    params = inspect.signature(module.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def _out_cache(out: Any) -> Any:
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else getattr(out, "past_key_values", None)
-
-
-def _run_loop(module: Any, ids: torch.Tensor, budget: int, cache: bool, clock: _Clock) -> int:
-    params = inspect.signature(module.forward).parameters
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-    ckw = _cache_kwarg(module)
-    tokens: list[torch.Tensor] = []
-    clock.start()
-    if cache:
-        out = module(input_ids=ids, use_cache=True, **extra)
-        past = _out_cache(out)
-        tok = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
-        tokens.append(tok)
-        clock.mark()
-        for _ in range(budget - 1):
-            out = module(input_ids=tok, use_cache=True, **{ckw: past})
-            past = _out_cache(out)
-            tok = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
-            tokens.append(tok)
-            clock.mark()
-    else:
-        seq = ids
-        for _ in range(budget):
-            out = module(input_ids=seq, use_cache=False, **extra)
-            tok = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
-            seq = torch.cat([seq, tok], dim=1)
-            tokens.append(tok)
-            clock.mark()
-    clock.stop()
-    return int(torch.cat(tokens, dim=1).shape[1])
-
-
-def _run_generate(module: Any, ids: torch.Tensor, budget: int, cache: bool, clock: _Clock) -> int:
-    cfg = module.config
-    eos = cfg.eos_token_id
-    pad = cfg.pad_token_id if cfg.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
-    gen = GenerationConfig(
-        max_new_tokens=budget, min_new_tokens=budget, do_sample=False, num_beams=1, use_cache=cache,
-        bos_token_id=cfg.bos_token_id, eos_token_id=eos, pad_token_id=pad,
-    )
-    marker = StoppingCriteriaList([_Marker(clock, ids.shape[0], ids.device)])
-    mask = torch.ones_like(ids)
-    clock.start()
-    out = module.generate(input_ids=ids, attention_mask=mask, generation_config=gen, stopping_criteria=marker)
-    clock.stop()
-    return int(out.shape[1] - ids.shape[1])
-
-
-_ENGINES = {"loop": _run_loop, "generate": _run_generate}
-
-
-def _failure_status(exc: BaseException) -> str:
-    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
-    if isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
-        return "oom"
-    return "error"
-
-
-def _message(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 2000 else text[:2000] + " ..."
+def _build(req: Request) -> LoadedModel:
+    return build_model(req.spec, req.backend, req.dtype, attn=req.attn, seed=req.seed)
 
 
 # --------------------------------------------------------------------------- measure
 def measure(
     *, model: str, device: str = "cpu", budget: int, cache: bool = True, prompt_len: int = 8,
-    dtype: str = "float32", engine: str = "loop", timing: str = "ends", weights: str = "auto",
-    seed: int = 0, memory: str = "endpoints", memory_interval: float = 0.005,
-    loaded: LoadedModel | None = None,
+    dtype: str = "float32", attn: str = "default", cache_impl: str = "dynamic", engine: str = "loop",
+    timing: str = "ends", weights: str = "auto", seed: int = 0, memory: str = "endpoints",
+    memory_interval: float = 0.005, loaded: LoadedModel | None = None,
 ) -> RunRecord:
     """Run one greedy generation of exactly ``budget`` new tokens and time it.
 
@@ -310,6 +215,10 @@ def measure(
         Length of the seeded random prompt, >= 1.
     dtype
         ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+    attn
+        Attention implementation: ``"default"`` (transformers' choice), ``"sdpa"`` or ``"eager"``.
+    cache_impl
+        KV cache: ``"dynamic"`` or ``"static"`` (pre-allocated for prompt + budget; needs ``cache=True``).
     engine
         ``"loop"`` (manual prefill + per-token forward) or ``"generate"`` (HF generate).
     timing
@@ -321,7 +230,7 @@ def measure(
     memory, memory_interval
         Memory mode (``off``, ``endpoints``, ``sampled``) and sampling period in seconds.
     loaded
-        A model from :func:`load_model` to reuse (must match model, device, dtype);
+        A model from :func:`load_model` to reuse (must match model, device, dtype, attn);
         when None the model is loaded for this run.
 
     Returns
@@ -335,45 +244,41 @@ def measure(
     ConfigError, UnknownModelError, DeviceUnavailableError
         Bad input (see :func:`check_request`).
     """
+    cell = dict(model=model, device=device, dtype=dtype, attn=attn, cache=cache, cache_impl=cache_impl,
+                prompt_len=prompt_len, budget=budget)
+    protocol = Protocol(engine=engine, timing=timing, weights=weights, memory=memory, memory_interval=memory_interval)
     if loaded is None:
-        req = check_request(model=model, device=device, budget=budget, cache=cache, prompt_len=prompt_len,
-                            dtype=dtype, engine=engine, timing=timing, weights=weights, seed=seed,
-                            memory=memory, memory_interval=memory_interval)
-        spec, backend = req.spec, req.backend
+        req = check_request(**cell, engine=engine, timing=timing, weights=weights, seed=seed, memory=memory,
+                            memory_interval=memory_interval)
     else:
-        _check_scalars(budget=budget, prompt_len=prompt_len, cache=cache, dtype=dtype, engine=engine,
-                       timing=timing, seed=seed, memory=memory, memory_interval=memory_interval)
         if not isinstance(loaded, LoadedModel):
             raise ConfigError(f"loaded must be a LoadedModel from load_model(), got {type(loaded).__name__!r}")
-        wanted = (model, device, dtype)
-        if (loaded.spec.name, loaded.device, loaded.dtype) != wanted:
-            raise ConfigError(
-                f"loaded model is {(loaded.spec.name, loaded.device, loaded.dtype)!r} "
-                f"but the run asks for (model, device, dtype) = {wanted!r}"
-            )
-        if weights not in ("auto", loaded.weights):
-            raise ConfigError(f"weights={weights!r} but the loaded model has {loaded.weights!r} weights")
-        spec = loaded.spec
-        _check_positions(spec, int(prompt_len), int(budget))
-        backend = get_backend(device)
+        req = Request.for_model(loaded, _check_cell(cell), protocol, seed)
+    return measure_request(req, loaded)
 
-    base = RunRecord(
-        model=model, device=device, dtype=dtype, cache=cache, prompt_len=int(prompt_len), budget=int(budget),
-        engine=engine, timing=timing, weights=spec.weights, architecture=spec.architecture,
-    )
+
+def measure_request(req: Request, loaded: LoadedModel | None = None) -> RunRecord:
+    """Measure a validated request, on ``loaded`` (which must be its model) or on a model built for it.
+
+    Returns
+    -------
+    RunRecord
+        As :func:`measure`; a failure to build the model is a failed record too.
+    """
+    base = RunRecord(**req.cell._asdict(), engine=req.protocol.engine, timing=req.protocol.timing,
+                     weights=req.spec.weights, architecture=req.spec.architecture)
     if loaded is None:
         try:
-            loaded = build_model(spec, backend, dtype, seed=int(seed))
+            loaded = _build(req)
         except Exception as exc:  # noqa: BLE001 - a failed load is a failed run
-            _recover(backend, exc)
-            return base.failed(_failure_status(exc), _message(exc))
+            _recover(req.backend, exc)
+            return base.failed(failures.classify_exception(exc), failures.message(exc))
     base = dataclasses.replace(base, n_params=loaded.n_params, architecture=loaded.architecture)
-    return _measure_loaded(base, loaded, backend, int(budget), int(prompt_len), cache, engine, timing,
-                           int(seed), memory, float(memory_interval))
+    return _measure_loaded(base, loaded, req)
 
 
 def _recover(backend: Backend, exc: BaseException) -> None:
-    if _failure_status(exc) == "oom":
+    if failures.classify_exception(exc) == failures.OOM:
         gc.collect()
         try:
             backend.empty_cache()
@@ -381,32 +286,31 @@ def _recover(backend: Backend, exc: BaseException) -> None:
             pass
 
 
-def _measure_loaded(
-    base: RunRecord, loaded: LoadedModel, backend: Backend, budget: int, prompt_len: int, cache: bool,
-    engine: str, timing: str, seed: int, memory: str, memory_interval: float,
-) -> RunRecord:
-    clock = _Clock(backend, timing, budget)
-    monitor = MemoryMonitor(backend, memory, memory_interval)
+def _measure_loaded(base: RunRecord, loaded: LoadedModel, req: Request) -> RunRecord:
+    budget, p = req.budget, req.protocol
+    clock = Clock(req.backend, p.timing, budget)
+    monitor = MemoryMonitor(req.backend, p.memory, p.memory_interval)
     started = _dt.datetime.now(_dt.timezone.utc)
     status, error, tokens = "ok", "", 0
     try:
-        gen = torch.Generator().manual_seed(seed)
-        ids = torch.randint(0, loaded.spec.vocab_size, (1, prompt_len), generator=gen).to(backend.torch_device())
+        gen = torch.Generator().manual_seed(req.seed)
+        ids = torch.randint(0, loaded.spec.vocab_size, (1, req.prompt_len), generator=gen)
+        ids = ids.to(req.backend.torch_device())
         monitor.begin()
         started = _dt.datetime.now(_dt.timezone.utc)
         with torch.inference_mode():
-            tokens = _ENGINES[engine](loaded.module, ids, budget, cache, clock)
+            tokens = _ENGINES[p.engine](loaded.module, ids, budget, req.cache, req.cache_impl, clock)
         latency, prefill, steps = clock.result()
     except Exception as exc:  # noqa: BLE001 - a failed run becomes a record
         monitor.abandon()
-        _recover(backend, exc)
-        status, error = _failure_status(exc), _message(exc)
+        _recover(req.backend, exc)
+        status, error = failures.classify_exception(exc), failures.message(exc)
     try:
         figs = monitor.end()
     except Exception as exc:  # noqa: BLE001 - a broken probe fails the run, never the caller
         figs = MemoryFigures()
         if status == "ok":
-            status, error = "error", _message(exc)
+            status, error = failures.ERROR, failures.message(exc)
     rec = dataclasses.replace(
         base, started_at=started, tokens=tokens,
         mem_device_peak=figs.device_peak, mem_device_driver=figs.device_driver, mem_rss_peak=figs.rss_peak,
@@ -434,10 +338,8 @@ def warmup(n: int, **kwargs: Any) -> LoadedModel:
     n = _check_int("n", n, 0)
     loaded = kwargs.pop("loaded", None)
     if loaded is None:
-        check_request(**kwargs)
-        loaded = load_model(model=kwargs["model"], device=kwargs.get("device", "cpu"),
-                            dtype=kwargs.get("dtype", "float32"), weights=kwargs.get("weights", "auto"),
-                            seed=kwargs.get("seed", 0))
+        req = check_request(**kwargs)
+        loaded = _build(req)
     for _ in range(n):
         measure(**kwargs, loaded=loaded)
     return loaded

@@ -29,10 +29,11 @@ from typing import Any
 import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, BloomConfig, GPT2Config, OPTConfig, PretrainedConfig
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from collector.devices import Backend, torch_dtype
 from collector.errors import ConfigError, UnknownModelError
+from collector.protocol import WEIGHTS
 
 __all__ = [
     "PRESETS",
@@ -41,14 +42,13 @@ __all__ = [
     "ModelSpec",
     "PresetInfo",
     "build_model",
+    "check_attn",
     "count_params",
     "model_spec",
     "preset_names",
     "presets",
 ]
 
-#: Weight choices.
-WEIGHTS: tuple[str, ...] = ("auto", "pretrained", "random")
 
 _GPT2 = dict(vocab_size=50257, n_positions=1024, bos_token_id=50256, eos_token_id=50256)
 _OPT = dict(vocab_size=50272, max_position_embeddings=2048, bos_token_id=2, eos_token_id=2, pad_token_id=1)
@@ -223,6 +223,28 @@ def model_spec(name: str, weights: str = "auto") -> ModelSpec:
     )
 
 
+def check_attn(spec: ModelSpec, attn: str) -> None:
+    """Refuse an attention implementation the model's class does not have (``default`` always works).
+
+    Raises
+    ------
+    ConfigError
+        ``attn`` is ``sdpa`` and the architecture has no SDPA attention in this transformers
+        (e.g. BLOOM), or ``attn`` is not a known choice.
+    """
+    if attn in ("default", "eager"):
+        return
+    if attn != "sdpa":
+        raise ConfigError(f"unknown attn {attn!r}; choices: default, sdpa, eager")
+    try:
+        cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(spec.config)]
+    except (KeyError, ValueError):  # pragma: no cover - every resolved spec has a causal-LM class
+        return
+    if not getattr(cls, "_supports_sdpa", False):
+        raise ConfigError(f"model {spec.name!r} ({cls.__name__}) has no 'sdpa' attention in transformers "
+                          f"{transformers.__version__}; choices: default, eager")
+
+
 def count_params(config: PretrainedConfig) -> int:
     """Number of parameters of the model a config describes (built on the meta device)."""
     with torch.device("meta"):
@@ -276,7 +298,7 @@ class LoadedModel:
         The resolved :class:`ModelSpec`.
     module
         The ``torch.nn.Module`` in eval mode on the device.
-    device, dtype
+    device, dtype, attn
         Names as given.
     n_params
         Parameter count (tied weights once).
@@ -290,6 +312,13 @@ class LoadedModel:
     dtype: str
     n_params: int
     architecture: str
+    attn: str = "default"
+    backend: Backend | None = field(default=None, repr=False)
+
+    @property
+    def load_values(self) -> dict[str, str]:
+        """The model-load key of :mod:`collector.factors` by name (model, device, dtype, attn)."""
+        return {"model": self.spec.name, "device": self.device, "dtype": self.dtype, "attn": self.attn}
 
     @property
     def weights(self) -> str:
@@ -297,22 +326,26 @@ class LoadedModel:
         return self.spec.weights
 
 
-def build_model(spec: ModelSpec, backend: Backend, dtype: str, seed: int = 0) -> LoadedModel:
+def build_model(spec: ModelSpec, backend: Backend, dtype: str, attn: str = "default", seed: int = 0) -> LoadedModel:
     """Build (random) or load (pretrained) the model of ``spec`` on ``backend``'s device.
 
     Random weights are drawn after ``torch.manual_seed(seed)``, so a preset is
-    the same model in every process. Inputs are assumed validated
-    (:func:`collector.measurement.check_request`).
+    the same model in every process. ``attn`` is passed as transformers'
+    ``attn_implementation`` (``default``: not passed). Inputs are assumed
+    validated (:func:`collector.measurement.check_request`).
     """
     dt = torch_dtype(dtype)
+    kw: dict[str, Any] = {"dtype": dt}
+    if attn != "default":
+        kw["attn_implementation"] = attn
     if spec.weights == "pretrained":
         try:
-            module = AutoModelForCausalLM.from_pretrained(spec.source, local_files_only=True, dtype=dt)
+            module = AutoModelForCausalLM.from_pretrained(spec.source, local_files_only=True, **kw)
         except OSError as exc:
             raise UnknownModelError(f"cannot load pretrained weights of {spec.name!r} offline: {exc}") from exc
     else:
         torch.manual_seed(seed)
-        module = AutoModelForCausalLM.from_config(spec.config, dtype=dt)
+        module = AutoModelForCausalLM.from_config(spec.config, **kw)
     module = module.to(backend.torch_device()).eval()
     gen = getattr(module, "generation_config", None)
     if gen is not None and gen.pad_token_id is None:
@@ -325,4 +358,6 @@ def build_model(spec: ModelSpec, backend: Backend, dtype: str, seed: int = 0) ->
         dtype=dtype,
         n_params=sum(p.numel() for p in module.parameters()),
         architecture=type(module).__name__,
+        attn=attn,
+        backend=backend,
     )

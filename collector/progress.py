@@ -3,8 +3,9 @@
 This is the command line's view (it writes to a :class:`rich.console.Console`);
 the sweep itself never prints. The bar (on stderr) shows runs done / total,
 the estimated time left, the current cell and the last latency. The summary
-(:func:`summary_rows`, :func:`print_summary`) has one row per model x device x
-cache (and dtype / prompt length when the sweep has several): median latency
+(:func:`summary_rows`, :func:`print_summary`) has one row per series (every
+sweep dim but budget and trial; a dim shows as a column when the sweep has
+several values of it, model, device and cache always): median latency
 at the smallest and largest budget, ms per token between them, failures.
 """
 
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from collector import schema
+from collector.factors import BY_NAME, SERIES_DIMS
 from collector.sweep import SweepEvent
 
 __all__ = ["LiveProgress", "summary_rows", "print_summary"]
@@ -71,8 +73,7 @@ class LiveProgress:
         if event.key is not None and event.record is not None:
             k, rec = event.key, event.record
             what = _fmt_s(rec.latency) if rec.ok else rec.status.upper()
-            info = (f"{k.model} {k.device} {k.dtype} cache={'on' if k.cache else 'off'} p={k.prompt_len} "
-                    f"b={k.budget} t={k.trial}: {what}")
+            info = " ".join(_label(d, getattr(k, d)) for d in (*SERIES_DIMS, "budget", "trial")) + f": {what}"
         elif event.kind == "start":
             info = f"{event.done} already in the journal" if event.done else "starting"
         elif event.message:
@@ -82,40 +83,44 @@ class LiveProgress:
         self._bar.update(self._task, completed=event.done, total=event.total, info=info)
 
 
-def summary_rows(ds: xr.Dataset) -> list[dict[str, Any]]:
-    """One dict per model x device x cache (x dtype x prompt_len when several).
+def _label(dim: str, value: Any) -> str:
+    if BY_NAME[dim].kind == "bool":
+        return f"{dim}={'on' if value else 'off'}"
+    return str(value) if dim in ("model", "device", "dtype") else f"{dim}={value}"
 
-    Keys: ``model``, ``device``, ``dtype``, ``cache``, ``prompt_len``,
-    ``budget_min``, ``budget_max``, ``median_min`` / ``median_max`` (s, median
-    latency of the ok runs at the smallest / largest budget that has any),
-    ``ms_per_token`` ((median_max - median_min) / (budget_max - budget_min),
-    in ms), ``ok``, ``failed`` (error + oom + timeout) and ``not_run`` counts.
+
+def summary_rows(ds: xr.Dataset) -> list[dict[str, Any]]:
+    """One dict per series (every sweep dim but budget and trial) that has an applicable cell.
+
+    Keys: each series dim, ``budget_min``, ``budget_max``, ``median_min`` /
+    ``median_max`` (s, median latency of the ok runs at the smallest / largest
+    budget that has any), ``ms_per_token`` ((median_max - median_min) /
+    (budget_max - budget_min), in ms), ``ok``, ``failed`` (error + oom +
+    timeout) and ``not_run`` counts.
     """
     rows = []
     status = ds["status"]
     lat = ds["latency"].where(status == schema.STATUS["ok"])
-    for m in ds["model"].values.tolist():
-        for d in ds["device"].values.tolist():
-            for dt in ds["dtype"].values.tolist():
-                for c in ds["cache"].values.tolist():
-                    for p in ds["prompt_len"].values.tolist():
-                        sel = dict(model=m, device=d, dtype=dt, cache=c, prompt_len=p)
-                        st = status.sel(sel).values
-                        med = lat.sel(sel).median("trial", skipna=True).values
-                        budgets = ds["budget"].values
-                        have = np.isfinite(med)
-                        row: dict[str, Any] = dict(sel, ok=int((st == 0).sum()),
-                                                   failed=int(np.isin(st, [1, 2, 3]).sum()),
-                                                   not_run=int((st == schema.STATUS["not_run"]).sum()),
-                                                   budget_min=None, budget_max=None, median_min=math.nan,
-                                                   median_max=math.nan, ms_per_token=math.nan)
-                        if have.any():
-                            i, j = np.flatnonzero(have)[[0, -1]]
-                            row.update(budget_min=int(budgets[i]), budget_max=int(budgets[j]),
-                                       median_min=float(med[i]), median_max=float(med[j]))
-                            if j > i:
-                                row["ms_per_token"] = 1e3 * (med[j] - med[i]) / (budgets[j] - budgets[i])
-                        rows.append(row)
+    budgets = ds["budget"].values
+    failed_codes = [schema.STATUS[k] for k in ("error", "oom", "timeout")]
+    for idx in np.ndindex(*(ds.sizes[d] for d in SERIES_DIMS)):
+        sel = {d: ds[d].values[i].item() for d, i in zip(SERIES_DIMS, idx)}
+        st = status.sel(sel).values
+        if (st == schema.STATUS["not_applicable"]).all():
+            continue
+        med = lat.sel(sel).median("trial", skipna=True).values
+        have = np.isfinite(med)
+        row: dict[str, Any] = dict(sel, ok=int((st == 0).sum()), failed=int(np.isin(st, failed_codes).sum()),
+                                   not_run=int((st == schema.STATUS["not_run"]).sum()),
+                                   budget_min=None, budget_max=None, median_min=math.nan,
+                                   median_max=math.nan, ms_per_token=math.nan)
+        if have.any():
+            i, j = np.flatnonzero(have)[[0, -1]]
+            row.update(budget_min=int(budgets[i]), budget_max=int(budgets[j]),
+                       median_min=float(med[i]), median_max=float(med[j]))
+            if j > i:
+                row["ms_per_token"] = 1e3 * (med[j] - med[i]) / (budgets[j] - budgets[i])
+        rows.append(row)
     return rows
 
 
@@ -123,22 +128,21 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
     """Print the summary table of a sweep's dataset and where it was written."""
     console = console or Console()
     rows = summary_rows(ds)
-    several = {k: len({r[k] for r in rows}) > 1 for k in ("dtype", "prompt_len")}
+    shown = [d for d in SERIES_DIMS if d in ("model", "device", "cache") or len({r[d] for r in rows}) > 1]
     table = Table(title=f"{ds.attrs.get('title', 'sweep')} "
                         f"({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})",
                   box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True,
                   show_edge=False)
-    for col in ["model", "device", *(k for k in ("dtype", "prompt_len") if several[k]), "cache", "budgets",
-                "median latency", "ms/token", "ok", "fail"]:
-        table.add_column(col, justify="left" if col in ("model", "device", "dtype") else "right", no_wrap=True)
+    for col in [*shown, "budgets", "median latency", "ms/token", "ok", "fail"]:
+        kind = BY_NAME[col].kind if col in BY_NAME else "int"
+        table.add_column(col, justify="left" if kind == "str" else "right", no_wrap=True)
     for r in rows:
-        extra = [str(r[k]) for k in ("dtype", "prompt_len") if several[k]]
+        cells = [("on" if r[d] else "off") if BY_NAME[d].kind == "bool" else str(r[d]) for d in shown]
         span = f"{r['budget_min']}..{r['budget_max']}" if r["budget_min"] is not None else "-"
         med = f"{_fmt_s(r['median_min'])} .. {_fmt_s(r['median_max'])}" if r["budget_min"] is not None else "-"
         mpt = f"{r['ms_per_token']:.2f}" if math.isfinite(r["ms_per_token"]) else "-"
         failed = f"[red]{r['failed']}[/red]" if r["failed"] else "0"
-        table.add_row(r["model"], r["device"], *extra, "on" if r["cache"] else "off", span, med, mpt, str(r["ok"]),
-                      failed)
+        table.add_row(*cells, span, med, mpt, str(r["ok"]), failed)
     console.print(table)
     not_run = sum(r["not_run"] for r in rows)
     if not_run:

@@ -7,6 +7,8 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.factors import CELL_DIMS, BY_NAME, Cell
+
 __all__ = ["RunRecord", "RUN_STATUSES"]
 
 #: Statuses a finished run can have (schema's ``not_run`` is for cells never run).
@@ -23,7 +25,8 @@ class RunRecord:
     figure). Timing fields are NaN unless ``status == "ok"``. ``step_times``
     holds one entry per produced token when per-step timing was on
     (index 0: prefill, which yields the first token; k: k-th decode step),
-    and is empty otherwise.
+    and is empty otherwise. The cell's factors are fields named as the
+    sweep dims (:data:`collector.factors.CELL_DIMS`); :attr:`cell` gathers them.
     """
 
     model: str
@@ -32,6 +35,8 @@ class RunRecord:
     cache: bool
     prompt_len: int
     budget: int
+    attn: str = BY_NAME["attn"].default[0]  # type: ignore[index]
+    cache_impl: str = BY_NAME["cache_impl"].default[0]  # type: ignore[index]
     engine: str = "loop"
     timing: str = "ends"
     status: str = "ok"
@@ -57,6 +62,11 @@ class RunRecord:
         object.__setattr__(self, "step_times", tuple(float(x) for x in self.step_times))
 
     @property
+    def cell(self) -> Cell:
+        """The run's grid point (its factor values)."""
+        return Cell(**{d: getattr(self, d) for d in CELL_DIMS})
+
+    @property
     def ok(self) -> bool:
         """True when the run finished and produced exactly ``budget`` tokens."""
         return self.status == "ok"
@@ -78,6 +88,9 @@ class RunRecord:
         for k, v in list(d.items()):
             if v is None and k not in ("started_at",):
                 d[k] = _NAN
+        for name in CELL_DIMS:  # a record stored before a factor existed ran its v1 value
+            if name not in d and BY_NAME[name].v1_value is not None:
+                d[name] = BY_NAME[name].v1_value
         d["step_times"] = tuple(d.get("step_times") or ())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})

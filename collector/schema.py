@@ -1,4 +1,4 @@
-"""Schema v1: the contract between the collector and the analysis.
+"""Schema v2: the contract between the collector and the analysis.
 
 Pure xarray/numpy (never imports torch). It defines the names, dims, units and
 attributes of a decode-regimes dataset, builds an all-``not_run`` dataset for a
@@ -25,9 +25,17 @@ import numpy as np
 import xarray as xr
 
 from collector.errors import SchemaError
+from collector.factors import BY_NAME, FACTORS, SERIES_DIMS, applicable
+from collector.factors import SWEEP_DIMS as _FACTOR_DIMS
+from collector.protocol import ENGINES as _ENGINES
+from collector.protocol import ISOLATIONS as _ISOLATIONS
+from collector.protocol import ORDERS as _ORDERS
+from collector.protocol import TIMINGS as _TIMINGS
 
 __all__ = [
     "SCHEMA_VERSION",
+    "READABLE_VERSIONS",
+    "FORMAT_HISTORY",
     "SWEEP_DIMS",
     "STEP_DIM",
     "STATUS",
@@ -48,41 +56,38 @@ __all__ = [
     "check_version",
     "save",
     "load",
+    "upgrade",
 ]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Schema versions :func:`load` reads (older ones are upgraded on read by :func:`upgrade`).
+READABLE_VERSIONS: tuple[str, ...] = ("1", "2")
+#: What each version changed (rendered into docs/schema.md).
+FORMAT_HISTORY: dict[str, str] = {
+    "1": "seven sweep dims (model, device, dtype, cache, prompt_len, budget, trial); status flags 0-4.",
+    "2": "sweep dims declared once in collector.factors; new factor dims attn (after dtype) and cache_impl "
+         "(after cache); status flag 5 not_applicable (a static cache with the cache off); CF-1.11 conventions "
+         "(Conventions, history, host attrs; counts in units '1'; no units on flag variables; cache with "
+         "flag_values/flag_meanings; _FillValue instead of prose sentinels); coordinates sorted. Files of "
+         "version 1 are upgraded on read (attn='default', cache_impl='dynamic', attr 'upgraded' says so).",
+}
 
-#: The seven sweep dims, in this order, on every sweep variable.
-SWEEP_DIMS: tuple[str, ...] = ("model", "device", "dtype", "cache", "prompt_len", "budget", "trial")
+#: The sweep dims, in this order, on every sweep variable (from :data:`collector.factors.FACTORS`).
+SWEEP_DIMS: tuple[str, ...] = _FACTOR_DIMS
 #: Extra dim of per-step variables: 0 is the prefill (which yields the first token), k the k-th decode step.
 STEP_DIM = "step"
 
 #: Run status codes (CF flag_values / flag_meanings on ``status``).
-STATUS: dict[str, int] = {"ok": 0, "error": 1, "oom": 2, "timeout": 3, "not_run": 4}
+STATUS: dict[str, int] = {"ok": 0, "error": 1, "oom": 2, "timeout": 3, "not_run": 4, "not_applicable": 5}
 STATUS_NAMES: dict[int, str] = {v: k for k, v in STATUS.items()}
 
-DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps", "sim")
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+DEVICES: tuple[str, ...] = tuple(BY_NAME["device"].choices or ())
+DTYPES: tuple[str, ...] = tuple(BY_NAME["dtype"].choices or ())
 WEIGHTS: tuple[str, ...] = ("pretrained", "random")
 
-_DIM_KINDS = {
-    "model": "str",
-    "device": "str",
-    "dtype": "str",
-    "cache": "bool",
-    "prompt_len": "int",
-    "budget": "int",
-    "trial": "int",
-    "step": "int",
-}
+_DIM_KINDS = {**{f.name: f.kind for f in FACTORS}, "step": "int"}
 _DIM_MEANINGS = {
-    "model": "model name as given (hub id, local path or preset name)",
-    "device": "backend: cpu, cuda, mps (or sim: simulated, and the dataset says so)",
-    "dtype": "float32, float16 or bfloat16",
-    "cache": "KV cache used",
-    "prompt_len": "prompt length in tokens",
-    "budget": "new tokens requested; exactly this many are generated",
-    "trial": "replicate 0..T-1",
+    **{f.name: f.meaning for f in FACTORS},
     "step": "0 = prefill (yields the first token), k = k-th decode step; NaN past the budget",
 }
 
@@ -122,7 +127,7 @@ VARIABLES: dict[str, VarSpec] = {
     "started_at": VarSpec("sweep", "datetime64[ns]", "-", "start of the run (UTC)", np.datetime64("NaT", "ns")),
     "order": VarSpec("sweep", "int32", "1", "position in the execution sequence (-1: not run)", -1),
     "worker": VarSpec("sweep", "int32", "1", "which process measured the run (-1: not run)", -1),
-    "status": VarSpec("sweep", "int8", "-", "run status", STATUS["not_run"]),
+    "status": VarSpec("sweep", "int8", "", "run status", STATUS["not_run"]),
 }
 
 #: Variables that must be NaN wherever status != ok.
@@ -165,10 +170,6 @@ GLOBAL_ATTRS: dict[str, str] = {
     "simulated": "1 when the data are simulated (device sim, analysis.synthetic), else 0",
 }
 
-_ENGINES = ("loop", "generate")
-_TIMINGS = ("step", "events", "ends")
-_ISOLATIONS = ("none", "model", "cell")
-_ORDERS = ("random", "sequential")
 
 
 # --------------------------------------------------------------------------- construction
@@ -211,23 +212,16 @@ def base_attrs(**overrides: Any) -> dict[str, Any]:
 
 def empty_dataset(
     *,
-    models: Sequence[str],
-    devices: Sequence[str],
-    dtypes: Sequence[str],
-    caches: Sequence[bool],
-    prompt_lens: Sequence[int],
-    budgets: Sequence[int],
     trials: int,
     step_time: bool = True,
     model_info: Mapping[str, Mapping[str, Any]] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    **values: Sequence[Any],
 ) -> xr.Dataset:
-    """An all-``not_run`` schema-v1 dataset for a sweep.
+    """An all-``not_run`` schema dataset for a sweep.
 
     Parameters
     ----------
-    models, devices, dtypes, caches, prompt_lens, budgets
-        Coordinate values of the sweep dims.
     trials
         Number of replicates T (trial coordinate 0..T-1).
     step_time
@@ -237,27 +231,40 @@ def empty_dataset(
         (defaults: -1, "random", "").
     attrs
         Global attributes; missing ones come from :func:`base_attrs`.
+    **values
+        Coordinate values of each factor but the trial, by its setting name
+        (``models``, ``devices``, ``dtypes``, ``attns``, ``caches``,
+        ``cache_impls``, ``prompt_lens``, ``budgets``: :data:`collector.factors.FACTORS`).
+        ``models``, ``devices``, ``prompt_lens`` and ``budgets`` are required;
+        a factor not given gets its default values (``attns``: ``("default",)``...).
 
     Returns
     -------
     xarray.Dataset
         Every variable of :data:`VARIABLES` (``step_time`` only when asked)
-        filled with its not-measured value, ``status`` = not_run.
+        filled with its not-measured value, ``status`` = not_run, or
+        not_applicable in cells no run can have (:func:`collector.factors.applicable`).
     """
     if trials < 1:
         raise SchemaError(f"trials must be >= 1, got {trials!r}")
     model_info = model_info or {}
-    coords: dict[str, Any] = {
-        "model": np.asarray(list(models), dtype=str),
-        "device": np.asarray(list(devices), dtype=str),
-        "dtype": np.asarray(list(dtypes), dtype=str),
-        "cache": np.asarray(list(caches), dtype=bool),
-        "prompt_len": np.asarray(list(prompt_lens), dtype=np.int64),
-        "budget": np.asarray(list(budgets), dtype=np.int64),
-        "trial": np.arange(trials, dtype=np.int64),
-    }
-    for name, values in coords.items():
-        if values.size == 0:
+    settings = {f.setting: f for f in FACTORS if f.role != "trial"}
+    unknown = sorted(set(values) - set(settings))
+    if unknown:
+        raise SchemaError(f"unknown sweep values {unknown[0]!r}; expected settings {sorted(settings)!r}")
+    numpy_kind = {"str": str, "bool": bool, "int": np.int64}
+    coords: dict[str, Any] = {}
+    for setting, f in settings.items():
+        if setting in values:
+            given = list(values[setting])
+        elif f.default is not None and f.name not in ("prompt_len", "budget"):
+            given = list(f.default)
+        else:
+            raise SchemaError(f"empty_dataset() needs {setting}= (values of dim {f.name!r})")
+        coords[f.name] = np.asarray(given, dtype=numpy_kind[f.kind])
+    coords["trial"] = np.arange(trials, dtype=np.int64)
+    for name, vals in coords.items():
+        if vals.size == 0:
             raise SchemaError(f"dim {name!r} needs at least one value, got an empty list")
     shape = tuple(coords[d].size for d in SWEEP_DIMS)
     data_vars: dict[str, Any] = {}
@@ -271,6 +278,7 @@ def empty_dataset(
         else:
             data = np.full(shape, spec.fill, dtype=spec.dtype)
             data_vars[name] = (SWEEP_DIMS, data, _var_attrs(name))
+    data_vars["status"][1][...] = np.where(_applicable_mask(coords), STATUS["not_run"], STATUS["not_applicable"])
     if step_time:
         coords[STEP_DIM] = np.arange(int(coords["budget"].max()) + 1, dtype=np.int64)
     names = list(coords["model"])
@@ -290,9 +298,24 @@ def empty_dataset(
     return ds
 
 
+def _applicable_mask(coords: Mapping[str, Any]) -> np.ndarray:
+    """Bool over the sweep dims: True where a run can exist (:func:`collector.factors.applicable`)."""
+    shape = tuple(len(coords[d]) for d in SWEEP_DIMS)
+    mask = np.ones(shape, dtype=bool)
+    series_shape = tuple(len(coords[d]) for d in SERIES_DIMS)
+    for idx in np.ndindex(*series_shape):
+        cell = {d: np.asarray(coords[d])[i].item() for d, i in zip(SERIES_DIMS, idx)}
+        if not applicable(cell):
+            where = tuple(idx[SERIES_DIMS.index(d)] if d in SERIES_DIMS else slice(None) for d in SWEEP_DIMS)
+            mask[where] = False
+    return mask
+
+
 def _var_attrs(name: str) -> dict[str, Any]:
     spec = VARIABLES[name]
     attrs: dict[str, Any] = {"units": spec.units, "long_name": spec.long_name}
+    if not spec.units:
+        attrs.pop("units")  # a flag variable has no units (CF)
     if name == "status":
         attrs["flag_values"] = np.array(sorted(STATUS.values()), dtype=np.int8)
         attrs["flag_meanings"] = " ".join(STATUS_NAMES[v] for v in sorted(STATUS_NAMES))
@@ -347,6 +370,9 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     if not isinstance(ds, xr.Dataset):
         raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__!r}")
     check_version(ds)
+    if str(ds.attrs["schema_version"]) != SCHEMA_VERSION:
+        raise SchemaError(f"dataset has schema_version {ds.attrs['schema_version']!r}; expected {SCHEMA_VERSION!r} "
+                          "(collector.schema.upgrade(ds) upgrades an older one; load() does it on read)")
     for attr in GLOBAL_ATTRS:
         if attr not in ds.attrs:
             raise SchemaError(f"global attr {attr!r} is missing ({GLOBAL_ATTRS[attr]})")
@@ -363,23 +389,21 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
 
     for dim in SWEEP_DIMS:
         if dim not in ds.dims:
-            raise SchemaError(f"dim {dim!r} is missing; schema v1 needs all of {list(SWEEP_DIMS)}")
+            raise SchemaError(f"dim {dim!r} is missing; schema v{SCHEMA_VERSION} needs all of {list(SWEEP_DIMS)}")
         if dim not in ds.coords:
             raise SchemaError(f"dim {dim!r} has no coordinate")
         _check_coord_kind(ds, dim)
         values = ds[dim].values
         if len(np.unique(values)) != values.size:
             raise SchemaError(f"coordinate {dim!r} has duplicate values: {values.tolist()!r}")
-    bad = sorted(set(map(str, ds["device"].values)) - set(DEVICES))
-    if bad:
-        raise SchemaError(f"coordinate 'device' has {bad[0]!r}; expected values in {list(DEVICES)}")
-    bad = sorted(set(map(str, ds["dtype"].values)) - set(DTYPES))
-    if bad:
-        raise SchemaError(f"coordinate 'dtype' has {bad[0]!r}; expected values in {list(DTYPES)}")
-    if int(ds["budget"].min()) < 1:
-        raise SchemaError(f"coordinate 'budget' has {int(ds['budget'].min())!r}; budgets must be >= 1")
-    if int(ds["prompt_len"].min()) < 1:
-        raise SchemaError(f"coordinate 'prompt_len' has {int(ds['prompt_len'].min())!r}; prompt lengths must be >= 1")
+    for f in FACTORS:
+        if f.kind == "str" and f.choices is not None:
+            bad = sorted(set(map(str, ds[f.name].values)) - set(f.choices))
+            if bad:
+                raise SchemaError(f"coordinate {f.name!r} has {bad[0]!r}; expected values in {list(f.choices)}")
+        if f.kind == "int" and f.minimum is not None and f.role != "trial" and int(ds[f.name].min()) < f.minimum:
+            raise SchemaError(f"coordinate {f.name!r} has {int(ds[f.name].min())!r}; {f.setting} must be "
+                              f">= {f.minimum}")
     if "sim" in set(map(str, ds["device"].values)) and simulated != 1:
         raise SchemaError("device 'sim' is present but global attr 'simulated' is 0; simulated data must say so (1)")
 
@@ -404,7 +428,7 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
             raise SchemaError(f"variable {name!r} has dims {var.dims!r}; expected {expected!r} (extra dims first)")
         if "long_name" not in var.attrs:
             raise SchemaError(f"variable {name!r} has no 'long_name' attr")
-        if name != "started_at" and var.attrs.get("units") != spec.units:
+        if name != "started_at" and var.attrs.get("units", "") != spec.units:
             raise SchemaError(f"variable {name!r} has units {var.attrs.get('units')!r}; expected {spec.units!r}")
         _check_var_dtype(var, spec)
     if "step_time" in ds.data_vars:
@@ -541,8 +565,48 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
+    """The current-schema version of a dataset written by an older schema (unchanged when current).
+
+    Schema v1 -> v2: each factor v1 lacks (``attn``, ``cache_impl``) becomes a
+    length-1 dim holding its ``v1_value`` (what v1 sweeps ran: transformers'
+    default attention, the dynamic cache), placed where the declaration puts
+    it; ``status`` gets the v2 flags; global attr ``upgraded`` says what was
+    assumed and ``history`` records the upgrade. Lazy (dask) input stays lazy.
+
+    Raises
+    ------
+    SchemaError
+        An unknown or newer version.
+    """
+    check_version(ds, source)
+    version = str(ds.attrs["schema_version"])
+    if version == SCHEMA_VERSION:
+        return ds
+    assumed = {f.name: f.v1_value for f in FACTORS if f.name not in ds.dims and f.v1_value is not None}
+    out = ds
+    for name, value in assumed.items():
+        out = out.expand_dims({name: np.asarray([value], dtype=str if BY_NAME[name].kind == "str" else None)})
+        out[name].attrs["long_name"] = _DIM_MEANINGS[name]
+    for name in list(out.data_vars):
+        var = out[name]
+        if set(SWEEP_DIMS) <= set(var.dims):
+            lead = [d for d in var.dims if d not in SWEEP_DIMS and d != STEP_DIM]
+            out[name] = var.transpose(*lead, *SWEEP_DIMS, *([STEP_DIM] if STEP_DIM in var.dims else []))
+    if "status" in out.data_vars:
+        out["status"].attrs.update(_var_attrs("status"))
+        out["status"].attrs.pop("units", None)
+    said = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
+    note = (f"schema v{version} -> v{SCHEMA_VERSION} on read: {said} assumed (v{version} files predate these "
+            "factors; their runs used transformers' default attention and the dynamic KV cache)")
+    out.attrs = dict(ds.attrs, schema_version=SCHEMA_VERSION, upgraded=note)
+    out.attrs["history"] = (str(ds.attrs.get("history", "")) + "\n" if ds.attrs.get("history") else "") + \
+        f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}: {note}"
+    return out
+
+
 def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
-    """Open one schema-v1 netCDF file, refusing newer schema versions.
+    """Open one schema netCDF file (version 1 upgraded on read), refusing newer schema versions.
 
     Parameters
     ----------
@@ -571,4 +635,5 @@ def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     if chunks is None:
         ds = ds.load()
         ds.close()
+    ds = upgrade(ds, source=repr(str(p)))
     return validate(ds, check_values=chunks is None)

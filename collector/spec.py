@@ -31,11 +31,13 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any
 
 from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
+from collector.factors import FACTORS, LOAD_KEY, SERIES_DIMS, Factor, applicable, factor, inapplicable_reason
 from collector.parsing import (
     CACHE_CHOICES,
     MAX_BUDGET,
@@ -47,6 +49,8 @@ from collector.parsing import (
     parse_names,
     parse_seconds as _seconds_or_none,
 )
+from collector.protocol import ENGINES, ISOLATIONS, MEMORY_MODES, ORDERS, TIMINGS, WEIGHTS
+from collector.sim import LatencyModel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,20 +72,17 @@ __all__ = [
     "parse_ints",
     "parse_names",
     "parse_cache",
+    "parse_factor",
     "read_toml",
     "build_spec",
     "check_runnable",
     "sim_models",
 ]
 
-ENGINES: tuple[str, ...] = ("loop", "generate")
-TIMINGS: tuple[str, ...] = ("step", "events", "ends")
-ISOLATIONS: tuple[str, ...] = ("none", "model", "cell")
-ORDERS: tuple[str, ...] = ("random", "sequential")
-MEMORY_MODES: tuple[str, ...] = ("off", "endpoints", "sampled")
-WEIGHTS: tuple[str, ...] = ("auto", "pretrained", "random")
-_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
-_DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps", "sim")
+
+#: The factors whose values a spec lists (every sweep dim but the trial, which is a count).
+_GRID_FACTORS: tuple[Factor, ...] = tuple(f for f in FACTORS if f.role != "trial")
+_BY_SETTING: dict[str, Factor] = {f.setting: f for f in _GRID_FACTORS}
 
 
 @dataclass(frozen=True)
@@ -89,17 +90,15 @@ class SweepSpec:
     """A validated sweep: the grid, the protocol and where the data go.
 
     Build it with :func:`build_spec` (which checks every field); the
-    constructor does no checking. ``timeout`` and ``refine`` are None when
-    off. ``sim`` is the ``[sim]`` table (a :class:`collector.sim.LatencyModel`
-    dict) used by device ``sim``.
+    constructor does no checking. ``grid`` maps every factor but the trial
+    (:data:`collector.factors.FACTORS`) to its values; each factor's values
+    are also an attribute named by its setting (``spec.models``,
+    ``spec.budgets``, ``spec.attns``...). ``timeout`` and ``refine`` are None
+    when off. ``sim`` is the parsed latency model of device ``sim`` (None:
+    the default one).
     """
 
-    models: tuple[str, ...]
-    devices: tuple[str, ...]
-    dtypes: tuple[str, ...] = ("float32",)
-    caches: tuple[bool, ...] = (True, False)
-    prompt_lens: tuple[int, ...] = (8,)
-    budgets: tuple[int, ...] = tuple(range(2, 25, 2))
+    grid: Mapping[str, tuple[Any, ...]]
     trials: int = 3
     warmup: int = 1
     engine: str = "loop"
@@ -115,14 +114,27 @@ class SweepSpec:
     refine_max_runs: int | None = None
     output: str | None = None
     title: str = "decode-regimes latency sweep"
-    sim: Mapping[str, Any] = field(default_factory=dict)
+    sim: LatencyModel | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        f = _BY_SETTING.get(name)
+        if f is None or name == "grid":
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self.grid[f.name]
 
     # ------------------------------------------------------------------ views
+    def values(self, dim: str) -> tuple[Any, ...]:
+        """Values of sweep dim ``dim`` (``trial``: ``0..trials-1``)."""
+        if dim == "trial":
+            return tuple(range(self.trials))
+        return tuple(self.grid[factor(dim).name])
+
     @property
     def n_cells(self) -> int:
-        """Grid points (model x device x dtype x cache x prompt_len x budget)."""
-        return (len(self.models) * len(self.devices) * len(self.dtypes) * len(self.caches)
-                * len(self.prompt_lens) * len(self.budgets))
+        """Applicable grid points (cells that are not applicable, e.g. a static cache with the cache off, are not run)."""
+        series = [self.grid[d] for d in SERIES_DIMS]
+        n_series = sum(1 for combo in product(*series) if applicable(dict(zip(SERIES_DIMS, combo))))
+        return n_series * len(self.grid["budget"])
 
     @property
     def n_runs(self) -> int:
@@ -132,15 +144,20 @@ class SweepSpec:
     @property
     def simulated(self) -> bool:
         """True when every device is ``sim``."""
-        return all(d == "sim" for d in self.devices)
+        return all(d == "sim" for d in self.grid["device"])
+
+    @property
+    def latency_model(self) -> LatencyModel:
+        """The latency model of device ``sim`` (the default one when the spec has no ``[sim]`` table)."""
+        return self.sim if self.sim is not None else LatencyModel()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (inverse: :meth:`from_dict`)."""
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        d["sim"] = json.loads(json.dumps(dict(self.sim)))
+        """Plain JSON-able dict of settings (inverse: :meth:`from_dict`)."""
+        d: dict[str, Any] = {f.setting: list(self.grid[f.name]) for f in _GRID_FACTORS}
+        for f in dataclasses.fields(self):
+            if f.name not in ("grid", "sim"):
+                d[f.name] = getattr(self, f.name)
+        d["sim"] = {} if self.sim is None else json.loads(json.dumps(self.sim.to_dict()))
         return d
 
     def to_json(self) -> str:
@@ -149,21 +166,29 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SweepSpec":
-        """Rebuild a spec stored by :meth:`to_dict` (validated again)."""
-        return build_spec(dict(d), defaults=False)
+        """Rebuild a stored spec (validated again).
+
+        A stored spec that lacks a factor (written before the factor existed)
+        gets the factor's ``v1_value``: what such sweeps ran.
+        """
+        d = dict(d)
+        for f in _GRID_FACTORS:
+            if f.setting not in d and f.v1_value is not None:
+                d[f.setting] = [f.v1_value]
+        return build_spec(d, defaults=False)
 
     def replace(self, **changes: Any) -> "SweepSpec":
-        """A validated copy with some fields changed."""
+        """A validated copy with some settings changed."""
         d = self.to_dict()
         d.update(changes)
         return build_spec(d, defaults=False)
 
 
 #: Keys a TOML file / settings mapping may hold (besides the ``[sim]`` table).
-SPEC_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SweepSpec))
-_ALIASES = {"cache": "caches", "prompt_len": "prompt_lens", "budget": "budgets", "model": "models",
-            "device": "devices", "dtype": "dtypes", "prompt-lens": "prompt_lens", "refine-max-runs": "refine_max_runs",
-            "memory-interval": "memory_interval"}
+SPEC_KEYS: tuple[str, ...] = (*(f.setting for f in _GRID_FACTORS),
+                              *(f.name for f in dataclasses.fields(SweepSpec) if f.name != "grid"))
+_ALIASES = {alias: f.setting for f in FACTORS for alias in f.aliases}
+_ALIASES.update({"refine-max-runs": "refine_max_runs", "memory-interval": "memory_interval"})
 
 
 # --------------------------------------------------------------------------- TOML
@@ -205,6 +230,34 @@ def _canonical(settings: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def parse_factor(f: Factor, value: Any) -> tuple[Any, ...]:
+    """The values of factor ``f`` from what a flag or a TOML value holds, checked against its declaration.
+
+    Raises
+    ------
+    ConfigError
+        Quoting the bad value and naming the choices (or the minimum).
+    """
+    if f.kind == "bool":
+        return parse_cache(value)
+    if f.kind == "int":
+        if f.name == "budget":
+            return parse_budgets(value)
+        return parse_ints(value, f.setting, minimum=f.minimum if f.minimum is not None else 0)
+    return parse_names(value, f.setting, f.choices)
+
+
+def _check_applicable(grid: Mapping[str, tuple[Any, ...]]) -> None:
+    """Refuse a grid none of whose cells is applicable (e.g. only a static cache with the cache off)."""
+    reason = None
+    for combo in product(*(grid[d] for d in SERIES_DIMS)):
+        cell = dict(zip(SERIES_DIMS, combo))
+        reason = inapplicable_reason(cell)
+        if reason is None:
+            return
+    raise ConfigError(f"no cell of the sweep is applicable: {reason}; add values that are (e.g. cache = 'on')")
+
+
 def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapping[str, Any] | None = None) -> SweepSpec:
     """Check settings and return a :class:`SweepSpec`.
 
@@ -232,22 +285,21 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         merged["models"] = "distilgpt2"
     if "devices" not in merged:
         if not defaults:
-            raise ConfigError("sweep setting 'devices' is missing; choices: " + ", ".join(_DEVICES))
+            raise ConfigError("sweep setting 'devices' is missing; choices: "
+                              + ", ".join(factor("device").choices or ()))
         from collector.environment import best_device
 
         merged["devices"] = best_device()
-    kw: dict[str, Any] = {
-        "models": parse_names(merged["models"], "models"),
-        "devices": parse_names(merged["devices"], "devices", _DEVICES),
-    }
-    if "dtypes" in merged:
-        kw["dtypes"] = parse_names(merged["dtypes"], "dtypes", _DTYPES)
-    if "caches" in merged:
-        kw["caches"] = parse_cache(merged["caches"])
-    if "prompt_lens" in merged:
-        kw["prompt_lens"] = parse_ints(merged["prompt_lens"], "prompt_lens", minimum=1)
-    if "budgets" in merged:
-        kw["budgets"] = parse_budgets(merged["budgets"])
+    grid: dict[str, tuple[Any, ...]] = {}
+    for f in _GRID_FACTORS:
+        if f.setting in merged:
+            grid[f.name] = parse_factor(f, merged[f.setting])
+        elif f.default is not None:
+            grid[f.name] = tuple(f.default)
+        else:  # pragma: no cover - every factor without a default is filled above
+            raise ConfigError(f"sweep setting {f.setting!r} is missing")
+    _check_applicable(grid)
+    kw: dict[str, Any] = {"grid": grid}
     for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0)):
         if name in merged:
             kw[name] = _int(merged[name], name, minimum)
@@ -272,13 +324,13 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         kw["output"] = str(merged["output"])
     if "title" in merged:
         kw["title"] = str(merged["title"])
-    if merged.get("sim"):
-        if not isinstance(merged["sim"], Mapping):
-            raise ConfigError(f"sim must be a table of LatencyModel settings, got {merged['sim']!r}")
-        from collector.sim import LatencyModel
-
-        LatencyModel.from_dict(merged["sim"])  # raises ConfigError naming the bad key
-        kw["sim"] = json.loads(json.dumps(dict(merged["sim"])))
+    sim = merged.get("sim")
+    if isinstance(sim, LatencyModel):
+        kw["sim"] = sim
+    elif sim:
+        if not isinstance(sim, Mapping):
+            raise ConfigError(f"sim must be a table of LatencyModel settings, got {sim!r}")
+        kw["sim"] = LatencyModel.from_dict(sim)  # raises ConfigError naming the bad key
     spec = SweepSpec(**kw)
     if spec.n_runs > 10_000_000:
         raise ConfigError(f"the sweep has {spec.n_runs!r} runs; more than 10000000 is surely a mistake")
@@ -290,7 +342,7 @@ def sim_models(spec: SweepSpec) -> tuple[str, ...]:
     """Model names the ``sim`` device knows with this spec's ``[sim]`` table."""
     from collector.sim import LatencyModel
 
-    return tuple(LatencyModel.from_dict(spec.sim).costs)
+    return tuple(spec.latency_model.costs)
 
 
 def check_runnable(spec: SweepSpec) -> None:
@@ -315,7 +367,7 @@ def check_runnable(spec: SweepSpec) -> None:
                                         "(or add its costs under [sim.costs])")
     if not real:
         return
-    if spec.sim and "sim" not in spec.devices:
+    if spec.sim is not None and "sim" not in spec.devices:
         raise ConfigError("a [sim] table was given but no device is 'sim'; add devices = ['sim'] or drop [sim]")
     from collector.environment import available_devices
 
@@ -325,10 +377,15 @@ def check_runnable(spec: SweepSpec) -> None:
             raise DeviceUnavailableError(f"device {d!r} is not available on this machine; available here: {', '.join(here)}")
     from collector.measurement import check_request
 
-    for m in spec.models:
-        for d in real:
-            for dt in spec.dtypes:
-                check_request(model=m, device=d, dtype=dt, budget=max(spec.budgets), cache=spec.caches[0],
-                              prompt_len=max(spec.prompt_lens), engine=spec.engine, timing=spec.timing,
-                              weights=spec.weights, seed=spec.seed, memory=spec.memory,
-                              memory_interval=spec.memory_interval)
+    longest = {"budget": max(spec.budgets), "prompt_len": max(spec.prompt_lens)}
+    checked: set[tuple[Any, ...]] = set()
+    for combo in product(*(spec.values(d) for d in SERIES_DIMS)):
+        cell = dict(zip(SERIES_DIMS, combo), **longest)
+        if cell["device"] == "sim" or not applicable(cell):
+            continue
+        load = tuple(cell[d] for d in LOAD_KEY) + (cell["cache_impl"],)
+        if load in checked:
+            continue
+        checked.add(load)
+        check_request(**cell, engine=spec.engine, timing=spec.timing, weights=spec.weights, seed=spec.seed,
+                      memory=spec.memory, memory_interval=spec.memory_interval)

@@ -6,7 +6,8 @@ Order. All cell x trial runs of the grid are put in a seeded random order
 indistinguishable from a budget regime). Isolation then groups that sequence
 by process, keeping the random order inside each group and ordering groups
 by their first run: ``none`` one process for every run (fully interleaved);
-``model`` one fresh process per loaded model (model x device x dtype);
+``model`` one fresh process per loaded model (the model-load key:
+model x device x dtype x attn, :data:`collector.factors.LOAD_KEY`);
 ``cell`` one fresh process per cell (grid point), in which its warm-up and
 its trials run back to back.
 
@@ -39,8 +40,11 @@ from typing import Any
 
 import numpy as np
 
+from collector import failures
 from collector import refine as _refine
-from collector.journal import Journal, RunKey
+from collector.factors import FACTORS, RunKey, grid
+from collector.journal import Journal
+from collector.protocol import Failed, Init, Load, Loaded, Measured, Protocol, Run, Warmup
 from collector.record import RunRecord
 from collector.sim import execution_order
 from collector.spec import SweepSpec
@@ -107,16 +111,16 @@ class SweepResult:
 
 # --------------------------------------------------------------------------- planning
 def grid_keys(spec: SweepSpec, budgets: Sequence[int] | None = None) -> list[RunKey]:
-    """Every run of the grid in C order over the sweep dims."""
-    return [RunKey(m, d, dt, c, p, b, t)
-            for m in spec.models for d in spec.devices for dt in spec.dtypes for c in spec.caches
-            for p in spec.prompt_lens for b in (spec.budgets if budgets is None else budgets)
-            for t in range(spec.trials)]
+    """Every applicable run of the grid in C order over the sweep dims (:func:`collector.factors.grid`)."""
+    values = dict(spec.grid)
+    if budgets is not None:
+        values["budget"] = tuple(budgets)
+    return list(grid(values, trials=spec.trials))
 
 
 def _group(spec: SweepSpec, key: RunKey) -> Any:
     if spec.isolation == "model":
-        return (key.model, key.device, key.dtype)
+        return key.load_key
     if spec.isolation == "cell":
         return key.cell
     return None
@@ -134,8 +138,13 @@ def plan(spec: SweepSpec, keys: Sequence[RunKey] | None = None, *, seed: int | N
 
 
 def run_seed(seed: int, key: RunKey) -> int:
-    """Seed of one run (prompt ids, simulated noise): fixed by the sweep seed and the run's coordinates."""
-    return (int(seed) * 1_000_003 + zlib.crc32(repr(tuple(key)).encode())) % (2**31 - 1)
+    """Seed of one run (prompt ids, simulated noise): fixed by the sweep seed and the run's coordinates.
+
+    Factors at their ``v1_value`` are left out of the hash, so a run that a
+    schema-v1 sweep could have made keeps the seed it had then.
+    """
+    values = tuple(getattr(key, f.name) for f in FACTORS if f.v1_value is None or getattr(key, f.name) != f.v1_value)
+    return (int(seed) * 1_000_003 + zlib.crc32(repr(values).encode())) % (2**31 - 1)
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -143,7 +152,7 @@ class _Runner:
     def __init__(self, spec: SweepSpec, journal: Journal, on_event: Callable[[SweepEvent], None] | None,
                  should_stop: Callable[[], bool] | None) -> None:
         self.spec, self.journal = spec, journal
-        self.spec_dict = spec.to_dict()
+        self.init = Init(Protocol.of(spec), spec.latency_model.to_dict() if spec.sim is not None else {})
         self.on_event = on_event or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.worker: _Worker | None = None
@@ -163,17 +172,15 @@ class _Runner:
             w.close()
             w = self.worker = None
         if w is None:
-            w = self.worker = _Worker(self.spec_dict, self.journal.next_worker(), group)
+            w = self.worker = _Worker(self.init, self.journal.next_worker(), group)
         self.result.setup_time += time.perf_counter() - t0
         return w
 
     def _failed(self, key: RunKey, status: str, error: str, started: Any) -> RunRecord:
         info = self.model_info.get(key.model, {})
-        return RunRecord(model=key.model, device=key.device, dtype=key.dtype, cache=key.cache,
-                         prompt_len=key.prompt_len, budget=key.budget, engine=self.spec.engine,
-                         timing=self.spec.timing, status=status, error=error, started_at=started,
-                         n_params=int(info.get("n_params", -1)), weights=str(info.get("weights", "random")),
-                         architecture=str(info.get("architecture", "")))
+        return RunRecord(**key.cell._asdict(), engine=self.spec.engine, timing=self.spec.timing, status=status,
+                         error=error, started_at=started, n_params=int(info.get("n_params", -1)),
+                         weights=str(info.get("weights", "random")), architecture=str(info.get("architecture", "")))
 
     def _measure(self, w: _Worker, key: RunKey, planned: int) -> RunRecord:
         import datetime as _dt
@@ -181,24 +188,26 @@ class _Runner:
         started = _dt.datetime.now(_dt.timezone.utc)
         timeout = self.spec.timeout
         seed = run_seed(self.spec.seed, key)
-        lk = (key.model, key.device, key.dtype)
+        lk = key.load_key
         t0 = time.perf_counter()
         try:
             if lk not in w.loaded:
-                reply = w.request({"op": "load", "model": key.model, "device": key.device, "dtype": key.dtype},
-                                  None if timeout is None else max(600.0, 10 * timeout), self.should_stop)
-                if reply["ok"]:
+                reply = w.request(Load(key, self.spec.seed), None if timeout is None else max(600.0, 10 * timeout),
+                                  self.should_stop)
+                if isinstance(reply, Loaded):
                     w.loaded[lk] = None
                     if key.model not in self.model_info:
-                        self.model_info[key.model] = reply["info"]
-                        self.journal.set_model_info(key.model, reply["info"])
-                else:
-                    w.loaded[lk] = (reply["status"], "loading the model failed: " + reply["error"])
+                        self.model_info[key.model] = dict(reply.info)
+                        self.journal.set_model_info(key.model, dict(reply.info))
+                elif isinstance(reply, Failed):
+                    w.loaded[lk] = (reply.status, "loading the model failed: " + reply.error)
+                else:  # pragma: no cover - a protocol bug
+                    w.loaded[lk] = (failures.ERROR, f"unexpected reply {type(reply).__name__!r} to Load")
             if w.loaded[lk] is not None:
                 status, error = w.loaded[lk]  # type: ignore[misc]
                 return self._failed(key, status, error, started)
             if self.spec.warmup and key.cell not in w.warmed:
-                w.request({"op": "warmup", "key": tuple(key), "n": self.spec.warmup, "seed": seed},
+                w.request(Warmup(key, self.spec.warmup, seed),
                           None if timeout is None else timeout * self.spec.warmup + 60, self.should_stop)
                 w.warmed.add(key.cell)  # a failed warm-up is not raised: the measured run records its own status
         except _Died as exc:
@@ -209,18 +218,19 @@ class _Runner:
             self.result.setup_time += time.perf_counter() - t0
         started = _dt.datetime.now(_dt.timezone.utc)
         try:
-            reply = w.request({"op": "run", "key": tuple(key), "seed": seed,
-                               "position": min(planned / max(self.position_scale, 1), 0.999999)},
-                              timeout, self.should_stop)
+            reply = w.request(Run(key, seed, min(planned / max(self.position_scale, 1), 0.999999)), timeout,
+                              self.should_stop)
         except _Died as exc:
             w.kill()
             self.worker = None
             return self._failed(key, exc.status, exc.error, started)
-        if not reply["ok"]:
-            return self._failed(key, reply["status"], reply["error"], started)
-        rec = RunRecord.from_dict(reply["record"])
-        if (rec.model, rec.device, rec.dtype, rec.cache, rec.prompt_len, rec.budget) != key.cell:
-            return self._failed(key, "error", f"worker answered for {rec.model, rec.device, rec.budget}", started)
+        if isinstance(reply, Failed):
+            return self._failed(key, reply.status, reply.error, started)
+        if not isinstance(reply, Measured):  # pragma: no cover - a protocol bug
+            return self._failed(key, failures.ERROR, f"unexpected reply {type(reply).__name__!r} to Run", started)
+        rec = reply.record
+        if rec.cell != key.cell:
+            return self._failed(key, failures.ERROR, f"worker answered for {rec.cell!r}", started)
         return rec
 
     def execute(self, sequence: Iterable[tuple[int, RunKey]]) -> bool:
@@ -266,15 +276,15 @@ class _Runner:
             refined_done = sum(1 for k in self.done if k.budget not in grid)
             # finish budgets a previous (interrupted) round started
             started = {(k.series, k.budget) for k in self.done if k.budget not in grid}
-            keys = [RunKey(*s, b, t) for s, b in sorted(started) for t in range(spec.trials)
-                    if RunKey(*s, b, t) not in self.done]
+            keys = [RunKey.of(s, budget=b, trial=t) for s, b in sorted(started) for t in range(spec.trials)
+                    if RunKey.of(s, budget=b, trial=t) not in self.done]
             if not keys:  # (a started budget was within the limit when planned: it is always finished)
                 samples = self._samples()
                 for s in sorted(series_keys):
                     measured = set(samples.get(s, {}))
                     for b in _refine.next_budgets(samples.get(s, {}), grid=grid, resolution=spec.refine or 1,
                                                   measured=measured):
-                        keys.extend(RunKey(*s, b, t) for t in range(spec.trials))
+                        keys.extend(RunKey.of(s, budget=b, trial=t) for t in range(spec.trials))
                 room = self.limit - refined_done
                 if len(keys) > room:  # whole budgets only (keys come in blocks of `trials`)
                     keys = keys[: max(room, 0) - max(room, 0) % spec.trials]

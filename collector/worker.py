@@ -2,20 +2,14 @@
 
 The sweep starts each worker as a fresh interpreter (``python -m
 collector.worker``: no state inherited from the sweep, and the user's script
-is never re-imported) and talks to it over its stdin/stdout pipes with
-pickled messages, one request at a time (the worker's own stdout goes to
-stderr, so a model printing cannot break the protocol):
+is never re-imported) and talks to it over its stdin/stdout pipes with the
+pickled message dataclasses of :mod:`collector.protocol`, one request at a
+time (the worker's own stdout goes to stderr, so a model printing cannot
+break the protocol): ``Init`` -> ``Ready``; ``Load`` -> ``Loaded``;
+``Warmup`` -> ``Done``; ``Run`` -> ``Measured``; ``Exit``.
 
-``{"op": "init", "spec": SweepSpec dict}`` -> ``{"ok": True, "pid": int}``
-
-``{"op": "load", "model", "device", "dtype"}``
-    -> ``{"ok": True, "info": {n_params, weights, architecture}}``
-``{"op": "warmup", "key": RunKey, "n": int, "seed": int}`` -> ``{"ok": True}``
-``{"op": "run", "key": RunKey, "seed": int, "position": float}`` -> ``{"ok": True, "record": dict}``
-``{"op": "exit"}``
-
-A failure inside a request comes back as ``{"ok": False, "status": "error"|"oom",
-"error": message}``; a worker that dies or hangs is the parent's business
+A failure inside a request comes back as ``Failed(status, error)`` (status
+classified by :mod:`collector.failures`); a worker that dies or hangs is the parent's business
 (it kills it on timeout and records the run). The worker ignores SIGINT, so
 Ctrl-C reaches only the sweep, which stops cleanly; it exits when the sweep's
 end of the pipe closes, and within half a second of the sweep's death even
@@ -31,7 +25,7 @@ once per worker.
 Fault injection (tests only): the environment variable
 ``DECODE_REGIMES_FAULTS`` holds ``KIND@key=value,...;KIND@...`` entries; a
 measured run whose coordinates match all of an entry's keys (model, device,
-dtype, cache on/off, prompt_len, budget, trial) does KIND instead of running:
+or any other sweep dim: cache as on/off) does KIND instead of running:
 ``raise`` (an exception), ``oom`` (a real allocation larger than the
 machine's memory), ``timeout`` (sleeps for an hour) or ``crash`` (the
 process kills itself with SIGSEGV).
@@ -49,7 +43,23 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector.journal import RunKey
+from collector import failures
+from collector.factors import BY_NAME, SWEEP_DIMS, RunKey
+from collector.protocol import (
+    Done,
+    Exit,
+    Failed,
+    Init,
+    Load,
+    Loaded,
+    Measured,
+    Protocol,
+    Ready,
+    Reply,
+    Request,
+    Run,
+    Warmup,
+)
 from collector.record import RunRecord
 
 __all__ = [
@@ -81,16 +91,16 @@ def parse_faults(text: str) -> list[tuple[str, dict[str, str]]]:
         match: dict[str, str] = {}
         for part in filter(None, cond.split(",")):
             k, sep, v = part.partition("=")
-            if not sep or k not in RunKey._fields:
+            if not sep or k not in SWEEP_DIMS:
                 raise ConfigError(f"bad fault condition {part!r} in {FAULTS_ENV}; use key=value with keys "
-                                  f"{', '.join(RunKey._fields)}")
+                                  f"{', '.join(SWEEP_DIMS)}")
             match[k] = v
         faults.append((kind, match))
     return faults
 
 
 def _as_text(field: str, value: Any) -> str:
-    if field == "cache":
+    if BY_NAME[field].kind == "bool":
         return "on" if value else "off"
     return str(value)
 
@@ -103,16 +113,8 @@ def fault_for(key: RunKey, faults: list[tuple[str, dict[str, str]]]) -> str | No
     return None
 
 
-def failure_status(exc: BaseException) -> str:
-    """``oom`` for out-of-memory exceptions (MemoryError, torch's OutOfMemoryError...), else ``error``."""
-    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower():
-        return "oom"
-    return "error"
-
-
-def _message(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= 2000 else text[:2000] + " ..."
+#: Kept for callers of the old name; the classification lives in :mod:`collector.failures`.
+failure_status = failures.classify_exception
 
 
 def _inject(kind: str) -> None:
@@ -144,108 +146,107 @@ def _inject(kind: str) -> None:
 
 
 class _SimRunner:
-    """Device ``sim``: the latency model of :mod:`collector.sim`."""
+    """Device ``sim``: the latency model of :mod:`collector.sim` (it ignores attn and cache_impl)."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, init: Init) -> None:
         from collector.sim import LatencyModel
 
-        self.spec = spec
-        self.model = LatencyModel.from_dict(spec.get("sim") or {})
+        self.protocol = init.protocol
+        self.model = LatencyModel.from_dict(init.sim)
 
-    def load(self, model: str, device: str, dtype: str) -> dict[str, Any]:
-        return {"n_params": int(self.model.cost(model).n_params), "weights": "random", "architecture": "simulated"}
+    def load(self, msg: Load) -> dict[str, Any]:
+        return {"n_params": int(self.model.cost(msg.key.model).n_params), "weights": "random",
+                "architecture": "simulated"}
 
-    def warmup(self, key: RunKey, n: int, seed: int) -> None:
-        for i in range(n):
-            self.run(key, seed + i + 1, 0.0)
+    def warmup(self, msg: Warmup) -> None:
+        for i in range(msg.n):
+            self.run(Run(msg.key, msg.seed + i + 1, 0.0))
 
-    def run(self, key: RunKey, seed: int, position: float) -> RunRecord:
+    def run(self, msg: Run) -> RunRecord:
         from collector.sim import simulate
 
-        rec = simulate(self.model, model=key.model, device=key.device, dtype=key.dtype, cache=key.cache,
-                       prompt_len=key.prompt_len, budget=key.budget, position=position, seed=seed,
-                       timing=self.spec["timing"])
-        return dataclasses.replace(rec, engine=self.spec["engine"])
+        k = msg.key
+        rec = simulate(self.model, model=k.model, device=k.device, dtype=k.dtype, cache=k.cache,
+                       prompt_len=k.prompt_len, budget=k.budget, position=msg.position, seed=msg.seed,
+                       timing=self.protocol.timing)
+        return dataclasses.replace(rec, **k.cell._asdict(), engine=self.protocol.engine)
 
 
 class _TorchRunner:
-    """Devices cpu, cuda, mps: :func:`collector.measurement.measure` on models loaded once."""
+    """Devices cpu, cuda, mps: :func:`collector.measurement.measure_request` on models loaded once per load key."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, init: Init) -> None:
         from collector import measurement
 
         self.m = measurement
-        self.spec = spec
-        self.loaded: dict[tuple[str, str, str], Any] = {}
+        self.protocol = init.protocol
+        self.loaded: dict[tuple[Any, ...], Any] = {}
 
-    def _kwargs(self, key: RunKey, seed: int) -> dict[str, Any]:
-        s = self.spec
-        return dict(model=key.model, device=key.device, dtype=key.dtype, budget=key.budget, cache=key.cache,
-                    prompt_len=key.prompt_len, engine=s["engine"], timing=s["timing"], weights=s["weights"],
-                    seed=seed, memory=s["memory"], memory_interval=s["memory_interval"],
-                    loaded=self.loaded[(key.model, key.device, key.dtype)])
+    def _request(self, key: RunKey, seed: int) -> Any:
+        return self.m.Request.for_model(self.loaded[key.load_key], key.cell, self.protocol, seed)
 
-    def load(self, model: str, device: str, dtype: str) -> dict[str, Any]:
-        handle = self.m.load_model(model=model, device=device, dtype=dtype, weights=self.spec["weights"],
-                                   seed=int(self.spec["seed"]))
-        self.loaded[(model, device, dtype)] = handle
+    def load(self, msg: Load) -> dict[str, Any]:
+        k = msg.key
+        handle = self.m.load_model(model=k.model, device=k.device, dtype=k.dtype, attn=k.attn,
+                                   weights=self.protocol.weights, seed=msg.seed)
+        self.loaded[k.load_key] = handle
         return {"n_params": int(handle.n_params), "weights": str(handle.weights),
                 "architecture": str(handle.architecture)}
 
-    def warmup(self, key: RunKey, n: int, seed: int) -> None:
-        self.m.warmup(n, **self._kwargs(key, seed))
+    def warmup(self, msg: Warmup) -> None:
+        loaded = self.loaded[msg.key.load_key]
+        for i in range(msg.n):
+            self.m.measure_request(self._request(msg.key, msg.seed), loaded)
 
-    def run(self, key: RunKey, seed: int, position: float) -> RunRecord:
-        return self.m.measure(**self._kwargs(key, seed))
+    def run(self, msg: Run) -> RunRecord:
+        return self.m.measure_request(self._request(msg.key, msg.seed), self.loaded[msg.key.load_key])
 
 
-def _handle(runners: dict[str, Any], spec: dict[str, Any], faults: list[tuple[str, dict[str, str]]],
-            msg: dict[str, Any]) -> dict[str, Any]:
-    op = msg["op"]
-    device = msg["key"][1] if "key" in msg else msg["device"]
-    kind = "sim" if device == "sim" else "torch"
+def _handle(runners: dict[str, Any], init: Init, faults: list[tuple[str, dict[str, str]]], msg: Request) -> Reply:
+    if isinstance(msg, Init | Exit):  # pragma: no cover - handled by worker_main
+        raise TypeError(f"unexpected worker request {type(msg).__name__!r}")
+    kind = "sim" if msg.key.device == "sim" else "torch"
     if kind not in runners:
-        runners[kind] = _SimRunner(spec) if kind == "sim" else _TorchRunner(spec)
+        runners[kind] = _SimRunner(init) if kind == "sim" else _TorchRunner(init)
     runner = runners[kind]
-    if op == "load":
-        return {"ok": True, "info": runner.load(msg["model"], msg["device"], msg["dtype"])}
-    key = RunKey(*msg["key"])
-    if op == "warmup":
-        runner.warmup(key, int(msg["n"]), int(msg["seed"]))
-        return {"ok": True}
-    if op == "run":
-        planted = fault_for(key, faults)
+    if isinstance(msg, Load):
+        return Loaded(runner.load(msg))
+    if isinstance(msg, Warmup):
+        runner.warmup(msg)
+        return Done()
+    if isinstance(msg, Run):
+        planted = fault_for(msg.key, faults)
         if planted is not None:
             _inject(planted)
-        rec = runner.run(key, int(msg["seed"]), float(msg["position"]))
-        return {"ok": True, "record": rec.to_dict()}
-    raise ValueError(f"unknown worker request {op!r}")
+        return Measured(runner.run(msg))
+    raise TypeError(f"unknown worker request {type(msg).__name__!r}")
 
 
 def worker_main(conn_in: Any, conn_out: Any) -> None:
     """Answer requests from ``conn_in`` on ``conn_out`` until told to exit or the pipe closes.
 
-    The first request is ``{"op": "init", "spec": SweepSpec dict}``.
+    The first request is an :class:`~collector.protocol.Init`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faults = parse_faults(os.environ.get(FAULTS_ENV, ""))
     runners: dict[str, Any] = {}
-    spec: dict[str, Any] = {}
+    init = Init(Protocol())
     while True:
         try:
             msg = conn_in.recv()
         except (EOFError, OSError):
             return
-        if msg.get("op") == "exit":
+        if isinstance(msg, Exit):
             return
+        reply: Reply
         try:
-            if msg.get("op") == "init":
-                spec = dict(msg["spec"])
-                reply: dict[str, Any] = {"ok": True, "pid": os.getpid()}
+            if isinstance(msg, Init):
+                init = msg
+                reply = Ready(os.getpid())
             else:
-                reply = _handle(runners, spec, faults, msg)
+                reply = _handle(runners, init, faults, msg)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the sweep as a status
-            reply = {"ok": False, "status": failure_status(exc), "error": _message(exc)}
+            reply = Failed(failures.classify_exception(exc), failures.message(exc))
         try:
             conn_out.send(reply)
         except (EOFError, OSError):
@@ -272,7 +273,7 @@ class WorkerProcess:
     0.1 s for ``should_stop``, the process's death and the ``timeout``.
     """
 
-    def __init__(self, spec: dict[str, Any], number: int, group: Any) -> None:
+    def __init__(self, init: Init, number: int, group: Any) -> None:
         from multiprocessing.connection import Connection
 
         env = dict(os.environ)
@@ -287,14 +288,14 @@ class WorkerProcess:
         self.proc.stdout.close()
         self.number, self.group = number, group
         self.pid = int(self.proc.pid)
-        self.loaded: dict[tuple[str, str, str], tuple[str, str] | None] = {}
+        self.loaded: dict[tuple[Any, ...], tuple[str, str] | None] = {}
         self.warmed: set[tuple[Any, ...]] = set()
-        self.init = {"op": "init", "spec": spec}
+        self.init: Init | None = init
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def request(self, msg: dict[str, Any], timeout: float | None, should_stop: Callable[[], bool]) -> dict[str, Any]:
+    def request(self, msg: Request, timeout: float | None, should_stop: Callable[[], bool]) -> Reply:
         if self.init is not None:
             init, self.init = self.init, None
             self.request(init, 120.0, should_stop)
@@ -308,7 +309,8 @@ class WorkerProcess:
             wait = min(0.1, max(0.0, deadline - time.monotonic()))
             if self._recv.poll(wait):
                 try:
-                    return dict(self._recv.recv())
+                    reply: Reply = self._recv.recv()
+                    return reply
                 except (EOFError, OSError):
                     try:
                         self.proc.wait(5)
@@ -322,18 +324,14 @@ class WorkerProcess:
                 raise WorkerDied(self._death_status(), self._death())
             if time.monotonic() >= deadline:
                 self.kill()
-                raise WorkerDied("timeout", f"no result within the {timeout:g} s timeout; worker {self.number} killed")
+                raise WorkerDied(failures.TIMEOUT,
+                                 f"no result within the {timeout:g} s timeout; worker {self.number} killed")
 
     def _death_status(self) -> str:
-        return "oom" if self.proc.returncode == -signal.SIGKILL else "error"
+        return failures.classify_exit(self.proc.returncode)
 
     def _death(self) -> str:
-        code = self.proc.returncode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            why = " (the system's out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
-            return f"worker {self.number} (pid {self.pid}) died from signal {name}{why}"
-        return f"worker {self.number} (pid {self.pid}) died with exit code {code!r}"
+        return failures.describe_exit(self.proc.returncode, f"worker {self.number} (pid {self.pid})")
 
     def kill(self) -> None:
         if self.alive():
@@ -349,7 +347,7 @@ class WorkerProcess:
     def close(self) -> None:
         if self.alive() and self.init is None:
             try:
-                self._send.send({"op": "exit"})
+                self._send.send(Exit())
                 self.proc.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 pass

@@ -175,7 +175,7 @@ def _snapshot(journal: Path) -> dict:
     con = sqlite3.connect(str(journal), timeout=5)
     try:
         return {row[0]: row[1:] for row in con.execute(
-            "SELECT id, model, device, dtype, cache, prompt_len, budget, trial, record FROM runs")}
+            "SELECT id, model, device, dtype, attn, cache, cache_impl, prompt_len, budget, trial, record FROM runs")}
     finally:
         con.close()
 
@@ -206,7 +206,7 @@ def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path
         proc = _popen("resume", "k.journal", "--quiet", cwd=tmp_path)
     assert proc.wait(120) == 0, proc.stderr.read() if proc.stderr else ""
     final = _snapshot(journal)
-    keys = [v[:7] for v in final.values()]
+    keys = [v[:9] for v in final.values()]
     assert len(final) == n_runs == len(set(keys))  # every run exactly once
     for snap in snapshots:  # no completed run was lost or changed
         for i, row in snap.items():
@@ -217,9 +217,7 @@ def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path
     # the journal and the dataset agree run by run
     with Journal.open(journal) as j:
         for row in j.rows():
-            cell = ds["latency"].sel(model=row.key.model, device=row.key.device, dtype=row.key.dtype,
-                                     cache=row.key.cache, prompt_len=row.key.prompt_len, budget=row.key.budget,
-                                     trial=row.key.trial)
+            cell = ds["latency"].sel(row.key._asdict())
             assert float(cell) == pytest.approx(row.record.latency, rel=1e-12)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from collector import devices, measurement
+from collector import clock, devices, measurement
 from collector.devices import CPUBackend, CUDABackend, EventTimer, MPSBackend, get_backend
 from collector.errors import ConfigError, DeviceUnavailableError
 from collector.memory import HostReader, MemoryMonitor, MemorySampler, check_memory_mode
@@ -57,7 +57,7 @@ def clock_log(monkeypatch):
         log.add("clock")
         return real()
 
-    monkeypatch.setattr(measurement, "now", fake_now)
+    monkeypatch.setattr(clock, "now", fake_now)
     monkeypatch.setattr(devices, "now", fake_now)
     return log
 

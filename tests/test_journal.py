@@ -13,7 +13,7 @@ from collector.errors import JournalError
 from collector.journal import Journal, RunKey, journal_path
 from collector.record import RunRecord
 
-K = RunKey("gpt2", "sim", "float32", True, 8, 16, 0)
+K = RunKey.from_mapping(dict(model="gpt2", device="sim", dtype="float32", cache=True, prompt_len=8, budget=16, trial=0))
 
 
 def _rec(key: RunKey, latency: float = 0.1) -> RunRecord:

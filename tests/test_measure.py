@@ -130,7 +130,7 @@ def test_exception_inside_becomes_a_record(monkeypatch, exc, status, text):
 
 
 def test_wrong_token_count_is_an_error(tiny, monkeypatch):
-    def short(module, ids, budget, cache, clock):
+    def short(module, ids, budget, cache, cache_impl, clock):
         clock.start()
         for _ in range(budget - 1):
             clock.mark()
@@ -205,8 +205,10 @@ def test_check_request_returns_the_resolved_request():
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (dict(model="gpt2"), r"loaded model is \('tiny-gpt2', 'cpu', 'float32'\) but the run asks for"),
-        (dict(dtype="float16"), r"but the run asks for \(model, device, dtype\) = \('tiny-gpt2', 'cpu', 'float16'\)"),
+        (dict(model="gpt2"), r"loaded model is \{'model': 'tiny-gpt2', .* but the run asks for \{'model': 'gpt2'"),
+        (dict(dtype="float16"), r"but the run asks for \{'model': 'tiny-gpt2', 'device': 'cpu', 'dtype': 'float16'"),
+        (dict(attn="eager"), r"but the run asks for \{.*'attn': 'eager'\}"),
+        (dict(cache=False, cache_impl="static"), r"not applicable: cache_impl='static' needs cache=True"),
         (dict(weights="pretrained"), r"weights='pretrained' but the loaded model has 'random' weights"),
         (dict(budget=600), r"exceeds the 512 positions"),
         (dict(loaded="tiny"), r"loaded must be a LoadedModel"),

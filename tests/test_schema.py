@@ -22,7 +22,7 @@ def test_empty_dataset_is_valid_and_not_run() -> None:
     assert ds["step_time"].dims == (*schema.SWEEP_DIMS, "step")
     assert ds.sizes["step"] == 4
     assert (ds["status"] == schema.STATUS["not_run"]).all()
-    assert ds["status"].attrs["flag_meanings"] == "ok error oom timeout not_run"
+    assert ds["status"].attrs["flag_meanings"] == "ok error oom timeout not_run not_applicable"
     assert ds["latency"].attrs["units"] == "s"
     assert set(schema.GLOBAL_ATTRS) <= set(ds.attrs)
 
@@ -51,10 +51,10 @@ def test_save_is_atomic_on_failure(small_ds: xr.Dataset, tmp_path: Path) -> None
 
 def test_load_refuses_newer_schema(small_ds: xr.Dataset, tmp_path: Path) -> None:
     newer = small_ds.copy()
-    newer.attrs["schema_version"] = "2"
-    newer.to_netcdf(tmp_path / "v2.nc")
-    with pytest.raises(SchemaError, match=r"schema version '2', newer than the '1'"):
-        schema.load(tmp_path / "v2.nc")
+    newer.attrs["schema_version"] = "3"
+    newer.to_netcdf(tmp_path / "v3.nc")
+    with pytest.raises(SchemaError, match=r"schema version '3', newer than the '2'"):
+        schema.load(tmp_path / "v3.nc")
 
 
 def test_load_missing_and_unreadable(tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def _mutations():
             return ds
         return f
 
-    first = (0, 0, 0, 0, 0, 0, 0)
+    first = (0,) * len(schema.SWEEP_DIMS)
     return [
         ("no version", drop_attr("schema_version"), "'schema_version' is missing"),
         ("bad version", attr("schema_version", "one"), "expected an integer string"),
@@ -116,7 +116,7 @@ def _mutations():
         ("bad device", lambda ds: ds.assign_coords(device=["tpu"]), "'device' has 'tpu'"),
         ("bad dtype", lambda ds: ds.assign_coords(dtype=["int8"]), "'dtype' has 'int8'"),
         ("budget 0", lambda ds: ds.assign_coords(budget=ds.budget - 16), "budgets must be >= 1"),
-        ("prompt 0", lambda ds: ds.assign_coords(prompt_len=[0]), "prompt lengths must be >= 1"),
+        ("prompt 0", lambda ds: ds.assign_coords(prompt_len=[0]), "prompt_lens must be >= 1"),
         ("no n_params", lambda ds: ds.drop_vars("n_params"), "coordinate 'n_params' on dim 'model' is missing"),
         ("bad weights", lambda ds: ds.assign_coords(weights=("model", ["magic"])), "'weights' has 'magic'"),
         ("missing var", lambda ds: ds.drop_vars("latency"), "variable 'latency' is missing"),

@@ -116,7 +116,7 @@ def test_read_toml(tmp_path):
     settings = read_toml(p)
     assert settings == {"title": "t", "models": ["gpt2"], "budgets": "8:16:8", "sim": {"noise_cv": 0.2}}
     spec = build_spec({"devices": "sim"}, base=settings)
-    assert spec.budgets == (8, 16) and spec.sim == {"noise_cv": 0.2} and spec.title == "t"
+    assert spec.budgets == (8, 16) and spec.sim is not None and spec.sim.noise_cv == 0.2 and spec.title == "t"
 
 
 @pytest.mark.parametrize("text, match", [("models = [", "is not valid TOML"), ("sweep = 3", "must be a table"),

@@ -54,7 +54,7 @@ def test_isolation_groups_runs_contiguously(isolation, group):
 
 
 def test_run_seed_depends_on_key_and_seed_only():
-    k = RunKey("gpt2", "sim", "float32", True, 8, 16, 0)
+    k = RunKey.from_mapping(dict(model="gpt2", device="sim", dtype="float32", cache=True, prompt_len=8, budget=16, trial=0))
     assert run_seed(0, k) == run_seed(0, RunKey(*k))
     assert run_seed(0, k) != run_seed(1, k)
     assert run_seed(0, k) != run_seed(0, k._replace(trial=1))
@@ -63,7 +63,7 @@ def test_run_seed_depends_on_key_and_seed_only():
 # --------------------------------------------------------------------------- faults
 def test_parse_faults_and_match():
     faults = parse_faults("raise@budget=8,trial=1; timeout@cache=off")
-    k = RunKey("gpt2", "sim", "float32", True, 8, 8, 1)
+    k = RunKey.from_mapping(dict(model="gpt2", device="sim", dtype="float32", cache=True, prompt_len=8, budget=8, trial=1))
     assert fault_for(k, faults) == "raise"
     assert fault_for(k._replace(trial=0), faults) is None
     assert fault_for(k._replace(trial=0, cache=False), faults) == "timeout"
@@ -104,7 +104,7 @@ def test_raise_timeout_oom_and_crash_become_status_rows(tmp_path, monkeypatch):
     assert at(False, 24, 0) == schema.STATUS["oom"]
     assert at(False, 32, 1) == schema.STATUS["error"]
     assert int((st == schema.STATUS["ok"]).sum()) == spec.n_runs - 4
-    failures = {tuple(f["run"][4:]): f for f in json.loads(ds.attrs["failures"])}
+    failures = {(f["run"]["prompt_len"], f["run"]["budget"], f["run"]["trial"]): f for f in json.loads(ds.attrs["failures"])}
     assert "fault injected" in failures[(8, 8, 0)]["error"]
     assert "timeout" in failures[(8, 16, 1)]["error"]
     assert "SIGSEGV" in failures[(8, 32, 1)]["error"]
