@@ -169,7 +169,6 @@ def analyse_block(
             rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
             null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng)
             floor = max(float(sig_m[s]), _st.SIGMA_FLOOR)
-            out[s, seg["step"], 0] = 1.0
             out[s, iX, 5:9] = _scan.series_scan(null, alpha, floor)
 
     # ---- series with evidence: detect, choose normal, refit, test
@@ -388,9 +387,8 @@ def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, t
         _, repro[j] = _st.segment_test(Es, E[ref], sig_run, min_log=thr)
         effect[j], e_lo[j], e_hi[j] = _st.bootstrap_median(Es, n_boot, rng)
         n_cells[j] = np.isfinite(Es).sum()
-        d, _z = _scan.step(null, int(starts_v[j]), int(ends_v[j]))
-        stp[j] = np.exp(d)
         if not is_norm[j]:
+            stp[j] = np.exp(_scan.step(null, int(starts_v[j]), int(ends_v[j]))[0])
             p[j], p_run[j], p_sc[j] = _scan.segment_p(null, int(starts_v[j]), int(ends_v[j]), floor)
         # never narrower than the budget-level noise allows (two equal runs are not a precise estimate)
         if np.isfinite(effect[j]):

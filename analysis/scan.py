@@ -1,36 +1,39 @@
 """The step scan: is a budget interval a discontinuity, or noise around a smooth curve?
 
-Per series, on the log residuals ``E[b, t]`` of every run to the baseline:
+Per series, on the log residuals ``E[b, t]`` of every run to a robust fit of
+the baseline family to the *whole* series (any smooth monotone curve):
 
-* A smooth misfit of the baseline (an intercept, a slope, a curvature it got
-  wrong) is projected out first: with ``X = [1, x, x^2][: degree + 1]`` over
-  the budgets with data and ``P = I - X X^+``, the per-budget medians ``m``
-  become ``P m``. A step on the interval ``S`` (indicator ``c``) is then
-  estimated as ``delta = c'Pm / c'Pc`` and standardised as
-  ``Z = c'Pm / sqrt(c'Pc)``: under budget-level white noise of scale ``s``
-  every interval's ``Z`` has sd ``s``, whatever its width or position. A
-  smooth curve split in two gives a small ``Z``; a step gives a large one.
+* Each budget's runs give a cell mean (:func:`cell_mean`), weighted by the
+  square root of its share of runs (:func:`weights`). What is left of a smooth
+  misfit (a level, a slope) is projected out: with ``X = [1, x]`` over the
+  budgets with data and ``P = I - X X^+``, the means ``m`` become ``P m``. A
+  step on the interval ``S`` (indicator ``c``) is estimated as
+  ``delta = c'Pm / c'Pc`` and standardised as ``Z = c'Pm / sqrt(c'Pc)``:
+  under budget-level white noise of scale ``s`` every interval's ``Z`` has
+  sd ``s``, whatever its width or position. A smooth curve split in two gives
+  a small ``Z``; a step gives a large one.
 * The null distribution of the **largest** ``|Z|`` over every interval (the
   detector picked the interval, so the test must scan too) comes from two
   sources, and an interval must beat both:
 
   - *run level*: the runs of the series are permuted over its cells (budget x
-    trial positions with data) and the medians recomputed. This keeps the
-    real shape of the run noise (heavy tails, a share of runs in a slow
-    run-level state): with ``k`` trials, a cell whose ``k`` runs all landed
-    in the slow state is as likely in the permutations as in the data, so it
-    is not evidence of a regime. Needs at least 2 trials.
-  - *budget level*: Gaussian white noise with the robust scale of ``P m``
-    outside the interval (the budget-to-budget scatter, which also holds
-    budget-level effects that run permutation destroys). With one trial this
-    is the only test.
+    trial positions with data) and the means recomputed. This keeps the real
+    shape of the run noise (heavy tails, a share of runs in a slow run-level
+    state): with ``k`` trials, a cell whose ``k`` runs all landed in the slow
+    state is as likely in the permutations as in the data, so it is not
+    evidence of a regime. Needs at least 2 trials.
+  - *budget level*: Gaussian white noise with the robust scale of the
+    budget-level residuals once the detected steps are removed (the
+    budget-to-budget scatter, which also holds budget-level effects that run
+    permutation destroys). With one trial this is the only test.
 
-  The p-value is the tail share of the permutation maxima (with a Gumbel tail
-  fitted to them beyond the last few permutations, so strong effects get
-  small, finite p-values instead of ``1 / (n_perm + 1)``).
-* The **minimum detectable ratio** of the series: the step at one budget
+  The p-value is the tail share of the permutation maxima; where fewer than a
+  few permutations reach the observed value, ten times more are drawn, and
+  beyond those a Gumbel tail fitted to the maxima gives the p-value.
+* The **minimum detectable ratio** of the series: the step over one budget
   (and over four budgets) that would reach the critical ``|Z|`` with 80 %
-  power at level ``alpha``.
+  power at level ``alpha``, with the noise of one interval taken from the
+  permutations (heavy tails count).
 
 Everything here is numpy for one series at a time; the caller seeds ``rng``
 per series, so results do not depend on how series are blocked.
@@ -43,11 +46,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _sps
 
-from analysis.stats import nanmedian_last
 
 __all__ = [
     "ScanNull", "budget_scatter", "critical", "interval_denominators", "mde", "prepare_null", "projector", "segment_p",
-    "series_scan",
+    "series_scan", "weights", "cell_mean",
     "step",
 ]
 
@@ -61,6 +63,8 @@ _TAIL_COUNT = 10
 NUISANCE_DEGREE = 1
 #: A segment that few permutations reach gets this many times more before its p-value is read.
 _MORE_PERM = 10
+#: Widths (budgets) of the steps whose minimum detectable ratio is reported.
+MDE_WIDTHS: tuple[int, ...] = (1, 4)
 #: Power for the minimum detectable ratio.
 POWER = 0.8
 
@@ -102,38 +106,82 @@ class ScanNull:
     """The scan of one series (see :func:`prepare_null`)."""
 
     E: np.ndarray  # (n, trial) log residuals of the runs (NaN: missing)
+    wt: np.ndarray  # (n,) weight of each budget's mean: sqrt of its share of a full cell's runs
+    Praw: np.ndarray  # (n,) projected unweighted means (for the step estimate in log units)
     P: np.ndarray  # (n, n)
     D: np.ndarray  # (n, n) c'Pc of interval i..j
-    Pm: np.ndarray  # (n,) projected per-budget medians
+    Pm: np.ndarray  # (n,) projected weighted per-budget means (for Z)
     steps: np.ndarray  # (n,) fitted steps of the detected segments (0 elsewhere)
     resid: np.ndarray  # (n,) Pm with those steps removed (noise only)
     run_max: np.ndarray | None  # (n_perm,) permutation maxima of |Z| of the runs as they are (None: < 2 trials)
     unit_max: np.ndarray  # (n_perm,) maxima of |Z| for unit Gaussian budget-level noise
-    sigma_med: float  # noise of one per-budget median (run level, from the permutations)
+    run_mid: dict[int, np.ndarray]  # width -> Z of the middle interval in each permutation
     n_perm: int
     seed: tuple[int, ...]
 
 
+def cell_mean(E: np.ndarray) -> np.ndarray:
+    """Per cell (last axis: its runs), the mean of its runs, dropping the lowest and highest from 5 runs on.
+
+    A mean, not a median: with three trials, a median is reached by any two of a regime's three runs
+    that a permutation puts together, which caps the evidence one budget can give; the permutation
+    null already accounts for heavy tails. From five runs the extremes are trimmed.
+    """
+    a = np.sort(E, axis=-1)  # NaN last
+    c = np.isfinite(a).sum(axis=-1, keepdims=True)
+    idx = np.arange(a.shape[-1])
+    keep = (idx < c) & ((c < 5) | ((idx >= 1) & (idx < c - 1)))
+    k = keep.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, np.where(keep, a, 0.0).sum(axis=-1) / np.maximum(k, 1), np.nan)
+
+
+def weights(E: np.ndarray) -> np.ndarray:
+    """Per budget, ``sqrt(n_b / n_max)`` (``n_b``: its runs).
+
+    Multiplying each budget's mean by it gives every budget the same noise whatever its number of
+    runs, so a budget measured once (a missing run, a partial sweep) counts as the single run it is.
+    """
+    n = np.isfinite(E).sum(axis=1).astype(float)
+    top = float(n.max()) if n.size and n.max() > 0 else 1.0
+    return np.sqrt(n / top)
+
+
+def _middle(n: int, width: int) -> tuple[int, int]:
+    """The interval of ``width`` budgets in the middle of ``n``."""
+    w = min(width, max(n - 2, 1))
+    i = (n - w) // 2
+    return i, i + w - 1
+
+
 def _run_maxima(E: np.ndarray, P: np.ndarray, D: np.ndarray, n_perm: int,
-                rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
-    """Maxima of |Z| over every interval when the runs are permuted over the cells; and the sd of a median."""
+                rng: np.random.Generator) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
+    """Maxima of |Z| over every interval when the runs are permuted over the cells.
+
+    Also returns, for the widths in :data:`MDE_WIDTHS`, the ``Z`` of the middle interval in each
+    permutation (the noise of one interval, heavy tails and all, for the power calculation).
+    """
     n, T = E.shape
     ok = np.isfinite(E)
     pool = E[ok]
+    wt = weights(E)
     if T < 2 or pool.size <= n:
-        return None, np.nan
+        return None, {}
     block = max(1, _BLOCK_VALUES // max(n * n, 1))
-    maxima, sds = [], []
+    maxima: list[np.ndarray] = []
+    mids: dict[int, list[np.ndarray]] = {w: [] for w in MDE_WIDTHS}
     for a in range(0, n_perm, block):
         b = min(block, n_perm - a)
         perm = np.argsort(rng.random((b, pool.size)), axis=1)
         cells = np.full((b, n, T), np.nan)
         cells[:, ok] = pool[perm]
-        mp = nanmedian_last(cells)
-        mp = np.where(np.isfinite(mp), mp, 0.0)
-        sds.append(np.std(mp, axis=1, ddof=1))
-        maxima.append(_max_abs(_interval_z(mp @ P, D)))
-    return np.concatenate(maxima), float(np.mean(np.concatenate(sds)))
+        mp = cell_mean(cells)
+        z = _interval_z((np.where(np.isfinite(mp), mp, 0.0) * wt) @ P, D)
+        maxima.append(_max_abs(z))
+        for w in MDE_WIDTHS:
+            i, j = _middle(n, w)
+            mids[w].append(z[:, i, j])
+    return np.concatenate(maxima), {w: np.concatenate(v) for w, v in mids.items()}
 
 
 def prepare_null(
@@ -167,24 +215,27 @@ def prepare_null(
     n, T = E.shape
     P = projector(x, NUISANCE_DEGREE)
     D = interval_denominators(P)
-    m = nanmedian_last(E)
-    Pm = P @ np.where(np.isfinite(m), m, 0.0)
+    m = cell_mean(E)
+    m = np.where(np.isfinite(m), m, 0.0)
+    wt = weights(E)
+    Pm = P @ (m * wt)
     steps = np.zeros(n)
     if len(segments):
         C = np.zeros((n, len(segments)))
         for k, (i, j) in enumerate(segments):
             C[i : j + 1, k] = 1.0
-        steps = C @ np.linalg.lstsq(P @ C, Pm, rcond=None)[0]
+        steps = C @ np.linalg.lstsq(P @ C, P @ m, rcond=None)[0]
     seed = tuple(int(v) for v in rng.integers(0, 2**31 - 1, size=2))
-    run_max, sig = _run_maxima(E, P, D, n_perm, rng)
+    run_max, mid = _run_maxima(E, P, D, n_perm, rng)
     unit = []
     block = max(1, _BLOCK_VALUES // max(n * n, 1))
     for a in range(0, n_perm, block):
         b = min(block, n_perm - a)
         g = rng.standard_normal((b, n))
         unit.append(_max_abs(_interval_z(g @ P, D)))
-    return ScanNull(E=E, P=P, D=D, Pm=Pm, steps=steps, resid=Pm - P @ steps, run_max=run_max,
-                    unit_max=np.concatenate(unit), sigma_med=sig, n_perm=n_perm, seed=seed)
+    return ScanNull(E=E, wt=wt, Praw=P @ m, P=P, D=D, Pm=Pm, steps=steps, resid=P @ ((m - steps) * wt),
+                    run_max=run_max,
+                    unit_max=np.concatenate(unit), run_mid=mid, n_perm=n_perm, seed=seed)
 
 
 def _tail_p(maxima: np.ndarray, z: float) -> float:
@@ -212,14 +263,16 @@ def step(null: ScanNull, i: int, j: int) -> tuple[float, float]:
     d = null.D[i, j]
     if not np.isfinite(d):
         return np.nan, 0.0
-    s = float(null.Pm[i : j + 1].sum())
-    return s / d, s / np.sqrt(d)
+    return float(null.Praw[i : j + 1].sum()) / d, float(null.Pm[i : j + 1].sum()) / np.sqrt(d)
 
 
 def segment_p(null: ScanNull, i: int, j: int, floor: float) -> tuple[float, float, float]:
     """p-value of a step on ``i..j`` against both nulls: ``(p, p_run, p_scatter)``, ``p = max`` of the two.
 
-    ``floor`` bounds the budget-level scatter from below (the per-budget median noise), so a series
+    The segment's own runs stay in the permuted pool (the test stays exact under the null); the
+    steps of the series' other detected segments are removed from it.
+
+    ``floor`` bounds the budget-level scatter from below (the per-budget noise), so a series
     whose budgets happen to line up perfectly does not make every step significant.
     """
     _, z = step(null, i, j)
@@ -245,10 +298,10 @@ def segment_p(null: ScanNull, i: int, j: int, floor: float) -> tuple[float, floa
     return float(p), float(p_run), float(p_scatter)
 
 
-def _noise_only(null: ScanNull) -> tuple[np.ndarray | None, float]:
-    """Run-permutation maxima and median sd with every detected step removed (the noise alone)."""
+def _noise_only(null: ScanNull) -> tuple[np.ndarray | None, dict[int, np.ndarray]]:
+    """Run-permutation maxima and middle-interval Z with every detected step removed (the noise alone)."""
     if null.run_max is None or not np.any(null.steps != 0):
-        return null.run_max, null.sigma_med
+        return null.run_max, null.run_mid
     rng = np.random.default_rng(list(null.seed) + [-1 & 0x7FFFFFFF])
     return _run_maxima(null.E - null.steps[:, None], null.P, null.D, null.n_perm, rng)
 
@@ -264,24 +317,26 @@ def critical(null: ScanNull, alpha: float, floor: float) -> float:
 
 
 def mde(null: ScanNull, alpha: float, floor: float, width: int = 1) -> float:
-    """Minimum detectable ratio of a step over ``width`` budgets in the middle of the series.
+    """Minimum detectable ratio of a step over ``width`` budgets (one of :data:`MDE_WIDTHS`) mid-series.
 
-    The step ``delta`` with ``delta * sqrt(c'Pc) >= z_crit + z_power * s`` (80 % power), where ``s`` is
-    the sd of one interval's ``Z`` (the per-budget noise: permutation medians' spread or the scatter,
-    whichever is larger). Returned as a ratio ``exp(delta)``; NaN when the series is too short.
+    The step ``delta`` whose ``Z = delta * sqrt(c'Pc) + noise`` exceeds the critical value with 80 %
+    probability, the noise of one interval's ``Z`` taken from the run permutations (so heavy tails and
+    run-level states count) or from Gaussian budget-level scatter, whichever needs the larger step.
+    Returned as a ratio ``exp(delta)``; NaN when the series is too short.
     """
     n = null.Pm.size
     if n < 3:
         return np.nan
-    w = min(width, max(n - 2, 1))
-    i = (n - w) // 2
-    d = null.D[i, i + w - 1]
+    i, j = _middle(n, width)
+    d = null.D[i, j]
     if not np.isfinite(d):
         return np.nan
-    sig_med = _noise_only(null)[1]
-    s = max(budget_scatter(null), floor, sig_med if np.isfinite(sig_med) else 0.0)
-    zc = critical(null, alpha, floor)
-    delta = (zc + _sps.norm.ppf(POWER) * s) / np.sqrt(d)
+    s = max(budget_scatter(null), floor)
+    margin = _sps.norm.ppf(POWER) * s
+    mid = _noise_only(null)[1].get(width)
+    if mid is not None and mid.size:
+        margin = max(margin, -float(np.quantile(mid, 1.0 - POWER)))
+    delta = (critical(null, alpha, floor) + margin) / np.sqrt(d)
     return float(np.exp(delta))
 
 
