@@ -169,7 +169,11 @@ class Series:
     def label(self, i: int) -> dict[str, Any]:
         """Coordinate values of series ``i`` (flat C-order index)."""
         idx = np.unravel_index(i, self.shape) if self.dims else ()
-        return {d: self.template[d].values[j].item() for d, j in zip(self.dims, idx)}
+        out = {}
+        for d, j in zip(self.dims, idx):
+            v = self.template[d].values[j]
+            out[d] = v.item() if hasattr(v, "item") else v
+        return out
 
     def name(self, i: int, skip: Sequence[str] = QUIET_DIMS) -> str:
         """Short human name of series ``i`` such as ``gpt2/mps/cache=True/prompt_len=32``.

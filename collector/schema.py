@@ -57,6 +57,7 @@ __all__ = [
     "save",
     "load",
     "upgrade",
+    "normalize",
 ]
 
 SCHEMA_VERSION = "2"
@@ -537,7 +538,7 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 
 def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
-    """Validate and write ``ds`` to netCDF4 atomically (temp file + rename).
+    """Validate and write ``ds`` to netCDF4 atomically (temp file + rename), coordinates normalised and sorted.
 
     Numeric variables are zlib-compressed and ``step_time`` is stored as
     float32. A reader never sees a half-written file: the data go to a
@@ -548,7 +549,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     pathlib.Path
         The path written.
     """
-    validate(ds)
+    ds = validate(normalize(ds))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -605,6 +606,33 @@ def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     return out
 
 
+def normalize(ds: xr.Dataset) -> xr.Dataset:
+    """Coordinates with the dtypes the schema fixes (whatever dtype a file stored) and sorted sweep dims.
+
+    String coordinates become numpy unicode, ``cache`` bool, integer dims and
+    ``n_params`` int64 (a float ``n_params`` with NaN becomes -1); every sweep
+    dim's coordinate is sorted ascending (files may store them in any order).
+    Lazy input stays lazy.
+    """
+    fixed: dict[str, Any] = {}
+    kinds = {**_DIM_KINDS, **{name: kind for name, (kind, _) in MODEL_COORDS.items()}}
+    for name, kind in kinds.items():
+        if name not in ds.coords:
+            continue
+        values = np.asarray(ds[name].values)
+        if kind == "str" and values.dtype.kind != "U":
+            fixed[name] = (ds[name].dims, values.astype(str), ds[name].attrs)
+        elif kind == "bool" and values.dtype.kind != "b":
+            fixed[name] = (ds[name].dims, values.astype(bool), ds[name].attrs)
+        elif kind == "int" and values.dtype.kind != "i":
+            ints = np.where(np.isfinite(values.astype(float)), values, -1) if values.dtype.kind == "f" else values
+            fixed[name] = (ds[name].dims, ints.astype(np.int64), ds[name].attrs)
+    if fixed:
+        ds = ds.assign_coords(fixed)
+    unsorted = [d for d in SWEEP_DIMS if d in ds.indexes and not ds.indexes[d].is_monotonic_increasing]
+    return ds.sortby(unsorted) if unsorted else ds
+
+
 def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     """Open one schema netCDF file (version 1 upgraded on read), refusing newer schema versions.
 
@@ -635,5 +663,5 @@ def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     if chunks is None:
         ds = ds.load()
         ds.close()
-    ds = upgrade(ds, source=repr(str(p)))
+    ds = normalize(upgrade(ds, source=repr(str(p))))
     return validate(ds, check_values=chunks is None)

@@ -48,3 +48,39 @@ def test_functions_named_like_their_modules_stay_functions() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+_BLOCK_TORCH = '''
+import importlib.abc, sys
+class _NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers", "psutil"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: an install without [collect])")
+        return None
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+
+def test_analysis_imports_and_runs_without_torch() -> None:
+    """`pip install decode-regimes` (no [collect] extra) must reanalyse a published file: torch, transformers
+    and psutil are blocked from importing, then a v1 file is opened (upgraded) and analysed."""
+    code = _BLOCK_TORCH + (
+        "import glob, analysis\n"
+        "from analysis import synthetic\n"
+        "from collector import schema, factors, spec\n"
+        "ds = analysis.open_dataset(sorted(glob.glob('datasets/cuda-h200-*.nc'))[0])\n"
+        "assert ds.attrs['schema_version'] == schema.SCHEMA_VERSION\n"
+        "r = analysis.regimes(ds)\n"
+        "k = analysis.kv_speedup(ds, reg=r)\n"
+        "s = synthetic.make_dataset(seed=0, budgets=(8, 16, 24, 32), trials=2)\n"
+        "print('ok', int(r.anomalous.sum()), k.speedup.dims)\n"
+    )
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ok ")
+    blocked = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import collector.measurement"], cwd=root,
+                             capture_output=True, text=True)
+    assert blocked.returncode != 0 and "blocked: an install without [collect]" in blocked.stderr
