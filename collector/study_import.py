@@ -402,6 +402,7 @@ def _attrs(paths: Sequence[Any], prompts: Mapping[str, int], warmup: int, seed: 
         "prompt_lens": json.dumps(dict(prompts), sort_keys=True),
         "platform": _NOT_RECORDED,
         "machine": _NOT_RECORDED,
+        "host": "",  # not recorded by the harness (base_attrs would put this machine's name)
         "processor": _NOT_RECORDED,
         "gpu_name": _NOT_RECORDED,
         "os_version": _NOT_RECORDED,

@@ -46,11 +46,13 @@ def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
         over the run dims (``latency``, ``prefill_time``, ..., ``order``,
         ``worker``, extra variables such as ``n_runs``) and, for a variable
         with one more dim ``d``, a column ``<name>_<value>`` per value of
-        ``d``. Rows in the dataset's cell order, index 0..n-1.
+        ``d``. Rows in cell order, the sweep dims' coordinates sorted (as in a written
+        file), index 0..n-1.
     """
     if "status" not in ds.data_vars:
         raise schema.SchemaError("variable 'status' is missing; expected a schema dataset")
     run_dims = tuple(ds["status"].dims)
+    ds = ds.sortby([d for d in run_dims if d in schema.SWEEP_DIMS and d in ds.coords])  # rows in sorted cell order
     columns: dict[str, np.ndarray] = {}
     grids = np.meshgrid(*[ds[d].values if d in ds.coords else np.arange(ds.sizes[d]) for d in run_dims],
                         indexing="ij")

@@ -268,6 +268,7 @@ def _attrs(overlaps: list[dict[str, Any]]) -> dict[str, Any]:
         "hosts": "mps and cpu cells: Apple M3 Max; cuda cells: an NVIDIA T4 host (the study's CUDA baseline)",
         "platform": "macOS on Apple M3 Max (details not published)",
         "machine": "arm64",
+        "host": "",  # not published (base_attrs would put this machine's name)
         "processor": "Apple M3 Max",
         "gpu_name": "Apple M3 Max (mps); NVIDIA T4 (cuda cells)",
         "os_version": "not published",
@@ -310,7 +311,7 @@ def build(folder: str | Path = STUDY_DIR) -> xr.Dataset:
     budgets = sorted({k[5] for k in keys})
     model_info = {m: {"n_params": N_PARAMS[m], "weights": "pretrained", "architecture": "GPT2LMHeadModel"}
                   for m in MODELS}
-    one = schema.empty_dataset(models=MODELS, devices=devices, dtypes=["float32"], caches=[False, True],
+    one = schema.empty_dataset(models=sorted(MODELS), devices=devices, dtypes=["float32"], caches=[False, True],
                                prompt_lens=prompt_lens, budgets=budgets, trials=1, step_time=False,
                                model_info=model_info, attrs=_attrs(_overlaps(kept)))
     ds = xr.concat([one] * len(EXPERIMENTS), dim=EXPERIMENT_DIM, data_vars="all", coords="minimal",
