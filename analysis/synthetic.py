@@ -43,6 +43,7 @@ def make_dataset(
     drift: float = 0.03,
     run_state_prob: float = 0.02,
     run_state_factor: float = 1.75,
+    noise: str | None = None,
     order: str = "random",
     step_time: bool = True,
     missing: float = 0.0,
@@ -65,6 +66,10 @@ def make_dataset(
         Slow host episodes over the execution sequence.
     noise_cv, step_cv, drift, run_state_prob, run_state_factor
         Noise settings of :class:`collector.sim.LatencyModel`.
+    noise
+        Name of a noise preset fitted to real measurements
+        (:func:`collector.sim.noise_presets`: ``cuda``, ``all``, ...); when
+        given it replaces the five noise settings above.
     order
         ``random`` (interleaved) or ``sequential`` execution order.
     step_time
@@ -90,15 +95,15 @@ def make_dataset(
     """
     if not 0 <= missing < 1:
         raise ValueError(f"missing must be in [0, 1), got {missing!r}")
-    lm = latency_model or LatencyModel(
-        regimes=DEFAULT_REGIMES if regimes is None else tuple(regimes),
-        episodes=tuple(episodes),
+    planted = {"regimes": DEFAULT_REGIMES if regimes is None else tuple(regimes), "episodes": tuple(episodes)}
+    lm = latency_model or (LatencyModel.calibrated(noise, **planted) if noise is not None else LatencyModel(
+        **planted,
         noise_cv=noise_cv,
         step_cv=step_cv,
         drift=drift,
         run_state_prob=run_state_prob,
         run_state_factor=run_state_factor,
-    )
+    ))
     sweep = {
         "models": list(models), "devices": list(devices), "dtypes": list(dtypes),
         "caches": [bool(c) for c in caches], "prompt_lens": [int(p) for p in prompt_lens],
@@ -183,7 +188,7 @@ def make_dataset(
     started = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
     ds["started_at"].values[...] = np.where(applicable_cell, started, np.datetime64("NaT"))
     ds["truth_anomalous"] = (schema.SWEEP_DIMS, truth,
-                             {"long_name": "cell lies inside a planted regime (simulation truth)", "units": "1"})
+                             schema.bool_attrs("cell lies inside a planted regime (simulation truth)"))
     ds["truth_run_state"] = (schema.SWEEP_DIMS, run_state,
-                             {"long_name": "run slowed as a whole by a run-level state (simulation truth)", "units": "1"})
+                             schema.bool_attrs("run slowed as a whole by a run-level state (simulation truth)"))
     return schema.validate(ds)

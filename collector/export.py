@@ -41,7 +41,7 @@ RESOLVE: tuple[str, ...] = ("error", "first", "last")
 
 _RECORD_VARS = ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver", "mem_rss_peak",
                 "mem_sys_available_min", "swap_used")
-_TRUTH_ATTRS = {"long_name": "cell lies inside a planted regime (simulation truth)", "units": "1"}
+_TRUTH_ATTRS = schema.bool_attrs("cell lies inside a planted regime (simulation truth)")
 _MAX_FAILURES = 200
 
 
@@ -56,7 +56,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     spec = SweepSpec.from_dict(journal.spec)
     rows = list(journal.rows())
     budgets = sorted(set(spec.budgets) | {r.key.budget for r in rows})
-    env = {k: v for k, v in journal.environment.items() if k != "host"}
+    env = dict(journal.environment)
     simulated = "sim" in spec.devices
     model_info = dict(journal.model_info())
     for r in rows:

@@ -58,9 +58,12 @@ __all__ = [
     "load",
     "upgrade",
     "normalize",
+    "bool_attrs",
 ]
 
 SCHEMA_VERSION = "2"
+#: The CF conventions version the files follow (global attr ``Conventions``).
+CONVENTIONS = "CF-1.11"
 #: Schema versions :func:`load` reads (older ones are upgraded on read by :func:`upgrade`).
 READABLE_VERSIONS: tuple[str, ...] = ("1", "2")
 #: What each version changed (rendered into docs/schema.md).
@@ -126,10 +129,13 @@ VARIABLES: dict[str, VarSpec] = {
     ),
     "swap_used": VarSpec("sweep", "float64", "bytes", "system swap in use at end of run", np.nan),
     "started_at": VarSpec("sweep", "datetime64[ns]", "-", "start of the run (UTC)", np.datetime64("NaT", "ns")),
-    "order": VarSpec("sweep", "int32", "1", "position in the execution sequence (-1: not run)", -1),
-    "worker": VarSpec("sweep", "int32", "1", "which process measured the run (-1: not run)", -1),
+    "order": VarSpec("sweep", "int32", "1", "position in the execution sequence (_FillValue -1: not run)", -1),
+    "worker": VarSpec("sweep", "int32", "1", "which process measured the run (_FillValue -1: not run)", -1),
     "status": VarSpec("sweep", "int8", "", "run status", STATUS["not_run"]),
 }
+
+#: Integer variables whose not-measured value is a sentinel, stored as CF ``_FillValue``.
+_FILLED: tuple[str, ...] = ("order", "worker")
 
 #: Variables that must be NaN wherever status != ok.
 TIMING_VARS: tuple[str, ...] = ("latency", "prefill_time", "decode_time", "step_time")
@@ -169,6 +175,9 @@ GLOBAL_ATTRS: dict[str, str] = {
     "sweep": "the full sweep spec as JSON",
     "command": "command line that produced the data",
     "simulated": "1 when the data are simulated (device sim, analysis.synthetic), else 0",
+    "Conventions": f"CF conventions followed ({CONVENTIONS!r})",
+    "history": "one line per change: ISO 8601 time and what was done (created by ..., upgraded ...)",
+    "host": "network name of the machine that measured the data (empty when unknown, e.g. upgraded v1 files)",
 }
 
 
@@ -206,8 +215,12 @@ def base_attrs(**overrides: Any) -> dict[str, Any]:
         "sweep": "{}",
         "command": " ".join(sys.argv),
         "simulated": 0,
+        "Conventions": CONVENTIONS,
+        "host": platform.node(),
     }
     attrs.update(overrides)
+    if "history" not in attrs:
+        attrs["history"] = f"{attrs['created']}: created by {attrs['command'] or 'decode-regimes'}"
     return attrs
 
 
@@ -295,8 +308,25 @@ def empty_dataset(
         ds[name].attrs["long_name"] = meaning
     for dim in (*SWEEP_DIMS, STEP_DIM):
         if dim in ds.coords:
-            ds[dim].attrs["long_name"] = _DIM_MEANINGS[dim]
+            ds[dim].attrs.update(_coord_attrs(dim))
     return ds
+
+
+def bool_attrs(long_name: str) -> dict[str, Any]:
+    """CF attrs of a boolean variable (stored as int8 0/1): long_name and flag_values/flag_meanings, no units."""
+    return {"long_name": long_name, "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "false true"}
+
+
+def _coord_attrs(dim: str) -> dict[str, Any]:
+    """CF attrs of a sweep dim's coordinate: long_name; units for counts; flag attrs for booleans."""
+    attrs: dict[str, Any] = {"long_name": _DIM_MEANINGS[dim]}
+    f = BY_NAME.get(dim)
+    if dim == STEP_DIM or (f is not None and f.units):
+        attrs["units"] = "1"
+    if f is not None and f.kind == "bool":
+        attrs["flag_values"] = np.array([0, 1], dtype=np.int8)
+        attrs["flag_meanings"] = "off on"
+    return attrs
 
 
 def _applicable_mask(coords: Mapping[str, Any]) -> np.ndarray:
@@ -533,7 +563,12 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
             if name == "step_time":
                 enc[name]["dtype"] = "float32"
         if name == "started_at":
-            enc[name] = {"units": "microseconds since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
+            enc[name] = {"units": "microseconds since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64",
+                         "_FillValue": np.iinfo(np.int64).min}
+        spec = VARIABLES.get(name)
+        if spec is not None and spec.dtype.startswith("int") and spec.fill is not None and name in _FILLED:
+            enc[name]["_FillValue"] = np.array(spec.fill, dtype=spec.dtype)
+            enc[name]["dtype"] = spec.dtype
     return enc
 
 
@@ -597,10 +632,13 @@ def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     if "status" in out.data_vars:
         out["status"].attrs.update(_var_attrs("status"))
         out["status"].attrs.pop("units", None)
+    for dim in SWEEP_DIMS:
+        out[dim].attrs.update(_coord_attrs(dim))
     said = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
     note = (f"schema v{version} -> v{SCHEMA_VERSION} on read: {said} assumed (v{version} files predate these "
             "factors; their runs used transformers' default attention and the dynamic KV cache)")
-    out.attrs = dict(ds.attrs, schema_version=SCHEMA_VERSION, upgraded=note)
+    out.attrs = dict(ds.attrs, schema_version=SCHEMA_VERSION, upgraded=note, Conventions=CONVENTIONS)
+    out.attrs.setdefault("host", "")
     out.attrs["history"] = (str(ds.attrs.get("history", "")) + "\n" if ds.attrs.get("history") else "") + \
         f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}: {note}"
     return out
@@ -629,6 +667,12 @@ def normalize(ds: xr.Dataset) -> xr.Dataset:
             fixed[name] = (ds[name].dims, ints.astype(np.int64), ds[name].attrs)
     if fixed:
         ds = ds.assign_coords(fixed)
+    for name in _FILLED:  # CF readers mask _FillValue to NaN; the schema keeps the integer sentinel
+        spec = VARIABLES[name]
+        if name in ds.data_vars and ds[name].dtype.kind == "f":
+            var = ds[name]
+            ds[name] = var.fillna(spec.fill).astype(spec.dtype)
+            ds[name].attrs, ds[name].encoding = var.attrs, var.encoding
     unsorted = [d for d in SWEEP_DIMS if d in ds.indexes and not ds.indexes[d].is_monotonic_increasing]
     return ds.sortby(unsorted) if unsorted else ds
 
