@@ -18,6 +18,7 @@ from analysis.memory import memory_effect
 from analysis.monotonicity import monotonicity
 from analysis.phases import phases
 from analysis.regimes import regimes
+from analysis.report import report
 from analysis.steps import step_regimes
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "boundaries",
     "compare_backends",
     "compare",
+    "report",
     "synthetic",
 ]

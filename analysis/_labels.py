@@ -68,6 +68,8 @@ def _value(d: str, v: Any) -> str:
         return "cache on" if bool(v) else "cache off"
     if d in ("model", "device", "dtype"):
         return clean_text(v)
+    if d == "series":  # several series stacked on one dim, named by their labels
+        return clean_text(v)
     if d == "prompt_len":
         return f"prompt {clean_text(v)}"
     if isinstance(v, bool):

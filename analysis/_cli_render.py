@@ -1,0 +1,96 @@
+"""Drawing results on a terminal: rich tables with a legend line, summaries, and generic JSON.
+
+Every string that came from a file (coordinate values, attrs, summaries) is
+printed with control characters removed and rich markup escaped, so a
+dataset cannot restyle or scramble the terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import sys
+from typing import Any, TextIO
+
+import numpy as np
+import xarray as xr
+from rich.console import Console
+from rich.markup import escape as _markup_escape
+from rich.table import Table as RichTable
+
+from analysis._labels import clean_text
+from analysis._table import Table
+
+__all__ = ["console", "escape", "json_ready", "print_json", "print_summary", "render"]
+
+_STYLE = {"slow": "bold red", "fast": "bold cyan", "hit": "bold"}
+
+
+def escape(text: Any) -> str:
+    """``text`` safe for rich: control characters removed, markup escaped."""
+    return _markup_escape(clean_text(text))
+
+
+def console(stream: TextIO | None = None) -> Console:
+    """A console on stdout: the terminal's width, or 200 columns when piped."""
+    stream = stream or sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+
+
+def render(table: Table, out: Console) -> None:
+    """Print ``table`` (or a line saying it is empty), its note and its legend line."""
+    if table.rows:
+        rt = RichTable(title=escape(table.title), title_justify="left", show_lines=False)
+        right = table.right or tuple(False for _ in table.columns)
+        for col, r in zip(table.columns, right):
+            rt.add_column(escape(col), justify="right" if r else "left", overflow="fold")
+        flags = table.flags or tuple("" for _ in table.rows)
+        for row, flag in zip(table.rows, flags):
+            rt.add_row(*(escape(c) for c in row), style=_STYLE.get(flag, ""))
+        out.print(rt)
+    else:
+        out.print(f"{escape(table.title)}: nothing to list")
+    if table.note:
+        out.print(f"[dim]({escape(table.note)})[/dim]")
+    out.print(f"[dim]legend: {escape(table.legend)}[/dim]", soft_wrap=False)
+
+
+def print_summary(text: Any, out: Console) -> None:
+    """Print a result's summary text verbatim (no markup, no control characters)."""
+    out.print(clean_text(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def json_ready(v: Any) -> Any:
+    """Plain JSON data from numpy/xarray values: NaN and infinities become None, times ISO strings."""
+    if isinstance(v, dict):
+        return {str(k): json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_ready(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return json_ready(v.tolist())
+    if isinstance(v, (np.generic,)):
+        v = v.item()
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (_dt.datetime, _dt.date, _dt.timedelta)):
+        return str(v)
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    return str(v)
+
+
+def print_json(result: xr.Dataset | dict[str, Any], stream: TextIO | None = None) -> None:
+    """Print a result as JSON: ``{"attrs", "summary", "coords", "data_vars"}`` (xarray's ``to_dict`` layout)."""
+    if isinstance(result, xr.Dataset):
+        d = result.to_dict(data="list")
+        payload = {"summary": str(result.attrs.get("summary", "")), "attrs": d["attrs"], "dims": d["dims"],
+                   "coords": d["coords"], "data_vars": d["data_vars"]}
+        payload["attrs"].pop("summary", None)
+    else:
+        payload = result
+    stream = stream or sys.stdout
+    json.dump(json_ready(payload), stream, indent=1, allow_nan=False)
+    stream.write("\n")

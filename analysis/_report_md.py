@@ -1,0 +1,49 @@
+"""The report's markdown summary: headline, each section's summary and tables, links to the PNG figures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analysis._report_parts import Section
+from analysis._table import Table
+
+__all__ = ["markdown"]
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _table(t: Table) -> str:
+    if not t.rows:
+        return f"*{_cell(t.title)}: nothing to list.*\n"
+    right = t.right or tuple(False for _ in t.columns)
+    lines = [f"**{_cell(t.title)}**", "", "| " + " | ".join(_cell(c) for c in t.columns) + " |",
+             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
+    if t.note:
+        lines += ["", f"({_cell(t.note)})"]
+    lines += ["", f"*Columns:* {_cell(t.legend)}", ""]
+    return "\n".join(lines)
+
+
+def markdown(*, title: str, simulated: bool, environment: Sequence[tuple[str, str]], sections: Sequence[Section],
+             generated: str, glance: Sequence[tuple[str, str]] = ()) -> str:
+    """The markdown summary of a report."""
+    out = [f"# {title}", "", generated, ""]
+    if simulated:
+        out += ["**SIMULATED DATA**: drawn from the package's latency model, not measured.", ""]
+    if glance:
+        out += ["## At a glance", ""] + [f"- **{_cell(t)}.** {_cell(line)}" for t, line in glance] + [""]
+    out += ["## Environment", ""] + [f"- {_cell(k)}: {_cell(v)}" for k, v in environment] + [""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        if s.unavailable:
+            out += [f"Not available for this dataset: {_cell(s.unavailable)}", ""]
+        if s.summary:
+            out += ["```", s.summary.replace("```", "'''"), "```", ""]
+        out += [f"{_cell(n)}" for n in s.notes] + ([""] if s.notes else [])
+        out += [_table(t) for t in s.tables]
+        out += [f"![{_cell(f.caption)}]({f.png_path})" for f in s.figures] + ([""] if s.figures else [])
+    out.append("See index.html for the full report with every figure and the glossary.")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,110 @@
+"""A table of strings, shared by the command line, the HTML report and the markdown summary.
+
+Builders (:mod:`analysis._tables`) turn an analysis result into a
+:class:`Table`; renderers draw it (rich on a terminal, HTML, markdown). Every
+table carries a *legend*: one line explaining its columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from analysis._labels import clean_text, fmt_num, iter_series, series_name, varying_dims
+
+__all__ = ["Table", "extra_columns", "flat", "labels", "select_rows"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of display strings.
+
+    Attributes
+    ----------
+    title
+        What the table shows.
+    columns
+        Column headers.
+    rows
+        One tuple of strings per row (as many as ``columns``).
+    legend
+        One line explaining the columns in plain words.
+    flags
+        Per row: ``""``, ``"slow"``, ``"fast"`` or ``"hit"`` (for highlighting).
+    note
+        What was left out (rows beyond the limit, uninteresting series).
+    right
+        Per column: right-aligned (numbers).
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    legend: str
+    flags: tuple[str, ...] = ()
+    note: str = ""
+    right: tuple[bool, ...] = field(default=())
+
+    def as_records(self) -> list[dict[str, str]]:
+        """The rows as ``{column: value}`` dicts."""
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+def flat(result: xr.Dataset, name: str, dims: Sequence[str]) -> np.ndarray:
+    """``result[name]`` as a numpy array ``(n_series, *rest)`` with ``dims`` first, in C order.
+
+    A dim of ``dims`` that the variable lacks is broadcast (its values repeat).
+    """
+    da = result[name]
+    missing = {d: result.sizes[d] for d in dims if d not in da.dims}
+    if missing:
+        da = da.expand_dims(missing)
+    rest = [d for d in da.dims if d not in dims]
+    arr = np.asarray(da.transpose(*dims, *rest).values)
+    n = int(np.prod([result.sizes[d] for d in dims], dtype=np.int64))
+    return arr.reshape((n,) + arr.shape[len(dims):])
+
+
+def labels(result: xr.Dataset, dims: Sequence[str]) -> list[str]:
+    """The human name of every series over ``dims`` (see :func:`analysis._labels.series_name`)."""
+    varying = varying_dims(result, dims)
+    return [series_name(values, varying) for _, values in iter_series(result, dims)]
+
+
+def extra_columns(result: xr.Dataset, dims: Sequence[str], known: Sequence[str]) -> list[tuple[str, str]]:
+    """``(name, long_name)`` of numeric or boolean variables over exactly ``dims`` that are not in ``known``.
+
+    New variables that an analysis adds (e.g. a minimum detectable effect per
+    series) are shown without any table having to know them.
+    """
+    out = []
+    for name, da in result.data_vars.items():
+        if str(name) in known or set(da.dims) != set(dims) or da.dtype.kind not in "biuf":
+            continue
+        out.append((str(name), clean_text(da.attrs.get("long_name", name))))
+    return out
+
+
+def select_rows(rows: list[tuple[str, ...]], flags: list[str], interesting: list[bool], *, only_interesting: bool,
+                max_rows: int | None, what: str) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...], str]:
+    """Interesting rows first (all rows unless ``only_interesting``), at most ``max_rows``; and a note on the rest."""
+    order = [i for i in range(len(rows)) if interesting[i]]
+    if not only_interesting:
+        order += [i for i in range(len(rows)) if not interesting[i]]
+    hidden_boring = len(rows) - len(order)
+    cut = order if max_rows is None else order[:max_rows]
+    notes = []
+    if hidden_boring:
+        notes.append(f"{hidden_boring} other {what} with nothing to report not listed")
+    if len(cut) < len(order):
+        notes.append(f"{len(order) - len(cut)} more rows not shown")
+    return tuple(rows[i] for i in cut), tuple(flags[i] for i in cut), "; ".join(notes)
+
+
+def num(x: Any, fmt: str = ".3g") -> str:
+    """Alias of :func:`analysis._labels.fmt_num` for the builders."""
+    return fmt_num(x, fmt)

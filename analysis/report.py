@@ -1,0 +1,230 @@
+"""One report of a dataset: :func:`report` writes an HTML page, the figures and a markdown summary.
+
+The page is self-contained (inline CSS, figures as inline SVG, no script and
+no network), so it can be mailed or archived as one file; the figures are also
+written as PNG and SVG files, and ``summary.md`` holds the text and tables.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from analysis import _report_text as text
+from analysis import _tables as tables
+from analysis import _tables_more as more
+from analysis._labels import clean_text, is_simulated
+from analysis._report_html import page
+from analysis._report_md import markdown
+from analysis._report_parts import Section
+from analysis._report_run import SHARED, Task, default_workers, run
+from analysis._report_tasks import STEP_RUNS, analysis_task, figure_task, regimes_parallel, regimes_task, steps_task
+from analysis.errors import InputError
+
+__all__ = ["ReportFiles", "report"]
+
+ProgressCallback = Callable[[str, int, int], None]
+_ROWS = 40  # most rows per table on the page
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`report` wrote: the page, the markdown summary and every figure file (PNG and SVG)."""
+
+    html: Path
+    markdown: Path
+    figures: tuple[Path, ...]
+
+
+def report(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    reg: xr.Dataset | None = None,
+    max_panels: int = 12,
+    progress: ProgressCallback | None = None,
+    sources: Sequence[str] = (),
+    title: str | None = None,
+    workers: int | None = None,
+    figures: bool = True,
+) -> ReportFiles:
+    """Analyse ``ds`` with every analysis that applies and write the report into the folder ``path``.
+
+    Parameters
+    ----------
+    ds
+        A schema-valid dataset (several files combined by :func:`analysis.open_dataset` are fine).
+    path
+        Output folder (created): ``index.html``, ``summary.md`` and ``figures/*.png|svg``.
+    reg
+        A :func:`analysis.regimes` result of ``ds.latency`` to reuse (computed when None).
+    max_panels
+        Most series per figure (those with the strongest regimes first).
+    progress
+        Called as ``progress(step, done, total)`` as the steps finish (None: silent).
+    sources
+        File names shown in the environment section.
+    title
+        Page title (default: from the dataset's ``title`` attr).
+    workers
+        Processes that run the analyses and draw the figures side by side
+        (forked, so the dataset is not copied; None: the CPUs available, at
+        most 4; 1: everything in this process).
+    figures
+        Draw the figures (False: tables and text only, much faster).
+
+    Returns
+    -------
+    ReportFiles
+        ``html``: the page; ``markdown``: the summary; ``figures``: the PNG and SVG files.
+
+    Raises
+    ------
+    InputError
+        When ``ds`` is not a Dataset with ``latency`` over ``budget``, or ``max_panels`` or ``workers`` < 1.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise InputError(f"report() needs an xarray.Dataset, got {type(ds).__name__!r}")
+    if "latency" not in ds.data_vars or "budget" not in ds["latency"].dims:
+        raise InputError(f"report() needs 'latency' over 'budget'; the dataset has {sorted(map(str, ds.data_vars))!r}")
+    if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 1:
+        raise InputError(f"report(): max_panels must be an integer >= 1, got {max_panels!r}")
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    n_workers = default_workers() if workers is None else int(workers)
+    if n_workers < 1:
+        raise InputError(f"report(): workers must be >= 1 or None, got {workers!r}")
+    if any(v.chunks for v in ds.variables.values()):
+        ds = ds.load()
+    tasks = _tasks(ds, out, max_panels, figures)[1:]  # the regimes first, here, spread over the workers when large
+    done = [0]
+
+    def on_done(name: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(name, done[0], len(tasks) + 1)
+
+    if progress is not None:
+        progress("starting", 0, len(tasks) + 1)
+    if reg is None:
+        reg = regimes_parallel(ds, n_workers)
+    on_done("regimes")
+    SHARED["ds"] = ds
+    try:
+        results = run(tasks, workers=n_workers, on_done=on_done, known={"regimes": reg})
+    finally:
+        SHARED.clear()
+    sections = _sections(reg, results)
+    for t in tasks:
+        if t.func is not figure_task:
+            continue
+        name = t.args[0]
+        res = results[t.name]
+        if isinstance(res, Exception):
+            sections[_FIGURE_SECTION[name]].notes.append(f"Figure {name} not drawn: {clean_text(res)}")
+        else:
+            sections[_FIGURE_SECTION[name]].figures.append(res)
+    simulated = is_simulated(ds.attrs)
+    title = title or clean_text(ds.attrs.get("title") or "decode-regimes report")
+    generated = f"Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by decode-regimes (analysis.report)."
+    env = text.environment_rows(ds, list(sources))
+    ordered = list(sections.values())
+    html_text = page(title=title, simulated=simulated, environment=env, protocol=text.protocol_rows(ds),
+                     sweep=clean_text(ds.attrs.get("sweep", "")), sections=ordered, glossary=text.GLOSSARY,
+                     generated=generated, glance=_glance(sections))
+    (out / "index.html").write_text(html_text, encoding="utf-8")
+    (out / "summary.md").write_text(markdown(title=title, simulated=simulated, environment=env, sections=ordered,
+                                             generated=generated, glance=_glance(sections)), encoding="utf-8")
+    files = tuple(out / p for s in ordered for f in s.figures for p in (f.png_path, f.svg_path))
+    return ReportFiles(out / "index.html", out / "summary.md", files)
+
+
+# ----------------------------------------------------------------------------- sections and figures
+_TITLES = {"regimes": "Regimes", "drift": "Execution order and drift", "phases": "Phases", "memory": "Memory",
+           "kv": "KV-cache speedup", "monotonicity": "Monotonicity", "steps": "Per-step modes",
+           "boundaries": "Boundaries: budget or total length", "backends": "Backend comparison"}
+_TABLE = {"phases": more.phases, "memory": more.memory, "kv": more.kv, "monotonicity": more.monotonicity,
+          "steps": more.steps, "boundaries": more.boundaries, "backends": more.backends}
+
+
+_FIGURES: tuple[tuple[str, str, str], ...] = (
+    ("latency", "regimes", "Latency against budget per series: trials (points), their median (line), the expected "
+     "scaling (dashed) and each anomalous regime shaded from its first to its last budget, with the 95% intervals "
+     "of its boundaries along the top."),
+    ("decode_per_token", "regimes", "Decode time per decoded token: flat with a working KV cache, rising without; "
+     "a regime shows as a step."),
+    ("drift", "drift", "Each run's latency over its expected value in execution order (left) and which budget ran "
+     "when (right). Runs inside regimes in red; orange when the regime is confounded with execution time."),
+    ("phases", "phases", "Decode (top) and prefill (bottom) time around each regime."),
+    ("memory", "memory", "Memory covariates as a change from the smallest budget, with the regimes."),
+    ("kv_speedup", "kv", "KV-cache speedup with its 95% CI band, the expected speedup (dashed) and the collapse "
+     "shaded."),
+    ("regime_map", "steps", "Regime map: median per-step time by budget (x) and decode step (y); the bar above a map "
+     "marks the latency regime."),
+)
+_FIGURE_SECTION = {name: key for name, key, _ in _FIGURES}
+_ANALYSES = ("kv", "phases", "memory", "monotonicity", "boundaries", "backends")
+
+
+def _tasks(ds: xr.Dataset, out: Path, max_panels: int, figures: bool) -> list[Task]:
+    """Every step, heaviest first after the regimes they depend on."""
+    tasks = [Task("regimes", regimes_task)]
+    tasks += [Task(key, analysis_task, (key,), ("regimes",)) for key in _ANALYSES]
+    if "step_time" in ds:
+        tasks.append(Task("steps", steps_task, (STEP_RUNS,), ("regimes",)))
+    for name, _, caption in _FIGURES if figures else ():
+        if name == "phases" and not ("prefill_time" in ds and "decode_time" in ds):
+            continue
+        if name == "regime_map" and "step_time" not in ds:
+            continue
+        deps = ("regimes", "kv") if name == "kv_speedup" else ("regimes",)
+        tasks.append(Task(f"figure {name}", figure_task, (name, caption, str(out), max_panels), deps))
+    return tasks
+
+
+def _sections(reg: xr.Dataset, results: dict[str, Any]) -> dict[str, Section]:
+    out = {k: Section(k, _TITLES[k], intro=text.SECTION_INTROS[k]) for k in _TITLES}
+    r = out["regimes"]
+    r.summary = clean_text(reg.attrs.get("summary", ""))
+    r.tables = [tables.regimes_segments(reg, max_rows=_ROWS), tables.regimes_series(reg, max_rows=_ROWS)]
+    r.notes.append(f"Time check: {clean_text(reg.attrs.get('time_check', ''))}.")
+    for key in _TABLE:
+        sec = out[key]
+        res = results.get(key)
+        if res is None:
+            sec.unavailable = "the dataset has no per-step times (timing 'ends')" if key == "steps" else "not run"
+            continue
+        if key == "steps" and isinstance(res, tuple):
+            res, note = res
+            if note:
+                sec.notes.append(note)
+        if isinstance(res, Exception):
+            sec.unavailable = clean_text(res)
+            continue
+        sec.summary = clean_text(res.attrs.get("summary", ""))
+        sec.tables = [_TABLE[key](res, max_rows=_ROWS)]
+    return out
+
+
+def _glance(sections: dict[str, Section]) -> list[tuple[str, str]]:
+    """Per section, its summary's headline and first detail line: the page's findings at a glance."""
+    out = []
+    for sec in sections.values():
+        lines = [ln.strip() for ln in sec.summary.splitlines() if ln.strip()]
+        if not lines:
+            continue
+        head = lines[0]
+        if head.lower().startswith(sec.title.lower() + ":"):
+            head = head[len(sec.title) + 1:].strip()
+        detail = next((ln for ln in lines[1:] if not ln.endswith(":")), "")
+        if sec.key == "regimes" and len(lines) > 1:  # the headline is the call; the findings follow
+            head, detail = lines[1].rstrip(":"), (lines[2] if len(lines) > 2 else "")
+        text = f"{head} {detail}" if head.endswith(":") else (f"{head}; {detail}" if detail else head)
+        out.append((sec.title, text if len(text) <= 300 else text[:297] + "..."))
+    return out
