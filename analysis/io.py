@@ -85,24 +85,14 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
     files = expand_paths(paths)
     if len(files) == 1:
         return schema.load(files[0], chunks=chunks)
-    for f in files:  # version and structure of each file, before combining
-        with schema.load(f, chunks={}) as _:
-            pass
+    # each file lazily through schema.load: checked, upgraded to the current schema, coordinates normalised
+    parts = [schema.load(f, chunks=chunks if chunks is not None else {}) for f in files]
     try:
-        ds = xr.open_mfdataset(
-            [os.fspath(f) for f in files],
-            engine="netcdf4",
-            combine="by_coords",
-            data_vars="all",
-            coords="different",
-            compat="no_conflicts",
-            join="outer",
-            combine_attrs=_combine_attrs,
-            chunks=chunks if chunks is not None else {},
-        )
+        ds = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs=_combine_attrs)
     except ValueError as exc:
         raise SchemaError(f"cannot combine {[str(f) for f in files]!r} along their coordinates: {exc}") from None
-    ds = _restore_fills(ds)
+    # one consistent chunking for every variable (files' blocks differ after the outer join): a model per chunk
+    ds = schema.normalize(_restore_fills(ds)).chunk(chunks if isinstance(chunks, dict) and chunks else {"model": 1})
     return schema.validate(ds, check_values=False)
 
 
