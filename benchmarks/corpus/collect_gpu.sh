@@ -3,10 +3,13 @@
 # (slots share GPUs round-robin when there are fewer GPUs than slots). Every
 # sweep ends by DEADLINE seconds from the start (SIGTERM: the collector stops
 # between runs and writes what it has). Output: runs/corpus-gpu/*.nc (+ journals,
-# logs). Usage: bash benchmarks/corpus/collect_gpu.sh [DEADLINE_S] [OUTDIR]
+# logs). Usage: bash benchmarks/corpus/collect_gpu.sh [DEADLINE_S] [OUTDIR] [ROUND]
+# ROUND 1 (default): the first corpus; ROUND 2: more corpus on slots 1-3 and, on slot 0, the attention x
+# cache-implementation sweep of docs/performance.md (gpt2-medium, per-step timing, budgets to 1016).
 set -u
 DEADLINE=${1:-520}
 OUTDIR=${2:-runs/corpus-gpu}
+ROUND=${3:-1}
 PY=${PYTHON:-python3}
 mkdir -p "$OUTDIR"
 START=$SECONDS
@@ -37,6 +40,24 @@ slot3() {
   sweep cuda-generate-ends-t2-large --engine generate --timing ends --trials 2 --cache both --models $LARGE --prompt-lens 32 --budgets 16:256:16 --seed 16
   sweep cuda-loop-events-t5-distilgpt2 --engine loop --timing events --trials 5 --cache both --models distilgpt2 --prompt-lens 64 --budgets 8:512:24 --seed 17
 }
+
+if [ "$ROUND" = 2 ]; then
+slot0() {
+  sweep cuda-cache-impl-attn-gpt2-medium --models gpt2-medium --cache on --cache-impl dynamic static --attn sdpa eager --prompt-lens 8 --budgets 256 512 1016 --trials 3 --timing step --engine loop --seed 11 --timeout 300
+}
+slot1() {
+  sweep cuda-loop-events-t5-distilgpt2 --engine loop --timing events --trials 5 --cache both --models distilgpt2 --prompt-lens 64 --budgets 16:256:16 --seed 17
+  sweep cuda-generate-ends-t3-p8 --engine generate --timing ends --trials 3 --cache both --models gpt2 opt-125m --prompt-lens 8 --budgets 8:248:16 --seed 22
+}
+slot2() {
+  sweep cuda-loop-ends-t3-medium --engine loop --timing ends --trials 3 --cache both --models gpt2-medium opt-350m --prompt-lens 32 --budgets 16:256:32 --seed 18
+  sweep cuda-generate-step-t5-small --engine generate --timing step --trials 5 --cache on --models distilgpt2 opt-125m --prompt-lens 32 --budgets 16:256:32 --seed 19
+}
+slot3() {
+  sweep cuda-loop-step-t3-small2 --engine loop --timing step --trials 3 --cache both --models $SMALL --prompt-lens 16 --budgets 16:256:32 --seed 20
+  sweep cuda-generate-ends-t2-sequential --engine generate --timing ends --trials 2 --cache both --models gpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --order sequential --seed 21
+}
+fi
 
 NGPU=$(nvidia-smi -L 2>/dev/null | wc -l); [ "$NGPU" -ge 1 ] || NGPU=1
 for g in $(seq 0 $((NGPU - 1))); do
