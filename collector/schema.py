@@ -46,6 +46,8 @@ __all__ = [
     "VARIABLES",
     "MODEL_COORDS",
     "GLOBAL_ATTRS",
+    "OPTIONAL_ATTRS",
+    "EXTRA_VARIABLES",
     "TIMING_VARS",
     "PHASE_VARS",
     "VarSpec",
@@ -178,6 +180,50 @@ GLOBAL_ATTRS: dict[str, str] = {
     "Conventions": f"CF conventions followed ({CONVENTIONS!r})",
     "history": "one line per change: ISO 8601 time and what was done (created by ..., upgraded ...)",
     "host": "network name of the machine that measured the data (empty when unknown, e.g. upgraded v1 files)",
+}
+
+#: Global attributes some files carry besides :data:`GLOBAL_ATTRS`: name -> (who writes it, what it holds).
+OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
+    "memory": ("collector sweeps", "memory readings: off | endpoints | sampled"),
+    "timeout": ("collector sweeps", "per-run time limit in seconds, or 'none'"),
+    "refine": ("collector sweeps", "refinement resolution in tokens (0: no refinement)"),
+    "failures": ("collector sweeps, import-study", "JSON list of the failed runs (at most 200): {'run': {dim: value}, "
+                 "'status', 'error'}"),
+    "sim_model": ("device sim, analysis.synthetic", "the simulated latency model as JSON (regimes planted, costs, noise)"),
+    "merged_from": ("collector merge", "JSON list, one object per input: 'source' (file), title, created, platform, "
+                    "processor, gpu_name, isolation, run_order"),
+    "upgraded": ("files of an older schema, on read", "what the upgrade assumed (e.g. attn='default', "
+                 "cache_impl='dynamic' for version 1)"),
+    "source": ("import-study, published tables", "how the values were produced (CF 'source'), e.g. the files imported"),
+    "references": ("published tables", "citation of the publication the values come from (CF 'references')"),
+    "values": ("import-study, published tables", "what a value is when it is not one run: a mean over runs"),
+    "runs_per_value": ("published tables", "measured runs behind each published mean"),
+    "phase_split": ("import-study, published tables", "where prefill_time / decode_time are missing in ok runs and "
+                    "why; its presence lets them be NaN there"),
+    "protocol": ("import-study", "the study harness's protocol (HTTP round trip, a fresh server per configuration)"),
+    "latency_measure": ("import-study", "which harness columns latency comes from (latency_source)"),
+    "prompt_lens": ("import-study", "JSON: prompt name -> length in tokens"),
+    "stated_spread": ("published tables", "spread the publication states in words (no per-cell value)"),
+    "experiments": ("published tables", "what each value of the extra dim 'experiment' is"),
+    "overlaps": ("published tables", "JSON list of cells measured by several experiments, with every value"),
+    "memory_source": ("published tables", "where mem_device_peak comes from"),
+    "unpublished": ("published tables", "variables the publication does not give (left at their fill values)"),
+    "hosts": ("published tables", "which machine measured which cells"),
+}
+
+#: Data variables some files carry besides :data:`VARIABLES` (a trailing ``*`` is a name prefix):
+#: name -> (who writes it, what it holds).
+EXTRA_VARIABLES: dict[str, tuple[str, str]] = {
+    "truth_anomalous": ("device sim, analysis.synthetic", "bool: the cell lies inside a planted regime"),
+    "truth_run_state": ("analysis.synthetic", "bool: the run was drawn in the slow run state"),
+    "source": ("collector merge", "int8: index of the input (attr merged_from) that measured the run, -1 none"),
+    "n_runs": ("import-study", "int32: timed runs summarised in the cell (-1 unknown)"),
+    "success_rate": ("import-study", "percent of timed requests that succeeded"),
+    "latency_source": ("import-study", "int8 flags: latency is -1 none, 0 server prefill + decode, 1 the client's "
+                       "round trip"),
+    "request_latency": ("import-study", "s, dims stat + sweep: client round-trip mean, p50, p95, std, min, max"),
+    "harness_*": ("import-study", "every other numeric column of the harness, as written"),
+    "study_label": ("published tables", "int8 flags: the publication's own label, -1 none, 0 normal, 1 anomalous"),
 }
 
 

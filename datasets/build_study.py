@@ -259,8 +259,8 @@ def _attrs(overlaps: list[dict[str, Any]]) -> dict[str, Any]:
                        "the 128-token baseline, the anomaly summary and the CUDA comparison (its cuda cells are the "
                        "study's T4 baseline of the same configurations)",
         "overlaps": json.dumps(overlaps, sort_keys=True),
-        "memory": "mem_device_peak (kv_ablation, cache on): the study's separate memory-instrumented run of that "
-                  "grid, peak MPS-allocated MB x 2**20",
+        "memory_source": "mem_device_peak (kv_ablation, cache on): the study's separate memory-instrumented run "
+                         "of that grid, peak MPS-allocated MB x 2**20",
         "phase_split": "prefill_time / decode_time only where the study states them (instability_probe, budgets "
                        "496 and 512); NaN elsewhere",
         "unpublished": "order, worker and started_at (-1 / NaT): not published; the study ran configurations one "
