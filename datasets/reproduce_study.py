@@ -91,8 +91,9 @@ def _read_phases(ns: dict[str, Any]) -> str:
     share = float(ns["share"])
     ph_share = ns["ph_share"]
     finite = np.isfinite(np.asarray(ph_share, dtype=float)).any()
+    pre = ns["cells"]["prefill_time"].values
     text = (f"From the two stated phase splits alone (496 vs 512 tokens), {share:.1%} of the latency increase is "
-            "decode time; the prefill rises by 0.03 s.")
+            f"decode time; the prefill rises by {pre[1] - pre[0]:.2f} s.")
     if not finite:
         text += (" `phases()` itself cannot test it: it fits prefill and decode along the budget axis outside the "
                  "regime, and the paper states the phase split at two budgets only (one on each side of the onset), "
@@ -134,7 +135,8 @@ def _read_mono(ns: dict[str, Any]) -> str:
     text = (f"Cache off, the published means are not monotone: {c[512]:.1f} s at 512 tokens, {c[640]:.1f} s at 640. ")
     if mono:
         text += ("`monotonicity()` does not call this an inversion: with one trial the noise of a value is estimated "
-                 "from the budget-to-budget scatter around the isotonic fit, and one 1.16x step is within it. The "
+                 f"from the budget-to-budget scatter around the isotonic fit (noise_sd {float(off['noise_sd']):.2f} "
+                 f"in log units), and one {c[512] / c[640]:.2f}x step is within it. The "
                  "residual non-monotonicity is visible in the numbers but not significant at this noise.")
     else:
         text += f"`monotonicity()` finds {int(off['n_inversions'])} significant inversion(s)."
@@ -144,9 +146,13 @@ def _read_mono(ns: dict[str, Any]) -> str:
 def _read_boundaries(ns: dict[str, Any]) -> str:
     onset, rec = str(ns["bnd_onset"]), str(ns["bnd_rec"])
     flagged = ns["pa_flagged"]
-    text = ("In the prompt ablation the slow budgets are 624 only with the 3-token prompt (total 627) and 512..624 "
-            "with the 65-token prompt (totals 577..689), so the onset moves with the prompt while the recovery "
-            "(640) does not: the study's reading, onset on total length and recovery on budget, fits the numbers. ")
+    table = ns["t"].to_pandas()
+    slow = {int(p): [int(b) for b, v in row.items() if v > 3 * row.min()] for p, row in table.iterrows()}
+    parts = [f"{p}-token prompt at budgets {', '.join(map(str, bs))} (totals {', '.join(str(p + b) for b in bs)})"
+             for p, bs in slow.items()]
+    text = ("In the prompt ablation the cells more than 3x the fastest of their prompt are: " + "; ".join(parts)
+            + ". The first slow budget moves with the prompt while the last one does not, which is the study's "
+              "reading (onset on total length, recovery on budget) in four budgets per prompt. ")
     if onset == "unknown" or rec == "unknown":
         text += (f"`boundaries()` reports onset {onset!r} and recovery {rec!r}: it needs a regime found by "
                  f"`regimes()` in each prompt's series, and with 4 budgets per series and one trial "
