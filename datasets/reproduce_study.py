@@ -135,8 +135,8 @@ def _read_mono(ns: dict[str, Any]) -> str:
     text = (f"Cache off, the published means are not monotone: {c[512]:.1f} s at 512 tokens, {c[640]:.1f} s at 640. ")
     if mono:
         text += ("`monotonicity()` does not call this an inversion: with one trial the noise of a value is estimated "
-                 f"from the budget-to-budget scatter around the isotonic fit (noise_sd {float(off['noise_sd']):.2f} "
-                 f"in log units), and one {c[512] / c[640]:.2f}x step is within it. The "
+                 "from the second differences of the log means along the budget axis (noise_sd "
+                 f"{float(off['noise_sd']):.2f} in log units), and one {c[512] / c[640]:.2f}x step is within it. The "
                  "residual non-monotonicity is visible in the numbers but not significant at this noise.")
     else:
         text += f"`monotonicity()` finds {int(off['n_inversions'])} significant inversion(s)."
