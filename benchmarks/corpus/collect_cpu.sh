@@ -16,10 +16,11 @@ sweep() {  # name, then collector run flags
   echo "exit $?" >>"$OUTDIR/$name.log"
 }
 
-# Sized for a shared 2-core machine (each sweep a few minutes even when other jobs run).
-sweep cpu-loop-ends-t3-on     --engine loop     --timing ends --trials 3 --cache on  --models $M --prompt-lens 16 --budgets 16:256:16 --seed 21
-sweep cpu-generate-ends-t2-on --engine generate --timing ends --trials 2 --cache on  --models $M --prompt-lens 16 --budgets 16:256:32 --seed 22
-sweep cpu-loop-ends-t3-off    --engine loop     --timing ends --trials 3 --cache off --models $M --prompt-lens 16 --budgets 4:48:4 --seed 23
-sweep cpu-loop-step-t5-on     --engine loop     --timing step --trials 5 --cache on  --models distilgpt2 opt-125m --prompt-lens 16 --budgets 4:64:4 --seed 24
-sweep cpu-generate-ends-t2-off --engine generate --timing ends --trials 2 --cache off --models $M --prompt-lens 32 --budgets 8:64:8 --seed 25
-sweep cpu-loop-ends-t3-sequential --engine loop --timing ends --trials 3 --cache both --models distilgpt2 --prompt-lens 16 --budgets 8:96:8 --order sequential --seed 26
+# Sized for a shared 2-core machine with other jobs running (each sweep a few minutes). The first was
+# stopped after 68 of its 144 runs (SIGTERM: the collector wrote what it had, random order, so the missing
+# runs are spread over the cells).
+sweep cpu-loop-ends-t3-on      --engine loop     --timing ends --trials 3 --cache on   --models $M --prompt-lens 16 --budgets 16:256:16 --seed 21
+sweep cpu-generate-ends-t2-off --engine generate --timing ends --trials 2 --cache off  --models $M --prompt-lens 16 --budgets 4:32:4 --seed 25
+sweep cpu-loop-step-t5-both    --engine loop     --timing step --trials 5 --cache both --models distilgpt2 --prompt-lens 16 --budgets 4:32:4 --seed 24
+sweep cpu-loop-ends-t3-sequential --engine loop --timing ends --trials 3 --cache both --models distilgpt2 --prompt-lens 16 --budgets 4:40:4 --order sequential --seed 26
+sweep cpu-generate-ends-t2-on  --engine generate --timing ends --trials 2 --cache on   --models $M --prompt-lens 16 --budgets 16:128:16 --seed 22
