@@ -30,6 +30,8 @@ KERNEL_BANDWIDTH = 3.0
 #: Multiplies the kernel method's penalty (calibrated on null data, docs/performance.md).
 KERNEL_PENALTY_FACTOR = 1.5
 _DYNP_MAX_BKPS = 12
+#: Neighbouring departures are joined when their log levels differ by at most this share of the larger.
+MERGE_SHARE = 0.5
 #: The normal regime must cover at least this share of the budgets (and at least 2) under ``lowest`` / ``highest``.
 MIN_NORMAL_SHARE = 0.25
 
@@ -104,20 +106,22 @@ def merge_departures(x: np.ndarray, ends: list[int], is_normal: np.ndarray) -> t
 
     A regime is a contiguous run of slow (or fast) budgets; the detector may cut it where its level
     wanders (noise, or a factor that changes inside it), and the pieces, each narrower, would then be
-    tested one by one with less power. Returns the new ends and normal flags.
+    tested one by one with less power. Neighbours are joined when their levels (log ratios) have the
+    same sign and differ by at most :data:`MERGE_SHARE` of the larger one (a 21x regime is not joined
+    to a 1.2x wobble beside it). Returns the new ends and normal flags.
     """
     lev = levels(x, ends)
     out_ends: list[int] = []
     out_norm: list[bool] = []
-    sign_prev = 0.0
+    prev = 0.0
     for e, nrm, lv in zip(ends, is_normal, lev):
-        sg = float(np.sign(lv))
-        if out_ends and not nrm and not out_norm[-1] and sg == sign_prev and sg != 0:
+        similar = abs(lv - prev) <= MERGE_SHARE * max(abs(lv), abs(prev))
+        if out_ends and not nrm and not out_norm[-1] and np.sign(lv) == np.sign(prev) != 0 and similar:
             out_ends[-1] = int(e)
             continue
         out_ends.append(int(e))
         out_norm.append(bool(nrm))
-        sign_prev = sg
+        prev = float(lv)
     return out_ends, np.array(out_norm, dtype=bool)
 
 

@@ -1,0 +1,162 @@
+"""analysis.regimes on real measurements: null sweeps stay null, regimes planted into real noise are found,
+and every result says what could have been seen.
+
+The files in tests/data/real/ were measured with the collector (benchmarks/corpus/collect_*.sh); none has a
+regime. datasets/cuda-*.nc are the published measured sweeps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import analysis
+from analysis.errors import InputError
+from analysis.planting import plant
+from analysis.regimes import regimes, summary
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = sorted((ROOT / "tests" / "data" / "real").glob("*.nc")) + sorted((ROOT / "datasets").glob("cuda-*.nc"))
+
+
+def test_corpus_is_there_and_measured():
+    assert len(REAL) >= 8
+    n_series = 0
+    for path in REAL:
+        with xr.open_dataset(path) as ds:
+            assert int(ds.attrs["simulated"]) == 0
+            n_series += int(np.prod([ds.sizes[d] for d in ds["latency"].dims if d not in ("budget", "trial")]))
+    assert n_series >= 40
+
+
+@pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
+def test_real_null_file_has_no_regime(path):
+    r = regimes(analysis.open_dataset(path))
+    assert not bool(r["anomalous"].any()), summary(r)
+    # every series says what it could have seen, and the summary says it too
+    mde = r["mde"].values
+    assert np.all(np.isfinite(mde)) and np.all(mde > 1.0)
+    assert np.all(r["mde_4"].values <= mde + 1e-9)
+    assert "Smallest detectable slowdown here" in summary(r)
+
+
+def _real_series(name: str, model: str, cache: bool) -> xr.Dataset:
+    ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / name).load()
+    c = int(np.flatnonzero(ds["cache"].values == cache)[0])  # a list of bools would be a mask
+    return ds.sel(model=[model]).isel(cache=[c])
+
+
+def test_smooth_cpu_cache_off_curve_is_not_split():
+    """The issue's CPU sweep: totals a + b n + c n^2 with a large fixed part and one dip. Before the scan it
+    was reported 'slow x2.29 at budgets 16-64' (a quadratic anchored on 80-128 undershot the low budgets)."""
+    totals = np.array([1.44, 3.95, 6.74, 10.74, 10.46, 15.76, 19.42, 23.13])
+    budgets = np.arange(16, 129, 16)
+    noise = np.random.default_rng(0).lognormal(0.0, 0.03, size=(budgets.size, 3))
+    da = xr.DataArray((totals[:, None] * noise)[None], dims=("cache", "budget", "trial"),
+                      coords={"cache": [False], "budget": budgets, "trial": [0, 1, 2]}, attrs={"units": "s"})
+    r = regimes(da.to_dataset(name="latency"))
+    assert not bool(r["anomalous"].any()), summary(r)
+    # the reported baseline follows the curve at the small budgets instead of undershooting them
+    assert float(r["ratio"].isel(cache=0, budget=0)) == pytest.approx(1.0, abs=0.15)
+
+
+def test_generate_fixed_cost_is_not_a_slow_small_budget():
+    """HF generate has a fixed per-call cost: at budget 16 it is a large share of the total. A free
+    intercept leaves room for it (it was 'slow x2.42 at budget 16')."""
+    budgets = np.arange(16, 257, 16)
+    per_call, per_token = 0.060, 0.0036
+    rng = np.random.default_rng(1)
+    lat = (per_call + per_token * budgets)[:, None] * rng.lognormal(0.0, 0.05, size=(budgets.size, 2))
+    da = xr.DataArray(lat[None], dims=("cache", "budget", "trial"),
+                      coords={"cache": [True], "budget": budgets, "trial": [0, 1]}, attrs={"units": "s"})
+    r = regimes(da.to_dataset(name="latency"))
+    assert not bool(r["anomalous"].any()), summary(r)
+
+
+def test_two_slow_runs_in_one_cell_of_a_two_trial_series_are_noise():
+    """With 2 trials and slow run-level states, some cell has both runs slow by chance; it is not a regime,
+    and the reported detectable effect says so."""
+    ds = _real_series("cuda-generate-ends-t2-small.nc", "distilgpt2", True)
+    b = int(ds["budget"].values[len(ds["budget"]) // 2])
+    slowed = plant(ds, b, b, 1.49)
+    r = regimes(slowed)
+    assert not bool(r["anomalous"].any()), summary(r)
+    assert float(r["mde"].squeeze()) > 1.49
+
+
+def test_effect_interval_is_never_degenerate_with_two_trials():
+    ds = _real_series("cuda-generate-ends-t2-small.nc", "gpt2", True)
+    b = ds["budget"].values
+    r = regimes(plant(ds, int(b[6]), int(b[9]), 5.0))
+    seg = r.squeeze()
+    j = int(np.flatnonzero(seg["segment_anomalous"].values)[0])
+    lo, eff, hi = (float(seg[v].values[j]) for v in ("effect_lo", "effect", "effect_hi"))
+    assert lo < eff < hi and hi / lo > 1.05
+
+
+@pytest.mark.parametrize("name, factor, width", [
+    ("cuda-generate-step-t3-small.nc", 5.0, 4),
+    ("cuda-generate-step-t3-small.nc", 2.0, 4),
+    ("cuda-loop-step-t3-small.nc", 21.0, 2),
+])
+def test_regime_planted_into_real_noise_is_found(name, factor, width):
+    ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / name).load()
+    b = ds["budget"].values
+    i0 = b.size // 2 - width // 2
+    planted = plant(ds, int(b[i0]), int(b[i0 + width - 1]), factor)
+    r = regimes(planted)
+    truth = planted["truth_anomalous"].any("trial").transpose(*r["anomalous"].dims).values
+    found = r["anomalous"].values
+    has = truth.reshape(-1, b.size).any(axis=1)
+    hits = found.reshape(-1, b.size)[has]
+    # every series whose planted cells have data finds the regime, within one budget of each boundary
+    for t, f in zip(truth.reshape(-1, b.size)[has], hits):
+        assert f.any()
+        assert abs(int(np.flatnonzero(f)[0]) - int(np.flatnonzero(t)[0])) <= 1
+        assert abs(int(np.flatnonzero(f)[-1]) - int(np.flatnonzero(t)[-1])) <= 1
+    assert set(r["kind"].values[r["segment_anomalous"].values]) == {"slow"}
+
+
+def test_plant_from_a_later_step_scales_only_those_steps():
+    ds = _real_series("cuda-generate-step-t3-small.nc", "gpt2", True)
+    b = int(ds["budget"].values[10])
+    out = plant(ds, b, b, 3.0, from_step=0.5)
+    cell = {"budget": b}
+    st0, st1 = ds["step_time"].sel(cell), out["step_time"].sel(cell)
+    half = b // 2
+    np.testing.assert_allclose(st1.isel(step=slice(0, half)), st0.isel(step=slice(0, half)))
+    np.testing.assert_allclose(st1.isel(step=slice(half, b)), 3.0 * st0.isel(step=slice(half, b)), rtol=1e-6)
+    extra = (st1 - st0).sum("step")
+    np.testing.assert_allclose(out["latency"].sel(cell), ds["latency"].sel(cell) + extra, rtol=1e-6)
+    assert int(out["truth_anomalous"].sum()) == int(ds["latency"].sel(cell).notnull().sum())
+
+
+def test_plant_refuses_bad_input():
+    ds = _real_series("cuda-generate-ends-t2-small.nc", "gpt2", True)
+    with pytest.raises(InputError, match="factor must be a positive number, got -1"):
+        plant(ds, 16, 32, -1)
+    with pytest.raises(InputError, match="start <= end, got 64, 32"):
+        plant(ds, 64, 32, 2.0)
+    with pytest.raises(InputError, match="onset must be one of"):
+        plant(ds, 16, 32, 2.0, onset="length")
+    with pytest.raises(InputError, match="needs variable 'decode_time'"):
+        plant(ds.drop_vars("decode_time"), 16, 32, 2.0)
+
+
+def test_noisy_series_warn_with_cause_and_fix():
+    ds = _real_series("cuda-generate-ends-t2-small.nc", "distilgpt2", True)
+    r = regimes(ds)
+    assert bool(r["noisy"].all())
+    text = summary(r)
+    assert "WARNING: high noise" in text and "--trials 5" in text and "could not have been seen" in text
+
+
+def test_n_perm_is_validated():
+    ds = _real_series("cuda-generate-ends-t2-small.nc", "gpt2", True)
+    with pytest.raises(InputError, match="n_perm must be an integer in \\[20, 100000\\], got 5"):
+        regimes(ds, n_perm=5)
+    with pytest.raises(InputError, match="n_perm must be an integer in \\[20, 100000\\], got 1000000000"):
+        regimes(ds, n_perm=10**9)
