@@ -12,14 +12,16 @@ at the smallest and largest budget, ms per token between them, failures.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from collector import schema
 from collector.factors import BY_NAME, SERIES_DIMS
@@ -47,16 +49,25 @@ class LiveProgress:
         self._bar: Progress | None = None
         self._task: Any = None
         self.failed = 0
+        self._plain, self._t0, self._done0, self._next_line = False, time.monotonic(), None, 0.0
+
+    #: Without a terminal (CI logs, nohup), one line each time this share of the runs is done.
+    LINE_EVERY = 0.05
 
     def __enter__(self) -> "LiveProgress":
-        if not self.quiet:
+        self._plain = not self.quiet and not self.console.is_terminal
+        if not self.quiet and not self._plain:
+            # at 80 columns the label and the current cell give way (ellipsis); count and eta stay whole
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                console=self.console, transient=False,
+                TextColumn("[bold]{task.description}", table_column=Column(max_width=14, no_wrap=True,
+                                                                            overflow="ellipsis")),
+                BarColumn(bar_width=12), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+                TextColumn("eta"), TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+                console=self.console, transient=False, expand=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self.label, total=None, info="starting")
+            self._task = self._bar.add_task(escape(self.label), total=None, info="starting")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,13 +78,15 @@ class LiveProgress:
     def __call__(self, event: SweepEvent) -> None:
         if event.record is not None and not event.record.ok:
             self.failed += 1
+        if self._plain:
+            self._line(event)
         if self._bar is None:
             return
         info = ""
         if event.key is not None and event.record is not None:
             k, rec = event.key, event.record
             what = _fmt_s(rec.latency) if rec.ok else rec.status.upper()
-            info = " ".join(_label(d, getattr(k, d)) for d in (*SERIES_DIMS, "budget", "trial")) + f": {what}"
+            info = escape(" ".join(_label(d, getattr(k, d)) for d in (*SERIES_DIMS, "budget", "trial")) + f": {what}")
         elif event.kind == "start":
             info = f"{event.done} already in the journal" if event.done else "starting"
         elif event.message:
@@ -81,6 +94,29 @@ class LiveProgress:
         if self.failed:
             info += f"  [red]{self.failed} failed[/red]"
         self._bar.update(self._task, completed=event.done, total=event.total, info=info)
+
+    def _line(self, event: SweepEvent) -> None:
+        """Without a terminal: a plain progress line at the start, every few percent, and at the end."""
+        total, done = event.total, event.done
+        if not total:
+            return
+        if self._done0 is None:  # runs already in the journal do not count towards the rate
+            self._done0, self._t0 = done, time.monotonic()
+        share = done / total
+        if share < self._next_line and done < total:
+            return
+        self._next_line = (math.floor(share / self.LINE_EVERY) + 1) * self.LINE_EVERY
+        elapsed = time.monotonic() - self._t0
+        rate = (done - self._done0) / elapsed if elapsed > 0 else 0.0
+        eta = _fmt_clock((total - done) / rate) if rate > 0 else "-"
+        failed = f", {self.failed} failed" if self.failed else ""
+        self.console.print(f"{escape(self.label)}: {done}/{total} runs ({100 * share:.0f}%), "
+                           f"{_fmt_clock(elapsed)} elapsed, eta {eta}{failed}", highlight=False, soft_wrap=True)
+
+
+def _fmt_clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def _label(dim: str, value: Any) -> str:
