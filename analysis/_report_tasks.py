@@ -16,8 +16,8 @@ from analysis._report_run import SHARED
 __all__ = ["PARALLEL_RUNS", "STEP_RUNS", "analysis_task", "figure_task", "regimes_parallel", "regimes_task",
            "steps_subset", "steps_task"]
 
-#: Above this many runs with per-step times, the per-step analysis covers the series with a regime only.
-STEP_RUNS = 20_000
+#: Above this many runs with per-step times, the per-step analysis covers the series with the strongest regimes only.
+STEP_RUNS = 5_000
 #: From this many runs, :func:`regimes_parallel` spreads the series over worker processes.
 PARALLEL_RUNS = 20_000
 
@@ -93,19 +93,25 @@ def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int) -> tuple[xr.Dat
     if n_runs <= max_runs:
         return ds[keep], ""
     dims = series_dims(st)
-    hit = reg["anomalous"].any("budget")
     every = list(iter_series(st, dims))
     varying = varying_dims(st, dims)
-    flags = [bool(hit.sel({d: v for d, v in values.items() if d in hit.indexes}).values.any()) for _, values in every]
+    strength = []
+    for index, values in every:  # the strongest regime of each series (0: none)
+        one = reg.sel({d: v for d, v in values.items() if d in reg.indexes})
+        anom = np.asarray(one["segment_anomalous"].values, dtype=bool)
+        eff = np.abs(np.log(np.asarray(one["effect"].values, dtype=float)))
+        strength.append(float(np.nanmax(np.where(anom, eff, 0.0), initial=0.0)))
     per_series = max(n_runs // max(len(every), 1), 1)
-    chosen = [i for i, f in enumerate(flags) if f][: max(max_runs // per_series, 1)]
+    room = max(max_runs // per_series, 1)
+    chosen = sorted((i for i in range(len(every)) if strength[i] > 0), key=lambda i: -strength[i])[:room]
     if not chosen:
-        chosen = list(range(min(len(every), max(max_runs // per_series, 1))))
+        chosen = list(range(min(len(every), room)))
+    chosen.sort()
     stacked = ds[keep].stack(series=dims).isel(series=chosen)
     names = [series_name(every[i][1], varying) for i in chosen]
     sub = stacked.drop_vars([c for c in stacked.coords if "series" in stacked[c].dims]).assign_coords(series=names)
-    note = (f"Per-step modes analysed for the {len(chosen)} series with a latency regime (of {len(every)}; "
-            f"{n_runs:,} runs are more than {max_runs:,}); run `python -m analysis steps` for all of them.")
+    note = (f"Per-step modes analysed for {len(chosen)} of {len(every)} series, those with the strongest latency "
+            f"regimes ({n_runs:,} runs are more than {max_runs:,}); `python -m analysis steps` analyses all of them.")
     return sub.transpose("series", ...), note
 
 

@@ -8,6 +8,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import analysis
@@ -142,3 +143,32 @@ def test_in_headless_chromium(built):
     assert shot.stat().st_size > 50_000
     if os.environ.get("REPORT_SCREENSHOT_DIR"):
         shutil.copy(shot, os.environ["REPORT_SCREENSHOT_DIR"])
+
+
+def test_large_per_step_input_is_cut_to_the_strongest_regimes():
+    from analysis._report_tasks import steps_subset
+
+    ds = make_dataset(seed=0, prompt_lens=(16, 32, 48), models=("gpt2", "distilgpt2"), trials=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = analysis.regimes(ds)
+    whole, note = steps_subset(ds, reg, 10_000)
+    assert note == "" and whole["step_time"].dims == ds["step_time"].dims
+    sub, note = steps_subset(ds, reg, 300)
+    assert sub.sizes["series"] == 300 // (16 * 3)
+    assert all(" cache on " in s for s in sub["series"].values.tolist())  # only series with the regime
+    assert note.startswith("Per-step modes analysed for 6 of 12 series")
+
+
+def test_parallel_regimes_equal_eager(monkeypatch):
+    from analysis import _report_tasks
+
+    ds = make_dataset(seed=4, prompt_lens=(16, 32, 48), step_time=False, trials=3)
+    monkeypatch.setattr(_report_tasks, "PARALLEL_RUNS", 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eager = analysis.regimes(ds)
+    par = _report_tasks.regimes_parallel(ds, 2)
+    assert bool((par["anomalous"] == eager["anomalous"]).all())
+    np.testing.assert_allclose(par["q"].fillna(-1).values, eager["q"].fillna(-1).values, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(par["effect"].fillna(-1).values, eager["effect"].fillna(-1).values, rtol=1e-9)
