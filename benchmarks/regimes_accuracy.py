@@ -1,25 +1,28 @@
 """Accuracy of analysis.regimes on planted regimes, null data and sequential sweeps.
 
-Data come from :func:`analysis.synthetic.make_dataset` at realistic noise:
-5 trials, run-level noise CV 5, 10 or 15 %, run-level slow states (2 % of
-runs 1.75x slower), drift over the execution order, random run order; 25
-budgets (16..400 by 16); each dataset has two series (cache off: quadratic,
-cache on: linear) and the planted regime is in both.
+Data come from :func:`analysis.synthetic.make_dataset`: 5 trials, random run
+order, 25 budgets (16..400 by 16); each dataset has two series (cache off:
+quadratic, cache on: linear) and the planted regime is in both. The noise is
+``--noise``: a preset fitted to the real null corpus
+(:func:`collector.sim.noise_presets`, written by benchmarks/calibrate_sim.py;
+default ``cuda``: run-level CV, run-level slow states, drift and step noise as
+measured), or ``assumed``, the earlier hand-set noise (run-level CV 5, 10 or
+15 % cycled over seeds, 2 % of runs 1.75x slower, drift 3 %).
 
 * Planted regimes: factors 1.5x, 2x, 5x, 21x, widths 1..9 budgets placed at a
   random position inside the sweep. Boundary F1: a detected boundary (a change
   of ``anomalous`` along the budget axis) matches a true one within +-1 budget
   step (one-to-one). Cell F1: ``anomalous`` against ``truth_anomalous``.
-* Null: no regime, run-level states (5 %), one slow host episode (factor
-  1.5-3, 3-15 % of the run sequence) in random order, drift and noise; share of
-  series with any anomalous budget.
+* Null: no regime, the same noise (``assumed``: CV 5-15 %, 5 % run-level
+  states), one slow host episode (factor 1.5-3, 3-15 % of the run sequence) in
+  random order; share of series with any anomalous budget.
 * Sequential: the same episodes in a sequential sweep (budget order): share of
   detected segments reported ``confounded`` and of summaries saying budget and
   time cannot be separated.
 
 Usage::
 
-    python benchmarks/regimes_accuracy.py [--seeds 12] [--null 200] [--methods pelt binseg dynp kernel] [--write]
+    python benchmarks/regimes_accuracy.py [--noise cuda] [--seeds 12] [--null 200] [--methods pelt binseg dynp kernel] [--write]
 
 ``--write`` puts the tables into docs/performance.md ("## Regime detection accuracy").
 """
@@ -40,12 +43,14 @@ from _sections import PERFORMANCE_MD, replace_section
 
 from analysis.regimes import regimes
 from analysis.synthetic import Episode, Regime, make_dataset
+from collector.sim import noise_presets
 
 BUDGETS = list(range(16, 401, 16))
 FACTORS = (1.5, 2.0, 5.0, 21.0)
 WIDTHS = tuple(range(1, 10))
 CVS = (0.05, 0.10, 0.15)
-COMMAND = "python benchmarks/regimes_accuracy.py --seeds {seeds} --null {null} --methods {methods} --write"
+COMMAND = "python benchmarks/regimes_accuracy.py --noise {noise} --seeds {seeds} --null {null} --methods {methods} --write"
+ASSUMED = "assumed"  # --noise value: the hand-set noise used before the corpus fit
 
 
 def boundaries(mask: np.ndarray) -> np.ndarray:
@@ -83,28 +88,43 @@ class Counts:
         return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else float("nan")
 
 
-def planted(seed: int, factor: float, width: int) -> object:
+def planted(seed: int, factor: float, width: int, noise: str = ASSUMED) -> object:
     rng = np.random.default_rng([seed, int(factor * 10), width])
     i = int(rng.integers(1, len(BUDGETS) - width))
-    cv = CVS[seed % len(CVS)]
+    settings = ({"noise_cv": CVS[seed % len(CVS)], "run_state_prob": 0.02, "drift": 0.03} if noise == ASSUMED
+                else {"noise": noise})
     return make_dataset(
-        seed, caches=(False, True), budgets=BUDGETS, trials=5, noise_cv=cv, run_state_prob=0.02, drift=0.03,
+        seed, caches=(False, True), budgets=BUDGETS, trials=5, **settings,
         regimes=[Regime(BUDGETS[i], BUDGETS[i + width - 1], factor, cache=None)], step_time=False,
     )
 
 
-def null(seed: int, order: str = "random") -> object:
+def null(seed: int, order: str = "random", noise: str = ASSUMED) -> object:
     rng = np.random.default_rng([seed, 7])
     length = float(rng.uniform(0.03, 0.15))
     start = float(rng.uniform(0.0, 1.0 - length))
+    cv = float(rng.uniform(0.05, 0.15))
+    settings = {"noise_cv": cv, "run_state_prob": 0.05, "drift": 0.03} if noise == ASSUMED else {"noise": noise}
     return make_dataset(
-        10_000 + seed, caches=(False, True), budgets=BUDGETS, trials=5, noise_cv=float(rng.uniform(0.05, 0.15)),
-        run_state_prob=0.05, drift=0.03, regimes=(), order=order,
+        10_000 + seed, caches=(False, True), budgets=BUDGETS, trials=5, **settings, regimes=(), order=order,
         episodes=[Episode(start, start + length, float(rng.uniform(1.5, 3.0)))], step_time=False,
     )
 
 
-def run(seeds: int, n_null: int, methods: list[str]) -> str:
+def noise_text(noise: str) -> str:
+    """How the noise of the datasets was set, for the written section."""
+    if noise == ASSUMED:
+        return ("run-level noise CV 5/10/15 % (cycled over seeds), 2 % of runs in a slow run-level state (x1.75), "
+                "drift 3 % over the run order (hand-set, `--noise assumed`)")
+    p = noise_presets()[noise]
+    return (f"noise fitted to the real null corpus (preset `{noise}` of `collector/sim_calibration.json`, written by "
+            "`python benchmarks/calibrate_sim.py --write`; section \"Simulator noise calibrated to the real corpus\" "
+            f"above): run-level noise CV {100 * p['noise_cv']:.1f} %, {100 * p['run_state_prob']:.1f} % of runs in a "
+            f"slow run-level state (x{p['run_state_factor']:.2f}), drift {100 * p['drift']:.1f} % over the run order, "
+            f"step noise CV {100 * p.get('step_cv', 0.02):.1f} %")
+
+
+def run(seeds: int, n_null: int, methods: list[str], noise: str = ASSUMED) -> str:
     t0 = time.perf_counter()
     acc: dict[tuple[str, float, int], Counts] = {}
     for method in methods:
@@ -112,13 +132,13 @@ def run(seeds: int, n_null: int, methods: list[str]) -> str:
             for width in WIDTHS:
                 c = acc.setdefault((method, factor, width), Counts())
                 for seed in range(seeds):
-                    ds = planted(seed, factor, width)
+                    ds = planted(seed, factor, width, noise)
                     r = regimes(ds, method=method, n_boot=50)
                     c.add(ds["truth_anomalous"].any("trial").values, r["anomalous"].values)
     null_rate: dict[str, tuple[int, int]] = {}
     seq: dict[str, list[int]] = {}
-    null_sets = [null(s) for s in range(n_null)]
-    seq_sets = [null(s, "sequential") for s in range(max(n_null // 4, 10))]
+    null_sets = [null(s, noise=noise) for s in range(n_null)]
+    seq_sets = [null(s, "sequential", noise) for s in range(max(n_null // 4, 10))]
     for method in methods:
         flagged = total = 0
         for ds in null_sets:
@@ -137,10 +157,9 @@ def run(seeds: int, n_null: int, methods: list[str]) -> str:
     elapsed = time.perf_counter() - t0
 
     out = [
-        f"Measured with `{COMMAND.format(seeds=seeds, null=n_null, methods=' '.join(methods))}` "
+        f"Measured with `{COMMAND.format(noise=noise, seeds=seeds, null=n_null, methods=' '.join(methods))}` "
         f"({elapsed / 60:.1f} min on one CPU core). Data: `analysis.synthetic.make_dataset`, 25 budgets "
-        "(16..400 by 16), 5 trials, run-level noise CV 5/10/15 % (cycled over seeds), 2 % of runs in a slow "
-        "run-level state (x1.75), drift 3 % over the run order, random order; two series per dataset (cache "
+        f"(16..400 by 16), 5 trials, {noise_text(noise)}, random order; two series per dataset (cache "
         "off: quadratic, cache on: linear), the regime planted in both at a random position. Boundary F1: a "
         "change of `anomalous` along the budget axis matches a true boundary within +-1 budget step; cell F1: "
         f"`anomalous` against `truth_anomalous`. Each cell: {seeds} datasets = {2 * seeds} series.",
@@ -180,12 +199,17 @@ def run(seeds: int, n_null: int, methods: list[str]) -> str:
                    + f" | {fl}/{tot_s} ({100 * fl / tot_s:.2f} %) | {conf}/{found} | {said}/{n_seq} |")
     out.append("")
     out.append(
-        f"Null: {n_null} seeded datasets ({2 * n_null} series) without a planted regime, with 5 % run-level "
-        "states, one slow host episode (x1.5-3 over 3-15 % of the run sequence) in random order, drift and "
-        "noise (CV 5-15 %); target at most 1 % of series flagged. Sequential: the same kind of episode in "
+        f"Null: {n_null} seeded datasets ({2 * n_null} series) without a planted regime, with "
+        + ("5 % run-level states, drift and noise (CV 5-15 %)" if noise == ASSUMED else f"the `{noise}` noise")
+        + ", one slow host episode (x1.5-3 over 3-15 % of the run sequence) in random order; target at most 1 % "
+        "of series flagged. Sequential: the same kind of episode in "
         f"{len(seq_sets)} sequential sweeps: a detected segment must be reported `confounded` and the summary "
         "must say that budget and time cannot be separated (and to use random order)."
     )
+    if noise != ASSUMED:
+        out += ["", f"The noise of every dataset above is the `{noise}` preset fitted to the real null corpus; "
+                    "`--noise assumed` reruns the tables with the hand-set noise used before the fit (run-level CV "
+                    "5-15 %, 2-5 % of runs 1.75x slower, drift 3 %)."]
     return "\n".join(out)
 
 
@@ -194,10 +218,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=12, help="datasets per (factor, width) cell")
     p.add_argument("--null", type=int, default=200, help="null datasets")
     p.add_argument("--methods", nargs="+", default=["pelt", "binseg", "dynp", "kernel"])
+    p.add_argument("--noise", default="cuda", choices=[*noise_presets(), ASSUMED],
+                   help="noise preset fitted to the real corpus (collector/sim_calibration.json), or the hand-set "
+                        "noise used before the fit")
     p.add_argument("--write", action="store_true", help="write the tables into docs/performance.md")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    text = run(args.seeds, args.null, args.methods)
+    text = run(args.seeds, args.null, args.methods, args.noise)
     print(text)
     if args.write:
         replace_section(PERFORMANCE_MD, "## Regime detection accuracy", text)

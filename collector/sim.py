@@ -23,6 +23,24 @@ The model, per run of ``budget`` new tokens after a prompt of ``P`` tokens:
   of the execution sequence slowed together, whatever its budget);
 * memory covariates that grow smoothly with the context (optionally jumping
   inside a regime).
+
+The noise defaults of :class:`LatencyModel` are round assumptions. Noise
+*fitted to real measurements* comes as named presets
+(:func:`noise_presets`, :meth:`LatencyModel.calibrated`, and
+``analysis.synthetic.make_dataset(noise=...)``), read from
+``sim_calibration.json`` next to this module: one per device kind found in the
+measured null corpus (``cuda``; ``cpu`` once CPU sweeps are in it) and ``all``.
+``benchmarks/calibrate_sim.py`` writes it, fitting each setting the way it
+enters above. With ``r`` = log(latency / a robust smooth curve over the
+budget) per run: ``run_state_prob`` / ``run_state_factor`` and ``noise_cv``
+from this model fitted by maximum likelihood to all series of a kind at once
+(``r`` normal with each series' own mean and sd ``s``, shifted by
+``log(run_state_factor)`` with probability ``run_state_prob``;
+``noise_cv = sqrt(exp(s**2) - 1)`` for the median ``s``), ``drift =
+exp(slope) - 1`` from an OLS of ``r`` on the run's execution position
+(random-order sweeps; median over series, floored at 0), and ``step_cv`` from
+the robust spread of log step times (steps >= 1) around their within-run
+trend. docs/performance.md lists the fitted values.
 """
 
 from __future__ import annotations
@@ -32,6 +50,8 @@ import datetime as _dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -48,6 +68,7 @@ __all__ = [
     "DEVICE_SPEED",
     "simulate",
     "execution_order",
+    "noise_presets",
     "dumps",
 ]
 
@@ -233,6 +254,29 @@ class LatencyModel:
             raise ConfigError(f"bad sim setting: {exc}") from None
         kw["costs"] = costs
         return cls(**kw)
+
+    @classmethod
+    def calibrated(cls, name: str, **changes: Any) -> "LatencyModel":
+        """A model whose noise settings are the preset ``name`` fitted to real measurements.
+
+        Parameters
+        ----------
+        name
+            A key of :func:`noise_presets` (``cuda``, ``all``; ``cpu`` once
+            the corpus has CPU sweeps).
+        **changes
+            Other fields (``regimes``, ``episodes``, ``costs``) or noise
+            settings to override.
+
+        Raises
+        ------
+        ConfigError
+            When ``name`` is not a preset.
+        """
+        presets = noise_presets()
+        if name not in presets:
+            raise ConfigError(f"unknown noise preset {name!r}; choices: {sorted(presets)}")
+        return cls(**{**presets[name], **changes})
 
     def cost(self, model: str) -> ModelCost:
         """Cost of ``model``; an unknown name gets gpt2's costs."""
@@ -423,6 +467,45 @@ def simulate(
         weights="random",
         architecture="simulated",
     )
+
+
+_NOISE_FIELDS = ("noise_cv", "step_cv", "drift", "run_state_prob", "run_state_factor")
+
+
+@lru_cache(maxsize=1)
+def _calibration_text() -> str:
+    try:
+        return resources.files("collector").joinpath("sim_calibration.json").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "collector/sim_calibration.json is missing: run benchmarks/calibrate_sim.py --write"
+        ) from None
+
+
+def noise_presets() -> dict[str, dict[str, float]]:
+    """Noise settings fitted to the real null corpus, by preset name.
+
+    Returns
+    -------
+    dict
+        ``{name: {"noise_cv": ..., "step_cv": ..., "drift": ...,
+        "run_state_prob": ..., "run_state_factor": ...}}`` (a fresh copy; a
+        setting the corpus could not fit, such as ``step_cv`` without per-step
+        times, is left out and keeps its default).
+
+    Raises
+    ------
+    ConfigError
+        When sim_calibration.json is missing or has an unknown setting.
+    """
+    presets = json.loads(_calibration_text()).get("presets", {})
+    for name, values in presets.items():
+        unknown = sorted(set(values) - set(_NOISE_FIELDS))
+        if unknown:
+            raise ConfigError(
+                f"noise preset {name!r} has unknown setting {unknown[0]!r}; choices: {list(_NOISE_FIELDS)}"
+            )
+    return {name: {k: float(v) for k, v in values.items()} for name, values in presets.items()}
 
 
 def dumps(model: LatencyModel) -> str:
