@@ -61,8 +61,11 @@ def regimes_parallel(ds: xr.Dataset, workers: int) -> xr.Dataset:
     size = max(1, -(-lat.sizes[dim] // (2 * workers)))
     keep = [v for v in ("latency", "status", "order", "started_at") if v in ds]
     lazy = ds[keep].chunk({dim: size})
-    with dask.config.set({"scheduler": "processes", "num_workers": workers, "multiprocessing.context": "fork"}):
-        return _quiet(regimes, lazy)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with dask.config.set({"scheduler": "processes", "pool": pool}):
+            return _quiet(regimes, lazy)
 
 
 def analysis_task(key: str, regimes: xr.Dataset) -> xr.Dataset:

@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         f"its workers; 1-minute load average {load:.1f} at the end) (page {size[0] / 1e6:.1f} MB; "
         f"{len(files.figures)} figure files, {size[1] / 1e6:.1f} MB).",
         "",
+        "The report runs the regimes first (their per-series work spread over the workers), then the other "
+        "analyses and the figures side by side on `workers` forked processes (default: the CPUs, here 2). "
+        "With two cores to itself the wall time is about the CPU time over two plus the serial part of the "
+        "regimes; on this shared machine the wall time depends on the load (given above).",
+        "",
         "| step | finished after (s) |",
         "|---|---|",
     ]
