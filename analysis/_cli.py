@@ -165,7 +165,7 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("b", metavar="B.nc", help="the dataset compared with it (after, or machine B)")
     p.add_argument("--var", default="latency", help="variable compared (default: latency)")
     p.add_argument("--plot", metavar="FILE", default=None, help="also save the compare figure (.png, .svg, .pdf)")
-    _common(p, show_all=True)
+    _common(p)
 
 
 def _run_compare(args: argparse.Namespace) -> int:
