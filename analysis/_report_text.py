@@ -96,7 +96,9 @@ def protocol_rows(ds: xr.Dataset) -> list[tuple[str, str]]:
         rows.append((str(d), ", ".join(shown) + more))
     if "status" in ds:
         st = np.asarray(ds["status"].values)
-        counts: dict[str, Any] = {"ok": int((st == 0).sum()), "failed": int(np.isin(st, [1, 2, 3]).sum()),
-                                  "not run": int((st == 4).sum())}
-        rows.append(("runs", ", ".join(f"{v} {k}" for k, v in counts.items())))
+        values = np.asarray(ds["status"].attrs.get("flag_values", [0, 1, 2, 3, 4])).tolist()
+        names = str(ds["status"].attrs.get("flag_meanings", "ok error oom timeout not_run")).split()
+        counts: dict[str, Any] = {n.replace("_", " "): int((st == v).sum()) for v, n in zip(values, names)}
+        shown = [f"{c} {n}" for n, c in counts.items() if c or n == "ok"]
+        rows.append(("runs", ", ".join(shown)))
     return rows

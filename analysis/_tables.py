@@ -65,7 +65,7 @@ def regimes_segments(reg: xr.Dataset, *, show_all: bool = False, max_rows: int |
     )
 
 
-def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None) -> Table:
+def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None, only_with_regime: bool = False) -> Table:
     """One row per series: expected scaling, noise, number of regimes, and any further per-series variable.
 
     Per-series variables the table does not know (for instance the smallest
@@ -88,8 +88,8 @@ def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None) -> Table:
                      *(fmt_num(ex[name][s]) for name, _ in extras)))
         flags.append("hit" if n_reg else "")
         interesting.append(bool(n_reg))
-    rows_t, flags_t, note = select_rows(rows, flags, interesting, only_interesting=False, max_rows=max_rows,
-                                        what="series")
+    rows_t, flags_t, note = select_rows(rows, flags, interesting, only_interesting=only_with_regime,
+                                        max_rows=max_rows, what="series")
     legend = ("scaling: expected growth of latency with budget; noise: per-run noise (% of the value); "
               "regimes: anomalous regimes found; anomalous budgets: budgets inside them")
     legend += "".join(f"; {name}: {long}" for name, long in extras)

@@ -192,7 +192,9 @@ def _sections(reg: xr.Dataset, results: dict[str, Any]) -> dict[str, Section]:
     out = {k: Section(k, _TITLES[k], intro=text.SECTION_INTROS[k]) for k in _TITLES}
     r = out["regimes"]
     r.summary = clean_text(reg.attrs.get("summary", ""))
-    r.tables = [tables.regimes_segments(reg, max_rows=_ROWS), tables.regimes_series(reg, max_rows=_ROWS)]
+    many = int(reg["noise"].size) > 20  # then only the series with a regime are listed per series
+    r.tables = [tables.regimes_segments(reg, max_rows=_ROWS),
+                tables.regimes_series(reg, max_rows=_ROWS, only_with_regime=many)]
     r.notes.append(f"Time check: {clean_text(reg.attrs.get('time_check', ''))}.")
     for key in _TABLE:
         sec = out[key]

@@ -11,7 +11,7 @@ import xarray as xr
 from analysis._labels import is_simulated
 from analysis.errors import InputError
 
-__all__ = ["budget_axis", "check", "get_regimes", "nanmedian", "ok", "simulated"]
+__all__ = ["budget_axis", "check", "get_regimes", "nanmedian", "ok", "simulated", "title"]
 
 _TIMING = ("latency", "prefill_time", "decode_time", "step_time")
 
@@ -57,12 +57,16 @@ def simulated(ds: xr.Dataset) -> bool:
     return is_simulated(ds.attrs)
 
 
-def budget_axis(ax: Any, budgets: np.ndarray) -> None:
-    """Label the x axis as the decoding budget and keep every budget in view."""
+def budget_axis(ax: Any, budgets: np.ndarray, values: np.ndarray | None = None) -> None:
+    """Label the x axis as the decoding budget; show the budgets (those with a finite value in ``values`` rows)."""
     b = np.asarray(budgets, dtype=float)
+    if values is not None:
+        has = np.isfinite(np.asarray(values, dtype=float).reshape(b.size, -1)).any(axis=1)
+        b = b[has] if has.any() else b
     ax.set_xlabel("budget (new tokens)")
     if b.size:
-        pad = 0.02 * (b.max() - b.min() or 1.0)
+        span = float(b.max() - b.min())
+        pad = 0.02 * span if span > 0 else max(1.0, 0.1 * abs(float(b.max())))  # one budget: a window around it
         ax.set_xlim(b.min() - pad, b.max() + pad)
 
 
@@ -71,3 +75,16 @@ def nanmedian(a: np.ndarray, axis: int = 1) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(np.asarray(a, dtype=float), axis=axis)
+
+
+def title(text: str, width: int = 48) -> str:
+    """A panel title wrapped onto lines of at most ``width`` characters."""
+    words, lines, cur = str(text).split(" "), [], ""
+    for w in words:
+        if cur and len(cur) + 1 + len(w) > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    lines.append(cur)
+    return "\n".join(lines)

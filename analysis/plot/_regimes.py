@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis._labels import iter_series
+from analysis.errors import InputError
 from analysis.plot._figure import COLORS
 
 __all__ = ["Span", "choose_series", "legend_handles", "pick", "regime_extents", "shade", "shade_mask", "spans"]
@@ -66,12 +67,29 @@ def choose_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str], reg: xr.D
                   max_panels: int) -> tuple[list[tuple[dict[str, int], dict[str, Any]]], int]:
     """Up to ``max_panels`` series of ``obj``: those with the strongest regimes first, then the others in order.
 
+    Series of a DataArray ``obj`` without any finite value are skipped.
+
     Returns
     -------
     chosen, n_total
-        ``(isel index, {dim: value})`` of each chosen series, and how many series there are.
+        ``(isel index, {dim: value})`` of each chosen series, and how many series have data.
+
+    Raises
+    ------
+    InputError
+        When no series of ``obj`` has a value.
     """
     every = list(iter_series(obj, dims))
+    if isinstance(obj, xr.DataArray):  # series without any value (cells never run) are not drawn
+        inner = [d for d in obj.dims if d not in dims]
+        if inner:
+            n_budgets = obj.notnull().any([d for d in inner if d != "budget"]) if len(inner) > 1 else obj.notnull()
+            count = np.asarray(n_budgets.sum("budget").transpose(*dims).values).ravel() if "budget" in inner else None
+            if count is not None:
+                keep = sorted((i for i in range(len(every)) if count[i] > 0), key=lambda i: (-count[i], i))
+                every = [every[i] for i in keep]  # the series with the most budgets first among equals
+        if not every:
+            raise InputError(f"no finite value of {obj.name!r} to draw")
     if reg is None or "segment_anomalous" not in reg:
         return every[:max_panels], len(every)
     strength = []
@@ -104,7 +122,8 @@ def shade(ax: Axes, regimes: Sequence[Span], *, intervals: bool = True, panel: i
     n = 0
     for j, s in enumerate(regimes):
         color = COLORS["fast"] if s.kind == "fast" else COLORS["slow"]
-        ax.axvspan(s.start, s.end, facecolor=color, alpha=0.18, edgecolor=color, lw=1.2,
+        ax.axvspan(s.start, s.end, facecolor=color, alpha=0.18 if s.end > s.start else 0.6, edgecolor=color,
+                   lw=1.2 if s.end > s.start else 3.0,  # a one-budget regime is a line: drawn thick
                    hatch="//" if s.confounded else None, gid=f"regime-{panel}-{j}", zorder=0)
         if intervals:
             n += _bar(ax, s.start_lo, s.start_hi, color, f"regime-start-interval-{panel}-{j}")

@@ -73,9 +73,9 @@ def compare(result: xr.Dataset, *, max_panels: int = 12) -> Figure:
                 ax.axvspan(st[j], en[j], facecolor=color, alpha=0.15, edgecolor=color, lw=1.2,
                            hatch="\\\\" if side == "a" else "//", gid=f"regime-{side}-{k}-{j}", zorder=0)
         log_axis(ax)
-        ax.set_title(tex_safe(_wrap(str(one["verdict"].values), 70)), fontsize=8)
+        ax.set_title(tex_safe(_data.title(str(one["verdict"].values), 70)), fontsize=8)
         ax.set_ylabel(tex_safe(f"{lb} / {la}"), fontsize=8)
-        _data.budget_axis(ax, budgets)
+        _data.budget_axis(ax, budgets, r)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5, which="both")
     handles = [
@@ -90,14 +90,3 @@ def compare(result: xr.Dataset, *, max_panels: int = 12) -> Figure:
     return finish(fig, title=f"{lb} vs {la}: {result.attrs.get('var', '')}", simulated=simulated,
                   handles=handles, note=note)
 
-
-def _wrap(text: str, width: int) -> str:
-    words, lines, cur = text.split(" "), [], ""
-    for w in words:
-        if cur and len(cur) + 1 + len(w) > width:
-            lines.append(cur)
-            cur = w
-        else:
-            cur = f"{cur} {w}".strip()
-    lines.append(cur)
-    return "\n".join(lines)

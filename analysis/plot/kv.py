@@ -56,7 +56,10 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
     if "speedup" not in kv or "collapse" not in kv:
         raise InputError("kv must be the Dataset returned by analysis.kv_speedup(), it lacks 'speedup'/'collapse'")
     dims = series_dims(kv, "speedup")
-    every = list(iter_series(kv, dims))
+    has = np.asarray(kv["speedup"].notnull().any("budget").transpose(*dims).values, dtype=bool).ravel()
+    every = [e for e, h in zip(iter_series(kv, dims), has) if h]
+    if not every:
+        raise InputError("plot.kv_speedup(): no budget has both caches measured")
     n_coll = [int(np.asarray(kv["collapse"].isel(i).values, dtype=bool).sum()) for i, _ in every]
     order = sorted(range(len(every)), key=lambda i: (-min(n_coll[i], 1), i))[:max_panels]
     varying = varying_dims(kv, dims)
@@ -70,16 +73,17 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
         hi = np.ravel(one["speedup_hi"].values).astype(float) if "speedup_hi" in one else None
         if lo is not None and hi is not None:
             ax.fill_between(budgets, lo, hi, color=COLORS["band"], alpha=0.18, lw=0, gid=f"ci-{k}")
-        ax.plot(budgets, sp, color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"speedup-{k}")
+        fin = np.isfinite(sp)
+        ax.plot(budgets[fin], sp[fin], color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"speedup-{k}")
         if "expected" in one:
             ax.plot(budgets, np.ravel(one["expected"].values), color=COLORS["baseline"], ls="--", lw=1.2,
                     gid=f"expected-{k}")
         shade_mask(ax, budgets, np.ravel(one["collapse"].values), gid=f"{COLLAPSE_GID}-{k}", color=COLORS["slow"])
         if log:
             log_axis(ax)
-        ax.set_title(tex_safe(series_name(coords, varying)), fontsize=9)
+        ax.set_title(tex_safe(_data.title(series_name(coords, varying))), fontsize=9)
         ax.set_ylabel("speedup (cache off / on)", fontsize=8)
-        _data.budget_axis(ax, budgets)
+        _data.budget_axis(ax, budgets, sp)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5)
     handles = [

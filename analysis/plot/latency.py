@@ -97,7 +97,8 @@ def _budget_panels(ds: xr.Dataset, values: xr.DataArray, reg: xr.Dataset | None,
         xs = np.repeat(budgets, y.shape[1])
         ax.plot(xs, y.ravel(), ls="", marker="o", ms=2.5, color=COLORS["trial"], alpha=0.55, gid=f"trials-{k}")
         med = _data.nanmedian(y)
-        ax.plot(budgets, med, color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"median-{k}")
+        fin = np.isfinite(med)  # budgets without data are skipped, not breaks in the line
+        ax.plot(budgets[fin], med[fin], color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"median-{k}")
         if reg is not None:
             try:
                 one_reg = pick(reg, index, coords)
@@ -109,9 +110,9 @@ def _budget_panels(ds: xr.Dataset, values: xr.DataArray, reg: xr.Dataset | None,
                 pass
         if log:
             log_axis(ax)
-        ax.set_title(tex_safe(series_name(coords, varying)), fontsize=9)
+        ax.set_title(tex_safe(_data.title(series_name(coords, varying))), fontsize=9)
         ax.set_ylabel(tex_safe(ylabel), fontsize=8)
-        _data.budget_axis(ax, budgets)
+        _data.budget_axis(ax, budgets, y)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5)
     note = f"showing {len(chosen)} of {total} series (strongest regimes first)" if total > len(chosen) else ""

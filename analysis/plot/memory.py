@@ -76,8 +76,8 @@ def memory(ds: xr.Dataset, *, reg: xr.Dataset | None = None, covariates: Sequenc
             med = _data.nanmedian(y)
             ok = np.isfinite(med)
             if ok.any() and med[ok][0] != 0:
-                rel = 100.0 * (med / med[ok][0] - 1.0)
-                ax.plot(budgets, rel, color=_STYLE[c % len(_STYLE)], lw=1.4, marker=".", ms=3, gid=f"{name}-{k}")
+                rel = 100.0 * (med[ok] / med[ok][0] - 1.0)
+                ax.plot(budgets[ok], rel, color=_STYLE[c % len(_STYLE)], lw=1.4, marker=".", ms=3, gid=f"{name}-{k}")
                 ranges[name].extend([float(np.nanmin(med)), float(np.nanmax(med))])
         ax.axhline(0, color="#999999", lw=0.6)
         if reg is not None:
@@ -85,9 +85,9 @@ def memory(ds: xr.Dataset, *, reg: xr.Dataset | None = None, covariates: Sequenc
                 n_bars += shade(ax, spans(reg, index, coords), panel=k)
             except (KeyError, IndexError):
                 pass
-        ax.set_title(tex_safe(series_name(coords, varying)), fontsize=9)
+        ax.set_title(tex_safe(_data.title(series_name(coords, varying))), fontsize=9)
         ax.set_ylabel("change from smallest budget (%)", fontsize=8)
-        _data.budget_axis(ax, budgets)
+        _data.budget_axis(ax, budgets, ds[covariates[0]].isel(index).transpose("budget", ...).values)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5)
     handles = [Line2D([], [], color=_STYLE[c % len(_STYLE)], lw=1.4, label=_range_label(name, ranges[name]))

@@ -69,20 +69,25 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
             y = y[window]
             ax.plot(np.repeat(b, y.shape[1]), y.ravel(), ls="", marker="o", ms=2.5, color=COLORS["trial"],
                     alpha=0.55, gid=f"trials-{name}-{k}")
-            ax.plot(b, _data.nanmedian(y), color=COLORS["median"], lw=1.5, marker=".", ms=4,
-                    gid=f"median-{name}-{k}")
+            med = _data.nanmedian(y)
+            fin = np.isfinite(med)
+            ax.plot(b[fin], med[fin], color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"median-{name}-{k}")
             ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.25, lw=0.5)
             if span is not None:
                 n_bars += shade(ax, [span], panel=f"{k}-{name}", intervals=name == "decode_time")
-            _data.budget_axis(ax, b)
+            _data.budget_axis(ax, b, y if np.isfinite(y).any() else None)
+            if span is not None:  # the whole regime stays in view even where this phase has no data
+                lo, hi = ax.get_xlim()
+                pad = 0.02 * max(span.end - span.start, step)
+                ax.set_xlim(min(lo, span.start - pad), max(hi, span.end + pad))
             ax.set_xlabel("")
         axes[-1].set_xlabel("budget (new tokens)")
         label = series_name(coords, varying)
         if span is not None:
             label += f": {span.kind} x{span.effect:.2f} at {span.start:g}-{span.end:g}"
-        axes[0].set_title(tex_safe(label), fontsize=9)
+        axes[0].set_title(tex_safe(_data.title(label, 60)), fontsize=9)
     note = "" if panels[0][2] is not None else "no anomalous regime: the whole budget range of one series"
     if panels[0][2] is not None and total > len(chosen):
         note = f"regimes of the {len(chosen)} strongest of {total} series"

@@ -79,7 +79,11 @@ def regime_map(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int
             except (KeyError, IndexError):
                 pass
         ax.set_ylim(0.5 if not include_prefill else -0.5, last + 0.5)
-        ax.set_title(tex_safe(series_name(coords, varying)), fontsize=9, pad=12)
+        ax.set_title(tex_safe(_data.title(series_name(coords, varying), 56)), fontsize=9, pad=12)
+        cols = np.isfinite(m).any(axis=1)
+        if cols.any():
+            edges = _edges(budgets)
+            ax.set_xlim(edges[np.flatnonzero(cols)[0]], edges[np.flatnonzero(cols)[-1] + 1])
         ax.set_ylabel("decode step", fontsize=8)
         ax.set_xlabel("budget (new tokens)")
         ax.tick_params(labelsize=7)
