@@ -172,3 +172,39 @@ def test_bad_inputs(ds, reg):
         plot.compare(ds)
     with pytest.raises(InputError, match="kv must be the Dataset returned by analysis.kv_speedup"):
         plot.kv_speedup(ds, kv=reg)
+
+
+def test_series_without_data_are_skipped_and_axes_fit_the_data(ds, reg):
+    sparse = ds.copy(deep=True)
+    sparse["latency"].loc[{"cache": False}] = np.nan  # a series never run
+    sparse["latency"].loc[{"cache": True, "budget": [16, 32, 48]}] = np.nan  # budgets without data
+    fig = plot.latency(sparse, reg=reg)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 1 and "cache on" in visible[0].get_title()
+    lo, hi = visible[0].get_xlim()
+    assert 48 < lo < 64 and hi > 256
+    with pytest.raises(InputError, match="no finite value of 'latency' to draw"):
+        plot.latency(sparse.assign(latency=sparse["latency"] * np.nan), reg=reg)
+
+
+def test_one_budget_regime_is_a_thick_line_at_its_budget(ds):
+    from analysis.synthetic import Regime
+
+    one = make_dataset(seed=6, step_time=False, regimes=(Regime(start=112, end=112, factor=5.0, cache=True),))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = analysis.regimes(one)
+    assert _detected(reg) == {(112.0, 112.0)}
+    fig = plot.latency(one, reg=reg)
+    spans = [a for ax in fig.axes for a in ax.patches if (a.get_gid() or "").startswith("regime-")]
+    assert [(s.get_x(), s.get_width(), s.get_linewidth()) for s in spans] == [(112.0, 0.0, 3.0)]
+
+
+def test_kv_without_both_caches_measured(ds, reg):
+    off_only = ds.copy(deep=True)
+    off_only["latency"].loc[{"cache": True}] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kv = analysis.kv_speedup(ds, reg=reg)
+    with pytest.raises(InputError, match="no budget has both caches measured"):
+        plot.kv_speedup(off_only, kv=kv.assign(speedup=kv["speedup"] * np.nan))
