@@ -129,9 +129,10 @@ def drift(ds: xr.Dataset, *, reg: xr.Dataset | None = None, var: str = "latency"
         a.grid(alpha=0.25, lw=0.5)
     handles = [
         Line2D([], [], ls="", marker="o", ms=4, color=COLORS["normal"], label="run outside regimes"),
-        Line2D([], [], ls="", marker="o", ms=4, color=COLORS["slow"], label="run in an anomalous regime"),
+        Line2D([], [], ls="", marker="o", ms=4, color=COLORS["slow"], label="run in an anomalous regime")
+        if inside.any() else None,
         Line2D([], [], ls="", marker="o", ms=4, color=COLORS["confounded"],
-               label="in a regime confounded with time"),
+               label="in a regime confounded with time") if conf.any() else None,
         Line2D([], [], color=COLORS["median"], lw=1.6, label="running median outside regimes"),
     ]
     return finish(fig, title="drift and host episodes", simulated=_data.simulated(ds), handles=handles)
