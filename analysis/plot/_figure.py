@@ -23,6 +23,7 @@ __all__ = [
     "finish",
     "grid",
     "log_axis",
+    "plain_log_labels",
     "tex_safe",
 ]
 
@@ -98,9 +99,13 @@ class _PlainLog(LogFormatter):
         return f"{x:.3g}"
 
 
-def log_axis(ax: Axes, which: str = "y") -> None:
-    """Make ``which`` axis logarithmic with plain-number labels on its major and minor ticks."""
-    axis = ax.yaxis if which == "y" else ax.xaxis
-    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+def plain_log_labels(axis: Any) -> None:
+    """Plain-number labels on the major and minor ticks of a logarithmic ``axis`` (an XAxis or YAxis)."""
     axis.set_major_formatter(_PlainLog(labelOnlyBase=False))
     axis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def log_axis(ax: Axes, which: str = "y") -> None:
+    """Make ``which`` axis logarithmic with plain-number labels on its major and minor ticks."""
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    plain_log_labels(ax.yaxis if which == "y" else ax.xaxis)

@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 
 from analysis._labels import series_dims, series_name, varying_dims
 from analysis.plot import _data
-from analysis.plot._figure import COLORS, finish, grid, tex_safe
+from analysis.plot._figure import COLORS, finish, grid, plain_log_labels, tex_safe
 from analysis.plot._regimes import choose_series, spans
 
 __all__ = ["regime_map"]
@@ -88,7 +88,8 @@ def regime_map(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int
         ax.set_xlabel("budget (new tokens)")
         ax.tick_params(labelsize=7)
     if mesh is not None:
-        fig.colorbar(mesh, ax=[c[0] for c in cells], label="step time (ms, median over trials)", shrink=0.9)
+        bar = fig.colorbar(mesh, ax=[c[0] for c in cells], label="step time (ms, median over trials)", shrink=0.9)
+        plain_log_labels(bar.ax.yaxis)
     handles = [Line2D([], [], color=COLORS["slow"], lw=4, label="anomalous regime (latency)")] if reg is not None else []
     note = f"showing {len(chosen)} of {total} series (strongest regimes first)" if total > len(chosen) else ""
     return finish(fig, title="regime map: per-step time by budget and step", simulated=_data.simulated(ds),
