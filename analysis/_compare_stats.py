@@ -49,7 +49,7 @@ def _center(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cell_stats(LA: np.ndarray, LB: np.ndarray, *, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Per cell: ``log_ratio`` (median log B - median log A), its ``se``, ``lo``/``hi`` (log units), ``p``, ``nA``, ``nB``.
+    """Per cell: ``log_ratio`` (median log B - median log A), ``se``, ``lo``/``hi`` (log units), ``p``, ``nA``, ``nB``.
 
     The standard error of a median of ``n`` runs is ``1.2533 sigma / sqrt(n)``
     (``sigma / sqrt(n)`` for ``n < 3``), with ``sigma`` the robust per-run

@@ -99,7 +99,7 @@ def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int) -> tuple[xr.Dat
     every = list(iter_series(st, dims))
     varying = varying_dims(st, dims)
     strength = []
-    for index, values in every:  # the strongest regime of each series (0: none)
+    for _, values in every:  # the strongest regime of each series (0: none)
         one = reg.sel({d: v for d, v in values.items() if d in reg.indexes})
         anom = np.asarray(one["segment_anomalous"].values, dtype=bool)
         eff = np.abs(np.log(np.asarray(one["effect"].values, dtype=float)))

@@ -35,11 +35,13 @@ def phases(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     names = labels(res, dims)
     g = {k: flat(res, k, dims) for k in res.data_vars if "regime" in res[k].dims}
     rows = []
+    def ci(name: str, s: int, r: int) -> str:
+        return _seconds(g[name][s, r], g[name + "_lo"][s, r], g[name + "_hi"][s, r])
+
     for s, r in zip(*np.nonzero(np.isfinite(g["regime_start"]))):
-        def ci(name: str) -> str:
-            return _seconds(g[name][s, r], g[name + "_lo"][s, r], g[name + "_hi"][s, r])
         rows.append((names[s], f"{fmt_num(g['regime_start'][s, r])}-{fmt_num(g['regime_end'][s, r])}",
-                     f"x{fmt_num(g['regime_ratio'][s, r], '.2f')}", ci("excess_decode"), ci("excess_prefill"),
+                     f"x{fmt_num(g['regime_ratio'][s, r], '.2f')}", ci("excess_decode", s, r),
+                     ci("excess_prefill", s, r),
                      f"{_pct(g['decode_share'][s, r])} [{_pct(g['decode_share_lo'][s, r])}, "
                      f"{_pct(g['decode_share_hi'][s, r])}]",
                      fmt_num(g["q_decode"][s, r], ".2g"), fmt_num(g["q_prefill"][s, r], ".2g")))
@@ -91,8 +93,9 @@ def kv(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     for s in range(len(names)):
         n = int(g["n_collapsed"][s])
         where = f"{fmt_num(g['collapse_start'][s])}-{fmt_num(g['collapse_end'][s])}" if n else "-"
-        with np.errstate(all="ignore"):
-            rng = f"{fmt_num(np.nanmin(lo[s]), '.2g')}-{fmt_num(np.nanmax(hi[s]), '.2g')}x" if np.isfinite(lo[s]).any() else ""
+        rng = ""
+        if np.isfinite(lo[s]).any():
+            rng = f"{fmt_num(np.nanmin(lo[s]), '.2g')}-{fmt_num(np.nanmax(hi[s]), '.2g')}x"
         rows.append((names[s], f"{fmt_num(g['speedup_outside'][s], '.2f')}x",
                      f"{fmt_num(g['speedup_inside'][s], '.2f')}x" if n else "-", where, str(n), rng))
         interesting.append(n > 0)

@@ -132,7 +132,8 @@ def report(
             sections[_FIGURE_SECTION[name]].figures.append(res)
     simulated = is_simulated(ds.attrs)
     title = title or clean_text(ds.attrs.get("title") or "decode-regimes report")
-    generated = f"Generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by decode-regimes (analysis.report)."
+    now = _dt.datetime.now(_dt.timezone.utc)
+    generated = f"Generated {now:%Y-%m-%d %H:%M} UTC by decode-regimes (analysis.report)."
     env = text.environment_rows(ds, list(sources))
     ordered = list(sections.values())
     html_text = page(title=title, simulated=simulated, environment=env, protocol=text.protocol_rows(ds),

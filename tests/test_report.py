@@ -129,9 +129,11 @@ def test_in_headless_chromium(built):
             page.goto(files.html.as_uri(), wait_until="load")
             sizes = page.evaluate(
                 "Array.from(document.querySelectorAll('figure')).map(f => { const s = f.querySelector('svg');"
-                " if (!s) return [f.id, 0, 0]; const r = s.getBoundingClientRect(); return [f.id, r.width, r.height]; })")
+                " if (!s) return [f.id, 0, 0]; const r = s.getBoundingClientRect();"
+                " return [f.id, r.width, r.height]; })")
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            links = page.evaluate("Array.from(document.querySelectorAll('figcaption a')).map(a => a.getAttribute('href'))")
+            links = page.evaluate(
+                "Array.from(document.querySelectorAll('figcaption a')).map(a => a.getAttribute('href'))")
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis._labels import iter_series, series_dims, series_name, varying_dims
+from analysis._labels import iter_series, series_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe
@@ -44,7 +44,6 @@ def compare(result: xr.Dataset, *, max_panels: int = 12) -> Figure:
     every = list(iter_series(result, dims))
     changed = [bool(np.asarray(result["series_changed"].isel(i).values)) for i, _ in every]
     order = sorted(range(len(every)), key=lambda i: (not changed[i], i))[:max_panels]
-    varying = varying_dims(result, dims)
     budgets = np.asarray(result["budget"].values, dtype=float)
     fig, cells = grid(len(order), ncols=2, panel=(5.2, 3.2))
     la, lb = result.attrs.get("label_a", "A"), result.attrs.get("label_b", "B")

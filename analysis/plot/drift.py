@@ -109,8 +109,8 @@ def drift(ds: xr.Dataset, *, reg: xr.Dataset | None = None, var: str = "latency"
     kw = {"ls": "", "marker": "o", "ms": 2.5, "rasterized": t["time"].size > 5000}
     ax.plot(t["time"][normal], t["ratio"][normal], color=COLORS["normal"], alpha=0.45, gid="normal-runs", **kw)
     ax.plot(t["time"][inside], t["ratio"][inside], color=COLORS["slow"], alpha=0.8, gid=REGIME_RUNS_GID, **kw)
-    ax.plot(t["time"][conf], t["ratio"][conf], color=COLORS["confounded"], alpha=0.8, gid=REGIME_RUNS_GID + "-confounded",
-            **kw)
+    ax.plot(t["time"][conf], t["ratio"][conf], color=COLORS["confounded"], alpha=0.8,
+            gid=REGIME_RUNS_GID + "-confounded", **kw)
     mx, my = _rolling_median(t["time"][normal], t["ratio"][normal])
     ax.plot(mx, my, color=COLORS["median"], lw=1.6, gid="running-median")
     ax.axhline(1.0, color=COLORS["baseline"], ls="--", lw=1)

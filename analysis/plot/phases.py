@@ -92,4 +92,5 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
     if panels[0][2] is not None and total > len(chosen):
         note = f"regimes of the {len(chosen)} strongest of {total} series"
     return finish(fig, title="prefill and decode time around each regime", simulated=_data.simulated(ds),
-                  handles=legend_handles(baseline=False, regimes=panels[0][2] is not None, intervals=n_bars > 0), note=note)
+                  handles=legend_handles(baseline=False, regimes=panels[0][2] is not None, intervals=n_bars > 0),
+                  note=note)

@@ -63,7 +63,9 @@ def regime_map(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int
         arr = np.asarray(one.values, dtype=float).reshape(budgets.size, steps.size, -1)
         maps.append(_data.nanmedian(np.moveaxis(arr, -1, 0), axis=0) * 1e3)
     finite = np.concatenate([m[np.isfinite(m) & (m > 0)] for m in maps]) if maps else np.array([])
-    norm = LogNorm(vmin=float(np.percentile(finite, 1)), vmax=float(np.percentile(finite, 99.5))) if finite.size else None
+    norm = None
+    if finite.size:
+        norm = LogNorm(vmin=float(np.percentile(finite, 1)), vmax=float(np.percentile(finite, 99.5)))
     last = int(np.nanmax(np.where(np.isfinite(np.stack(maps)).any(axis=(0, 1)), steps, np.nan))) if maps else 1
     fig, cells = grid(len(chosen), ncols=2, panel=(5.0, 3.4))
     mesh = None
@@ -90,7 +92,8 @@ def regime_map(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int
     if mesh is not None:
         bar = fig.colorbar(mesh, ax=[c[0] for c in cells], label="step time (ms, median over trials)", shrink=0.9)
         plain_log_labels(bar.ax.yaxis)
-    handles = [Line2D([], [], color=COLORS["slow"], lw=4, label="anomalous regime (latency)")] if reg is not None else []
+    handles = [Line2D([], [], color=COLORS["slow"], lw=4, label="anomalous regime (latency)")] if reg is not None \
+        else []
     note = f"showing {len(chosen)} of {total} series (strongest regimes first)" if total > len(chosen) else ""
     return finish(fig, title="regime map: per-step time by budget and step", simulated=_data.simulated(ds),
                   handles=handles, note=note)
