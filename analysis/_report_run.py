@@ -59,7 +59,8 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
 
     ``known`` holds results given in advance (their tasks are not run). A
     task whose function raises :class:`~analysis.errors.AnalysisError` gets
-    the exception as its result.
+    the exception as its result; so does, without running, a task one of
+    whose dependencies has such a result.
     """
     results: dict[str, Any] = dict(known or {})
     pending = [t for t in tasks if t.name not in results]
@@ -70,11 +71,15 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
     def kwargs(t: Task) -> dict[str, Any]:
         return {d: results[d] for d in t.deps}
 
+    def failed_dep(t: Task) -> Exception | None:
+        return next((results[d] for d in t.deps if isinstance(results[d], Exception)), None)
+
     if workers <= 1 or len(pending) <= 1 or not _fork_available():
         while pending:
             t = ready()[0]
             pending.remove(t)
-            results[t.name] = _call(t.func, t.args, kwargs(t))
+            exc = failed_dep(t)
+            results[t.name] = exc if exc is not None else _call(t.func, t.args, kwargs(t))
             if on_done is not None:
                 on_done(t.name)
         return results
@@ -85,7 +90,15 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
                 if len(running) >= workers:
                     break
                 pending.remove(t)
+                exc = failed_dep(t)
+                if exc is not None:
+                    results[t.name] = exc
+                    if on_done is not None:
+                        on_done(t.name)
+                    continue
                 running[pool.submit(_call, t.func, t.args, kwargs(t))] = t.name
+            if not running and not pending:
+                break
             if not running:
                 raise RuntimeError(f"report tasks wait on each other: {[t.name for t in pending]!r}")
             done, _ = wait(running, return_when=FIRST_COMPLETED)

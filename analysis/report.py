@@ -127,7 +127,9 @@ def report(
         name = t.args[0]
         res = results[t.name]
         if isinstance(res, Exception):
-            sections[_FIGURE_SECTION[name]].notes.append(f"Figure {name} not drawn: {clean_text(res)}")
+            sec = sections[_FIGURE_SECTION[name]]
+            if not sec.unavailable:  # else the section already says why
+                sec.notes.append(f"Figure {name} not drawn: {clean_text(res)}")
         else:
             sections[_FIGURE_SECTION[name]].figures.append(res)
     simulated = is_simulated(ds.attrs)

@@ -174,3 +174,14 @@ def test_parallel_regimes_equal_eager(monkeypatch):
     assert bool((par["anomalous"] == eager["anomalous"]).all())
     np.testing.assert_allclose(par["q"].fillna(-1).values, eager["q"].fillna(-1).values, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(par["effect"].fillna(-1).values, eager["effect"].fillna(-1).values, rtol=1e-9)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_analysis_that_does_not_apply_is_named_not_fatal(tmp_path, workers):
+    """Only the cache off: no KV speedup, so no KV figure either (crashed before: the figure got the error)."""
+    ds = make_dataset(seed=0, caches=(False,), step_time=False, budgets=tuple(range(16, 129, 16)), trials=3)
+    files = analysis.report(ds, tmp_path, workers=workers, max_panels=2)
+    page = files.html.read_text()
+    assert "Not available for this dataset: kv_speedup" in page
+    assert "kv_speedup.png" not in {p.name for p in files.figures}
+    assert "latency.png" in {p.name for p in files.figures}

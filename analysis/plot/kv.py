@@ -53,7 +53,7 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kv = compute(ds, reg=reg)
-    if "speedup" not in kv or "collapse" not in kv:
+    if not isinstance(kv, xr.Dataset) or "speedup" not in kv or "collapse" not in kv:
         raise InputError("kv must be the Dataset returned by analysis.kv_speedup(), it lacks 'speedup'/'collapse'")
     dims = series_dims(kv, "speedup")
     has = np.asarray(kv["speedup"].notnull().any("budget").transpose(*dims).values, dtype=bool).ravel()
