@@ -20,7 +20,9 @@ from analysis import scan as _scan
 from analysis import segments as _sg
 from analysis import stats as _st
 
-__all__ = ["FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "analyse_block", "n_slots"]
+__all__ = [
+    "FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "analyse_block", "n_slots", "reference_degree",
+]
 
 #: per budget
 FIELDS_BUDGET: tuple[str, ...] = ("baseline", "ratio", "regime", "normal")
@@ -129,6 +131,13 @@ def analyse_block(
         base[single] = _fit_by_degree(m[single], x, deg[single], sig_m[single])
     sig_run = np.maximum(sig_run, _st.SIGMA_FLOOR)
     sig_m = _st.median_sigma(sig_run, n_typ)
+    # the step scan's smooth reference: the monotone quadratic family for every growing series (the
+    # per-token cost of a cache-on run grows with the context too, and a fixed cost bends the small
+    # budgets), fitted to all budgets with Huber weights (never zero, so no budget is dropped and left
+    # behind; the scan also projects out every direction in which the curve could move, so a regime
+    # pulling the fit changes little)
+    deg_ref = reference_degree(deg)
+    base_ref = _fit_by_degree(m, x, deg_ref, sig_m, loss="huber")
     pen = 2.0 * sig_m**2 * np.log(np.maximum(n_valid, 2)) if penalty is None else np.full(S, float(penalty))
 
     thr = float(np.log1p(min_effect))
@@ -145,7 +154,7 @@ def analyse_block(
     # ---- series without evidence: one normal segment, no detector run
     quiet = np.flatnonzero(~run & (n_valid > 0))
     if quiet.size:
-        E = L[quiet] - np.log(base[quiet])[:, :, None]
+        E = L[quiet] - np.log(base_ref[quiet])[:, :, None]
         first = np.argmax(has[quiet], axis=1)
         last = nb - 1 - np.argmax(has[quiet][:, ::-1], axis=1)
         out[quiet, iB + 0, :nb] = base[quiet]
@@ -167,14 +176,15 @@ def analyse_block(
             if vs.size < 3:
                 continue
             rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-            null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng)
+            basis = _scan.tangent_basis(x[vs], base_ref[s][vs], int(deg_ref[s]))
+            null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng, basis=basis)
             floor = max(float(sig_m[s]), _st.SIGMA_FLOOR)
             out[s, iX, 5:9] = _scan.series_scan(null, alpha, floor)
 
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
         rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-        res = _one_series(L[s], m[s], x, base_lean[s], base[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+        res = _one_series(L[s], m[s], x, base_lean[s], base_ref[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
                           tol=max(0.5 * thr, 2.0 * float(sig_m[s])), n_perm=n_perm, alpha=alpha)
         b, segs, series_stats = res
@@ -194,13 +204,19 @@ def analyse_block(
     return out.reshape(lead + (N_FIELDS, W))
 
 
+def reference_degree(deg: np.ndarray) -> np.ndarray:
+    """Degree of the smooth reference curve of the step scan: quadratic for growing series, else as given."""
+    return np.where(np.asarray(deg) >= 1, 2, deg)
+
+
 def _fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarray,
-                   mask: np.ndarray | None = None, single_term: bool = False, lean: int = 0) -> np.ndarray:
+                   mask: np.ndarray | None = None, single_term: bool = False, lean: int = 0,
+                   loss: str = "biweight") -> np.ndarray:
     base = np.full(m.shape, np.nan)
     for d in np.unique(deg):
         rows = np.flatnonzero(deg == d)
         base[rows] = _bl.robust_fit(m[rows], x, int(d), mask=None if mask is None else mask[rows],
-                                    scale_floor=floor[rows], single_term=single_term, lean=lean)[0]
+                                    scale_floor=floor[rows], single_term=single_term, lean=lean, loss=loss)[0]
     return base
 
 
@@ -376,7 +392,8 @@ def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, t
     # distributions that scan every interval (run permutation and budget-level scatter)
     flagged = [(int(starts_v[j]), int(ends_v[j])) for j in range(k) if not is_norm[j]]
     E_all = L - np.log(base_all)[:, None]
-    null = _scan.prepare_null(E_all[vi], x[vi], n_perm, rng, flagged)
+    basis = _scan.tangent_basis(x[vi], base_all[vi], int(reference_degree(np.array(deg))))
+    null = _scan.prepare_null(E_all[vi], x[vi], n_perm, rng, flagged, basis=basis)
     floor = max(sig_m, _st.SIGMA_FLOOR)
     series_stats = _scan.series_scan(null, alpha, floor)
     noise_m = max(floor, series_stats[3] if np.isfinite(series_stats[3]) else 0.0)

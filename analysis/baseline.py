@@ -22,6 +22,7 @@ SCALINGS: tuple[str, ...] = ("auto", "constant", "linear", "quadratic")
 DEGREE: dict[str, int] = {"constant": 0, "linear": 1, "quadratic": 2}
 
 _BIWEIGHT_C = 4.685
+_HUBER_C = 1.345
 #: Biweight tuning constant on the leaning side (see ``lean``).
 LEAN_C = 1.5
 _N_ITER = 12
@@ -107,6 +108,7 @@ def robust_fit(
     scale_floor: np.ndarray | float = 0.01,
     single_term: np.ndarray | bool = False,
     lean: int = 0,
+    loss: str = "biweight",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Robust fit of ``exp(m)`` by a polynomial of ``degree`` in ``x``, for many series at once.
 
@@ -135,6 +137,12 @@ def robust_fit(
         Lower bound (scalar or per series) of the residual scale used by the
         biweight, normally the noise of ``m``, so that residuals of noise size
         keep full weight.
+    loss
+        ``biweight`` (Tukey: far residuals get weight 0) or ``huber`` (weight
+        ``min(1, 1.345 s / |r|)``: never 0, so a budget at the edge of a wide
+        range, where a misfit is largest in relative terms, cannot be dropped
+        and leave the curve to run away from it; the smooth reference of the
+        step scan uses it) or ``none`` (plain weighted least squares).
 
     Returns
     -------
@@ -161,18 +169,26 @@ def robust_fit(
         mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
         inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)
         w = okr.astype(float)
+        # keeps the fit positive: a thousandth of the smallest value (of the largest, it clipped the small
+        # budgets of sweeps spanning more than 1000x, e.g. cache off from 4 to 1000 tokens)
+        pos_floor = 1e-3 * np.nanmin(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
         active = np.ones(len(rows), dtype=bool)
         for _ in range(_N_ITER):
             coef = _solve(w * inv2, X, Yr)
             fit = coef @ X.T
-            pos_floor = 1e-3 * np.nanmax(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
             fit = np.maximum(fit, pos_floor)
             r = np.where(okr, mm - np.log(fit), np.nan)
             s = 1.4826 * nanmedian_last(np.abs(r))
             s = np.maximum(np.nan_to_num(s, nan=0.0), fl)[:, None]
-            c = _BIWEIGHT_C if lean == 0 else np.where(lean * r > 0, LEAN_C, _BIWEIGHT_C)
-            u = np.where(okr, r / (c * s), 0.0)
-            w_new = np.where(okr & (np.abs(u) < 1.0), (1.0 - u**2) ** 2, 0.0)
+            if loss == "none":
+                w_new = okr.astype(float)
+            elif loss == "huber":
+                ar = np.abs(np.where(okr, r, 0.0))
+                w_new = np.where(okr, np.minimum(1.0, _HUBER_C * s / np.maximum(ar, 1e-300)), 0.0)
+            else:
+                c = _BIWEIGHT_C if lean == 0 else np.where(lean * r > 0, LEAN_C, _BIWEIGHT_C)
+                u = np.where(okr, r / (c * s), 0.0)
+                w_new = np.where(okr & (np.abs(u) < 1.0), (1.0 - u**2) ** 2, 0.0)
             # keep at least deg + 1 points in every fit
             few = (w_new > 0).sum(axis=1) < deg + 1
             w_new[few] = okr[few]
@@ -185,7 +201,6 @@ def robust_fit(
                 break
         coef = _solve(w * inv2, X, Yr)
         fit = coef @ X.T
-        pos_floor = 1e-3 * np.nanmax(np.where(okr, Yr, np.nan), axis=1, keepdims=True)
         base[rows] = np.maximum(fit, pos_floor)
         weights[rows] = w
     return base, weights

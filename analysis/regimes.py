@@ -361,12 +361,12 @@ def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.log(f["ratio"][rows]) + np.log(f["baseline"][rows])
     x = budgets.astype(float) / float(np.max(budgets))
-    deg = np.nan_to_num(ser["degree"][rows], nan=1).astype(int)
+    deg = _detect.reference_degree(np.nan_to_num(ser["degree"][rows], nan=1).astype(int))
     floor = np.maximum(np.nan_to_num(ser["scatter"][rows], nan=0.0), _st.SIGMA_FLOOR)
     base = np.full(m.shape, np.nan)
     for d in np.unique(deg):
         sel = deg == d
-        base[sel] = robust_fit(m[sel], x, int(d), scale_floor=floor[sel])[0]
+        base[sel] = robust_fit(m[sel], x, int(d), scale_floor=floor[sel], loss="huber")[0]
     keep = np.isfinite(f["baseline"][rows])
     f["baseline"][rows] = np.where(keep, base, f["baseline"][rows])
     f["ratio"][rows] = np.where(keep, np.exp(m - np.log(base)), f["ratio"][rows])

@@ -4,9 +4,12 @@ Per series, on the log residuals ``E[b, t]`` of every run to a robust fit of
 the baseline family to the *whole* series (any smooth monotone curve):
 
 * Each budget's runs give a cell mean (:func:`cell_mean`), weighted by the
-  square root of its share of runs (:func:`weights`). What is left of a smooth
-  misfit (a level, a slope) is projected out: with ``X = [1, x]`` over the
-  budgets with data and ``P = I - X X^+``, the means ``m`` become ``P m``. A
+  square root of its share of runs (:func:`weights`). Every direction in
+  which the smooth curve could move is projected out (:func:`tangent_basis`:
+  a change of any of its coefficients, such as a larger intercept from a
+  fixed per-run cost, and a slope in log units): with ``X`` those directions
+  over the budgets with data and ``P = I - X X^+``, the means ``m`` become
+  ``P m``. A
   step on the interval ``S`` (indicator ``c``) is estimated as
   ``delta = c'Pm / c'Pc`` and standardised as ``Z = c'Pm / sqrt(c'Pc)``:
   under budget-level white noise of scale ``s`` every interval's ``Z`` has
@@ -41,7 +44,7 @@ per series, so results do not depend on how series are blocked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats as _sps
@@ -49,6 +52,7 @@ from scipy import stats as _sps
 
 __all__ = [
     "ScanNull", "budget_scatter", "critical", "interval_denominators", "mde", "prepare_null", "projector", "segment_p",
+    "tangent_basis",
     "series_scan", "weights", "cell_mean",
     "step",
 ]
@@ -57,10 +61,6 @@ __all__ = [
 _BLOCK_VALUES = 4_000_000
 #: Below this many permutation maxima beyond the observed value, the p-value comes from a Gumbel tail fit.
 _TAIL_COUNT = 10
-#: Degree of the smooth misfit projected out of the residuals (a level and a slope, in log units). The
-#: residuals are taken to a full-series robust fit of the baseline family, so little misfit is left; a
-#: quadratic term would also absorb a regime in the middle of the sweep (a bump looks like -x^2).
-NUISANCE_DEGREE = 1
 #: A segment that few permutations reach gets this many times more before its p-value is read.
 _MORE_PERM = 10
 #: Widths (budgets) of the steps whose minimum detectable ratio is reported.
@@ -69,13 +69,30 @@ MDE_WIDTHS: tuple[int, ...] = (1, 4)
 POWER = 0.8
 
 
-def projector(x: np.ndarray, degree: int = 1) -> np.ndarray:
-    """``P = I - X X^+`` for ``X = [1, x, x^2][: degree + 1]`` (``x``: scaled budgets with data)."""
-    n = x.size
-    k = min(max(degree, 0) + 1, max(n - 1, 1))
-    xc = (x - x.mean()) / (x.std() or 1.0)
-    X = np.stack([xc**j for j in range(k)], axis=1)
-    return np.eye(n) - X @ np.linalg.pinv(X)
+def tangent_basis(x: np.ndarray, reference: np.ndarray, degree: int) -> np.ndarray:
+    """Directions in which the log of the smooth reference can move: ``[x, u^k / g for k <= degree]``.
+
+    ``g`` is the reference curve ``a + b u + c u^2`` (``u = x - x_min``) at the budgets; the derivatives
+    of ``log g`` with respect to its coefficients are ``u^k / g``, so projecting them out makes the scan
+    blind to any change of the curve's coefficients (a different intercept, for instance a fixed cost
+    that dominates the smallest budgets, is not a step), and ``x`` adds a slope in log units. A step in
+    the middle of the sweep is not in this span.
+    """
+    u = x - x.min()
+    g = np.maximum(np.asarray(reference, dtype=float), 1e-300)
+    cols = [x] + [u**k / g for k in range(max(degree, 0) + 1)]
+    return np.stack(cols, axis=1)
+
+
+def projector(X: np.ndarray) -> np.ndarray:
+    """``P = I - X X^+``: removes the span of the columns of ``X`` (each scaled to unit norm first)."""
+    n = X.shape[0]
+    norms = np.linalg.norm(X, axis=0)
+    X = X[:, norms > 0] / norms[norms > 0]
+    X = X[:, : max(min(X.shape[1], n - 2), 0)]
+    if X.shape[1] == 0:
+        return np.eye(n)
+    return np.eye(n) - X @ np.linalg.pinv(X, rcond=1e-10)
 
 
 def interval_denominators(P: np.ndarray) -> np.ndarray:
@@ -118,6 +135,7 @@ class ScanNull:
     run_mid: dict[int, np.ndarray]  # width -> Z of the middle interval in each permutation
     n_perm: int
     seed: tuple[int, ...]
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # results derived once per series
 
 
 def cell_mean(E: np.ndarray) -> np.ndarray:
@@ -190,6 +208,7 @@ def prepare_null(
     n_perm: int,
     rng: np.random.Generator,
     segments: list[tuple[int, int]] = (),  # type: ignore[assignment]
+    basis: np.ndarray | None = None,
 ) -> ScanNull:
     """Projector, interval denominators and the null distributions of one series.
 
@@ -211,9 +230,11 @@ def prepare_null(
         the budget-level scatter is measured, so a wide regime does not
         inflate the scatter it is tested against; :func:`segment_p` also
         removes the *other* segments' steps from the runs it permutes.
+    basis
+        ``(n, k)`` smooth directions projected out (:func:`tangent_basis`); default ``[1, x]``.
     """
     n, T = E.shape
-    P = projector(x, NUISANCE_DEGREE)
+    P = projector(np.stack([np.ones_like(x), x], axis=1) if basis is None else basis)
     D = interval_denominators(P)
     m = cell_mean(E)
     m = np.where(np.isfinite(m), m, 0.0)
@@ -302,8 +323,10 @@ def _noise_only(null: ScanNull) -> tuple[np.ndarray | None, dict[int, np.ndarray
     """Run-permutation maxima and middle-interval Z with every detected step removed (the noise alone)."""
     if null.run_max is None or not np.any(null.steps != 0):
         return null.run_max, null.run_mid
-    rng = np.random.default_rng(list(null.seed) + [-1 & 0x7FFFFFFF])
-    return _run_maxima(null.E - null.steps[:, None], null.P, null.D, null.n_perm, rng)
+    if "noise_only" not in null.memo:
+        rng = np.random.default_rng(list(null.seed) + [-1 & 0x7FFFFFFF])
+        null.memo["noise_only"] = _run_maxima(null.E - null.steps[:, None], null.P, null.D, null.n_perm, rng)
+    return null.memo["noise_only"]
 
 
 def critical(null: ScanNull, alpha: float, floor: float) -> float:
