@@ -17,6 +17,7 @@ from analysis.kv import kv_speedup
 from analysis.memory import memory_effect
 from analysis.monotonicity import monotonicity
 from analysis.phases import phases
+from analysis.planting import plant
 from analysis.regimes import regimes
 from analysis.report import report
 from analysis.steps import step_regimes
@@ -34,4 +35,5 @@ __all__ = [
     "compare",
     "report",
     "synthetic",
+    "plant",
 ]
