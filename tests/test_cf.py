@@ -24,9 +24,12 @@ def _cf_problems(path: Path) -> list[str]:
     suite.load_all_available_checkers()
     ds = suite.load_dataset(str(path))
     problems = []
-    for name, (groups, errors) in suite.run_all(ds, ["cf:1.11"], skip_checks=_SKIP).items():
-        problems += [f"{name}: checker exception in {check}" for check in errors]
-        problems += [f"{name}: {g.name}: {g.msgs}" for g in groups if g.value[0] != g.value[1]]
+    try:
+        for name, (groups, errors) in suite.run_all(ds, ["cf:1.11"], skip_checks=_SKIP).items():
+            problems += [f"{name}: checker exception in {check}" for check in errors]
+            problems += [f"{name}: {g.name}: {g.msgs}" for g in groups if g.value[0] != g.value[1]]
+    finally:
+        ds.close()  # a netCDF handle left open makes a later open of the same HDF5 library state crash
     return problems
 
 
