@@ -70,18 +70,18 @@ POWER = 0.8
 
 
 def tangent_basis(x: np.ndarray, reference: np.ndarray, degree: int) -> np.ndarray:
-    """Directions in which the log of the smooth reference can move: ``[x, u^k / g for k <= degree]``.
+    """Directions in which the log of the smooth reference can move: ``[u^k / g for k <= degree]``.
 
-    ``g`` is the reference curve ``a + b u + c u^2`` (``u = x - x_min``) at the budgets; the derivatives
-    of ``log g`` with respect to its coefficients are ``u^k / g``, so projecting them out makes the scan
-    blind to any change of the curve's coefficients (a different intercept, for instance a fixed cost
-    that dominates the smallest budgets, is not a step), and ``x`` adds a slope in log units. A step in
-    the middle of the sweep is not in this span.
+    ``g`` is the reference curve (``u = x - x_min``) at the budgets; the derivatives of ``log g`` with
+    respect to the coefficients of ``a + b u (+ c u^2)`` are ``u^k / g``, so projecting them out makes the
+    scan blind to a change of those coefficients (a different intercept, for instance a fixed cost that
+    dominates the smallest budgets, is not a step). ``degree`` is the expected scaling's (1 with the
+    cache: a level and the fixed-cost direction; 2 without); more directions would also absorb a wide
+    regime in the middle of a short sweep (8 slow budgets of 12 look like a bent curve).
     """
     u = x - x.min()
     g = np.maximum(np.asarray(reference, dtype=float), 1e-300)
-    cols = [x] + [u**k / g for k in range(max(degree, 0) + 1)]
-    return np.stack(cols, axis=1)
+    return np.stack([u**k / g for k in range(max(degree, 0) + 1)], axis=1)
 
 
 def projector(X: np.ndarray) -> np.ndarray:
