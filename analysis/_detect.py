@@ -131,8 +131,10 @@ def analyse_block(
         base[single] = _fit_by_degree(m[single], x, deg[single], sig_m[single])
     sig_run = np.maximum(sig_run, _st.SIGMA_FLOOR)
     sig_m = _st.median_sigma(sig_run, n_typ)
-    # the step scan's smooth reference: the baseline family fitted robustly to all budgets (the scan then
-    # projects out every direction in which that curve could move, a fixed-cost intercept included)
+    # the step scan's smooth reference: the baseline family fitted to all budgets with Huber weights (never
+    # zero, so an edge budget with a large fixed cost is not dropped and left behind); the scan then
+    # projects out every direction in which that curve could move, a fixed-cost intercept included
+    base_ref = _fit_by_degree(m, x, deg, sig_m, loss="huber")
     pen = 2.0 * sig_m**2 * np.log(np.maximum(n_valid, 2)) if penalty is None else np.full(S, float(penalty))
 
     thr = float(np.log1p(min_effect))
@@ -149,7 +151,7 @@ def analyse_block(
     # ---- series without evidence: one normal segment, no detector run
     quiet = np.flatnonzero(~run & (n_valid > 0))
     if quiet.size:
-        E = L[quiet] - np.log(base[quiet])[:, :, None]
+        E = L[quiet] - np.log(base_ref[quiet])[:, :, None]
         first = np.argmax(has[quiet], axis=1)
         last = nb - 1 - np.argmax(has[quiet][:, ::-1], axis=1)
         out[quiet, iB + 0, :nb] = base[quiet]
@@ -171,7 +173,7 @@ def analyse_block(
             if vs.size < 3:
                 continue
             rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-            basis = _scan.tangent_basis(x[vs], base[s][vs], int(deg[s]))
+            basis = _scan.tangent_basis(x[vs], base_ref[s][vs], int(deg[s]))
             null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng, basis=basis)
             floor = max(float(sig_m[s]), _st.SIGMA_FLOOR)
             out[s, iX, 5:9] = _scan.series_scan(null, alpha, floor)
@@ -179,7 +181,7 @@ def analyse_block(
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
         rng = np.random.default_rng([int(seed), int(sid[s]) & 0x7FFFFFFF])
-        res = _one_series(L[s], m[s], x, base_lean[s], base[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
+        res = _one_series(L[s], m[s], x, base_lean[s], base_ref[s], int(deg[s]), float(sig_run[s]), float(sig_m[s]), float(pen[s]),
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
                           tol=max(0.5 * thr, 2.0 * float(sig_m[s])), n_perm=n_perm, alpha=alpha)
         b, segs, series_stats = res
