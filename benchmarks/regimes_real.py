@@ -129,7 +129,7 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
         btp, bfp, bfn = btp + m, bfp + len(fb) - m, bfn + len(tb) - m
     return {
         "file": Path(path).name, "trials": int(ds.sizes["trial"]), "factor": factor, "width": width,
-        "mode": f"{onset}/{from_step:g}", "ctp": int((T & F).sum()), "cfp": int((~T & F).sum()),
+        "mode": f"{onset}/{from_step:g}", "edge": bool(i0 == 0 or i0 + w == nb), "ctp": int((T & F).sum()), "cfp": int((~T & F).sum()),
         "cfn": int((T & ~F).sum()), "btp": btp, "bfp": bfp, "bfn": bfn, "series": int(keep.sum()),
         "found": int(F.any(axis=1).sum()),
         "mde": np.asarray(r["mde"].values, dtype=float).reshape(-1)[keep].tolist(),
@@ -220,6 +220,14 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     if by_dev:
         out += ["By device (3 or more trials, factors >= 1.5, all widths): " + "; ".join(
             f"{k}: {_cell(v)}" for k, v in sorted(by_dev.items())) + "."]
+    by_edge = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
+                     lambda r: "touching the first or last budget" if r["edge"] else "interior")
+    if by_edge:
+        out += ["", "By position (3 or more trials, factors >= 1.5, all widths): " + "; ".join(
+            f"{k}: {_cell(v)} ({sum(x['found'] for x in v) / max(sum(x['series'] for x in v), 1):.0%} of series found)"
+            for k, v in sorted(by_edge.items())) + ". By factor, interior plants only, 3 or more trials: " + "; ".join(
+            f"{fac:g}x {_cell([r for r in plants if r['trials'] >= 3 and not r['edge'] and r['factor'] == fac])}"
+            for fac in FACTORS) + "."]
     if by_mode:
         out += ["By plant mode (3 or more trials, factors >= 1.5, all widths): " + "; ".join(
             f"onset {m.split('/')[0]}, from {'step 0' if m.endswith('/0') else 'half-way'}: {_cell(v)}"
