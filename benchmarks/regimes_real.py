@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
 
 from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from regimes_accuracy import boundaries, match  # noqa: E402  (the same scoring as the sim table)
 
 FACTORS = (1.2, 1.5, 2.0, 5.0, 21.0)
 WIDTHS = (1, 2, 4, 8)
@@ -77,24 +78,6 @@ def null_stats(path: str) -> dict:
         "mde": np.asarray(r["mde"].values, dtype=float).ravel().tolist(),
         "trials": int(ds.sizes["trial"]),
     }
-
-
-def boundaries(mask: np.ndarray) -> np.ndarray:
-    """Indices i where mask[i] != mask[i-1] (a boundary before budget i)."""
-    return np.flatnonzero(mask[1:] != mask[:-1]) + 1
-
-
-def match(true_b: np.ndarray, found_b: np.ndarray, tol: int = 1) -> int:
-    """One-to-one matches within +-tol (greedy by distance)."""
-    pairs = sorted((abs(int(t) - int(f)), i, j) for i, t in enumerate(true_b) for j, f in enumerate(found_b)
-                   if abs(int(t) - int(f)) <= tol)
-    used_t: set[int] = set()
-    used_f: set[int] = set()
-    for _, i, j in pairs:
-        if i not in used_t and j not in used_f:
-            used_t.add(i)
-            used_f.add(j)
-    return len(used_t)
 
 
 def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
