@@ -402,7 +402,8 @@ def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, t
         effect[j], e_lo[j], e_hi[j] = _st.bootstrap_median(Es, n_boot, rng)
         n_cells[j] = np.isfinite(Es).sum()
         if not is_norm[j]:
-            stp[j] = np.exp(_scan.step(null, int(starts_v[j]), int(ends_v[j]))[0])
+            with np.errstate(over="ignore"):
+                stp[j] = np.exp(_scan.step(null, int(starts_v[j]), int(ends_v[j]))[0])
             p[j], p_run[j], p_sc[j] = _scan.segment_p(null, int(starts_v[j]), int(ends_v[j]), floor)
         # never narrower than the budget-level noise allows (two equal runs are not a precise estimate)
         if np.isfinite(effect[j]):

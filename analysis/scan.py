@@ -360,7 +360,8 @@ def mde(null: ScanNull, alpha: float, floor: float, width: int = 1) -> float:
     if mid is not None and mid.size:
         margin = max(margin, -float(np.quantile(mid, 1.0 - POWER)))
     delta = (critical(null, alpha, floor) + margin) / np.sqrt(d)
-    return float(np.exp(delta))
+    with np.errstate(over="ignore"):  # inf: no ratio could be seen at this noise
+        return float(np.exp(delta))
 
 
 def series_scan(null: ScanNull, alpha: float, floor: float) -> tuple[float, float, float, float]:
