@@ -398,7 +398,7 @@ def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, t
         rows = np.arange(full_start[j], full_end[j] + 1)
         Es = E[rows]
         ref = np.setdiff1d(normal_rows, rows, assume_unique=True)
-        _, repro[j] = _st.segment_test(Es, E[ref], sig_run, min_log=thr)
+        repro[j] = _st.reproducibility(Es, E[ref], min_log=thr)
         effect[j], e_lo[j], e_hi[j] = _st.bootstrap_median(Es, n_boot, rng)
         n_cells[j] = np.isfinite(Es).sum()
         if not is_norm[j]:

@@ -1,4 +1,4 @@
-"""Small statistics helpers shared by the analysis: noise scale, BH, bootstrap, tests.
+"""Small statistics helpers shared by the analysis: noise scale, BH, bootstrap, reproducibility.
 
 Everything here is vectorised numpy (scipy/statsmodels for distributions and
 the Benjamini-Hochberg correction); nothing prints and nothing reads xarray.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats as _st
 from statsmodels.stats.multitest import multipletests
 
 __all__ = [
@@ -19,7 +18,7 @@ __all__ = [
     "nanmedian_last",
     "neighbour_sigma",
     "replicate_sigma",
-    "segment_test",
+    "reproducibility",
 ]
 
 #: Below this the noise scale is floored (relative units, 0.5 %), so noise-free input keeps a positive penalty.
@@ -129,58 +128,29 @@ def bootstrap_median(E: np.ndarray, n_boot: int, rng: np.random.Generator, level
     return est, float(np.exp(lo)), float(np.exp(hi))
 
 
-def segment_test(E_seg: np.ndarray, E_ref: np.ndarray, sigma_run: float, *, min_log: float) -> tuple[float, float]:
-    """Test one segment's log ratios against the reference (normal) budgets.
+def reproducibility(E_seg: np.ndarray, E_ref: np.ndarray, *, min_log: float) -> float:
+    """Share of trials that reproduce a segment's departure from the reference (normal) budgets.
 
     Parameters
     ----------
     E_seg, E_ref
-        ``(budgets, trials)`` log ratios to the baseline of the segment and
-        of the reference budgets (NaN allowed).
-    sigma_run
-        Per-run noise scale (used only when a budget test has one value).
+        ``(budgets, trials)`` log ratios to the baseline of the segment and of the reference budgets
+        (NaN allowed).
     min_log
-        ``log(1 + min_effect)``; a trial "reproduces" the segment when its
-        contrast lies beyond half of it in the segment's direction.
+        ``log(1 + min_effect)``; a trial reproduces the segment when its contrast
+        ``d_t = mean_b E_seg[b, t] - mean_b E_ref[b, t]`` has the segment's sign and exceeds half of it.
 
     Returns
     -------
-    p : float
-        Two-sided p-value. With three or more trials having data on both
-        sides: a one-sample t-test of the per-trial contrasts
-        ``d_t = mean_b E_seg[b, t] - mean_b E_ref[b, t]`` (trials are the
-        replicates, so one slow trial is one deviant replicate, not a
-        regime). Otherwise: Welch's t-test of the segment's cells against
-        the reference cells (a single segment cell: a prediction-interval
-        t-test against the reference's mean and spread).
-    reproducible : float
-        Fraction of trials whose contrast has the segment's sign and exceeds
-        ``min_log / 2``; NaN with fewer than three trials.
+    float
+        The share of trials with data on both sides that reproduce it; NaN with fewer than three such
+        trials (trials are the replicates: one slow trial is one deviant replicate, not a regime).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        seg_t = np.nanmean(E_seg, axis=0)
-        ref_t = np.nanmean(E_ref, axis=0)
-    d = seg_t - ref_t
+        d = np.nanmean(E_seg, axis=0) - np.nanmean(E_ref, axis=0)
     d = d[np.isfinite(d)]
-    if d.size >= 3:
-        sd = np.std(d, ddof=1)
-        mean = float(np.mean(d))
-        if sd == 0:
-            p = 0.0 if mean != 0 else 1.0
-        else:
-            p = float(2 * _st.t.sf(abs(mean) / (sd / np.sqrt(d.size)), d.size - 1))
-        direction = np.sign(np.nanmedian(E_seg)) or 1.0
-        repro = float(np.mean(direction * d > 0.5 * min_log))
-        return p, repro
-    a = E_seg[np.isfinite(E_seg)]
-    b = E_ref[np.isfinite(E_ref)]
-    if a.size == 0 or b.size < 2:
-        return np.nan, np.nan
-    if a.size == 1:
-        sd = max(float(np.std(b, ddof=1)), 1e-12)
-        t = (a[0] - b.mean()) / (sd * np.sqrt(1.0 + 1.0 / b.size))
-        return float(2 * _st.t.sf(abs(t), b.size - 1)), np.nan
-    res = _st.ttest_ind(a, b, equal_var=False)
-    p = float(res.pvalue) if np.isfinite(res.pvalue) else (0.0 if a.mean() != b.mean() else 1.0)
-    return p, np.nan
+    if d.size < 3:
+        return np.nan
+    direction = np.sign(np.nanmedian(E_seg)) or 1.0
+    return float(np.mean(direction * d > 0.5 * min_log))
