@@ -41,7 +41,7 @@ def noise_sd(logs: np.ndarray, center: np.ndarray, n: np.ndarray) -> np.ndarray:
     the median of a chi-square variable so that it is unbiased for normal
     noise (robust to a few cells with a slow run). With one trial: the median
     absolute second difference of the centres along budget over sqrt(6),
-    scaled by 1.4826 (a smooth trend's second differences are ~0).
+    scaled to a normal sd (a smooth trend's second differences are ~0).
     """
     n_series = logs.shape[0]
     out = np.full(n_series, np.nan)
@@ -56,7 +56,7 @@ def noise_sd(logs: np.ndarray, center: np.ndarray, n: np.ndarray) -> np.ndarray:
         c = center[s][np.isfinite(center[s])]
         if c.size >= 4:
             d2 = c[2:] - 2 * c[1:-1] + c[:-2]
-            out[s] = 1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0)
+            out[s] = stats.median_abs_deviation(d2, scale="normal") / np.sqrt(6.0)
     return out
 
 

@@ -35,6 +35,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 from scipy.optimize import least_squares
 
 from collector.errors import ConfigError
@@ -103,7 +104,7 @@ def levels(samples: Mapping[int, Sequence[float]], *, grid: Collection[int]) -> 
         sigma = sigma_trial
     else:
         resid = level[idx]
-        sigma = float(1.4826 * np.median(np.abs(resid - np.median(resid))))
+        sigma = float(median_abs_deviation(resid, scale="normal"))
     return Levels(tuple(budgets), tuple(float(v) for v in level), tuple(int(k) for k in n), sigma)
 
 
