@@ -202,7 +202,8 @@ def analyse_block(
 
 
 def reference_degree(deg: np.ndarray) -> np.ndarray:
-    """Degree of the smooth reference curve of the step scan: quadratic for growing series, else as given."""
+    """Degree of the baseline refitted to a series with no regime: quadratic for growing series (the
+    per-token cost grows with the context, with the cache too), else as given."""
     return np.where(np.asarray(deg) >= 1, 2, deg)
 
 

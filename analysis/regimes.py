@@ -22,7 +22,7 @@ from analysis import confound as _cf
 from analysis import segments as _sg
 from analysis import stats as _st
 from analysis._regimes_summary import summarize
-from analysis.baseline import DEGREE, SCALINGS, robust_fit
+from analysis.baseline import DEGREE, SCALINGS
 from analysis.errors import InputError
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
@@ -363,10 +363,7 @@ def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str
     x = budgets.astype(float) / float(np.max(budgets))
     deg = _detect.reference_degree(np.nan_to_num(ser["degree"][rows], nan=1).astype(int))
     floor = np.maximum(np.nan_to_num(ser["scatter"][rows], nan=0.0), _st.SIGMA_FLOOR)
-    base = np.full(m.shape, np.nan)
-    for d in np.unique(deg):
-        sel = deg == d
-        base[sel] = robust_fit(m[sel], x, int(d), scale_floor=floor[sel], loss="huber")[0]
+    base = _detect._fit_by_degree(m, x, deg, floor, loss="huber")
     keep = np.isfinite(f["baseline"][rows])
     f["baseline"][rows] = np.where(keep, base, f["baseline"][rows])
     f["ratio"][rows] = np.where(keep, np.exp(m - np.log(base)), f["ratio"][rows])

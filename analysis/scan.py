@@ -123,7 +123,6 @@ class ScanNull:
     """The scan of one series (see :func:`prepare_null`)."""
 
     E: np.ndarray  # (n, trial) log residuals of the runs (NaN: missing)
-    wt: np.ndarray  # (n,) weight of each budget's mean: sqrt of its share of a full cell's runs
     Praw: np.ndarray  # (n,) projected unweighted means (for the step estimate in log units)
     P: np.ndarray  # (n, n)
     D: np.ndarray  # (n, n) c'Pc of interval i..j
@@ -254,7 +253,7 @@ def prepare_null(
         b = min(block, n_perm - a)
         g = rng.standard_normal((b, n))
         unit.append(_max_abs(_interval_z(g @ P, D)))
-    return ScanNull(E=E, wt=wt, Praw=P @ m, P=P, D=D, Pm=Pm, steps=steps, resid=P @ ((m - steps) * wt),
+    return ScanNull(E=E, Praw=P @ m, P=P, D=D, Pm=Pm, steps=steps, resid=P @ ((m - steps) * wt),
                     run_max=run_max,
                     unit_max=np.concatenate(unit), run_mid=mid, n_perm=n_perm, seed=seed)
 
