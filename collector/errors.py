@@ -9,6 +9,7 @@ __all__ = [
     "DeviceUnavailableError",
     "UnknownModelError",
     "JournalError",
+    "OutputError",
 ]
 
 
@@ -34,3 +35,7 @@ class UnknownModelError(ConfigError):
 
 class JournalError(CollectorError):
     """The sweep journal cannot be used (missing, corrupt, or incompatible)."""
+
+
+class OutputError(CollectorError):
+    """A file cannot be written: no file name, a folder that is not writable, or a full disk (names path and cause)."""

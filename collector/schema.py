@@ -629,18 +629,34 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    OutputError
+        The path names no file, its folder is not writable, or the disk (or the
+        file size limit) is full; the message names the path and the cause, and
+        nothing is left behind.
     """
+    from collector.storage import check_output, write_error
+
     ds = validate(normalize(ds))
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    target = check_output(path, "dataset")
+    needed = int(ds.nbytes)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc, "dataset", needed=needed) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a published dataset gets the usual mode
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a published dataset gets the usual mode
         ds.load().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
         os.replace(tmp, target)
+    except (OSError, RuntimeError) as exc:  # the netCDF library says "HDF error" or "Permission denied" when full
+        Path(tmp).unlink(missing_ok=True)
+        raise write_error(target, exc, "dataset", needed=needed) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
