@@ -29,12 +29,12 @@ import numpy as np
 import xarray as xr
 
 from collector import schema
-from collector.errors import ConfigError
+from collector.errors import ConfigError, JournalError
 from collector.factors import FACTORS
 from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
 
-__all__ = ["RESOLVE", "to_dataset", "export", "merge_datasets", "merge"]
+__all__ = ["RESOLVE", "spec_of", "to_dataset", "export", "merge_datasets", "merge"]
 
 #: How :func:`merge` settles a cell measured in several inputs.
 RESOLVE: tuple[str, ...] = ("error", "first", "last")
@@ -51,9 +51,29 @@ def _utc64(t: _dt.datetime) -> np.datetime64:
     return np.datetime64(t, "ns")
 
 
+def spec_of(journal: Journal) -> SweepSpec:
+    """The sweep spec stored in ``journal``, checked again.
+
+    Raises
+    ------
+    JournalError
+        The stored spec is not a valid sweep spec (names the journal and what is wrong).
+    """
+    try:
+        return SweepSpec.from_dict(journal.spec)
+    except ConfigError as exc:
+        raise JournalError(f"journal {str(journal.path)!r} is damaged: its sweep spec is invalid ({exc})") from None
+
+
 def to_dataset(journal: Journal) -> xr.Dataset:
-    """The schema-v1 dataset of everything recorded in ``journal`` (not yet validated)."""
-    spec = SweepSpec.from_dict(journal.spec)
+    """The schema-v1 dataset of everything recorded in ``journal`` (not yet validated).
+
+    Raises
+    ------
+    JournalError
+        The journal's spec or one of its rows is damaged (names the journal and the row).
+    """
+    spec = spec_of(journal)
     rows = list(journal.rows())
     budgets = sorted(set(spec.budgets) | {r.key.budget for r in rows})
     env = dict(journal.environment)
@@ -80,21 +100,31 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
     arrays = {name: ds[name].values for name in ds.data_vars}
     for order, r in enumerate(rows):
-        idx = tuple(index[d][getattr(r.key, d)] for d in schema.SWEEP_DIMS)
-        rec = r.record
-        arrays["status"][idx] = schema.STATUS[rec.status]
-        arrays["tokens"][idx] = rec.tokens
-        arrays["order"][idx] = order
-        arrays["worker"][idx] = r.worker
-        arrays["started_at"][idx] = _utc64(rec.started_at)
-        for name in _RECORD_VARS:
-            arrays[name][idx] = getattr(rec, name)
-        if rec.ok and "step_time" in arrays and rec.step_times:
-            steps = np.asarray(rec.step_times, dtype=np.float32)
-            arrays["step_time"][idx][: steps.size] = steps
+        try:
+            _fill(arrays, index, order, r)
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise JournalError(f"journal {str(journal.path)!r} is damaged: run row id={r.id!r} cannot be used "
+                               f"({type(exc).__name__}: {exc}); it was changed by hand or not written by this "
+                               "package") from None
     if simulated:
         ds["truth_anomalous"] = (schema.SWEEP_DIMS, _truth(ds, spec).values, _TRUTH_ATTRS)
     return ds
+
+
+def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order: int, r: Any) -> None:
+    """Put one journal row (a :class:`collector.journal.JournalRow`) into the dataset's arrays."""
+    idx = tuple(index[d][getattr(r.key, d)] for d in schema.SWEEP_DIMS)
+    rec = r.record
+    arrays["status"][idx] = schema.STATUS[rec.status]
+    arrays["tokens"][idx] = rec.tokens
+    arrays["order"][idx] = order
+    arrays["worker"][idx] = r.worker
+    arrays["started_at"][idx] = _utc64(rec.started_at)
+    for name in _RECORD_VARS:
+        arrays[name][idx] = getattr(rec, name)
+    if rec.ok and "step_time" in arrays and rec.step_times:
+        steps = np.asarray(rec.step_times, dtype=np.float32)
+        arrays["step_time"][idx][: steps.size] = steps
 
 
 def _truth(ds: xr.Dataset, spec: SweepSpec) -> xr.DataArray:
@@ -128,7 +158,8 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
         The dataset would not be valid (a bug; nothing is written).
     """
     with Journal.open(journal_path) as journal:
-        target = output if output is not None else output_beside(journal.path, journal.spec.get("output"))
+        stored = spec_of(journal).output
+        target = output if output is not None else output_beside(journal.path, stored)
         if not target:
             raise ConfigError(f"journal {str(journal_path)!r} stores no output path; give one with -o OUT.nc")
         ds = to_dataset(journal)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from collector.errors import JournalError
+from collector.errors import JournalError, OutputError
 from collector.factors import FACTORS, SWEEP_DIMS, RunKey
 from collector.record import RunRecord
 
@@ -118,18 +118,30 @@ class Journal:
         if p.exists():
             raise JournalError(f"journal {str(p)!r} already exists; continue it with "
                                f"'python -m collector resume {p}' or choose another output")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        conn = cls._connect(p)
-        self = cls(p, conn)
-        self.lock()
-        for stmt in _SCHEMA.split(";"):
-            if stmt.strip():
-                conn.execute(stmt)
-        meta = {"journal_version": JOURNAL_VERSION, "spec": spec, "environment": environment,
-                "command": command, "created": _now(), "workers": 0}
-        with self._tx():
-            conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
-                             [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
+        conn: sqlite3.Connection | None = None
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            conn = cls._connect(p)
+            self = cls(p, conn)
+            self.lock()
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            meta = {"journal_version": JOURNAL_VERSION, "spec": spec, "environment": environment,
+                    "command": command, "created": _now(), "workers": 0}
+            with self._tx():
+                conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
+                                 [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
+        except (OSError, sqlite3.Error, OutputError) as exc:  # a full or read-only disk: leave nothing behind
+            if conn is not None:
+                conn.close()
+            for suffix in ("", "-wal", "-shm", ".lock"):
+                Path(str(p) + suffix).unlink(missing_ok=True)
+            if isinstance(exc, OutputError):
+                raise
+            from collector.storage import write_error
+
+            raise write_error(p, exc, "journal") from None
         return self
 
     @classmethod
@@ -147,15 +159,26 @@ class Journal:
         try:
             conn = cls._connect(p)
             version = conn.execute("SELECT value FROM meta WHERE key = 'journal_version'").fetchone()
+            have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            keys = {row[0] for row in conn.execute("SELECT key FROM meta")}
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
-        if version is None or json.loads(version[0]) not in READABLE_VERSIONS:
-            conn.close()
+        try:
             found = None if version is None else json.loads(version[0])
+        except (ValueError, TypeError):
+            found = version[0]
+        if found not in READABLE_VERSIONS:
+            conn.close()
             raise JournalError(f"journal {str(p)!r} has version {found!r}; this package reads "
                                f"{' or '.join(map(repr, READABLE_VERSIONS))}")
+        required = {"id", "status", "record", "worker", "pid", "planned",
+                    *(f.name for f in FACTORS if f.v1_value is None)}
+        missing = sorted(required - have) + sorted({"spec", "environment", "workers"} - keys)
+        if missing:
+            conn.close()
+            raise JournalError(f"journal {str(p)!r} is damaged: it lacks {', '.join(map(repr, missing))} "
+                               "(changed by hand, or not written by this package)")
         self = cls(p, conn)
-        have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
         self._columns = tuple(d for d in SWEEP_DIMS if d in have)
         if write:
             self.lock()
@@ -193,22 +216,61 @@ class Journal:
 
     # ------------------------------------------------------------------ meta
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on an exception); SQLite's write failures become :class:`OutputError`."""
+
+        def __init__(self, journal: "Journal") -> None:
+            self.journal = journal
+            self.conn = journal._conn
 
         def __enter__(self) -> None:
-            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self.journal._write_failed(exc) from None
 
-        def __exit__(self, exc_type: object, *rest: object) -> None:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            try:
+                self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            except sqlite3.OperationalError as failed:
+                if exc_type is None:
+                    raise self.journal._write_failed(failed) from None
+            if isinstance(exc, sqlite3.OperationalError):
+                raise self.journal._write_failed(exc) from None
 
     def _tx(self) -> "Journal._Tx":
-        return Journal._Tx(self._conn)
+        return Journal._Tx(self)
+
+    def _write_failed(self, exc: sqlite3.OperationalError) -> OutputError:
+        """An :class:`OutputError` for a failed write (``database or disk is full``): nothing committed is lost."""
+        from collector.storage import write_error
+
+        try:
+            n = self.count()
+        except sqlite3.Error:  # pragma: no cover - the file cannot even be read
+            n = None
+        kept = "" if n is None else f"the {n} runs recorded so far are kept; "
+        return write_error(self.path, exc, "journal",
+                           hint=f"{kept}free some space, then continue with 'python -m collector resume {self.path}'")
+
+    def _damaged(self, where: str, exc: BaseException) -> JournalError:
+        return JournalError(f"journal {str(self.path)!r} is damaged: {where} cannot be read "
+                            f"({type(exc).__name__}: {exc}); it was changed by hand or not written by this package")
 
     def get(self, key: str, default: Any = None) -> Any:
-        """A meta value (JSON-decoded)."""
+        """A meta value (JSON-decoded).
+
+        Raises
+        ------
+        JournalError
+            The stored value is not JSON (names the journal and the key).
+        """
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        if row is None:
+            return default
+        try:
+            return json.loads(row[0])
+        except (ValueError, TypeError) as exc:
+            raise self._damaged(f"meta {key!r}", exc) from None
 
     def set(self, key: str, value: Any) -> None:
         """Store a meta value (committed)."""
@@ -219,12 +281,18 @@ class Journal:
     @property
     def spec(self) -> dict[str, Any]:
         """The sweep spec as stored (a :meth:`collector.spec.SweepSpec.to_dict`)."""
-        return dict(self.get("spec"))
+        spec = self.get("spec")
+        if not isinstance(spec, dict):
+            raise self._damaged("meta 'spec'", TypeError(f"expected a JSON object, got {spec!r:.80}"))
+        return dict(spec)
 
     @property
     def environment(self) -> dict[str, Any]:
         """The environment the sweep started in."""
-        return dict(self.get("environment"))
+        env = self.get("environment")
+        if not isinstance(env, dict):
+            raise self._damaged("meta 'environment'", TypeError(f"expected a JSON object, got {env!r:.80}"))
+        return dict(env)
 
     def next_worker(self) -> int:
         """A new worker number, unique within this journal across resumes (committed)."""
@@ -241,7 +309,16 @@ class Journal:
 
     def model_info(self) -> dict[str, dict[str, Any]]:
         """Facts of every model stored so far."""
-        return {n: json.loads(i) for n, i in self._conn.execute("SELECT name, info FROM models")}
+        out: dict[str, dict[str, Any]] = {}
+        for n, i in self._conn.execute("SELECT name, info FROM models"):
+            try:
+                info = json.loads(i)
+                if not isinstance(info, dict):
+                    raise TypeError(f"expected a JSON object, got {info!r:.80}")
+            except (ValueError, TypeError) as exc:
+                raise self._damaged(f"the models row of {n!r}", exc) from None
+            out[str(n)] = info
+        return out
 
     # ------------------------------------------------------------------ runs
     def _key(self, values: tuple[Any, ...]) -> RunKey:
@@ -277,8 +354,13 @@ class Journal:
 
     def done(self) -> set[RunKey]:
         """Keys of every run recorded so far."""
-        cur = self._conn.execute(f"SELECT {', '.join(self._columns)} FROM runs")
-        return {self._key(row) for row in cur}
+        out: set[RunKey] = set()
+        for row in self._conn.execute(f"SELECT {', '.join(self._columns)}, id FROM runs"):
+            try:
+                out.add(self._key(row[:-1]))
+            except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
+                raise self._damaged(f"run row id={row[-1]!r}", exc) from None
+        return out
 
     def count(self) -> int:
         """Number of runs recorded."""
@@ -291,5 +373,11 @@ class Journal:
                                  "FROM runs ORDER BY id")
         for row in cur:
             i, rec, w, pid, planned = row[n:]
-            yield JournalRow(int(i), self._key(row[:n]), RunRecord.from_dict(json.loads(rec)), int(w), int(pid),
-                             int(planned))
+            try:
+                d = json.loads(rec)
+                if not isinstance(d, dict):
+                    raise TypeError(f"expected a JSON object, got {d!r:.80}")
+                out = JournalRow(int(i), self._key(row[:n]), RunRecord.from_dict(d), int(w), int(pid), int(planned))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ConfigError is a ValueError
+                raise self._damaged(f"run row id={i!r}", exc) from None
+            yield out
