@@ -15,6 +15,7 @@ import json
 import math
 import shlex
 import signal
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from collector.errors import CollectorError
+from collector.safetext import visible
 
 __all__ = ["main", "build_parser"]
 
@@ -140,8 +142,10 @@ def _stop_flag() -> tuple[list[bool], dict[int, Any]]:
 def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
     from rich.console import Console
 
+    from collector.errors import OutputError
     from collector.export import to_dataset
     from collector.progress import LiveProgress, print_summary
+    from collector.safetext import for_rich
     from collector.schema import save
     from collector.sweep import run_sweep
 
@@ -153,19 +157,23 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
         for sig, old in previous.items():
             signal.signal(sig, old)
     ds = to_dataset(journal)
-    path = save(ds, output)
+    try:
+        path = save(ds, output)
+    except OutputError as exc:
+        raise OutputError(f"{exc}; every run is kept in the journal: free some space, then write the dataset with "
+                          f"'python -m collector export {journal.path}'") from None
     err = Console(stderr=True)
     if not quiet:
         print_summary(ds, str(path))
         for series, found in result.boundaries.items():
             where = ", ".join(f"{b.lo}|{b.hi} (x{b.jump:.2f})" for b in found)
-            Console().print(f"boundaries {'/'.join(map(str, series))}: {where}")
+            Console().print(f"boundaries {for_rich('/'.join(map(str, series)))}: {where}")
     if result.interrupted:
-        err.print(f"interrupted: {result.in_journal} runs in the journal, written to {path}; continue with "
-                  f"'python -m collector resume {journal.path}'")
+        err.print(f"interrupted: {result.in_journal} runs in the journal, written to {for_rich(path)}; continue with "
+                  f"'python -m collector resume {for_rich(journal.path)}'")
         return _EXIT_INTERRUPTED
     if not quiet:
-        Console().print(f"analyse it: python -m analysis regimes {shlex.quote(str(path))}")
+        Console().print(f"analyse it: python -m analysis regimes {for_rich(shlex.quote(str(path)))}")
     return 0
 
 
@@ -179,12 +187,13 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.environment import collect
     from collector.journal import Journal, journal_path
     from collector.spec import build_spec, check_runnable, read_toml
+    from collector.storage import check_output
 
     base = read_toml(args.config) if args.config else {}
     spec = build_spec(_settings(args), base=base)
     if spec.output is None:
         spec = spec.replace(output=_default_output())
-    output = Path(str(spec.output))
+    output = check_output(str(spec.output))
     if output.suffix == ".journal":
         raise CollectorError(f"output {str(output)!r} ends in .journal, which is the journal's own suffix; use .nc")
     jpath = journal_path(output)
@@ -209,30 +218,38 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from collector.environment import collect, resume_changes
     from collector.errors import JournalError
     from collector.journal import Journal, output_beside
-    from collector.spec import SweepSpec, check_runnable
+    from collector.export import spec_of
+    from collector.spec import check_runnable
+    from collector.storage import check_output
 
     journal = Journal.open(args.journal, write=True)
     with journal:
-        spec = SweepSpec.from_dict(journal.spec)
+        spec = spec_of(journal)
+        for _ in journal.rows():  # a damaged row is named now, not after the remaining runs
+            pass
         changes = resume_changes(journal.environment, collect(spec.devices))
         if changes:
             raise JournalError(f"refusing to resume {str(journal.path)!r}: the environment changed ({'; '.join(changes)}); "
                                "export what it holds and start a new sweep")
-        check_runnable(spec)
         output = args.output or output_beside(journal.path, spec.output)
         if not output:
             raise CollectorError("the journal stores no output path; give one with -o OUT.nc")
+        check_output(output)
+        check_runnable(spec)
         return _sweep(spec, journal, str(output), args.quiet)
 
 
 def _refuse_existing(path: str | Path, force: bool) -> None:
+    from collector.storage import check_output
+
+    check_output(path)  # a file name, in a folder that takes it: before any work
     if Path(path).exists() and not force:
         raise CollectorError(f"output {str(path)!r} already exists; pass --force to replace it, or choose another -o")
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from collector.errors import ConfigError
-    from collector.export import export, to_dataset
+    from collector.export import export, spec_of, to_dataset
     from collector.journal import Journal, output_beside
     from collector.schema import load
 
@@ -240,7 +257,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         ds, target = load(args.journal), args.output or str(Path(args.journal).with_suffix(".csv"))
     else:
         with Journal.open(args.journal) as journal:
-            target = args.output or output_beside(journal.path, journal.spec.get("output"))
+            target = args.output or output_beside(journal.path, spec_of(journal).output)
             if not target:
                 raise ConfigError(f"journal {args.journal!r} stores no output path; give one with -o OUT.nc")
             if args.csv:
@@ -253,7 +270,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         path = write_csv(ds, target)
     else:
         path = export(args.journal, target)
-    print(f"wrote {path}")
+    print(f"wrote {visible(path)}")
     return 0
 
 
@@ -262,7 +279,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
     _refuse_existing(args.output, args.force)
     path = merge(args.inputs, args.output, resolve=args.resolve)
-    print(f"wrote {path}")
+    print(f"wrote {visible(path)}")
     return 0
 
 
@@ -275,7 +292,7 @@ def _cmd_import_study(args: argparse.Namespace, argv: Sequence[str]) -> int:
                       command="python -m collector " + shlex.join(list(argv)))
     path = save(ds, args.output)
     ok = int((ds["status"] == 0).sum())
-    print(f"wrote {path}: {ok} configuration(s) ok, {int((ds['status'] == 1).sum())} failed")
+    print(f"wrote {visible(path)}: {ok} configuration(s) ok, {int((ds['status'] == 1).sum())} failed")
     return 0
 
 
@@ -343,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        print(f"warning: {message}", file=sys.stderr)
+        print(f"warning: {visible(message)}", file=sys.stderr)
 
     warnings.showwarning = one_line_warning
     try:
@@ -359,8 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers = {"resume": _cmd_resume, "export": _cmd_export, "merge": _cmd_merge, "info": _cmd_info,
                     "models": _cmd_models}
         return handlers[args.command](args)
-    except (CollectorError, OSError) as exc:
-        msg = str(exc).replace("\n", " ")
+    except (CollectorError, OSError, sqlite3.Error) as exc:
+        msg = visible(str(exc).replace("\n", " "))  # names and texts from files: no control characters
         print(f"error: {msg}", file=sys.stderr)
         return _EXIT_ERROR
     except KeyboardInterrupt:

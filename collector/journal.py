@@ -162,6 +162,10 @@ class Journal:
             have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
             keys = {row[0] for row in conn.execute("SELECT key FROM meta")}
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "no such" not in str(exc):
+                from collector.storage import cause  # e.g. its -shm file cannot be made: a full disk, a read-only folder
+
+                raise JournalError(f"cannot open journal {str(p)!r}: {cause(exc, p.parent)}") from None
             raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
         try:
             found = None if version is None else json.loads(version[0])
@@ -250,7 +254,7 @@ class Journal:
             n = None
         kept = "" if n is None else f"the {n} runs recorded so far are kept; "
         return write_error(self.path, exc, "journal",
-                           hint=f"{kept}free some space, then continue with 'python -m collector resume {self.path}'")
+                           hint=f"{kept}make room on the disk, then continue with 'python -m collector resume {self.path}'")
 
     def _damaged(self, where: str, exc: BaseException) -> JournalError:
         return JournalError(f"journal {str(self.path)!r} is damaged: {where} cannot be read "

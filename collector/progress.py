@@ -19,12 +19,12 @@ import numpy as np
 import xarray as xr
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
 from collector import schema
 from collector.factors import BY_NAME, SERIES_DIMS
+from collector.safetext import for_rich
 from collector.sweep import SweepEvent
 
 __all__ = ["LiveProgress", "summary_rows", "print_summary"]
@@ -67,7 +67,7 @@ class LiveProgress:
                 console=self.console, transient=False, expand=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task(escape(self.label), total=None, info="starting")
+            self._task = self._bar.add_task(for_rich(self.label), total=None, info="starting")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -86,7 +86,7 @@ class LiveProgress:
         if event.key is not None and event.record is not None:
             k, rec = event.key, event.record
             what = _fmt_s(rec.latency) if rec.ok else rec.status.upper()
-            info = escape(" ".join(_label(d, getattr(k, d)) for d in (*SERIES_DIMS, "budget", "trial")) + f": {what}")
+            info = for_rich(" ".join(_label(d, getattr(k, d)) for d in (*SERIES_DIMS, "budget", "trial")) + f": {what}")
         elif event.kind == "start":
             info = f"{event.done} already in the journal" if event.done else "starting"
         elif event.message:
@@ -110,7 +110,7 @@ class LiveProgress:
         rate = (done - self._done0) / elapsed if elapsed > 0 else 0.0
         eta = _fmt_clock((total - done) / rate) if rate > 0 else "-"
         failed = f", {self.failed} failed" if self.failed else ""
-        self.console.print(f"{escape(self.label)}: {done}/{total} runs ({100 * share:.0f}%), "
+        self.console.print(f"{for_rich(self.label)}: {done}/{total} runs ({100 * share:.0f}%), "
                            f"{_fmt_clock(elapsed)} elapsed, eta {eta}{failed}", highlight=False, soft_wrap=True)
 
 
@@ -165,7 +165,7 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
     console = console or Console()
     rows = summary_rows(ds)
     shown = [d for d in SERIES_DIMS if d in ("model", "device", "cache") or len({r[d] for r in rows}) > 1]
-    table = Table(title=f"{ds.attrs.get('title', 'sweep')} "
+    table = Table(title=f"{for_rich(ds.attrs.get('title', 'sweep'))} "
                         f"({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})",
                   box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True,
                   show_edge=False)
@@ -173,7 +173,7 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
         kind = BY_NAME[col].kind if col in BY_NAME else "int"
         table.add_column(col, justify="left" if kind == "str" else "right", no_wrap=True)
     for r in rows:
-        cells = [("on" if r[d] else "off") if BY_NAME[d].kind == "bool" else str(r[d]) for d in shown]
+        cells = [("on" if r[d] else "off") if BY_NAME[d].kind == "bool" else for_rich(r[d]) for d in shown]
         span = f"{r['budget_min']}..{r['budget_max']}" if r["budget_min"] is not None else "-"
         med = f"{_fmt_s(r['median_min'])} .. {_fmt_s(r['median_max'])}" if r["budget_min"] is not None else "-"
         mpt = f"{r['ms_per_token']:.2f}" if math.isfinite(r["ms_per_token"]) else "-"
@@ -183,4 +183,4 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
     not_run = sum(r["not_run"] for r in rows)
     if not_run:
         console.print(f"{not_run} cells not run (refinement budgets of other series, or an interrupted sweep)")
-    console.print(f"wrote {path}")
+    console.print(f"wrote {for_rich(path)}")
