@@ -65,6 +65,7 @@ __all__ = [
     "Episode",
     "LatencyModel",
     "MODEL_COSTS",
+    "MAX_POSITIONS",
     "DEVICE_SPEED",
     "simulate",
     "execution_order",
@@ -115,6 +116,19 @@ MODEL_COSTS: dict[str, ModelCost] = {
     "bloom-560m": _cost(559_214_592, 24, 1024),
     "opt-125m": _cost(125_239_296, 12, 768),
     "opt-350m": _cost(331_196_416, 24, 1024),
+}
+
+#: Positions (prompt + new tokens) of each preset, as in its published config (collector.models builds the same):
+#: device ``sim`` refuses longer sequences, as the real devices do.
+MAX_POSITIONS: dict[str, int] = {
+    "tiny-gpt2": 512,
+    "distilgpt2": 1024,
+    "gpt2": 1024,
+    "gpt2-medium": 1024,
+    "gpt2-large": 1024,
+    "bloom-560m": 2048,
+    "opt-125m": 2048,
+    "opt-350m": 2048,
 }
 
 #: Relative speed of each backend (multiplies every time).

@@ -68,6 +68,7 @@ __all__ = [
     "WEIGHTS",
     "SPEC_KEYS",
     "MAX_BUDGET",
+    "MAX_WARMUP",
     "parse_budgets",
     "parse_ints",
     "parse_names",
@@ -183,6 +184,9 @@ class SweepSpec:
         d.update(changes)
         return build_spec(d, defaults=False)
 
+
+#: Most unrecorded warm-up runs per cell and process (a typo guard: each takes as long as a measured run).
+MAX_WARMUP = 100
 
 #: Keys a TOML file / settings mapping may hold (besides the ``[sim]`` table).
 SPEC_KEYS: tuple[str, ...] = (*(f.setting for f in _GRID_FACTORS),
@@ -303,6 +307,10 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
     for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0)):
         if name in merged:
             kw[name] = _int(merged[name], name, minimum)
+    if kw.get("warmup", 0) > MAX_WARMUP:
+        raise ConfigError(f"warmup must be <= {MAX_WARMUP} unrecorded runs per cell and process, got "
+                          f"{merged['warmup']!r}; each one takes as long as a measured run (and counts against "
+                          "the timeout)")
     for name, choices in (("engine", ENGINES), ("timing", TIMINGS), ("memory", MEMORY_MODES), ("weights", WEIGHTS),
                           ("isolation", ISOLATIONS), ("order", ORDERS)):
         if name in merged:
@@ -314,8 +322,11 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         kw["memory_interval"] = v
     if "timeout" in merged:
         kw["timeout"] = _seconds_or_none(merged["timeout"], "timeout")
-    if merged.get("refine") not in (None, 0, "none", "off"):
-        kw["refine"] = _int(merged["refine"], "refine", 1)
+    refine = merged.get("refine")
+    if refine is False or isinstance(refine, str) and refine.strip().lower() in ("", "none", "off"):
+        refine = None
+    if refine is not None and _int(refine, "refine", 0) > 0:  # 0 is off, on the command line as in TOML
+        kw["refine"] = _int(refine, "refine", 0)
     if merged.get("refine_max_runs") is not None:
         kw["refine_max_runs"] = _int(merged["refine_max_runs"], "refine_max_runs", 0)
     if merged.get("output") is not None:
@@ -359,12 +370,21 @@ def check_runnable(spec: SweepSpec) -> None:
     UnknownModelError, DeviceUnavailableError, ConfigError
     """
     real = [d for d in spec.devices if d != "sim"]
+    if "sim" in spec.devices and real:
+        raise ConfigError(f"devices {list(spec.devices)!r} mix the simulated device 'sim' with real ones; a dataset is "
+                          "either simulated or measured: run them as two sweeps (and compare or merge the datasets)")
     if "sim" in spec.devices:
+        from collector.sim import MAX_POSITIONS
+
         known = sim_models(spec)
         for m in spec.models:
             if m not in known:
                 raise UnknownModelError(f"unknown model {m!r} for device 'sim'; choices: {', '.join(known)} "
                                         "(or add its costs under [sim.costs])")
+            most, p, b = MAX_POSITIONS.get(m), max(spec.prompt_lens), max(spec.budgets)
+            if most is not None and p + b > most:
+                raise ConfigError(f"prompt_len + budget = {p} + {b} = {p + b} exceeds the {most} positions of model "
+                                  f"{m!r}; choose prompt_len + budget <= {most}")
     if not real:
         return
     if spec.sim is not None and "sim" not in spec.devices:
