@@ -33,6 +33,8 @@ __all__ = [
     "QUIET_DIMS",
     "Series",
     "check_dataset",
+    "check_axes",
+    "check_seed",
     "check_choice",
     "check_positive_int",
     "check_fraction",
@@ -62,12 +64,15 @@ def check_dataset(
     variables: Sequence[str] = (),
     *,
     min_budgets: int = 3,
-) -> None:
-    """Raise :class:`InputError` unless ``ds`` can be analysed by ``fn``.
+) -> xr.Dataset:
+    """``ds`` sorted by budget, or :class:`InputError` unless ``ds`` can be analysed by ``fn``.
 
-    Checks that ``ds`` is a Dataset with a ``budget`` dim of at least
-    ``min_budgets`` values, that each of ``variables`` is present, numeric,
-    has the ``budget`` dim and holds at least one finite value.
+    The one place where every public analysis checks its input. Checks that
+    ``ds`` is a Dataset with a ``budget`` dim of at least ``min_budgets``
+    values, that each of ``variables`` is present, numeric and has the
+    ``budget`` dim, and then the axes (:func:`check_axes`): the budget
+    coordinate holds distinct finite numbers and no dim of ``variables`` is
+    empty. Budgets out of order are sorted (lazily for dask-backed input).
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"{fn}() expects an xarray.Dataset, got {type(ds).__name__!r}")
@@ -93,6 +98,47 @@ def check_dataset(
             raise InputError(f"{fn}(): variable {name!r} has dims {var.dims!r}, without {BUDGET!r}")
         if var.dtype.kind not in "iuf":
             raise InputError(f"{fn}(): variable {name!r} must be numeric, got dtype {str(var.dtype)!r}")
+    return check_axes(ds, fn, variables)
+
+
+def check_axes(ds: xr.Dataset, fn: str, variables: Sequence[str] = ()) -> xr.Dataset:
+    """``ds`` sorted by budget; :class:`InputError` for a budget axis or dims that cannot be analysed.
+
+    Every dim coordinate of ``variables`` and the budget must hold distinct
+    values, finite where numeric (a NaN budget would silently drop out of
+    every fit and hide a regime next to it; a repeated label makes cells
+    ambiguous), and every dim of ``variables`` must have at least one value
+    (an empty ``trial`` dim leaves nothing to analyse).
+    """
+    dims = [BUDGET] + [d for name in variables if name in ds.variables for d in ds[name].dims]
+    for d in dict.fromkeys(dims):
+        if d not in ds.coords or ds[d].ndim != 1:
+            continue
+        values = np.asarray(ds[d].values)
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            bad = values[~np.isfinite(values)][0].item()
+            raise InputError(f"{fn}(): the {str(d)!r} coordinate must hold finite numbers, got {bad!r} in {values.tolist()!r}")
+        index = ds.indexes.get(d)
+        if index is not None and not index.is_unique:
+            dup = index[index.duplicated()][0]
+            dup = dup.item() if hasattr(dup, "item") else dup
+            raise InputError(f"{fn}(): the {str(d)!r} coordinate holds {dup!r} more than once; its values must be distinct")
+    for name in variables:
+        if name not in ds.variables:
+            continue
+        for d in ds[name].dims:
+            if ds.sizes[d] == 0:
+                raise InputError(f"{fn}(): dim {str(d)!r} of variable {name!r} is empty (length 0): nothing to analyse")
+    if BUDGET in ds.coords and ds.sizes.get(BUDGET, 0) > 1 and np.any(np.diff(np.asarray(ds[BUDGET].values)) < 0):
+        ds = ds.sortby(BUDGET)
+    return ds
+
+
+def check_seed(value: Any, fn: str) -> int:
+    """Return ``value`` as int, raising :class:`InputError` unless it can seed numpy (an integer >= 0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{fn}(): seed must be an integer >= 0, got {value!r}")
+    return int(value)
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any], fn: str) -> None:

@@ -77,7 +77,7 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
         When ``latency``, the budget dim or the ``model``/``device`` dims are missing.
     """
     fn = "compare_backends"
-    check_dataset(ds, fn, ["latency"])
+    ds = check_dataset(ds, fn, ["latency"])
     for d in ("model", "device"):
         if d not in ds["latency"].dims or d not in ds.coords:
             raise InputError(f"{fn}() needs a {d!r} dim on 'latency'; it has dims {ds['latency'].dims!r}")

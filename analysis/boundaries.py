@@ -133,7 +133,7 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         When ``latency`` or the budget dim is missing, or ``prompt_len`` has fewer than two values.
     """
     fn = "boundaries"
-    check_dataset(ds, fn, ["latency"])
+    ds = check_dataset(ds, fn, ["latency"])
     if PROMPT not in ds["latency"].dims or PROMPT not in ds.coords:
         raise InputError(f"{fn}() needs a {PROMPT!r} dim on 'latency'; it has dims {ds['latency'].dims!r}")
     prompts = np.asarray(ds[PROMPT].values, dtype=np.float64)

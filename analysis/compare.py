@@ -19,6 +19,7 @@ import xarray as xr
 
 from analysis import _compare_regimes as _cr
 from analysis import _compare_stats as _cs
+from analysis._common import check_axes
 from analysis._labels import is_simulated, iter_series, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.stats import bh
@@ -167,6 +168,7 @@ def _prepare(ds: Any, var: str, label: str) -> xr.Dataset:
         raise InputError(f"compare(): {label!r} lacks variable {var!r}; it has {sorted(map(str, ds.data_vars))!r}")
     if "budget" not in ds[var].dims:
         raise InputError(f"compare(): {var!r} of {label!r} has no 'budget' dim; its dims are {list(ds[var].dims)!r}")
+    ds = check_axes(ds, "compare", [var])
     keep = [var] + [v for v in _TIME_VARS if v in ds.data_vars]
     out = ds[keep]
     val = out[var]

@@ -20,6 +20,7 @@ from analysis._common import (
     check_dataset,
     check_fraction,
     check_positive_int,
+    check_seed,
     cube,
     get_regimes,
     ok_values,
@@ -149,13 +150,14 @@ def kv_speedup(
         False or True, or when a setting is out of range.
     """
     fn = "kv_speedup"
-    check_dataset(ds, fn, ["latency"])
+    ds = check_dataset(ds, fn, ["latency"])
     if "cache" not in ds["latency"].dims or "cache" not in ds.coords:
         raise InputError(f"{fn}() needs a 'cache' dim on 'latency'; it has dims {ds['latency'].dims!r}")
     caches = [bool(c) for c in np.asarray(ds["cache"].values).tolist()]
     if False not in caches or True not in caches:
         raise InputError(f"{fn}() needs cache values False and True to compare, got {caches!r}")
     n_boot = check_positive_int(n_boot, "n_boot", fn)
+    seed = check_seed(seed, fn)
     ci = check_fraction(ci, "ci", fn)
     alpha = check_fraction(alpha, "alpha", fn)
     for key in ("scaling", "normal"):

@@ -150,7 +150,7 @@ def memory_effect(
         a named covariate is unknown, or a setting is out of range.
     """
     fn = "memory_effect"
-    check_dataset(ds, fn, ["latency"])
+    ds = check_dataset(ds, fn, ["latency"])
     if covariates is None:
         covs = [c for c in MEMORY_VARS if c in ds.data_vars]
         if not covs:
@@ -159,7 +159,7 @@ def memory_effect(
         covs = list(covariates)
         if not covs:
             raise InputError(f"{fn}(): covariates is empty; give names such as {list(MEMORY_VARS)!r}")
-    check_dataset(ds, fn, covs)
+    ds = check_dataset(ds, fn, covs)
     alpha = check_fraction(alpha, "alpha", fn)
     min_jump = check_fraction(min_jump, "min_jump", fn, low=-1e-12, high=10.0)
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:

@@ -142,7 +142,7 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         ``alpha``/``min_effect`` are out of range.
     """
     fn = "monotonicity"
-    check_dataset(ds, fn, [var])
+    ds = check_dataset(ds, fn, [var])
     alpha = check_fraction(alpha, "alpha", fn)
     if not (isinstance(min_effect, (int, float)) and 0 <= min_effect < 10):
         raise InputError(f"{fn}(): min_effect must be a number in [0, 10), got {min_effect!r}")

@@ -153,7 +153,7 @@ def phases(
         When a phase variable or the budget dim (>= 3 budgets) is missing, or a setting is out of range.
     """
     fn = "phases"
-    check_dataset(ds, fn, ["latency", "prefill_time", "decode_time"])
+    ds = check_dataset(ds, fn, ["latency", "prefill_time", "decode_time"])
     degree = check_positive_int(degree, "degree", fn, minimum=0)
     ci = check_fraction(ci, "ci", fn)
     alpha = check_fraction(alpha, "alpha", fn)

@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
+from analysis._common import check_axes
 from analysis.errors import InputError
 
 __all__ = ["ONSETS", "plant"]
@@ -81,6 +82,9 @@ def plant(
         raise InputError(f"start and end must be integers with start <= end, got {start!r}, {end!r}")
     if not (isinstance(from_step, numbers.Real) and from_step >= 0):
         raise InputError(f"from_step must be a number >= 0, got {from_step!r}")
+    if "budget" not in ds.coords:
+        raise InputError(f"plant needs a 'budget' coordinate; the dataset has dims {list(map(str, ds.dims))!r}")
+    check_axes(ds, "plant", ["latency"])
     budget = ds["budget"]
     if onset == "total":
         if "prompt_len" not in ds.coords:

@@ -23,6 +23,7 @@ from analysis import segments as _sg
 from analysis import stats as _st
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
+from analysis._common import check_axes, check_seed
 from analysis.errors import InputError
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
@@ -315,8 +316,7 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     npm = opts["n_perm"]
     if not (isinstance(npm, numbers.Integral) and 20 <= npm <= MAX_PERM):
         raise InputError(f"n_perm must be an integer in [20, {MAX_PERM}], got {npm!r}")
-    if not isinstance(opts["seed"], numbers.Integral):
-        raise InputError(f"seed must be an integer, got {opts['seed']!r}")
+    check_seed(opts["seed"], "regimes")
     if var not in ds.data_vars:
         raise InputError(f"variable {var!r} not in the dataset; variables: {sorted(map(str, ds.data_vars))}")
     da = ds[var]
@@ -329,9 +329,9 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
         raise InputError(f"need at least 3 budgets to find regimes, {var!r} has {da.sizes[_series.BUDGET]}")
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.timedelta64):
         raise InputError(f"variable {var!r} must be numeric, got dtype {str(da.dtype)!r}")
-    b = np.asarray(da[_series.BUDGET].values)
-    if not np.issubdtype(b.dtype, np.number) or len(np.unique(b)) != b.size:
-        raise InputError(f"budget coordinate must hold distinct numbers, got {b.tolist()!r}")
+    if _series.BUDGET not in da.coords or not np.issubdtype(da[_series.BUDGET].dtype, np.number):
+        raise InputError(f"budget coordinate must hold distinct numbers, got {np.asarray(da[_series.BUDGET]).tolist()!r}")
+    da = check_axes(ds, "regimes", [var])[var]
     finite = da.notnull() & np.isfinite(da)
     nonpos = (da <= 0) & finite
     if _series.is_lazy(da):

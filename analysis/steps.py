@@ -16,7 +16,7 @@ import xarray as xr
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, cube, ok_values, quiet, series_of
+from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, check_seed, cube, ok_values, quiet, series_of
 from analysis.errors import InputError
 
 __all__ = ["step_regimes"]
@@ -157,16 +157,17 @@ def step_regimes(
         when it has no positive finite decode step, or when a setting is out of range.
     """
     fn = "step_regimes"
-    check_dataset(ds, fn, [], min_budgets=1)
+    ds = check_dataset(ds, fn, [], min_budgets=1)
     if "step_time" not in ds.data_vars:
         raise InputError(
             f"{fn}() needs per-step times ('step_time'), which the dataset lacks "
             f"(recorded with timing={ds.attrs.get('timing', 'unknown')!r}; use timing 'step' or 'events')"
         )
-    check_dataset(ds, fn, ["step_time"], min_budgets=1)
+    ds = check_dataset(ds, fn, ["step_time"], min_budgets=1)
     if STEP not in ds["step_time"].dims or STEP not in ds.coords:
         raise InputError(f"{fn}(): variable 'step_time' needs a {STEP!r} dim with a coordinate, has dims {ds['step_time'].dims!r}")
     max_modes = check_positive_int(max_modes, "max_modes", fn)
+    seed = check_seed(seed, fn)
     min_size = check_positive_int(min_size, "min_size", fn)
     max_fit = check_positive_int(max_fit, "max_fit", fn, minimum=10)
     min_effect = check_fraction(min_effect, "min_effect", fn, low=0.0, high=100.0)
