@@ -469,6 +469,8 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
             raise SchemaError(f"dim {dim!r} is missing; schema v{SCHEMA_VERSION} needs all of {list(SWEEP_DIMS)}")
         if dim not in ds.coords:
             raise SchemaError(f"dim {dim!r} has no coordinate")
+        if ds.sizes[dim] == 0:
+            raise SchemaError(f"dim {dim!r} is empty (length 0); a dataset holds at least one value of every sweep dim")
         _check_coord_kind(ds, dim)
         values = ds[dim].values
         if len(np.unique(values)) != values.size:

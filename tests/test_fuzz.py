@@ -1,0 +1,249 @@
+"""Hypothesis fuzz pass over the public input surface: hostile datasets get one of our errors or a correct result.
+
+A small schema-valid simulated dataset is mutated (NaN, inf, zero, negative
+and huge values; empty and one-element dims; duplicated, unsorted and
+non-finite coordinates; broken attrs and dtypes) and handed to
+``collector.schema.validate``, to ``analysis.open_dataset`` through a real
+netCDF file, and to every public analysis function. Only the package's own
+exceptions (:class:`analysis.errors.AnalysisError`,
+:class:`collector.errors.CollectorError`) may come out; a result must be a
+Dataset whose budget axis is sorted and whose flags are booleans.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import analysis
+from analysis import synthetic
+from analysis.errors import AnalysisError
+from collector import schema
+from collector.sim import Regime
+from collector.errors import CollectorError
+
+OWN = (AnalysisError, CollectorError)
+#: Fast settings of the regimes machinery (every function that runs regimes forwards them).
+FAST = {"n_perm": 20, "n_boot": 20}
+BAD_VALUES = [np.nan, np.inf, -np.inf, 0.0, -1.0, -1e300, 1e300, 1e-300, 5e-324]
+TIMING = ["latency", "prefill_time", "decode_time", "step_time"]
+OTHER_VARS = ["mem_device_peak", "mem_rss_peak", "order", "tokens"]
+SHRINK_DIMS = ["budget", "trial", "cache", "prompt_len", "step"]
+COORD_DIMS = ["budget", "trial", "cache", "prompt_len"]
+#: Examples per test; raise it for a longer hunt (``DECODE_REGIMES_FUZZ_EXAMPLES=500 pytest tests/test_fuzz.py``).
+EXAMPLES = int(os.environ.get("DECODE_REGIMES_FUZZ_EXAMPLES", "25"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                          HealthCheck.too_slow])
+
+
+def _base() -> xr.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return synthetic.make_dataset(seed=0, budgets=(16, 32, 48, 64, 80, 96), trials=3, prompt_lens=(16, 32),
+                                      regimes=[Regime(start=48, end=64, factor=5.0)])
+
+
+BASE = _base()
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """A short list of mutations, each a tuple naming what to do (printable when hypothesis shrinks)."""
+    one = st.one_of(
+        st.tuples(st.just("cells"), st.sampled_from(TIMING + OTHER_VARS), st.sampled_from(BAD_VALUES),
+                  st.integers(1, 40), st.integers(0, 2**16)),
+        st.tuples(st.just("all"), st.sampled_from(TIMING + OTHER_VARS), st.sampled_from(BAD_VALUES)),
+        st.tuples(st.just("scale"), st.sampled_from(TIMING), st.sampled_from([1e-300, 1e-30, 1e30, 1e300])),
+        st.tuples(st.just("shrink"), st.sampled_from(SHRINK_DIMS), st.integers(0, 2)),
+        st.tuples(st.just("reverse"), st.sampled_from(COORD_DIMS)),
+        st.tuples(st.just("duplicate"), st.sampled_from(COORD_DIMS)),
+        st.tuples(st.just("coord"), st.sampled_from(["budget", "prompt_len"]), st.sampled_from(BAD_VALUES),
+                  st.integers(0, 5)),
+    )
+    return draw(st.lists(one, min_size=1, max_size=3))
+
+
+def apply(ds: xr.Dataset, ops: list[tuple[Any, ...]]) -> xr.Dataset:
+    """``ds`` with every mutation of ``ops`` applied, in order."""
+    ds = ds.copy(deep=True)
+    for op in ops:
+        kind = op[0]
+        if kind == "cells" and op[1] in ds:
+            _, name, value, n, seed = op
+            arr = ds[name].values.astype(np.float64)
+            flat = arr.reshape(-1)
+            if flat.size:
+                idx = np.random.default_rng(seed).choice(flat.size, size=min(n, flat.size), replace=False)
+                flat[idx] = value
+            ds[name] = ds[name].copy(data=arr)
+        elif kind == "all" and op[1] in ds:
+            ds[op[1]] = ds[op[1]].copy(data=np.full(ds[op[1]].shape, op[2]))
+        elif kind == "scale" and op[1] in ds:
+            with np.errstate(all="ignore"):
+                ds[op[1]] = ds[op[1]] * op[2]
+        elif kind == "shrink" and op[1] in ds.dims:
+            ds = ds.isel({op[1]: slice(0, op[2])})
+        elif kind == "reverse" and op[1] in ds.dims:
+            ds = ds.isel({op[1]: slice(None, None, -1)})
+        elif kind == "duplicate" and op[1] in ds.dims and ds.sizes[op[1]] >= 2:
+            values = ds[op[1]].values.copy()
+            values[1] = values[0]
+            ds = ds.assign_coords({op[1]: values})
+        elif kind == "coord" and op[1] in ds.dims and ds.sizes[op[1]]:
+            values = ds[op[1]].values.astype(np.float64)
+            values[op[3] % values.size] = op[2]
+            ds = ds.assign_coords({op[1]: values})
+    return ds
+
+
+def check_result(out: Any, *, sorted_budgets: bool = True) -> None:
+    """A correct-looking result: a Dataset, sorted budgets, boolean flags, a summary string if any."""
+    assert isinstance(out, xr.Dataset)
+    if sorted_budgets and "budget" in out.indexes and out.sizes["budget"] > 1:
+        assert out.indexes["budget"].is_monotonic_increasing, out["budget"].values
+    for name in ("anomalous", "segment_anomalous", "collapsed", "normal"):
+        if name in out.data_vars:
+            assert out[name].dtype == bool, (name, out[name].dtype)
+    if "summary" in out.attrs:
+        assert isinstance(out.attrs["summary"], str)
+
+
+def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; our own errors are fine, anything else fails the test; check a result."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            out = fn(*args, **kwargs)
+        except OWN:
+            return None
+    check_result(out, sorted_budgets=fn is not PUBLIC["plant"])
+    return out
+
+
+PUBLIC: dict[str, Callable[[xr.Dataset], Any]] = {
+    "regimes": lambda ds: analysis.regimes(ds, **FAST),
+    "phases": lambda ds: analysis.phases(ds, **FAST),
+    "memory_effect": lambda ds: analysis.memory_effect(ds, **FAST),
+    "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=20, n_perm=20),
+    "monotonicity": lambda ds: analysis.monotonicity(ds),
+    "step_regimes": lambda ds: analysis.step_regimes(ds),
+    "boundaries": lambda ds: analysis.boundaries(ds, **FAST),
+    "compare_backends": lambda ds: analysis.compare_backends(ds, **FAST),
+    "compare": lambda ds: analysis.compare(BASE, ds, **FAST),
+    "plant": lambda ds: analysis.plant(ds, 32, 48, 2.0),
+}
+
+
+def test_public_list_is_complete() -> None:
+    """Every public analysis function is fuzzed (report separately, it is slow)."""
+    functions = {n for n in analysis.__all__ if callable(getattr(analysis, n)) and n != "open_dataset"}
+    assert functions - {"report"} == set(PUBLIC)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+@FUZZ
+@given(ops=mutations())
+def test_public_analysis(name: str, ops: list[tuple[Any, ...]]) -> None:
+    ds = apply(BASE, ops)
+    out = run(PUBLIC[name], ds)
+    if name == "plant" and out is not None:  # planting keeps the input's order and cells
+        assert list(out.budget.values) == list(ds.budget.values)
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=mutations())
+def test_report(ops: list[tuple[Any, ...]], tmp_path: Path) -> None:
+    out = tmp_path / f"report-{next(_COUNTER)}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            analysis.report(apply(BASE, ops), out)
+        except OWN:
+            pass
+
+
+_ATTR_VALUES = [None, "", "99", "1", "x" * 1000, "\x1b[2J", "{not json", -1, 2**70, np.nan, 1e300]
+
+
+@st.composite
+def schema_mutations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
+    """Data mutations plus broken attrs, dtypes and missing variables."""
+    ops = draw(mutations())
+    extra = st.one_of(
+        st.tuples(st.just("attr"), st.sampled_from(["schema_version", "sweep", "simulated", "engine", "timing",
+                                                    "seed", "title"]), st.sampled_from(_ATTR_VALUES)),
+        st.tuples(st.just("drop"), st.sampled_from(TIMING + OTHER_VARS + ["status", "n_params"])),
+        st.tuples(st.just("astype"), st.sampled_from(TIMING + ["status", "tokens"]),
+                  st.sampled_from(["int8", "float16", "str", "bool"])),
+        st.tuples(st.just("status"), st.sampled_from([-1, 5, 127, 1]), st.integers(1, 20), st.integers(0, 2**16)),
+    )
+    return ops + draw(st.lists(extra, max_size=2))
+
+
+def apply_schema(ds: xr.Dataset, ops: list[tuple[Any, ...]]) -> xr.Dataset:
+    ds = apply(ds, [op for op in ops if op[0] not in ("attr", "drop", "astype", "status")])
+    for op in ops:
+        if op[0] == "attr":
+            if op[2] is None:
+                ds.attrs.pop(op[1], None)
+            else:
+                ds.attrs[op[1]] = op[2]
+        elif op[0] == "drop" and op[1] in ds.variables:
+            ds = ds.drop_vars(op[1])
+        elif op[0] == "astype" and op[1] in ds:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                ds[op[1]] = ds[op[1]].astype(op[2])
+        elif op[0] == "status" and "status" in ds:
+            arr = ds["status"].values.copy().reshape(-1)
+            idx = np.random.default_rng(op[3]).choice(arr.size, size=min(op[2], arr.size), replace=False)
+            arr[idx] = op[1]
+            ds["status"] = ds["status"].copy(data=arr.reshape(ds["status"].shape))
+    return ds
+
+
+@FUZZ
+@given(ops=schema_mutations())
+def test_schema_validate(ops: list[tuple[Any, ...]]) -> None:
+    ds = apply_schema(BASE, ops)
+    try:
+        out = schema.validate(ds)
+    except CollectorError:
+        return
+    assert out is ds
+
+
+_COUNTER = itertools.count()
+
+
+@FUZZ
+@given(ops=schema_mutations())
+def test_open_dataset(ops: list[tuple[Any, ...]], tmp_path: Path) -> None:
+    ds = apply_schema(BASE, ops)
+    path = tmp_path / f"fuzz-{next(_COUNTER)}.nc"
+    try:
+        ds.to_netcdf(path)
+    except Exception:  # noqa: BLE001 - xarray or netCDF cannot write this one: nothing to open
+        assume(False)
+    try:
+        opened = analysis.open_dataset(path)
+    except OWN:
+        return
+    finally:
+        path.unlink(missing_ok=True)
+    try:
+        assert isinstance(opened, xr.Dataset)
+        schema.validate(opened, check_values=False)
+    finally:
+        opened.close()
