@@ -29,6 +29,7 @@ from analysis._common import (
     regime_blocks,
     series_of,
 )
+from analysis._limits import check_bootstrap
 from analysis.errors import InputError
 
 __all__ = ["kv_speedup", "bootstrap_ratio"]
@@ -176,6 +177,7 @@ def kv_speedup(
             raise InputError(f"{fn}(): 'latency' has no finite value with the cache {name}")
         if np.any(c[np.isfinite(c)] <= 0):
             raise InputError(f"{fn}(): 'latency' must be positive; found {float(np.nanmin(c))!r} with the cache {name}")
+    check_bootstrap(n_boot, c_off[..., 0].size, fn, f"{c_off.shape[0]} series x {c_off.shape[1]} budgets")
     speedup, lo, hi = bootstrap_ratio(c_off, c_on, n_boot=n_boot, ci=ci, seed=seed)
 
     lat_reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, seed=seed)

@@ -21,6 +21,7 @@ from analysis import _detect, _series
 from analysis import confound as _cf
 from analysis import segments as _sg
 from analysis import stats as _st
+from analysis._limits import check_bootstrap
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
 from analysis._common import check_axes, check_seed
@@ -160,6 +161,8 @@ def regimes(
         ds = ds.to_dataset(name=var)
     da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
                    scaling=scaling, n_boot=n_boot, seed=seed, normal=normal, n_perm=n_perm)
+    _nb, _nt = int(da.sizes.get(_series.BUDGET, 1)), int(da.sizes.get("trial", 1))
+    check_bootstrap(n_boot, _nb * _nt, "regimes", f"{_nb} budgets x {_nt} trials")
     da = _series.as_series_array(da)
     sdims = _series.series_dims(da)
     budgets = np.asarray(da[_series.BUDGET].values)
