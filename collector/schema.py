@@ -576,7 +576,10 @@ def _check_values(ds: xr.Dataset) -> None:
         mask = ~ok if values.ndim == ok.ndim else ~ok[..., None]
         if np.any(np.isfinite(values) & mask):
             raise SchemaError(f"variable {name!r} has values where status != ok; timing must be NaN there")
-        if name != "step_time" and np.any(~np.isfinite(values[ok])):
+        if name != "step_time" and np.any(np.isinf(values[ok])):
+            inf = float(values[ok][np.isinf(values[ok])][0])
+            raise SchemaError(f"variable {name!r} is {inf!r} where status == ok; a measured time must be finite")
+        if name != "step_time" and np.any(np.isnan(values[ok])):
             if name not in PHASE_VARS or "phase_split" not in ds.attrs:
                 raise SchemaError(f"variable {name!r} is NaN where status == ok")
         if name != "step_time" and np.any(values[ok] < 0):
