@@ -29,6 +29,9 @@ from analysis.errors import InputError
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
 
+#: Range of values the fits take (squares of smaller or larger values underflow or overflow a float64).
+_MIN_VALUE, _MAX_VALUE = 1e-150, 1e150
+
 METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
 #: Names of the result's variables (a series dim may not take one of them, nor "segment").
@@ -337,16 +340,22 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     da = check_axes(ds, "regimes", [var])[var]
     finite = da.notnull() & np.isfinite(da)
     nonpos = (da <= 0) & finite
+    kept = da.where(finite)
     if _series.is_lazy(da):
         import dask
 
-        any_finite, any_nonpos = dask.compute(finite.any().data, nonpos.any().data)
+        any_finite, any_nonpos, low, high = dask.compute(finite.any().data, nonpos.any().data, kept.min().data,
+                                                         kept.max().data)
     else:
-        any_finite, any_nonpos = finite.any().values, nonpos.any().values
+        any_finite, any_nonpos, low, high = finite.any().values, nonpos.any().values, kept.min().values, kept.max().values
     if not bool(any_finite):
-        raise InputError(f"variable {var!r} is all NaN: nothing to analyse")
+        what = "all NaN" if not bool(np.isinf(da).any()) else "NaN or infinite everywhere"
+        raise InputError(f"variable {var!r} is {what}: nothing to analyse")
     if bool(any_nonpos):
         raise InputError(f"variable {var!r} has values <= 0; regimes works on ratios and needs positive values")
+    if not (_MIN_VALUE <= float(low) and float(high) <= _MAX_VALUE):
+        raise InputError(f"variable {var!r} has values from {float(low)!r} to {float(high)!r}; its fits need values "
+                         f"between {_MIN_VALUE:g} and {_MAX_VALUE:g} (their squares overflow or underflow): rescale it")
     return da.astype(float) if da.dtype != float else da
 
 
