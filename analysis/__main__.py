@@ -113,8 +113,8 @@ def _print_table(result: Any, *, show_all: bool) -> None:
     from rich.table import Table
 
     from analysis._cli_render import escape as _escape
-    from analysis._labels import clean_text as _clean_text
     from analysis._regimes_summary import iter_segments, series_label
+    from collector.safetext import visible
 
     def num(x: float, fmt: str = "g") -> str:
         return "" if not math.isfinite(x) else format(x, fmt)
@@ -124,7 +124,7 @@ def _print_table(result: Any, *, show_all: bool) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     rows = list(iter_segments(result, only_anomalous=not show_all))
-    title = f"regimes of {result.attrs['var']!r}" + ("" if show_all else " (anomalous segments; --all for every segment)")
+    title = f"regimes of {_escape(repr(result.attrs['var']))}" + ("" if show_all else " (anomalous segments; --all for every segment)")
     table = Table(title=title, title_justify="left")
     for col, just in (("series", "left"), ("budgets", "right"), ("start", "right"), ("end", "right"),
                       ("kind", "left"), ("effect [95% CI]", "right"), ("q", "right"), ("confounded", "left")):
@@ -153,7 +153,7 @@ def _print_table(result: Any, *, show_all: bool) -> None:
                       "time cannot be separated[/dim]")
     if "mde" in result:
         _print_power(console, result, num)
-    console.print(_clean_text(result.attrs["summary"]), highlight=False, markup=False, soft_wrap=True)
+    console.print(visible(result.attrs["summary"], keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
@@ -189,14 +189,15 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
 
 def _run_datasets(args: argparse.Namespace) -> int:
     from analysis import published
+    from collector.safetext import visible
 
     found = published.available()
     if not found:
         folders = ", ".join(str(f) for f in published.search_path()) or "none"
-        print(f"no published dataset found (folders searched: {folders}; add one with ${published.ENV_VAR})")
+        print(visible(f"no published dataset found (folders searched: {folders}; add one with ${published.ENV_VAR})"))
         return 0
     for line in ([f"{k}  {v}" for k, v in found.items()] if args.paths else published.lines()):
-        print(line)
+        print(visible(line))  # datasheets are files too
     return 0
 
 
@@ -242,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     except (_UsageError, AnalysisError, CollectorError, FileNotFoundError, OSError, ValueError, KeyError) as exc:
+        from collector.safetext import visible
+
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {visible(msg)}", file=sys.stderr)  # names from files: no control characters
         return _EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

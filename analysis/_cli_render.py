@@ -1,8 +1,9 @@
 """Drawing results on a terminal: rich tables with a legend line, summaries, and generic JSON.
 
 Every string that came from a file (coordinate values, attrs, summaries) is
-printed with control characters removed and rich markup escaped, so a
-dataset cannot restyle or scramble the terminal.
+printed with control characters shown as escapes (``\\x1b``) and rich markup
+escaped (:mod:`collector.safetext`), so a dataset cannot restyle or scramble
+the terminal.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from typing import Any, TextIO
 import numpy as np
 import xarray as xr
 from rich.console import Console
-from rich.markup import escape as _markup_escape
 from rich.table import Table as RichTable
 
-from analysis._labels import clean_text
 from analysis._table import Table
+from collector.safetext import for_rich, visible
 
 __all__ = ["console", "escape", "json_ready", "print_json", "print_summary", "render"]
 
@@ -28,8 +28,8 @@ _STYLE = {"slow": "bold red", "fast": "bold cyan", "hit": "bold"}
 
 
 def escape(text: Any) -> str:
-    """``text`` safe for rich: control characters removed, markup escaped."""
-    return _markup_escape(clean_text(text))
+    """``text`` safe for rich: control characters shown as escapes, markup escaped."""
+    return for_rich(text)
 
 
 def console(stream: TextIO | None = None) -> Console:
@@ -57,8 +57,8 @@ def render(table: Table, out: Console) -> None:
 
 
 def print_summary(text: Any, out: Console) -> None:
-    """Print a result's summary text verbatim (no markup, no control characters)."""
-    out.print(clean_text(text), markup=False, highlight=False, soft_wrap=True)
+    """Print a result's summary text verbatim (no markup; control characters but line breaks shown as escapes)."""
+    out.print(visible(text, keep_newlines=True), markup=False, highlight=False, soft_wrap=True)
 
 
 def json_ready(v: Any) -> Any:

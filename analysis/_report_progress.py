@@ -22,6 +22,8 @@ def progress_for(ds: Any, *, quiet: bool = False, stream: TextIO | None = None) 
     """A ``(step, done, total)`` callback for :func:`analysis.report`, or None when nothing should be shown."""
     stream = stream or sys.stderr
     cells = int(np.prod([n for d, n in ds.sizes.items() if d != "step"], dtype=np.int64)) if ds is not None else 0
+    from collector.safetext import for_rich, visible
+
     if quiet:
         yield None
         return
@@ -35,7 +37,7 @@ def progress_for(ds: Any, *, quiet: bool = False, stream: TextIO | None = None) 
             task = bar.add_task("", total=None)
 
             def on_step(step: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=step)
+                bar.update(task, completed=done, total=total, description=for_rich(step))
 
             yield on_step
         return
@@ -44,6 +46,6 @@ def progress_for(ds: Any, *, quiet: bool = False, stream: TextIO | None = None) 
         return
 
     def on_line(step: str, done: int, total: int) -> None:
-        print(f"report: {done}/{total} {step}", file=stream, flush=True)
+        print(f"report: {done}/{total} {visible(step)}", file=stream, flush=True)
 
     yield on_line
