@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.stats import nanmedian_last
+from analysis.stats import mad_sd
 
 __all__ = ["DEGREE", "SCALINGS", "choose_degree", "design", "monotone_design", "robust_fit"]
 
@@ -178,7 +178,7 @@ def robust_fit(
             fit = coef @ X.T
             fit = np.maximum(fit, pos_floor)
             r = np.where(okr, mm - np.log(fit), np.nan)
-            s = 1.4826 * nanmedian_last(np.abs(r))
+            s = mad_sd(r, center=0.0)
             s = np.maximum(np.nan_to_num(s, nan=0.0), fl)[:, None]
             if loss == "none":
                 w_new = okr.astype(float)

@@ -219,7 +219,7 @@ def step_regimes(
         labels[finite] = comp_to_mode[gmm.predict(r[finite][:, None])]
         with quiet():
             d = np.diff(r, axis=-1)
-            sigma = 1.4826 * np.nanmedian(np.abs(d - np.nanmedian(d))) / np.sqrt(2.0)
+            sigma = stats.median_abs_deviation(d, axis=None, scale="normal", nan_policy="omit") / np.sqrt(2.0)
         step_noise[s] = sigma
         pen = penalty if penalty is not None else None
         for b in range(B):

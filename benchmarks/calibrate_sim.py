@@ -38,7 +38,7 @@ independent log-normal factor of CV ``step_cv``):
   over series, floored at 0 (the sim has no negative drift).
 * **step noise** (``step_cv``): for files with ``step_time``, per run the log
   step times of decode steps ``k >= 1`` (step 0 is the prefill) around a
-  quadratic trend in ``k``; robust sd ``1.4826 * MAD`` -> ``step_cv`` as
+  quadratic trend in ``k``; robust sd (normal-consistent MAD) -> ``step_cv`` as
   above. Fitted: median over series of the per-run median. The plain sd, the
   step-to-step jitter, the share of steps over 2x their trend and the lag-1
   autocorrelation are reported because the real step noise is neither
@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
@@ -163,15 +164,15 @@ def _step_noise(steps: np.ndarray) -> dict[str, float]:
         beta = np.linalg.lstsq(X, y, rcond=None)[0]
         e = y - X @ beta
         # refit without gross spikes so that they do not bend the trend
-        keep = np.abs(e - np.median(e)) <= 5 * 1.4826 * np.median(np.abs(e - np.median(e))) + 1e-12
+        keep = np.abs(e - np.median(e)) <= 5 * median_abs_deviation(e, scale="normal") + 1e-12
         if keep.sum() >= MIN_STEPS:
             beta = np.linalg.lstsq(X[keep], y[keep], rcond=None)[0]
             e = y - X @ beta
         c = e - np.median(e)
         d = np.diff(e)
-        rows.append((1.4826 * np.median(np.abs(c)), np.std(e, ddof=1), np.mean(c > np.log(2.0)),
+        rows.append((median_abs_deviation(e, scale="normal"), np.std(e, ddof=1), np.mean(c > np.log(2.0)),
                      np.corrcoef(e[:-1], e[1:])[0, 1] if e.size > 2 and np.std(e) > 0 else np.nan,
-                     1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)))
+                     median_abs_deviation(d, scale="normal") / np.sqrt(2.0)))
     if not rows:
         return {}
     a = np.array(rows)
@@ -259,7 +260,7 @@ def _states(rs: list[np.ndarray], iters: int = 5000) -> dict[str, Any]:
     sd0 = np.sqrt(np.bincount(sidx, weights=(x - mu0[sidx]) ** 2, minlength=k) / cnt + SD_FLOOR**2)
     ll0 = float(_logpdf(x, mu0[sidx], sd0[sidx]).sum())
     mu = np.array([np.median(r) for r in rs])
-    sd = np.array([1.4826 * np.median(np.abs(r - np.median(r))) for r in rs]) + SD_FLOOR
+    sd = np.array([median_abs_deviation(r, scale="normal") for r in rs]) + SD_FLOOR
     p, d = 0.1, float(np.log(1.4))
     ll_old = -np.inf
     g = np.zeros(n)
@@ -362,7 +363,7 @@ def fit_group(series: list[Series], counts: dict[str, int] | None = None) -> dic
         "trials": sorted({s.trials for s in series}),
         "order": sorted({s.order for s in series}),
         "noise_cv": noise,
-        "mad_cv": _q([_cv(1.4826 * np.median(np.abs(r - np.median(r)))) for r in rs]),
+        "mad_cv": _q([_cv(median_abs_deviation(r, scale="normal")) for r in rs]),
         "slow_share": _q(slow_share),
         "drift": tuple(float(np.expm1(v)) for v in drift),
         "drift_series": len(slopes),
