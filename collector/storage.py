@@ -83,7 +83,8 @@ def write_error(path: str | os.PathLike[str], exc: BaseException, what: str = "o
     why = cause(exc, p.parent if str(p.parent) else ".", needed)
     if why == DISK_FULL:
         free = free_bytes(p.parent)
-        why += "" if free is None else f" ({free / 2**20:.1f} MiB free in {str(p.parent)!r})"
+        room = "" if free is None else f"{free / 2**20:.1f} MiB" if free >= 2**20 else f"{free // 1024} KiB"
+        why += f" ({room} free in {str(p.parent)!r})" if room else ""
     elif why == NOT_WRITABLE:
         why += f" (folder {str(p.parent)!r})"
     return OutputError(f"cannot write {what} {str(p)!r}: {why}" + (f"; {hint}" if hint else ""))
