@@ -1,9 +1,9 @@
 """The per-series engine of :func:`analysis.regimes.regimes` (pure numpy).
 
 :func:`analyse_block` takes a block of series ``(..., budget, trial)`` and
-returns one packed float array ``(..., field, slot)`` holding, per series, the
-per-budget results (baseline, ratio, regime id, normal flag), the per-segment
-results padded to ``slot`` entries, and a few per-series scalars. It depends
+returns named float arrays (:data:`OUTPUTS`): per series, the per-budget
+results (baseline, ratio, regime id, normal flag), the per-segment results
+padded to as many entries as budgets, and a few per-series scalars. It depends
 only on its inputs (random draws are seeded per series), so the result of a
 block does not depend on how the series were split into blocks: eager and
 dask-parallel runs give the same numbers.
@@ -21,7 +21,7 @@ from analysis import segments as _sg
 from analysis import stats as _st
 
 __all__ = [
-    "FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "N_FIELDS", "analyse_block", "n_slots", "reference_degree",
+    "FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "OUTPUTS", "SEGMENT_DIM", "analyse_block", "reference_degree",
 ]
 
 #: per budget
@@ -32,18 +32,22 @@ FIELDS_SEGMENT: tuple[str, ...] = (
     "level", "effect", "effect_lo", "effect_hi", "p", "reproducible", "in_normal", "n_cells",
     "step", "p_run", "p_scatter",
 )
-#: per series (stored in the first slots of the last field)
+#: per series
 FIELDS_SERIES: tuple[str, ...] = (
     "sigma", "penalty", "degree", "n_segments", "detected", "p_series", "mde", "mde_4", "scatter",
 )
-N_FIELDS = len(FIELDS_BUDGET) + len(FIELDS_SEGMENT) + 1
+#: Core dim of the per-segment outputs (as long as the budget axis: a series has at most one segment a budget).
+SEGMENT_DIM = "_segment"
+#: Every output of :func:`analyse_block` and its core dims.
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    **{name: ("budget",) for name in FIELDS_BUDGET},
+    **{name: (SEGMENT_DIM,) for name in FIELDS_SEGMENT},
+    **{name: () for name in FIELDS_SERIES},
+}
+#: The per-series results of the step scan (:func:`analysis.scan.series_scan`), in its order.
+_SCAN_FIELDS: tuple[str, ...] = ("p_series", "mde", "mde_4", "scatter")
 _MAX_BOOT_CELLS = 4_000_000
 _MAX_BOUNDARY_BOOT = 200
-
-
-def n_slots(n_budget: int) -> int:
-    """Width of the packed slot axis for ``n_budget`` budgets."""
-    return max(n_budget, len(FIELDS_SERIES))
 
 
 def _nanmedian(a: np.ndarray, axis: int | tuple[int, ...]) -> np.ndarray:
@@ -88,9 +92,10 @@ def analyse_block(
 
     Returns
     -------
-    numpy.ndarray
-        ``(..., N_FIELDS, n_slots(budget))`` packed results (see the module's
-        ``FIELDS_*``).
+    dict
+        One float array per name of :data:`OUTPUTS`: ``FIELDS_BUDGET`` ``(..., budget)``,
+        ``FIELDS_SEGMENT`` ``(..., budget)`` (segment entries, NaN past the series' number),
+        ``FIELDS_SERIES`` ``(...)``.
     """
     lead = y.shape[:-2]
     nb, T = y.shape[-2:]
@@ -98,10 +103,15 @@ def analyse_block(
     deg_in = np.broadcast_to(np.asarray(degree), lead).reshape(-1).astype(int)
     sid = np.broadcast_to(np.asarray(series_id), lead).reshape(-1).astype(np.int64)
     S = Y.shape[0]
-    W = n_slots(nb)
-    out = np.full((S, N_FIELDS, W), np.nan)
+    fb = {name: np.full((S, nb), np.nan) for name in FIELDS_BUDGET}
+    fs = {name: np.full((S, nb), np.nan) for name in FIELDS_SEGMENT}
+    fx = {name: np.full(S, np.nan) for name in FIELDS_SERIES}
+
+    def named() -> dict[str, np.ndarray]:
+        return {name: a.reshape(lead + a.shape[1:]) for name, a in (fb | fs | fx).items()}
+
     if S == 0:
-        return out.reshape(lead + (N_FIELDS, W))
+        return named()
     with np.errstate(divide="ignore", invalid="ignore"):
         L = np.where(np.isfinite(Y) & (Y > 0), np.log(np.where(Y > 0, Y, 1.0)), np.nan)
     m = _nanmedian(L, axis=-1)
@@ -145,8 +155,6 @@ def analyse_block(
         evidence = np.nanmax(np.abs(np.where(has, r0, 0.0)), axis=1) >= thr
         evidence |= np.nanmax(np.abs(np.where(has, m - np.log(base_lean), 0.0)), axis=1) >= thr
     run = evidence & (n_valid >= 3)
-    iB, iS, iX = 0, len(FIELDS_BUDGET), len(FIELDS_BUDGET) + len(FIELDS_SEGMENT)
-    seg = {name: iS + k for k, name in enumerate(FIELDS_SEGMENT)}
 
     # ---- series without evidence: one normal segment, no detector run
     quiet = np.flatnonzero(~run & (n_valid > 0))
@@ -154,20 +162,20 @@ def analyse_block(
         E = L[quiet] - np.log(base_ref[quiet])[:, :, None]
         first = np.argmax(has[quiet], axis=1)
         last = nb - 1 - np.argmax(has[quiet][:, ::-1], axis=1)
-        out[quiet, iB + 0, :nb] = base[quiet]
-        out[quiet, iB + 1, :nb] = np.exp(r0[quiet])
-        out[quiet, iB + 2, :nb] = 0.0
-        out[quiet, iB + 3, :nb] = 1.0
-        out[quiet, seg["seg_start"], 0] = first
-        out[quiet, seg["seg_end"], 0] = last
-        out[quiet, seg["level"], 0] = _nanmedian(np.where(has[quiet], r0[quiet], np.nan), axis=1)
+        fb["baseline"][quiet] = base[quiet]
+        fb["ratio"][quiet] = np.exp(r0[quiet])
+        fb["regime"][quiet] = 0.0
+        fb["normal"][quiet] = 1.0
+        fs["seg_start"][quiet, 0] = first
+        fs["seg_end"][quiet, 0] = last
+        fs["level"][quiet, 0] = _nanmedian(np.where(has[quiet], r0[quiet], np.nan), axis=1)
         est, lo, hi = _bootstrap_many(E, n_boot, seed)
-        out[quiet, seg["effect"], 0] = est
-        out[quiet, seg["effect_lo"], 0] = lo
-        out[quiet, seg["effect_hi"], 0] = hi
-        out[quiet, seg["in_normal"], 0] = 1.0
-        out[quiet, seg["n_cells"], 0] = np.isfinite(E).sum(axis=(1, 2))
-        out[quiet, iX, 3] = 1.0
+        fs["effect"][quiet, 0] = est
+        fs["effect_lo"][quiet, 0] = lo
+        fs["effect_hi"][quiet, 0] = hi
+        fs["in_normal"][quiet, 0] = 1.0
+        fs["n_cells"][quiet, 0] = np.isfinite(E).sum(axis=(1, 2))
+        fx["n_segments"][quiet] = 1.0
         for k, s in enumerate(quiet):
             vs = np.flatnonzero(has[s])
             if vs.size < 3:
@@ -176,7 +184,8 @@ def analyse_block(
             basis = _scan.tangent_basis(x[vs], base_ref[s][vs], int(deg[s]))
             null = _scan.prepare_null(E[k][vs], x[vs], n_perm, rng, basis=basis)
             floor = max(float(sig_m[s]), _st.SIGMA_FLOOR)
-            out[s, iX, 5:9] = _scan.series_scan(null, alpha, floor)
+            for name, v in zip(_SCAN_FIELDS, _scan.series_scan(null, alpha, floor)):
+                fx[name][s] = v
 
     # ---- series with evidence: detect, choose normal, refit, test
     for s in np.flatnonzero(run):
@@ -185,20 +194,19 @@ def analyse_block(
                           method=method, thr=thr, n_boot=n_boot, rng=rng, normal_rule=normal_rule,
                           tol=max(0.5 * thr, 2.0 * float(sig_m[s])), n_perm=n_perm, alpha=alpha)
         b, segs, series_stats = res
-        out[s, iX, 5:9] = series_stats
-        out[s, iB + 0, :nb] = b["baseline"]
-        out[s, iB + 1, :nb] = b["ratio"]
-        out[s, iB + 2, :nb] = b["regime"]
-        out[s, iB + 3, :nb] = b["normal"]
+        for name, v in zip(_SCAN_FIELDS, series_stats):
+            fx[name][s] = v
+        for name in FIELDS_BUDGET:
+            fb[name][s] = b[name]
         for name, vals in segs.items():
-            out[s, seg[name], : len(vals)] = vals
-        out[s, iX, 3] = len(segs["seg_start"])
-        out[s, iX, 4] = 1.0
+            fs[name][s, : len(vals)] = vals
+        fx["n_segments"][s] = len(segs["seg_start"])
+        fx["detected"][s] = 1.0
 
-    out[:, iX, 0] = sig_run
-    out[:, iX, 1] = pen
-    out[:, iX, 2] = deg
-    return out.reshape(lead + (N_FIELDS, W))
+    fx["sigma"][:] = sig_run
+    fx["penalty"][:] = pen
+    fx["degree"][:] = deg
+    return named()
 
 
 def reference_degree(deg: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """Running a per-series numpy kernel over every series of a DataArray, eager or with dask.
 
 The budget axis is the axis of change and ``trial`` holds replicates; every
-other dim indexes independent series. :func:`apply_over_series` hands blocks of
-series ``(..., budget, trial)`` to a kernel through
+other dim indexes independent series. :func:`apply_named` hands blocks of
+series (e.g. ``(..., budget, trial)``) to a kernel with named outputs through
 :func:`xarray.apply_ufunc` (``dask="parallelized"``), so a dask-backed input is
 processed block by block on whatever scheduler is active (threads, processes
 or a ``dask.distributed`` cluster) and an eager input in one call.
@@ -10,13 +10,14 @@ or a ``dask.distributed`` cluster) and an eager input in one call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+import functools
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["BUDGET", "TRIAL", "apply_over_series", "as_series_array", "is_lazy", "series_dims", "series_ids"]
+__all__ = ["BUDGET", "TRIAL", "apply_named", "as_series_array", "is_lazy", "series_dims", "series_ids"]
 
 BUDGET = "budget"
 TRIAL = "trial"
@@ -52,33 +53,51 @@ def is_lazy(da: xr.DataArray) -> bool:
     return da.chunks is not None
 
 
-def apply_over_series(
-    func: Callable[..., np.ndarray],
-    da: xr.DataArray,
-    per_series: list[xr.DataArray],
-    *,
-    out_dims: tuple[str, str],
-    out_sizes: Mapping[str, int],
-    kwargs: Mapping[str, Any],
-) -> xr.DataArray:
-    """Apply ``func(block, *per_series_blocks, **kwargs) -> (..., *out_dims)`` to every series.
+def _named_to_tuple(func: Callable[..., Mapping[str, np.ndarray]], names: tuple[str, ...], *args: Any,
+                    **kwargs: Any) -> tuple[np.ndarray, ...]:
+    out = func(*args, **kwargs)
+    return tuple(out[n] for n in names)
 
-    ``da`` must be ``(*series, budget, trial)``. ``per_series`` arrays have the
-    series dims only. With a dask-backed ``da`` the budget and trial axes are
-    merged into one chunk and blocks of series are processed in parallel; the
-    result stays lazy (call ``.compute()``).
+
+def apply_named(
+    func: Callable[..., Mapping[str, np.ndarray]],
+    arrays: Sequence[xr.DataArray],
+    core_dims: Sequence[Sequence[str]],
+    *,
+    outputs: Mapping[str, Sequence[str]],
+    sizes: Mapping[str, int] | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Apply a per-series kernel with named outputs to every series, eager or block by block with dask.
+
+    ``func(*blocks, **kwargs)`` gets one numpy block per array of ``arrays``
+    (shape ``(..., *core_dims[i])``: the leading axes index series) and
+    returns a mapping from each name of ``outputs`` to an array
+    ``(..., *outputs[name])``. The result is a Dataset of those variables
+    over the series dims and each output's core dims (``sizes`` gives the
+    length of a core dim no input has). When any input is dask-backed, the
+    core dims are merged into one chunk, the other inputs are chunked like it
+    and blocks of series run in parallel on the active scheduler; the result
+    stays lazy (call ``.compute()``).
     """
-    if is_lazy(da):
-        da = da.chunk({BUDGET: -1, TRIAL: -1})
-        per_series = [p.chunk({d: da.chunksizes[d] for d in p.dims}) for p in per_series]
-    return xr.apply_ufunc(
-        func,
-        da,
-        *per_series,
-        input_core_dims=[[BUDGET, TRIAL]] + [[] for _ in per_series],
-        output_core_dims=[list(out_dims)],
+    arrays = list(arrays)
+    if any(is_lazy(a) for a in arrays):
+        lead = next(a for a in arrays if is_lazy(a))
+        lead = lead.chunk({d: -1 for d in core_dims[arrays.index(lead)]})
+        chunks = {d: c for d, c in lead.chunksizes.items() if d not in {c_ for cd in core_dims for c_ in cd}}
+        arrays = [a.chunk({**{d: chunks[d] for d in a.dims if d in chunks}, **{d: -1 for d in cd}})
+                  for a, cd in zip(arrays, core_dims)]
+    names = tuple(outputs)
+    result = xr.apply_ufunc(
+        functools.partial(_named_to_tuple, func, names),
+        *arrays,
+        input_core_dims=[list(cd) for cd in core_dims],
+        output_core_dims=[list(outputs[n]) for n in names],
         dask="parallelized",
-        output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": dict(out_sizes)},
-        kwargs=dict(kwargs),
+        output_dtypes=[np.float64] * len(names),
+        dask_gufunc_kwargs={"output_sizes": dict(sizes or {})},
+        kwargs=dict(kwargs or {}),
     )
+    if len(names) == 1:
+        result = (result,)
+    return xr.Dataset(dict(zip(names, result)))

@@ -171,21 +171,24 @@ def regimes(
     budgets = np.asarray(da[_series.BUDGET].values)
     nb = budgets.size
     degree = _degrees(ds, da, scaling)
-    packed = _series.apply_over_series(
-        _detect.analyse_block, da, [degree, _series.series_ids(da)],
-        out_dims=("_field", "_slot"),
-        out_sizes={"_field": _detect.N_FIELDS, "_slot": _detect.n_slots(nb)},
+    res = _series.apply_named(
+        _detect.analyse_block, [da, degree, _series.series_ids(da)], [[_series.BUDGET, _series.TRIAL], [], []],
+        outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb},
         kwargs={"budgets": budgets, "method": method, "penalty": penalty, "min_effect": float(min_effect),
-                    "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal, "n_perm": int(n_perm),
-                    "alpha": float(alpha)},
-    )
-    P = np.asarray(packed.values)
-    sshape = P.shape[:-2]
-    P = P.reshape((-1,) + P.shape[-2:])
-    f = {name: P[:, k, :nb] for k, name in enumerate(_detect.FIELDS_BUDGET)}
-    o = len(_detect.FIELDS_BUDGET)
-    sg = {name: P[:, o + k, :] for k, name in enumerate(_detect.FIELDS_SEGMENT)}
-    ser = {name: P[:, -1, k] for k, name in enumerate(_detect.FIELDS_SERIES)}
+                "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal, "n_perm": int(n_perm),
+                "alpha": float(alpha)},
+    ).compute()
+    sshape = tuple(da.sizes[d] for d in sdims)
+
+    def flat(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Outputs as arrays ``(series, *core)`` in C order over the series dims."""
+        out = {}
+        for name in names:
+            v = res[name].transpose(*sdims, *_detect.OUTPUTS[name])
+            out[name] = np.asarray(v.values, dtype=float).reshape((-1,) + v.shape[len(sdims):])
+        return out
+
+    f, sg, ser = flat(_detect.FIELDS_BUDGET), flat(_detect.FIELDS_SEGMENT), flat(_detect.FIELDS_SERIES)
     n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
     K = max(int(n_seg.max()) if n_seg.size else 1, 1)
     sg = {k: v[:, :K] for k, v in sg.items()}
