@@ -18,17 +18,19 @@ from scipy import stats
 
 from analysis._common import (
     BUDGET,
+    TRIAL,
+    Block,
     bh,
     check_dataset,
     check_fraction,
     check_positive_int,
-    cube,
     get_regimes,
     ok_values,
     quiet,
     regime_blocks,
     series_of,
 )
+from analysis._series import apply_named, as_series_array
 
 __all__ = ["phases"]
 
@@ -86,6 +88,31 @@ def _fit_series(
         "decode_share_lo": share - z * se,
         "decode_share_hi": share + z * se,
     }
+
+
+#: What :func:`_fit_series` returns for each regime of a series.
+FIT_OUTPUTS: tuple[str, ...] = (
+    "excess_decode", "excess_decode_lo", "excess_decode_hi", "p_decode", "excess_prefill", "excess_prefill_lo",
+    "excess_prefill_hi", "p_prefill", "decode_share", "decode_share_lo", "decode_share_hi",
+)
+
+
+def _fit_block(dec: np.ndarray, pre: np.ndarray, first: np.ndarray, last: np.ndarray, *, budgets: np.ndarray,
+               degree: int, ci: float) -> dict[str, np.ndarray]:
+    """:func:`_fit_series` over a block of series: ``dec``, ``pre`` ``(..., budget, trial)``, the regimes'
+    first and last budget indices ``(..., regime)`` (NaN past the series' number); outputs ``(..., regime)``."""
+    lead, R = first.shape[:-1], first.shape[-1]
+    B, T = dec.shape[-2:]
+    dec, pre = dec.reshape(-1, B, T), pre.reshape(-1, B, T)
+    first, last = first.reshape(-1, R), last.reshape(-1, R)
+    out = {n: np.full(first.shape, np.nan) for n in FIT_OUTPUTS}
+    for s in range(first.shape[0]):
+        blocks = [Block(int(a), int(b), np.nan, r) for r, (a, b) in enumerate(zip(first[s], last[s])) if np.isfinite(a)]
+        fit = _fit_series(dec[s], pre[s], budgets, blocks, degree, ci) if blocks else None
+        if fit is not None:
+            for n in FIT_OUTPUTS:
+                out[n][s, : len(blocks)] = fit[n]
+    return {n: v.reshape(lead + (R,)) for n, v in out.items()}
 
 
 def phases(
@@ -162,29 +189,30 @@ def phases(
     budgets = np.asarray(ds[BUDGET].values)
     reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
     blocks = regime_blocks(reg, series, budgets, fn)
-    dec = cube(ok_values(ds, "decode_time"), series)
-    pre = cube(ok_values(ds, "prefill_time"), series)
 
     S = series.size
     R = max([len(b) for b in blocks] + [1])
-    names = ["excess_decode", "excess_decode_lo", "excess_decode_hi", "p_decode", "excess_prefill",
-             "excess_prefill_lo", "excess_prefill_hi", "p_prefill", "decode_share", "decode_share_lo", "decode_share_hi"]
-    res = {n: np.full((S, R), np.nan) for n in names}
     start = np.full((S, R), np.nan)
     end = np.full((S, R), np.nan)
     ratio = np.full((S, R), np.nan)
+    first = np.full((S, R), np.nan)
+    last = np.full((S, R), np.nan)
     for s in range(S):
-        if not blocks[s]:
-            continue
         for r, blk in enumerate(blocks[s]):
             start[s, r], end[s, r], ratio[s, r] = budgets[blk.first], budgets[blk.last], blk.ratio
-        fit = _fit_series(dec[s], pre[s], budgets.astype(np.float64), blocks[s], degree, ci)
-        if fit is None:
-            continue
-        for n in names:
-            res[n][s, : len(blocks[s])] = fit[n]
-    q = bh(np.stack([res["p_decode"], res["p_prefill"]]))
+            first[s, r], last[s, r] = blk.first, blk.last
     coord = {"regime": np.arange(R)}
+    # the phase times stay lazy (dask-backed input is fitted block by block); the regimes are small
+    fitted = apply_named(
+        _fit_block,
+        [as_series_array(ok_values(ds, "decode_time")), as_series_array(ok_values(ds, "prefill_time")),
+         series.wrap(first, ["regime"], coord), series.wrap(last, ["regime"], coord)],
+        [[BUDGET, TRIAL], [BUDGET, TRIAL], ["regime"], ["regime"]],
+        outputs={n: ("regime",) for n in FIT_OUTPUTS},
+        kwargs={"budgets": budgets.astype(np.float64), "degree": degree, "ci": ci},
+    ).compute()
+    res = {n: np.asarray(fitted[n].transpose(*series.dims, "regime").values).reshape(S, R) for n in FIT_OUTPUTS}
+    q = bh(np.stack([res["p_decode"], res["p_prefill"]]))
 
     def var(name: str, long_name: str) -> xr.DataArray:
         unit = "s" if name.startswith("excess") else "1"
