@@ -18,10 +18,11 @@ import xarray as xr
 
 from analysis._common import (
     BUDGET,
+    TRIAL,
+    Block,
     bh,
     check_dataset,
     check_fraction,
-    cube,
     get_regimes,
     ok_values,
     quiet,
@@ -29,6 +30,7 @@ from analysis._common import (
     regime_blocks,
     series_of,
 )
+from analysis._series import apply_named, as_series_array
 from analysis.errors import InputError
 
 __all__ = ["memory_effect", "MEMORY_VARS"]
@@ -55,6 +57,115 @@ def _partial(small: Any, big: Any) -> float:
 
 def _ssr(y: np.ndarray, X: np.ndarray) -> float:
     return float(sm.OLS(y, X).fit().ssr)
+
+
+#: Per-series outputs of the models and per-covariate outputs (see :func:`memory_effect`'s Returns).
+SERIES_OUTPUTS: tuple[str, ...] = ("r2_memory", "r2_full", "r2_added", "f_stat", "p", "p_memory")
+COVARIATE_OUTPUTS: tuple[str, ...] = ("r2_alone", "partial_r2", "mem_jump", "mem_jump_p")
+
+
+def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budgets: np.ndarray, degree: int) -> dict[str, Any]:
+    """The models of one series: ``excess`` ``(budget, trial)`` log ratio to the baseline, ``mem``
+    ``(covariate, budget, trial)``, ``blocks`` its regimes (at least one)."""
+    C = mem.shape[0]
+    B, T = excess.shape
+    out: dict[str, Any] = {n: np.nan for n in SERIES_OUTPUTS}
+    out.update({n: np.full(C, np.nan) for n in COVARIATE_OUTPUTS})
+    out["used"] = np.zeros(C)
+    out["n_runs"] = 0.0
+    x_b = (np.broadcast_to(budgets[:, None], (B, T)) - budgets.min()) / max(float(np.ptp(budgets)), 1.0)
+    inside = np.zeros((len(blocks), B, T), dtype=bool)
+    for r, blk in enumerate(blocks):
+        inside[r, blk.first : blk.last + 1] = True
+    ok = np.isfinite(excess)
+    any_in = inside.any(0)
+    # each covariate's departure from its smooth budget trend (least squares over the runs)
+    P = np.column_stack([x_b.ravel() ** d for d in range(degree + 1)])
+    resid: dict[int, np.ndarray] = {}
+    for j in range(C):
+        m = mem[j]
+        if not np.isfinite(m[ok]).all() or not _usable(m[ok]) or np.unique(x_b[ok]).size < degree + 2:
+            continue
+        flat_ok = ok.ravel()
+        coef = np.linalg.lstsq(P[flat_ok], m.ravel()[flat_ok], rcond=None)[0]
+        r = m - P.dot(coef).reshape(m.shape)
+        if float(np.std(r[ok])) > 1e-9 * float(np.mean(np.abs(m[ok]))):
+            resid[j] = r
+        else:  # an exact smooth function of budget: carries nothing beyond the budget
+            out["r2_alone"][j], out["partial_r2"][j] = 0.0, 0.0
+    cols = sorted(resid)
+    # memory trend jump test: on every run where the covariate is finite
+    for j in range(C):
+        m = mem[j]
+        okm = np.isfinite(m)
+        if not _usable(m[okm]) or not any_in[okm].any() or (~any_in[okm]).sum() < degree + 2:
+            continue
+        Xm = np.column_stack([x_b[okm] ** d for d in range(degree + 1)] + [any_in[okm].astype(float)])
+        fit = sm.OLS(m[okm], Xm).fit()
+        level = float(np.mean(fit.fittedvalues[any_in[okm]] - fit.params[-1]))
+        scale = max(abs(level), 1e-300)
+        jump = float(fit.params[-1]) / scale
+        resid_scale = np.sqrt(fit.scale) / scale if fit.df_resid > 0 else 0.0
+        if abs(jump) < 1e-9 and resid_scale < 1e-9:  # an exact smooth function of budget
+            out["mem_jump"][j], out["mem_jump_p"][j] = 0.0, 1.0
+        else:
+            out["mem_jump"][j], out["mem_jump_p"][j] = jump, float(fit.pvalues[-1])
+    n = int(ok.sum())
+    out["n_runs"] = n
+    k0 = degree + 1
+    if n < k0 + len(cols) + len(blocks) + 2:
+        return out
+    y = excess[ok]
+    X0 = P[ok.ravel()]
+    Z = np.column_stack([resid[j][ok] for j in cols]) if cols else np.empty((n, 0))
+    if cols:
+        Z = (Z - Z.mean(0)) / Z.std(0)
+    I = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
+    X1 = np.hstack([X0, Z])
+    X2 = np.hstack([X0, Z, I])
+    m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
+    if m0.ssr <= 0 or m2.df_resid <= 0:
+        return out
+    out["r2_memory"] = _partial(m0, m1)
+    out["r2_full"] = _partial(m0, m2)
+    out["r2_added"] = out["r2_full"] - out["r2_memory"]
+    if m2.ssr > 0:
+        fs, pv, _ = m2.compare_f_test(m1)
+        out["f_stat"], out["p"] = float(fs), float(pv)
+    if cols and m1.ssr > 0:
+        out["p_memory"] = float(m1.compare_f_test(m0)[1])
+    for i, j in enumerate(cols):
+        out["used"][j] = 1.0
+        out["r2_alone"][j] = _partial(m0, sm.OLS(y, np.column_stack([X0, Z[:, i]])).fit())
+        reduced = _ssr(y, np.delete(X2, k0 + i, axis=1))
+        out["partial_r2"][j] = (reduced - m2.ssr) / reduced if reduced > 0 else 0.0
+    return out
+
+
+def _fit_block(lat: np.ndarray, baseline: np.ndarray, mem: np.ndarray, first: np.ndarray, last: np.ndarray, *,
+               budgets: np.ndarray, degree: int) -> dict[str, np.ndarray]:
+    """:func:`_fit_series` over a block of series: ``lat`` ``(..., budget, trial)``, ``baseline``
+    ``(..., budget)``, ``mem`` ``(..., covariate, budget, trial)``, the regimes' first and last budget
+    indices ``(..., regime)`` (NaN past the series' number)."""
+    lead = lat.shape[:-2]
+    B, T = lat.shape[-2:]
+    C, R = mem.shape[-3], first.shape[-1]
+    lat, baseline = lat.reshape(-1, B, T), baseline.reshape(-1, B)
+    mem, first, last = mem.reshape(-1, C, B, T), first.reshape(-1, R), last.reshape(-1, R)
+    S = lat.shape[0]
+    out = {n: np.full(S, np.nan) for n in SERIES_OUTPUTS}
+    out.update({n: np.full((S, C), np.nan) for n in COVARIATE_OUTPUTS})
+    out["used"] = np.zeros((S, C))
+    out["n_runs"] = np.zeros(S)
+    with quiet():
+        excess = np.log(lat / baseline[:, :, None])
+    for s in range(S):
+        blocks = [Block(int(a), int(b), np.nan, r) for r, (a, b) in enumerate(zip(first[s], last[s])) if np.isfinite(a)]
+        if not blocks:
+            continue
+        for name, value in _fit_series(excess[s], mem[s], blocks, budgets, degree).items():
+            out[name][s] = value
+    return {n: v.reshape(lead + v.shape[1:]) for n, v in out.items()}
 
 
 def memory_effect(
@@ -173,91 +284,39 @@ def memory_effect(
         raise InputError(f"{fn}(): reg lacks 'baseline'; pass the Dataset returned by analysis.regimes()")
     blocks = regime_blocks(reg, series, budgets, fn)
     baseline = reg_array(reg, "baseline", series, budgets, fn).astype(np.float64)
-    y_all = cube(lat, series)
-    with quiet():
-        excess = np.log(y_all / baseline[:, :, None])
-    mem = {}
+    S, C = series.size, len(covs)
+    R = max([len(b) for b in blocks] + [1])
+    first = np.full((S, R), np.nan)
+    last = np.full((S, R), np.nan)
+    for s in range(S):
+        for r, blk in enumerate(blocks[s]):
+            first[s, r], last[s, r] = blk.first, blk.last
+    mems = []
     for c in covs:
         da = ds[c]
         if set(da.dims) != set(lat.dims):
             da = da.broadcast_like(lat)
-        mem[c] = cube(da, series)
+        mems.append(as_series_array(da.transpose(*lat.dims).astype(np.float64)))
+    rcoord = {"regime": np.arange(R)}
+    # runs and covariates stay lazy (dask-backed input is fitted block by block); the regimes are small
+    fitted = apply_named(
+        _fit_block,
+        [as_series_array(lat), series.wrap(baseline, [BUDGET], {BUDGET: ds[BUDGET].values}),
+         xr.concat(mems, dim="_covariate", coords="minimal", compat="override", join="override"),
+         series.wrap(first, ["regime"], rcoord), series.wrap(last, ["regime"], rcoord)],
+        [[BUDGET, TRIAL], [BUDGET], ["_covariate", BUDGET, TRIAL], ["regime"], ["regime"]],
+        outputs={**{n: () for n in (*SERIES_OUTPUTS, "n_runs")}, **{n: ("_covariate",) for n in (*COVARIATE_OUTPUTS, "used")}},
+        kwargs={"budgets": budgets.astype(np.float64), "degree": degree},
+    ).compute()
 
-    S, C = series.size, len(covs)
-    B, T = y_all.shape[1:]
-    f = {n: np.full(S, np.nan) for n in ("r2_memory", "r2_full", "r2_added", "f_stat", "p", "p_memory")}
-    n_runs = np.zeros(S, dtype=np.int64)
-    used = np.zeros((S, C), dtype=bool)
-    per = {n: np.full((S, C), np.nan) for n in ("r2_alone", "partial_r2", "mem_jump", "mem_jump_p")}
-    x_b = (np.broadcast_to(budgets[:, None], (B, T)) - budgets.min()) / max(float(np.ptp(budgets)), 1.0)
-    for s in range(S):
-        if not blocks[s]:
-            continue
-        inside = np.zeros((len(blocks[s]), B, T), dtype=bool)
-        for r, blk in enumerate(blocks[s]):
-            inside[r, blk.first : blk.last + 1] = True
-        ok = np.isfinite(excess[s])
-        any_in = inside.any(0)
-        # each covariate's departure from its smooth budget trend (least squares over the runs)
-        P = np.column_stack([x_b.ravel() ** d for d in range(degree + 1)])
-        resid: dict[int, np.ndarray] = {}
-        for j, c in enumerate(covs):
-            m = mem[c][s]
-            if not np.isfinite(m[ok]).all() or not _usable(m[ok]) or np.unique(x_b[ok]).size < degree + 2:
-                continue
-            flat_ok = ok.ravel()
-            coef = np.linalg.lstsq(P[flat_ok], m.ravel()[flat_ok], rcond=None)[0]
-            r = m - P.dot(coef).reshape(m.shape)
-            if float(np.std(r[ok])) > 1e-9 * float(np.mean(np.abs(m[ok]))):
-                resid[j] = r
-            else:  # an exact smooth function of budget: carries nothing beyond the budget
-                per["r2_alone"][s, j], per["partial_r2"][s, j] = 0.0, 0.0
-        cols = sorted(resid)
-        # memory trend jump test: on every run where the covariate is finite
-        for j, c in enumerate(covs):
-            m = mem[c][s]
-            okm = np.isfinite(m)
-            if not _usable(m[okm]) or not any_in[okm].any() or (~any_in[okm]).sum() < degree + 2:
-                continue
-            Xm = np.column_stack([x_b[okm] ** d for d in range(degree + 1)] + [any_in[okm].astype(float)])
-            fit = sm.OLS(m[okm], Xm).fit()
-            level = float(np.mean(fit.fittedvalues[any_in[okm]] - fit.params[-1]))
-            scale = max(abs(level), 1e-300)
-            jump = float(fit.params[-1]) / scale
-            resid_scale = np.sqrt(fit.scale) / scale if fit.df_resid > 0 else 0.0
-            if abs(jump) < 1e-9 and resid_scale < 1e-9:  # an exact smooth function of budget
-                per["mem_jump"][s, j], per["mem_jump_p"][s, j] = 0.0, 1.0
-            else:
-                per["mem_jump"][s, j], per["mem_jump_p"][s, j] = jump, float(fit.pvalues[-1])
-        n = int(ok.sum())
-        n_runs[s] = n
-        k0 = degree + 1
-        if n < k0 + len(cols) + len(blocks[s]) + 2:
-            continue
-        y = excess[s][ok]
-        X0 = P[ok.ravel()]
-        Z = np.column_stack([resid[j][ok] for j in cols]) if cols else np.empty((n, 0))
-        if cols:
-            Z = (Z - Z.mean(0)) / Z.std(0)
-        I = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
-        X1 = np.hstack([X0, Z])
-        X2 = np.hstack([X0, Z, I])
-        m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
-        if m0.ssr <= 0 or m2.df_resid <= 0:
-            continue
-        f["r2_memory"][s] = _partial(m0, m1)
-        f["r2_full"][s] = _partial(m0, m2)
-        f["r2_added"][s] = f["r2_full"][s] - f["r2_memory"][s]
-        if m2.ssr > 0:
-            fs, pv, _ = m2.compare_f_test(m1)
-            f["f_stat"][s], f["p"][s] = float(fs), float(pv)
-        if cols and m1.ssr > 0:
-            f["p_memory"][s] = float(m1.compare_f_test(m0)[1])
-        for i, j in enumerate(cols):
-            used[s, j] = True
-            per["r2_alone"][s, j] = _partial(m0, sm.OLS(y, np.column_stack([X0, Z[:, i]])).fit())
-            reduced = _ssr(y, np.delete(X2, k0 + i, axis=1))
-            per["partial_r2"][s, j] = (reduced - m2.ssr) / reduced if reduced > 0 else 0.0
+    def flat(name: str) -> np.ndarray:
+        v = fitted[name].transpose(*series.dims, *(["_covariate"] if "_covariate" in fitted[name].dims else []))
+        return np.asarray(v.values).reshape((S,) + v.shape[len(series.dims):])
+
+    f = {n: flat(n) for n in SERIES_OUTPUTS}
+    per = {n: flat(n) for n in COVARIATE_OUTPUTS}
+    used = flat("used") == 1
+    n_runs = flat("n_runs").astype(np.int64)
     q = bh(f["p"])
     jump_q = bh(per["mem_jump_p"])
     changes = (np.nan_to_num(jump_q, nan=1.0) <= alpha) & (np.abs(np.nan_to_num(per["mem_jump"])) >= min_jump)

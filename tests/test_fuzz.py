@@ -69,6 +69,7 @@ def mutations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
         st.tuples(st.just("duplicate"), st.sampled_from(COORD_DIMS)),
         st.tuples(st.just("coord"), st.sampled_from(["budget", "prompt_len"]), st.sampled_from(BAD_VALUES),
                   st.integers(0, 5)),
+        st.tuples(st.just("chunk"), st.sampled_from(["model", "cache", "prompt_len"])),
     )
     return draw(st.lists(one, min_size=1, max_size=3))
 
@@ -103,6 +104,8 @@ def apply(ds: xr.Dataset, ops: list[tuple[Any, ...]]) -> xr.Dataset:
             values = ds[op[1]].values.astype(np.float64)
             values[op[3] % values.size] = op[2]
             ds = ds.assign_coords({op[1]: values})
+        elif kind == "chunk" and op[1] in ds.dims:
+            ds = ds.chunk({op[1]: 1})  # dask-backed, as open_dataset gives for several files
     return ds
 
 
