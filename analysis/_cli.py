@@ -174,7 +174,10 @@ def _run_compare(args: argparse.Namespace) -> int:
     from analysis import _tables as T
     from analysis.compare import compare
     from analysis.io import open_dataset
+    from collector.storage import check_output
 
+    if args.plot:
+        check_output(args.plot, "figure")  # a file name in a writable folder, before the work
     res = _quiet(compare, open_dataset(args.a), open_dataset(args.b), args.var, alpha=args.alpha,
                  labels=(Path(args.a).name, Path(args.b).name))
     if args.plot:
@@ -195,10 +198,14 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from analysis import _cli_render as r
     from analysis._report_progress import progress_for
     from analysis.report import report
+    from collector.storage import check_output
 
+    check_output(Path(args.output) / "index.html", "report")  # a folder that takes files, before the work
     ds = _open(args)
     with progress_for(ds, quiet=args.quiet) as progress:
         files = report(ds, args.output, max_panels=args.max_panels, progress=progress,

@@ -253,6 +253,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from collector.journal import Journal, output_beside
     from collector.schema import load
 
+    if args.output:
+        _refuse_existing(args.output, args.force)  # a writable file path, before the journal is read
     if args.csv and Path(args.journal).suffix == ".nc":  # a dataset file: straight to CSV
         ds, target = load(args.journal), args.output or str(Path(args.journal).with_suffix(".csv"))
     else:

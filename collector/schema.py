@@ -660,8 +660,9 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
         ds.load().to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
         os.replace(tmp, target)
     except (OSError, RuntimeError) as exc:  # the netCDF library says "HDF error" or "Permission denied" when full
+        error = write_error(target, exc, "dataset", needed=needed)  # while the partial file still takes the room
         Path(tmp).unlink(missing_ok=True)
-        raise write_error(target, exc, "dataset", needed=needed) from None
+        raise error from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -3,7 +3,9 @@
 :func:`check_output` is called before a sweep starts or an export begins: a
 path without a file name (``.``, ``/``), a folder, or a folder that does not
 take new files (read-only, not ours, full) is refused before any model is
-loaded or any run made. :func:`write_error` turns what a write point caught
+loaded or any run made; so is a path that would overwrite a sweep journal
+(found by its SQLite header or by name: ``.journal``, its ``-wal``, ``-shm``
+and ``.lock`` files) or one of the command's own inputs (:func:`check_not_precious`). :func:`write_error` turns what a write point caught
 (an :class:`OSError`, SQLite's ``OperationalError``, the netCDF library's
 ``RuntimeError``, which lose the reason) into an
 :class:`~collector.errors.OutputError` naming the path and the cause: ``disk
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from collector.errors import OutputError
 
-__all__ = ["DISK_FULL", "NOT_WRITABLE", "SIZE_LIMIT", "cause", "check_output", "free_bytes", "write_error"]
+__all__ = ["DISK_FULL", "NOT_WRITABLE", "SIZE_LIMIT", "cause", "check_not_precious", "check_output", "free_bytes",
+           "is_journal", "remove_stale_temps", "write_error"]
 
 DISK_FULL = "disk full"
 NOT_WRITABLE = "not writable"
@@ -29,6 +35,8 @@ _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 #: Bytes the probe of :func:`check_output` writes: a full disk refuses them.
 _PROBE = 4096
+#: Free space under which a failed write is put down to a full disk.
+_LOW = 2**20
 
 
 def free_bytes(folder: str | os.PathLike[str]) -> int | None:
@@ -55,8 +63,9 @@ def cause(exc: BaseException, folder: str | os.PathLike[str] | None = None, need
 
     SQLite and the netCDF library do not keep the OS's reason (a full disk
     can surface as "Permission denied" or "HDF error"), so when ``folder`` is
-    given its free space (less than ``needed`` bytes, or nearly none) and the
-    process's file size limit are looked at before the error's own words.
+    given its free space (under 1 MiB: call this before removing the partial
+    file) and the process's file size limit (at most ``needed`` bytes, when
+    given) are looked at before the error's own words.
     """
     code = getattr(exc, "errno", None)
     text = str(getattr(exc, "strerror", None) or exc)
@@ -64,12 +73,14 @@ def cause(exc: BaseException, folder: str | os.PathLike[str] | None = None, need
         return DISK_FULL
     if code == errno.EFBIG or "too large" in text.lower():
         return SIZE_LIMIT
+    if code == errno.EROFS:  # unambiguous, unlike EACCES (which the netCDF library reports for a full disk)
+        return NOT_WRITABLE
     if folder is not None and code not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
         free = free_bytes(folder)
-        if free is not None and free < max(needed, 2 * _PROBE):
+        if free is not None and free < _LOW:  # looked at before the partial file is removed: nearly nothing left
             return DISK_FULL
         limit = _size_limit()
-        if limit is not None and code not in _DENIED and (needed == 0 or limit <= needed):
+        if limit is not None and code not in _DENIED and (code is None or needed == 0 or limit <= needed):
             return SIZE_LIMIT
     if code in _DENIED or "readonly" in text or "read-only" in text.lower():
         return NOT_WRITABLE
@@ -98,11 +109,70 @@ def _existing_folder(p: Path) -> Path:
     return q
 
 
-def check_output(path: str | os.PathLike[str], what: str = "output") -> Path:
+#: The first bytes of every SQLite database (a sweep journal).
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Suffixes of a journal's own files (``x.journal``, ``x.journal-wal``, ...).
+_JOURNAL_SUFFIXES = (".journal", ".journal-wal", ".journal-shm", ".journal-journal", ".journal.lock")
+#: Suffixes SQLite adds to a database's name for its side files.
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def is_journal(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an SQLite file (by its header: any name) or a sweep journal's, or one of their
+    side files (``-wal``, ``-shm``, ``.lock``: by name)."""
+    p = Path(path)
+    if p.name.endswith(_JOURNAL_SUFFIXES):
+        return True
+    try:
+        with open(p, "rb") as f:
+            if f.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+                return True
+    except OSError:
+        pass
+    for suffix in _SIDE_SUFFIXES:  # the -wal/-shm of any SQLite file (an existing database of another name)
+        if p.name.endswith(suffix) and len(p.name) > len(suffix):
+            base = p.with_name(p.name[: -len(suffix)])
+            if base.name.endswith(".journal") or (base.is_file() and is_journal(base)):
+                return True
+    return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_precious(path: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = (),
+                       what: str = "output") -> None:
+    """Refuse an output path that would destroy data: a sweep journal or its side files (by content or name),
+    or one of the command's own ``inputs`` (the same path or the same file). ``--force`` does not
+    change this.
+
+    Raises
+    ------
+    OutputError
+        ``output 'x.journal' is a sweep journal ...`` or ``output 'a.nc' is also an input ...``.
+    """
+    p = Path(path)
+    for src in inputs:
+        q = Path(src)
+        if os.path.abspath(q) == os.path.abspath(p) or _same_file(p, q):
+            raise OutputError(f"{what} {str(p)!r} is also an input of this command; writing it would destroy the "
+                              "input: choose another -o")
+    if is_journal(p):
+        raise OutputError(f"{what} {str(p)!r} is a sweep journal (or one of its -wal/-shm/.lock files); a dataset "
+                          "never replaces one, not even with --force: choose another -o, such as a .nc file")
+
+
+def check_output(path: str | os.PathLike[str], what: str = "output", *,
+                 inputs: Sequence[str | os.PathLike[str]] = ()) -> Path:
     """Check that a file can be written at ``path``, before any work is done; returns it as a Path.
 
-    The path must name a file (not ``.``, ``/`` or an existing folder), and
-    its folder (or, when the folder does not exist yet, the nearest existing
+    The path must name a file (not ``.``, ``/`` or an existing folder), must
+    not be a sweep journal or one of ``inputs`` (:func:`check_not_precious`),
+    and its folder (or, when the folder does not exist yet, the nearest existing
     one above it) must take a new file of a few KiB: a probe file is written
     and removed there, so a read-only or full filesystem is found now, not
     after the sweep.
@@ -110,14 +180,17 @@ def check_output(path: str | os.PathLike[str], what: str = "output") -> Path:
     Raises
     ------
     OutputError
-        Naming the path and the cause (``has no file name``, ``is a folder``, ``not writable``, ``disk full``).
+        Naming the path and the cause (``has no file name``, ``is a folder``, ``is a sweep journal``, ``is also an
+        input``, ``not writable``, ``disk full``).
     """
     raw = os.fspath(path)
     p = Path(raw)
+    example = {"figure": "figure.png", "CSV file": "runs.csv", "journal": "sweep.journal"}.get(what, "sweep.nc")
     if not str(raw).strip() or p.name in ("", ".", "..") or raw.endswith(("/", os.sep)):
-        raise OutputError(f"{what} {str(raw)!r} has no file name; give a file path such as 'runs/sweep.nc'")
+        raise OutputError(f"{what} {str(raw)!r} has no file name; give a file path such as {'runs/' + example!r}")
     if p.is_dir():
-        raise OutputError(f"{what} {str(raw)!r} is a folder; give a file path such as {str(p / 'sweep.nc')!r}")
+        raise OutputError(f"{what} {str(raw)!r} is a folder; give a file path such as {str(p / example)!r}")
+    check_not_precious(p, inputs, what)
     folder = _existing_folder(p.parent if str(p.parent) else Path("."))
     if not folder.is_dir():
         raise OutputError(f"cannot write {what} {str(raw)!r}: {str(folder)!r} is a file, not a folder")
@@ -143,3 +216,64 @@ def _probe_cause(exc: OSError, folder: Path) -> str:
     if why not in (DISK_FULL, SIZE_LIMIT) and exc.errno in (errno.ENOENT, errno.ENOTDIR) + _DENIED:
         return NOT_WRITABLE  # e.g. /proc: it exists but takes no new files
     return why
+
+
+def _temp_pattern(target: Path) -> re.Pattern[str]:
+    # collector.schema.save's temporary files: .NAME.PID-XXXXXXXX.tmp (and .NAME.XXXXXXXX.tmp of earlier versions)
+    return re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)-)?[A-Za-z0-9_]{{8}}\.tmp")
+
+
+def temp_prefix(target: str | os.PathLike[str]) -> str:
+    """The prefix of :func:`collector.schema.save`'s temporary file for ``target`` (it holds this process's id)."""
+    return f".{Path(target).name}.{os.getpid()}-"
+
+
+def remove_stale_temps(target: str | os.PathLike[str], *, legacy_age: float = 3600.0) -> list[Path]:
+    """Delete temporary files that an interrupted save of ``target`` left beside it (a ``kill -9`` or a power
+    cut during the final write); returns those removed.
+
+    Only this package's own pattern for this very target is touched
+    (``.NAME.PID-XXXXXXXX.tmp``), and only when process PID is gone, so a save
+    running now (an ``export`` beside a ``resume``) keeps its file. A file of
+    the older pattern without a process id (``.NAME.XXXXXXXX.tmp``) is removed
+    once it has not changed for ``legacy_age`` seconds.
+    """
+    t = Path(target)
+    folder = t.parent if str(t.parent) else Path(".")
+    pattern = _temp_pattern(t)
+    removed: list[Path] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        f = folder / name
+        try:
+            if m.group(1) is not None:
+                if _alive(int(m.group(1))):
+                    continue
+            elif time.time() - f.stat().st_mtime < legacy_age:
+                continue
+            if f.is_file() and not f.is_symlink():
+                f.unlink()
+                removed.append(f)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError):
+        return False
+    return True

@@ -92,18 +92,32 @@ def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool =
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    OutputError
+        The path names no file, its folder is not writable, or the disk is full (nothing is left behind).
     """
+    from collector.storage import check_output, write_error
+
     df = to_dataframe(ds, all_cells=all_cells)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    target = check_output(path, "CSV file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise write_error(target, exc, "CSV file") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)
         df.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
         os.replace(tmp, target)
+    except OSError as exc:
+        error = write_error(target, exc, "CSV file")  # while the partial file still takes the room
+        Path(tmp).unlink(missing_ok=True)
+        raise error from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

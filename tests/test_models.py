@@ -135,3 +135,10 @@ def test_random_weights_are_seeded():
     b = build_model(model_spec("tiny-gpt2"), CPUBackend(), "float32", seed=7).module
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert torch.equal(p, q), name
+
+
+def test_sim_knows_the_positions_of_every_preset():
+    # device sim refuses prompt_len + budget past them, as the real devices do (issue 13)
+    from collector.sim import MAX_POSITIONS
+
+    assert {p.name: p.max_positions for p in presets()} == MAX_POSITIONS
