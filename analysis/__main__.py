@@ -80,10 +80,10 @@ def _clean(v: Any) -> Any:
 def to_json(result: Any) -> dict[str, Any]:
     """The regimes result as plain JSON-able data: attrs, then per series its segments and flags."""
     from analysis._regimes_summary import iter_segments
+    from analysis._regimes_vars import SEGMENT_REPORTED
 
     sdims = [d for d in result["anomalous"].dims if d != "budget"]
-    fields = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi",
-              "p", "q", "reproducible", "kind", "segment_anomalous", "confounded", "clustered", "p_time", "n_cells")
+    fields = SEGMENT_REPORTED
     series: dict[tuple[int, ...], dict[str, Any]] = {}
     for index, j in iter_segments(result):
         key = tuple(index[d] for d in sdims)
@@ -114,6 +114,7 @@ def _print_table(result: Any, *, show_all: bool) -> None:
 
     from analysis._cli_render import escape as _escape
     from analysis._regimes_summary import iter_segments, series_label
+    from analysis._regimes_vars import SEGMENT_SUMMARY
     from collector.safetext import visible
 
     def num(x: float, fmt: str = "g") -> str:
@@ -130,9 +131,7 @@ def _print_table(result: Any, *, show_all: bool) -> None:
                       ("kind", "left"), ("effect [95% CI]", "right"), ("q", "right"), ("confounded", "left")):
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for index, j in rows:
-        g = {k: result[k].isel(dict(index, segment=j)).item() for k in
-             ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "q",
-              "kind", "confounded")}
+        g = {k: result[k].isel(dict(index, segment=j)).item() for k in SEGMENT_SUMMARY}
         budgets = num(g["start"]) if g["start"] == g["end"] else f"{num(g['start'])}-{num(g['end'])}"
         kind = g["kind"]
         style = {"slow": "bold red", "fast": "bold cyan"}.get(kind, "")

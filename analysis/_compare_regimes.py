@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from analysis._regimes_vars import SEGMENT_BOUNDS
+
 __all__ = ["CHANGE_KINDS", "Change", "Segment", "match", "segments", "verdict"]
 
 #: The kinds of regime change, in the order they are reported.
@@ -50,7 +52,7 @@ class Change:
     b: Segment | None
 
 
-_FIELDS = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "kind", "effect")
+_FIELDS = (*SEGMENT_BOUNDS, "kind", "effect")
 
 
 def segments(arrays: dict[str, np.ndarray], s: int) -> list[Segment]:
@@ -59,7 +61,7 @@ def segments(arrays: dict[str, np.ndarray], s: int) -> list[Segment]:
     out = []
     for j in np.flatnonzero(anom):
         g: dict[str, Any] = {k: arrays[k][s, j] for k in _FIELDS}
-        out.append(Segment(*(float(g[k]) for k in _FIELDS[:6]), str(g["kind"]), float(g["effect"])))
+        out.append(Segment(*(float(g[k]) for k in SEGMENT_BOUNDS), str(g["kind"]), float(g["effect"])))
     return sorted(out, key=lambda x: x.start)
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis._regimes_vars import SEGMENT_SUMMARY
+
 __all__ = ["MAX_LINES", "iter_segments", "power_lines", "series_label", "summarize"]
 
 MAX_LINES = 12
@@ -54,8 +56,7 @@ def _interval(lo: float, hi: float) -> str:
     return f" [{_num(lo)}, {_num(hi)}]" if lo != hi else ""
 
 
-_FIELDS = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "q", "kind",
-           "confounded")
+_FIELDS = SEGMENT_SUMMARY
 
 
 def segment_fields(result: xr.Dataset, index: dict[Any, int], j: int) -> dict[str, Any]:

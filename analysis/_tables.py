@@ -6,12 +6,12 @@ import numpy as np
 import xarray as xr
 
 from analysis._labels import fmt_interval, fmt_num
+from analysis._regimes_vars import SEGMENT_REPORTED
 from analysis._table import Table, extra_columns, flat, labels, select_rows
 
 __all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]
 
-_SEGMENT_KNOWN = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect", "effect_lo", "effect_hi", "p",
-                  "q", "reproducible", "kind", "segment_anomalous", "confounded", "clustered", "p_time", "n_cells")
+_SEGMENT_KNOWN = SEGMENT_REPORTED
 _SERIES_KNOWN = ("noise", "penalty", "scaling", "detected")
 
 

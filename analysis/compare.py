@@ -21,13 +21,14 @@ from analysis import _compare_regimes as _cr
 from analysis import _compare_stats as _cs
 from analysis._common import check_axes
 from analysis._labels import is_simulated, iter_series, series_name, varying_dims
+from analysis._regimes_vars import SEGMENT_BOUNDS
 from analysis.errors import InputError
 from analysis.stats import bh
 
 __all__ = ["compare"]
 
 _TIME_VARS = ("order", "started_at")
-_REGIME_FIELDS = ("segment_anomalous", "start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "kind", "effect")
+_REGIME_FIELDS = ("segment_anomalous", *SEGMENT_BOUNDS, "kind", "effect")
 
 
 def compare(
@@ -254,14 +255,14 @@ def _assemble(xa: xr.DataArray, sdims: list[str], S: int, nbud: int, cell: dict[
     K = max([len(c) for c in changes] + [1])
     fields: dict[str, np.ndarray] = {"change_kind": np.full((S, K), "", dtype=object)}
     for side in ("a", "b"):
-        for f in ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect"):
+        for f in (*SEGMENT_BOUNDS, "effect"):
             fields[f"{side}_{f}"] = np.full((S, K), np.nan)
     for s, ch in enumerate(changes):
         for k, c in enumerate(ch):
             fields["change_kind"][s, k] = c.kind
             for side, g in (("a", c.a), ("b", c.b)):
                 if g is not None:
-                    for f in ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi", "effect"):
+                    for f in (*SEGMENT_BOUNDS, "effect"):
                         fields[f"{side}_{f}"][s, k] = getattr(g, f)
     q_ok = np.nan_to_num(ser["q"], nan=1.0) < alpha
     with np.errstate(invalid="ignore"):

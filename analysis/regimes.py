@@ -20,6 +20,7 @@ import xarray as xr
 from analysis import _detect, _series
 from analysis import confound as _cf
 from analysis import segments as _sg
+from analysis import _regimes_vars as _rv
 from analysis import stats as _st
 from analysis._limits import check_bootstrap
 from analysis._regimes_summary import summarize
@@ -35,12 +36,7 @@ _MIN_VALUE, _MAX_VALUE = 1e-150, 1e150
 METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
 #: Names of the result's variables (a series dim may not take one of them, nor "segment").
-OUTPUT_VARIABLES: tuple[str, ...] = (
-    "anomalous", "ratio", "baseline", "regime", "normal", "start", "end", "start_lo", "start_hi", "end_lo",
-    "end_hi", "effect", "effect_lo", "effect_hi", "p", "q", "reproducible", "kind", "segment_anomalous",
-    "confounded", "clustered", "p_time", "n_cells", "noise", "penalty", "scaling", "detected",
-    "step", "p_run", "p_scatter", "p_series", "mde", "mde_4", "scatter", "noisy",
-)
+OUTPUT_VARIABLES: tuple[str, ...] = tuple(_rv.VARIABLES)
 #: Per-run noise (sd of log values) above which a series is flagged as noisy, with the likely cause.
 NOISY = 0.1
 #: Most permutations a series may ask for (memory and time grow with it).
@@ -240,50 +236,22 @@ def regimes(
     def s1(a: np.ndarray) -> np.ndarray:
         return a.reshape(sshape)
 
-    units = da.attrs.get("units", "")
     deg_names = np.array(["constant", "linear", "quadratic"])
-    data_vars = {
-        "anomalous": (SB, sb(anomalous), {"long_name": "budget lies in an anomalous regime"}),
-        "ratio": (SB, sb(f["ratio"]), {"long_name": f"observed / baseline of {var} (median over trials)", "units": "1"}),
-        "baseline": (SB, sb(f["baseline"]), {"long_name": f"expected-scaling baseline of {var}", "units": units}),
-        "regime": (SB, sb(regime), {"long_name": "segment id along the budget axis (-1: no data)"}),
-        "normal": (SB, sb(f["normal"] == 1), {"long_name": "budget lies in the normal regime"}),
-        "start": (SS, ss(to_budget_values(sg["seg_start"])), {"long_name": "first budget of the segment"}),
-        "end": (SS, ss(to_budget_values(sg["seg_end"])), {"long_name": "last budget of the segment"}),
-        "start_lo": (SS, ss(to_budget_values(sg["start_lo"])), {"long_name": "start: lower 95% bound under trial resampling"}),
-        "start_hi": (SS, ss(to_budget_values(sg["start_hi"])), {"long_name": "start: upper 95% bound under trial resampling"}),
-        "end_lo": (SS, ss(to_budget_values(sg["end_lo"])), {"long_name": "end: lower 95% bound under trial resampling"}),
-        "end_hi": (SS, ss(to_budget_values(sg["end_hi"])), {"long_name": "end: upper 95% bound under trial resampling"}),
-        "effect": (SS, ss(sg["effect"]), {"long_name": "median ratio to the baseline", "units": "1"}),
-        "effect_lo": (SS, ss(sg["effect_lo"]), {"long_name": "effect: 95% bootstrap CI, lower", "units": "1"}),
-        "effect_hi": (SS, ss(sg["effect_hi"]), {"long_name": "effect: 95% bootstrap CI, upper", "units": "1"}),
-        "p": (SS, ss(sg["p"]), {"long_name": "p-value of the segment against the normal regime"}),
-        "q": (SS, ss(q), {"long_name": "Benjamini-Hochberg q-value across every tested segment"}),
-        "reproducible": (SS, ss(sg["reproducible"]), {"long_name": "share of trials reproducing the segment"}),
-        "kind": (SS, ss(kind.astype(str)), {"long_name": "normal, slow or fast"}),
-        "segment_anomalous": (SS, ss(anomalous_seg), {"long_name": "segment is an anomalous regime"}),
-        "confounded": (SS, ss(confounded), {"long_name": "budget effect not separable from execution time"}),
-        "clustered": (SS, ss(clustered), {"long_name": "segment's runs cluster in execution time"}),
-        "p_time": (SS, ss(p_time), {"long_name": "p-value of the budget term with a time term in the model"}),
-        "n_cells": (SS, ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)), {"long_name": "runs with data"}),
-        "noise": (tuple(sdims), s1(ser["sigma"]), {"long_name": "per-run noise (sd of log values)", "units": "1"}),
-        "penalty": (tuple(sdims), s1(ser["penalty"]), {"long_name": "changepoint penalty used (squared log ratio)"}),
-        "scaling": (tuple(sdims), s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
-                    {"long_name": "expected scaling fitted"}),
-        "detected": (tuple(sdims), s1(ser["detected"] == 1), {"long_name": "changepoint search ran"}),
-        "step": (SS, ss(sg["step"]), {"long_name": "step of the segment against a smooth curve through its "
-                                      "neighbours (ratio)", "units": "1"}),
-        "p_run": (SS, ss(sg["p_run"]), {"long_name": "scan p-value under permutation of the series' runs"}),
-        "p_scatter": (SS, ss(sg["p_scatter"]), {"long_name": "scan p-value against the budget-to-budget scatter"}),
-        "p_series": (tuple(sdims), s1(ser["p_series"]), {"long_name": "scan p-value of the strongest interval"}),
-        "mde": (tuple(sdims), s1(ser["mde"]), {"long_name": "minimum detectable ratio over one budget "
-                                               "(alpha, 80% power)", "units": "1"}),
-        "mde_4": (tuple(sdims), s1(ser["mde_4"]), {"long_name": "minimum detectable ratio over four budgets "
-                                                   "(alpha, 80% power)", "units": "1"}),
-        "scatter": (tuple(sdims), s1(ser["scatter"]), {"long_name": "budget-to-budget scatter around a smooth "
-                                                       "curve (sd of log values)", "units": "1"}),
-        "noisy": (tuple(sdims), s1(ser["sigma"] > NOISY), {"long_name": f"per-run noise above {NOISY} (log units)"}),
+    values = {
+        "anomalous": sb(anomalous), "ratio": sb(f["ratio"]), "baseline": sb(f["baseline"]), "regime": sb(regime),
+        "normal": sb(f["normal"] == 1),
+        **{name: ss(to_budget_values(sg["seg_start" if name == "start" else "seg_end" if name == "end" else name]))
+           for name in _rv.SEGMENT_BOUNDS},
+        **{name: ss(sg[name]) for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible", "step", "p_run", "p_scatter")},
+        "q": ss(q), "kind": ss(kind.astype(str)), "segment_anomalous": ss(anomalous_seg), "confounded": ss(confounded),
+        "clustered": ss(clustered), "p_time": ss(p_time), "n_cells": ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)),
+        "noise": s1(ser["sigma"]), "penalty": s1(ser["penalty"]),
+        "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]), "detected": s1(ser["detected"] == 1),
+        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4", "scatter")}, "noisy": s1(ser["sigma"] > NOISY),
     }
+    over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims)}
+    units = da.attrs.get("units", "")
+    data_vars = {name: (over[v.over], values[name], v.attrs(var, units, NOISY)) for name, v in _rv.VARIABLES.items()}
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs.update({
         "var": var, "method": method, "penalty": "auto" if penalty is None else float(penalty),

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis._labels import iter_series
+from analysis._regimes_vars import SEGMENT_BOUNDS
 from analysis.errors import InputError
 from analysis.plot._figure import COLORS
 
@@ -55,8 +56,7 @@ def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any]) 
     anom = np.asarray(one["segment_anomalous"].values, dtype=bool).ravel()
     out = []
     for j in np.flatnonzero(anom):
-        g = {k: one[k].values.ravel()[j] for k in ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi",
-                                                   "kind", "effect", "confounded")}
+        g = {k: one[k].values.ravel()[j] for k in (*SEGMENT_BOUNDS, "kind", "effect", "confounded")}
         out.append(Span(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
                         float(g["end_lo"]), float(g["end_hi"]), str(g["kind"]), float(g["effect"]),
                         bool(g["confounded"])))
