@@ -234,7 +234,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 on any user error, printed as one line)."""
     from analysis.errors import AnalysisError
     from collector.errors import CollectorError
+    from collector.safetext import visible
 
+    def one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                         line: Any = None) -> None:  # a library's warning may quote a file's strings
+        print(f"warning: {visible(message)}", file=sys.stderr)
+
+    warnings.showwarning = one_line_warning
     try:
         args = build_parser().parse_args(argv)
         return int(args._run(args))
@@ -242,8 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     except (_UsageError, AnalysisError, CollectorError, FileNotFoundError, OSError, ValueError, KeyError) as exc:
-        from collector.safetext import visible
-
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {visible(msg)}", file=sys.stderr)  # names from files: no control characters
         return _EXIT_ERROR
