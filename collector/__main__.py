@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("resume", help="continue an interrupted sweep from its journal")
     res.add_argument("journal", help="the .journal file beside the output")
     res.add_argument("-o", "--output", help="write the dataset here instead of the sweep's output")
+    res.add_argument("--retry-failed", action="store_true", help="also run the failed runs (error, oom, timeout) "
+                     "again; the journal keeps each earlier attempt and the dataset holds the latest")
     res.add_argument("--quiet", action="store_true", help="no live bar and no summary")
     exp = sub.add_parser("export", help="write the dataset of a journal (also while its sweep runs), or a CSV")
     exp.add_argument("journal", help="the .journal file (with --csv also a dataset .nc)")
@@ -127,19 +129,51 @@ def _default_output() -> str:
     return str(Path("runs") / f"{host}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.nc")
 
 
-def _stop_flag() -> tuple[list[bool], dict[int, Any]]:
-    """A flag set by the first SIGINT / SIGTERM (the sweep stops between runs); a second one raises."""
-    flag = [False]
+class _Stop:
+    """SIGINT, SIGTERM and SIGHUP while a sweep command runs (a ``with`` block around the journal's).
 
-    def handler(signum: int, frame: Any) -> None:
-        if flag[0]:
+    The first signal asks the sweep to stop (:attr:`requested`: between runs, the
+    run in flight abandoned); the second raises :class:`KeyboardInterrupt`,
+    which abandons what is under way (the final save too: its temporary file is
+    removed) while the journal is closed and its lock released; later ones are
+    ignored, also after the block (the command is ending). A signal ignored
+    when the command started (``nohup``) stays ignored.
+    """
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 2:
             raise KeyboardInterrupt
-        flag[0] = True
 
-    return flag, {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def __enter__(self) -> "_Stop":
+        for sig in self.SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():  # once a stop was asked for, the command ends: more are ignored
+            signal.signal(sig, signal.SIG_IGN if self.count else old)
 
 
-def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
+def _stopped_twice(journal: Any) -> int:
+    """Exit status and line for a sweep command ended by a second signal (the journal is closed by now)."""
+    print(f"interrupted twice: stopped at once, without writing the dataset; every finished run is in the journal "
+          f"(lock released): continue with 'python -m collector resume {visible(journal)}'", file=sys.stderr)
+    return _EXIT_INTERRUPTED
+
+
+def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry_failed: bool = False) -> int:
     from rich.console import Console
 
     from collector.errors import OutputError
@@ -149,13 +183,8 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
     from collector.schema import save
     from collector.sweep import run_sweep
 
-    flag, previous = _stop_flag()
-    try:
-        with LiveProgress(quiet=quiet, label=Path(output).name) as live:
-            result = run_sweep(spec, journal, on_event=live, should_stop=lambda: flag[0])
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with LiveProgress(quiet=quiet, label=Path(output).name) as live:
+        result = run_sweep(spec, journal, on_event=live, should_stop=lambda: stop.requested, retry_failed=retry_failed)
     ds = to_dataset(journal)
     try:
         path = save(ds, output)
@@ -177,15 +206,10 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool) -> int:
     return 0
 
 
-def _remove_journal(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".lock"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- commands
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.environment import collect
-    from collector.journal import Journal, journal_path
+    from collector.journal import Journal, journal_path, remove_journal
     from collector.spec import build_spec, check_runnable, read_toml
     from collector.storage import check_output
 
@@ -205,20 +229,31 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                                      "another -o")
     check_runnable(spec)
     if args.force:
-        _remove_journal(jpath)
+        remove_journal(jpath)  # refuses while the sweep that owns it lives ("journal ... in use by pid N")
         output.unlink(missing_ok=True)
     env = collect(spec.devices)
     command = "python -m collector " + shlex.join(list(argv))
-    journal = Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command)
-    with journal:
-        return _sweep(spec, journal, str(output), args.quiet)
+    with _Stop() as stop:
+        try:
+            with Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command) as journal:
+                return _sweep(spec, journal, str(output), args.quiet, stop)
+        except KeyboardInterrupt:
+            return _stopped_twice(jpath)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
+    with _Stop() as stop:
+        try:
+            return _resume(args, stop)
+        except KeyboardInterrupt:
+            return _stopped_twice(args.journal)
+
+
+def _resume(args: argparse.Namespace, stop: _Stop) -> int:
     from collector.environment import collect, resume_changes
     from collector.errors import JournalError
-    from collector.journal import Journal, output_beside
     from collector.export import spec_of
+    from collector.journal import Journal, output_beside
     from collector.spec import check_runnable
     from collector.storage import check_output
 
@@ -234,15 +269,15 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         output = args.output or output_beside(journal.path, spec.output)
         if not output:
             raise CollectorError("the journal stores no output path; give one with -o OUT.nc")
-        check_output(output)
+        check_output(output, inputs=[journal.path])
         check_runnable(spec)
-        return _sweep(spec, journal, str(output), args.quiet)
+        return _sweep(spec, journal, str(output), args.quiet, stop, args.retry_failed)
 
 
-def _refuse_existing(path: str | Path, force: bool) -> None:
+def _refuse_existing(path: str | Path, force: bool, inputs: Sequence[str | Path] = ()) -> None:
     from collector.storage import check_output
 
-    check_output(path)  # a file name, in a folder that takes it: before any work
+    check_output(path, inputs=inputs)  # a file name, not a journal nor an input, in a folder that takes it
     if Path(path).exists() and not force:
         raise CollectorError(f"output {str(path)!r} already exists; pass --force to replace it, or choose another -o")
 
@@ -265,7 +300,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             if args.csv:
                 ds = to_dataset(journal)
                 target = args.output or str(Path(target).with_suffix(".csv"))
-    _refuse_existing(target, args.force)
+    _refuse_existing(target, args.force, [args.journal])
     if args.csv:
         from collector.tidy import write_csv
 
@@ -279,7 +314,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_merge(args: argparse.Namespace) -> int:
     from collector.export import merge
 
-    _refuse_existing(args.output, args.force)
+    _refuse_existing(args.output, args.force, args.inputs)
     path = merge(args.inputs, args.output, resolve=args.resolve)
     print(f"wrote {visible(path)}")
     return 0
@@ -289,7 +324,7 @@ def _cmd_import_study(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.schema import save
     from collector.study_import import import_study
 
-    _refuse_existing(args.output, args.force)
+    _refuse_existing(args.output, args.force, args.inputs)
     ds = import_study(args.inputs, prompt_lens=args.prompt_lens, warmup=args.warmup, seed=args.seed, title=args.title,
                       command="python -m collector " + shlex.join(list(argv)))
     path = save(ds, args.output)

@@ -33,6 +33,7 @@ from collector.errors import ConfigError, JournalError
 from collector.factors import FACTORS
 from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
+from collector.storage import check_output
 
 __all__ = ["RESOLVE", "spec_of", "to_dataset", "export", "merge_datasets", "merge"]
 
@@ -87,7 +88,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     attrs = dict(env)
     attrs.update(
         title=spec.title, engine=spec.engine, timing=spec.timing, warmup=spec.warmup, isolation=spec.isolation,
-        run_order=spec.order, seed=spec.seed, sweep=spec.to_json(), command=str(journal.get("command", "")),
+        run_order=spec.order, seed=_attr_int(spec.seed), sweep=spec.to_json(), command=str(journal.get("command", "")),
         simulated=int(simulated), memory=spec.memory, timeout=spec.timeout if spec.timeout is not None else "none",
         refine=spec.refine or 0, failures=json.dumps(failures),
     )
@@ -127,6 +128,12 @@ def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order
         arrays["step_time"][idx][: steps.size] = steps
 
 
+def _attr_int(value: int) -> int | str:
+    """An integer attr as netCDF can hold it: as is within int64, else as its decimal string (a seed
+    from a journal written before seeds were bounded)."""
+    return value if -(2**63) <= value < 2**63 else str(value)
+
+
 def _truth(ds: xr.Dataset, spec: SweepSpec) -> xr.DataArray:
     """Planted-regime truth over the sweep dims (by name: a regime depends on model, device, cache, prompt_len, budget)."""
     lm = spec.latency_model
@@ -162,6 +169,7 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
         target = output if output is not None else output_beside(journal.path, stored)
         if not target:
             raise ConfigError(f"journal {str(journal_path)!r} stores no output path; give one with -o OUT.nc")
+        check_output(target, inputs=[journal_path])  # never over the journal itself, before the work
         ds = to_dataset(journal)
     return schema.save(ds, target)
 
@@ -286,7 +294,7 @@ def _merged_attrs(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> dict[
         if len(vals) == 1:
             attrs[key] = vals[0]
         elif key in ("warmup", "seed"):
-            attrs[key] = max(int(v) for v in vals)
+            attrs[key] = _attr_int(max(int(v) for v in vals))
         elif key in ("isolation", "run_order"):
             attrs[key] = vals[0]  # the schema wants one choice; the inputs' own values are in merged_from
         else:
@@ -305,6 +313,7 @@ def merge(paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str
     """Merge netCDF files into ``output`` (atomic); see :func:`merge_datasets`."""
     if resolve not in RESOLVE:
         raise ConfigError(f"unknown resolve {resolve!r}; choices: {', '.join(RESOLVE)}")
+    check_output(output, inputs=paths)  # never over one of its inputs or a journal, before loading them
     datasets = [schema.load(p) for p in paths]
     try:
         merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths])

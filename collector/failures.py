@@ -4,17 +4,31 @@ A run fails inside its worker (an exception: :func:`classify_exception`), or
 its worker dies or hangs (:func:`classify_exit`, and :data:`TIMEOUT` when the
 sweep kills a worker that ran past the run's limit). Torch-free: torch's
 out-of-memory exceptions are recognised by name and message.
+
+A worker killed by a signal is not necessarily the run's fault: ``kill``, GNU
+``timeout`` or systemd stopping the sweep's process group, or a user ending a
+worker, send the same signals as a crash. So a signal death is only a failure
+when it is evidence of one: a SIGKILL while the kernel's out-of-memory counter
+grew (:func:`oom_kills`) is ``oom``; any other signal death is an interruption
+the first time (:data:`INTERRUPTED`: nothing is recorded and the run is tried
+again in a fresh worker) and the run's failure only when its retry dies from a
+signal too (a crash that repeats is the run's own).
 """
 
 from __future__ import annotations
 
 import signal
 
-__all__ = ["ERROR", "OOM", "TIMEOUT", "classify_exception", "classify_exit", "describe_exit", "message"]
+__all__ = ["ERROR", "OOM", "TIMEOUT", "FAILED", "INTERRUPTED", "classify_exception", "classify_exit", "describe_exit",
+           "message", "oom_kills"]
 
 ERROR = "error"
 OOM = "oom"
 TIMEOUT = "timeout"
+#: Statuses of a failed run (``resume --retry-failed`` runs them again).
+FAILED: tuple[str, ...] = (ERROR, OOM, TIMEOUT)
+#: What :func:`classify_exit` returns for a worker killed from outside: not a status, the run stays pending.
+INTERRUPTED = None
 
 _MAX_MESSAGE = 2000
 
@@ -26,10 +40,48 @@ def classify_exception(exc: BaseException) -> str:
     return ERROR
 
 
-def classify_exit(returncode: int | None) -> str:
-    """Status of a run whose worker died with ``returncode``: ``oom`` for SIGKILL (what the system's
-    out-of-memory killer sends), else ``error``."""
-    return OOM if returncode == -signal.SIGKILL else ERROR
+def oom_kills() -> int | None:
+    """How many processes the kernel's out-of-memory killer has killed since boot (Linux ``/proc/vmstat``
+    ``oom_kill``), or None where the system does not say."""
+    try:
+        with open("/proc/vmstat", encoding="ascii") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def classify_exit(returncode: int | None, *, oom_killed: bool | None = None, repeated: bool = True) -> str | None:
+    """Status of a run whose worker died with ``returncode``, or :data:`INTERRUPTED` (None) when the death
+    is no evidence against the run.
+
+    Parameters
+    ----------
+    returncode
+        The worker's exit status (negative: killed by that signal).
+    oom_killed
+        Whether the kernel's out-of-memory killer killed a process while the run went
+        (:func:`oom_kills` before and after), None where unknown.
+    repeated
+        Whether the run's worker already died from a signal once (in this sweep).
+
+    Returns
+    -------
+    str or None
+        ``oom`` for a SIGKILL with the out-of-memory counter grown (or a repeated SIGKILL where the
+        counter is unknown); ``error`` for a worker that exited on its own (a crash of the
+        interpreter) or died from a signal again; None for a first death by a signal otherwise.
+    """
+    if returncode is None or returncode >= 0:
+        return ERROR
+    if returncode == -signal.SIGKILL and oom_killed:
+        return OOM
+    if not repeated:
+        return INTERRUPTED
+    return OOM if returncode == -signal.SIGKILL and oom_killed is None else ERROR
 
 
 def describe_exit(returncode: int | None, who: str) -> str:

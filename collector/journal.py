@@ -5,13 +5,17 @@ run. Each row is committed (``synchronous=FULL``: on disk, not just in the OS
 cache) before the next run starts, so a crash, ``kill -9`` or power cut loses
 at most the run in flight. A unique key on the sweep coordinates (one column
 per factor of :mod:`collector.factors`) makes a run impossible to record twice. One process at a time may extend a journal
-(an exclusive ``flock`` on ``JOURNAL.lock``, released by the OS if the process
-dies, removed on a clean close); any number may read it.
+(an exclusive ``flock`` on ``JOURNAL.lock``, which holds the owner's process id,
+released by the OS if the process dies, removed on a clean close); any number
+may read it. :func:`remove_journal` deletes a journal only while nobody holds it.
 
 Tables: ``meta(key, value)`` (JSON values: ``spec``, ``environment``,
 ``command``, ``created``, ``journal_version``, ``workers``),
-``models(name, info)`` and ``runs(id, <one column per sweep dim>, status,
-record, worker, pid, planned, finished_at)``; ``id`` is the execution sequence.
+``models(name, info)``, ``runs(id, <one column per sweep dim>, status,
+record, worker, pid, planned, finished_at)`` (``id`` is the execution
+sequence; one row per run: its latest attempt) and ``attempts`` (the same
+columns plus ``replaced_at``: earlier attempts of runs that ``resume
+--retry-failed`` ran again; a journal without this table has none).
 
 Versions: 2 has a column per factor of :data:`collector.factors.FACTORS`;
 1 (before ``attn`` and ``cache_impl``) is still read and resumed: a factor
@@ -38,7 +42,8 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["JOURNAL_VERSION", "READABLE_VERSIONS", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside"]
+__all__ = ["JOURNAL_VERSION", "READABLE_VERSIONS", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside",
+           "remove_journal", "lock_owner"]
 
 JOURNAL_VERSION = "2"
 #: Journal versions this package reads (and resumes).
@@ -57,6 +62,16 @@ CREATE TABLE IF NOT EXISTS runs (
     UNIQUE ({", ".join(SWEEP_DIMS)})
 );
 """
+_ATTEMPTS_TEMPLATE = """
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER NOT NULL,
+    {columns},
+    status TEXT NOT NULL, record TEXT NOT NULL, worker INTEGER NOT NULL, pid INTEGER NOT NULL,
+    planned INTEGER NOT NULL, finished_at TEXT NOT NULL, replaced_at TEXT NOT NULL
+)
+"""
+_SCHEMA += _ATTEMPTS_TEMPLATE.format(columns=_KEY_COLUMNS) + ";"
+_FAILED = ("error", "oom", "timeout")  # collector.failures.FAILED (this module stays free of that import)
 
 
 class JournalRow(NamedTuple):
@@ -81,6 +96,48 @@ def output_beside(journal: str | os.PathLike[str], output: str | None) -> Path |
     if not output:
         return None
     return Path(journal).parent / Path(output).name
+
+
+def lock_owner(path: str | os.PathLike[str]) -> int | None:
+    """The process id written in a journal's lock file (``JOURNAL.lock``), or None."""
+    try:
+        text = Path(str(path) + ".lock").read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _in_use(path: Path) -> JournalError:
+    pid = lock_owner(path)
+    who = f"pid {pid}" if pid is not None else "another process"
+    return JournalError(f"journal {str(path)!r} in use by {who} (a running sweep); wait for it to end, or stop it")
+
+
+def remove_journal(path: str | os.PathLike[str]) -> None:
+    """Delete a journal with its ``-wal``, ``-shm`` and lock files, unless a live process holds its lock.
+
+    Raises
+    ------
+    JournalError
+        ``journal ... in use by pid N``: a sweep is extending it (nothing is deleted).
+    """
+    p = Path(path)
+    lock = Path(str(p) + ".lock")
+    fd = None
+    if fcntl is not None and (p.exists() or lock.exists()):
+        fd = os.open(str(lock), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise _in_use(p) from None
+    try:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(p) + suffix).unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _now() -> str:
@@ -186,6 +243,12 @@ class Journal:
         self._columns = tuple(d for d in SWEEP_DIMS if d in have)
         if write:
             self.lock()
+            columns = ", ".join(f"{f.name} {_SQL_TYPE[f.kind]} NOT NULL" for f in FACTORS if f.name in self._columns)
+            try:  # journals written before attempts were kept
+                conn.execute(_ATTEMPTS_TEMPLATE.format(columns=columns))
+            except sqlite3.Error as exc:
+                self.close()
+                raise JournalError(f"cannot extend journal {str(p)!r}: {exc}") from None
         return self
 
     def lock(self) -> None:
@@ -197,7 +260,7 @@ class Journal:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise JournalError(f"journal {str(self.path)!r} is in use by another process (a running sweep)") from None
+            raise _in_use(self.path) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -329,8 +392,12 @@ class Journal:
         """A key from a row's key columns (factors without a column: their ``v1_value``)."""
         return RunKey.from_mapping(dict(zip(self._columns, values)))
 
-    def add(self, key: RunKey, record: RunRecord, *, worker: int, pid: int, planned: int) -> int:
+    def add(self, key: RunKey, record: RunRecord, *, worker: int, pid: int, planned: int,
+            replace_failed: bool = False) -> int:
         """Commit one finished run; returns its execution sequence number (``id``).
+
+        With ``replace_failed``, a failed row of the same run (error, oom, timeout) moves to the
+        ``attempts`` table in the same transaction and the new row takes its place.
 
         Raises
         ------
@@ -345,8 +412,15 @@ class Journal:
         cols = ", ".join(self._columns)
         marks = ",".join("?" * (len(self._columns) + 6))
         values = [int(v) if isinstance(v, bool) else v for v in (getattr(key, c) for c in self._columns)]
+        where = " AND ".join(f"{c} = ?" for c in self._columns)
         try:
             with self._tx():
+                if replace_failed:
+                    keep = f"id, {cols}, status, record, worker, pid, planned, finished_at"
+                    failed = f"FROM runs WHERE {where} AND status IN ({', '.join('?' * len(_FAILED))})"
+                    self._conn.execute(f"INSERT INTO attempts({keep}, replaced_at) SELECT {keep}, ? {failed}",
+                                       (_now(), *values, *_FAILED))
+                    self._conn.execute(f"DELETE {failed}", (*values, *_FAILED))
                 cur = self._conn.execute(
                     f"INSERT INTO runs({cols}, status, record, worker, pid, planned, finished_at) VALUES ({marks})",
                     (*values, record.status, json.dumps(record.to_dict()), int(worker), int(pid), int(planned),
@@ -356,10 +430,12 @@ class Journal:
             raise JournalError(f"run {key._asdict()!r} is already in journal {str(self.path)!r}") from None
         return int(cur.lastrowid or 0)
 
-    def done(self) -> set[RunKey]:
-        """Keys of every run recorded so far."""
+    def done(self, *, failed: bool = True) -> set[RunKey]:
+        """Keys of every run recorded so far (``failed=False``: of those that did not fail)."""
         out: set[RunKey] = set()
-        for row in self._conn.execute(f"SELECT {', '.join(self._columns)}, id FROM runs"):
+        cond = "" if failed else f" WHERE status NOT IN ({', '.join('?' * len(_FAILED))})"
+        for row in self._conn.execute(f"SELECT {', '.join(self._columns)}, id FROM runs{cond}",
+                                      () if failed else _FAILED):
             try:
                 out.add(self._key(row[:-1]))
             except (ValueError, TypeError) as exc:  # ConfigError is a ValueError
@@ -371,10 +447,20 @@ class Journal:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def rows(self) -> Iterator[JournalRow]:
-        """Every recorded run, in execution order."""
+        """Every recorded run (its latest attempt), in execution order."""
+        return self._rows("runs")
+
+    def attempts(self) -> list[JournalRow]:
+        """Earlier attempts of runs that ``resume --retry-failed`` ran again, oldest first (``id``: the
+        execution sequence number the attempt had)."""
+        if self._conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='attempts'").fetchone() is None:
+            return []
+        return list(self._rows("attempts", order="replaced_at, id"))
+
+    def _rows(self, table: str, order: str = "id") -> Iterator[JournalRow]:
         n = len(self._columns)
         cur = self._conn.execute(f"SELECT {', '.join(self._columns)}, id, record, worker, pid, planned "
-                                 "FROM runs ORDER BY id")
+                                 f"FROM {table} ORDER BY {order}")
         for row in cur:
             i, rec, w, pid, planned = row[n:]
             try:
@@ -383,5 +469,5 @@ class Journal:
                     raise TypeError(f"expected a JSON object, got {d!r:.80}")
                 out = JournalRow(int(i), self._key(row[:n]), RunRecord.from_dict(d), int(w), int(pid), int(planned))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:  # ConfigError is a ValueError
-                raise self._damaged(f"run row id={i!r}", exc) from None
+                raise self._damaged(f"{'run' if table == 'runs' else 'attempt'} row id={i!r}", exc) from None
             yield out

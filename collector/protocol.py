@@ -78,10 +78,12 @@ class Protocol:
 
 @dataclass(frozen=True)
 class Init:
-    """First request: the protocol, the sweep seed and the latency model of device ``sim`` (a dict)."""
+    """First request: the protocol, the latency model of device ``sim`` (a dict) and, in tests only,
+    the planted faults (:func:`collector.worker.planted_faults`; empty in every normal run)."""
 
     protocol: Protocol
     sim: Mapping[str, Any] = field(default_factory=dict)
+    faults: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -628,7 +628,10 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
 
     Numeric variables are zlib-compressed and ``step_time`` is stored as
     float32. A reader never sees a half-written file: the data go to a
-    temporary file in the target's folder, which then replaces the target.
+    temporary file in the target's folder (``.NAME.PID-XXXXXXXX.tmp``), which
+    then replaces the target; such files that a killed save left are removed
+    first (:func:`collector.storage.remove_stale_temps`). A sweep journal is
+    never overwritten.
 
     Returns
     -------
@@ -642,14 +645,15 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
         file size limit) is full; the message names the path and the cause, and
         nothing is left behind.
     """
-    from collector.storage import check_output, write_error
+    from collector.storage import check_output, remove_stale_temps, temp_prefix, write_error
 
     ds = validate(normalize(ds))
-    target = check_output(path, "dataset")
+    target = check_output(path, "dataset")  # also: never over a sweep journal
     needed = int(ds.nbytes)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        remove_stale_temps(target)  # left beside it by an earlier save that was killed
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise write_error(target, exc, "dataset", needed=needed) from None
     os.close(fd)

@@ -69,6 +69,7 @@ __all__ = [
     "SPEC_KEYS",
     "MAX_BUDGET",
     "MAX_WARMUP",
+    "MAX_SEED",
     "parse_budgets",
     "parse_ints",
     "parse_names",
@@ -170,12 +171,18 @@ class SweepSpec:
         """Rebuild a stored spec (validated again).
 
         A stored spec that lacks a factor (written before the factor existed)
-        gets the factor's ``v1_value``: what such sweeps ran.
+        gets the factor's ``v1_value``: what such sweeps ran. A seed above
+        :data:`MAX_SEED` (accepted before seeds were bounded) is kept, so that
+        what such a journal holds can still be exported; :func:`check_runnable`
+        refuses to run it.
         """
         d = dict(d)
         for f in _GRID_FACTORS:
             if f.setting not in d and f.v1_value is not None:
                 d[f.setting] = [f.v1_value]
+        seed = d.get("seed")
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed > MAX_SEED:
+            return dataclasses.replace(build_spec({**d, "seed": 0}, defaults=False), seed=seed)
         return build_spec(d, defaults=False)
 
     def replace(self, **changes: Any) -> "SweepSpec":
@@ -187,6 +194,8 @@ class SweepSpec:
 
 #: Most unrecorded warm-up runs per cell and process (a typo guard: each takes as long as a measured run).
 MAX_WARMUP = 100
+#: Largest sweep seed: what a netCDF int64 attribute (and numpy, torch) can hold.
+MAX_SEED = 2**63 - 1
 
 #: Keys a TOML file / settings mapping may hold (besides the ``[sim]`` table).
 SPEC_KEYS: tuple[str, ...] = (*(f.setting for f in _GRID_FACTORS),
@@ -307,6 +316,7 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
     for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0)):
         if name in merged:
             kw[name] = _int(merged[name], name, minimum)
+    _check_seed(kw.get("seed", 0), merged.get("seed"))
     if kw.get("warmup", 0) > MAX_WARMUP:
         raise ConfigError(f"warmup must be <= {MAX_WARMUP} unrecorded runs per cell and process, got "
                           f"{merged['warmup']!r}; each one takes as long as a measured run (and counts against "
@@ -356,6 +366,12 @@ def sim_models(spec: SweepSpec) -> tuple[str, ...]:
     return tuple(spec.latency_model.costs)
 
 
+def _check_seed(seed: int, given: Any) -> None:
+    if seed > MAX_SEED:
+        raise ConfigError(f"seed must be an integer in 0..2**63-1 ({MAX_SEED}), got {given!r}: the dataset stores it as "
+                          "a 64-bit integer")
+
+
 def check_runnable(spec: SweepSpec) -> None:
     """Check every model, device and dtype of ``spec`` on this machine without loading a model.
 
@@ -369,6 +385,7 @@ def check_runnable(spec: SweepSpec) -> None:
     ------
     UnknownModelError, DeviceUnavailableError, ConfigError
     """
+    _check_seed(spec.seed, spec.seed)  # a journal from before seeds were bounded: export it, do not extend it
     real = [d for d in spec.devices if d != "sim"]
     if "sim" in spec.devices and real:
         raise ConfigError(f"devices {list(spec.devices)!r} mix the simulated device 'sim' with real ones; a dataset is "

@@ -15,12 +15,19 @@ Processes. Runs are measured in worker processes (:mod:`collector.worker`),
 never in the sweep's own process, so a run that crashes its process, hangs
 past ``timeout`` (the worker is killed) or raises becomes a row with status
 ``error``, ``timeout`` or ``oom`` (an out-of-memory exception, or a worker
-killed by SIGKILL, which is what the system's out-of-memory killer sends), and
-the sweep goes on with a fresh worker. Warm-up: before the first run of a
-cell in a process, ``warmup`` unrecorded runs of that cell.
+SIGKILLed while the kernel's out-of-memory killer struck), and the sweep goes
+on with a fresh worker. A worker killed by a signal from outside (``kill``, a
+signal to the process group) is not the run's failure: the run (or its
+load and warm-up) is tried again in a fresh worker, and recorded as failed only
+when that worker dies from a signal too (:func:`collector.failures.classify_exit`).
+When the sweep itself is stopped (``should_stop``), the run in flight is not
+recorded at all. Warm-up: before the first run of a cell in a process,
+``warmup`` unrecorded runs of that cell.
 
 Journal. Each finished run is committed to the journal before the next one
-starts; a sweep resumed from the journal runs exactly the runs not in it.
+starts; a sweep resumed from the journal runs exactly the runs not in it
+(with ``retry_failed``, also the failed ones: the new attempt replaces the
+row, the earlier one moves to the journal's ``attempts`` table).
 
 Refinement (``refine``): after the grid, rounds of :func:`collector.refine.next_budgets`
 per series, each new budget with all its trials, until every boundary is
@@ -51,6 +58,7 @@ from collector.spec import SweepSpec
 from collector.worker import WorkerDied as _Died
 from collector.worker import WorkerProcess as _Worker
 from collector.worker import WorkerStopped as _Stopped
+from collector.worker import planted_faults
 
 __all__ = [
     "SequentialOrderWarning",
@@ -73,7 +81,8 @@ class SweepEvent:
 
     ``kind``: ``start`` (``done`` runs already in the journal of ``total``),
     ``run`` (``key`` finished with ``record``), ``refine`` (``total`` grew:
-    ``message`` says why), ``end``.
+    ``message`` says why), ``retry`` (``key``'s worker was killed from outside;
+    ``message`` says how: the run goes again in a fresh worker), ``end``.
     """
 
     kind: str
@@ -96,6 +105,7 @@ class SweepResult:
     recorded: int = 0
     in_journal: int = 0
     failed: int = 0
+    retried: int = 0
     interrupted: bool = False
     wall_time: float = 0.0
     setup_time: float = 0.0
@@ -150,14 +160,16 @@ def run_seed(seed: int, key: RunKey) -> int:
 # --------------------------------------------------------------------------- the sweep
 class _Runner:
     def __init__(self, spec: SweepSpec, journal: Journal, on_event: Callable[[SweepEvent], None] | None,
-                 should_stop: Callable[[], bool] | None) -> None:
+                 should_stop: Callable[[], bool] | None, retry_failed: bool = False) -> None:
         self.spec, self.journal = spec, journal
-        self.init = Init(Protocol.of(spec), spec.latency_model.to_dict() if spec.sim is not None else {})
+        self.init = Init(Protocol.of(spec), spec.latency_model.to_dict() if spec.sim is not None else {},
+                         planted_faults())
+        self.retry_failed = retry_failed
         self.on_event = on_event or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
         self.worker: _Worker | None = None
         self.result = SweepResult()
-        self.done = journal.done()
+        self.done = journal.done(failed=not retry_failed)
         self.total = 0
         self.model_info = journal.model_info()
         self.limit = spec.refine_max_runs if spec.refine_max_runs is not None else spec.n_runs
@@ -182,7 +194,31 @@ class _Runner:
                          error=error, started_at=started, n_params=int(info.get("n_params", -1)),
                          weights=str(info.get("weights", "random")), architecture=str(info.get("architecture", "")))
 
-    def _measure(self, w: _Worker, key: RunKey, planned: int) -> RunRecord:
+    def _measure(self, key: RunKey, planned: int) -> tuple[RunRecord, _Worker]:
+        """Measure ``key`` in the current worker; once more in a fresh one if a signal from outside killed it."""
+        repeated = False
+        while True:
+            w = self._worker_for(key)
+            try:
+                return self._attempt(w, key, planned, repeated), w
+            except _Died as exc:  # killed from outside: not the run's failure (the first time)
+                self.worker = None
+                self.result.retried += 1
+                repeated = True
+                self.on_event(SweepEvent("retry", len(self.done), max(self.total, len(self.done)), key,
+                                         message=f"{exc.error}; running it again in a fresh worker"))
+
+    def _died(self, w: _Worker, exc: _Died, repeated: bool) -> str:
+        """The status of a run whose worker died, after killing what is left of it; re-raises ``exc``
+        when the death is an interruption (the run is to be tried again)."""
+        w.kill()
+        self.worker = None
+        status = exc.status(repeated=repeated)
+        if status is None:
+            raise exc
+        return status
+
+    def _attempt(self, w: _Worker, key: RunKey, planned: int, repeated: bool) -> RunRecord:
         import datetime as _dt
 
         started = _dt.datetime.now(_dt.timezone.utc)
@@ -211,9 +247,7 @@ class _Runner:
                           None if timeout is None else timeout * self.spec.warmup + 60, self.should_stop)
                 w.warmed.add(key.cell)  # a failed warm-up is not raised: the measured run records its own status
         except _Died as exc:
-            w.kill()
-            self.worker = None
-            return self._failed(key, exc.status, "during load/warm-up: " + exc.error, started)
+            return self._failed(key, self._died(w, exc, repeated), "during load/warm-up: " + exc.error, started)
         finally:
             self.result.setup_time += time.perf_counter() - t0
         started = _dt.datetime.now(_dt.timezone.utc)
@@ -221,9 +255,7 @@ class _Runner:
             reply = w.request(Run(key, seed, min(planned / max(self.position_scale, 1), 0.999999)), timeout,
                               self.should_stop)
         except _Died as exc:
-            w.kill()
-            self.worker = None
-            return self._failed(key, exc.status, exc.error, started)
+            return self._failed(key, self._died(w, exc, repeated), exc.error, started)
         if isinstance(reply, Failed):
             return self._failed(key, reply.status, reply.error, started)
         if not isinstance(reply, Measured):  # pragma: no cover - a protocol bug
@@ -240,13 +272,12 @@ class _Runner:
                 continue
             if self.should_stop():
                 return False
-            w = self._worker_for(key)
             try:
-                rec = self._measure(w, key, planned)
+                rec, w = self._measure(key, planned)
             except _Stopped:
                 self.worker = None
                 return False
-            self.journal.add(key, rec, worker=w.number, pid=w.pid, planned=planned)
+            self.journal.add(key, rec, worker=w.number, pid=w.pid, planned=planned, replace_failed=self.retry_failed)
             self.done.add(key)
             self.result.recorded += 1
             if rec.ok:
@@ -323,17 +354,19 @@ class _Runner:
                 self.worker = None
                 self.result.setup_time += time.perf_counter() - t1
             self.result.wall_time = time.perf_counter() - t0
-            self.result.in_journal = len(self.done)
+            self.result.in_journal = self.journal.count()
         self.on_event(SweepEvent("end", len(self.done), max(self.total, len(self.done))))
         return self.result
 
 
 def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEvent], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> SweepResult:
+              should_stop: Callable[[], bool] | None = None, retry_failed: bool = False) -> SweepResult:
     """Run (or continue) the sweep of ``spec``, recording into ``journal``.
 
     Runs already in the journal are skipped, so the same call resumes an
-    interrupted sweep. ``should_stop`` is polled between runs and while
+    interrupted sweep; with ``retry_failed`` the failed ones (error, oom,
+    timeout) run again, and each earlier attempt is kept in the journal
+    (:meth:`collector.journal.Journal.attempts`). ``should_stop`` is polled between runs and while
     waiting for one (every 0.1 s); when it returns True the run in flight is
     abandoned (its worker killed, nothing recorded) and the call returns with
     ``interrupted=True``.
@@ -346,4 +379,4 @@ def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEve
     if spec.order == "sequential":
         warnings.warn("runs go in grid order (--order sequential): a slow episode of the host will look "
                       "like a budget regime; prefer --order random", SequentialOrderWarning, stacklevel=2)
-    return _Runner(spec, journal, on_event, should_stop).run()
+    return _Runner(spec, journal, on_event, should_stop, retry_failed).run()

@@ -10,10 +10,12 @@ break the protocol): ``Init`` -> ``Ready``; ``Load`` -> ``Loaded``;
 
 A failure inside a request comes back as ``Failed(status, error)`` (status
 classified by :mod:`collector.failures`); a worker that dies or hangs is the parent's business
-(it kills it on timeout and records the run). The worker ignores SIGINT, so
-Ctrl-C reaches only the sweep, which stops cleanly; it exits when the sweep's
-end of the pipe closes, and within half a second of the sweep's death even
-in the middle of a run (a thread watches the parent process id).
+(it kills it on timeout and records the run, or runs it again when the worker
+was killed from outside). The worker ignores SIGINT, so Ctrl-C reaches only
+the sweep, which stops cleanly; it exits when the sweep's end of the pipe
+closes, and within half a second of the sweep's death even in the middle of a
+run: on Linux the kernel kills it with the sweep (``PR_SET_PDEATHSIG``),
+elsewhere a thread checks the parent process id every 0.1 s.
 
 :class:`WorkerProcess` is the sweep's side of this protocol (start, request
 with timeout and stop polling, kill).
@@ -27,8 +29,13 @@ Fault injection (tests only): the environment variable
 measured run whose coordinates match all of an entry's keys (model, device,
 or any other sweep dim: cache as on/off) does KIND instead of running:
 ``raise`` (an exception), ``oom`` (a real allocation larger than the
-machine's memory), ``timeout`` (sleeps for an hour) or ``crash`` (the
-process kills itself with SIGSEGV).
+machine's memory), ``timeout`` (sleeps for an hour), ``crash`` (the
+process kills itself with SIGSEGV), ``slow`` (sleeps 1 s, then measures) or
+``slow-warmup`` (each warm-up of the cell sleeps 1 s first). The variable is read only by a sweep
+process in which code called :func:`enable_fault_injection` (the test suite's
+``conftest.py`` does); the faults then travel to the workers inside
+:class:`~collector.protocol.Init`. Workers never read the environment for
+faults, so no environment and no flag can plant one in a normal run.
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ from collector.record import RunRecord
 __all__ = [
     "FAULTS_ENV",
     "FAULT_KINDS",
+    "enable_fault_injection",
+    "planted_faults",
     "WorkerDied",
     "WorkerProcess",
     "WorkerStopped",
@@ -76,7 +85,25 @@ __all__ = [
 ]
 
 FAULTS_ENV = "DECODE_REGIMES_FAULTS"
-FAULT_KINDS: tuple[str, ...] = ("raise", "oom", "timeout", "crash")
+FAULT_KINDS: tuple[str, ...] = ("raise", "oom", "timeout", "crash", "slow", "slow-warmup")
+#: Seconds between two checks of the parent process id (where the kernel cannot kill the worker with its parent).
+PARENT_POLL = 0.1
+
+_fault_injection = False
+
+
+def enable_fault_injection() -> None:
+    """Let this process's sweeps honour ``DECODE_REGIMES_FAULTS`` (a test hook; nothing in a normal run calls it)."""
+    global _fault_injection
+    _fault_injection = True
+
+
+def planted_faults() -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """The faults a sweep started here sends its workers: those of ``DECODE_REGIMES_FAULTS`` once
+    :func:`enable_fault_injection` was called, else none (the variable is ignored)."""
+    if not _fault_injection:
+        return ()
+    return tuple((kind, tuple(match.items())) for kind, match in parse_faults(os.environ.get(FAULTS_ENV, "")))
 
 
 def parse_faults(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -105,10 +132,10 @@ def _as_text(field: str, value: Any) -> str:
     return str(value)
 
 
-def fault_for(key: RunKey, faults: list[tuple[str, dict[str, str]]]) -> str | None:
-    """The fault kind planted for ``key``, or None."""
+def fault_for(key: RunKey, faults: Any) -> str | None:
+    """The fault kind planted for ``key`` (``faults``: pairs of kind and conditions, a mapping or pairs), or None."""
     for kind, match in faults:
-        if all(_as_text(k, getattr(key, k)) == v for k, v in match.items()):
+        if all(_as_text(k, getattr(key, k)) == v for k, v in dict(match).items()):
             return kind
     return None
 
@@ -143,6 +170,8 @@ def _inject(kind: str) -> None:
     if kind == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)
         time.sleep(60)  # pragma: no cover - the signal ends the process
+    if kind in ("slow", "slow-warmup"):
+        time.sleep(1.0)
 
 
 class _SimRunner:
@@ -202,7 +231,7 @@ class _TorchRunner:
         return self.m.measure_request(self._request(msg.key, msg.seed), self.loaded[msg.key.load_key])
 
 
-def _handle(runners: dict[str, Any], init: Init, faults: list[tuple[str, dict[str, str]]], msg: Request) -> Reply:
+def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
     if isinstance(msg, Init | Exit):  # pragma: no cover - handled by worker_main
         raise TypeError(f"unexpected worker request {type(msg).__name__!r}")
     kind = "sim" if msg.key.device == "sim" else "torch"
@@ -211,12 +240,14 @@ def _handle(runners: dict[str, Any], init: Init, faults: list[tuple[str, dict[st
     runner = runners[kind]
     if isinstance(msg, Load):
         return Loaded(runner.load(msg))
+    planted = fault_for(msg.key, init.faults) if isinstance(msg, Warmup | Run) else None
     if isinstance(msg, Warmup):
+        if planted == "slow-warmup":
+            _inject(planted)
         runner.warmup(msg)
         return Done()
     if isinstance(msg, Run):
-        planted = fault_for(msg.key, faults)
-        if planted is not None:
+        if planted is not None and planted != "slow-warmup":
             _inject(planted)
         return Measured(runner.run(msg))
     raise TypeError(f"unknown worker request {type(msg).__name__!r}")
@@ -228,7 +259,6 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
     The first request is an :class:`~collector.protocol.Init`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    faults = parse_faults(os.environ.get(FAULTS_ENV, ""))
     runners: dict[str, Any] = {}
     init = Init(Protocol())
     while True:
@@ -244,7 +274,7 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
                 init = msg
                 reply = Ready(os.getpid())
             else:
-                reply = _handle(runners, init, faults, msg)
+                reply = _handle(runners, init, msg)
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the sweep as a status
             reply = Failed(failures.classify_exception(exc), failures.message(exc))
         try:
@@ -255,11 +285,26 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
 
 # --------------------------------------------------------------------------- the sweep's side
 class WorkerDied(Exception):
-    """The worker died or timed out during a request; ``status`` and ``error`` describe the run's failure."""
+    """The worker died or timed out during a request.
 
-    def __init__(self, status: str, error: str) -> None:
+    ``error`` says how; :meth:`status` classifies it (:func:`collector.failures.classify_exit`):
+    ``timeout`` when the sweep killed it past the limit, None when it was killed from outside and the
+    run is not to blame (the first time).
+    """
+
+    def __init__(self, error: str, *, returncode: int | None = None, oom_killed: bool | None = None,
+                 timed_out: bool = False) -> None:
         super().__init__(error)
-        self.status, self.error = status, error
+        self.error, self.returncode, self.oom_killed, self.timed_out = error, returncode, oom_killed, timed_out
+
+    def status(self, *, repeated: bool) -> str | None:
+        """The run's status, or None (an interruption: run it again) for a first death by a signal."""
+        if self.timed_out:
+            return failures.TIMEOUT
+        return failures.classify_exit(self.returncode, oom_killed=self.oom_killed, repeated=repeated)
+
+
+_STOP_SIGNALS = frozenset(int(getattr(signal, n)) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class WorkerStopped(Exception):
@@ -279,7 +324,7 @@ class WorkerProcess:
         env = dict(os.environ)
         paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker", str(os.getpid())], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -299,11 +344,11 @@ class WorkerProcess:
         if self.init is not None:
             init, self.init = self.init, None
             self.request(init, 120.0, should_stop)
+        oom_before = failures.oom_kills()
         try:
             self._send.send(msg)
         except OSError:
-            self.proc.wait(5)
-            raise WorkerDied(self._death_status(), self._death()) from None
+            raise self._died(oom_before, should_stop) from None
         deadline = math.inf if timeout is None else time.monotonic() + timeout
         while True:
             wait = min(0.1, max(0.0, deadline - time.monotonic()))
@@ -312,23 +357,33 @@ class WorkerProcess:
                     reply: Reply = self._recv.recv()
                     return reply
                 except (EOFError, OSError):
-                    try:
-                        self.proc.wait(5)
-                    except subprocess.TimeoutExpired:
-                        self.kill()
-                    raise WorkerDied(self._death_status(), self._death()) from None
+                    raise self._died(oom_before, should_stop) from None
             if should_stop():
                 self.kill()
                 raise WorkerStopped()
             if not self.alive():
-                raise WorkerDied(self._death_status(), self._death())
+                raise self._died(oom_before, should_stop)
             if time.monotonic() >= deadline:
                 self.kill()
-                raise WorkerDied(failures.TIMEOUT,
-                                 f"no result within the {timeout:g} s timeout; worker {self.number} killed")
+                raise WorkerDied(f"no result within the {timeout:g} s timeout; worker {self.number} killed",
+                                 timed_out=True)
 
-    def _death_status(self) -> str:
-        return failures.classify_exit(self.proc.returncode)
+    def _died(self, oom_before: int | None, should_stop: Callable[[], bool]) -> Exception:
+        """What to raise for a worker found dead: :class:`WorkerStopped` when the sweep itself is stopping
+        (a signal to the whole process group reaches the worker too), else :class:`WorkerDied`."""
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        code = self.proc.returncode
+        if code is not None and -code in _STOP_SIGNALS:
+            time.sleep(0.05)  # the same signal may be on its way to the sweep: let its handler run first
+        if should_stop():
+            self.kill()
+            return WorkerStopped()
+        oom_after = failures.oom_kills()
+        oom = None if oom_before is None or oom_after is None else oom_after > oom_before
+        return WorkerDied(self._death(), returncode=code, oom_killed=oom)
 
     def _death(self) -> str:
         return failures.describe_exit(self.proc.returncode, f"worker {self.number} (pid {self.pid})")
@@ -354,10 +409,30 @@ class WorkerProcess:
         self.kill()
 
 
-def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+def _kill_with_parent() -> bool:
+    """Ask the Linux kernel to SIGKILL this process when its parent dies (``PR_SET_PDEATHSIG``); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return False
+
+
+def _exit_with_parent(parent: int, interval: float = PARENT_POLL) -> None:
     """End this process as soon as the sweep that started it is gone (even in the middle of a run),
-    so an orphaned worker never competes for the machine with the sweep's next processes."""
+    so an orphaned worker never competes for the machine with the sweep's next processes.
+
+    On Linux the kernel kills it at once; everywhere a thread also checks the parent process id every
+    ``interval`` seconds."""
     import threading
+
+    _kill_with_parent()
+    if os.getppid() != parent:  # the parent died before the kernel was told
+        os._exit(3)
 
     def watch() -> None:
         while True:
@@ -370,10 +445,12 @@ def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
 
 def main() -> None:
     """Process entry point: requests on stdin; replies on what was stdout (stdout itself goes to stderr,
-    so nothing a model prints can corrupt the protocol)."""
+    so nothing a model prints can corrupt the protocol). The first argument, when given, is the sweep's
+    process id."""
     from multiprocessing.connection import Connection
 
-    _exit_with_parent(os.getppid())
+    parent = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else os.getppid()
+    _exit_with_parent(parent)
     out_fd = os.dup(1)
     os.dup2(2, 1)
     worker_main(Connection(0, writable=False), Connection(out_fd, readable=False))

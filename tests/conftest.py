@@ -6,6 +6,11 @@ import pytest
 import xarray as xr
 
 from analysis import synthetic
+from collector import worker
+
+# Sweeps started by the tests honour DECODE_REGIMES_FAULTS (a normal run ignores it; tests/collector_with_faults.py
+# does the same for a CLI process).
+worker.enable_fault_injection()
 
 
 @pytest.fixture(scope="session")

@@ -156,7 +156,7 @@ def test_resume_refuses_a_journal_in_use(tmp_path, monkeypatch, capsys):
     assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "a.nc"]) == 0
     with Journal.open("a.journal", write=True):
         assert main(["resume", "a.journal"]) == 2
-    assert "in use by another process" in capsys.readouterr().err
+    assert f"in use by pid {os.getpid()}" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- kill -9 and Ctrl-C
@@ -244,8 +244,10 @@ def test_an_orphaned_worker_exits_mid_run(tmp_path, monkeypatch):
     import psutil
 
     monkeypatch.setenv("DECODE_REGIMES_FAULTS", "timeout@budget=8")  # the run at budget 8 hangs for an hour
-    proc = _popen("run", *SIM, "--budgets", "4,8", "--trials", "1", "--cache", "on", "--order", "sequential",
-                  "--timeout", "600", "--quiet", "-o", "o.nc", cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("collector_with_faults.py")),  # faults on
+                             "run", *SIM, "--budgets", "4,8", "--trials", "1", "--cache", "on", "--order", "sequential",
+                             "--timeout", "600", "--quiet", "-o", "o.nc"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     _wait_for(tmp_path / "o.journal", 1, proc)
     pid = _snapshot_pids(tmp_path / "o.journal")[0]
     time.sleep(0.3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import sqlite3
 
 import pytest
@@ -80,7 +81,7 @@ def test_create_refuses_existing(tmp_path):
 
 def test_one_writer_at_a_time(tmp_path):
     with _create(tmp_path):
-        with pytest.raises(JournalError, match="in use by another process"):
+        with pytest.raises(JournalError, match=f"in use by pid {os.getpid()}"):
             Journal.open(tmp_path / "j.journal", write=True)
         with Journal.open(tmp_path / "j.journal") as reader:  # readers are fine
             assert reader.count() == 0
