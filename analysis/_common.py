@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,6 @@ __all__ = [
     "check_dataset",
     "check_axes",
     "check_seed",
-    "check_choice",
     "check_positive_int",
     "check_fraction",
     "ok_values",
@@ -139,13 +138,6 @@ def check_seed(value: Any, fn: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise InputError(f"{fn}(): seed must be an integer >= 0, got {value!r}")
     return int(value)
-
-
-def check_choice(value: Any, name: str, choices: Iterable[Any], fn: str) -> None:
-    """Raise :class:`InputError` unless ``value`` is one of ``choices``."""
-    choices = list(choices)
-    if value not in choices:
-        raise InputError(f"{fn}(): {name} must be one of {choices!r}, got {value!r}")
 
 
 def check_positive_int(value: Any, name: str, fn: str, minimum: int = 1) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BUDGET", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",
-    "SEGMENT_SUMMARY", "names_over",
+    "SEGMENT_SUMMARY",
 ]
 
 BUDGET = "budget"
@@ -84,8 +84,3 @@ SEGMENT_SUMMARY: tuple[str, ...] = (*SEGMENT_BOUNDS, *SEGMENT_EFFECT, "q", "kind
 #: The per-segment variables of the tables and the JSON output (the step scan's own p-values aside).
 SEGMENT_REPORTED: tuple[str, ...] = (*SEGMENT_BOUNDS, *SEGMENT_EFFECT, "p", "q", "reproducible", "kind",
                                      "segment_anomalous", "confounded", "clustered", "p_time", "n_cells")
-
-
-def names_over(over: str) -> tuple[str, ...]:
-    """The result variables indexed by ``over`` (``budget``, ``segment`` or ``series``), in order."""
-    return tuple(name for name, v in VARIABLES.items() if v.over == over)

@@ -22,7 +22,6 @@ from analysis.errors import InputError
 __all__ = ["boundaries", "slope_range"]
 
 PROMPT = "prompt_len"
-_AXES = ("budget", "total", "ambiguous", "neither", "unknown")
 
 
 def slope_range(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:

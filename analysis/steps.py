@@ -21,8 +21,6 @@ from analysis.errors import InputError
 
 __all__ = ["step_regimes"]
 
-_PATTERNS = ("none", "normal", "whole", "enters", "leaves", "mixed")
-
 
 def _trend(t: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Typical time per decode step: a Theil-Sen line through the per-step medians over runs."""
