@@ -242,7 +242,11 @@ class Journal:
         self = cls(p, conn)
         self._columns = tuple(d for d in SWEEP_DIMS if d in have)
         if write:
-            self.lock()
+            try:
+                self.lock()
+            except BaseException:
+                conn.close()  # a journal we may not write: no connection (and no -wal/-shm) left open
+                raise
             columns = ", ".join(f"{f.name} {_SQL_TYPE[f.kind]} NOT NULL" for f in FACTORS if f.name in self._columns)
             try:  # journals written before attempts were kept
                 conn.execute(_ATTEMPTS_TEMPLATE.format(columns=columns))
@@ -261,8 +265,16 @@ class Journal:
         except OSError:
             os.close(fd)
             raise _in_use(self.path) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+        except OSError as exc:  # a full disk: the lock file cannot take our process id
+            os.close(fd)
+            Path(str(self.path) + ".lock").unlink(missing_ok=True)
+            from collector.storage import write_error
+
+            raise write_error(str(self.path) + ".lock", exc, "journal lock",
+                              hint="make room on the disk, then try again") from None
         self._lock_fd = fd
 
     def close(self) -> None:
