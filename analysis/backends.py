@@ -23,6 +23,7 @@ from analysis._common import (
     regime_blocks,
     series_of,
 )
+from analysis._origins import origin_lines
 from analysis.errors import InputError
 from collector.factors import SERIES_DIMS
 
@@ -162,7 +163,7 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
         },
         attrs={"alpha": alpha, "pooled_dims": ",".join(pooled)},
     )
-    out.attrs["summary"] = _summary(out, devices)
+    out.attrs["summary"] = "\n".join([_summary(out, devices), *origin_lines(out)])
     return out
 
 
@@ -173,6 +174,8 @@ def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
     cells = stacked.stack(_cell=other) if other else stacked.expand_dims("_cell")
     for c in range(cells.sizes["_cell"]):
         cell = cells.isel(_cell=c)
+        if int(cell["n_series"].sum()) == 0:  # nothing measured here (e.g. a model another origin ran)
+            continue
         name = "/".join(str(cell[d].values.item()) for d in other
                         if not (d in QUIET_DIMS and out.sizes[d] == 1)) or "all"
         show = [str(d) for d, s in zip(devices, cell["shows_regimes"].values) if s]

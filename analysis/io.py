@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob as _glob
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import published
-from collector import schema
+from collector import combine, schema
 from collector.errors import SchemaError
 
 __all__ = ["open_dataset", "expand_paths"]
@@ -64,36 +63,50 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
         them) or a list of these.
     chunks
         One file: ``None`` (default) reads it eagerly; any other value opens
-        it lazily with dask. Several files are always opened lazily with
-        :func:`xarray.open_mfdataset` (one chunk per file unless ``chunks``
-        says otherwise) and combined along their coordinates.
+        it lazily with dask. Several files are each read, checked and closed
+        in turn (a corrupt or invalid file is named at once and no file stays
+        open), then combined lazily with dask (one chunk per model unless
+        ``chunks`` says otherwise).
 
     Returns
     -------
     xarray.Dataset
-        The schema-v1 dataset. Cells that no file covers are ``not_run``.
-        When the files disagree on a global attr, it holds their values
-        joined by `` | `` (``sweep``: a JSON list; ``simulated``: 1 if any is).
+        The schema dataset. Several files are combined by the rules of
+        :mod:`collector.combine`: files of one origin (host and protocol)
+        along their coordinates, cells that no file covers ``not_run``; files
+        of different origins (another host, timing, engine, warm-up,
+        isolation, order, versions, or pretrained vs random weights) side by
+        side along a leading dim ``origin`` whose coordinates hold each
+        origin's settings; an extra dim some files lack (``experiment``) gets
+        the label ``"none"`` in them. Global attrs the files disagree on are
+        joined by `` | `` (``sweep``: a JSON list; ``simulated``: 1 if any
+        is; an origin setting: ``"per origin"``).
 
     Raises
     ------
     FileNotFoundError
         A path or pattern matches no file.
     SchemaError
-        A file is not schema v1 (or newer), or two files hold the same cell.
+        A file is unreadable (corrupt, truncated), not of a schema this
+        package reads, or two files of one origin hold the same cell; the
+        message names the file(s).
     """
     files = expand_paths(paths)
     if len(files) == 1:
         return schema.load(files[0], chunks=chunks)
-    # each file lazily through schema.load: checked, upgraded to the current schema, coordinates normalised
-    parts = [schema.load(f, chunks=chunks if chunks is not None else {}) for f in files]
-    try:
-        ds = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs=_combine_attrs)
-    except ValueError as exc:
-        raise SchemaError(f"cannot combine {[str(f) for f in files]!r} along their coordinates: {exc}") from None
+    # each file read whole and closed (a lazily opened file would fail, unnamed, inside a later computation)
+    parts = [schema.load(f) for f in files]
+    ds = combine.combine(parts, [str(f) for f in files], lazy=True,
+                         hint="merge them with `python -m collector merge --as-trials` (repeated collections) "
+                              "or `--resolve first|last`, or open them apart")
     # one consistent chunking for every variable (files' blocks differ after the outer join): a model per chunk
-    ds = schema.normalize(_restore_fills(ds)).chunk(chunks if isinstance(chunks, dict) and chunks else {"model": 1})
-    return schema.validate(ds, check_values=False)
+    if not (isinstance(chunks, dict) and chunks):  # a model (and an origin) per chunk, every other dim whole
+        chunks = {d: 1 if d in ("model", combine.ORIGIN_DIM) else -1 for d in ds.dims}
+    ds = schema.normalize(_restore_fills(ds)).chunk(chunks)
+    try:
+        return schema.validate(ds, check_values=False)
+    except SchemaError as exc:
+        raise SchemaError(f"combining {[str(f) for f in files]!r}: {exc}") from None
 
 
 def _restore_fills(ds: xr.Dataset) -> xr.Dataset:
@@ -104,24 +117,3 @@ def _restore_fills(ds: xr.Dataset) -> xr.Dataset:
             ds[name] = ds[name].fillna(spec.fill).astype(spec.dtype)
             ds[name].attrs.update(attrs)
     return ds
-
-
-def _combine_attrs(variable_attrs: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
-    if not variable_attrs:
-        return {}
-    if "schema_version" not in variable_attrs[0]:  # a variable's attrs: keep the first
-        return dict(variable_attrs[0])
-    merged: dict[str, Any] = {}
-    for key in variable_attrs[0]:
-        values = [a.get(key) for a in variable_attrs]
-        unique = list(dict.fromkeys(str(v) for v in values))
-        if len(unique) == 1:
-            merged[key] = variable_attrs[0][key]
-        elif key == "simulated":
-            merged[key] = int(max(int(v) for v in values if v is not None))
-        elif key == "sweep":
-            merged[key] = json.dumps([json.loads(u) for u in unique])
-        else:
-            merged[key] = " | ".join(unique)
-    merged["schema_version"] = schema.SCHEMA_VERSION
-    return merged

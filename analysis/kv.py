@@ -30,6 +30,7 @@ from analysis._common import (
     series_of,
 )
 from analysis._limits import check_bootstrap
+from analysis._origins import origin_lines
 from analysis.errors import InputError
 
 __all__ = ["kv_speedup", "bootstrap_ratio"]
@@ -252,5 +253,5 @@ def kv_speedup(
         elif measured[s] and n_measured <= 12:
             with quiet():
                 lines.append(f"{series.name(s)}: {np.nanmin(speedup[s]):.1f}-{np.nanmax(speedup[s]):.1f}x, no collapse")
-    out.attrs["summary"] = "\n".join(lines)
+    out.attrs["summary"] = "\n".join([*lines, *origin_lines(out)])
     return out

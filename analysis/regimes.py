@@ -23,6 +23,7 @@ from analysis import segments as _sg
 from analysis import _regimes_vars as _rv
 from analysis import stats as _st
 from analysis._limits import check_bootstrap
+from analysis._origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
 from analysis._common import check_axes, check_seed
@@ -259,7 +260,7 @@ def regimes(
         "n_boot": int(n_boot), "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
         "n_trials": int(da.sizes[_series.TRIAL]), "n_perm": int(n_perm),
     })
-    out.attrs["summary"] = summarize(out)
+    out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
     return out
 
 

@@ -90,12 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("-o", "--output", help="dataset path (default: the sweep's output; with --csv: it with .csv)")
     exp.add_argument("--csv", action="store_true", help="write a CSV with one row per run (pandas, R) instead")
     exp.add_argument("--force", action="store_true", help="replace an existing output")
-    mer = sub.add_parser("merge", help="merge datasets of different cells (devices, models, budgets) into one; "
-                         "a cell in two inputs is a conflict")
+    mer = sub.add_parser("merge", help="merge datasets into one: different cells along their coordinates, other "
+                         "hosts or protocols along a dim 'origin'; a cell measured twice on one origin is a conflict")
     mer.add_argument("inputs", nargs="+", metavar="IN.nc")
     mer.add_argument("-o", "--output", required=True, metavar="OUT.nc")
     mer.add_argument("--resolve", choices=("error", "first", "last"), default="error",
                      help="a cell measured in several inputs: error (default), keep the first or the last")
+    mer.add_argument("--as-trials", action="store_true",
+                     help="repeated collections of the same cells: append each input's trials as new trials "
+                          "(refused when the inputs' hosts or protocols differ)")
     mer.add_argument("--force", action="store_true", help="replace an existing output")
     inf = sub.add_parser("info", help="devices, versions and memory of this machine")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
@@ -315,7 +318,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from collector.export import merge
 
     _refuse_existing(args.output, args.force, args.inputs)
-    path = merge(args.inputs, args.output, resolve=args.resolve)
+    path = merge(args.inputs, args.output, resolve=args.resolve, as_trials=args.as_trials)
     print(f"wrote {visible(path)}")
     return 0
 

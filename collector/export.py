@@ -8,11 +8,13 @@ it), every other cell ``not_run``. :func:`export` writes it with
 ``simulated=1``, the latency model in attr ``sim_model`` and the planted
 truth in ``truth_anomalous``.
 
-:func:`merge` combines datasets (several hosts, devices or collection runs)
-over the union of their coordinates. A cell measured in more than one input
-is a conflict: an error unless ``resolve`` says which input wins (``first``
-or ``last``). Inputs that measured different things (engine, timing,
-simulated vs real, different weights for one model name) are refused.
+:func:`merge` combines datasets by the rules of :mod:`collector.combine`
+(the same as ``analysis.open_dataset`` on several files): inputs of one origin
+(host and protocol) over the union of their coordinates, inputs of different
+origins side by side along a leading ``origin`` dim. A cell measured in two
+inputs of one origin is a conflict: an error unless ``resolve`` says which
+input wins (``first`` or ``last``), or ``as_trials`` appends repeated
+collections of the same cells as new trials.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
-from collector.errors import ConfigError, JournalError
+from collector import combine, schema
+from collector.errors import ConfigError, JournalError, SchemaError
 from collector.factors import FACTORS
 from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
@@ -175,149 +177,114 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
 
 
 # --------------------------------------------------------------------------- merge
-def _union(values: Sequence[np.ndarray], sort: bool) -> list[Any]:
-    out: list[Any] = []
-    for v in values:
-        for x in v.tolist():
-            if x not in out:
-                out.append(x)
-    return sorted(out) if sort else out
-
-
 def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
-                   names: Sequence[str] | None = None) -> xr.Dataset:
-    """Combine schema-v1 datasets over the union of their coordinates.
+                   names: Sequence[str] | None = None, as_trials: bool = False) -> xr.Dataset:
+    """Combine schema datasets: the rules of :mod:`collector.combine`, or repeated collections as new trials.
 
     Parameters
     ----------
     datasets
         Two or more valid datasets.
     resolve
-        ``error`` (a cell measured in two inputs raises), ``first`` or ``last``
-        (that input's run is kept).
+        ``error`` (a cell measured in two inputs of one origin raises),
+        ``first`` or ``last`` (that input's run is kept).
     names
         A label per input (file names) for messages and the ``merged_from`` attr.
+    as_trials
+        Append the inputs' trials one after the other (input 2's trial 0
+        becomes trial T1, ...): repeated collections of the same cells. The
+        inputs must come from one origin (:data:`collector.combine.ORIGIN_ATTRS`
+        and the models' weights); ``order`` and ``worker`` continue the
+        previous input's numbering.
 
     Returns
     -------
     xarray.Dataset
         Every schema variable plus ``source`` (int8: index of the input that
-        measured the run, -1 where none did); attrs from the inputs (values that
-        differ joined with " | "), ``sweep`` a JSON list of the inputs' sweeps,
-        ``merged_from`` a JSON list describing each input.
+        measured the run, -1 where none did). Inputs of different origins
+        (hosts, protocols) are kept apart by a leading ``origin`` dim whose
+        coordinates hold each origin's settings. Attrs from the inputs (values
+        that differ joined with " | ", ``"per origin"`` for an origin setting),
+        ``sweep`` a JSON list of the inputs' sweeps, ``merged_from`` a JSON list
+        describing each input.
+
+    Raises
+    ------
+    ConfigError
+        Fewer than two inputs, an unknown ``resolve``, a cell measured twice in
+        one origin (naming both inputs and the cell), or with ``as_trials``
+        inputs whose protocols differ (naming the setting).
     """
     if resolve not in RESOLVE:
         raise ConfigError(f"unknown resolve {resolve!r}; choices: {', '.join(RESOLVE)}")
     if len(datasets) < 2:
         raise ConfigError(f"merge needs at least two datasets, got {len(datasets)}")
+    if as_trials and resolve != "error":
+        raise ConfigError(f"as_trials keeps every run as a trial; resolve={resolve!r} has nothing to choose")
     names = list(names) if names is not None else [f"input {i}" for i in range(len(datasets))]
-    for ds, name in zip(datasets, names):
+    for ds in datasets:
         schema.validate(ds)
-    for attr in ("engine", "timing", "simulated"):
-        vals = {str(ds.attrs[attr]) for ds in datasets}
-        if len(vals) > 1:
-            raise ConfigError(f"cannot merge datasets with different {attr!r} ({sorted(vals)!r}): they do not measure "
-                              "the same thing")
-    coords = {d: _union([ds[d].values for ds in datasets], sort=d in ("prompt_len", "budget", "trial"))
-              for d in schema.SWEEP_DIMS}
-    model_info: dict[str, dict[str, Any]] = {}
-    for ds, name in zip(datasets, names):
-        for i, m in enumerate(ds["model"].values.tolist()):
-            info = {k: ds[k].values[i].item() for k in schema.MODEL_COORDS}
-            old = model_info.setdefault(m, info)
-            if old != info:
-                raise ConfigError(f"model {m!r} differs between inputs ({old!r} vs {info!r} in {name}); "
-                                  "rename one of them before merging")
-    with_steps = any("step_time" in ds for ds in datasets)
-    with_truth = all("truth_anomalous" in ds for ds in datasets)
-    attrs = _merged_attrs(datasets, names)
-    out = schema.empty_dataset(**{f.setting: coords[f.name] for f in FACTORS if f.role != "trial"},
-                               trials=len(coords["trial"]), step_time=with_steps, model_info=model_info, attrs=attrs)
-    out = out.assign_coords(trial=np.asarray(coords["trial"], dtype=np.int64))
-    source = np.full(tuple(out.sizes[d] for d in schema.SWEEP_DIMS), -1, dtype=np.int8)
-    truth = np.zeros(source.shape, dtype=bool)
-    for n, (ds, name) in enumerate(zip(datasets, names)):
-        sel = {d: ds[d].values for d in schema.SWEEP_DIMS}
-        pos = tuple(np.array([coords[d].index(v) for v in sel[d].tolist()], dtype=np.intp) for d in schema.SWEEP_DIMS)
-        grid = np.ix_(*pos)
-        measured = ds["status"].values != schema.STATUS["not_run"]
-        taken = source[grid] >= 0
-        clash = measured & taken
-        if clash.any() and resolve == "error":
-            where = tuple(sel[d][i].item() for d, i in zip(schema.SWEEP_DIMS, np.argwhere(clash)[0]))
-            raise ConfigError(f"cell {dict(zip(schema.SWEEP_DIMS, where))!r} was measured in "
-                              f"{names[int(source[grid][clash][0])]} and in {name}; pass resolve='first' or 'last' "
-                              "(--resolve) to choose")
-        take = measured & ~taken if resolve == "first" else measured
-        for var in schema.VARIABLES:
-            if var not in out:
-                continue
-            if var not in ds:
-                continue
-            dst = out[var].values
-            src = ds[var].values
-            sub = dst[grid]
-            if var == "step_time":
-                width = src.shape[-1]
-                part = sub[..., :width]
-                part[take] = src[take]
-                sub[..., :width] = part
-                sub[take, width:] = np.nan
-            else:
-                sub[take] = src[take]
-            dst[grid] = sub
-        src_idx = source[grid]
-        src_idx[take] = n
-        source[grid] = src_idx
-        if with_truth:
-            t = truth[grid]
-            t[take] = ds["truth_anomalous"].values[take]
-            truth[grid] = t
-    out["source"] = (schema.SWEEP_DIMS, source,
-                     {"long_name": "index of the merged input that measured the run (attr merged_from); -1 not run",
-                      "units": "1"})
-    if with_truth:
-        out["truth_anomalous"] = (schema.SWEEP_DIMS, truth, _TRUTH_ATTRS)
-    return schema.validate(out)
-
-
-def _merged_attrs(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> dict[str, Any]:
-    attrs: dict[str, Any] = {}
-    skip = {"created", "sweep", "command", "failures"}
-    for key in schema.GLOBAL_ATTRS:
-        if key in skip:
-            continue
-        vals: list[Any] = []
-        for ds in datasets:
-            if ds.attrs.get(key) not in vals:
-                vals.append(ds.attrs.get(key))
-        if len(vals) == 1:
-            attrs[key] = vals[0]
-        elif key in ("warmup", "seed"):
-            attrs[key] = _attr_int(max(int(v) for v in vals))
-        elif key in ("isolation", "run_order"):
-            attrs[key] = vals[0]  # the schema wants one choice; the inputs' own values are in merged_from
-        else:
-            attrs[key] = " | ".join(str(v) for v in vals)
-    attrs["title"] = "merged decode-regimes datasets"
-    attrs["sweep"] = json.dumps([json.loads(str(ds.attrs["sweep"])) for ds in datasets])
-    attrs["command"] = " ".join(sys.argv)
-    attrs["merged_from"] = json.dumps([
+    inputs = _as_trials(datasets, names) if as_trials else list(datasets)
+    hint = ("pass resolve='first' or 'last' (--resolve) to choose, or as_trials=True (--as-trials) to keep both "
+            "as trials")
+    try:
+        out = combine.combine(inputs, names, resolve=resolve, provenance=True, hint=hint)
+    except SchemaError as exc:
+        raise ConfigError(str(exc)) from None
+    out.attrs.update(title="merged decode-regimes datasets", command=" ".join(sys.argv))
+    out.attrs.pop("failures", None)
+    out.attrs["merged_from"] = json.dumps([
         {"source": name, **{k: str(ds.attrs.get(k, "")) for k in
                             ("title", "created", "platform", "processor", "gpu_name", "isolation", "run_order")}}
         for ds, name in zip(datasets, names)])
-    return attrs
+    if as_trials:
+        out.attrs["history"] = (str(out.attrs.get("history", "")) + "\n" if out.attrs.get("history") else "") + \
+            f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}: trials appended from " + \
+            ", ".join(names)
+    return schema.validate(schema.normalize(out))
 
 
-def merge(paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, resolve: str = "error") -> Path:
+def _as_trials(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> list[xr.Dataset]:
+    """The inputs with trials, ``order`` and ``worker`` renumbered to follow each other; refuses other origins."""
+    first = datasets[0]
+    for ds, name in zip(datasets, names):
+        if combine.ORIGIN_DIM in ds.dims:
+            raise ConfigError(f"cannot append {name} as trials: it combines {ds.sizes[combine.ORIGIN_DIM]} origins "
+                              f"(dim {combine.ORIGIN_DIM!r}); trials must come from one host with one protocol")
+    base = combine.origin_settings(first)
+    base_info = {m: str(w) for m, w in zip(first["model"].values.tolist(), first["weights"].values.tolist())}
+    for ds, name in zip(datasets[1:], names[1:]):
+        settings = combine.origin_settings(ds)
+        for key, value in settings.items():
+            if value != base[key]:
+                raise ConfigError(f"cannot append {name} as trials of {names[0]}: {key!r} differs ({base[key]!r} vs "
+                                  f"{value!r}); trials must come from one host with one protocol (merge without "
+                                  "--as-trials keeps them apart as origins)")
+        for m, w in zip(ds["model"].values.tolist(), ds["weights"].values.tolist()):
+            if m in base_info and base_info[m] != str(w):
+                raise ConfigError(f"cannot append {name} as trials of {names[0]}: model {m!r} has weights "
+                                  f"{base_info[m]!r} vs {str(w)!r}; trials must measure the same model")
+    out: list[xr.Dataset] = []
+    trial_offset = order_offset = worker_offset = 0
+    for ds in datasets:
+        shifted = ds.assign_coords(trial=np.asarray(ds["trial"].values, dtype=np.int64) + trial_offset)
+        for var, offset in (("order", order_offset), ("worker", worker_offset)):
+            values = np.asarray(ds[var].values)
+            attrs = ds[var].attrs
+            shifted[var] = (ds[var].dims, np.where(values >= 0, values + offset, values).astype(values.dtype), attrs)
+        out.append(shifted)
+        trial_offset += ds.sizes["trial"]
+        order_offset += int(max(np.asarray(ds["order"].values).max(), -1)) + 1
+        worker_offset += int(max(np.asarray(ds["worker"].values).max(), -1)) + 1
+    return out
+
+
+def merge(paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, resolve: str = "error",
+          as_trials: bool = False) -> Path:
     """Merge netCDF files into ``output`` (atomic); see :func:`merge_datasets`."""
     if resolve not in RESOLVE:
         raise ConfigError(f"unknown resolve {resolve!r}; choices: {', '.join(RESOLVE)}")
     check_output(output, inputs=paths)  # never over one of its inputs or a journal, before loading them
-    datasets = [schema.load(p) for p in paths]
-    try:
-        merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths])
-        return schema.save(merged, output)
-    finally:
-        for ds in datasets:
-            ds.close()
+    datasets = [schema.load(p) for p in paths]  # each read whole and closed (schema.load closes on every error)
+    merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths], as_trials=as_trials)
+    return schema.save(merged, output)

@@ -34,6 +34,8 @@ from collector.protocol import TIMINGS as _TIMINGS
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ORIGIN_DIM",
+    "PER_ORIGIN",
     "READABLE_VERSIONS",
     "FORMAT_HISTORY",
     "SWEEP_DIMS",
@@ -64,6 +66,10 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
+#: Leading dim of a dataset combining several origins (hosts or protocols); see collector.combine.
+ORIGIN_DIM = "origin"
+#: Value of a global attr that differs between the origins of such a dataset (a coordinate on ``origin`` holds each).
+PER_ORIGIN = "per origin"
 #: The CF conventions version the files follow (global attr ``Conventions``).
 CONVENTIONS = "CF-1.11"
 #: Schema versions :func:`load` reads (older ones are upgraded on read by :func:`upgrade`).
@@ -454,7 +460,12 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
         if attr not in ds.attrs:
             raise SchemaError(f"global attr {attr!r} is missing ({GLOBAL_ATTRS[attr]})")
     for attr, choices in (("engine", _ENGINES), ("timing", _TIMINGS), ("isolation", _ISOLATIONS), ("run_order", _ORDERS)):
-        if str(ds.attrs[attr]) not in choices:
+        per_origin = ORIGIN_DIM in ds.dims and attr in ds.coords and ds[attr].dims == (ORIGIN_DIM,)
+        if per_origin:  # combined origins: the coordinate holds each origin's value (collector.combine)
+            bad = sorted(set(map(str, ds[attr].values)) - set(choices))
+            if bad:
+                raise SchemaError(f"coordinate {attr!r} has {bad[0]!r}; expected values in {list(choices)}")
+        if str(ds.attrs[attr]) not in choices and not (per_origin and str(ds.attrs[attr]) == PER_ORIGIN):
             raise SchemaError(f"global attr {attr!r} is {ds.attrs[attr]!r}; expected one of {list(choices)}")
     simulated = _as_int(ds.attrs["simulated"], "simulated")
     if simulated not in (0, 1):
@@ -489,10 +500,12 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     for name, (kind, _) in MODEL_COORDS.items():
         if name not in ds.coords:
             raise SchemaError(f"coordinate {name!r} on dim 'model' is missing")
-        if ds[name].dims != ("model",):
-            raise SchemaError(f"coordinate {name!r} has dims {ds[name].dims!r}; expected ('model',)")
+        if ds[name].dims != ("model",) and not (ORIGIN_DIM in ds.dims and ds[name].dims == (ORIGIN_DIM, "model")):
+            raise SchemaError(f"coordinate {name!r} has dims {ds[name].dims!r}; expected ('model',) "
+                              f"(or ({ORIGIN_DIM!r}, 'model') in a dataset combining several origins)")
         _check_coord_kind(ds, name, kind)
-    bad = sorted(set(map(str, ds["weights"].values)) - set(WEIGHTS))
+    # per origin, a model that origin did not measure has weights ""
+    bad = sorted(set(map(str, ds["weights"].values.ravel())) - set(WEIGHTS) - ({""} if ds["weights"].ndim == 2 else set()))
     if bad:
         raise SchemaError(f"coordinate 'weights' has {bad[0]!r}; expected values in {list(WEIGHTS)}")
 
@@ -546,7 +559,7 @@ def _check_coord_kind(ds: xr.Dataset, name: str, kind: str | None = None) -> Non
         "int": dt.kind in "iu",
     }[kind]
     if ok and dt.kind == "O":
-        ok = all(isinstance(v, str) for v in ds[name].values.tolist())
+        ok = all(isinstance(v, str) for v in ds[name].values.ravel().tolist())
     if not ok:
         raise SchemaError(f"coordinate {name!r} has dtype {str(dt)!r}; expected {kind}")
 
@@ -745,7 +758,7 @@ def normalize(ds: xr.Dataset) -> xr.Dataset:
             var = ds[name]
             ds[name] = var.fillna(spec.fill).astype(spec.dtype)
             ds[name].attrs, ds[name].encoding = var.attrs, var.encoding
-    unsorted = [d for d in SWEEP_DIMS if d in ds.indexes and not ds.indexes[d].is_monotonic_increasing]
+    unsorted = [d for d in (ORIGIN_DIM, *SWEEP_DIMS) if d in ds.indexes and not ds.indexes[d].is_monotonic_increasing]
     return ds.sortby(unsorted) if unsorted else ds
 
 
@@ -772,12 +785,28 @@ def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     try:
         with xr.open_dataset(p, engine="netcdf4", decode_cf=False) as raw:
             attrs = dict(raw.attrs)
-    except OSError as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         raise SchemaError(f"{str(p)!r} is not a readable netCDF file ({exc})") from None
     check_version(xr.Dataset(attrs=attrs), source=repr(str(p)))
-    ds = xr.open_dataset(p, engine="netcdf4", chunks=chunks)
-    if chunks is None:
-        ds = ds.load()
-        ds.close()
-    ds = normalize(upgrade(ds, source=repr(str(p))))
-    return validate(ds, check_values=chunks is None)
+    ds: xr.Dataset | None = None
+    try:  # every error path closes the file: a handle left open by a failed read can crash a later open
+        ds = xr.open_dataset(p, engine="netcdf4", chunks=chunks)
+        if chunks is None:
+            ds.load()
+            ds.close()
+        out = normalize(upgrade(ds, source=repr(str(p))))
+        return validate(out, check_values=chunks is None)
+    except SchemaError as exc:
+        if ds is not None:
+            ds.close()
+        text = str(exc)
+        raise SchemaError(text if str(p) in text else f"{str(p)!r}: {text}") from None
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:  # e.g. "NetCDF: HDF error" from a corrupt block
+        if ds is not None:
+            ds.close()
+        raise SchemaError(f"{str(p)!r} cannot be read: {type(exc).__name__}: {exc} (a corrupt or truncated "
+                          "file? a copy from the source may help)") from None
+    except BaseException:
+        if ds is not None:
+            ds.close()
+        raise

@@ -118,7 +118,7 @@ def test_run_with_toml_and_flags_then_export_merge(tmp_path, monkeypatch, capsys
     assert set(np.unique(m["source"].values).tolist()) == {-1, 0, 1}
     capsys.readouterr()
     assert main(["merge", "a.nc", "b.nc", "-o", "n.nc"]) == 2
-    assert "was measured in a.nc and in b.nc" in capsys.readouterr().err and not Path("n.nc").exists()
+    assert "was measured in 'a.nc' and in 'b.nc'" in capsys.readouterr().err and not Path("n.nc").exists()
     assert main(["merge", "a.nc", "b.nc", "-o", "n.nc", "--resolve", "last"]) == 0
     assert (schema.load("n.nc")["source"] == 1).all()
 
@@ -283,7 +283,7 @@ def test_merge_datasets_combines_devices_and_steps():
     a = make_dataset(0, devices=("sim",), budgets=(8, 16), trials=2, step_time=True)
     b = make_dataset(1, devices=("cuda",), budgets=(16, 32), trials=3).drop_vars(["step_time", "step"])
     m = merge_datasets([a, b], names=["a.nc", "b.nc"])
-    assert m["device"].values.tolist() == ["sim", "cuda"] and m["budget"].values.tolist() == [8, 16, 32]
+    assert m["device"].values.tolist() == ["cuda", "sim"] and m["budget"].values.tolist() == [8, 16, 32]  # sorted
     assert m.sizes["trial"] == 3 and m.sizes["step"] == 33
     src = m["source"]
     assert (src.sel(device="sim", budget=[8, 16], trial=[0, 1]) == 0).all()
@@ -306,14 +306,16 @@ def test_merge_refusals():
         merge_datasets([a])
     with pytest.raises(ConfigError, match="unknown resolve 'both'; choices: error, first, last"):
         merge_datasets([a, a], resolve="both")
+    # another engine, or pretrained vs random weights of one name: another origin, kept apart (collector.combine)
     b = a.copy()
     b.attrs = dict(a.attrs, engine="generate")
-    with pytest.raises(ConfigError, match="different 'engine'"):
-        merge_datasets([a, b])
+    both = merge_datasets([a, b], names=["a.nc", "b.nc"])
+    assert both["engine"].values.tolist() == ["loop", "generate"] and both.attrs["engine"] == "per origin"
     c = a.assign_coords(weights=("model", ["pretrained"]))
-    with pytest.raises(ConfigError, match="model 'gpt2' differs between inputs"):
-        merge_datasets([a, c])
-    with pytest.raises(ConfigError, match="was measured in input 0 and in input 1"):
+    kept = merge_datasets([a, c], names=["a.nc", "c.nc"])
+    assert kept["weights"].values.tolist() == [["random"], ["pretrained"]]
+    np.testing.assert_array_equal(kept["latency"].sel(origin="c").values, a["latency"].values)
+    with pytest.raises(ConfigError, match="was measured in 'input 0' and in 'input 1'"):
         merge_datasets([a, a.copy(deep=True)])
     first = merge_datasets([a, make_dataset(5, budgets=(8, 16), trials=2)], resolve="first")
     np.testing.assert_array_equal(first["latency"].values, a["latency"].values)
