@@ -9,12 +9,14 @@ significantly slower than a larger one) and the largest spike ratio.
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import xarray as xr
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from analysis._common import BUDGET, bh, check_dataset, check_fraction, cube, ok_values, quiet, series_of
+from analysis._common import BUDGET, TRIAL, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis._series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["monotonicity", "cell_centers", "noise_sd"]
@@ -80,6 +82,48 @@ def _pair_reproducibility(logs: np.ndarray, center: np.ndarray) -> np.ndarray:
     enough = (n[:, :, None] >= 3) & (n[:, None, :] >= 3)
     out[enough] = share[enough]
     return out
+
+
+_PAIR = "_budget2"
+
+
+def _series_block(values: np.ndarray, *, budgets: np.ndarray, min_effect: float) -> dict[str, np.ndarray]:
+    """The per-series part of :func:`monotonicity` on a block ``(..., budget, trial)`` of positive values:
+    centres and trial counts, noise, the isotonic fit, the unexplained share, and per budget pair the
+    inversion p-value and its reproducibility (``(..., budget, budget)``)."""
+    lead = values.shape[:-2]
+    B, T = values.shape[-2:]
+    with quiet():
+        logs = np.log(np.asarray(values, dtype=np.float64).reshape(-1, B, T))
+    center, n = cell_centers(logs)
+    sd = noise_sd(logs, center, n)
+    se = np.where(n >= 3, _MEDIAN_EFF, 1.0) * sd[:, None] / np.sqrt(np.maximum(n, 1))
+    S = center.shape[0]
+    iso = np.full((S, B), np.nan)
+    unexplained = np.full(S, np.nan)
+    p_pairs = np.full((S, B, B), np.nan)
+    diff = center[:, :, None] - center[:, None, :]
+    upper = np.triu(np.ones((B, B), dtype=bool), k=1)
+    for s in range(S):
+        ok = np.isfinite(center[s])
+        if ok.sum() < 2:
+            continue
+        w = n[s][ok].astype(float)
+        fit = IsotonicRegression(increasing=True).fit(budgets[ok], center[s][ok], sample_weight=w)
+        iso[s, ok] = fit.predict(budgets[ok])
+        mean = np.average(center[s][ok], weights=w)
+        total = float(np.sum(w * (center[s][ok] - mean) ** 2))
+        resid = float(np.sum(w * (center[s][ok] - iso[s, ok]) ** 2))
+        unexplained[s] = resid / total if total > 0 else 0.0
+        if not np.isfinite(sd[s]) or sd[s] <= 0:
+            continue
+        pair_se = np.sqrt(se[s][:, None] ** 2 + se[s][None, :] ** 2)
+        tested = upper & ok[:, None] & ok[None, :] & (diff[s] > np.log1p(min_effect))
+        with np.errstate(all="ignore"):
+            p_pairs[s][tested] = stats.norm.sf(diff[s][tested] / pair_se[tested])
+    out = {"center": center, "n": n.astype(np.float64), "sd": sd, "iso": iso, "unexplained": unexplained,
+           "p_pairs": p_pairs, "repro": _pair_reproducibility(logs, center)}
+    return {k: v.reshape(lead + v.shape[1:]) for k, v in out.items()}
 
 
 def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, min_effect: float = 0.0) -> xr.Dataset:
@@ -148,45 +192,33 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         raise InputError(f"{fn}(): min_effect must be a number in [0, 10), got {min_effect!r}")
     da = ok_values(ds, var)
     series = series_of(da)
-    values = cube(da, series)
-    finite = np.isfinite(values)
-    if not finite.any():
+    finite = np.isfinite(da)
+    checks = (finite.any().data, (da <= 0).where(finite, False).any().data, da.where(finite).min().data)
+    any_finite, any_nonpos, smallest = dask.compute(*checks) if is_lazy(da) else checks
+    if not bool(any_finite):
         raise InputError(f"{fn}(): variable {var!r} has no finite value")
-    if np.any(values[finite] <= 0):
-        raise InputError(f"{fn}(): variable {var!r} must be positive (it is compared on a log scale); found {float(values[finite].min())!r}")
-    budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)
-    order = np.argsort(budgets)
-    budgets = budgets[order]
-    logs = np.log(values[:, order, :])
-    center, n = cell_centers(logs)
-    sd = noise_sd(logs, center, n)
-    se = np.where(n >= 3, _MEDIAN_EFF, 1.0) * sd[:, None] / np.sqrt(np.maximum(n, 1))
+    if bool(any_nonpos):
+        raise InputError(f"{fn}(): variable {var!r} must be positive (it is compared on a log scale); found {float(smallest)!r}")
+    budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)  # sorted by check_dataset
+    # per series, lazily for dask-backed input (blocks of series at a time); then dataset-wide decisions
+    fitted = apply_named(
+        _series_block, [as_series_array(da)], [[BUDGET, TRIAL]],
+        outputs={"center": (BUDGET,), "n": (BUDGET,), "sd": (), "iso": (BUDGET,), "unexplained": (),
+                 "p_pairs": (BUDGET, _PAIR), "repro": (BUDGET, _PAIR)},
+        sizes={_PAIR: budgets.size}, kwargs={"budgets": budgets, "min_effect": float(min_effect)},
+    ).compute()
 
+    def flat(name: str) -> np.ndarray:
+        v = fitted[name]
+        v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
+        return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
+
+    center, n, sd, iso, unexplained, p_pairs, repro = (flat(k) for k in ("center", "n", "sd", "iso", "unexplained",
+                                                                          "p_pairs", "repro"))
+    n = n.astype(np.int64)
     S, B = center.shape
-    iso = np.full((S, B), np.nan)
-    unexplained = np.full(S, np.nan)
-    p_pairs = np.full((S, B, B), np.nan)
     diff = center[:, :, None] - center[:, None, :]
-    upper = np.triu(np.ones((B, B), dtype=bool), k=1)
-    for s in range(S):
-        ok = np.isfinite(center[s])
-        if ok.sum() < 2:
-            continue
-        w = n[s][ok].astype(float)
-        fit = IsotonicRegression(increasing=True).fit(budgets[ok], center[s][ok], sample_weight=w)
-        iso[s, ok] = fit.predict(budgets[ok])
-        mean = np.average(center[s][ok], weights=w)
-        total = float(np.sum(w * (center[s][ok] - mean) ** 2))
-        resid = float(np.sum(w * (center[s][ok] - iso[s, ok]) ** 2))
-        unexplained[s] = resid / total if total > 0 else 0.0
-        if not np.isfinite(sd[s]) or sd[s] <= 0:
-            continue
-        pair_se = np.sqrt(se[s][:, None] ** 2 + se[s][None, :] ** 2)
-        tested = upper & ok[:, None] & ok[None, :] & (diff[s] > np.log1p(min_effect))
-        with np.errstate(all="ignore"):
-            p_pairs[s][tested] = stats.norm.sf(diff[s][tested] / pair_se[tested])
     q_pairs = bh(p_pairs)
-    repro = _pair_reproducibility(logs, center)
     sig = (np.nan_to_num(q_pairs, nan=1.0) <= alpha) & ~(repro < 0.75)
 
     n_inv = sig.sum(axis=(1, 2))
@@ -202,7 +234,6 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         inv_q = np.nanmin(np.where(np.isfinite(q_pairs), q_pairs, np.inf), axis=2)
     inv_q[~np.isfinite(inv_q)] = np.nan
 
-    unorder = np.argsort(order)  # back to the dataset's budget order
     bcoord = {BUDGET: ds[BUDGET].values}
     out = xr.Dataset(
         {
@@ -213,10 +244,10 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
             "spike_recovery_budget": series.wrap(spike_r, attrs={"units": "tokens", "long_name": "larger budget b2 of the largest inversion"}),
             "noise_sd": series.wrap(sd, attrs={"units": "1", "long_name": "noise SD of one log value"}),
             "monotone": series.wrap(n_inv == 0, attrs={"long_name": "no significant inversion"}),
-            "center": series.wrap(np.exp(center[:, unorder]), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"typical {var} per budget"}),
-            "isotonic": series.wrap(np.exp(iso[:, unorder]), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"isotonic (non-decreasing) fit of {var}"}),
-            "inverted": series.wrap(sig.any(axis=2)[:, unorder], [BUDGET], bcoord, {"long_name": "budget is the smaller member of a significant inversion"}),
-            "inversion_q": series.wrap(inv_q[:, unorder], [BUDGET], bcoord, {"units": "1", "long_name": "smallest BH q-value of an inversion starting here"}),
+            "center": series.wrap(np.exp(center), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"typical {var} per budget"}),
+            "isotonic": series.wrap(np.exp(iso), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"isotonic (non-decreasing) fit of {var}"}),
+            "inverted": series.wrap(sig.any(axis=2), [BUDGET], bcoord, {"long_name": "budget is the smaller member of a significant inversion"}),
+            "inversion_q": series.wrap(inv_q, [BUDGET], bcoord, {"units": "1", "long_name": "smallest BH q-value of an inversion starting here"}),
         },
         attrs={"var": var, "alpha": alpha, "min_effect": float(min_effect)},
     )
