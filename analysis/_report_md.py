@@ -11,7 +11,9 @@ __all__ = ["markdown"]
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """One line of markdown text: table pipes escaped, and HTML (which renderers may run) as entities."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
 def _table(t: Table) -> str:
@@ -30,7 +32,7 @@ def _table(t: Table) -> str:
 def markdown(*, title: str, simulated: bool, environment: Sequence[tuple[str, str]], sections: Sequence[Section],
              generated: str, glance: Sequence[tuple[str, str]] = ()) -> str:
     """The markdown summary of a report."""
-    out = [f"# {title}", "", generated, ""]
+    out = [f"# {_cell(title)}", "", _cell(generated), ""]
     if simulated:
         out += ["**SIMULATED DATA**: drawn from the package's latency model, not measured.", ""]
     if glance:

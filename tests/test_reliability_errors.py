@@ -530,3 +530,7 @@ def test_html_report_escapes_file_strings(tmp_path: Path) -> None:
     page = Path(files.html).read_text()
     assert "<script" not in page and "<img" not in page and "\x1b" not in page
     assert "&lt;script&gt;" in page
+    md = Path(files.markdown).read_text()  # markdown renderers may run raw HTML too (not inside ``` blocks)
+    outside = "".join(md.split("```")[::2])
+    assert "<script" not in outside and "<img" not in outside and "\x1b" not in md
+    assert "&lt;script&gt;" in outside
