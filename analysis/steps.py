@@ -16,7 +16,8 @@ import xarray as xr
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, check_seed, cube, ok_values, quiet, series_of
+from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, check_seed, ok_values, quiet, series_of
+from analysis._series import apply_named, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["step_regimes"]
@@ -71,6 +72,83 @@ def _modes(r: np.ndarray, max_modes: int, min_effect: float, seed: int, max_fit:
         mode_weight[m] = weights[comps].sum()
         mode_center[m] = np.average(means[comps], weights=weights[comps])
     return mode_center, mode_weight, best, comp_to_mode
+
+
+def _series_block(values: np.ndarray, *, k: np.ndarray, max_modes: int, min_effect: float, seed: int, max_fit: int,
+                  min_size: int, penalty: float | None) -> dict[str, np.ndarray]:
+    """The per-series part of :func:`step_regimes` on a block ``(..., budget, trial, step)`` of decode step
+    times: the modes of each series and, per run, the share of its steps in each mode and its switches."""
+    lead = values.shape[:-3]
+    B, T, K = values.shape[-3:]
+    values = np.asarray(values, dtype=np.float64).reshape(-1, B, T, K)
+    with quiet():
+        values = np.where(values > 0, values, np.nan)
+    S, M = values.shape[0], max_modes
+    n_modes = np.zeros(S)
+    main_mode = np.full(S, -1.0)
+    step_noise = np.full(S, np.nan)
+    mode_ratio = np.full((S, M), np.nan)
+    mode_weight = np.full((S, M), np.nan)
+    share = np.full((S, B, T, M), np.nan)
+    slow_share = np.full((S, B, T), np.nan)
+    switch_step = np.full((S, B, T), np.nan)
+    n_switches = np.full((S, B, T), np.nan)
+    switch_up = np.zeros((S, B, T))
+    start_slow = np.zeros((S, B, T))
+
+    for s in range(S):
+        t = values[s]
+        if np.isfinite(t).sum() < 10:
+            continue
+        m = _trend(t, k)
+        with quiet():
+            r = np.log(t / m)
+        finite = np.isfinite(r)
+        centre, weight, gmm, comp_to_mode = _modes(r[finite], M, min_effect, seed, max_fit)
+        nm = centre.size
+        main = int(np.argmax(weight))
+        n_modes[s], main_mode[s] = nm, main
+        mode_ratio[s, :nm] = np.exp(centre - centre[main])
+        mode_weight[s, :nm] = weight
+        labels = np.full(r.shape, -1, dtype=np.int64)
+        labels[finite] = comp_to_mode[gmm.predict(r[finite][:, None])]
+        with quiet():
+            d = np.diff(r, axis=-1)
+            sigma = stats.median_abs_deviation(d, axis=None, scale="normal", nan_policy="omit") / np.sqrt(2.0)
+        step_noise[s] = sigma
+        pen = penalty if penalty is not None else None
+        for b in range(B):
+            for tr in range(T):
+                ok = finite[b, tr]
+                n = int(ok.sum())
+                if n == 0:
+                    continue
+                lab = labels[b, tr][ok]
+                counts = np.bincount(lab, minlength=nm)
+                share[s, b, tr, :nm] = counts / n
+                slow_share[s, b, tr] = counts[main + 1:].sum() / n
+                n_switches[s, b, tr] = 0
+                start_slow[s, b, tr] = lab[: min_size].mean() > main if n >= min_size else lab.mean() > main
+                if counts.max() == n or n < 2 * min_size:
+                    continue
+                x = r[b, tr][ok]
+                p = pen if pen is not None else 3.0 * max(sigma, 1e-3) ** 2 * np.log(n)
+                bkps = rpt.KernelCPD(kernel="linear", min_size=min_size).fit(x).predict(pen=p)
+                edges = [0, *[int(e) for e in bkps]]
+                seg_modes = [int(np.argmin(np.abs(centre - x[a:e].mean()))) for a, e in zip(edges[:-1], edges[1:])]
+                kk = k[ok]
+                changes = [(edges[i], seg_modes[i - 1], seg_modes[i]) for i in range(1, len(seg_modes)) if seg_modes[i] != seg_modes[i - 1]]
+                n_switches[s, b, tr] = len(changes)
+                start_slow[s, b, tr] = seg_modes[0] > main
+                if changes:
+                    at, before, after = changes[0]
+                    switch_step[s, b, tr] = kk[at]
+                    switch_up[s, b, tr] = after > before
+
+    out = {"n_modes": n_modes, "main_mode": main_mode, "step_noise": step_noise, "mode_ratio": mode_ratio,
+           "mode_weight": mode_weight, "share": share, "slow_share": slow_share, "switch_step": switch_step,
+           "n_switches": n_switches, "switch_up": switch_up, "start_slow": start_slow}
+    return {name: v.reshape(lead + v.shape[1:]) for name, v in out.items()}
 
 
 def step_regimes(
@@ -178,75 +256,35 @@ def step_regimes(
     decode = steps >= 1
     if not decode.any():
         raise InputError(f"{fn}(): 'step_time' has no decode step (step >= 1); steps are {steps.tolist()!r}")
-    values = cube(da.isel({STEP: np.flatnonzero(decode)}), series, (BUDGET, TRIAL, STEP))
+    dec = da.isel({STEP: np.flatnonzero(decode)})
     k = steps[decode].astype(np.float64)
-    with quiet():
-        values = np.where(values > 0, values, np.nan)
-    if not np.isfinite(values).any():
+    positive = ((dec > 0) & np.isfinite(dec)).any()
+    if not bool(positive.compute() if is_lazy(dec) else positive):
         raise InputError(f"{fn}(): 'step_time' has no positive finite decode step")
-
-    S, B, T, K = values.shape
+    if TRIAL not in dec.dims:
+        dec = dec.expand_dims({TRIAL: 1}, axis=-1)
     M = max_modes
-    n_modes = np.zeros(S, dtype=np.int64)
-    main_mode = np.full(S, -1, dtype=np.int64)
-    step_noise = np.full(S, np.nan)
-    mode_ratio = np.full((S, M), np.nan)
-    mode_weight = np.full((S, M), np.nan)
-    share = np.full((S, B, T, M), np.nan)
-    slow_share = np.full((S, B, T), np.nan)
-    switch_step = np.full((S, B, T), np.nan)
-    n_switches = np.full((S, B, T), np.nan)
-    switch_up = np.zeros((S, B, T), dtype=bool)
-    start_slow = np.zeros((S, B, T), dtype=bool)
+    # per series, lazily for dask-backed input (blocks of series at a time)
+    fitted = apply_named(
+        _series_block, [dec.transpose(*series.dims, BUDGET, TRIAL, STEP)], [[BUDGET, TRIAL, STEP]],
+        outputs={**{n: () for n in ("n_modes", "main_mode", "step_noise")},
+                 **{n: ("mode",) for n in ("mode_ratio", "mode_weight")}, "share": (BUDGET, TRIAL, "mode"),
+                 **{n: (BUDGET, TRIAL) for n in ("slow_share", "switch_step", "n_switches", "switch_up", "start_slow")}},
+        sizes={"mode": M},
+        kwargs={"k": k, "max_modes": M, "min_effect": min_effect, "seed": seed, "max_fit": max_fit,
+                "min_size": min_size, "penalty": penalty},
+    ).compute()
 
-    for s in range(S):
-        t = values[s]
-        if np.isfinite(t).sum() < 10:
-            continue
-        m = _trend(t, k)
-        with quiet():
-            r = np.log(t / m)
-        finite = np.isfinite(r)
-        centre, weight, gmm, comp_to_mode = _modes(r[finite], M, min_effect, seed, max_fit)
-        nm = centre.size
-        main = int(np.argmax(weight))
-        n_modes[s], main_mode[s] = nm, main
-        mode_ratio[s, :nm] = np.exp(centre - centre[main])
-        mode_weight[s, :nm] = weight
-        labels = np.full(r.shape, -1, dtype=np.int64)
-        labels[finite] = comp_to_mode[gmm.predict(r[finite][:, None])]
-        with quiet():
-            d = np.diff(r, axis=-1)
-            sigma = stats.median_abs_deviation(d, axis=None, scale="normal", nan_policy="omit") / np.sqrt(2.0)
-        step_noise[s] = sigma
-        pen = penalty if penalty is not None else None
-        for b in range(B):
-            for tr in range(T):
-                ok = finite[b, tr]
-                n = int(ok.sum())
-                if n == 0:
-                    continue
-                lab = labels[b, tr][ok]
-                counts = np.bincount(lab, minlength=nm)
-                share[s, b, tr, :nm] = counts / n
-                slow_share[s, b, tr] = counts[main + 1:].sum() / n
-                n_switches[s, b, tr] = 0
-                start_slow[s, b, tr] = lab[: min_size].mean() > main if n >= min_size else lab.mean() > main
-                if counts.max() == n or n < 2 * min_size:
-                    continue
-                x = r[b, tr][ok]
-                p = pen if pen is not None else 3.0 * max(sigma, 1e-3) ** 2 * np.log(n)
-                bkps = rpt.KernelCPD(kernel="linear", min_size=min_size).fit(x).predict(pen=p)
-                edges = [0, *[int(e) for e in bkps]]
-                seg_modes = [int(np.argmin(np.abs(centre - x[a:e].mean()))) for a, e in zip(edges[:-1], edges[1:])]
-                kk = k[ok]
-                changes = [(edges[i], seg_modes[i - 1], seg_modes[i]) for i in range(1, len(seg_modes)) if seg_modes[i] != seg_modes[i - 1]]
-                n_switches[s, b, tr] = len(changes)
-                start_slow[s, b, tr] = seg_modes[0] > main
-                if changes:
-                    at, before, after = changes[0]
-                    switch_step[s, b, tr] = kk[at]
-                    switch_up[s, b, tr] = after > before
+    def flat(name: str) -> np.ndarray:
+        v = fitted[name]
+        v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
+        return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
+
+    n_modes, main_mode = flat("n_modes").astype(np.int64), flat("main_mode").astype(np.int64)
+    step_noise, mode_ratio, mode_weight, share = flat("step_noise"), flat("mode_ratio"), flat("mode_weight"), flat("share")
+    slow_share, switch_step, n_switches = flat("slow_share"), flat("switch_step"), flat("n_switches")
+    switch_up, start_slow = flat("switch_up") == 1, flat("start_slow") == 1
+    S, B, T = slow_share.shape
 
     with quiet():
         slow_fraction = np.nanmean(slow_share, axis=2)

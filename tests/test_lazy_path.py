@@ -20,6 +20,8 @@ FUNCTIONS: dict[str, Callable[[xr.Dataset], Any]] = {
     "phases": lambda ds: analysis.phases(ds, **FAST),
     "memory_effect": lambda ds: analysis.memory_effect(ds, **FAST),
     "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=30, n_perm=30),
+    "monotonicity": lambda ds: analysis.monotonicity(ds),
+    "step_regimes": lambda ds: analysis.step_regimes(ds),
 }
 
 
