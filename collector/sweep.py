@@ -97,7 +97,8 @@ class SweepEvent:
 class SweepResult:
     """Counts and times of one :func:`run_sweep` call.
 
-    ``wall_time`` is the whole call; ``setup_time`` the part spent starting
+    ``retried`` counts runs measured again because a signal from outside killed
+    their worker. ``wall_time`` is the whole call; ``setup_time`` the part spent starting
     and stopping workers, loading models and warming up; ``measured_time`` the sum of the
     latencies of the ok runs measured in this call.
     """

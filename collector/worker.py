@@ -30,8 +30,8 @@ measured run whose coordinates match all of an entry's keys (model, device,
 or any other sweep dim: cache as on/off) does KIND instead of running:
 ``raise`` (an exception), ``oom`` (a real allocation larger than the
 machine's memory), ``timeout`` (sleeps for an hour), ``crash`` (the
-process kills itself with SIGSEGV), ``slow`` (sleeps 1 s, then measures) or
-``slow-warmup`` (each warm-up of the cell sleeps 1 s first). The variable is read only by a sweep
+process kills itself with SIGSEGV), ``slow`` (sleeps 0.5 s, then measures) or
+``slow-warmup`` (each warm-up of the cell sleeps 0.5 s first). The variable is read only by a sweep
 process in which code called :func:`enable_fault_injection` (the test suite's
 ``conftest.py`` does); the faults then travel to the workers inside
 :class:`~collector.protocol.Init`. Workers never read the environment for
@@ -171,7 +171,7 @@ def _inject(kind: str) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
         time.sleep(60)  # pragma: no cover - the signal ends the process
     if kind in ("slow", "slow-warmup"):
-        time.sleep(1.0)
+        time.sleep(0.5)
 
 
 class _SimRunner:

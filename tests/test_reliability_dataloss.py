@@ -111,32 +111,31 @@ def sweeps(tmp_path_factory) -> Path:
     """a.nc + a.journal (budget 8), c.nc + c.journal (budget 16), b.journal (a copy of a.journal), x.db (SQLite)."""
     d = tmp_path_factory.mktemp("sweeps")
     for name, budget in (("a", "8"), ("c", "16")):
-        out = _cli("run", *SIM, "--budgets", budget, "--trials", "1", "--quiet", "-o", f"{name}.nc", cwd=d)
-        assert out.returncode == 0, out.stderr
+        assert main(["run", *SIM, "--budgets", budget, "--trials", "1", "--quiet", "-o", str(d / f"{name}.nc")]) == 0
     shutil.copy(d / "a.journal", d / "b.journal")
     sqlite3.connect(str(d / "x.db")).execute("CREATE TABLE t (x)").connection.close()
     return d
 
 
 # --------------------------------------------------------------------------- run --force and a live sweep
-def test_force_refuses_while_the_journal_owner_lives(tmp_path):
+def test_force_refuses_while_the_journal_owner_lives(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     proc = _start("run", *SIM, "--budgets", "4,8", "--trials", "1", "--order", "sequential", "--timeout", "600",
                   "--quiet", "-o", "s.nc", cwd=tmp_path, faults="timeout@budget=8")  # hangs at budget 8
     try:
         _wait(lambda: len(_rows(tmp_path / "s.journal")) == 1, proc)
         before = _rows(tmp_path / "s.journal")
-        out = _cli("run", *SIM, "--budgets", "4", "--trials", "1", "--quiet", "--force", "-o", "s.nc", cwd=tmp_path)
-        assert out.returncode == 2
-        _one_line_error(out.stderr)
-        assert f"in use by pid {proc.pid}" in out.stderr
+        assert main(["run", *SIM, "--budgets", "4", "--trials", "1", "--quiet", "--force", "-o", "s.nc"]) == 2
+        err = capsys.readouterr().err
+        _one_line_error(err)
+        assert f"in use by pid {proc.pid}" in err
         assert (tmp_path / "s.journal").exists() and (tmp_path / "s.journal.lock").exists()
         assert _rows(tmp_path / "s.journal") == before
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 130
     # its owner gone, --force replaces it
-    out = _cli("run", *SIM, "--budgets", "4", "--trials", "1", "--quiet", "--force", "-o", "s.nc", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert main(["run", *SIM, "--budgets", "4", "--trials", "1", "--quiet", "--force", "-o", "s.nc"]) == 0
     assert len(_rows(tmp_path / "s.journal")) == 1
 
 
@@ -180,7 +179,7 @@ def test_run_output_naming_a_journal_wal_is_refused_in_a_real_process(tmp_path):
 def test_a_worker_killed_from_outside_is_run_again_not_failed(tmp_path):
     kills = {8: signal.SIGKILL, 12: signal.SIGTERM, 16: signal.SIGSEGV}
     proc = _start("run", *SIM, "--budgets", "4,8,12,16", "--trials", "1", "--order", "sequential", "-o", "k.nc",
-                  cwd=tmp_path, faults=";".join(f"slow@budget={b}" for b in kills))  # each of these takes a second
+                  cwd=tmp_path, faults=";".join(f"slow@budget={b}" for b in kills))  # each of these takes 0.5 s
     journal = tmp_path / "k.journal"
     victims = []
     for n, sig in enumerate(kills.values(), start=1):
@@ -202,7 +201,7 @@ def test_a_worker_killed_during_warm_up_does_not_fail_the_run(tmp_path):
     _wait(lambda: len(_rows(journal)) == 1, proc)
     first = _rows(journal)[0][3]
     victim = _wait(lambda: (w := _worker_of(proc)).pid != first and w)  # the budget-8 cell's worker, warming up
-    time.sleep(0.3)
+    time.sleep(0.2)
     victim.kill()
     assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
     assert [(b, s) for b, s, _, _ in _rows(journal)] == [(4, "ok"), (8, "ok")]
