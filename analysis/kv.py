@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -21,7 +22,6 @@ from analysis._common import (
     check_fraction,
     check_positive_int,
     check_seed,
-    cube,
     get_regimes,
     ok_values,
     quiet,
@@ -30,6 +30,7 @@ from analysis._common import (
     series_of,
 )
 from analysis._limits import check_bootstrap
+from analysis._series import apply_named, as_series_array, is_lazy
 from analysis._origins import origin_lines
 from analysis.errors import InputError
 
@@ -42,9 +43,12 @@ def bootstrap_ratio(
     """Ratio of trial means ``mean(num) / mean(den)`` per cell with a percentile bootstrap CI.
 
     ``num`` and ``den`` have shape ``(..., n_trial)`` (NaN = missing run);
-    trials are resampled with replacement within each cell, independently for
-    the numerator and the denominator. A cell with fewer than 2 finite trials
-    on either side gets a NaN interval.
+    trials are resampled with replacement, independently for the numerator
+    and the denominator. Each resample draws its trial indices once and
+    applies them to every cell (as the effect CI of :func:`analysis.regimes`
+    does), so a cell's interval depends only on its own trials and ``seed``:
+    the same however the cells are split into blocks (dask). A cell with
+    fewer than 2 finite trials on either side gets a NaN interval.
 
     Returns
     -------
@@ -58,6 +62,22 @@ def bootstrap_ratio(
     n_ok = np.minimum(np.isfinite(num).sum(-1), np.isfinite(den).sum(-1))
     if num.shape[-1] < 2 or not (n_ok >= 2).any():
         return ratio, lo, hi
+    rng = np.random.default_rng(seed)
+    i_num = rng.integers(0, num.shape[-1], size=(n_boot, num.shape[-1]))
+    i_den = rng.integers(0, den.shape[-1], size=(n_boot, den.shape[-1]))
+    draws = []
+    for start in range(0, n_boot, block):
+        with quiet():  # (..., resamples)
+            m_num = np.nanmean(num[..., i_num[start : start + block]], axis=-1)
+            m_den = np.nanmean(den[..., i_den[start : start + block]], axis=-1)
+        draws.append(m_num / m_den)
+    boot = np.concatenate(draws, axis=-1)
+    tail = 100 * (1 - ci) / 2
+    with quiet():
+        lo_, hi_ = np.nanpercentile(boot, [tail, 100 - tail], axis=-1)
+    keep = n_ok >= 2
+    lo[keep], hi[keep] = lo_[keep], hi_[keep]
+    return ratio, lo, hi
     rng = np.random.default_rng(seed)
     T_num, T_den = num.shape[-1], den.shape[-1]
     draws = []
@@ -76,6 +96,13 @@ def bootstrap_ratio(
     keep = n_ok >= 2
     lo[keep], hi[keep] = lo_[keep], hi_[keep]
     return ratio, lo, hi
+
+
+def _speedup_block(off: np.ndarray, on: np.ndarray, *, n_boot: int, ci: float, seed: int) -> dict[str, np.ndarray]:
+    """:func:`bootstrap_ratio` of a block of series ``(..., budget, trial)`` with the cache off and on."""
+    ratio, lo, hi = bootstrap_ratio(np.asarray(off, dtype=np.float64), np.asarray(on, dtype=np.float64),
+                                    n_boot=n_boot, ci=ci, seed=seed)
+    return {"speedup": ratio, "lo": lo, "hi": hi}
 
 
 def kv_speedup(
@@ -167,19 +194,26 @@ def kv_speedup(
             raise InputError(f"{fn}(): {key!r} is fixed for the speedup series; got {key}={regimes_kwargs[key]!r}")
 
     lat = ok_values(ds, "latency")
-    off = lat.sel(cache=False, drop=True)
-    on = lat.sel(cache=True, drop=True)
+    off = as_series_array(lat.sel(cache=False, drop=True))
+    on = as_series_array(lat.sel(cache=True, drop=True))
     series = series_of(off)
     budgets = np.asarray(ds[BUDGET].values)
-    c_off = cube(off, series)
-    c_on = cube(on, series)
-    for name, c in (("off", c_off), ("on", c_on)):
-        if not np.isfinite(c).any():
+    for name, c in (("off", off), ("on", on)):
+        finite = np.isfinite(c)
+        checks = (finite.any().data, (c <= 0).where(finite, False).any().data, c.where(finite).min().data)
+        any_finite, any_nonpos, smallest = dask.compute(*checks) if is_lazy(c) else checks
+        if not bool(any_finite):
             raise InputError(f"{fn}(): 'latency' has no finite value with the cache {name}")
-        if np.any(c[np.isfinite(c)] <= 0):
-            raise InputError(f"{fn}(): 'latency' must be positive; found {float(np.nanmin(c))!r} with the cache {name}")
-    check_bootstrap(n_boot, c_off[..., 0].size, fn, f"{c_off.shape[0]} series x {c_off.shape[1]} budgets")
-    speedup, lo, hi = bootstrap_ratio(c_off, c_on, n_boot=n_boot, ci=ci, seed=seed)
+        if bool(any_nonpos):
+            raise InputError(f"{fn}(): 'latency' must be positive; found {float(smallest)!r} with the cache {name}")
+    check_bootstrap(n_boot, series.size * budgets.size, fn, f"{series.size} series x {budgets.size} budgets")
+    # per series, lazily for dask-backed input (blocks of series at a time)
+    boot = apply_named(
+        _speedup_block, [off, on], [[BUDGET, TRIAL], [BUDGET, TRIAL]],
+        outputs={n: (BUDGET,) for n in ("speedup", "lo", "hi")}, kwargs={"n_boot": n_boot, "ci": ci, "seed": seed},
+    ).compute()
+    speedup, lo, hi = (np.asarray(boot[n].transpose(*series.dims, BUDGET).values).reshape(series.size, -1)
+                       for n in ("speedup", "lo", "hi"))
 
     lat_reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, seed=seed)
     if "baseline" not in lat_reg.data_vars:
@@ -192,12 +226,12 @@ def kv_speedup(
         "baseline", series, budgets, fn,
     ).astype(np.float64)
 
+    # the per-trial ratios (replicates of the speedup) over their trend, lazy like the input
     with quiet():
-        per_trial = c_off / c_on / trend[:, :, None]
-        per_trial = np.where(np.isfinite(per_trial) & (per_trial > 0), per_trial, np.nan)
-    trial_coord = ds[TRIAL].values if TRIAL in off.dims and TRIAL in ds.coords else np.arange(per_trial.shape[-1])
-    sp = series.wrap(per_trial, [BUDGET, TRIAL], {BUDGET: budgets, TRIAL: trial_coord},
-                     {"units": "1", "long_name": "KV-cache speedup / expected speedup"})
+        per_trial = off / on / series.wrap(trend, [BUDGET], {BUDGET: budgets})
+        per_trial = per_trial.where(np.isfinite(per_trial) & (per_trial > 0))
+    sp = per_trial.transpose(*series.dims, BUDGET, TRIAL)
+    sp.attrs = {"units": "1", "long_name": "KV-cache speedup / expected speedup"}
     sp_ds = xr.Dataset({"speedup": sp})
     for name in ("order", "started_at"):  # the time check sees the cache-on runs' timing
         if name in ds.data_vars and "cache" in ds[name].dims:
