@@ -1,14 +1,14 @@
-"""Shared plumbing of the per-question analyses (validation, series cubes, corrections).
+"""Shared plumbing of the per-question analyses (validation, series, regimes blocks, corrections).
 
-Private to :mod:`analysis`: the public functions in ``phases``, ``memory``,
-``kv``, ``monotonicity``, ``steps``, ``boundaries`` and ``backends`` use it so
-that they validate and reshape their input the same way.
+Private to :mod:`analysis`: every public function checks its input here
+(:func:`check_dataset`, :func:`check_axes`) so that all validate it the same
+way.
 
 A *series* is one cell of every dim of a variable except ``budget`` (the axis
-of change), ``trial`` (replicates) and ``step`` (per-step variables): a
-variable is turned into a numpy *cube* of shape ``(n_series, n_budget,
-n_trial)`` and results are wrapped back onto the series dims with
-:meth:`Series.wrap`.
+of change), ``trial`` (replicates) and ``step`` (per-step variables). The
+per-series work runs through :func:`analysis._series.apply_named` (lazy for
+dask-backed input); its results, arrays of shape ``(n_series, ...)``, are
+wrapped back onto the series dims with :meth:`Series.wrap`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ __all__ = [
     "check_fraction",
     "ok_values",
     "series_of",
-    "cube",
     "bh",
     "segments_of",
     "quiet",
@@ -238,19 +237,6 @@ def series_of(da: xr.DataArray, exclude: Sequence[str] = (BUDGET, TRIAL, STEP)) 
     return Series(dims=dims, template=template)
 
 
-def cube(da: xr.DataArray, series: Series, inner: Sequence[str] = (BUDGET, TRIAL)) -> np.ndarray:
-    """Values of ``da`` as float array ``(n_series, *inner)``; a missing inner dim gets length 1.
-
-    Computes dask-backed input.
-    """
-    for d in inner:
-        if d not in da.dims:
-            da = da.expand_dims({d: 1}, axis=-1)
-    da = da.transpose(*series.dims, *inner)
-    values = np.asarray(da.values, dtype=np.float64)
-    return values.reshape((series.size,) + values.shape[len(series.dims):])
-
-
 def segments_of(mask: np.ndarray) -> list[tuple[int, int]]:
     """Contiguous runs of True in a 1-D bool array as ``(first, last)`` index pairs (inclusive)."""
     m = np.asarray(mask, dtype=bool)
@@ -337,7 +323,7 @@ def regime_blocks(
     Blocks are split where the direction (slow/fast) changes and, with
     ``split_segments``, where the segment id (``reg.regime``) changes; by
     default adjacent anomalous segments of one direction form one block.
-    ``budgets`` gives the budget order of the caller's cube.
+    ``budgets`` gives the budget order of the caller's arrays.
     """
     anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
