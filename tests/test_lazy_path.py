@@ -1,4 +1,7 @@
-"""Every public analysis computes through the lazy per-series path: dask-backed input gives the eager result."""
+"""Every public analysis computes through the lazy per-series path: dask-backed input gives the eager result.
+
+The per-series work runs block by block (``analysis._series.apply_named``); results hold no lazy data.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ FUNCTIONS: dict[str, Callable[[xr.Dataset], Any]] = {
     "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=30, n_perm=30),
     "monotonicity": lambda ds: analysis.monotonicity(ds),
     "step_regimes": lambda ds: analysis.step_regimes(ds),
+    "boundaries": lambda ds: analysis.boundaries(ds, **FAST),
+    "compare_backends": lambda ds: analysis.compare_backends(ds, **FAST),
 }
 
 
