@@ -1,11 +1,14 @@
 """Issue 13, crashes and misleading answers: each fault becomes one clear line, exit status 2, nothing lost.
 
-Real processes and real files throughout. A full or small disk is a real
+Real files and real processes, no mocks: the command lines run in this
+process (a sweep's runs in real worker processes), or in a child process
+where a file size limit must apply to them. A full or small disk is a real
 small filesystem (a tmpfs mounted with ``size=...``) where this process may
-mount one (root on Linux); otherwise a real per-process file size limit
+mount one (root on Linux), and a real per-process file size limit
 (``RLIMIT_FSIZE`` set in the child, with SIGXFSZ ignored so that writes fail
-with EFBIG). Both make the same writes fail; the expected cause differs
-("disk full" or "file size limit reached").
+with EFBIG) everywhere: both variants run where both are possible. They make
+the same writes fail; the expected cause differs ("disk full" or "file size
+limit reached").
 """
 
 from __future__ import annotations
