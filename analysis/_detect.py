@@ -249,13 +249,7 @@ def _bootstrap_many(E: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, 
     idx = np.random.default_rng([int(seed), 0x5EED]).integers(0, T, size=(n_boot, T))
     step = max(1, _MAX_BOOT_CELLS // max(nb * T * n_boot, 1))
     for a in range(0, S, step):
-        sample = E[a : a + step][:, :, idx]  # (s, nb, n_boot, T)
-        sample = np.moveaxis(sample, 2, 1).reshape(sample.shape[0], n_boot, nb * T)
-        meds = _nanmedian(sample, axis=2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            q = np.nanquantile(meds, [0.025, 0.975], axis=1)
-        lo[a : a + step], hi[a : a + step] = np.exp(q[0]), np.exp(q[1])
+        lo[a : a + step], hi[a : a + step] = _st.median_ci(E[a : a + step], idx)
     return est, lo, hi
 
 

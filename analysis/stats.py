@@ -16,6 +16,7 @@ __all__ = [
     "bh",
     "bootstrap_median",
     "mad_sd",
+    "median_ci",
     "median_sigma",
     "nanmedian_last",
     "neighbour_sigma",
@@ -126,23 +127,38 @@ def bootstrap_median(E: np.ndarray, n_boot: int, rng: np.random.Generator, level
     if n_boot <= 0 or vals.size < 2:
         return est, np.nan, np.nan
     k, T = E.shape
+    a = (1.0 - level) / 2.0
     if T >= 2:
-        idx = rng.integers(0, T, size=(n_boot, T))
-        sample = E[:, idx]  # (k, n_boot, T)
-        sample = np.moveaxis(sample, 1, 0).reshape(n_boot, k * T)
+        lo, hi = median_ci(E[None], rng.integers(0, T, size=(n_boot, T)), (a, 1.0 - a))
+        return est, float(lo[0]), float(hi[0])
+    col = E[:, 0]
+    col = col[np.isfinite(col)]  # one trial: the budgets are resampled instead
+    lo, hi = median_ci(col[None, :, None], rng.integers(0, col.size, size=(n_boot, col.size))[:, :, None], (a, 1.0 - a),
+                       axis="budget")
+    return est, float(lo[0]), float(hi[0])
+
+
+def median_ci(E: np.ndarray, idx: np.ndarray, quantiles: tuple[float, float] = (0.025, 0.975), *,
+              axis: str = "trial") -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of the median of ``exp(E)`` over all cells, for many series at once.
+
+    ``E`` is ``(series, budgets, trials)`` of log ratios (NaN allowed); ``idx`` ``(n_boot, trials)``
+    holds the trial indices of each resample, shared by every series and budget, so a series' interval
+    depends only on its own data and the draw (not on the other series in the block). With
+    ``axis="budget"``, ``idx`` ``(n_boot, budgets, 1)`` resamples budgets of a one-trial ``E`` instead.
+    Returns ``lo, hi`` ``(series,)`` in ratio units (NaN where no resample has data). The one trial
+    bootstrap of the regimes (segments, whole series) and its memory use by series blocks rest on it.
+    """
+    S = E.shape[0]
+    if axis == "budget":
+        sample = E[:, idx[:, :, 0], 0]  # (S, n_boot, budgets)
     else:
-        col = E[:, 0]
-        col = col[np.isfinite(col)]
-        sample = col[rng.integers(0, col.size, size=(n_boot, col.size))]
+        sample = np.moveaxis(E[:, :, idx], 2, 1)  # (S, n_boot, budgets, trials)
+    meds = nanmedian_last(sample.reshape(S, idx.shape[0], -1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        meds = np.nanmedian(sample, axis=1)
-    meds = meds[np.isfinite(meds)]
-    if meds.size == 0:
-        return est, np.nan, np.nan
-    a = (1.0 - level) / 2.0
-    lo, hi = np.quantile(meds, [a, 1.0 - a])
-    return est, float(np.exp(lo)), float(np.exp(hi))
+        q = np.nanquantile(meds, list(quantiles), axis=1)
+    return np.exp(q[0]), np.exp(q[1])
 
 
 def reproducibility(E_seg: np.ndarray, E_ref: np.ndarray, *, min_log: float) -> float:
