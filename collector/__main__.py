@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     mer.add_argument("--as-trials", action="store_true",
                      help="repeated collections of the same cells: append each input's trials as new trials "
                           "(refused when the inputs' hosts or protocols differ)")
+    mer.add_argument("--title", help="title attr of the merged dataset (default: 'merged decode-regimes datasets')")
     mer.add_argument("--force", action="store_true", help="replace an existing output")
     inf = sub.add_parser("info", help="devices, versions and memory of this machine")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
@@ -314,11 +315,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_merge(args: argparse.Namespace) -> int:
+def _cmd_merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.export import merge
 
     _refuse_existing(args.output, args.force, args.inputs)
-    path = merge(args.inputs, args.output, resolve=args.resolve, as_trials=args.as_trials)
+    path = merge(args.inputs, args.output, resolve=args.resolve, as_trials=args.as_trials,
+                 command="python -m collector " + shlex.join(list(argv)), title=args.title)
     print(f"wrote {visible(path)}")
     return 0
 
@@ -413,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "import-study":
             return _cmd_import_study(args, argv)
-        handlers = {"resume": _cmd_resume, "export": _cmd_export, "merge": _cmd_merge, "info": _cmd_info,
+        if args.command == "merge":
+            return _cmd_merge(args, argv)
+        handlers = {"resume": _cmd_resume, "export": _cmd_export, "info": _cmd_info,
                     "models": _cmd_models}
         return handlers[args.command](args)
     except (CollectorError, OSError, sqlite3.Error) as exc:

@@ -178,7 +178,8 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
 
 # --------------------------------------------------------------------------- merge
 def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
-                   names: Sequence[str] | None = None, as_trials: bool = False) -> xr.Dataset:
+                   names: Sequence[str] | None = None, as_trials: bool = False,
+                   command: str | None = None, title: str | None = None) -> xr.Dataset:
     """Combine schema datasets: the rules of :mod:`collector.combine`, or repeated collections as new trials.
 
     Parameters
@@ -196,6 +197,9 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
         inputs must come from one origin (:data:`collector.combine.ORIGIN_ATTRS`
         and the models' weights); ``order`` and ``worker`` continue the
         previous input's numbering.
+    command, title
+        The ``command`` and ``title`` attrs of the result (default: this
+        process's command line; "merged decode-regimes datasets").
 
     Returns
     -------
@@ -231,7 +235,8 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
         out = combine.combine(inputs, names, resolve=resolve, provenance=True, hint=hint)
     except SchemaError as exc:
         raise ConfigError(str(exc)) from None
-    out.attrs.update(title="merged decode-regimes datasets", command=" ".join(sys.argv))
+    out.attrs.update(title=title or "merged decode-regimes datasets",
+                     command=" ".join(sys.argv) if command is None else command)
     out.attrs.pop("failures", None)
     out.attrs["merged_from"] = json.dumps([
         {"source": name, **{k: str(ds.attrs.get(k, "")) for k in
@@ -280,11 +285,12 @@ def _as_trials(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> list[xr.
 
 
 def merge(paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *, resolve: str = "error",
-          as_trials: bool = False) -> Path:
+          as_trials: bool = False, command: str | None = None, title: str | None = None) -> Path:
     """Merge netCDF files into ``output`` (atomic); see :func:`merge_datasets`."""
     if resolve not in RESOLVE:
         raise ConfigError(f"unknown resolve {resolve!r}; choices: {', '.join(RESOLVE)}")
     check_output(output, inputs=paths)  # never over one of its inputs or a journal, before loading them
     datasets = [schema.load(p) for p in paths]  # each read whole and closed (schema.load closes on every error)
-    merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths], as_trials=as_trials)
+    merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths], as_trials=as_trials,
+                            command=command, title=title)
     return schema.save(merged, output)

@@ -33,7 +33,7 @@ import xarray as xr
 __all__ = ["DataNumbers", "data_numbers", "main"]
 
 #: Published sweeps of ours (the study's tables have their own document, docs/reproduce-study.md).
-SWEEPS: tuple[str, ...] = ("cuda-h200-gpt2", "cuda-h200-opt-bloom")
+SWEEPS: tuple[str, ...] = ("cuda-h200-gpt2", "cuda-h200-opt-bloom", "cpu-xeon16-gpt2-opt")
 
 
 @dataclass(frozen=True)

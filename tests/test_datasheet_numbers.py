@@ -31,7 +31,7 @@ def _section(name: str) -> str:
     return README[start:] if end < 0 else README[start:end]
 
 
-@pytest.mark.parametrize("name", ["cuda-h200-gpt2", "cuda-h200-opt-bloom"])
+@pytest.mark.parametrize("name", ["cuda-h200-gpt2", "cuda-h200-opt-bloom", "cpu-xeon16-gpt2-opt"])
 def test_quoted_data_numbers_are_recomputed(name: str) -> None:
     n = _script().data_numbers(analysis.open_dataset(name))
     text = " ".join(_section(name).split())

@@ -2,7 +2,7 @@
 and every result says what could have been seen.
 
 The files in tests/data/real/ were measured with the collector (benchmarks/corpus/collect_*.sh); none has a
-regime. datasets/cuda-*.nc are the published measured sweeps.
+regime. datasets/cuda-*.nc and datasets/cpu-*.nc are the published measured sweeps.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from analysis.planting import plant
 from analysis.regimes import regimes, summary
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = sorted((ROOT / "tests" / "data" / "real").glob("*.nc")) + sorted((ROOT / "datasets").glob("cuda-*.nc"))
+REAL = sorted((ROOT / "tests" / "data" / "real").glob("*.nc")) + sorted(
+    [*(ROOT / "datasets").glob("cuda-*.nc"), *(ROOT / "datasets").glob("cpu-*.nc")])
 
 
 def test_corpus_is_there_and_measured():
-    assert len(REAL) >= 8
+    assert len(REAL) >= 20
     n_series = 0
     for path in REAL:
         with xr.open_dataset(path) as ds:
             assert int(ds.attrs["simulated"]) == 0
             n_series += int(np.prod([ds.sizes[d] for d in ds["latency"].dims if d not in ("budget", "trial")]))
-    assert n_series >= 40
+    assert n_series >= 60
 
 
 @pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
