@@ -241,16 +241,20 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         try:
             with Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command) as journal:
                 return _sweep(spec, journal, str(output), args.quiet, stop)
-        except KeyboardInterrupt:
-            return _stopped_twice(jpath)
+        except BaseException:  # what the second signal broke may surface as another error (the netCDF library's)
+            if stop.count >= 2:
+                return _stopped_twice(jpath)
+            raise
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     with _Stop() as stop:
         try:
             return _resume(args, stop)
-        except KeyboardInterrupt:
-            return _stopped_twice(args.journal)
+        except BaseException:
+            if stop.count >= 2:
+                return _stopped_twice(args.journal)
+            raise
 
 
 def _resume(args: argparse.Namespace, stop: _Stop) -> int:
