@@ -355,6 +355,31 @@ def test_an_orphaned_worker_dies_within_half_a_second(tmp_path):
     assert time.monotonic() - t0 < 0.5
 
 
+def test_without_pdeathsig_the_parent_check_ends_an_orphan_within_half_a_second():
+    """The path of systems without PR_SET_PDEATHSIG: a worker whose stdin stays open (no EOF) and whose parent dies."""
+    r, w = os.pipe()
+    worker = ("import os, sys; import collector.worker as m; m._kill_with_parent = lambda: False; "
+              "sys.argv[1:] = [str(os.getppid())]; m.main()")
+    code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}], stdin={r}, "
+            f"pass_fds=({r},)); print(p.pid, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, pass_fds=(r,), env=_env(),
+                              text=True)
+    os.close(r)
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(1.5)  # the worker has imported and started its watcher
+        assert psutil.pid_exists(pid) and not _gone(pid)
+        t0 = time.monotonic()
+        parent.kill()
+        parent.wait()
+        _wait(lambda: _gone(pid), limit=10, step=0.005)
+        assert time.monotonic() - t0 < 0.5
+    finally:
+        os.close(w)
+        if parent.poll() is None:
+            parent.kill()
+
+
 # --------------------------------------------------------------------------- the fault injector
 def test_a_normal_run_ignores_the_fault_variable(tmp_path):
     env = _env("raise@budget=8;crash@budget=4")
