@@ -88,7 +88,7 @@ def describe_exit(returncode: int | None, who: str) -> str:
     """One line on how a worker process (``who``) ended."""
     if returncode is not None and returncode < 0:
         name = signal.Signals(-returncode).name
-        why = " (the system's out-of-memory killer sends it)" if -returncode == signal.SIGKILL else ""
+        why = " (kill -9, or the system's out-of-memory killer)" if -returncode == signal.SIGKILL else ""
         return f"{who} died from signal {name}{why}"
     return f"{who} died with exit code {returncode!r}"
 
