@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 from collector.errors import JournalError, OutputError
 from collector.factors import FACTORS, SWEEP_DIMS, RunKey
+from collector.failures import FAILED as _FAILED
 from collector.record import RunRecord
 
 try:
@@ -71,7 +72,6 @@ CREATE TABLE IF NOT EXISTS attempts (
 )
 """
 _SCHEMA += _ATTEMPTS_TEMPLATE.format(columns=_KEY_COLUMNS) + ";"
-_FAILED = ("error", "oom", "timeout")  # collector.failures.FAILED (this module stays free of that import)
 
 
 class JournalRow(NamedTuple):
