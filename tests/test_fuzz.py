@@ -250,3 +250,26 @@ def test_open_dataset(ops: list[tuple[Any, ...]], tmp_path: Path) -> None:
         schema.validate(opened, check_values=False)
     finally:
         opened.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(scale=st.floats(1e-6, 1e6), reverse=st.sampled_from(["none", "budget", "prompt_len", "cache", "trial"]))
+def test_regimes_do_not_depend_on_units_or_order(scale: float, reverse: str) -> None:
+    """A correct result, not just no crash: the planted 5x regime is found in any time unit and any order."""
+    ds = BASE.copy()
+    for name in ("latency", "prefill_time", "decode_time"):
+        ds[name] = ds[name] * scale
+    if reverse != "none":
+        ds = ds.isel({reverse: slice(None, None, -1)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = analysis.regimes(ds, **FAST)
+    got, expected = got.sortby(["cache", "prompt_len"]), REFERENCE  # BASE is sorted
+    np.testing.assert_array_equal(got["anomalous"].values, expected["anomalous"].values)
+    np.testing.assert_allclose(got["ratio"].values, expected["ratio"].values, rtol=1e-6)
+    assert bool(got["anomalous"].sel(budget=[48, 64]).any())
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    REFERENCE = analysis.regimes(BASE, **FAST)
