@@ -215,7 +215,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.environment import collect
     from collector.journal import Journal, journal_path, remove_journal
     from collector.spec import build_spec, check_runnable, read_toml
-    from collector.storage import check_output
+    from collector.storage import check_output, remove_stale_temps
 
     base = read_toml(args.config) if args.config else {}
     spec = build_spec(_settings(args), base=base)
@@ -232,6 +232,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 raise CollectorError(f"{what} {str(p)!r} already exists; {hint}pass --force to replace it, or choose "
                                      "another -o")
     check_runnable(spec)
+    remove_stale_temps(output)  # what a killed final save of this output left
     if args.force:
         remove_journal(jpath)  # refuses while the sweep that owns it lives ("journal ... in use by pid N")
         output.unlink(missing_ok=True)
@@ -263,7 +264,7 @@ def _resume(args: argparse.Namespace, stop: _Stop) -> int:
     from collector.export import spec_of
     from collector.journal import Journal, output_beside
     from collector.spec import check_runnable
-    from collector.storage import check_output
+    from collector.storage import check_output, remove_stale_temps
 
     journal = Journal.open(args.journal, write=True)
     with journal:
@@ -279,6 +280,7 @@ def _resume(args: argparse.Namespace, stop: _Stop) -> int:
             raise CollectorError("the journal stores no output path; give one with -o OUT.nc")
         check_output(output, inputs=[journal.path])
         check_runnable(spec)
+        remove_stale_temps(output)  # what a killed final save of this output left
         return _sweep(spec, journal, str(output), args.quiet, stop, args.retry_failed)
 
 

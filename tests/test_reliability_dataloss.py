@@ -321,6 +321,19 @@ def test_kill_9_during_the_final_save_leaves_a_temp_file_that_the_next_save_remo
     assert int((schema.load(tmp_path / "f.nc")["status"] == 0).sum()) == 1
 
 
+def test_resume_and_run_remove_stale_temp_files_of_their_output_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".r.nc.{int(dead.stdout)}-abcdefgh.tmp"  # a save by a process that is gone
+    assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "r.nc"]) == 0
+    stale.write_bytes(b"\0" * 1000)
+    assert main(["resume", "r.journal", "--quiet"]) == 0
+    assert not stale.exists()
+    stale.write_bytes(b"\0" * 1000)
+    assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "--force", "-o", "r.nc"]) == 0
+    assert not stale.exists()
+
+
 def test_two_sigterms_release_the_lock_say_so_and_leave_the_journal_resumable(tmp_path):
     proc = _big_sweep(tmp_path, "timeout@budget=2")
     _wait(lambda: len(_rows(tmp_path / "f.journal")) == 1, proc)
