@@ -248,10 +248,15 @@ def kv_speedup(
         for blk in blocks[s]:
             if blk.kind != "fast":
                 continue
-            collapse[s, blk.first : blk.last + 1] = True
-            if blk.last - blk.first + 1 > biggest:
-                biggest = blk.last - blk.first + 1
-                best[s] = (float(budgets[blk.first]), float(budgets[blk.last]))
+            # only budgets with a speedup count: a block may span budgets this series never measured
+            span = np.arange(blk.first, blk.last + 1)
+            span = span[np.isfinite(speedup[s, span])]
+            if span.size == 0:
+                continue
+            collapse[s, span] = True
+            if span.size > biggest:
+                biggest = span.size
+                best[s] = (float(budgets[span[0]]), float(budgets[span[-1]]))
     with quiet():
         collapse_ratio = np.where(collapse, speedup / expected, np.nan)
         inside = np.nanmedian(np.where(collapse, speedup, np.nan), axis=1)
@@ -276,8 +281,13 @@ def kv_speedup(
     )
     measured = np.isfinite(speedup).any(axis=1)  # series with cache on and off at some budget
     n_measured = int(measured.sum())
+    # series with runs on one side only; series with no run at all (cells of a combined dataset no file has) go unsaid
+    some = np.zeros(S, dtype=bool)
+    for c in (off, on):
+        some |= np.asarray(c.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values, dtype=bool).reshape(S)
+    one_side = int(np.sum(some & ~measured))
     lines = [f"KV-cache speedup: {int(np.sum(n_collapsed > 0))} of {n_measured} series collapse below their trend"
-             + (f" ({S - n_measured} more series lack cache on or off at every budget)" if n_measured < S else "")]
+             + (f" ({one_side} more series lack cache on or off at every budget)" if one_side else "")]
     for s in range(S):
         if n_collapsed[s]:
             lines.append(

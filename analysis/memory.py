@@ -350,7 +350,11 @@ def memory_effect(
         },
         attrs={"alpha": alpha, "min_jump": min_jump, "degree": degree, "covariates": ",".join(covs)},
     )
-    out.attrs["summary"] = _summary(series, has, f, q, changes, covs)
+    # which series have any memory reading at all (a reading the fit could not use is not "no memory data")
+    measured = np.zeros(S, dtype=bool)
+    for m in mems:
+        measured |= np.asarray(m.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values, dtype=bool).reshape(S)
+    out.attrs["summary"] = _summary(series, has, f, q, changes, covs, used, measured)
     return out
 
 
@@ -358,19 +362,36 @@ def _fmt_p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}")
 
 
-def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarray, changes: np.ndarray, covs: list[str]) -> str:
+def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarray, changes: np.ndarray, covs: list[str],
+             used: np.ndarray, measured: np.ndarray) -> str:
     idx = np.flatnonzero(has)
     if idx.size == 0:
         return "memory_effect: no regime found, so there is no excess for memory to explain"
-    with quiet():
-        x = np.nanmedian(f["r2_memory"][idx])
-        y = np.nanmedian(f["r2_added"][idx])
-        pmax = np.nanmax(f["p"][idx]) if np.isfinite(f["p"][idx]).any() else np.nan
-    lines = [
-        f"memory explains {100 * x:.0f}% of the excess; the regime adds {100 * y:.0f}% (p = {_fmt_p(pmax)}) "
-        f"[median over {idx.size} series with a regime; largest p]"
-    ]
+    # a split needs memory readings in the series' runs; without them M1 is M0 and "memory explains 0%" would be a guess
+    with_mem = np.array([s for s in idx if used[s].any() and np.isfinite(f["r2_memory"][s])], dtype=np.int64)
+    if with_mem.size == 0:
+        n_read = int(measured[idx].sum())
+        lines = [f"memory_effect: no usable memory data in the {idx.size} series with a regime (" +
+                 (f"no covariate of {', '.join(covs)} was measured in their runs" if n_read == 0 else
+                  f"{n_read} with readings the fit could not use, {idx.size - n_read} without readings") +
+                 "), so how much of the excess memory explains cannot be said"]
+    else:
+        with quiet():
+            x = np.nanmedian(f["r2_memory"][with_mem])
+            y = np.nanmedian(f["r2_added"][with_mem])
+            pmax = np.nanmax(f["p"][with_mem]) if np.isfinite(f["p"][with_mem]).any() else np.nan
+        lines = [
+            f"memory explains {100 * x:.0f}% of the excess; the regime adds {100 * y:.0f}% (p = {_fmt_p(pmax)}) "
+            f"[median over {with_mem.size} series with a regime and memory data; largest p]"
+            + (f"; {idx.size - with_mem.size} more series with a regime have no memory data" if with_mem.size < idx.size
+               else "")
+        ]
     for s in idx:
+        if s not in with_mem:
+            lines.append(f"{series.name(s)}: " + ("memory readings, but too few runs or budgets to fit their share "
+                                                  "(or collinear with the budget trend)" if measured[s] else
+                                                  "no memory data in its runs"))
+            continue
         jumped = [c for j, c in enumerate(covs) if changes[s, j]]
         lines.append(
             f"{series.name(s)}: memory explains {100 * f['r2_memory'][s]:.0f}% of the excess; the regime adds "

@@ -114,8 +114,8 @@ def _read_memory(ns: dict[str, Any]) -> str:
     else:
         text += ("`memory_effect()` cannot fit that series (one regime budget among 6, one trial, a smooth memory "
                  "trend collinear with the budget polynomial): its shares are NaN. ")
-    text += ("Series without memory readings (the other experiments) get no memory covariate, so the shares printed "
-             "for them say nothing about memory. The claim rests on the smooth memory profile, which one trial "
+    text += ("Series without memory readings (the other experiments) get no memory covariate, and the summary "
+             "says so instead of printing shares. The claim rests on the smooth memory profile, which one trial "
              "cannot test against noise.")
     return text
 
