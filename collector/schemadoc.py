@@ -7,6 +7,7 @@ Regenerate with::
 
 from __future__ import annotations
 
+from collector.combine import MISSING_LABEL, ORIGIN_ATTRS, ORIGIN_DIM, PER_ORIGIN
 from collector.factors import FACTORS
 from collector.schema import (
     _DIM_KINDS,
@@ -52,7 +53,8 @@ def render_markdown() -> str:
         f"Every sweep variable has all {len(SWEEP_DIMS)} sweep dims, in this order, even when one has length 1.",
         "They are the factors declared once in `collector.factors` (dim, journal column, flag, spec setting).",
         "Per-step variables add `step` last. Files merged from several sources may carry extra dims",
-        "before the sweep dims; treat them as more independent series.",
+        f"before the sweep dims (`{ORIGIN_DIM}`, see \"Combining files\"; the study's `experiment`); treat them",
+        "as more independent series.",
         "",
         "| dim | kind | meaning |",
         "|---|---|---|",
@@ -115,6 +117,41 @@ def render_markdown() -> str:
     for name, (kind, meaning) in MODEL_COORDS.items():
         lines.append(f"| {name} | {kind} | {meaning} |")
     lines += [
+        "",
+        "## Combining files: origins",
+        "",
+        "`analysis.open_dataset` on several files (a list or a glob) and `python -m collector merge` follow one",
+        "rule (`collector.combine`), so files of other hosts and other protocols combine and stay told apart:",
+        "",
+        "- Every input belongs to an *origin*: one host measuring with one protocol. Its key is the global attrs",
+        "  " + ", ".join(f"`{k}`" for k in ORIGIN_ATTRS) + ",",
+        "  plus the weights its models used: a random-weight preset and a pretrained checkpoint of one name are",
+        "  different models, so they are different origins (the study's pretrained `gpt2` and our `gpt2` preset).",
+        "  `seed`, `title`, `sweep`, `command` and the time of writing are not part of it.",
+        "- Inputs of one origin combine along their coordinates (outer join; a cell no input measured is",
+        "  `not_run`). A cell measured in two of them is refused, naming both files and the cell; `merge`",
+        "  takes `--resolve first|last`, or `--as-trials` to append repeated collections of the same cells as",
+        "  new trials (refused, naming the setting, unless the inputs share the origin; `order` and `worker`",
+        "  continue the previous input's numbering).",
+        f"- Inputs of different origins sit side by side along a leading dim `{ORIGIN_DIM}` (labels: the file's",
+        "  name, with `+N` when N more files share the origin; sorted). The same cell measured on two hosts, with",
+        "  two timings or with two kinds of weights is two cells, never a conflict. Each origin's settings are",
+        f"  coordinates on `{ORIGIN_DIM}` (below); a required global attr whose value differs between origins",
+        f"  holds `\"{PER_ORIGIN}\"`, and summaries of `regimes`, `kv_speedup` and `compare_backends` list",
+        "  the settings in which the origins differ. `n_params`, `weights` and `architecture` then have dims",
+        f"  `({ORIGIN_DIM}, model)`, with -1 / empty where an origin did not measure the model.",
+        f"- An extra string dim that some inputs lack (the study's `experiment`) is added to them with the",
+        f"  single label `\"{MISSING_LABEL}\"`; an extra dim with numeric labels that some inputs lack is refused.",
+        "- Coordinates are sorted and their dtypes are the schema's (`n_params` int64, `cache` bool, names str)",
+        "  on write (`collector.schema.save`) and on read (`collector.schema.load`, `analysis.open_dataset`),",
+        "  whatever a file stored.",
+        "- Each file is read whole and closed before the next; an unreadable one (corrupt, truncated) is a",
+        "  `SchemaError` naming it, and no file is left open.",
+        "",
+        f"| coordinate on `{ORIGIN_DIM}` | from global attr |",
+        "|---|---|",
+        *(f"| {coord} | {attr} |" for attr, coord in ORIGIN_ATTRS.items()),
+        "| files | (JSON list of the files the origin's data come from) |",
         "",
         "## Global attributes (all required)",
         "",

@@ -217,3 +217,22 @@ def test_merge_as_trials_cli(tmp_path: Path, quick: dict[str, Path]) -> None:
                           str(again), "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert analysis.open_dataset(out).sizes["trial"] == 4
+
+
+def test_schema_doc_lists_the_origin_coordinates_and_attrs(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "schema.md").read_text()
+    a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
+    b = a.copy(deep=True)
+    b.attrs = dict(a.attrs, host="other-host")
+    m = merge_datasets([a, b], names=["a.nc", "b.nc"])
+    c = a.copy(deep=True)
+    c.attrs = dict(a.attrs, timing="events")
+    both = analysis.open_dataset([schema.save(m, tmp_path / "m.nc"), _saved(c, tmp_path / "x.nc")])
+    assert both.sizes["origin"] == 3
+    for ds in (m, both):
+        for name, coord in ds.coords.items():
+            if coord.dims == (combine.ORIGIN_DIM,) and name != combine.ORIGIN_DIM:
+                assert f"| {name} |" in doc, name
+        for attr in ds.attrs:
+            assert f"| {attr} |" in doc, attr
+    assert "## Combining files: origins" in doc and '"per origin"' in doc
