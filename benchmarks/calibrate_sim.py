@@ -1,7 +1,7 @@
 """Fit collector.sim's noise parameters to the real null corpus.
 
 Data: every measured file (``attrs["simulated"] == 0``) in ``tests/data/real/``
-and the published measured CUDA sweeps ``datasets/cuda-*.nc``, plus any files
+and the published measured sweeps ``datasets/cuda-*.nc`` and ``datasets/cpu-*.nc``, plus any files
 named on the command line. A *series* is one combination of every dim but
 ``budget`` and ``trial`` (model, device, dtype, cache, ...); its *kind* is its
 device (cpu, cuda, ...). None of these files has a regime, so what is left
@@ -109,9 +109,9 @@ class Series:
 
 
 def corpus_files(extra: list[str] | None = None) -> list[str]:
-    """The measured null files: tests/data/real/*.nc, datasets/cuda-*.nc and ``extra``."""
+    """The measured null files: tests/data/real/*.nc, datasets/cuda-*.nc, datasets/cpu-*.nc and ``extra``."""
     found = sorted(glob.glob(str(ROOT / "tests" / "data" / "real" / "*.nc")))
-    found += sorted(glob.glob(str(ROOT / "datasets" / "cuda-*.nc")))
+    found += sorted(glob.glob(str(ROOT / "datasets" / "cuda-*.nc")) + glob.glob(str(ROOT / "datasets" / "cpu-*.nc")))
     return found + [str(p) for p in extra or ()]
 
 
@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     files = corpus_files(args.extra)
     if not files:
-        raise SystemExit("no measured files found under tests/data/real/ or datasets/cuda-*.nc")
+        raise SystemExit("no measured files found under tests/data/real/ or datasets/c*-*.nc")
     series: list[Series] = []
     counts: dict[str, dict[str, int]] = {}
     per_file: dict[str, dict[str, Any]] = {}
