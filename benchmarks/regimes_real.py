@@ -12,8 +12,10 @@ show none), so
   (:func:`analysis.planting.plant`: the decode phase of every trial inside the
   interval is multiplied by the factor; onset on the budget from step 0, or
   onset on the total length from half-way through each generation), at a random
-  position, for factors 1.2, 1.5, 2, 5, 21 and widths 1-8 budgets. Boundary F1
-  (+-1 budget step) and cell F1 against the planted truth, by trial count,
+  position, for factors 1.2, 1.5, 2, 5, 21 and widths 1-8 budgets (at most just under
+  half the series' budgets: a regime is a minority of the sweep). Boundary F1
+  (+-1 budget step) and cell F1 against the planted truth (cells whose latency the plant
+  moved by less than half the factor, in log units, are not scored), by trial count,
   with the median minimum detectable ratio (``mde``, ``mde_4``) that
   :func:`analysis.regimes` reported for those series.
 
@@ -51,7 +53,7 @@ COMMAND = "python benchmarks/regimes_real.py --reps {reps} --jobs {jobs} --write
 def corpus_files() -> list[str]:
     """The measured null files: the corpus and the published CUDA sweeps."""
     return sorted(glob.glob(str(ROOT / "tests" / "data" / "real" / "*.nc"))) + sorted(
-        glob.glob(str(ROOT / "datasets" / "cuda-*.nc")))
+        glob.glob(str(ROOT / "datasets" / "cuda-*.nc")) + glob.glob(str(ROOT / "datasets" / "cpu-*.nc")))
 
 
 def _open(path: str):
@@ -91,7 +93,9 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
     budgets = ds["budget"].values
     nb = budgets.size
     rng = np.random.default_rng([rep, int(factor * 100), width, MODES.index((onset, from_step)), nb])
-    w = min(width, nb - 2)
+    # a regime is a minority of the sweep: with half the budgets or more slow, which part is the baseline
+    # cannot be told from the data (a width-8 plant at one end of 16 budgets is a 50/50 split)
+    w = min(width, (nb - 1) // 2)
     i0 = int(rng.integers(0, nb - w + 1))
     lo, hi = int(budgets[i0]), int(budgets[i0 + w - 1])
     if onset == "total":
@@ -100,7 +104,16 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
     planted = plant(ds, lo, hi, factor, onset=onset, from_step=from_step)
     r = regimes(planted)
     truth = planted["truth_anomalous"].any("trial").transpose(*r["anomalous"].dims).values
-    found = r["anomalous"].values
+    # the plant multiplies the decode phase only: where the decode is a small share of a run (budget 2: one
+    # decode token after the prefill) a planted cell's latency barely moves. Such cells are not scored
+    # (neither a miss nor a false alarm): a cell is planted truth when its mean latency moved by at least
+    # half the factor in log units (x2.24 of x5, x1.22 of x1.5, x1.10 of x1.2).
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moved = np.log(planted["latency"].mean("trial") / ds["latency"].mean("trial"))
+    moved = moved.transpose(*r["anomalous"].dims).values
+    weak = truth & ~(moved >= 0.5 * np.log(factor))
+    truth = truth & ~weak
+    found = r["anomalous"].values & ~weak
     T = truth.reshape(-1, nb)
     F = found.reshape(-1, nb)
     keep = T.any(axis=1)  # series whose planted cells have data
@@ -114,10 +127,26 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
         "file": Path(path).name, "trials": int(ds.sizes["trial"]), "factor": factor, "width": width,
         "mode": f"{onset}/{from_step:g}", "edge": bool(i0 == 0 or i0 + w == nb), "ctp": int((T & F).sum()), "cfp": int((~T & F).sum()),
         "cfn": int((T & ~F).sum()), "btp": btp, "bfp": bfp, "bfn": bfn, "series": int(keep.sum()),
+        "weak": int(weak.sum()),
         "found": int(F.any(axis=1).sum()),
         "mde": np.asarray(r["mde"].values, dtype=float).reshape(-1)[keep].tolist(),
         "mde_4": np.asarray(r["mde_4"].values, dtype=float).reshape(-1)[keep].tolist(),
+        # per series (tp, fp, fn) of cells, for the F1 of the series whose reported mde says it could be seen
+        "per_series": [(int((t & f).sum()), int((~t & f).sum()), int((t & ~f).sum())) for t, f in zip(T, F)],
     }
+
+
+def reachable(rows: list[dict]) -> tuple[float, int, int]:
+    """Cell F1 over the planted series whose own ``mde`` (one budget for widths below 4, four budgets
+    from 4 on) is at most the planted factor, with their count and the count of all series."""
+    tp = fp = fn = n = total = 0
+    for r in rows:
+        for k, (a, b, c) in enumerate(r["per_series"]):
+            total += 1
+            limit = (r["mde"] if r["width"] < 4 else r["mde_4"])[k]
+            if np.isfinite(limit) and limit <= r["factor"]:
+                tp, fp, fn, n = tp + a, fp + b, fn + c, n + 1
+    return f1(tp, fp, fn), n, total
 
 
 def f1(tp: int, fp: int, fn: int) -> float:
@@ -174,7 +203,14 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         "Boundary F1 / cell F1, by planted factor (rows) and width in budgets (columns); both plant modes "
         "(onset on the budget from step 0; onset on the total length from half-way through each generation) "
         "pooled; `mde` is the median minimum "
-        "detectable ratio that `regimes` reported for the same series (one budget / four budgets).",
+        "detectable ratio that `regimes` reported for the same series (one budget / four budgets). The last "
+        "column keeps only the planted series whose own reported `mde` (over one budget for widths 1-2, over "
+        "four from width 4) is at most the planted factor: where `regimes` said a regime of that size could be "
+        "seen, was it? (Onset on the total length from half-way multiplies only part of each run's decode, so "
+        "its effect on latency is smaller than the factor: those plants are harder than the column assumes.) "
+        "A planted cell whose mean latency moved by less than half the factor in log units (the decode is a "
+        f"small share of its runs, as at budget 2) is not scored: {sum(r['weak'] for r in plants)} such cells "
+        f"of {sum(r['weak'] + r['ctp'] + r['cfn'] for r in plants)} planted.",
         "",
     ]
     for label, sel in (("2 trials", lambda r: r["trials"] == 2), ("3 or more trials", lambda r: r["trials"] >= 3)):
@@ -188,14 +224,16 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         mde4 = np.nanmedian([x for r in rows for x in r["mde_4"]])
         out += [f"**{label}** ({len(files)} files, {n_ser} series per plant, x{reps} positions; median mde "
                 f"x{mde:.2f} over one budget, x{mde4:.2f} over four):", ""]
-        out.append("| factor | " + " | ".join(f"w={w}" for w in WIDTHS) + " | all widths | series found |")
-        out.append("|---|" + "---|" * (len(WIDTHS) + 2))
+        out.append("| factor | " + " | ".join(f"w={w}" for w in WIDTHS)
+                   + " | all widths | series found | cell F1 where mde <= factor (series) |")
+        out.append("|---|" + "---|" * (len(WIDTHS) + 3))
         for fac in FACTORS:
             fr = [r for r in rows if r["factor"] == fac]
             by_w = _group(fr, lambda r: r["width"])
             found = sum(r["found"] for r in fr) / max(sum(r["series"] for r in fr), 1)
+            rf, rn, rt = reachable(fr)
             out.append(f"| {fac:g}x | " + " | ".join(_cell(by_w.get(w, [])) if w in by_w else "" for w in WIDTHS)
-                       + f" | **{_cell(fr)}** | {found:.0%} |")
+                       + f" | **{_cell(fr)}** | {found:.0%} | {rf:.2f} ({rn} of {rt}) |")
         out.append("")
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
