@@ -207,7 +207,10 @@ def apply_schema(ds: xr.Dataset, ops: list[tuple[Any, ...]]) -> xr.Dataset:
         elif op[0] == "astype" and op[1] in ds:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                ds[op[1]] = ds[op[1]].astype(op[2])
+                try:
+                    ds[op[1]] = ds[op[1]].astype(op[2])
+                except (TypeError, ValueError):  # no such dataset can exist (e.g. 'nan' strings to int8)
+                    assume(False)
         elif op[0] == "status" and "status" in ds:
             arr = ds["status"].values.copy().reshape(-1)
             idx = np.random.default_rng(op[3]).choice(arr.size, size=min(op[2], arr.size), replace=False)
