@@ -30,6 +30,7 @@ from analysis._common import (
     regime_blocks,
     series_of,
 )
+from analysis._origins import origin_lines
 from analysis._series import apply_named, as_series_array
 from analysis.errors import InputError
 
@@ -354,7 +355,7 @@ def memory_effect(
     measured = np.zeros(S, dtype=bool)
     for m in mems:
         measured |= np.asarray(m.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values, dtype=bool).reshape(S)
-    out.attrs["summary"] = _summary(series, has, f, q, changes, covs, used, measured)
+    out.attrs["summary"] = "\n".join([_summary(series, has, f, q, changes, covs, used, measured), *origin_lines(out)])
     return out
 
 

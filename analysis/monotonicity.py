@@ -16,6 +16,7 @@ from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
 from analysis._common import BUDGET, TRIAL, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis._origins import origin_lines
 from analysis._series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
@@ -261,5 +262,5 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
             )
     n_mono = int(np.sum(n_inv == 0))
     head = f"{var}: {n_mono} of {S} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
-    out.attrs["summary"] = "\n".join([head, *lines])
+    out.attrs["summary"] = "\n".join([head, *lines, *origin_lines(out)])
     return out

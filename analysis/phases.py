@@ -30,6 +30,7 @@ from analysis._common import (
     regime_blocks,
     series_of,
 )
+from analysis._origins import origin_lines
 from analysis._series import apply_named, as_series_array
 
 __all__ = ["phases"]
@@ -251,5 +252,5 @@ def phases(
                 f"prefill {res['excess_prefill'][s, r]:+.3g} s [{res['excess_prefill_lo'][s, r]:.3g}, {res['excess_prefill_hi'][s, r]:.3g}]; "
                 f"decode share {100 * res['decode_share'][s, r]:.1f}% [{100 * res['decode_share_lo'][s, r]:.1f}, {100 * res['decode_share_hi'][s, r]:.1f}]"
             )
-    out.attrs["summary"] = "\n".join(lines)
+    out.attrs["summary"] = "\n".join([*lines, *origin_lines(out)])
     return out

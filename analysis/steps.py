@@ -17,6 +17,7 @@ from scipy import stats
 from sklearn.mixture import GaussianMixture
 
 from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, check_seed, ok_values, quiet, series_of
+from analysis._origins import origin_lines
 from analysis._series import apply_named, is_lazy
 from analysis.errors import InputError
 
@@ -328,7 +329,8 @@ def step_regimes(
         },
         attrs={"max_modes": M, "min_effect": min_effect, "seed": seed},
     )
-    out.attrs["summary"] = _summary(series, n_modes, main_mode, mode_ratio, pattern, onset, ds[BUDGET].values)
+    out.attrs["summary"] = "\n".join([_summary(series, n_modes, main_mode, mode_ratio, pattern, onset, ds[BUDGET].values),
+                                       *origin_lines(out)])
     return out
 
 
