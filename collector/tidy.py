@@ -42,7 +42,8 @@ def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns: the run dims (every dim of ``status``, in order), ``n_params``,
-        ``weights``, ``architecture``, ``status`` (name), then each variable
+        ``weights``, ``architecture``, in a dataset combining several origins
+        each origin's settings (``host``, ``timing``, ..., ``files``), ``status`` (name), then each variable
         over the run dims (``latency``, ``prefill_time``, ..., ``order``,
         ``worker``, extra variables such as ``n_runs``) and, for a variable
         with one more dim ``d``, a column ``<name>_<value>`` per value of
@@ -58,11 +59,13 @@ def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
                         indexing="ij")
     for d, g in zip(run_dims, grids):
         columns[str(d)] = g.ravel()
-    if "model" in run_dims:
-        model_pos = np.meshgrid(*[np.arange(ds.sizes[d]) for d in run_dims], indexing="ij")[run_dims.index("model")]
-        for name in schema.MODEL_COORDS:
-            if name in ds.coords and ds[name].dims == ("model",):
-                columns[name] = np.asarray(ds[name].values)[model_pos.ravel()]
+    # the model's coordinates (dims model, or origin x model in a combined dataset), then each origin's settings
+    positions = np.meshgrid(*[np.arange(ds.sizes[d]) for d in run_dims], indexing="ij")
+    per_origin = [str(c) for c in ds.coords if ds[c].dims == (schema.ORIGIN_DIM,) and c != schema.ORIGIN_DIM]
+    for name in (*schema.MODEL_COORDS, *per_origin):
+        if name in ds.coords and ds[name].dims and set(ds[name].dims) <= set(run_dims):
+            index = tuple(positions[run_dims.index(d)].ravel() for d in ds[name].dims)
+            columns[name] = np.asarray(ds[name].values)[index]
     status = np.asarray(ds["status"].values).ravel()
     columns["status"] = np.array([schema.STATUS_NAMES.get(int(s), str(int(s))) for s in status], dtype=object)
     for name, var in ds.data_vars.items():

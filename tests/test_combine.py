@@ -236,3 +236,16 @@ def test_schema_doc_lists_the_origin_coordinates_and_attrs(tmp_path: Path) -> No
         for attr in ds.attrs:
             assert f"| {attr} |" in doc, attr
     assert "## Combining files: origins" in doc and '"per origin"' in doc
+
+
+def test_tidy_table_of_a_combined_dataset_has_each_origins_settings() -> None:
+    # failed before: the per-origin (origin, model) weights and the origin settings were left out of the rows
+    from collector.tidy import to_dataframe
+
+    a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
+    b = a.assign_coords(weights=("model", ["pretrained"]))
+    b.attrs = dict(a.attrs, timing="ends")
+    df = to_dataframe(merge_datasets([a, b], names=["a.nc", "b.nc"]))
+    rows = df.groupby(["origin", "weights", "timing"]).size().to_dict()
+    n = int((a["status"] == 0).sum())
+    assert rows == {("a", "random", "step"): n, ("b", "pretrained", "ends"): n}
