@@ -128,6 +128,8 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
         "mode": f"{onset}/{from_step:g}", "edge": bool(i0 == 0 or i0 + w == nb), "ctp": int((T & F).sum()), "cfp": int((~T & F).sum()),
         "cfn": int((T & ~F).sum()), "btp": btp, "bfp": bfp, "bfn": bfn, "series": int(keep.sum()),
         "weak": int(weak.sum()),
+        # every cell of the file has all its trials (no run stopped at a deadline or missing)
+        "complete": bool(np.isfinite(ds["latency"].values).all()),
         "found": int(F.any(axis=1).sum()),
         "mde": np.asarray(r["mde"].values, dtype=float).reshape(-1)[keep].tolist(),
         "mde_4": np.asarray(r["mde_4"].values, dtype=float).reshape(-1)[keep].tolist(),
@@ -175,8 +177,9 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     out = [
         f"Measured with `{COMMAND.format(reps=reps, jobs=jobs)}` ({elapsed / 60:.1f} min on a shared 2-core VM). "
         "Data: every measured null file, none with a regime: the corpus in `tests/data/real/` (collected with "
-        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s and `benchmarks/corpus/collect_cpu.sh` here; see "
-        "tests/data/real/README.md) and the published CUDA sweeps `datasets/cuda-*.nc`. The noise is real: "
+        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s, `benchmarks/corpus/collect_cpu.sh` here and "
+        "`benchmarks/corpus/collect_cpu_host.sh` on a 16-core Xeon; see tests/data/real/README.md) and the "
+        "published sweeps `datasets/cuda-*.nc` and `datasets/cpu-*.nc`. The noise is real: "
         f"per-run sd of log latency {np.nanmin(noise):.3f} to {np.nanmax(noise):.3f} (median {np.nanmedian(noise):.3f}) "
         "over the series, with run-level slow states, drift and missing runs.",
         "",
@@ -235,6 +238,14 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
             out.append(f"| {fac:g}x | " + " | ".join(_cell(by_w.get(w, [])) if w in by_w else "" for w in WIDTHS)
                        + f" | **{_cell(fr)}** | {found:.0%} | {rf:.2f} ({rn} of {rt}) |")
         out.append("")
+    full = [r for r in plants if r["trials"] >= 3 and r["complete"]]
+    if full:
+        out += [f"Complete files only (every cell has all its trials: {len({r['file'] for r in full})} of the "
+                "files with 3 or more trials; in the others, sweeps stopped at a deadline left cells with one or "
+                "two runs, and one slow run landing in a one-run cell is as likely by chance as a regime there), "
+                "cell F1 by factor, all widths: " + "; ".join(
+                    f"{fac:g}x {_cell([r for r in full if r['factor'] == fac]).split(' / ')[1]}" for fac in FACTORS)
+                + ".", ""]
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
                     lambda r: "CPU" if r["file"].startswith("cpu") else "CUDA")
