@@ -91,3 +91,16 @@ def test_unsorted_budgets_give_the_sorted_result(ds: xr.Dataset, name: str) -> N
         got = FUNCTIONS[name](ds.isel(budget=slice(None, None, -1)))
     got.attrs.pop("summary", None), expected.attrs.pop("summary", None)
     xr.testing.assert_allclose(got, expected)
+
+
+def test_regime_map_with_no_finite_step_time_is_our_error(ds: xr.Dataset, tmp_path) -> None:
+    """Found by the fuzzer: float32 step times x 1e300 overflow to inf; the map crashed converting NaN to int."""
+    from analysis import plot
+
+    bad = ds.assign(step_time=ds["step_time"] * 1e300)
+    with pytest.raises(InputError, match=r"'step_time' has no positive finite value"):
+        plot.regime_map(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        files = analysis.report(bad, tmp_path / "report")  # the figure's error is reported in the page
+    assert files.html.is_file()

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analysis._labels import series_dims, series_name, varying_dims
+from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, plain_log_labels, tex_safe
 from analysis.plot._regimes import choose_series, spans
@@ -63,10 +64,10 @@ def regime_map(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int
         arr = np.asarray(one.values, dtype=float).reshape(budgets.size, steps.size, -1)
         maps.append(_data.nanmedian(np.moveaxis(arr, -1, 0), axis=0) * 1e3)
     finite = np.concatenate([m[np.isfinite(m) & (m > 0)] for m in maps]) if maps else np.array([])
-    norm = None
-    if finite.size:
-        norm = LogNorm(vmin=float(np.percentile(finite, 1)), vmax=float(np.percentile(finite, 99.5)))
-    last = int(np.nanmax(np.where(np.isfinite(np.stack(maps)).any(axis=(0, 1)), steps, np.nan))) if maps else 1
+    if not finite.size:  # e.g. every step time overflowed: nothing to map (was a NaN-to-int crash)
+        raise InputError(f"plot.regime_map(): 'step_time' has no positive finite value in the {len(chosen)} series shown")
+    norm = LogNorm(vmin=float(np.percentile(finite, 1)), vmax=float(np.percentile(finite, 99.5)))
+    last = int(np.nanmax(np.where(np.isfinite(np.stack(maps)).any(axis=(0, 1)), steps, np.nan)))
     fig, cells = grid(len(chosen), ncols=2, panel=(5.0, 3.4))
     mesh = None
     for k, ((index, coords), (ax,), m) in enumerate(zip(chosen, cells, maps)):
