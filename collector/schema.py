@@ -748,8 +748,7 @@ def normalize(ds: xr.Dataset) -> xr.Dataset:
         elif kind == "bool" and values.dtype.kind != "b":
             fixed[name] = (ds[name].dims, values.astype(bool), ds[name].attrs)
         elif kind == "int" and values.dtype.kind != "i":
-            ints = np.where(np.isfinite(values.astype(float)), values, -1) if values.dtype.kind == "f" else values
-            fixed[name] = (ds[name].dims, ints.astype(np.int64), ds[name].attrs)
+            fixed[name] = (ds[name].dims, _as_int64(name, values), ds[name].attrs)
     if fixed:
         ds = ds.assign_coords(fixed)
     for name in _FILLED:  # CF readers mask _FillValue to NaN; the schema keeps the integer sentinel
@@ -760,6 +759,21 @@ def normalize(ds: xr.Dataset) -> xr.Dataset:
             ds[name].attrs, ds[name].encoding = var.attrs, var.encoding
     unsorted = [d for d in (ORIGIN_DIM, *SWEEP_DIMS) if d in ds.indexes and not ds.indexes[d].is_monotonic_increasing]
     return ds.sortby(unsorted) if unsorted else ds
+
+
+def _as_int64(name: str, values: np.ndarray) -> np.ndarray:
+    """Integer coordinate values as int64: NaN (a CF reader's fill) becomes -1; a fraction or a value
+    past int64 is refused instead of cast to garbage."""
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        bad = finite & ((np.abs(values) >= 2.0**63) | (values != np.floor(values)))
+        if bad.any():
+            raise SchemaError(f"coordinate {name!r} holds {values[bad].ravel()[0].item()!r}; expected integers")
+        return np.where(finite, values, -1).astype(np.int64)
+    try:
+        return values.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise SchemaError(f"coordinate {name!r} has values {values.ravel()[:3].tolist()!r}; expected integers") from None
 
 
 def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:

@@ -8,6 +8,7 @@ appends repeated collections as new trials.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
@@ -249,3 +250,16 @@ def test_tidy_table_of_a_combined_dataset_has_each_origins_settings() -> None:
     rows = df.groupby(["origin", "weights", "timing"]).size().to_dict()
     n = int((a["status"] == 0).sum())
     assert rows == {("a", "random", "step"): n, ("b", "pretrained", "ends"): n}
+
+
+def test_integer_coordinates_past_int64_or_fractional_are_refused(tmp_path: Path) -> None:
+    # failed before: n_params 1e300 (a float coordinate) was cast to a garbage integer with a RuntimeWarning
+    ds = synthetic.make_dataset(seed=2, budgets=[8, 16, 24], trials=2)
+    for value, shown in ((1e300, "1e+300"), (2.5, "2.5")):
+        bad = ds.assign_coords(n_params=("model", np.asarray([value])))
+        bad.to_netcdf(tmp_path / "bad.nc")
+        with pytest.raises(SchemaError, match=re.escape(f"bad.nc': coordinate 'n_params' holds {shown}; expected")):
+            analysis.open_dataset(tmp_path / "bad.nc")
+    nan = ds.assign_coords(n_params=("model", np.asarray([np.nan])))  # a CF reader's fill: unknown, -1
+    nan.to_netcdf(tmp_path / "nan.nc")
+    assert analysis.open_dataset(tmp_path / "nan.nc")["n_params"].values.tolist() == [-1]
