@@ -167,7 +167,11 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
     table = Table(title="what could have been seen, per series", title_justify="left")
     for col in ("series", "noise", "scatter", "detectable: 1 budget", "4 budgets", "p (any step)"):
         table.add_column(col, justify="left" if col == "series" else "right", no_wrap=True)
+    measured = np.isfinite(np.asarray(result["ratio"].transpose(*dims, ...).values, dtype=float))
+    measured = measured.reshape(measured.shape[: len(dims)] + (-1,)).any(axis=-1)
     for idx in np.ndindex(*[result.sizes[d] for d in dims]):
+        if not measured[idx]:  # a series no file measured (cells of a combined dataset): nothing to say
+            continue
         index = dict(zip(dims, idx))
         v = {k: float(result[k].isel(index).item()) for k in ("noise", "scatter", "mde", "mde_4", "p_series")}
         noisy = bool(result["noisy"].isel(index).item())
