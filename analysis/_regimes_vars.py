@@ -7,7 +7,7 @@ field lists from it instead of restating them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from analysis._outputs import ResultVar
 
 __all__ = [
     "BUDGET", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",
@@ -19,24 +19,8 @@ SEGMENT = "segment"
 SERIES = "series"
 
 
-@dataclass(frozen=True)
-class ResultVar:
-    """One result variable: what it is indexed by (per ``budget``, per ``segment`` or per ``series``),
-    its ``long_name`` (``{var}`` and ``{noisy}`` are filled in) and its units (None: no units attr;
-    ``"{units}"``: the analysed variable's)."""
-
-    over: str
-    long_name: str
-    units: str | None = None
-
-    def attrs(self, var: str, units: str, noisy: float) -> dict[str, str]:
-        out = {"long_name": self.long_name.format(var=var, noisy=noisy)}
-        if self.units is not None:
-            out["units"] = self.units.format(units=units)
-        return out
-
-
-#: Every variable of the result, in order.
+#: Every variable of the result, in order (``long_name``: ``{var}`` and ``{noisy}`` are filled in; units
+#: ``"{units}"``: the analysed variable's).
 VARIABLES: dict[str, ResultVar] = {
     "anomalous": ResultVar(BUDGET, "budget lies in an anomalous regime"),
     "ratio": ResultVar(BUDGET, "observed / baseline of {var} (median over trials)", "1"),

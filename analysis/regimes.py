@@ -139,11 +139,20 @@ def regimes(
         - ``clustered`` (bool): its runs cluster in execution time.
         - ``p_time``: p-value of the budget term in the model with a time term.
         - ``n_cells``: runs with data in the segment.
+        - ``step``: the segment's step against a smooth curve through its
+          neighbours (ratio); ``p_run``, ``p_scatter``: the step scan's
+          p-values under permutation of the series' runs and against the
+          budget-to-budget scatter.
 
         Per series: ``noise`` (per-run noise, log units), ``penalty`` (the
         penalty used), ``scaling`` (str: constant, linear or quadratic),
         ``detected`` (bool: the changepoint search ran; series in which no
-        budget departs from the baseline by ``min_effect`` are one segment).
+        budget departs from the baseline by ``min_effect`` are one segment),
+        ``p_series`` (the scan p-value of the strongest interval), ``mde`` and
+        ``mde_4`` (the smallest ratio detectable over one and over four
+        budgets at ``alpha`` with 80 % power), ``scatter`` (budget-to-budget
+        scatter around a smooth curve, log units) and ``noisy`` (bool: per-run
+        noise above :data:`NOISY`).
 
         Attrs: ``var``, ``method``, ``penalty`` ("auto" or the value),
         ``min_effect``, ``alpha``, ``scaling``, ``normal``, ``n_boot``,
@@ -252,7 +261,8 @@ def regimes(
     }
     over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims)}
     units = da.attrs.get("units", "")
-    data_vars = {name: (over[v.over], values[name], v.attrs(var, units, NOISY)) for name, v in _rv.VARIABLES.items()}
+    data_vars = {name: (over[v.over], values[name], v.attrs(var=var, units=units, noisy=NOISY))
+                 for name, v in _rv.VARIABLES.items()}
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs.update({
         "var": var, "method": method, "penalty": "auto" if penalty is None else float(penalty),
