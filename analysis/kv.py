@@ -18,6 +18,8 @@ import xarray as xr
 from analysis._common import (
     BUDGET,
     TRIAL,
+    Block,
+    Series,
     check_dataset,
     check_fraction,
     check_positive_int,
@@ -30,11 +32,28 @@ from analysis._common import (
     series_of,
 )
 from analysis._limits import check_bootstrap
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, as_series_array, is_lazy
 from analysis._origins import origin_lines
 from analysis.errors import InputError
 
-__all__ = ["kv_speedup", "bootstrap_ratio"]
+__all__ = ["kv_speedup", "bootstrap_ratio", "VARIABLES"]
+
+#: Every variable of a :func:`kv_speedup` result, in order: over the series dims x ``budget`` or over the series
+#: dims alone (``{ci}`` is the confidence level).
+VARIABLES: dict[str, ResultVar] = {
+    "speedup": ResultVar(BUDGET, "latency(cache off) / latency(cache on)", "1"),
+    "speedup_lo": ResultVar(BUDGET, "speedup {ci:.0%} bootstrap CI, lower", "1"),
+    "speedup_hi": ResultVar(BUDGET, "speedup {ci:.0%} bootstrap CI, upper", "1"),
+    "expected": ResultVar(BUDGET, "expected speedup (trend)", "1"),
+    "collapse": ResultVar(BUDGET, "speedup significantly below its trend"),
+    "collapse_ratio": ResultVar(BUDGET, "speedup / expected where collapsed", "1"),
+    "speedup_outside": ResultVar(SERIES, "median speedup outside collapses", "1"),
+    "speedup_inside": ResultVar(SERIES, "median speedup inside collapses", "1"),
+    "n_collapsed": ResultVar(SERIES, "collapsed budgets", "1"),
+    "collapse_start": ResultVar(SERIES, "first budget of the largest collapse", "tokens"),
+    "collapse_end": ResultVar(SERIES, "last budget of the largest collapse", "tokens"),
+}
 
 
 def bootstrap_ratio(
@@ -75,24 +94,6 @@ def bootstrap_ratio(
     tail = 100 * (1 - ci) / 2
     with quiet():
         lo_, hi_ = np.nanpercentile(boot, [tail, 100 - tail], axis=-1)
-    keep = n_ok >= 2
-    lo[keep], hi[keep] = lo_[keep], hi_[keep]
-    return ratio, lo, hi
-    rng = np.random.default_rng(seed)
-    T_num, T_den = num.shape[-1], den.shape[-1]
-    draws = []
-    for start in range(0, n_boot, block):
-        nb = min(block, n_boot - start)
-        i_num = rng.integers(0, T_num, size=(nb, *num.shape))
-        i_den = rng.integers(0, T_den, size=(nb, *den.shape))
-        with quiet():
-            m_num = np.nanmean(np.take_along_axis(np.broadcast_to(num, i_num.shape), i_num, axis=-1), axis=-1)
-            m_den = np.nanmean(np.take_along_axis(np.broadcast_to(den, i_den.shape), i_den, axis=-1), axis=-1)
-        draws.append(m_num / m_den)
-    boot = np.concatenate(draws, axis=0)
-    tail = 100 * (1 - ci) / 2
-    with quiet():
-        lo_, hi_ = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
     keep = n_ok >= 2
     lo[keep], hi[keep] = lo_[keep], hi_[keep]
     return ratio, lo, hi
@@ -192,12 +193,25 @@ def kv_speedup(
     for key in ("scaling", "normal"):
         if key in regimes_kwargs:
             raise InputError(f"{fn}(): {key!r} is fixed for the speedup series; got {key}={regimes_kwargs[key]!r}")
+    off, on = _cache_off_on(ds, fn)
+    series = series_of(off)
+    budgets = np.asarray(ds[BUDGET].values)
+    check_bootstrap(n_boot, series.size * budgets.size, fn, f"{series.size} series x {budgets.size} budgets")
 
+    values = _speedups(off, on, series, n_boot=n_boot, ci=ci, seed=seed)
+    trend, blocks, level = _trend(ds, off, on, series, budgets, reg, alpha=alpha, seed=seed, **regimes_kwargs)
+    values.update(_collapses(values["speedup"], trend * level, blocks, budgets))
+    out = xr.Dataset(wrap(VARIABLES, values, series, {BUDGET: ([BUDGET], {BUDGET: budgets})}, ci=ci),
+                     attrs={"n_boot": n_boot, "ci": ci, "seed": seed, "alpha": alpha})
+    out.attrs["summary"] = "\n".join([_summary(values, series, budgets, off, on), *origin_lines(out)])
+    return out
+
+
+def _cache_off_on(ds: xr.Dataset, fn: str) -> tuple[xr.DataArray, xr.DataArray]:
+    """Latency with the cache off and on as ``(*series, budget, trial)`` (lazy like ``ds``), each checked."""
     lat = ok_values(ds, "latency")
     off = as_series_array(lat.sel(cache=False, drop=True))
     on = as_series_array(lat.sel(cache=True, drop=True))
-    series = series_of(off)
-    budgets = np.asarray(ds[BUDGET].values)
     for name, c in (("off", off), ("on", on)):
         finite = np.isfinite(c)
         checks = (finite.any().data, (c <= 0).where(finite, False).any().data, c.where(finite).min().data)
@@ -206,15 +220,29 @@ def kv_speedup(
             raise InputError(f"{fn}(): 'latency' has no finite value with the cache {name}")
         if bool(any_nonpos):
             raise InputError(f"{fn}(): 'latency' must be positive; found {float(smallest)!r} with the cache {name}")
-    check_bootstrap(n_boot, series.size * budgets.size, fn, f"{series.size} series x {budgets.size} budgets")
-    # per series, lazily for dask-backed input (blocks of series at a time)
+    return off, on
+
+
+def _speedups(off: xr.DataArray, on: xr.DataArray, series: Series, *, n_boot: int, ci: float,
+              seed: int) -> dict[str, np.ndarray]:
+    """``speedup``, ``speedup_lo``, ``speedup_hi`` ``(series, budget)``: per series, lazily for dask-backed input."""
     boot = apply_named(
         _speedup_block, [off, on], [[BUDGET, TRIAL], [BUDGET, TRIAL]],
         outputs={n: (BUDGET,) for n in ("speedup", "lo", "hi")}, kwargs={"n_boot": n_boot, "ci": ci, "seed": seed},
     ).compute()
-    speedup, lo, hi = (np.asarray(boot[n].transpose(*series.dims, BUDGET).values).reshape(series.size, -1)
-                       for n in ("speedup", "lo", "hi"))
+    return {name: np.asarray(boot[n].transpose(*series.dims, BUDGET).values).reshape(series.size, -1)
+            for name, n in (("speedup", "speedup"), ("speedup_lo", "lo"), ("speedup_hi", "hi"))}
 
+
+def _trend(ds: xr.Dataset, off: xr.DataArray, on: xr.DataArray, series: Series, budgets: np.ndarray,
+           reg: xr.Dataset | None, *, alpha: float, seed: int,
+           **regimes_kwargs: Any) -> tuple[np.ndarray, list[list[Block]], np.ndarray]:
+    """The expected speedup's two factors ``(series, budget)`` and the speedup's regimes.
+
+    Returns the ratio of the latency baselines (cache off / on), the anomalous blocks of the per-trial
+    speedups over it and the normal level of those normalised speedups (the regimes baseline).
+    """
+    fn = "kv_speedup"
     lat_reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, seed=seed)
     if "baseline" not in lat_reg.data_vars:
         raise InputError(f"{fn}(): reg lacks 'baseline'; pass the Dataset returned by analysis.regimes()")
@@ -225,7 +253,6 @@ def kv_speedup(
         (base.sel(cache=False, drop=True) / base.sel(cache=True, drop=True)).to_dataset(name="baseline"),
         "baseline", series, budgets, fn,
     ).astype(np.float64)
-
     # the per-trial ratios (replicates of the speedup) over their trend, lazy like the input
     with quiet():
         per_trial = off / on / series.wrap(trend, [BUDGET], {BUDGET: budgets})
@@ -236,10 +263,16 @@ def kv_speedup(
     for name in ("order", "started_at"):  # the time check sees the cache-on runs' timing
         if name in ds.data_vars and "cache" in ds[name].dims:
             sp_ds[name] = ds[name].sel(cache=True, drop=True)
-    sreg = get_regimes(sp_ds, "speedup", None, fn, alpha=alpha, seed=seed, scaling="constant", normal="highest", **regimes_kwargs)
-    blocks = regime_blocks(sreg, series, budgets, fn)
-    expected = trend * reg_array(sreg, "baseline", series, budgets, fn).astype(np.float64)
+    sreg = get_regimes(sp_ds, "speedup", None, fn, alpha=alpha, seed=seed, scaling="constant", normal="highest",
+                       **regimes_kwargs)
+    level = reg_array(sreg, "baseline", series, budgets, fn).astype(np.float64)
+    return trend, regime_blocks(sreg, series, budgets, fn), level
 
+
+def _collapses(speedup: np.ndarray, expected: np.ndarray, blocks: list[list[Block]],
+               budgets: np.ndarray) -> dict[str, np.ndarray]:
+    """The collapse variables of the result from the speedup and expected speedup ``(series, budget)`` and the
+    speedup's anomalous blocks: the fast blocks, over the budgets with a speedup."""
     S, B = speedup.shape
     collapse = np.zeros((S, B), dtype=bool)
     best: list[tuple[float, float]] = [(np.nan, np.nan)] * S
@@ -258,27 +291,23 @@ def kv_speedup(
                 biggest = span.size
                 best[s] = (float(budgets[span[0]]), float(budgets[span[-1]]))
     with quiet():
-        collapse_ratio = np.where(collapse, speedup / expected, np.nan)
-        inside = np.nanmedian(np.where(collapse, speedup, np.nan), axis=1)
-        outside = np.nanmedian(np.where(collapse, np.nan, speedup), axis=1)
-    n_collapsed = collapse.sum(axis=1)
-    bcoord = {BUDGET: budgets}
-    out = xr.Dataset(
-        {
-            "speedup": series.wrap(speedup, [BUDGET], bcoord, {"units": "1", "long_name": "latency(cache off) / latency(cache on)"}),
-            "speedup_lo": series.wrap(lo, [BUDGET], bcoord, {"units": "1", "long_name": f"speedup {ci:.0%} bootstrap CI, lower"}),
-            "speedup_hi": series.wrap(hi, [BUDGET], bcoord, {"units": "1", "long_name": f"speedup {ci:.0%} bootstrap CI, upper"}),
-            "expected": series.wrap(expected, [BUDGET], bcoord, {"units": "1", "long_name": "expected speedup (trend)"}),
-            "collapse": series.wrap(collapse, [BUDGET], bcoord, {"long_name": "speedup significantly below its trend"}),
-            "collapse_ratio": series.wrap(collapse_ratio, [BUDGET], bcoord, {"units": "1", "long_name": "speedup / expected where collapsed"}),
-            "speedup_outside": series.wrap(outside, attrs={"units": "1", "long_name": "median speedup outside collapses"}),
-            "speedup_inside": series.wrap(inside, attrs={"units": "1", "long_name": "median speedup inside collapses"}),
-            "n_collapsed": series.wrap(n_collapsed.astype(np.int64), attrs={"units": "1", "long_name": "collapsed budgets"}),
-            "collapse_start": series.wrap(np.array([b[0] for b in best]), attrs={"units": "tokens", "long_name": "first budget of the largest collapse"}),
-            "collapse_end": series.wrap(np.array([b[1] for b in best]), attrs={"units": "tokens", "long_name": "last budget of the largest collapse"}),
-        },
-        attrs={"n_boot": n_boot, "ci": ci, "seed": seed, "alpha": alpha},
-    )
+        return {
+            "expected": expected,
+            "collapse": collapse,
+            "collapse_ratio": np.where(collapse, speedup / expected, np.nan),
+            "speedup_outside": np.nanmedian(np.where(collapse, np.nan, speedup), axis=1),
+            "speedup_inside": np.nanmedian(np.where(collapse, speedup, np.nan), axis=1),
+            "n_collapsed": collapse.sum(axis=1).astype(np.int64),
+            "collapse_start": np.array([b[0] for b in best]),
+            "collapse_end": np.array([b[1] for b in best]),
+        }
+
+
+def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray, off: xr.DataArray,
+             on: xr.DataArray) -> str:
+    """The speedup range of each series and each collapse, for humans."""
+    speedup, collapse, n_collapsed = values["speedup"], values["collapse"], values["n_collapsed"]
+    S = series.size
     measured = np.isfinite(speedup).any(axis=1)  # series with cache on and off at some budget
     n_measured = int(measured.sum())
     # series with runs on one side only; series with no run at all (cells of a combined dataset no file has) go unsaid
@@ -291,11 +320,10 @@ def kv_speedup(
     for s in range(S):
         if n_collapsed[s]:
             lines.append(
-                f"{series.name(s)}: {outside[s]:.1f}x outside, collapses to {inside[s]:.1f}x at budgets "
-                f"{', '.join(str(int(b)) for b in budgets[collapse[s]])}"
+                f"{series.name(s)}: {values['speedup_outside'][s]:.1f}x outside, collapses to "
+                f"{values['speedup_inside'][s]:.1f}x at budgets {', '.join(str(int(b)) for b in budgets[collapse[s]])}"
             )
         elif measured[s] and n_measured <= 12:
             with quiet():
                 lines.append(f"{series.name(s)}: {np.nanmin(speedup[s]):.1f}-{np.nanmax(speedup[s]):.1f}x, no collapse")
-    out.attrs["summary"] = "\n".join([*lines, *origin_lines(out)])
-    return out
+    return "\n".join(lines)

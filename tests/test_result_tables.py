@@ -18,6 +18,7 @@ FAST = {"n_perm": 30, "n_boot": 30}
 #: function -> (module, name of its table, call on a small dataset)
 TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "regimes": ("analysis.regimes", "OUTPUT_VARIABLES", lambda f, ds: f(ds, **FAST)),
+    "kv_speedup": ("analysis.kv", "VARIABLES", lambda f, ds: f(ds, **FAST)),
 }
 
 
