@@ -20,6 +20,7 @@ from analysis._common import (
     BUDGET,
     TRIAL,
     Block,
+    Series,
     bh,
     check_dataset,
     check_fraction,
@@ -31,13 +32,34 @@ from analysis._common import (
     series_of,
 )
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, as_series_array
 from analysis.errors import InputError
 
-__all__ = ["memory_effect", "MEMORY_VARS"]
+__all__ = ["memory_effect", "MEMORY_VARS", "VARIABLES"]
 
 #: The memory covariates of schema v1.
 MEMORY_VARS: tuple[str, ...] = ("mem_device_peak", "mem_device_driver", "mem_rss_peak", "mem_sys_available_min", "swap_used")
+COVARIATE = "covariate"
+#: Every variable of a :func:`memory_effect` result, in order: over the series dims or the series dims x ``covariate``.
+VARIABLES: dict[str, ResultVar] = {
+    "has_regime": ResultVar(SERIES, "series has at least one regime"),
+    "n_runs": ResultVar(SERIES, "runs in the models", "1"),
+    "r2_memory": ResultVar(SERIES, "adjusted share of the excess memory explains (M1 over M0)", "1"),
+    "p_memory": ResultVar(SERIES, "p-value of the F test of M1 against M0", "1"),
+    "r2_full": ResultVar(SERIES, "adjusted share memory + regime explain (M2 over M0)", "1"),
+    "r2_added": ResultVar(SERIES, "share the regime adds to memory", "1"),
+    "f_stat": ResultVar(SERIES, "F statistic of M2 against M1", "1"),
+    "p": ResultVar(SERIES, "p-value of the F test", "1"),
+    "q": ResultVar(SERIES, "BH q-value of the F test", "1"),
+    "used": ResultVar(COVARIATE, "covariate entered the models"),
+    "r2_alone": ResultVar(COVARIATE, "adjusted share of the excess the covariate alone explains", "1"),
+    "partial_r2": ResultVar(COVARIATE, "partial R^2 of the covariate in M2", "1"),
+    "mem_jump": ResultVar(COVARIATE, "relative change inside the regimes beyond the budget trend", "1"),
+    "mem_jump_p": ResultVar(COVARIATE, "p-value of the memory change", "1"),
+    "mem_jump_q": ResultVar(COVARIATE, "BH q-value of the memory change", "1"),
+    "mem_changes": ResultVar(COVARIATE, "covariate changes significantly inside the regimes"),
+}
 
 
 def _usable(x: np.ndarray) -> bool:
@@ -262,16 +284,7 @@ def memory_effect(
         a named covariate is unknown, or a setting is out of range.
     """
     fn = "memory_effect"
-    ds = check_dataset(ds, fn, ["latency"])
-    if covariates is None:
-        covs = [c for c in MEMORY_VARS if c in ds.data_vars]
-        if not covs:
-            raise InputError(f"{fn}() needs at least one memory covariate of {list(MEMORY_VARS)!r}; the dataset has none")
-    else:
-        covs = list(covariates)
-        if not covs:
-            raise InputError(f"{fn}(): covariates is empty; give names such as {list(MEMORY_VARS)!r}")
-    ds = check_dataset(ds, fn, covs)
+    ds, covs = _check_covariates(ds, fn, covariates)
     alpha = check_fraction(alpha, "alpha", fn)
     min_jump = check_fraction(min_jump, "min_jump", fn, low=-1e-12, high=10.0)
     if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
@@ -285,24 +298,53 @@ def memory_effect(
         raise InputError(f"{fn}(): reg lacks 'baseline'; pass the Dataset returned by analysis.regimes()")
     blocks = regime_blocks(reg, series, budgets, fn)
     baseline = reg_array(reg, "baseline", series, budgets, fn).astype(np.float64)
-    S, C = series.size, len(covs)
+    mems = [as_series_array(_on_dims(ds[c], lat).astype(np.float64)) for c in covs]
+    values = _fit(lat, baseline, mems, blocks, series, budgets, degree=degree)
+    values.update(_tests(values, alpha=alpha, min_jump=min_jump))
+    ccoord = {COVARIATE: np.asarray(covs, dtype=str)}
+    out = xr.Dataset(wrap(VARIABLES, values, series, {COVARIATE: ([COVARIATE], ccoord)}),
+                     attrs={"alpha": alpha, "min_jump": min_jump, "degree": degree, "covariates": ",".join(covs)})
+    out.attrs["summary"] = "\n".join([_summary(values, series, covs, mems), *origin_lines(out)])
+    return out
+
+
+def _check_covariates(ds: xr.Dataset, fn: str, covariates: Sequence[str] | None) -> tuple[xr.Dataset, list[str]]:
+    """``ds`` checked for ``latency`` and the covariates, and the covariates' names (default: those present)."""
+    ds = check_dataset(ds, fn, ["latency"])
+    if covariates is None:
+        covs = [c for c in MEMORY_VARS if c in ds.data_vars]
+        if not covs:
+            raise InputError(f"{fn}() needs at least one memory covariate of {list(MEMORY_VARS)!r}; the dataset has none")
+    else:
+        covs = list(covariates)
+        if not covs:
+            raise InputError(f"{fn}(): covariates is empty; give names such as {list(MEMORY_VARS)!r}")
+    return check_dataset(ds, fn, covs), covs
+
+
+def _on_dims(da: xr.DataArray, lat: xr.DataArray) -> xr.DataArray:
+    """``da`` over the dims of ``lat``, in their order (broadcast where it lacks some)."""
+    if set(da.dims) != set(lat.dims):
+        da = da.broadcast_like(lat)
+    return da.transpose(*lat.dims)
+
+
+def _fit(lat: xr.DataArray, baseline: np.ndarray, mems: list[xr.DataArray], blocks: list[list[Block]], series: Series,
+         budgets: np.ndarray, *, degree: int) -> dict[str, np.ndarray]:
+    """The models of every series with a regime: the kernel's outputs ``(series,)`` or ``(series, covariate)``
+    and ``has_regime``. Runs and covariates stay lazy (dask-backed input is fitted block by block); the regimes
+    are small."""
+    S = series.size
     R = max([len(b) for b in blocks] + [1])
     first = np.full((S, R), np.nan)
     last = np.full((S, R), np.nan)
     for s in range(S):
         for r, blk in enumerate(blocks[s]):
             first[s, r], last[s, r] = blk.first, blk.last
-    mems = []
-    for c in covs:
-        da = ds[c]
-        if set(da.dims) != set(lat.dims):
-            da = da.broadcast_like(lat)
-        mems.append(as_series_array(da.transpose(*lat.dims).astype(np.float64)))
     rcoord = {"regime": np.arange(R)}
-    # runs and covariates stay lazy (dask-backed input is fitted block by block); the regimes are small
     fitted = apply_named(
         _fit_block,
-        [as_series_array(lat), series.wrap(baseline, [BUDGET], {BUDGET: ds[BUDGET].values}),
+        [as_series_array(lat), series.wrap(baseline, [BUDGET], {BUDGET: budgets}),
          xr.concat(mems, dim="_covariate", coords="minimal", compat="override", join="override"),
          series.wrap(first, ["regime"], rcoord), series.wrap(last, ["regime"], rcoord)],
         [[BUDGET, TRIAL], [BUDGET], ["_covariate", BUDGET, TRIAL], ["regime"], ["regime"]],
@@ -314,62 +356,37 @@ def memory_effect(
         v = fitted[name].transpose(*series.dims, *(["_covariate"] if "_covariate" in fitted[name].dims else []))
         return np.asarray(v.values).reshape((S,) + v.shape[len(series.dims):])
 
-    f = {n: flat(n) for n in SERIES_OUTPUTS}
-    per = {n: flat(n) for n in COVARIATE_OUTPUTS}
-    used = flat("used") == 1
-    n_runs = flat("n_runs").astype(np.int64)
-    q = bh(f["p"])
-    jump_q = bh(per["mem_jump_p"])
-    changes = (np.nan_to_num(jump_q, nan=1.0) <= alpha) & (np.abs(np.nan_to_num(per["mem_jump"])) >= min_jump)
-    ccoord = {"covariate": np.asarray(covs, dtype=str)}
+    values = {n: flat(n) for n in (*SERIES_OUTPUTS, *COVARIATE_OUTPUTS)}
+    values["used"] = flat("used") == 1
+    values["n_runs"] = flat("n_runs").astype(np.int64)
+    values["has_regime"] = np.array([bool(b) for b in blocks])
+    return values
 
-    def s_var(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
-        return series.wrap(values, attrs={"units": units, "long_name": long_name})
 
-    def c_var(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
-        return series.wrap(values, ["covariate"], ccoord, {"units": units, "long_name": long_name})
-
-    has = np.array([bool(b) for b in blocks])
-    out = xr.Dataset(
-        {
-            "has_regime": series.wrap(has, attrs={"long_name": "series has at least one regime"}),
-            "n_runs": s_var(n_runs, "runs in the models"),
-            "r2_memory": s_var(f["r2_memory"], "adjusted share of the excess memory explains (M1 over M0)"),
-            "p_memory": s_var(f["p_memory"], "p-value of the F test of M1 against M0"),
-            "r2_full": s_var(f["r2_full"], "adjusted share memory + regime explain (M2 over M0)"),
-            "r2_added": s_var(f["r2_added"], "share the regime adds to memory"),
-            "f_stat": s_var(f["f_stat"], "F statistic of M2 against M1"),
-            "p": s_var(f["p"], "p-value of the F test"),
-            "q": s_var(q, "BH q-value of the F test"),
-            "used": series.wrap(used, ["covariate"], ccoord, {"long_name": "covariate entered the models"}),
-            "r2_alone": c_var(per["r2_alone"], "adjusted share of the excess the covariate alone explains"),
-            "partial_r2": c_var(per["partial_r2"], "partial R^2 of the covariate in M2"),
-            "mem_jump": c_var(per["mem_jump"], "relative change inside the regimes beyond the budget trend"),
-            "mem_jump_p": c_var(per["mem_jump_p"], "p-value of the memory change"),
-            "mem_jump_q": c_var(jump_q, "BH q-value of the memory change"),
-            "mem_changes": series.wrap(changes, ["covariate"], ccoord, {"long_name": "covariate changes significantly inside the regimes"}),
-        },
-        attrs={"alpha": alpha, "min_jump": min_jump, "degree": degree, "covariates": ",".join(covs)},
-    )
-    # which series have any memory reading at all (a reading the fit could not use is not "no memory data")
-    measured = np.zeros(S, dtype=bool)
-    for m in mems:
-        measured |= np.asarray(m.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values, dtype=bool).reshape(S)
-    out.attrs["summary"] = "\n".join([_summary(series, has, f, q, changes, covs, used, measured), *origin_lines(out)])
-    return out
+def _tests(values: dict[str, np.ndarray], *, alpha: float, min_jump: float) -> dict[str, np.ndarray]:
+    """The dataset-wide decisions: ``q`` and ``mem_jump_q`` (Benjamini-Hochberg) and ``mem_changes``."""
+    jump_q = bh(values["mem_jump_p"])
+    changes = (np.nan_to_num(jump_q, nan=1.0) <= alpha) & (np.abs(np.nan_to_num(values["mem_jump"])) >= min_jump)
+    return {"q": bh(values["p"]), "mem_jump_q": jump_q, "mem_changes": changes}
 
 
 def _fmt_p(p: float) -> str:
     return "n/a" if not np.isfinite(p) else (f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}")
 
 
-def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarray, changes: np.ndarray, covs: list[str],
-             used: np.ndarray, measured: np.ndarray) -> str:
-    idx = np.flatnonzero(has)
+def _summary(values: dict[str, np.ndarray], series: Series, covs: list[str], mems: list[xr.DataArray]) -> str:
+    """Per series with a regime, how much of the excess memory explains and what the regime adds, for humans."""
+    idx = np.flatnonzero(values["has_regime"])
     if idx.size == 0:
         return "memory_effect: no regime found, so there is no excess for memory to explain"
+    r2_memory, r2_added, p, q = values["r2_memory"], values["r2_added"], values["p"], values["q"]
+    # which series have any memory reading at all (a reading the fit could not use is not "no memory data")
+    measured = np.zeros(series.size, dtype=bool)
+    for m in mems:
+        measured |= np.asarray(m.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values,
+                               dtype=bool).reshape(series.size)
     # a split needs memory readings in the series' runs; without them M1 is M0 and "memory explains 0%" would be a guess
-    with_mem = np.array([s for s in idx if used[s].any() and np.isfinite(f["r2_memory"][s])], dtype=np.int64)
+    with_mem = np.array([s for s in idx if values["used"][s].any() and np.isfinite(r2_memory[s])], dtype=np.int64)
     if with_mem.size == 0:
         n_read = int(measured[idx].sum())
         lines = [f"memory_effect: no usable memory data in the {idx.size} series with a regime (" +
@@ -378,9 +395,9 @@ def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarr
                  "), so how much of the excess memory explains cannot be said"]
     else:
         with quiet():
-            x = np.nanmedian(f["r2_memory"][with_mem])
-            y = np.nanmedian(f["r2_added"][with_mem])
-            pmax = np.nanmax(f["p"][with_mem]) if np.isfinite(f["p"][with_mem]).any() else np.nan
+            x = np.nanmedian(r2_memory[with_mem])
+            y = np.nanmedian(r2_added[with_mem])
+            pmax = np.nanmax(p[with_mem]) if np.isfinite(p[with_mem]).any() else np.nan
         lines = [
             f"memory explains {100 * x:.0f}% of the excess; the regime adds {100 * y:.0f}% (p = {_fmt_p(pmax)}) "
             f"[median over {with_mem.size} series with a regime and memory data; largest p]"
@@ -393,10 +410,10 @@ def _summary(series: Any, has: np.ndarray, f: dict[str, np.ndarray], q: np.ndarr
                                                   "(or collinear with the budget trend)" if measured[s] else
                                                   "no memory data in its runs"))
             continue
-        jumped = [c for j, c in enumerate(covs) if changes[s, j]]
+        jumped = [c for j, c in enumerate(covs) if values["mem_changes"][s, j]]
         lines.append(
-            f"{series.name(s)}: memory explains {100 * f['r2_memory'][s]:.0f}% of the excess; the regime adds "
-            f"{100 * f['r2_added'][s]:.0f}% (p = {_fmt_p(f['p'][s])}, q = {_fmt_p(q[s])}); memory "
+            f"{series.name(s)}: memory explains {100 * r2_memory[s]:.0f}% of the excess; the regime adds "
+            f"{100 * r2_added[s]:.0f}% (p = {_fmt_p(p[s])}, q = {_fmt_p(q[s])}); memory "
             + (f"changes inside the regime: {', '.join(jumped)}" if jumped else "smooth through the regime")
         )
     return "\n".join(lines)

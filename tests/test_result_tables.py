@@ -19,6 +19,7 @@ FAST = {"n_perm": 30, "n_boot": 30}
 TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "regimes": ("analysis.regimes", "OUTPUT_VARIABLES", lambda f, ds: f(ds, **FAST)),
     "kv_speedup": ("analysis.kv", "VARIABLES", lambda f, ds: f(ds, **FAST)),
+    "memory_effect": ("analysis.memory", "VARIABLES", lambda f, ds: f(ds, **FAST)),
 }
 
 
