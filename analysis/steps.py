@@ -16,12 +16,34 @@ import xarray as xr
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from analysis._common import BUDGET, STEP, TRIAL, check_dataset, check_fraction, check_positive_int, check_seed, ok_values, quiet, series_of
+from analysis._common import (BUDGET, STEP, TRIAL, Series, check_dataset, check_fraction, check_positive_int,
+                              check_seed, ok_values, quiet, series_of)
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, is_lazy
 from analysis.errors import InputError
 
-__all__ = ["step_regimes"]
+__all__ = ["step_regimes", "VARIABLES"]
+
+MODE = "mode"
+#: :attr:`ResultVar.over` of the per-run variables (budget x trial) and of the per-run shares (x mode).
+RUN, RUN_MODE = "run", "run_mode"
+#: Every variable of a :func:`step_regimes` result, in order: over the series dims (x ``mode``, x budget x trial
+#: (x ``mode``) or x budget).
+VARIABLES: dict[str, ResultVar] = {
+    "n_modes": ResultVar(SERIES, "number of execution modes", "1"),
+    "main_mode": ResultVar(SERIES, "mode holding the most steps", "1"),
+    "step_noise": ResultVar(SERIES, "within-run SD of log step time ratio", "1"),
+    "mode_ratio": ResultVar(MODE, "typical step time of the mode / main mode", "1"),
+    "mode_weight": ResultVar(MODE, "share of the series' steps in the mode", "1"),
+    "share": ResultVar(RUN_MODE, "share of the run's decode steps in the mode", "1"),
+    "slow_share": ResultVar(RUN, "share of the run's decode steps in slower modes", "1"),
+    "switch_step": ResultVar(RUN, "first decode step in a new mode", "1"),
+    "n_switches": ResultVar(RUN, "mode switches along the run", "1"),
+    "slow_fraction": ResultVar(BUDGET, "mean share of decode steps in slower modes", "1"),
+    "onset_step": ResultVar(BUDGET, "median step where runs enter a slower mode", "1"),
+    "pattern": ResultVar(BUDGET, "normal | whole | enters | leaves | mixed | none"),
+}
 
 
 def _trend(t: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -253,26 +275,48 @@ def step_regimes(
 
     da = ok_values(ds, "step_time")
     series = series_of(da)
-    steps = np.asarray(ds[STEP].values)
+    dec, k = _decode_steps(da, fn)
+    values = _fit(dec, series, k, max_modes=max_modes, min_effect=min_effect, seed=seed, max_fit=max_fit,
+                  min_size=min_size, penalty=penalty)
+    values.update(_per_budget(values))
+    budgets = ds[BUDGET].values
+    T = values["slow_share"].shape[2]
+    runs = {BUDGET: budgets, TRIAL: ds[TRIAL].values if TRIAL in ds.coords and TRIAL in da.dims else np.arange(T)}
+    modes = {MODE: np.arange(max_modes)}
+    over = {MODE: ([MODE], modes), RUN: ([BUDGET, TRIAL], runs), RUN_MODE: ([BUDGET, TRIAL, MODE], {**runs, **modes}),
+            BUDGET: ([BUDGET], {BUDGET: budgets})}
+    out = xr.Dataset(wrap(VARIABLES, values, series, over),
+                     attrs={"max_modes": max_modes, "min_effect": min_effect, "seed": seed})
+    out.attrs["summary"] = "\n".join([_summary(values, series, budgets), *origin_lines(out)])
+    return out
+
+
+def _decode_steps(da: xr.DataArray, fn: str) -> tuple[xr.DataArray, np.ndarray]:
+    """The decode steps (``step >= 1``) of ``da`` with a ``trial`` dim, and their step numbers; checked."""
+    steps = np.asarray(da[STEP].values)
     decode = steps >= 1
     if not decode.any():
         raise InputError(f"{fn}(): 'step_time' has no decode step (step >= 1); steps are {steps.tolist()!r}")
     dec = da.isel({STEP: np.flatnonzero(decode)})
-    k = steps[decode].astype(np.float64)
     positive = ((dec > 0) & np.isfinite(dec)).any()
     if not bool(positive.compute() if is_lazy(dec) else positive):
         raise InputError(f"{fn}(): 'step_time' has no positive finite decode step")
     if TRIAL not in dec.dims:
         dec = dec.expand_dims({TRIAL: 1}, axis=-1)
-    M = max_modes
-    # per series, lazily for dask-backed input (blocks of series at a time)
+    return dec, steps[decode].astype(np.float64)
+
+
+def _fit(dec: xr.DataArray, series: Series, k: np.ndarray, *, max_modes: int, min_effect: float, seed: int,
+         max_fit: int, min_size: int, penalty: float | None) -> dict[str, np.ndarray]:
+    """The modes of every series and the runs' shares and switches (:func:`_series_block`), arrays
+    ``(series, ...)``; per series, lazily for dask-backed input (blocks of series at a time)."""
     fitted = apply_named(
         _series_block, [dec.transpose(*series.dims, BUDGET, TRIAL, STEP)], [[BUDGET, TRIAL, STEP]],
         outputs={**{n: () for n in ("n_modes", "main_mode", "step_noise")},
-                 **{n: ("mode",) for n in ("mode_ratio", "mode_weight")}, "share": (BUDGET, TRIAL, "mode"),
+                 **{n: (MODE,) for n in ("mode_ratio", "mode_weight")}, "share": (BUDGET, TRIAL, MODE),
                  **{n: (BUDGET, TRIAL) for n in ("slow_share", "switch_step", "n_switches", "switch_up", "start_slow")}},
-        sizes={"mode": M},
-        kwargs={"k": k, "max_modes": M, "min_effect": min_effect, "seed": seed, "max_fit": max_fit,
+        sizes={MODE: max_modes},
+        kwargs={"k": k, "max_modes": max_modes, "min_effect": min_effect, "seed": seed, "max_fit": max_fit,
                 "min_size": min_size, "penalty": penalty},
     ).compute()
 
@@ -281,12 +325,18 @@ def step_regimes(
         v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
         return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
 
-    n_modes, main_mode = flat("n_modes").astype(np.int64), flat("main_mode").astype(np.int64)
-    step_noise, mode_ratio, mode_weight, share = flat("step_noise"), flat("mode_ratio"), flat("mode_weight"), flat("share")
-    slow_share, switch_step, n_switches = flat("slow_share"), flat("switch_step"), flat("n_switches")
-    switch_up, start_slow = flat("switch_up") == 1, flat("start_slow") == 1
-    S, B, T = slow_share.shape
+    values = {name: flat(name) for name in ("step_noise", "mode_ratio", "mode_weight", "share", "slow_share",
+                                            "switch_step", "n_switches")}
+    values.update({name: flat(name).astype(np.int64) for name in ("n_modes", "main_mode")})
+    values.update({name: flat(name) == 1 for name in ("switch_up", "start_slow")})
+    return values
 
+
+def _per_budget(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``slow_fraction``, ``onset_step`` and ``pattern`` ``(series, budget)`` from the runs' shares and switches."""
+    slow_share, switch_step, n_switches = values["slow_share"], values["switch_step"], values["n_switches"]
+    switch_up, start_slow = values["switch_up"], values["start_slow"]
+    S, B, T = slow_share.shape
     with quiet():
         slow_fraction = np.nanmean(slow_share, axis=2)
         onset = np.nanmedian(np.where(switch_up, switch_step, np.nan), axis=2)
@@ -308,33 +358,13 @@ def step_regimes(
                     kinds.append("mixed")
             values_, counts_ = np.unique(kinds, return_counts=True)
             pattern[s, b] = values_[np.argmax(counts_)] if counts_.max() * 2 > len(kinds) else "mixed"
-
-    mode_coord = {"mode": np.arange(M)}
-    bcoord = {BUDGET: ds[BUDGET].values}
-    tcoord = {TRIAL: ds[TRIAL].values} if TRIAL in ds.coords and TRIAL in da.dims else {TRIAL: np.arange(T)}
-    out = xr.Dataset(
-        {
-            "n_modes": series.wrap(n_modes, attrs={"units": "1", "long_name": "number of execution modes"}),
-            "main_mode": series.wrap(main_mode, attrs={"units": "1", "long_name": "mode holding the most steps"}),
-            "step_noise": series.wrap(step_noise, attrs={"units": "1", "long_name": "within-run SD of log step time ratio"}),
-            "mode_ratio": series.wrap(mode_ratio, ["mode"], mode_coord, {"units": "1", "long_name": "typical step time of the mode / main mode"}),
-            "mode_weight": series.wrap(mode_weight, ["mode"], mode_coord, {"units": "1", "long_name": "share of the series' steps in the mode"}),
-            "share": series.wrap(share, [BUDGET, TRIAL, "mode"], {**bcoord, **tcoord, **mode_coord}, {"units": "1", "long_name": "share of the run's decode steps in the mode"}),
-            "slow_share": series.wrap(slow_share, [BUDGET, TRIAL], {**bcoord, **tcoord}, {"units": "1", "long_name": "share of the run's decode steps in slower modes"}),
-            "switch_step": series.wrap(switch_step, [BUDGET, TRIAL], {**bcoord, **tcoord}, {"units": "1", "long_name": "first decode step in a new mode"}),
-            "n_switches": series.wrap(n_switches, [BUDGET, TRIAL], {**bcoord, **tcoord}, {"units": "1", "long_name": "mode switches along the run"}),
-            "slow_fraction": series.wrap(slow_fraction, [BUDGET], bcoord, {"units": "1", "long_name": "mean share of decode steps in slower modes"}),
-            "onset_step": series.wrap(onset, [BUDGET], bcoord, {"units": "1", "long_name": "median step where runs enter a slower mode"}),
-            "pattern": series.wrap(pattern.astype(str), [BUDGET], bcoord, {"long_name": "normal | whole | enters | leaves | mixed | none"}),
-        },
-        attrs={"max_modes": M, "min_effect": min_effect, "seed": seed},
-    )
-    out.attrs["summary"] = "\n".join([_summary(series, n_modes, main_mode, mode_ratio, pattern, onset, ds[BUDGET].values),
-                                       *origin_lines(out)])
-    return out
+    return {"slow_fraction": slow_fraction, "onset_step": onset, "pattern": pattern.astype(str)}
 
 
-def _summary(series, n_modes, main_mode, mode_ratio, pattern, onset, budgets) -> str:  # type: ignore[no-untyped-def]
+def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray) -> str:
+    """The series with more than one mode and what their slow budgets do, for humans."""
+    n_modes, mode_ratio = values["n_modes"], values["mode_ratio"]
+    pattern, onset = values["pattern"], values["onset_step"]
     multi = int(np.sum(n_modes > 1))
     lines = [f"per-step times: {multi} of {n_modes.size} series show more than one execution mode"]
     for s in range(n_modes.size):

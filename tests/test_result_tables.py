@@ -20,6 +20,7 @@ TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "regimes": ("analysis.regimes", "OUTPUT_VARIABLES", lambda f, ds: f(ds, **FAST)),
     "kv_speedup": ("analysis.kv", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "memory_effect": ("analysis.memory", "VARIABLES", lambda f, ds: f(ds, **FAST)),
+    "step_regimes": ("analysis.steps", "VARIABLES", lambda f, ds: f(ds)),
 }
 
 
