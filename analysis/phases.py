@@ -20,6 +20,7 @@ from analysis._common import (
     BUDGET,
     TRIAL,
     Block,
+    Series,
     bh,
     check_dataset,
     check_fraction,
@@ -31,9 +32,31 @@ from analysis._common import (
     series_of,
 )
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, as_series_array
 
-__all__ = ["phases"]
+__all__ = ["phases", "VARIABLES"]
+
+REGIME = "regime"
+#: Every variable of a :func:`phases` result, in order: over the series dims x ``regime`` or the series dims
+#: (``{ci}`` is the confidence level).
+VARIABLES: dict[str, ResultVar] = {
+    "regime_start": ResultVar(REGIME, "first budget of the regime", "tokens"),
+    "regime_end": ResultVar(REGIME, "last budget of the regime", "tokens"),
+    "regime_ratio": ResultVar(REGIME, "observed / baseline latency inside", "1"),
+    "excess_decode": ResultVar(REGIME, "mean extra decode time inside the regime", "s"),
+    "excess_decode_lo": ResultVar(REGIME, "excess_decode {ci:.0%} CI, lower", "s"),
+    "excess_decode_hi": ResultVar(REGIME, "excess_decode {ci:.0%} CI, upper", "s"),
+    "excess_prefill": ResultVar(REGIME, "mean extra prefill time inside the regime", "s"),
+    "excess_prefill_lo": ResultVar(REGIME, "excess_prefill {ci:.0%} CI, lower", "s"),
+    "excess_prefill_hi": ResultVar(REGIME, "excess_prefill {ci:.0%} CI, upper", "s"),
+    "decode_share": ResultVar(REGIME, "excess_decode / (excess_decode + excess_prefill)", "1"),
+    "decode_share_lo": ResultVar(REGIME, "decode_share {ci:.0%} CI, lower", "1"),
+    "decode_share_hi": ResultVar(REGIME, "decode_share {ci:.0%} CI, upper", "1"),
+    "q_decode": ResultVar(REGIME, "BH q-value of no decode excess", "1"),
+    "q_prefill": ResultVar(REGIME, "BH q-value of no prefill excess", "1"),
+    "n_regimes": ResultVar(SERIES, "regimes of the series", "1"),
+}
 
 
 def _fit_series(
@@ -190,67 +213,65 @@ def phases(
     budgets = np.asarray(ds[BUDGET].values)
     reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
     blocks = regime_blocks(reg, series, budgets, fn)
+    values = _regimes(blocks, budgets)
+    values.update(_fit(ds, series, budgets, values["first"], values["last"], degree=degree, ci=ci))
+    R = values["regime_start"].shape[1]
+    out = xr.Dataset(wrap(VARIABLES, values, series, {REGIME: ([REGIME], {REGIME: np.arange(R)})}, ci=ci),
+                     attrs={"degree": degree, "ci": ci, "alpha": alpha})
+    out.attrs["summary"] = "\n".join([_summary(values, series), *origin_lines(out)])
+    return out
 
-    S = series.size
+
+def _regimes(blocks: list[list[Block]], budgets: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the regimes of each series lie: ``regime_start``, ``regime_end``, ``regime_ratio`` ``(series,
+    regime)`` (NaN past the series' number), ``n_regimes``, and their budget indices ``first``, ``last``."""
+    S = len(blocks)
     R = max([len(b) for b in blocks] + [1])
-    start = np.full((S, R), np.nan)
-    end = np.full((S, R), np.nan)
-    ratio = np.full((S, R), np.nan)
-    first = np.full((S, R), np.nan)
-    last = np.full((S, R), np.nan)
+    out = {n: np.full((S, R), np.nan) for n in ("regime_start", "regime_end", "regime_ratio", "first", "last")}
     for s in range(S):
         for r, blk in enumerate(blocks[s]):
-            start[s, r], end[s, r], ratio[s, r] = budgets[blk.first], budgets[blk.last], blk.ratio
-            first[s, r], last[s, r] = blk.first, blk.last
-    coord = {"regime": np.arange(R)}
-    # the phase times stay lazy (dask-backed input is fitted block by block); the regimes are small
+            out["regime_start"][s, r], out["regime_end"][s, r] = budgets[blk.first], budgets[blk.last]
+            out["regime_ratio"][s, r], out["first"][s, r], out["last"][s, r] = blk.ratio, blk.first, blk.last
+    out["n_regimes"] = np.array([len(b) for b in blocks], dtype=np.int64)
+    return out
+
+
+def _fit(ds: xr.Dataset, series: Series, budgets: np.ndarray, first: np.ndarray, last: np.ndarray, *, degree: int,
+         ci: float) -> dict[str, np.ndarray]:
+    """The excess of each phase in each regime ``(series, regime)`` (:func:`_fit_series`; the regimes' budget
+    indices ``first``, ``last``) and the q-values of "no excess". The phase times stay lazy (dask-backed input
+    is fitted block by block); the regimes are small."""
+    S, R = first.shape
+    coord = {REGIME: np.arange(R)}
     fitted = apply_named(
         _fit_block,
         [as_series_array(ok_values(ds, "decode_time")), as_series_array(ok_values(ds, "prefill_time")),
-         series.wrap(first, ["regime"], coord), series.wrap(last, ["regime"], coord)],
-        [[BUDGET, TRIAL], [BUDGET, TRIAL], ["regime"], ["regime"]],
-        outputs={n: ("regime",) for n in FIT_OUTPUTS},
+         series.wrap(first, [REGIME], coord), series.wrap(last, [REGIME], coord)],
+        [[BUDGET, TRIAL], [BUDGET, TRIAL], [REGIME], [REGIME]],
+        outputs={n: (REGIME,) for n in FIT_OUTPUTS},
         kwargs={"budgets": budgets.astype(np.float64), "degree": degree, "ci": ci},
     ).compute()
-    res = {n: np.asarray(fitted[n].transpose(*series.dims, "regime").values).reshape(S, R) for n in FIT_OUTPUTS}
-    q = bh(np.stack([res["p_decode"], res["p_prefill"]]))
+    res = {n: np.asarray(fitted[n].transpose(*series.dims, REGIME).values).reshape(S, R) for n in FIT_OUTPUTS}
+    res["q_decode"], res["q_prefill"] = bh(np.stack([res["p_decode"], res["p_prefill"]]))
+    return res
 
-    def var(name: str, long_name: str) -> xr.DataArray:
-        unit = "s" if name.startswith("excess") else "1"
-        return series.wrap(res[name], ["regime"], coord, {"units": unit, "long_name": long_name})
 
-    out = xr.Dataset(
-        {
-            "regime_start": series.wrap(start, ["regime"], coord, {"units": "tokens", "long_name": "first budget of the regime"}),
-            "regime_end": series.wrap(end, ["regime"], coord, {"units": "tokens", "long_name": "last budget of the regime"}),
-            "regime_ratio": series.wrap(ratio, ["regime"], coord, {"units": "1", "long_name": "observed / baseline latency inside"}),
-            "excess_decode": var("excess_decode", "mean extra decode time inside the regime"),
-            "excess_decode_lo": var("excess_decode_lo", f"excess_decode {ci:.0%} CI, lower"),
-            "excess_decode_hi": var("excess_decode_hi", f"excess_decode {ci:.0%} CI, upper"),
-            "excess_prefill": var("excess_prefill", "mean extra prefill time inside the regime"),
-            "excess_prefill_lo": var("excess_prefill_lo", f"excess_prefill {ci:.0%} CI, lower"),
-            "excess_prefill_hi": var("excess_prefill_hi", f"excess_prefill {ci:.0%} CI, upper"),
-            "decode_share": var("decode_share", "excess_decode / (excess_decode + excess_prefill)"),
-            "decode_share_lo": var("decode_share_lo", f"decode_share {ci:.0%} CI, lower"),
-            "decode_share_hi": var("decode_share_hi", f"decode_share {ci:.0%} CI, upper"),
-            "q_decode": series.wrap(q[0], ["regime"], coord, {"units": "1", "long_name": "BH q-value of no decode excess"}),
-            "q_prefill": series.wrap(q[1], ["regime"], coord, {"units": "1", "long_name": "BH q-value of no prefill excess"}),
-            "n_regimes": series.wrap(np.array([len(b) for b in blocks], dtype=np.int64), attrs={"units": "1", "long_name": "regimes of the series"}),
-        },
-        attrs={"degree": degree, "ci": ci, "alpha": alpha},
-    )
-    n_reg = sum(len(b) for b in blocks)
-    lines = [f"phases: {n_reg} regime(s) in {sum(1 for b in blocks if b)} of {S} series"]
-    for s in range(S):
-        for r, blk in enumerate(blocks[s]):
-            if not np.isfinite(res["decode_share"][s, r]):
-                lines.append(f"{series.name(s)}, budgets {start[s, r]:g}-{end[s, r]:g}: too few budgets outside the regime to fit")
+def _summary(values: dict[str, np.ndarray], series: Series) -> str:
+    """One line per regime: its excess decode and prefill time and the decode share, for humans."""
+    n_regimes = values["n_regimes"]
+    lines = [f"phases: {int(n_regimes.sum())} regime(s) in {int(np.sum(n_regimes > 0))} of {series.size} series"]
+    for s in range(series.size):
+        for r in range(n_regimes[s]):
+            v = {name: x[s, r] for name, x in values.items() if x.ndim == 2}
+            where = f"{series.name(s)}, budgets {v['regime_start']:g}-{v['regime_end']:g}"
+            if not np.isfinite(v["decode_share"]):
+                lines.append(f"{where}: too few budgets outside the regime to fit")
                 continue
             lines.append(
-                f"{series.name(s)}, budgets {start[s, r]:g}-{end[s, r]:g} ({blk.ratio:.2f}x): "
-                f"decode {res['excess_decode'][s, r]:+.3g} s [{res['excess_decode_lo'][s, r]:.3g}, {res['excess_decode_hi'][s, r]:.3g}], "
-                f"prefill {res['excess_prefill'][s, r]:+.3g} s [{res['excess_prefill_lo'][s, r]:.3g}, {res['excess_prefill_hi'][s, r]:.3g}]; "
-                f"decode share {100 * res['decode_share'][s, r]:.1f}% [{100 * res['decode_share_lo'][s, r]:.1f}, {100 * res['decode_share_hi'][s, r]:.1f}]"
+                f"{where} ({v['regime_ratio']:.2f}x): "
+                f"decode {v['excess_decode']:+.3g} s [{v['excess_decode_lo']:.3g}, {v['excess_decode_hi']:.3g}], "
+                f"prefill {v['excess_prefill']:+.3g} s [{v['excess_prefill_lo']:.3g}, {v['excess_prefill_hi']:.3g}]; "
+                f"decode share {100 * v['decode_share']:.1f}% [{100 * v['decode_share_lo']:.1f}, "
+                f"{100 * v['decode_share_hi']:.1f}]"
             )
-    out.attrs["summary"] = "\n".join([*lines, *origin_lines(out)])
-    return out
+    return "\n".join(lines)

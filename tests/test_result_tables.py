@@ -21,6 +21,7 @@ TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "kv_speedup": ("analysis.kv", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "memory_effect": ("analysis.memory", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "step_regimes": ("analysis.steps", "VARIABLES", lambda f, ds: f(ds)),
+    "phases": ("analysis.phases", "VARIABLES", lambda f, ds: f(ds, **FAST)),
 }
 
 
