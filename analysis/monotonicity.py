@@ -15,12 +15,29 @@ import xarray as xr
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from analysis._common import BUDGET, TRIAL, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis._common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
-__all__ = ["monotonicity", "cell_centers", "noise_sd"]
+__all__ = ["monotonicity", "cell_centers", "noise_sd", "VARIABLES"]
+
+#: Every variable of a :func:`monotonicity` result, in order: over the series dims or the series dims x
+#: ``budget`` (``{var}`` is the variable checked, ``{units}`` its units).
+VARIABLES: dict[str, ResultVar] = {
+    "unexplained_share": ResultVar(SERIES, "share of variance of log centres the isotonic fit leaves unexplained", "1"),
+    "n_inversions": ResultVar(SERIES, "significant inversions (budget pairs)", "1"),
+    "spike_ratio": ResultVar(SERIES, "largest significant inversion ratio value(b1)/value(b2), b1 < b2", "1"),
+    "spike_budget": ResultVar(SERIES, "smaller budget b1 of the largest inversion", "tokens"),
+    "spike_recovery_budget": ResultVar(SERIES, "larger budget b2 of the largest inversion", "tokens"),
+    "noise_sd": ResultVar(SERIES, "noise SD of one log value", "1"),
+    "monotone": ResultVar(SERIES, "no significant inversion"),
+    "center": ResultVar(BUDGET, "typical {var} per budget", "{units}"),
+    "isotonic": ResultVar(BUDGET, "isotonic (non-decreasing) fit of {var}", "{units}"),
+    "inverted": ResultVar(BUDGET, "budget is the smaller member of a significant inversion"),
+    "inversion_q": ResultVar(BUDGET, "smallest BH q-value of an inversion starting here", "1"),
+}
 
 _MEDIAN_EFF = np.sqrt(np.pi / 2.0)  # SE(median) / SE(mean) for normal data
 
@@ -192,7 +209,6 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
     if not (isinstance(min_effect, (int, float)) and 0 <= min_effect < 10):
         raise InputError(f"{fn}(): min_effect must be a number in [0, 10), got {min_effect!r}")
     da = ok_values(ds, var)
-    series = series_of(da)
     finite = np.isfinite(da)
     checks = (finite.any().data, (da <= 0).where(finite, False).any().data, da.where(finite).min().data)
     any_finite, any_nonpos, smallest = dask.compute(*checks) if is_lazy(da) else checks
@@ -200,13 +216,25 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         raise InputError(f"{fn}(): variable {var!r} has no finite value")
     if bool(any_nonpos):
         raise InputError(f"{fn}(): variable {var!r} must be positive (it is compared on a log scale); found {float(smallest)!r}")
+    series = series_of(da)
     budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)  # sorted by check_dataset
-    # per series, lazily for dask-backed input (blocks of series at a time); then dataset-wide decisions
+    values = _inversions(_fit(da, series, budgets, min_effect=float(min_effect)), budgets, alpha=alpha)
+    units = str(ds[var].attrs.get("units", ""))
+    out = xr.Dataset(wrap(VARIABLES, values, series, {BUDGET: ([BUDGET], {BUDGET: ds[BUDGET].values})}, var=var,
+                          units=units),
+                     attrs={"var": var, "alpha": alpha, "min_effect": float(min_effect)})
+    out.attrs["summary"] = "\n".join([_summary(values, series, var, alpha), *origin_lines(out)])
+    return out
+
+
+def _fit(da: xr.DataArray, series: Series, budgets: np.ndarray, *, min_effect: float) -> dict[str, np.ndarray]:
+    """:func:`_series_block`'s outputs ``(series, ...)``: per series, lazily for dask-backed input (blocks of
+    series at a time)."""
     fitted = apply_named(
         _series_block, [as_series_array(da)], [[BUDGET, TRIAL]],
         outputs={"center": (BUDGET,), "n": (BUDGET,), "sd": (), "iso": (BUDGET,), "unexplained": (),
                  "p_pairs": (BUDGET, _PAIR), "repro": (BUDGET, _PAIR)},
-        sizes={_PAIR: budgets.size}, kwargs={"budgets": budgets, "min_effect": float(min_effect)},
+        sizes={_PAIR: budgets.size}, kwargs={"budgets": budgets, "min_effect": min_effect},
     ).compute()
 
     def flat(name: str) -> np.ndarray:
@@ -214,9 +242,13 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
         v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
         return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
 
-    center, n, sd, iso, unexplained, p_pairs, repro = (flat(k) for k in ("center", "n", "sd", "iso", "unexplained",
-                                                                          "p_pairs", "repro"))
-    n = n.astype(np.int64)
+    return {name: flat(name) for name in ("center", "sd", "iso", "unexplained", "p_pairs", "repro")}
+
+
+def _inversions(fit: dict[str, np.ndarray], budgets: np.ndarray, *, alpha: float) -> dict[str, np.ndarray]:
+    """The dataset-wide decisions on the per-series fits (Benjamini-Hochberg over every budget pair tested):
+    every variable of the result, arrays ``(series,)`` or ``(series, budget)``."""
+    center, p_pairs, repro = fit["center"], fit["p_pairs"], fit["repro"]
     S, B = center.shape
     diff = center[:, :, None] - center[:, None, :]
     q_pairs = bh(p_pairs)
@@ -234,33 +266,25 @@ def monotonicity(ds: xr.Dataset, var: str = "latency", *, alpha: float = 0.05, m
     with quiet():
         inv_q = np.nanmin(np.where(np.isfinite(q_pairs), q_pairs, np.inf), axis=2)
     inv_q[~np.isfinite(inv_q)] = np.nan
+    return {
+        "unexplained_share": fit["unexplained"], "n_inversions": n_inv.astype(np.int64), "spike_ratio": spike,
+        "spike_budget": spike_b, "spike_recovery_budget": spike_r, "noise_sd": fit["sd"], "monotone": n_inv == 0,
+        "center": np.exp(center), "isotonic": np.exp(fit["iso"]), "inverted": sig.any(axis=2), "inversion_q": inv_q,
+    }
 
-    bcoord = {BUDGET: ds[BUDGET].values}
-    out = xr.Dataset(
-        {
-            "unexplained_share": series.wrap(unexplained, attrs={"units": "1", "long_name": "share of variance of log centres the isotonic fit leaves unexplained"}),
-            "n_inversions": series.wrap(n_inv.astype(np.int64), attrs={"units": "1", "long_name": "significant inversions (budget pairs)"}),
-            "spike_ratio": series.wrap(spike, attrs={"units": "1", "long_name": "largest significant inversion ratio value(b1)/value(b2), b1 < b2"}),
-            "spike_budget": series.wrap(spike_b, attrs={"units": "tokens", "long_name": "smaller budget b1 of the largest inversion"}),
-            "spike_recovery_budget": series.wrap(spike_r, attrs={"units": "tokens", "long_name": "larger budget b2 of the largest inversion"}),
-            "noise_sd": series.wrap(sd, attrs={"units": "1", "long_name": "noise SD of one log value"}),
-            "monotone": series.wrap(n_inv == 0, attrs={"long_name": "no significant inversion"}),
-            "center": series.wrap(np.exp(center), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"typical {var} per budget"}),
-            "isotonic": series.wrap(np.exp(iso), [BUDGET], bcoord, {"units": str(ds[var].attrs.get("units", "")), "long_name": f"isotonic (non-decreasing) fit of {var}"}),
-            "inverted": series.wrap(sig.any(axis=2), [BUDGET], bcoord, {"long_name": "budget is the smaller member of a significant inversion"}),
-            "inversion_q": series.wrap(inv_q, [BUDGET], bcoord, {"units": "1", "long_name": "smallest BH q-value of an inversion starting here"}),
-        },
-        attrs={"var": var, "alpha": alpha, "min_effect": float(min_effect)},
-    )
+
+def _summary(values: dict[str, np.ndarray], series: Series, var: str, alpha: float) -> str:
+    """How many series are monotone, and one line per series that is not, for humans."""
+    n_inv = values["n_inversions"]
     lines = []
-    for s in range(S):
+    for s in range(series.size):
         if n_inv[s]:
             lines.append(
                 f"{series.name(s)}: {var} not monotone in budget: {int(n_inv[s])} significant inversion(s), "
-                f"largest {spike[s]:.2f}x ({spike_b[s]:g} slower than {spike_r[s]:g}); "
-                f"{100 * unexplained[s]:.1f}% of variance not monotone"
+                f"largest {values['spike_ratio'][s]:.2f}x ({values['spike_budget'][s]:g} slower than "
+                f"{values['spike_recovery_budget'][s]:g}); "
+                f"{100 * values['unexplained_share'][s]:.1f}% of variance not monotone"
             )
     n_mono = int(np.sum(n_inv == 0))
-    head = f"{var}: {n_mono} of {S} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
-    out.attrs["summary"] = "\n".join([head, *lines, *origin_lines(out)])
-    return out
+    head = f"{var}: {n_mono} of {series.size} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
+    return "\n".join([head, *lines])

@@ -22,6 +22,7 @@ TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "memory_effect": ("analysis.memory", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "step_regimes": ("analysis.steps", "VARIABLES", lambda f, ds: f(ds)),
     "phases": ("analysis.phases", "VARIABLES", lambda f, ds: f(ds, **FAST)),
+    "monotonicity": ("analysis.monotonicity", "VARIABLES", lambda f, ds: f(ds)),
 }
 
 
