@@ -57,17 +57,25 @@ def wrap(
     table: Mapping[str, ResultVar],
     values: Mapping[str, np.ndarray],
     series: Series,
-    over: Mapping[str, tuple[Sequence[str], Mapping[str, Any] | None]],
+    over: Mapping[str, tuple[Sequence[str], Mapping[str, Any] | None] | Series],
     **fields: Any,
 ) -> dict[str, xr.DataArray]:
     """Every variable of ``table``, in its order, wrapped onto the series dims.
 
     ``values[name]`` has shape ``(n_series, *extra)``; ``over`` maps each
     :attr:`ResultVar.over` other than :data:`SERIES` to the extra dims and
-    their coordinates; ``fields`` fill the placeholders of the attrs.
+    their coordinates, or to other series to wrap onto (values
+    ``(n_other_series,)``); ``fields`` fill the placeholders of the attrs.
     """
     over = {SERIES: ((), None), **over}
-    return {name: series.wrap(values[name], *over[v.over], v.attrs(**fields)) for name, v in table.items()}
+
+    def one(name: str, v: ResultVar) -> xr.DataArray:
+        spec = over[v.over]
+        if isinstance(spec, Series):
+            return spec.wrap(values[name], attrs=v.attrs(**fields))
+        return series.wrap(values[name], *spec, v.attrs(**fields))
+
+    return {name: one(name, v) for name, v in table.items()}
 
 
 _RETURNS = re.compile(r"^\s*Returns\n\s*-+\n(.*?)(?:^\s*[A-Z][a-z]+\n\s*-+\n|\Z)", re.S | re.M)

@@ -15,6 +15,8 @@ import xarray as xr
 from analysis._common import (
     BUDGET,
     QUIET_DIMS,
+    Block,
+    Series,
     check_dataset,
     get_regimes,
     ok_values,
@@ -24,13 +26,28 @@ from analysis._common import (
     series_of,
 )
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 from collector.factors import SERIES_DIMS
 
-__all__ = ["compare_backends"]
+__all__ = ["compare_backends", "VARIABLES"]
 
 #: Series dims pooled within one (model, device) cell: every sweep factor of a series but model and device.
 POOLED: tuple[str, ...] = tuple(d for d in SERIES_DIMS if d not in ("model", "device"))
+MODEL = "model"
+#: Every variable of a :func:`compare_backends` result, in order: over the (model, device, other kept dims)
+#: cells, or over the cells without ``device``.
+VARIABLES: dict[str, ResultVar] = {
+    "shows_regimes": ResultVar(SERIES, "at least one series has a regime"),
+    "n_series": ResultVar(SERIES, "series pooled", "1"),
+    "n_series_with_regime": ResultVar(SERIES, "series with at least one regime", "1"),
+    "n_regimes": ResultVar(SERIES, "regimes over the pooled series", "1"),
+    "share_anomalous": ResultVar(SERIES, "share of (series, budget) cells inside a regime", "1"),
+    "max_ratio": ResultVar(SERIES, "largest observed / baseline inside a slow regime", "1"),
+    "min_ratio": ResultVar(SERIES, "smallest observed / baseline inside a fast regime", "1"),
+    "anomalous_budgets": ResultVar(SERIES, "anomalous budgets (union over the pooled series)"),
+    "devices_with_regimes": ResultVar(MODEL, "devices showing regimes"),
+}
 
 
 def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 0.05, **regimes_kwargs: Any) -> xr.Dataset:
@@ -91,15 +108,36 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
     present = lat.notnull().any("trial") if "trial" in lat.dims else lat.notnull()
     has_data = np.asarray(present.transpose(*series.dims, BUDGET).values, dtype=bool).reshape(series.size, -1)
-
     pooled = [d for d in series.dims if d in POOLED]
-    kept = tuple(d for d in series.dims if d not in POOLED)
-    # flat series index -> (kept cell, pooled member)
-    shape = series.shape
+    cells = _cells(series, pooled)
+    models = Series(tuple(d for d in cells.dims if d != "device"), cells.template.isel(device=0, drop=True))
+    devices = np.asarray(ds["device"].values).astype(str)
+    values = _pool(_members(series, pooled), blocks, anomalous, ratio, has_data, budgets)
+    values["devices_with_regimes"] = _devices_with_regimes(values["shows_regimes"], cells, devices)
+    out = xr.Dataset(wrap(VARIABLES, values, cells, {MODEL: models}),
+                     attrs={"alpha": alpha, "pooled_dims": ",".join(pooled)})
+    out.attrs["summary"] = "\n".join([_summary(out, devices), *origin_lines(out)])
+    return out
+
+
+def _cells(series: Series, pooled: list[str]) -> Series:
+    """The (model, device, other kept dims) cells: the series dims without the pooled ones."""
+    kept = tuple(d for d in series.dims if d not in pooled)
+    return Series(kept, series.template.isel({d: 0 for d in pooled}, drop=True).transpose(*kept))
+
+
+def _members(series: Series, pooled: list[str]) -> np.ndarray:
+    """``(cell, member)``: the flat series indices pooled in each cell (C order over the kept dims)."""
+    kept = [d for d in series.dims if d not in pooled]
     perm = [series.dims.index(d) for d in kept] + [series.dims.index(d) for d in pooled]
-    idx = np.transpose(np.arange(series.size).reshape(shape), perm)
-    kept_shape = idx.shape[: len(kept)]
-    idx = idx.reshape(int(np.prod(kept_shape, dtype=np.int64)), -1)
+    idx = np.transpose(np.arange(series.size).reshape(series.shape), perm)
+    return idx.reshape(int(np.prod(idx.shape[: len(kept)], dtype=np.int64)), -1)
+
+
+def _pool(idx: np.ndarray, blocks: list[list[Block]], anomalous: np.ndarray, ratio: np.ndarray, has_data: np.ndarray,
+          budgets: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-cell variables of the result ``(cell,)`` from the regimes of the series pooled in each cell
+    (``idx``: :func:`_members`; ``anomalous``, ``ratio``, ``has_data``: ``(series, budget)``)."""
     K = idx.shape[0]
     shows = np.zeros(K, dtype=bool)
     n_series = np.zeros(K, dtype=np.int64)
@@ -130,44 +168,21 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
         for s in members:
             union |= anomalous[s]
         budgets_text[k] = ",".join(str(b.item()) for b in budgets[union])
+    return {"shows_regimes": shows, "n_series": n_series, "n_series_with_regime": n_with, "n_regimes": n_reg,
+            "share_anomalous": share, "max_ratio": max_ratio, "min_ratio": min_ratio,
+            "anomalous_budgets": budgets_text.astype(str)}
 
-    template = series.template.isel({d: 0 for d in pooled}, drop=True).transpose(*kept)
-    coords = {c: v for c, v in template.coords.items()}
 
-    def wrap(values: np.ndarray, long_name: str, units: str | None = "1") -> xr.DataArray:
-        attrs = {"long_name": long_name} if units is None else {"units": units, "long_name": long_name}
-        return xr.DataArray(np.asarray(values).reshape(kept_shape), dims=kept, coords=coords, attrs=attrs)
-
-    shows_arr = wrap(shows, "at least one series has a regime", None)
-    dev_axis = kept.index("device")
-    shows_nd = shows.reshape(kept_shape)
-    devices = np.asarray(ds["device"].values).astype(str)
-    rows = np.moveaxis(shows_nd.astype(bool), dev_axis, -1)  # (not apply_along_axis: it sizes the strings by the first)
-    with_dev = np.array([",".join(devices[r]) for r in rows.reshape(-1, rows.shape[-1])], dtype=object).reshape(
-        rows.shape[:-1])
-    model_template = template.isel(device=0, drop=True)
-    out = xr.Dataset(
-        {
-            "shows_regimes": shows_arr,
-            "n_series": wrap(n_series, "series pooled"),
-            "n_series_with_regime": wrap(n_with, "series with at least one regime"),
-            "n_regimes": wrap(n_reg, "regimes over the pooled series"),
-            "share_anomalous": wrap(share, "share of (series, budget) cells inside a regime"),
-            "max_ratio": wrap(max_ratio, "largest observed / baseline inside a slow regime"),
-            "min_ratio": wrap(min_ratio, "smallest observed / baseline inside a fast regime"),
-            "anomalous_budgets": wrap(budgets_text.astype(str), "anomalous budgets (union over the pooled series)", None),
-            "devices_with_regimes": xr.DataArray(
-                np.asarray(with_dev, dtype=str).reshape(model_template.shape), dims=model_template.dims,
-                coords={c: v for c, v in model_template.coords.items()}, attrs={"long_name": "devices showing regimes"},
-            ),
-        },
-        attrs={"alpha": alpha, "pooled_dims": ",".join(pooled)},
-    )
-    out.attrs["summary"] = "\n".join([_summary(out, devices), *origin_lines(out)])
-    return out
+def _devices_with_regimes(shows: np.ndarray, cells: Series, devices: np.ndarray) -> np.ndarray:
+    """Per model (x other kept dims, flat), the devices showing regimes, comma-separated."""
+    rows = np.moveaxis(shows.reshape(cells.shape).astype(bool), cells.dims.index("device"), -1)
+    # (not apply_along_axis: it sizes the strings by the first)
+    return np.asarray(np.array([",".join(devices[r]) for r in rows.reshape(-1, rows.shape[-1])], dtype=object),
+                      dtype=str)
 
 
 def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
+    """Per model (x other kept dims), the devices with regimes, their strength and budgets, for humans."""
     lines = []
     stacked = out.drop_vars("devices_with_regimes")
     other = [d for d in stacked["shows_regimes"].dims if d != "device"]

@@ -23,6 +23,7 @@ TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "step_regimes": ("analysis.steps", "VARIABLES", lambda f, ds: f(ds)),
     "phases": ("analysis.phases", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "monotonicity": ("analysis.monotonicity", "VARIABLES", lambda f, ds: f(ds)),
+    "compare_backends": ("analysis.backends", "VARIABLES", lambda f, ds: f(ds, **FAST)),
 }
 
 
