@@ -16,12 +16,32 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linprog
 
-from analysis._common import BUDGET, check_dataset, get_regimes, ok_values, regime_blocks, series_of
+from analysis._common import BUDGET, Block, Series, check_dataset, get_regimes, ok_values, regime_blocks, series_of
+from analysis._outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 
-__all__ = ["boundaries", "slope_range"]
+__all__ = ["boundaries", "slope_range", "VARIABLES"]
 
 PROMPT = "prompt_len"
+#: Every variable of a :func:`boundaries` result, in order: over the group dims (every series dim but
+#: ``prompt_len``) x ``prompt_len``, or over the group dims.
+VARIABLES: dict[str, ResultVar] = {
+    "onset_budget": ResultVar(PROMPT, "first anomalous budget", "tokens"),
+    "onset_after": ResultVar(PROMPT, "last normal budget before the regime", "tokens"),
+    "recovery_budget": ResultVar(PROMPT, "last anomalous budget", "tokens"),
+    "recovery_before": ResultVar(PROMPT, "first normal budget after the regime", "tokens"),
+    "n_prompts": ResultVar(SERIES, "prompt lengths showing the regime", "1"),
+    "onset_axis": ResultVar(SERIES, "axis the onset lines up on"),
+    "recovery_axis": ResultVar(SERIES, "axis the recovery lines up on"),
+    "onset_slope_lo": ResultVar(SERIES, "smallest compatible slope of the onset budget in prompt_len", "1"),
+    "onset_slope_hi": ResultVar(SERIES, "largest compatible slope of the onset budget in prompt_len", "1"),
+    "recovery_slope_lo": ResultVar(SERIES, "smallest compatible slope of the recovery budget in prompt_len", "1"),
+    "recovery_slope_hi": ResultVar(SERIES, "largest compatible slope of the recovery budget in prompt_len", "1"),
+    "onset_threshold_lo": ResultVar(SERIES, "onset threshold, lower bound (units of onset_axis)", "tokens"),
+    "onset_threshold_hi": ResultVar(SERIES, "onset threshold, upper bound (units of onset_axis)", "tokens"),
+    "recovery_threshold_lo": ResultVar(SERIES, "last value inside, lower bound (units of recovery_axis)", "tokens"),
+    "recovery_threshold_hi": ResultVar(SERIES, "last value inside, upper bound (units of recovery_axis)", "tokens"),
+}
 
 
 def slope_range(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:
@@ -146,34 +166,49 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         ds, lat, budgets = ds.isel({BUDGET: order}), lat.isel({BUDGET: order}), budgets[order]
     reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
     blocks = regime_blocks(reg, series, budgets.astype(ds[BUDGET].dtype), fn)
+    groups = Series(tuple(d for d in series.dims if d != PROMPT), series.template.isel({PROMPT: 0}, drop=True))
+    values = _main_regimes(blocks, _by_prompt(series), budgets)
+    values.update(_axes(values, prompts))
+    out = xr.Dataset(wrap(VARIABLES, values, groups, {PROMPT: ([PROMPT], {PROMPT: ds[PROMPT].values})}),
+                     attrs={"alpha": alpha})
+    out.attrs["summary"] = _summary(values, groups, prompts)
+    return out
 
-    group_dims = tuple(d for d in series.dims if d != PROMPT)
+
+def _by_prompt(series: Series) -> np.ndarray:
+    """``(group, prompt)``: the flat series index of each prompt length of each group (C order over the group dims)."""
     gpos = series.dims.index(PROMPT)
-    shape = series.shape
-    G = int(np.prod([shape[i] for i in range(len(shape)) if i != gpos], dtype=np.int64))
-    P = shape[gpos]
-    # flat series index -> (group index, prompt index)
-    idx = np.arange(series.size).reshape(shape)
-    idx = np.moveaxis(idx, gpos, -1).reshape(G, P)
-    onset = np.full((G, P), np.nan)
-    onset_after = np.full((G, P), np.nan)
-    rec = np.full((G, P), np.nan)
-    rec_before = np.full((G, P), np.nan)
+    idx = np.moveaxis(np.arange(series.size).reshape(series.shape), gpos, -1)
+    return idx.reshape(-1, series.shape[gpos])
+
+
+def _main_regimes(blocks: list[list[Block]], idx: np.ndarray, budgets: np.ndarray) -> dict[str, np.ndarray]:
+    """Per group and prompt length (``idx``: :func:`_by_prompt`), where the main slow regime starts and ends and
+    the normal budgets around it: the per-prompt variables of the result ``(group, prompt)``."""
+    G, P = idx.shape
+    out = {n: np.full((G, P), np.nan) for n in ("onset_budget", "onset_after", "recovery_budget", "recovery_before")}
     for g in range(G):
         for j in range(P):
             slow = [b for b in blocks[idx[g, j]] if b.kind == "slow"]
             if not slow:
                 continue
             main = max(slow, key=lambda b: (b.last - b.first, b.ratio))
-            onset[g, j] = budgets[main.first]
-            onset_after[g, j] = budgets[main.first - 1] if main.first > 0 else -np.inf
-            rec[g, j] = budgets[main.last]
-            rec_before[g, j] = budgets[main.last + 1] if main.last + 1 < budgets.size else np.inf
+            out["onset_budget"][g, j] = budgets[main.first]
+            out["onset_after"][g, j] = budgets[main.first - 1] if main.first > 0 else -np.inf
+            out["recovery_budget"][g, j] = budgets[main.last]
+            out["recovery_before"][g, j] = budgets[main.last + 1] if main.last + 1 < budgets.size else np.inf
+    return out
 
-    res = {n: np.full(G, np.nan) for n in ("on_lo", "on_hi", "re_lo", "re_hi", "on_t_lo", "on_t_hi", "re_t_lo", "re_t_hi")}
-    on_axis = np.full(G, "unknown", dtype=object)
-    re_axis = np.full(G, "unknown", dtype=object)
-    n_prompts = np.isfinite(onset).sum(axis=1)
+
+def _axes(values: dict[str, np.ndarray], prompts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per group ``(group,)``: the prompt lengths showing the regime, the slopes of the onset and recovery
+    in prompt_len compatible with every interval, the axis each lines up on and its threshold interval."""
+    onset, onset_after = values["onset_budget"], values["onset_after"]
+    rec, rec_before = values["recovery_budget"], values["recovery_before"]
+    G = onset.shape[0]
+    res = {f"{w}_{k}_{e}": np.full(G, np.nan) for w in ("onset", "recovery") for k in ("slope", "threshold")
+           for e in ("lo", "hi")}
+    axes = {w: np.full(G, "unknown", dtype=object) for w in ("onset", "recovery")}
     tol = 1e-9
     for g in range(G):
         have = np.isfinite(onset[g])
@@ -181,78 +216,50 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
             continue
         p = prompts[have]
         # onset threshold interval (b_before, b_first]; a small epsilon turns the open end closed
-        on_lo, on_hi = onset_after[g, have] + 1e-6, onset[g, have]
-        re_lo, re_hi = rec[g, have], rec_before[g, have] - 1e-6
-        res["on_lo"][g], res["on_hi"][g] = slope_range(p, on_lo, on_hi)
-        res["re_lo"][g], res["re_hi"][g] = slope_range(p, re_lo, re_hi)
-        on_axis[g] = _axis((res["on_lo"][g], res["on_hi"][g]), tol)
-        re_axis[g] = _axis((res["re_lo"][g], res["re_hi"][g]), tol)
-        for key, axis, lo, hi in (("on_t", on_axis[g], on_lo, on_hi), ("re_t", re_axis[g], re_lo, re_hi)):
-            if axis in ("budget", "total"):
-                shift = p if axis == "total" else 0.0
-                res[key + "_lo"][g] = float(np.max(lo + shift))
-                res[key + "_hi"][g] = float(np.min(hi + shift))
+        bounds = {"onset": (onset_after[g, have] + 1e-6, onset[g, have]),
+                  "recovery": (rec[g, have], rec_before[g, have] - 1e-6)}
+        for w, (lo, hi) in bounds.items():
+            res[f"{w}_slope_lo"][g], res[f"{w}_slope_hi"][g] = slope_range(p, lo, hi)
+            axes[w][g] = _axis((res[f"{w}_slope_lo"][g], res[f"{w}_slope_hi"][g]), tol)
+            if axes[w][g] in ("budget", "total"):
+                shift = p if axes[w][g] == "total" else 0.0
+                res[f"{w}_threshold_lo"][g] = float(np.max(lo + shift))
+                res[f"{w}_threshold_hi"][g] = float(np.min(hi + shift))
         # report the onset threshold as integer tokens: (after, first] -> [after + 1, first]
-        if np.isfinite(res["on_t_lo"][g]):
-            res["on_t_lo"][g] = np.ceil(res["on_t_lo"][g])
-        if np.isfinite(res["re_t_hi"][g]):
-            res["re_t_hi"][g] = np.floor(res["re_t_hi"][g])
-
-    template = series.template.isel({PROMPT: 0}, drop=True)
-    gcoords = {k: v for k, v in template.coords.items()}
-    pcoord = {PROMPT: ds[PROMPT].values}
-
-    def gp(values: np.ndarray, long_name: str, units: str = "tokens") -> xr.DataArray:
-        return xr.DataArray(values.reshape(template.shape + (P,)), dims=group_dims + (PROMPT,), coords={**gcoords, **pcoord}, attrs={"units": units, "long_name": long_name})
-
-    def g1(values: np.ndarray, long_name: str, units: str = "1") -> xr.DataArray:
-        attrs = {"long_name": long_name} if units == "" else {"units": units, "long_name": long_name}
-        return xr.DataArray(values.reshape(template.shape), dims=group_dims, coords=gcoords, attrs=attrs)
-
-    out = xr.Dataset(
-        {
-            "onset_budget": gp(onset, "first anomalous budget"),
-            "onset_after": gp(onset_after, "last normal budget before the regime"),
-            "recovery_budget": gp(rec, "last anomalous budget"),
-            "recovery_before": gp(rec_before, "first normal budget after the regime"),
-            "n_prompts": g1(n_prompts.astype(np.int64), "prompt lengths showing the regime"),
-            "onset_axis": g1(on_axis.astype(str), "axis the onset lines up on", ""),
-            "recovery_axis": g1(re_axis.astype(str), "axis the recovery lines up on", ""),
-            "onset_slope_lo": g1(res["on_lo"], "smallest compatible slope of the onset budget in prompt_len"),
-            "onset_slope_hi": g1(res["on_hi"], "largest compatible slope of the onset budget in prompt_len"),
-            "recovery_slope_lo": g1(res["re_lo"], "smallest compatible slope of the recovery budget in prompt_len"),
-            "recovery_slope_hi": g1(res["re_hi"], "largest compatible slope of the recovery budget in prompt_len"),
-            "onset_threshold_lo": g1(res["on_t_lo"], "onset threshold, lower bound (units of onset_axis)", "tokens"),
-            "onset_threshold_hi": g1(res["on_t_hi"], "onset threshold, upper bound (units of onset_axis)", "tokens"),
-            "recovery_threshold_lo": g1(res["re_t_lo"], "last value inside, lower bound (units of recovery_axis)", "tokens"),
-            "recovery_threshold_hi": g1(res["re_t_hi"], "last value inside, upper bound (units of recovery_axis)", "tokens"),
-        },
-        attrs={"alpha": alpha},
-    )
-    out.attrs["summary"] = _summary(template, G, prompts, onset, rec, on_axis, re_axis, res)
-    return out
+        if np.isfinite(res["onset_threshold_lo"][g]):
+            res["onset_threshold_lo"][g] = np.ceil(res["onset_threshold_lo"][g])
+        if np.isfinite(res["recovery_threshold_hi"][g]):
+            res["recovery_threshold_hi"][g] = np.floor(res["recovery_threshold_hi"][g])
+    return {"n_prompts": np.isfinite(onset).sum(axis=1).astype(np.int64), "onset_axis": axes["onset"].astype(str),
+            "recovery_axis": axes["recovery"].astype(str), **res}
 
 
-def _summary(template: xr.DataArray, G: int, prompts: np.ndarray, onset: np.ndarray, rec: np.ndarray,
-             on_axis: np.ndarray, re_axis: np.ndarray, res: dict[str, np.ndarray]) -> str:
+def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray) -> str:
+    """One line per group with a slow regime: the axis its onset and recovery line up on, with the evidence."""
+    template, v = groups.template, values
     lines = []
-    for g in range(G):
-        have = np.isfinite(onset[g])
+    for g in range(groups.size):
+        have = np.isfinite(v["onset_budget"][g])
         if not have.any():
             continue
         idx = np.unravel_index(g, template.shape) if template.dims else ()
         name = "/".join(str(template[d].values[i].item()) if d in ("model", "device") else f"{d}={template[d].values[i].item()}"
                         for d, i in zip(template.dims, idx) if not (d == "dtype" and template.sizes[d] == 1)) or "all"
-        firsts = ", ".join(f"{onset[g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
-        lasts = ", ".join(f"{rec[g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
-        text = f"{name}: onset on {on_axis[g]}"
-        if on_axis[g] in ("budget", "total"):
-            text += f" (threshold {res['on_t_lo'][g]:g}..{res['on_t_hi'][g]:g} {'tokens total' if on_axis[g] == 'total' else 'budget'})"
-        text += f", first anomalous budget {firsts}, slopes in prompt_len {res['on_lo'][g]:.2f}..{res['on_hi'][g]:.2f}; "
-        text += f"recovery on {re_axis[g]}"
-        if re_axis[g] in ("budget", "total"):
-            text += f" (last inside {res['re_t_lo'][g]:g}..{res['re_t_hi'][g]:g} {'tokens total' if re_axis[g] == 'total' else 'budget'})"
-        text += f", last anomalous budget {lasts}, slopes {res['re_lo'][g]:.2f}..{res['re_hi'][g]:.2f}"
+        firsts = ", ".join(f"{v['onset_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
+        lasts = ", ".join(f"{v['recovery_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
+        on_axis, re_axis = v["onset_axis"][g], v["recovery_axis"][g]
+        text = f"{name}: onset on {on_axis}"
+        if on_axis in ("budget", "total"):
+            text += (f" (threshold {v['onset_threshold_lo'][g]:g}..{v['onset_threshold_hi'][g]:g} "
+                     f"{'tokens total' if on_axis == 'total' else 'budget'})")
+        text += (f", first anomalous budget {firsts}, slopes in prompt_len {v['onset_slope_lo'][g]:.2f}.."
+                 f"{v['onset_slope_hi'][g]:.2f}; recovery on {re_axis}")
+        if re_axis in ("budget", "total"):
+            text += (f" (last inside {v['recovery_threshold_lo'][g]:g}..{v['recovery_threshold_hi'][g]:g} "
+                     f"{'tokens total' if re_axis == 'total' else 'budget'})")
+        text += (f", last anomalous budget {lasts}, slopes {v['recovery_slope_lo'][g]:.2f}.."
+                 f"{v['recovery_slope_hi'][g]:.2f}")
         lines.append(text)
-    head = f"boundaries: {len(lines)} of {G} groups show a slow regime (slope 0 in prompt_len = budget axis, -1 = total length)"
+    head = (f"boundaries: {len(lines)} of {groups.size} groups show a slow regime "
+            "(slope 0 in prompt_len = budget axis, -1 = total length)")
     return "\n".join([head, *lines])

@@ -24,6 +24,7 @@ TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
     "phases": ("analysis.phases", "VARIABLES", lambda f, ds: f(ds, **FAST)),
     "monotonicity": ("analysis.monotonicity", "VARIABLES", lambda f, ds: f(ds)),
     "compare_backends": ("analysis.backends", "VARIABLES", lambda f, ds: f(ds, **FAST)),
+    "boundaries": ("analysis.boundaries", "VARIABLES", lambda f, ds: f(ds, **FAST)),
 }
 
 
