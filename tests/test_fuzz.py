@@ -31,6 +31,7 @@ from analysis.errors import AnalysisError
 from collector import schema
 from collector.sim import Regime
 from collector.errors import CollectorError
+from public_api import public_calls
 
 OWN = (AnalysisError, CollectorError)
 #: Fast settings of the regimes machinery (every function that runs regimes forwards them).
@@ -133,18 +134,7 @@ def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return out
 
 
-PUBLIC: dict[str, Callable[[xr.Dataset], Any]] = {
-    "regimes": lambda ds: analysis.regimes(ds, **FAST),
-    "phases": lambda ds: analysis.phases(ds, **FAST),
-    "memory_effect": lambda ds: analysis.memory_effect(ds, **FAST),
-    "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=20, n_perm=20),
-    "monotonicity": lambda ds: analysis.monotonicity(ds),
-    "step_regimes": lambda ds: analysis.step_regimes(ds),
-    "boundaries": lambda ds: analysis.boundaries(ds, **FAST),
-    "compare_backends": lambda ds: analysis.compare_backends(ds, **FAST),
-    "compare": lambda ds: analysis.compare(BASE, ds, **FAST),
-    "plant": lambda ds: analysis.plant(ds, 32, 48, 2.0),
-}
+PUBLIC: dict[str, Callable[[xr.Dataset], Any]] = public_calls(20, base=BASE)
 
 
 def test_public_list_is_complete() -> None:

@@ -14,20 +14,10 @@ import analysis
 from analysis import synthetic
 from analysis.errors import InputError
 from collector.sim import Regime
+from public_api import public_calls
 
 FAST = {"n_perm": 20, "n_boot": 20}
-FUNCTIONS: dict[str, Callable[[xr.Dataset], Any]] = {
-    "regimes": lambda ds: analysis.regimes(ds, **FAST),
-    "phases": lambda ds: analysis.phases(ds, **FAST),
-    "memory_effect": lambda ds: analysis.memory_effect(ds, **FAST),
-    "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=20, n_perm=20),
-    "monotonicity": lambda ds: analysis.monotonicity(ds),
-    "step_regimes": lambda ds: analysis.step_regimes(ds),
-    "boundaries": lambda ds: analysis.boundaries(ds, **FAST),
-    "compare_backends": lambda ds: analysis.compare_backends(ds, **FAST),
-    "compare": lambda ds: analysis.compare(ds, ds, **FAST),
-    "plant": lambda ds: analysis.plant(ds, 32, 48, 2.0),
-}
+FUNCTIONS: dict[str, Callable[[xr.Dataset], Any]] = public_calls(20)
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,10 @@ import xarray as xr
 
 import analysis
 from analysis import synthetic
+from public_api import public_calls
 
-FAST = {"n_perm": 30, "n_boot": 30}
 FUNCTIONS: dict[str, Callable[[xr.Dataset], Any]] = {
-    "regimes": lambda ds: analysis.regimes(ds, **FAST),
-    "phases": lambda ds: analysis.phases(ds, **FAST),
-    "memory_effect": lambda ds: analysis.memory_effect(ds, **FAST),
-    "kv_speedup": lambda ds: analysis.kv_speedup(ds, n_boot=30, n_perm=30),
-    "monotonicity": lambda ds: analysis.monotonicity(ds),
-    "step_regimes": lambda ds: analysis.step_regimes(ds),
-    "boundaries": lambda ds: analysis.boundaries(ds, **FAST),
-    "compare_backends": lambda ds: analysis.compare_backends(ds, **FAST),
-}
+    k: f for k, f in public_calls(30).items() if k not in ("compare", "plant")}
 
 
 @pytest.fixture(scope="module")
