@@ -12,6 +12,8 @@ import numpy as np
 from scipy import special
 from statsmodels.stats.multitest import multipletests
 
+from collector.trend import mad_sd, nanmedian_last
+
 __all__ = [
     "bh",
     "bootstrap_median",
@@ -26,31 +28,7 @@ __all__ = [
 
 #: Below this the noise scale is floored (relative units, 0.5 %), so noise-free input keeps a positive penalty.
 SIGMA_FLOOR = 0.005
-#: Normal quantile 3/4: the MAD of N(0, 1), the factor scipy's ``median_abs_deviation(scale="normal")`` divides by.
-_Q75 = float(special.ndtri(0.75))
-_MAD_PAIR = _Q75 * np.sqrt(2.0)  # median |x_i - x_j| of two N(0, 1) draws
-
-
-def mad_sd(a: np.ndarray, *, center: float | None = None) -> np.ndarray:
-    """Normal-consistent MAD over the last axis, ignoring NaN (NaN where a row has none).
-
-    The same as ``scipy.stats.median_abs_deviation(a, axis=-1, scale="normal", nan_policy="omit")``
-    (with ``center``: deviations from that value instead of the row median), on the fast
-    :func:`nanmedian_last` path: scipy's NaN-omitting path is about 200x slower on many short rows,
-    and the robust baseline fit calls this in every iteration.
-    """
-    a = np.asarray(a, dtype=np.float64)
-    mid = nanmedian_last(a)[..., None] if center is None else center
-    return nanmedian_last(np.abs(a - mid)) / _Q75
-
-
-def nanmedian_last(a: np.ndarray) -> np.ndarray:
-    """Median over the last axis ignoring NaN (NaN where a row has none); a fast path for small rows."""
-    a = np.sort(np.asarray(a, dtype=float), axis=-1)  # NaN sort last
-    n = np.sum(~np.isnan(a), axis=-1)
-    lo = np.take_along_axis(a, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(a, np.minimum(n // 2, a.shape[-1] - 1)[..., None], axis=-1)[..., 0]
-    return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+_MAD_PAIR = float(special.ndtri(0.75)) * np.sqrt(2.0)  # median |x_i - x_j| of two N(0, 1) draws
 
 
 def replicate_sigma(L: np.ndarray) -> np.ndarray:

@@ -2,10 +2,14 @@
 
 After the coarse grid of a series (one model x device x dtype x cache x
 prompt_len) is measured, each budget gets a *level*: how far its median
-latency lies from a smooth trend, ``e_b = log(median_b) - f(log b)``, where
-``f`` is a polynomial (degree 2 from five coarse budgets on, else 1) fitted
-to the coarse medians with a robust (Cauchy) loss, so a regime covering a
-minority of the grid does not bend the trend. Two neighbouring budgets
+latency lies from a smooth trend, ``e_b = log(median_b / f(b))``, where
+``f`` is the analysis' baseline, :func:`collector.trend.robust_fit` (a
+polynomial in the budget, degree 2 from five coarse budgets on, else 1, that
+never falls with the budget, fitted to the coarse medians with Tukey's
+biweight), weighted by the fit and fitted leaning up and down, keeping the
+fit whose coarse levels have the smaller MAD about 0, so a slow or fast
+regime covering a minority of the grid does not bend the trend. Two
+neighbouring budgets
 *differ* when
 
     |e_a - e_b| > max(z * sqrt(v_a + v_b), log(1 + min_effect))
@@ -35,10 +39,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import median_abs_deviation
-from scipy.optimize import least_squares
 
 from collector.errors import ConfigError
+from collector.trend import mad_sd, robust_fit
 
 __all__ = ["Boundary", "Levels", "levels", "find_boundaries", "next_budgets", "MIN_COARSE"]
 
@@ -72,15 +75,6 @@ class Boundary:
     located: bool
 
 
-def _fit(x: np.ndarray, y: np.ndarray, scale: float) -> np.ndarray:
-    deg = 2 if x.size >= 5 else 1
-    X = np.vander(x, deg + 1)
-    coef0 = np.linalg.lstsq(X, y, rcond=None)[0]
-    res = least_squares(lambda c: X @ c - y, coef0, loss="soft_l1", f_scale=scale)
-    res = least_squares(lambda c: X @ c - y, res.x, loss="cauchy", f_scale=scale)
-    return np.asarray(res.x)
-
-
 def levels(samples: Mapping[int, Sequence[float]], *, grid: Collection[int]) -> Levels | None:
     """Levels of every budget with at least one ok latency; None when fewer than
     :data:`MIN_COARSE` grid budgets have one (too few to tell a trend from a regime)."""
@@ -95,16 +89,13 @@ def levels(samples: Mapping[int, Sequence[float]], *, grid: Collection[int]) -> 
     n = np.array([data[b].size for b in budgets])
     sds = [float(np.std(np.log(data[b]), ddof=1)) for b in budgets if data[b].size >= 2]
     sigma_trial = float(np.median(sds)) if sds else float("nan")
-    x_all = np.log(np.asarray(budgets, float))
-    idx = np.array([budgets.index(b) for b in coarse])
-    scale = sigma_trial if math.isfinite(sigma_trial) and sigma_trial > 0.01 else 0.05
-    coef = _fit(x_all[idx], med[idx], scale)
-    level = med - np.polyval(coef, x_all)
-    if math.isfinite(sigma_trial):
-        sigma = sigma_trial
-    else:
-        resid = level[idx]
-        sigma = float(median_abs_deviation(resid, scale="normal"))
+    in_grid = np.isin(budgets, coarse)
+    # leaning up (a slow regime) and down (a fast one); the trend is the fit most grid budgets lie close to
+    fits = [robust_fit(med[None], np.asarray(budgets, float) / budgets[-1], 2 if len(coarse) >= 5 else 1,
+                       mask=in_grid[None], scale_floor=sigma_trial if math.isfinite(sigma_trial) else 0.01,
+                       lean=side, weigh_by_fit=True)[0][0] for side in (1, -1)]
+    level = min((med - np.log(f) for f in fits), key=lambda e: float(mad_sd(e[in_grid], center=0.0)))
+    sigma = sigma_trial if math.isfinite(sigma_trial) else float(mad_sd(level[in_grid]))
     return Levels(tuple(budgets), tuple(float(v) for v in level), tuple(int(k) for k in n), sigma)
 
 

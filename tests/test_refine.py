@@ -31,7 +31,7 @@ def test_boundaries_of_a_planted_step():
     assert [(b.lo, b.hi) for b in found] == [(16, 24), (32, 40)]
     assert found[0].jump == pytest.approx(3.0, rel=0.15) and found[1].jump == pytest.approx(1 / 3, rel=0.15)
     assert not any(b.located for b in found)
-    assert next_budgets(_samples(GRID), grid=GRID, resolution=1) == [20, 36]
+    assert sorted(next_budgets(_samples(GRID), grid=GRID, resolution=1)) == [20, 36]  # equal gaps, jumps 3 and 1/3
 
 
 def test_smooth_series_has_no_boundaries():
