@@ -203,6 +203,12 @@ class Series:
         coords.update(dict(extra_coords or {}))
         return xr.DataArray(arr, dims=self.dims + tuple(extra_dims), coords=coords, attrs=dict(attrs or {}))
 
+    def unwrap(self, da: xr.DataArray) -> np.ndarray:
+        """The inverse of :meth:`wrap`: ``da`` (the series dims and any others) as an array ``(n_series, *other)``,
+        its other dims in their order."""
+        da = da.transpose(*self.dims, *[d for d in da.dims if d not in self.dims])
+        return np.asarray(da.values).reshape((self.size,) + da.shape[len(self.dims):])
+
     def label(self, i: int) -> dict[str, Any]:
         """Coordinate values of series ``i`` (flat C-order index)."""
         idx = np.unravel_index(i, self.shape) if self.dims else ()

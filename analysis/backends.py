@@ -107,7 +107,7 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
     anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
     present = lat.notnull().any("trial") if "trial" in lat.dims else lat.notnull()
-    has_data = np.asarray(present.transpose(*series.dims, BUDGET).values, dtype=bool).reshape(series.size, -1)
+    has_data = series.unwrap(present)
     pooled = [d for d in series.dims if d in POOLED]
     cells = _cells(series, pooled)
     models = Series(tuple(d for d in cells.dims if d != "device"), cells.template.isel(device=0, drop=True))

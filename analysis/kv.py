@@ -99,11 +99,14 @@ def bootstrap_ratio(
     return ratio, lo, hi
 
 
+_SPEEDUP: tuple[str, ...] = ("speedup", "speedup_lo", "speedup_hi")
+
+
 def _speedup_block(off: np.ndarray, on: np.ndarray, *, n_boot: int, ci: float, seed: int) -> dict[str, np.ndarray]:
     """:func:`bootstrap_ratio` of a block of series ``(..., budget, trial)`` with the cache off and on."""
     ratio, lo, hi = bootstrap_ratio(np.asarray(off, dtype=np.float64), np.asarray(on, dtype=np.float64),
                                     n_boot=n_boot, ci=ci, seed=seed)
-    return {"speedup": ratio, "lo": lo, "hi": hi}
+    return {"speedup": ratio, "speedup_lo": lo, "speedup_hi": hi}
 
 
 def kv_speedup(
@@ -228,10 +231,9 @@ def _speedups(off: xr.DataArray, on: xr.DataArray, series: Series, *, n_boot: in
     """``speedup``, ``speedup_lo``, ``speedup_hi`` ``(series, budget)``: per series, lazily for dask-backed input."""
     boot = apply_named(
         _speedup_block, [off, on], [[BUDGET, TRIAL], [BUDGET, TRIAL]],
-        outputs={n: (BUDGET,) for n in ("speedup", "lo", "hi")}, kwargs={"n_boot": n_boot, "ci": ci, "seed": seed},
+        outputs={n: (BUDGET,) for n in _SPEEDUP}, kwargs={"n_boot": n_boot, "ci": ci, "seed": seed},
     ).compute()
-    return {name: np.asarray(boot[n].transpose(*series.dims, BUDGET).values).reshape(series.size, -1)
-            for name, n in (("speedup", "speedup"), ("speedup_lo", "lo"), ("speedup_hi", "hi"))}
+    return {n: series.unwrap(boot[n]) for n in _SPEEDUP}
 
 
 def _trend(ds: xr.Dataset, off: xr.DataArray, on: xr.DataArray, series: Series, budgets: np.ndarray,
@@ -313,7 +315,7 @@ def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray,
     # series with runs on one side only; series with no run at all (cells of a combined dataset no file has) go unsaid
     some = np.zeros(S, dtype=bool)
     for c in (off, on):
-        some |= np.asarray(c.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values, dtype=bool).reshape(S)
+        some |= series.unwrap(c.notnull().any([BUDGET, TRIAL]))
     one_side = int(np.sum(some & ~measured))
     lines = [f"KV-cache speedup: {int(np.sum(n_collapsed > 0))} of {n_measured} series collapse below their trend"
              + (f" ({one_side} more series lack cache on or off at every budget)" if one_side else "")]

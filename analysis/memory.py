@@ -351,14 +351,9 @@ def _fit(lat: xr.DataArray, baseline: np.ndarray, mems: list[xr.DataArray], bloc
         outputs={**{n: () for n in (*SERIES_OUTPUTS, "n_runs")}, **{n: ("_covariate",) for n in (*COVARIATE_OUTPUTS, "used")}},
         kwargs={"budgets": budgets.astype(np.float64), "degree": degree},
     ).compute()
-
-    def flat(name: str) -> np.ndarray:
-        v = fitted[name].transpose(*series.dims, *(["_covariate"] if "_covariate" in fitted[name].dims else []))
-        return np.asarray(v.values).reshape((S,) + v.shape[len(series.dims):])
-
-    values = {n: flat(n) for n in (*SERIES_OUTPUTS, *COVARIATE_OUTPUTS)}
-    values["used"] = flat("used") == 1
-    values["n_runs"] = flat("n_runs").astype(np.int64)
+    values = {n: series.unwrap(fitted[n]) for n in (*SERIES_OUTPUTS, *COVARIATE_OUTPUTS)}
+    values["used"] = series.unwrap(fitted["used"]) == 1
+    values["n_runs"] = series.unwrap(fitted["n_runs"]).astype(np.int64)
     values["has_regime"] = np.array([bool(b) for b in blocks])
     return values
 
@@ -383,8 +378,7 @@ def _summary(values: dict[str, np.ndarray], series: Series, covs: list[str], mem
     # which series have any memory reading at all (a reading the fit could not use is not "no memory data")
     measured = np.zeros(series.size, dtype=bool)
     for m in mems:
-        measured |= np.asarray(m.notnull().any([BUDGET, TRIAL]).transpose(*series.dims).values,
-                               dtype=bool).reshape(series.size)
+        measured |= series.unwrap(m.notnull().any([BUDGET, TRIAL]))
     # a split needs memory readings in the series' runs; without them M1 is M0 and "memory explains 0%" would be a guess
     with_mem = np.array([s for s in idx if values["used"][s].any() and np.isfinite(r2_memory[s])], dtype=np.int64)
     if with_mem.size == 0:

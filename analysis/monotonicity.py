@@ -236,13 +236,7 @@ def _fit(da: xr.DataArray, series: Series, budgets: np.ndarray, *, min_effect: f
                  "p_pairs": (BUDGET, _PAIR), "repro": (BUDGET, _PAIR)},
         sizes={_PAIR: budgets.size}, kwargs={"budgets": budgets, "min_effect": min_effect},
     ).compute()
-
-    def flat(name: str) -> np.ndarray:
-        v = fitted[name]
-        v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
-        return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
-
-    return {name: flat(name) for name in ("center", "sd", "iso", "unexplained", "p_pairs", "repro")}
+    return {name: series.unwrap(fitted[name]) for name in ("center", "sd", "iso", "unexplained", "p_pairs", "repro")}
 
 
 def _inversions(fit: dict[str, np.ndarray], budgets: np.ndarray, *, alpha: float) -> dict[str, np.ndarray]:

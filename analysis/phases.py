@@ -251,7 +251,7 @@ def _fit(ds: xr.Dataset, series: Series, budgets: np.ndarray, first: np.ndarray,
         outputs={n: (REGIME,) for n in FIT_OUTPUTS},
         kwargs={"budgets": budgets.astype(np.float64), "degree": degree, "ci": ci},
     ).compute()
-    res = {n: np.asarray(fitted[n].transpose(*series.dims, REGIME).values).reshape(S, R) for n in FIT_OUTPUTS}
+    res = {n: series.unwrap(fitted[n]) for n in FIT_OUTPUTS}
     res["q_decode"], res["q_prefill"] = bh(np.stack([res["p_decode"], res["p_prefill"]]))
     return res
 

@@ -319,16 +319,10 @@ def _fit(dec: xr.DataArray, series: Series, k: np.ndarray, *, max_modes: int, mi
         kwargs={"k": k, "max_modes": max_modes, "min_effect": min_effect, "seed": seed, "max_fit": max_fit,
                 "min_size": min_size, "penalty": penalty},
     ).compute()
-
-    def flat(name: str) -> np.ndarray:
-        v = fitted[name]
-        v = v.transpose(*series.dims, *[d for d in v.dims if d not in series.dims])
-        return np.asarray(v.values).reshape((series.size,) + v.shape[len(series.dims):])
-
-    values = {name: flat(name) for name in ("step_noise", "mode_ratio", "mode_weight", "share", "slow_share",
-                                            "switch_step", "n_switches")}
-    values.update({name: flat(name).astype(np.int64) for name in ("n_modes", "main_mode")})
-    values.update({name: flat(name) == 1 for name in ("switch_up", "start_slow")})
+    values = {name: series.unwrap(fitted[name]) for name in ("step_noise", "mode_ratio", "mode_weight", "share",
+                                                             "slow_share", "switch_step", "n_switches")}
+    values.update({name: series.unwrap(fitted[name]).astype(np.int64) for name in ("n_modes", "main_mode")})
+    values.update({name: series.unwrap(fitted[name]) == 1 for name in ("switch_up", "start_slow")})
     return values
 
 
