@@ -12,12 +12,10 @@ from collections.abc import Iterator
 import numpy as np
 from scipy import stats as _st
 
-from analysis.stats import bh
+from analysis.stats import bh, median_sigma, neighbour_sigma, replicate_sigma
 
-__all__ = ["cell_stats", "run_sigma", "series_stats"]
+__all__ = ["cell_stats", "series_stats"]
 
-_MAD_PAIR = 0.6744897501960817 * np.sqrt(2.0)  # median |x - y| of two N(0, 1) draws
-_MEDIAN_SE = np.sqrt(np.pi / 2.0)  # sd of a median / sd of a mean, large n (conservative for small n)
 
 
 @contextlib.contextmanager
@@ -25,21 +23,6 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         yield
-
-
-def run_sigma(L: np.ndarray) -> np.ndarray:
-    """Per series, the noise of one run's log value from pairs of trials of the same cell (robust).
-
-    ``median |L[b, i] - L[b, j]| / (0.6745 sqrt 2)`` over all trial pairs of
-    all budgets, so a few slow runs do not inflate it; NaN without replicates.
-    """
-    S, B, T = L.shape
-    if T < 2:
-        return np.full(S, np.nan)
-    i, j = np.triu_indices(T, 1)
-    d = np.abs(L[..., i] - L[..., j]).reshape(S, -1)
-    with _quiet():
-        return np.nanmedian(d, axis=1) / _MAD_PAIR
 
 
 def _center(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,15 +43,9 @@ def cell_stats(LA: np.ndarray, LB: np.ndarray, *, level: float = 0.95) -> dict[s
     mA, nA = _center(LA)
     mB, nB = _center(LB)
     d = mB - mA
-    sA, sB = run_sigma(LA)[:, None], run_sigma(LB)[:, None]
-
-    def var_median(s: np.ndarray, n: np.ndarray) -> np.ndarray:
-        f = np.where(n >= 3, _MEDIAN_SE, 1.0)
-        return (f * s) ** 2 / np.maximum(n, 1)
-
-    se = np.sqrt(var_median(sA, nA) + var_median(sB, nB))
-    with _quiet():
-        s_d = np.nanmedian(np.abs(np.diff(d, axis=1)), axis=1) / _MAD_PAIR  # noise of d from neighbouring budgets
+    sA, sB = replicate_sigma(LA)[:, None], replicate_sigma(LB)[:, None]
+    se = np.hypot(median_sigma(sA, nA), median_sigma(sB, nB))
+    s_d = neighbour_sigma(d)  # noise of d from neighbouring budgets
     se = np.where(np.isfinite(se), se, s_d[:, None])
     se = np.maximum(se, 1e-12)
     z = _st.norm.ppf(0.5 + level / 2.0)
