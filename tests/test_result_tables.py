@@ -5,33 +5,31 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Collection
 
 import pytest
 import xarray as xr
 
 from analysis import synthetic
-from analysis._outputs import ResultVar, returns_names
+from analysis._outputs import returns_names
+from public_api import public_calls
 
-FAST = {"n_perm": 30, "n_boot": 30}
-#: function -> (module, name of its table, call on a small dataset)
-TABLES: dict[str, tuple[str, str, Callable[..., xr.Dataset]]] = {
-    "regimes": ("analysis.regimes", "OUTPUT_VARIABLES", lambda f, ds: f(ds, **FAST)),
-    "kv_speedup": ("analysis.kv", "VARIABLES", lambda f, ds: f(ds, **FAST)),
-    "memory_effect": ("analysis.memory", "VARIABLES", lambda f, ds: f(ds, **FAST)),
-    "step_regimes": ("analysis.steps", "VARIABLES", lambda f, ds: f(ds)),
-    "phases": ("analysis.phases", "VARIABLES", lambda f, ds: f(ds, **FAST)),
-    "monotonicity": ("analysis.monotonicity", "VARIABLES", lambda f, ds: f(ds)),
-    "compare_backends": ("analysis.backends", "VARIABLES", lambda f, ds: f(ds, **FAST)),
-    "boundaries": ("analysis.boundaries", "VARIABLES", lambda f, ds: f(ds, **FAST)),
+#: function -> (module, name of its table)
+TABLES: dict[str, tuple[str, str]] = {
+    "regimes": ("analysis.regimes", "OUTPUT_VARIABLES"),
+    "kv_speedup": ("analysis.kv", "VARIABLES"),
+    "memory_effect": ("analysis.memory", "VARIABLES"),
+    "step_regimes": ("analysis.steps", "VARIABLES"),
+    "phases": ("analysis.phases", "VARIABLES"),
+    "monotonicity": ("analysis.monotonicity", "VARIABLES"),
+    "compare_backends": ("analysis.backends", "VARIABLES"),
+    "boundaries": ("analysis.boundaries", "VARIABLES"),
 }
 
 
-def _table(name: str) -> tuple[Any, Mapping[str, ResultVar] | tuple[str, ...]]:
-    module, table, _ = TABLES[name]
-    mod = importlib.import_module(module)
-    return getattr(mod, name), getattr(mod, table)
+def _table(name: str) -> Collection[str]:
+    module, table = TABLES[name]
+    return getattr(importlib.import_module(module), table)
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +41,18 @@ def ds() -> xr.Dataset:
 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_returns_section_names_every_variable(name: str) -> None:
-    func, table = _table(name)
-    undocumented = sorted(set(table) - returns_names(func.__doc__))
+    func = getattr(importlib.import_module(TABLES[name][0]), name)
+    undocumented = sorted(set(_table(name)) - returns_names(func.__doc__))
     assert not undocumented, f"{name}() returns {undocumented} without naming them in its Returns section"
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_result_holds_the_table_in_order(name: str, ds: xr.Dataset) -> None:
-    func, table = _table(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = TABLES[name][2](func, ds)
-    assert list(result.data_vars) == list(table)
-    assert all(result[v].attrs.get("long_name") for v in table)
+        result = public_calls(30)[name](ds)
+    assert list(result.data_vars) == list(_table(name))
+    assert all(result[v].attrs.get("long_name") for v in _table(name))
 
 
 def test_returns_names_reads_only_the_returns_section() -> None:
