@@ -221,7 +221,7 @@ def regimes(
 
     kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
-    _refit_clean(f, anomalous_seg.any(axis=1), ser, budgets)
+    _refit_clean(f, sg, anomalous_seg.any(axis=1), ser, budgets)
     anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
 
     def to_budget_values(idx: np.ndarray) -> np.ndarray:
@@ -341,13 +341,15 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     return da.astype(float) if da.dtype != float else da
 
 
-def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str, np.ndarray],
-                 budgets: np.ndarray) -> None:
+def _refit_clean(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], has_regime: np.ndarray,
+                 ser: dict[str, np.ndarray], budgets: np.ndarray) -> None:
     """Series with no anomalous segment are normal everywhere: their baseline is refitted to every budget.
 
     The detector's baseline is anchored on the level group it took for normal; where no segment turned
     out anomalous, that anchor was arbitrary (a smooth curve cut into pieces), so the reported baseline,
-    ratio and normal flag come from a robust fit to the whole series instead. ``f`` is updated in place.
+    ratio and normal flag come from a robust fit to the whole series instead, and each segment's effect
+    (and its CI) moves with the baseline: it is rescaled by the baseline's change over the segment's
+    budgets (geometric mean), so effect and ratio describe one curve. ``f`` and ``sg`` are updated in place.
     """
     rows = np.flatnonzero(~has_regime & np.isfinite(f["baseline"]).any(axis=1))
     if rows.size == 0:
@@ -359,6 +361,16 @@ def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str
     floor = np.maximum(np.nan_to_num(ser["scatter"][rows], nan=0.0), _st.SIGMA_FLOOR)
     base = _detect._fit_by_degree(m, x, deg, floor, loss="huber")
     keep = np.isfinite(f["baseline"][rows])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(keep, np.log(f["baseline"][rows]) - np.log(base), np.nan)  # old over new, log
+    idx = np.arange(budgets.size)
+    for k in range(sg["effect"].shape[1]):
+        lo, hi = sg["seg_start"][rows, k, None], sg["seg_end"][rows, k, None]
+        inside = (idx >= lo) & (idx <= hi) & np.isfinite(shift)
+        n = inside.sum(axis=1)
+        move = np.exp(np.where(inside, shift, 0.0).sum(axis=1) / np.maximum(n, 1))
+        for name in _rv.SEGMENT_EFFECT:
+            sg[name][rows, k] = np.where(n > 0, sg[name][rows, k] * move, sg[name][rows, k])
     f["baseline"][rows] = np.where(keep, base, f["baseline"][rows])
     f["ratio"][rows] = np.where(keep, np.exp(m - np.log(base)), f["ratio"][rows])
     f["normal"][rows] = np.where(keep, 1.0, f["normal"][rows])

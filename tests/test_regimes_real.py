@@ -41,6 +41,19 @@ def test_real_null_file_has_no_regime(path):
     for v in ("mde", "mde_4"):  # inf where the noise is so high that no ratio could be seen
         assert not np.isnan(r[v].values).any() and np.all(r[v].values > 1.0)
     assert "Smallest detectable slowdown here" in summary(r)
+    # the segments of a regime-free series describe the refitted baseline, as its ratio does: each CI holds
+    # the geometric mean of the ratio over the segment's budgets (the effect is a median over runs, the
+    # ratio one centre per budget, hence a little slack). Before, they kept the detector's arbitrary anchor
+    # ('normal x1.90 at budget 176' beside ratios near 1).
+    ratio = np.log(r["ratio"].transpose(..., "budget").values.reshape(-1, r.sizes["budget"]))
+    seg = {v: r[v].transpose(..., "segment").values.reshape(ratio.shape[0], -1)
+           for v in ("start", "end", "effect_lo", "effect_hi")}
+    b = r["budget"].values
+    for s in range(ratio.shape[0]):
+        for k in np.flatnonzero(np.isfinite(seg["start"][s])):
+            inside = (b >= seg["start"][s, k]) & (b <= seg["end"][s, k]) & np.isfinite(ratio[s])
+            g = float(np.exp(ratio[s, inside].mean()))
+            assert seg["effect_lo"][s, k] * 0.97 <= g <= seg["effect_hi"][s, k] * 1.03, (path.name, s, k)
 
 
 def _real_series(name: str, model: str, cache: bool) -> xr.Dataset:
