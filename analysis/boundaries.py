@@ -17,6 +17,8 @@ import xarray as xr
 from scipy.optimize import linprog
 
 from analysis._common import BUDGET, Block, Series, check_dataset, get_regimes, ok_values, regime_blocks, series_of
+from analysis._labels import scalar
+from analysis._origins import origin_lines
 from analysis._outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 
@@ -171,7 +173,7 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
     values.update(_axes(values, prompts))
     out = xr.Dataset(wrap(VARIABLES, values, groups, {PROMPT: ([PROMPT], {PROMPT: ds[PROMPT].values})}),
                      attrs={"alpha": alpha})
-    out.attrs["summary"] = _summary(values, groups, prompts)
+    out.attrs["summary"] = "\n".join([_summary(values, groups, prompts), *origin_lines(out)])
     return out
 
 
@@ -243,8 +245,8 @@ def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray)
         if not have.any():
             continue
         idx = np.unravel_index(g, template.shape) if template.dims else ()
-        name = "/".join(str(template[d].values[i].item()) if d in ("model", "device") else f"{d}={template[d].values[i].item()}"
-                        for d, i in zip(template.dims, idx) if not (d == "dtype" and template.sizes[d] == 1)) or "all"
+        name = "/".join(str(scalar(template[d].values[i])) if d in ("model", "device") else f"{d}={scalar(template[d].values[i])}"
+                        for d, i in zip(template.dims, idx) if d in ("model", "device") or template.sizes[d] > 1) or "all"
         firsts = ", ".join(f"{v['onset_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         lasts = ", ".join(f"{v['recovery_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         on_axis, re_axis = v["onset_axis"][g], v["recovery_axis"][g]

@@ -161,6 +161,20 @@ def test_same_cells_on_two_hosts_are_kept_apart(tmp_path: Path) -> None:
         analysis.open_dataset([tmp_path / "a.nc", tmp_path / "c.nc"])
 
 
+def test_boundaries_on_two_origins_names_them(tmp_path: Path) -> None:
+    """boundaries on a combined dataset: its group names once called .item() on the origin labels (str)."""
+    from collector.sim import Regime
+
+    a = synthetic.make_dataset(seed=4, budgets=[8, 16, 24, 32, 40, 48], prompt_lens=[8, 24], trials=3,
+                               regimes=(Regime(24, 32, 4.0),))
+    b = a.copy(deep=True)
+    b.attrs = dict(a.attrs, host="other-host")
+    both = analysis.open_dataset([_saved(a, tmp_path / "a.nc"), _saved(b, tmp_path / "b.nc")])
+    text = _quiet(analysis.boundaries, both).attrs["summary"]
+    assert "origin=a/" in text and "origin=b/" in text and "2 origins" in text, text
+    assert "attn=" not in text and "cache_impl=" not in text  # single-valued factors are not named
+
+
 def test_unsorted_float_coordinates_are_normalised(tmp_path: Path) -> None:
     ds = synthetic.make_dataset(seed=2, models=["opt-125m", "gpt2"], budgets=[8, 16, 24], trials=2)
     ds = ds.isel(model=[1, 0], budget=[2, 0, 1])  # stored unsorted
