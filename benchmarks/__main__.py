@@ -111,6 +111,8 @@ SECTIONS: tuple[Section, ...] = (
             not_here="needs the CUDA sweep it analyses (gpt2-medium, one GPU); `python benchmarks/cache_impl_slope.py "
                      "benchmarks/results/cuda-cache-impl-attn-gpt2-medium.nc` re-derives its table from the stored file"),
     Section("report", "## Report speed", "report_speed.py", args=("--write",), minutes=2),
+    Section("reliability", "## Reliability guards: timings", "reliability_timing.py", args=("--kills", "5", "--write"),
+            minutes=1),
 )
 
 

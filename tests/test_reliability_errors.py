@@ -22,7 +22,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import redirect_stderr, redirect_stdout
@@ -358,11 +357,9 @@ def test_huge_n_boot_is_refused_at_once(command: str, tmp_path: Path) -> None:
     from collector.schema import save
 
     path = save(make_dataset(seed=0, budgets=(16, 32, 48, 64), trials=3), tmp_path / "d.nc")
-    t0 = time.perf_counter()
-    rc, _, err = analysis_cli(command, str(path), "--n-boot", "100000000")
+    rc, _, err = analysis_cli(command, str(path), "--n-boot", "100000000")  # its time: benchmarks/reliability_timing.py
     line = one_error_line(rc, err)
     assert "n_boot" in line and "100000000" in line, line
-    assert time.perf_counter() - t0 < 30
 
 
 def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
@@ -382,12 +379,10 @@ def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
 
 
 def test_huge_warmup_with_a_timeout_is_refused_instead_of_hanging(tmp_path: Path) -> None:
-    t0 = time.perf_counter()
     rc, _, err = collector("run", *SIM, "--budgets", "8", "--warmup", "100000000", "--timeout", "5",
-                           "-o", str(tmp_path / "w.nc"))
+                           "-o", str(tmp_path / "w.nc"))  # its time: benchmarks/reliability_timing.py
     line = one_error_line(rc, err)
     assert "warmup must be <= 100" in line, line
-    assert time.perf_counter() - t0 < 30
     assert list(tmp_path.iterdir()) == []
 
 
