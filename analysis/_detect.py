@@ -407,7 +407,7 @@ def _one_series(L, m, x, base0, base_all, deg, sig_run, sig_m, pen, *, method, t
         if not is_norm[j]:
             with np.errstate(over="ignore"):
                 stp[j] = np.exp(_scan.step(null, int(starts_v[j]), int(ends_v[j]))[0])
-            p[j], p_run[j], p_sc[j] = _scan.segment_p(null, int(starts_v[j]), int(ends_v[j]), floor)
+            p[j], p_run[j], p_sc[j] = _scan.segment_p(null, int(starts_v[j]), int(ends_v[j]), floor, alpha)
         # never narrower than the budget-level noise allows (two equal runs are not a precise estimate)
         if np.isfinite(effect[j]):
             hw = 1.96 * noise_m / np.sqrt(max(int(sizes[j]), 1))

@@ -24,7 +24,10 @@ the baseline family to the *whole* series (any smooth monotone curve):
     shape of the run noise (heavy tails, a share of runs in a slow run-level
     state): with ``k`` trials, a cell whose ``k`` runs all landed in the slow
     state is as likely in the permutations as in the data, so it is not
-    evidence of a regime. Needs at least 2 trials.
+    evidence of a regime. Needs at least 2 trials. From 3 trials, a segment
+    beyond the critical ``|Z|`` of the noise alone enters the pool moved
+    back by the part of its step beyond that value, so that a large regime's
+    own runs do not make it look like noise (:func:`segment_p`).
   - *budget level*: Gaussian white noise with the robust scale of the
     budget-level residuals once the detected steps are removed (the
     budget-to-budget scatter, which also holds budget-level effects that run
@@ -65,6 +68,10 @@ _TAIL_COUNT = 10
 _MORE_PERM = 10
 #: Widths (budgets) of the steps whose minimum detectable ratio is reported.
 MDE_WIDTHS: tuple[int, ...] = (1, 4)
+#: From this many trials on, a segment's own runs are moved back by the part of its step beyond the
+#: critical ``|Z|`` before they are permuted (:func:`segment_p`). With two, a cell whose two runs both
+#: landed in a slow run-level state is the very case the exact test guards against.
+SHRINK_MIN_TRIALS = 3
 #: Power for the minimum detectable ratio.
 POWER = 0.8
 
@@ -286,16 +293,22 @@ def step(null: ScanNull, i: int, j: int) -> tuple[float, float]:
     return float(null.Praw[i : j + 1].sum()) / d, float(null.Pm[i : j + 1].sum()) / np.sqrt(d)
 
 
-def segment_p(null: ScanNull, i: int, j: int, floor: float) -> tuple[float, float, float]:
+def segment_p(null: ScanNull, i: int, j: int, floor: float, alpha: float = 0.05) -> tuple[float, float, float]:
     """p-value of a step on ``i..j`` against both nulls: ``(p, p_run, p_scatter)``, ``p = max`` of the two.
 
-    The segment's own runs stay in the permuted pool (the test stays exact under the null); the
-    steps of the series' other detected segments are removed from it.
+    The segment's own runs stay in the permuted pool; the steps of the series' other detected segments
+    are removed from it. With :data:`SHRINK_MIN_TRIALS` or more trials, a segment whose ``|Z|`` is beyond
+    the critical value of the noise alone (:func:`critical` at ``alpha``) has its own runs moved back by
+    the part of its step beyond it: left as they are, the runs of a large regime (x5 or x21 over a few
+    budgets) fill the permutations with cells as extreme as the regime and make it look like noise,
+    most of all near an edge of the sweep, where the projection takes part of its step. A step within
+    the critical value keeps its runs as they are, so the test stays exact where it decides at
+    ``alpha``.
 
     ``floor`` bounds the budget-level scatter from below (the per-budget noise), so a series
     whose budgets happen to line up perfectly does not make every step significant.
     """
-    _, z = step(null, i, j)
+    delta, z = step(null, i, j)
     z = abs(z)
     s = max(budget_scatter(null), floor)
     p_scatter = _tail_p(null.unit_max * s, z)
@@ -303,6 +316,11 @@ def segment_p(null: ScanNull, i: int, j: int, floor: float) -> tuple[float, floa
     if null.run_max is not None:
         others = null.steps.copy()
         others[i : j + 1] = 0.0
+        # a step beyond what the noise alone reaches is not noise: the segment's own runs stay in the pool
+        # moved back by the part of their step beyond the critical |Z| (not at all for a step within it)
+        c = critical(null, alpha, floor)
+        if z > c and np.isfinite(delta) and null.E.shape[1] >= SHRINK_MIN_TRIALS:
+            others[i : j + 1] = delta * (1.0 - c / z)
         runs = null.E - others[:, None]
         rng = np.random.default_rng(list(null.seed) + [i, j])
         if np.any(others != 0):  # other regimes of the series are not part of this segment's noise
@@ -374,5 +392,5 @@ def series_scan(null: ScanNull, alpha: float, floor: float) -> tuple[float, floa
     if not np.isfinite(z).any():
         return np.nan, np.nan, np.nan, np.nan
     i, j = np.unravel_index(int(np.nanargmax(z)), z.shape)
-    p = segment_p(null, int(i), int(j), floor)[0]
+    p = segment_p(null, int(i), int(j), floor, alpha)[0]
     return p, mde(null, alpha, floor, 1), mde(null, alpha, floor, 4), budget_scatter(null)

@@ -159,12 +159,18 @@ def robust_fit(
     counts = ok.sum(axis=1)
     floor = np.broadcast_to(np.asarray(scale_floor, dtype=float), (S,))
     single = np.broadcast_to(np.asarray(single_term, dtype=bool), (S,)) | (counts < degree + 2)
-    for use_single in (False, True):
-        rows = np.flatnonzero((single == use_single) & (counts >= 1))
+    # a fit that leaves out the smallest budget with data extrapolates down to it
+    finite = np.isfinite(m)
+    first = np.argmax(finite, axis=1)
+    below = finite.any(axis=1) & ~ok[np.arange(S), first]
+    for use_single, extrapolate in ((False, False), (False, True), (True, False), (True, True)):
+        rows = np.flatnonzero((single == use_single) & (below == extrapolate) & (counts >= 1))
         if rows.size == 0:
             continue
-        # the full model is written in x - x_min, so its intercept is the value at the smallest budget
-        X = design(x, degree)[:, -1:] if use_single else monotone_design(x - np.min(x), degree)
+        # the full model is written in x - x_min, so its intercept is the value at the smallest budget; a
+        # fit extrapolating below its budgets is anchored at budget 0 instead (a latency is never negative
+        # there), so the curve cannot dive towards zero at the small budgets it does not see
+        X = design(x, degree)[:, -1:] if use_single else monotone_design(x if extrapolate else x - np.min(x), degree)
         deg = 0 if use_single else degree
         mm, okr, Yr, fl = m[rows], ok[rows], Y[rows], floor[rows]
         inv2 = np.where(okr, 1.0 / np.where(okr, Yr, 1.0) ** 2, 0.0)
