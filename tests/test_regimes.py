@@ -342,3 +342,25 @@ def test_time_check_explains_a_host_episode_in_random_order():
 def test_time_check_flags_a_sequential_block_as_clustered():
     clustered, _, _ = _time_setup(slow_neighbours=False, sequential=True)
     assert clustered
+
+
+def test_fit_that_leaves_out_the_first_budgets_never_dives_to_zero_there():
+    """Extrapolating below the budgets it fits, the baseline is a curve that is >= 0 at budget 0 and
+    non-decreasing, so at a smaller budget it keeps at least its proportional share (line through the
+    origin); before, a steep line through budgets 80-256 was clipped to a thousandth at budget 16."""
+    from analysis.baseline import robust_fit
+
+    b = np.arange(16, 257, 16, dtype=float)
+    y = np.where(b >= 80, b - 60.0, 21.0 * (b - 60.0).clip(min=5.0))  # a regime over 16-64, steep above
+    m = np.log(y)[None, :]
+    x = b / b.max()
+    mask = (b >= 80)[None, :]
+    base, _ = robust_fit(m, x, 1, mask=mask, scale_floor=0.02)
+    assert base[0, 0] >= 0.99 * base[0, 4] * b[0] / b[4]
+    # non-decreasing, and within a factor 2 of the budgets it fits (a line >= 0 at budget 0 cannot follow
+    # one that crosses zero at budget 60)
+    assert np.all(np.diff(base[0]) >= 0)
+    assert np.abs(np.log(base[0, 4:]) - m[0, 4:]).max() < np.log(2.0)
+    # a fit over every budget keeps its intercept at the smallest budget
+    full, _ = robust_fit(np.log(0.5 + 0.02 * b)[None, :], x, 1, scale_floor=0.02)
+    np.testing.assert_allclose(full[0], 0.5 + 0.02 * b, rtol=1e-6)

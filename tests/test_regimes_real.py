@@ -140,6 +140,22 @@ def test_regime_planted_into_real_noise_is_found(name, factor, width):
     assert "fast" not in set(kinds)
 
 
+@pytest.mark.parametrize("from_end", [2, 3])
+def test_large_one_budget_regime_near_the_end_is_found_in_every_series(from_end):
+    """A x21 regime at one budget near the end of a noisy 3-trial sweep: its three runs must not count as
+    noise in the run permutation that tests it (before, 0 or 1 of the 4-6 series found it, p_run up to 1)."""
+    ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / "cuda-loop-step-t3-small.nc").load()
+    b = int(ds["budget"].values[-from_end])
+    planted = plant(ds, b, b, 21.0)
+    r = regimes(planted)
+    truth = planted["truth_anomalous"].any("trial").transpose(*r["anomalous"].dims).values.reshape(-1, ds.sizes["budget"])
+    found = r["anomalous"].values.reshape(-1, ds.sizes["budget"])
+    series = [(t, f) for t, f in zip(truth, found) if t.any()]
+    assert len(series) >= 4
+    assert all((t & f).any() for t, f in series), summary(r)
+    assert sum(int((f & ~t).sum()) for t, f in series) <= 1, summary(r)
+
+
 def test_plant_from_a_later_step_scales_only_those_steps():
     ds = _real_series("cuda-generate-step-t3-small.nc", "gpt2", True)
     b = int(ds["budget"].values[10])

@@ -6,6 +6,7 @@
 # logs). Usage: bash benchmarks/corpus/collect_gpu.sh [DEADLINE_S] [OUTDIR] [ROUND]
 # ROUND 1 (default): the first corpus; ROUND 2: more corpus on slots 1-3 and, on slot 0, the attention x
 # cache-implementation sweep of docs/performance.md (gpt2-medium, per-step timing, budgets to 1016).
+# ROUND 3: four 10-trial sweeps (cache on and off, both engines), complete within the deadline.
 set -u
 DEADLINE=${1:-520}
 OUTDIR=${2:-runs/corpus-gpu}
@@ -56,6 +57,21 @@ slot2() {
 slot3() {
   sweep cuda-loop-step-t3-small2 --engine loop --timing step --trials 3 --cache both --models $SMALL --prompt-lens 16 --budgets 16:256:32 --seed 20
   sweep cuda-generate-ends-t2-sequential --engine generate --timing ends --trials 2 --cache both --models gpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --order sequential --seed 21
+}
+fi
+
+if [ "$ROUND" = 3 ]; then  # ten trials: what more trials buy on the same noisy host (docs/performance.md)
+slot0() {
+  sweep cuda-loop-ends-t10-on --engine loop --timing ends --trials 10 --cache on --models distilgpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --seed 31
+}
+slot1() {
+  sweep cuda-generate-ends-t10-on --engine generate --timing ends --trials 10 --cache on --models gpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --seed 32
+}
+slot2() {
+  sweep cuda-loop-ends-t10-off --engine loop --timing ends --trials 10 --cache off --models distilgpt2 gpt2 --prompt-lens 32 --budgets 16:256:32 --seed 33
+}
+slot3() {
+  sweep cuda-generate-step-t10-both --engine generate --timing step --trials 10 --cache both --models distilgpt2 --prompt-lens 32 --budgets 16:256:32 --seed 34
 }
 fi
 
