@@ -246,6 +246,21 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
                 "cell F1 by factor, all widths: " + "; ".join(
                     f"{fac:g}x {_cell([r for r in full if r['factor'] == fac]).split(' / ')[1]}" for fac in FACTORS)
                 + ".", ""]
+    by_trials = _group(plants, lambda r: r["trials"])
+    out += ["What more trials buy: cell F1 (all widths, both plant modes) by the trial count of the file, with the "
+            "median per-run noise (sd of log latency) and `mde` of those series; the 10-trial files were measured "
+            "on a host whose per-run noise was 0.16-0.24.", "",
+            "| trials | files | series | noise | mde (1 / 4 budgets) | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
+            "|---:|---:|---:|---:|---|" + "---:|" * len(FACTORS)]
+    for t, rows in sorted(by_trials.items()):
+        names = {r["file"] for r in rows}
+        n_ser = sum(n["series"] for n in nulls if n["file"] in names)
+        noise_t = np.nanmedian([x for n in nulls if n["file"] in names for x in n["noise"]])
+        mde1 = np.nanmedian([x for r in rows for x in r["mde"]])
+        mde4 = np.nanmedian([x for r in rows for x in r["mde_4"]])
+        out.append(f"| {t} | {len(names)} | {n_ser} | {noise_t:.3f} | x{mde1:.2f} / x{mde4:.2f} | " + " | ".join(
+            _cell([r for r in rows if r["factor"] == f]).split(" / ")[1] for f in FACTORS) + " |")
+    out.append("")
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
                     lambda r: "CPU" if r["file"].startswith("cpu") else "CUDA")
