@@ -128,7 +128,9 @@ def robust_fit(
         the lowest level that most budgets share (a first guess under the
         "lowest per-token cost" rule); -1: the mirror image.
     mask
-        ``(series, budget)`` budgets allowed into the fit (default: all finite).
+        ``(series, budget)`` budgets allowed into the fit (default: all finite). A fit whose mask leaves
+        out the smallest budget with data extrapolates down to it; its curve is then written in ``x``
+        instead of ``x - x_min``, so the constraints say "positive at budget 0 and non-decreasing".
     scale_floor
         Lower bound (scalar or per series) of the residual scale used by the
         biweight, normally the noise of ``m``, so that residuals of noise size
