@@ -23,7 +23,8 @@ Usage::
 
     python benchmarks/regimes_real.py [--reps 1] [--jobs 2] [--write]
 
-``--write`` puts the tables into docs/performance.md ("## Regimes on real measurements").
+``--write`` puts the tables into docs/performance.md ("## Regimes on real measurements") and the
+p-value QQ plot into docs/figures/regimes-real-pvalues.png.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ FACTORS = (1.2, 1.5, 2.0, 5.0, 21.0)
 WIDTHS = (1, 2, 4, 8)
 MODES = (("budget", 0), ("total", 0.5))
 COMMAND = "python benchmarks/regimes_real.py --reps {reps} --jobs {jobs} --write"
+#: The p-value QQ figure, relative to docs/performance.md.
+QQ_FIGURE = "figures/regimes-real-pvalues.png"
 
 
 def corpus_files() -> list[str]:
@@ -194,7 +197,11 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         f"| **all** | | **{n_series}** | **{n_flag}** ({n_flag / max(n_series, 1):.1%}) | |",
         "",
         f"Scan p-values of the {p.size} series (`p_series`, the test of \"a step anywhere\"): "
-        f"{np.mean(p < 0.05):.3f} below 0.05 and {np.mean(p < 0.01):.3f} below 0.01 (uniform: 0.05 and 0.01).",
+        f"{np.mean(p < 0.05):.3f} below 0.05 and {np.mean(p < 0.01):.3f} below 0.01 (uniform: 0.05 and 0.01). "
+        f"Against the uniform distribution (`analysis.plot.pvalue_qq`; points above the band would be a liberal "
+        f"test):",
+        "",
+        f"![QQ plot of the {p.size} scan p-values of the null corpus against the uniform distribution]({QQ_FIGURE})",
     ]
     flagged = [line for n in nulls for line in n["lines"]]
     if flagged:
@@ -298,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     body = render(nulls, plants, time.time() - t0, args.reps, args.jobs)
     print(body)
     if args.write:
+        from analysis.plot import pvalue_qq
+
         replace_section(PERFORMANCE_MD, "## Regimes on real measurements", body)
+        figure = PERFORMANCE_MD.parent / QQ_FIGURE
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        pvalue_qq(np.array([x for n in nulls for x in n["p"]], dtype=float),
+                  title="Scan p-values of the real null corpus (p_series)").savefig(figure, dpi=110)
     return 0
 
 

@@ -16,12 +16,14 @@ intervals of their boundaries as bars along the top.
 :func:`regime_map`            budget x step heat map of per-step time
 :func:`drift`                 runs over their baseline in execution order
 :func:`compare`               an :func:`analysis.compare` result
+:func:`pvalue_qq`             scan p-values of null sweeps against the uniform
 ============================  ====================================================
 """
 
 from __future__ import annotations
 
 from analysis.plot._regimes import regime_extents
+from analysis.plot.calibration import pvalue_qq
 from analysis.plot.compare import compare
 from analysis.plot.drift import drift
 from analysis.plot.kv import kv_speedup
@@ -38,6 +40,7 @@ __all__ = [
     "latency",
     "memory",
     "phases",
+    "pvalue_qq",
     "regime_extents",
     "regime_map",
 ]
