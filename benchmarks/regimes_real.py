@@ -180,7 +180,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     out = [
         f"Measured with `{COMMAND.format(reps=reps, jobs=jobs)}` ({elapsed / 60:.1f} min on a shared 2-core VM). "
         "Data: every measured null file, none with a regime: the corpus in `tests/data/real/` (collected with "
-        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s, `benchmarks/corpus/collect_cpu.sh` here and "
+        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s and, for the 10-trial files, 2 H200s, `benchmarks/corpus/collect_cpu.sh` here and "
         "`benchmarks/corpus/collect_cpu_host.sh` on a 16-core Xeon; see tests/data/real/README.md) and the "
         "published sweeps `datasets/cuda-*.nc` and `datasets/cpu-*.nc`. The noise is real: "
         f"per-run sd of log latency {np.nanmin(noise):.3f} to {np.nanmax(noise):.3f} (median {np.nanmedian(noise):.3f}) "
