@@ -49,6 +49,8 @@ FACTORS = (1.2, 1.5, 2.0, 5.0, 21.0)
 WIDTHS = (1, 2, 4, 8)
 MODES = (("budget", 0), ("total", 0.5))
 COMMAND = "python benchmarks/regimes_real.py --reps {reps} --jobs {jobs} --write"
+#: Bins of the series' own minimum detectable ratio over one budget for the table by noise.
+MDE_BINS: tuple[tuple[float, float], ...] = ((0.0, 1.3), (1.3, 1.5), (1.5, 2.0), (2.0, float("inf")))
 #: The p-value QQ figure, relative to docs/performance.md.
 QQ_FIGURE = "figures/regimes-real-pvalues.png"
 
@@ -267,6 +269,26 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         mde4 = np.nanmedian([x for r in rows for x in r["mde_4"]])
         out.append(f"| {t} | {len(names)} | {n_ser} | {noise_t:.3f} | x{mde1:.2f} / x{mde4:.2f} | " + " | ".join(
             _cell([r for r in rows if r["factor"] == f]).split(" / ")[1] for f in FACTORS) + " |")
+    out.append("")
+    out += ["By the noise of the series (3 or more trials): cell F1 by planted factor, all widths and both plant "
+            "modes, for series grouped by their own reported `mde` over one budget (the smallest step a single budget "
+            "could show). Where the measurements are quiet enough for a x1.3 step to be seen, a x1.5 regime is; "
+            "where they are not, no test can find it without flagging noise.", "",
+            "| series' mde (1 budget) | series | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
+            "|---|---:|" + "---:|" * len(FACTORS)]
+    for lo, hi in MDE_BINS:
+        counts = {f: [0, 0, 0] for f in FACTORS}
+        seen: set[tuple[str, int]] = set()
+        for r in plants:
+            if r["trials"] < 3:
+                continue
+            for k, tfn in enumerate(r["per_series"]):
+                if lo <= r["mde"][k] < hi:
+                    counts[r["factor"]] = [x + y for x, y in zip(counts[r["factor"]], tfn)]
+                    seen.add((r["file"], k))
+        n_ser = len(seen)
+        label = f"below x{hi:g}" if lo <= 0 else (f"x{lo:g} and above" if not np.isfinite(hi) else f"x{lo:g} to x{hi:g}")
+        out.append(f"| {label} | {n_ser} | " + " | ".join(f"{f1(*counts[f]):.2f}" for f in FACTORS) + " |")
     out.append("")
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Real null corpus, CPU part: sweeps of the collector on this machine's CPU, one
 # after another (never two at once). Output: runs/corpus-cpu/*.nc (+ journals, logs).
-# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR]
+# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR] [loaded|idle]
+# loaded (default): the first corpus, collected while other jobs ran; idle: three sweeps on the otherwise
+# idle machine (start nothing else while they run), the corpus's quiet files.
 set -u
 OUTDIR=${1:-runs/corpus-cpu}
+MODE=${2:-loaded}
 PY=${PYTHON:-python}
 mkdir -p "$OUTDIR"
 M="distilgpt2 gpt2 opt-125m"
@@ -15,6 +18,13 @@ sweep() {  # name, then collector run flags
     -o "$OUTDIR/$name.nc" --force "$@" >>"$OUTDIR/$name.log" 2>&1
   echo "exit $?" >>"$OUTDIR/$name.log"
 }
+
+if [ "$MODE" = idle ]; then
+  sweep cpu-idle-loop-ends-t3-on       --engine loop     --timing ends --trials 3 --cache on  --models distilgpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --seed 41
+  sweep cpu-idle-generate-ends-t5-on   --engine generate --timing ends --trials 5 --cache on  --models gpt2 --prompt-lens 32 --budgets 16:256:16 --seed 42
+  sweep cpu-idle-loop-step-t3-off      --engine loop     --timing step --trials 3 --cache off --models distilgpt2 --prompt-lens 16 --budgets 8:128:8 --seed 43
+  exit 0
+fi
 
 # Sized for a shared 2-core machine with other jobs running (each sweep a few minutes). The first was
 # stopped after 68 of its 144 runs (SIGTERM: the collector wrote what it had, random order, so the missing
