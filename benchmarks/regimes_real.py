@@ -51,6 +51,8 @@ MODES = (("budget", 0), ("total", 0.5))
 COMMAND = "python benchmarks/regimes_real.py --reps {reps} --jobs {jobs} --write"
 #: Bins of the series' own minimum detectable ratio over one budget for the table by noise.
 MDE_BINS: tuple[tuple[float, float], ...] = ((0.0, 1.3), (1.3, 1.5), (1.5, 2.0), (2.0, float("inf")))
+#: A file is quiet when the median minimum detectable ratio (one budget) of its series is at most this.
+QUIET_MDE = 1.3
 #: The p-value QQ figure, relative to docs/performance.md.
 QQ_FIGURE = "figures/regimes-real-pvalues.png"
 
@@ -272,24 +274,34 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     out.append("")
     out += ["By the noise of the series (3 or more trials): cell F1 by planted factor, all widths and both plant "
             "modes, for series grouped by their own reported `mde` over one budget (the smallest step a single budget "
-            "could show). Where the measurements are quiet enough for a x1.3 step to be seen, a x1.5 regime is; "
-            "where they are not, no test can find it without flagging noise.", "",
-            "| series' mde (1 budget) | series | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
+            "could show, as `regimes` reported it on the planted data); `planted series` counts series x plants "
+            "over all factors. Accuracy follows the noise of the measurements.", "",
+            "| series' mde (1 budget) | planted series | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
             "|---|---:|" + "---:|" * len(FACTORS)]
     for lo, hi in MDE_BINS:
         counts = {f: [0, 0, 0] for f in FACTORS}
-        seen: set[tuple[str, int]] = set()
+        n_ser = 0
         for r in plants:
             if r["trials"] < 3:
                 continue
             for k, tfn in enumerate(r["per_series"]):
                 if lo <= r["mde"][k] < hi:
                     counts[r["factor"]] = [x + y for x, y in zip(counts[r["factor"]], tfn)]
-                    seen.add((r["file"], k))
-        n_ser = len(seen)
+                    n_ser += 1
         label = f"below x{hi:g}" if lo <= 0 else (f"x{lo:g} and above" if not np.isfinite(hi) else f"x{lo:g} to x{hi:g}")
         out.append(f"| {label} | {n_ser} | " + " | ".join(f"{f1(*counts[f]):.2f}" for f in FACTORS) + " |")
     out.append("")
+    quiet = sorted(n["file"] for n in nulls if n["trials"] >= 3 and np.nanmedian(n["mde"]) <= QUIET_MDE)
+    if quiet:
+        qrows = [r for r in plants if r["file"] in quiet]
+        out += [f"Quiet files: the {len(quiet)} files with 3 or more trials whose series could show a step of "
+                f"x{QUIET_MDE:g} over one budget (median `mde` of their series in the null analysis above: "
+                + ", ".join(f"`{q}`" for q in quiet) + "), cell F1 by factor: onset on the budget from step 0: "
+                + "; ".join(f"{f:g}x {_cell([r for r in qrows if r['factor'] == f and r['mode'] == 'budget/0']).split(' / ')[1]}"
+                            for f in FACTORS)
+                + "; onset on the total length from half-way (part of each run's decode, a smaller effect): "
+                + "; ".join(f"{f:g}x {_cell([r for r in qrows if r['factor'] == f and r['mode'] != 'budget/0']).split(' / ')[1]}"
+                            for f in FACTORS) + ".", ""]
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
                     lambda r: "CPU" if r["file"].startswith("cpu") else "CUDA")
