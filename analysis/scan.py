@@ -318,9 +318,10 @@ def segment_p(null: ScanNull, i: int, j: int, floor: float, alpha: float = 0.05)
         others[i : j + 1] = 0.0
         # a step beyond what the noise alone reaches is not noise: the segment's own runs stay in the pool
         # moved back by the part of their step beyond the critical |Z| (not at all for a step within it)
-        c = critical(null, alpha, floor)
-        if z > c and np.isfinite(delta) and null.E.shape[1] >= SHRINK_MIN_TRIALS:
-            others[i : j + 1] = delta * (1.0 - c / z)
+        if null.E.shape[1] >= SHRINK_MIN_TRIALS and np.isfinite(delta):
+            c = critical(null, alpha, floor)
+            if z > c:
+                others[i : j + 1] = delta * (1.0 - c / z)
         runs = null.E - others[:, None]
         rng = np.random.default_rng(list(null.seed) + [i, j])
         if np.any(others != 0):  # other regimes of the series are not part of this segment's noise

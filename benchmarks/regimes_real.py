@@ -169,10 +169,15 @@ def _group(rows: list[dict], key) -> dict:
     return out
 
 
+def _cell_f1(rows: list[dict]) -> str:
+    """Cell F1 of the pooled rows, two decimals."""
+    return f"{f1(sum(r['ctp'] for r in rows), sum(r['cfp'] for r in rows), sum(r['cfn'] for r in rows)):.2f}"
+
+
 def _cell(rows: list[dict]) -> str:
+    """Boundary F1 / cell F1 of the pooled rows."""
     b = f1(sum(r["btp"] for r in rows), sum(r["bfp"] for r in rows), sum(r["bfn"] for r in rows))
-    c = f1(sum(r["ctp"] for r in rows), sum(r["cfp"] for r in rows), sum(r["cfn"] for r in rows))
-    return f"{b:.2f} / {c:.2f}"
+    return f"{b:.2f} / {_cell_f1(rows)}"
 
 
 def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, jobs: int) -> str:
@@ -255,7 +260,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
                 "files with 3 or more trials; in the others, sweeps stopped at a deadline left cells with one or "
                 "two runs, and one slow run landing in a one-run cell is as likely by chance as a regime there), "
                 "cell F1 by factor, all widths: " + "; ".join(
-                    f"{fac:g}x {_cell([r for r in full if r['factor'] == fac]).split(' / ')[1]}" for fac in FACTORS)
+                    f"{fac:g}x {_cell_f1([r for r in full if r['factor'] == fac])}" for fac in FACTORS)
                 + ".", ""]
     by_trials = _group(plants, lambda r: r["trials"])
     out += ["What more trials buy: cell F1 (all widths, both plant modes) by the trial count of the file, with the "
@@ -270,7 +275,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         mde1 = np.nanmedian([x for r in rows for x in r["mde"]])
         mde4 = np.nanmedian([x for r in rows for x in r["mde_4"]])
         out.append(f"| {t} | {len(names)} | {n_ser} | {noise_t:.3f} | x{mde1:.2f} / x{mde4:.2f} | " + " | ".join(
-            _cell([r for r in rows if r["factor"] == f]).split(" / ")[1] for f in FACTORS) + " |")
+            _cell_f1([r for r in rows if r["factor"] == f]) for f in FACTORS) + " |")
     out.append("")
     out += ["By the noise of the series (3 or more trials): cell F1 by planted factor, all widths and both plant "
             "modes, for series grouped by their own reported `mde` over one budget (the smallest step a single budget "
@@ -297,10 +302,10 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         out += [f"Quiet files: the {len(quiet)} files with 3 or more trials whose series could show a step of "
                 f"x{QUIET_MDE:g} over one budget (median `mde` of their series in the null analysis above: "
                 + ", ".join(f"`{q}`" for q in quiet) + "), cell F1 by factor: onset on the budget from step 0: "
-                + "; ".join(f"{f:g}x {_cell([r for r in qrows if r['factor'] == f and r['mode'] == 'budget/0']).split(' / ')[1]}"
+                + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] == 'budget/0'])}"
                             for f in FACTORS)
                 + "; onset on the total length from half-way (part of each run's decode, a smaller effect): "
-                + "; ".join(f"{f:g}x {_cell([r for r in qrows if r['factor'] == f and r['mode'] != 'budget/0']).split(' / ')[1]}"
+                + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] != 'budget/0'])}"
                             for f in FACTORS) + ".", ""]
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],

@@ -163,10 +163,10 @@ def robust_fit(
     single = np.broadcast_to(np.asarray(single_term, dtype=bool), (S,)) | (counts < degree + 2)
     # a fit that leaves out the smallest budget with data extrapolates down to it
     finite = np.isfinite(m)
-    first = np.argmax(finite, axis=1)
-    below = finite.any(axis=1) & ~ok[np.arange(S), first]
-    for use_single, extrapolate in ((False, False), (False, True), (True, False), (True, True)):
-        rows = np.flatnonzero((single == use_single) & (below == extrapolate) & (counts >= 1))
+    below = finite.any(axis=1) & ~ok[np.arange(S), np.argmax(finite, axis=1)]
+    for use_single, extrapolate in ((False, False), (False, True), (True, False)):
+        # a one-term fit has no intercept to anchor: its rows are one group whatever ``below`` says
+        rows = np.flatnonzero((single == use_single) & (counts >= 1) & (use_single | (below == extrapolate)))
         if rows.size == 0:
             continue
         # the full model is written in x - x_min, so its intercept is the value at the smallest budget; a
