@@ -114,7 +114,7 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset) -> None:
     assert "timing events" in reg.attrs["summary"] and "timing ends" in reg.attrs["summary"]
 
 
-def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Dataset) -> None:
+def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path]) -> None:
     kv = _quiet(analysis.kv_speedup, combined, n_boot=200)
     study = kv.sel(origin="mps-m3max-study", **KV).squeeze(drop=True)
     alone = _quiet(analysis.kv_speedup, analysis.open_dataset(STUDY), n_boot=200).sel(**KV).squeeze(drop=True)
@@ -129,7 +129,14 @@ def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Datase
     assert bool(shows.sel(origin="mps-m3max-study", experiment="main_crossover", model="gpt2-medium", device="mps").all())
     assert not bool(shows.sel(origin="mps-m3max-study", experiment="main_crossover", device=["cpu", "cuda"]).any())
     assert not bool(shows.sel(origin="cuda-h200-gpt2+1").any())
-    assert not bool(shows.sel(origin=["quick-ends", "quick-events"], model="tiny-gpt2").any())
+    # the fresh runs are real measurements of this (shared) host: whether one of their 2-trial series shows a
+    # regime is the test's business at its own level, not this test's; opening them with the rest must not
+    # change the answer
+    for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
+        mine = _quiet(analysis.compare_backends, analysis.open_dataset(path))
+        part = back.sel(origin=label, experiment="none", model=mine["model"].values, device=mine["device"].values)
+        np.testing.assert_array_equal(part["shows_regimes"].values, mine["shows_regimes"].values)
+        np.testing.assert_array_equal(part["n_series"].values, mine["n_series"].values)
 
 
 def test_analysis_cli_regimes_on_the_published_glob() -> None:
