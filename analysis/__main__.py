@@ -94,6 +94,7 @@ def to_json(result: Any) -> dict[str, Any]:
                 "scaling": _clean(result["scaling"].isel(sel).values),
                 "noise": _clean(result["noise"].isel(sel).values),
                 "penalty": _clean(result["penalty"].isel(sel).values),
+                **{k: _clean(result[k].isel(sel).values) for k in ("scatter", "mde", "mde_4", "p_series", "q_series")},
                 "anomalous_budgets": [_clean(b) for b, a in zip(result["budget"].values,
                                                                  result["anomalous"].isel(sel).values) if a],
                 "segments": [],
@@ -165,7 +166,7 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
 
     dims = [d for d in result["mde"].dims]
     table = Table(title="what could have been seen, per series", title_justify="left")
-    for col in ("series", "noise", "scatter", "detectable: 1 budget", "4 budgets", "p (any step)"):
+    for col in ("series", "noise", "scatter", "detectable: 1 budget", "4 budgets", "p (any step)", "q (series)"):
         table.add_column(col, justify="left" if col == "series" else "right", no_wrap=True)
     measured = np.isfinite(np.asarray(result["ratio"].transpose(*dims, ...).values, dtype=float))
     measured = measured.reshape(measured.shape[: len(dims)] + (-1,)).any(axis=-1)
@@ -173,16 +174,19 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
         if not measured[idx]:  # a series no file measured (cells of a combined dataset): nothing to say
             continue
         index = dict(zip(dims, idx))
-        v = {k: float(result[k].isel(index).item()) for k in ("noise", "scatter", "mde", "mde_4", "p_series")}
+        v = {k: float(result[k].isel(index).item())
+             for k in ("noise", "scatter", "mde", "mde_4", "p_series", "q_series")}
         noisy = bool(result["noisy"].isel(index).item())
         table.add_row(_escape(series_label(result, index)),
                       f"[bold yellow]{num(v['noise'], '.3f')}[/]" if noisy else num(v["noise"], ".3f"),
                       num(v["scatter"], ".3f"), f"x{num(v['mde'], '.2f')}", f"x{num(v['mde_4'], '.2f')}",
-                      num(v["p_series"], ".2g"))
+                      num(v["p_series"], ".2g"), num(v["q_series"], ".2g"))
     console.print(table)
     console.print("[dim]legend: noise: per-run sd of log latency (yellow: above 0.1); scatter: budget-to-budget sd "
                   "around a smooth curve; detectable: the smallest slowdown over one (four) budgets found with 80% "
-                  "power at alpha; p (any step): scan p-value of the strongest interval of the series[/dim]")
+                  "power at alpha; p (any step): scan p-value of the strongest interval of the series; q (series): "
+                  "the series' strongest evidence corrected across the series (Benjamini-Hochberg): a series holds a "
+                  "regime only where it is below alpha[/dim]")
 
 
 # ----------------------------------------------------------------------------- datasets

@@ -26,7 +26,7 @@ from analysis._limits import check_bootstrap
 from analysis._origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
-from analysis._common import check_axes, check_seed
+from analysis._common import check_axes, check_seed, quiet
 from analysis.errors import InputError
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
@@ -132,7 +132,8 @@ def regimes(
         - ``kind`` (str): ``normal``, ``slow`` or ``fast``.
         - ``segment_anomalous`` (bool): ``q < alpha``, ``|log effect| >=
           log(1 + min_effect)``, reproducible in at least 3/4 of the trials,
-          not in the normal regime, and not explained by execution time.
+          not in the normal regime, not explained by execution time, and in a
+          series whose ``q_series`` is below ``alpha``.
         - ``confounded`` (bool): budget and execution time cannot be
           separated for the segment (its runs cluster in time) or a time term
           explains it (then it is not anomalous).
@@ -148,7 +149,8 @@ def regimes(
         penalty used), ``scaling`` (str: constant, linear or quadratic),
         ``detected`` (bool: the changepoint search ran; series in which no
         budget departs from the baseline by ``min_effect`` are one segment),
-        ``p_series`` (the scan p-value of the strongest interval), ``mde`` and
+        ``p_series`` (the scan p-value of the strongest interval), ``q_series``
+        (its Benjamini-Hochberg q-value across the series), ``mde`` and
         ``mde_4`` (the smallest ratio detectable over one and over four
         budgets at ``alpha`` with 80 % power), ``scatter`` (budget-to-budget
         scatter around a smooth curve, log units) and ``noisy`` (bool: per-run
@@ -202,6 +204,14 @@ def regimes(
 
     # ---- dataset-wide decisions: BH, effect size, reproducibility
     q = _st.bh(np.where(exists, sg["p"], np.nan))
+    # a series is one test of "is there a step anywhere?" (its scan): corrected across the series, so that in a
+    # dataset of many null series the one whose k trials of a cell all landed in a slow run state is not a regime
+    # (its strongest evidence: the scan p of its strongest interval, or a tested segment's, whose null leaves out
+    # the part of a large step beyond the noise and the other segments' steps)
+    with quiet():  # all-NaN rows: series without a tested segment
+        p_seg = np.nanmin(np.where(exists, sg["p"], np.nan), axis=1)
+    q_series = _st.bh(np.fmin(ser["p_series"], p_seg))
+    series_ok = ~(q_series >= alpha)  # NaN (too short for a scan): the segment test alone decides
     thr = float(np.log1p(min_effect))
     log_eff = np.log(sg["effect"])
     log_step = np.log(sg["step"])
@@ -210,7 +220,8 @@ def regimes(
         # a regime is a discontinuity: its step against the smooth curve through its neighbours is as
         # large as the effect threshold and goes the same way as its departure from the baseline
         jump_ok = (np.abs(log_step) >= thr) & (np.sign(log_step) == np.sign(log_eff))
-        candidate = exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok & jump_ok
+        candidate = (exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok & jump_ok
+                     & series_ok[:, None])
 
     # ---- time confound
     clustered = np.zeros(candidate.shape, dtype=bool)
@@ -257,7 +268,8 @@ def regimes(
         "clustered": ss(clustered), "p_time": ss(p_time), "n_cells": ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)),
         "noise": s1(ser["sigma"]), "penalty": s1(ser["penalty"]),
         "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]), "detected": s1(ser["detected"] == 1),
-        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4", "scatter")}, "noisy": s1(ser["sigma"] > NOISY),
+        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4", "scatter")}, "q_series": s1(q_series),
+        "noisy": s1(ser["sigma"] > NOISY),
     }
     over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims)}
     units = da.attrs.get("units", "")

@@ -7,7 +7,11 @@ show none), so
 
 * **null rate**: share of series with any anomalous budget (and their count);
 * **calibration**: share of series whose scan p-value (``p_series``: is there a
-  step anywhere?) is below 0.05 and 0.01;
+  step anywhere?) is below 0.05 and 0.01, on the files as measured and after
+  shuffling each series' runs over its cells (exchangeable noise with the
+  file's own run distribution: an exact test gives uniform p-values there);
+* **short sweeps**: the same for ``tests/data/real/quick/*.nc`` (the test
+  suite's sweep of the tiny preset, 6 budgets, 2 trials), reported apart;
 * **semi-synthetic accuracy**: a regime is planted into every series of a file
   (:func:`analysis.planting.plant`: the decode phase of every trial inside the
   interval is multiplied by the factor; onset on the budget from step 0, or
@@ -53,6 +57,8 @@ COMMAND = "python benchmarks/regimes_real.py --reps {reps} --jobs {jobs} --write
 MDE_BINS: tuple[tuple[float, float], ...] = ((0.0, 1.3), (1.3, 1.5), (1.5, 2.0), (2.0, float("inf")))
 #: A file is quiet when the median minimum detectable ratio (one budget) of its series is at most this.
 QUIET_MDE = 1.3
+#: Shuffles per file for the exactness check (runs permuted over the cells of their series).
+PERMUTED_REPS = 2
 #: The p-value QQ figure, relative to docs/performance.md.
 QQ_FIGURE = "figures/regimes-real-pvalues.png"
 
@@ -61,6 +67,11 @@ def corpus_files() -> list[str]:
     """The measured null files: the corpus and the published CUDA sweeps."""
     return sorted(glob.glob(str(ROOT / "tests" / "data" / "real" / "*.nc"))) + sorted(
         glob.glob(str(ROOT / "datasets" / "cuda-*.nc")) + glob.glob(str(ROOT / "datasets" / "cpu-*.nc")))
+
+
+def quick_files() -> list[str]:
+    """The short sweeps of the tiny preset (``tests/data/real/quick/``): a stress case, reported apart."""
+    return sorted(glob.glob(str(ROOT / "tests" / "data" / "real" / "quick" / "*.nc")))
 
 
 def _open(path: str):
@@ -87,6 +98,34 @@ def null_stats(path: str) -> dict:
         "mde": np.asarray(r["mde"].values, dtype=float).ravel().tolist(),
         "trials": int(ds.sizes["trial"]),
     }
+
+
+def permuted_p(job: tuple[str, int]) -> list[float]:
+    """Scan p-values of a file's series after permuting each series' runs over its cells, ``reps`` times.
+
+    The runs' log ratios to the baseline ``regimes`` fitted are shuffled over the (budget, trial) cells of
+    their series and put back on that baseline: noise that is exchangeable by construction, with the
+    file's own run distribution (tails, slow states). An exact test gives uniform p-values here.
+    """
+    from analysis.regimes import regimes
+
+    warnings.simplefilter("ignore")
+    path, reps = job
+    ds = _open(path)
+    base = regimes(ds)["baseline"]
+    e = np.log(ds["latency"] / base).transpose(..., "budget", "trial")
+    E = e.values.reshape(-1, e.sizes["budget"] * e.sizes["trial"])
+    rng = np.random.default_rng(list(Path(path).name.encode()))
+    out: list[float] = []
+    for _ in range(reps):
+        shuffled = E.copy()
+        for row in shuffled:
+            ok = np.isfinite(row)
+            row[ok] = rng.permutation(row[ok])
+        again = ds.copy()
+        again["latency"] = (base * np.exp(e.copy(data=shuffled.reshape(e.shape)))).transpose(*ds["latency"].dims)
+        out += np.asarray(regimes(again)["p_series"].values, dtype=float).ravel().tolist()
+    return out
 
 
 def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
@@ -180,7 +219,14 @@ def _cell(rows: list[dict]) -> str:
     return f"{b:.2f} / {_cell_f1(rows)}"
 
 
-def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, jobs: int) -> str:
+def _shares(p: list[float]) -> str:
+    a = np.asarray(p, dtype=float)
+    a = a[np.isfinite(a)]
+    return f"{np.mean(a < 0.05):.3f} below 0.05 and {np.mean(a < 0.01):.3f} below 0.01 ({a.size} p-values)"
+
+
+def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, jobs: int,
+           quick: list[dict] = (), permuted: tuple[list[float], list[float]] = ([], [])) -> str:  # type: ignore[assignment]
     n_series = sum(n["series"] for n in nulls)
     n_flag = sum(n["flagged"] for n in nulls)
     p = np.array([x for n in nulls for x in n["p"]], dtype=float)
@@ -215,6 +261,29 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     flagged = [line for n in nulls for line in n["lines"]]
     if flagged:
         out += ["", "Flagged null series:", ""] + [f"- {line}" for line in flagged]
+    if permuted[0]:
+        out += ["", "Is the test exact? The same analysis after shuffling each series' runs over its cells (log "
+                f"ratios to the fitted baseline, {PERMUTED_REPS} shuffles per file: exchangeable noise with the file's own "
+                f"tails and slow states): corpus {_shares(permuted[0])}"
+                + (f"; short tiny-preset sweeps (below) {_shares(permuted[1])}." if permuted[1] else ".")]
+    if quick:
+        q_series = sum(n["series"] for n in quick)
+        q_flag = sum(n["flagged"] for n in quick)
+        q_files = sum(1 for n in quick if n["flagged"])
+        out += [
+            "",
+            "#### Short sweeps of the tiny preset (a stress case, reported apart)",
+            "",
+            f"`tests/data/real/quick/`: {len(quick)} sweeps as the test suite runs them (`tiny-gpt2`, budgets 4-24, "
+            "2 trials, cache on and off, runs of 3 to 20 ms, one process each), every other one beside a busy loop "
+            "(`bash benchmarks/corpus/collect_cpu.sh OUTDIR quick`). Series flagged: "
+            f"**{q_flag} of {q_series}** ({q_flag / max(q_series, 1):.1%}), in {q_files} of the {len(quick)} sweeps; "
+            f"scan p-values {_shares([x for n in quick for x in n['p']])}. Why these are not in the table above "
+            "and what a single sweep cannot tell: docs/methods.md (\"Cell effects within one process\").",
+        ]
+        lines = [f"{n['file']}: {line}" for n in quick for line in n["lines"]]
+        if lines:
+            out += ["", "Flagged:", ""] + [f"- {line}" for line in lines]
     out += [
         "",
         "### Regimes planted into real noise",
@@ -335,13 +404,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="write the tables into docs/performance.md")
     args = ap.parse_args(argv)
     files = corpus_files()
+    short = quick_files()
     t0 = time.time()
     jobs = [(f, fac, w, on, st, rep) for f in files for fac in FACTORS for w in WIDTHS for on, st in MODES
             for rep in range(args.reps)]
     with ProcessPoolExecutor(args.jobs) as ex:
         nulls = list(ex.map(null_stats, files))
+        quick = list(ex.map(null_stats, short))
+        permuted = tuple([x for ps in ex.map(permuted_p, [(f, PERMUTED_REPS) for f in group]) for x in ps]
+                         for group in (files, short))
         plants = list(ex.map(plant_stats, jobs, chunksize=8))
-    body = render(nulls, plants, time.time() - t0, args.reps, args.jobs)
+    body = render(nulls, plants, time.time() - t0, args.reps, args.jobs, quick, permuted)
     print(body)
     if args.write:
         from analysis.plot import pvalue_qq

@@ -52,6 +52,9 @@ def test_json(files, capsys):
     seg = next(g for g in hits[0]["segments"] if g["anomalous"])
     assert seg["start"] == 96 and seg["end"] == 128 and seg["kind"] == "slow"
     assert seg["effect_lo"] < 5.0 < seg["effect_hi"] * 1.02
+    # per series what it could have seen and its test across the series
+    assert hits[0]["mde"] > 1.0 and hits[0]["mde_4"] > 1.0 and hits[0]["scatter"] >= 0.0
+    assert 0.0 <= hits[0]["p_series"] <= hits[0]["q_series"] < 0.05
     assert "summary" in data
 
 

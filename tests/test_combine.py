@@ -94,7 +94,7 @@ def test_combined_with_fresh_cpu_runs(combined: xr.Dataset, quick: dict[str, Pat
     assert int(measured.sum()) == total
 
 
-def test_regimes_on_the_combined_set(combined: xr.Dataset) -> None:
+def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path]) -> None:
     reg = _quiet(analysis.regimes, combined)
     probe = reg["anomalous"].sel(origin="mps-m3max-study", **PROBE).squeeze(drop=True)
     assert probe["budget"].values[probe.values].tolist() == list(range(512, 625, 16))  # the study's 512..624
@@ -109,6 +109,14 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset) -> None:
     # equal to the fit's tolerance (the robust baseline is iterative; the combined budget axis spans 4..768)
     np.testing.assert_allclose(part["ratio"].values, cuda_alone["ratio"].transpose(*part["ratio"].dims).values,
                                rtol=1e-4, equal_nan=True)
+    # the fresh runs' own scans are those of the files opened alone, up to the Monte Carlo error of the
+    # permutations (a series' random stream is seeded by its place among the dataset's series: 200 to 2000
+    # permutations, sd of a p-value at most 0.035)
+    for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
+        mine = _quiet(analysis.regimes, analysis.open_dataset(path))
+        part = reg.sel(origin=label, experiment="none").reindex({d: mine[d].values for d in mine["p_series"].dims})
+        np.testing.assert_allclose(part["p_series"].transpose(*mine["p_series"].dims).values,
+                                   mine["p_series"].values, atol=0.1)
     assert f"{combined.sizes['origin']} origins (hosts or protocols), kept apart along dim 'origin'" in \
         reg.attrs["summary"]
     assert "timing events" in reg.attrs["summary"] and "timing ends" in reg.attrs["summary"]
@@ -130,12 +138,11 @@ def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Datase
     assert not bool(shows.sel(origin="mps-m3max-study", experiment="main_crossover", device=["cpu", "cuda"]).any())
     assert not bool(shows.sel(origin="cuda-h200-gpt2+1").any())
     # the fresh runs are real measurements of this (shared) host: whether one of their 2-trial series shows a
-    # regime is the test's business at its own level, not this test's; opening them with the rest must not
-    # change the answer
+    # regime is for the statistics to say at their level (and q depends on every series tested with it), so
+    # here: the same series are pooled as when they are opened alone
     for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
         mine = _quiet(analysis.compare_backends, analysis.open_dataset(path))
         part = back.sel(origin=label, experiment="none", model=mine["model"].values, device=mine["device"].values)
-        np.testing.assert_array_equal(part["shows_regimes"].values, mine["shows_regimes"].values)
         np.testing.assert_array_equal(part["n_series"].values, mine["n_series"].values)
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Real null corpus, CPU part: sweeps of the collector on this machine's CPU, one
 # after another (never two at once). Output: runs/corpus-cpu/*.nc (+ journals, logs).
-# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR] [loaded|idle]
+# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR] [loaded|idle|quick]
 # loaded (default): the first corpus, collected while other jobs ran; idle: three sweeps on the otherwise
-# idle machine (start nothing else while they run), the corpus's quiet files.
+# idle machine (start nothing else while they run), the corpus's quiet files; quick: 32 small sweeps of the
+# tiny preset as the test suite runs them (6 budgets, 2 trials, default protocol; the run order's seed is
+# the round's number), every other round with a busy loop on one of the two cores (start nothing else
+# while they run).
 set -u
 OUTDIR=${1:-runs/corpus-cpu}
 MODE=${2:-loaded}
@@ -18,6 +21,23 @@ sweep() {  # name, then collector run flags
     -o "$OUTDIR/$name.nc" --force "$@" >>"$OUTDIR/$name.log" 2>&1
   echo "exit $?" >>"$OUTDIR/$name.log"
 }
+
+if [ "$MODE" = quick ]; then
+  for i in $(seq -w 1 16); do
+    load=idle
+    if [ $((10#$i % 2)) = 0 ]; then load=loaded; fi
+    for t in ends events; do
+      name=cpu-quick-$load-$t-$i
+      [ -e "$OUTDIR/$name.nc" ] && continue
+      # the competitor outlives the sweep (about 11 s here) and then stops by itself
+      if [ $load = loaded ]; then ( timeout 14 $PY -c "while True: pass" & ); fi
+      $PY -m collector run --models tiny-gpt2 --devices cpu --budgets 4:24:4 --trials 2 --timing $t --quiet \
+        --seed $((10#$i)) -o "$OUTDIR/$name.nc" >>"$OUTDIR/$name.log" 2>&1
+      echo "exit $?" >>"$OUTDIR/$name.log"
+    done
+  done
+  exit 0
+fi
 
 if [ "$MODE" = idle ]; then
   sweep cpu-idle-loop-ends-t3-on       --engine loop     --timing ends --trials 3 --cache on  --models distilgpt2 opt-125m --prompt-lens 32 --budgets 16:256:16 --seed 41
