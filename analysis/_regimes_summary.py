@@ -113,6 +113,21 @@ def power_lines(result: xr.Dataset) -> list[str]:
     return lines
 
 
+def _not_across_series(result: xr.Dataset, n_series: int) -> list[str]:
+    """A line for the segments significant in their series whose series do not survive the correction across
+    the series (``q_series`` at or above alpha)."""
+    if "q_series" not in result:
+        return []
+    alpha = float(result.attrs.get("alpha", 0.05))
+    held = (result["q"] < alpha) & ~result["segment_anomalous"] & (result["q_series"] >= alpha)
+    if not bool(held.any()):
+        return []
+    q = result["q_series"].where(held.any("segment")).values
+    return [f"{int(held.sum())} segment(s) with q below {alpha:g} are not regimes: their series' evidence does not "
+            f"survive the correction across the {n_series} series (q_series {np.nanmin(q):.2g} to {np.nanmax(q):.2g}); "
+            "a second sweep of those budgets, or more trials, would tell."]
+
+
 def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
@@ -133,6 +148,7 @@ def summarize(result: xr.Dataset) -> str:
     else:
         lines.append("No anomalous regime: every series follows a smooth curve within min_effect or its noise.")
     lines.extend(power_lines(result))
+    lines.extend(_not_across_series(result, n_series))
     conf = result["confounded"].values
     seg_anom = result["segment_anomalous"].values
     clustered = result["clustered"].values

@@ -53,7 +53,7 @@ VARIABLES: dict[str, ResultVar] = {
     "p_run": ResultVar(SEGMENT, "scan p-value under permutation of the series' runs"),
     "p_scatter": ResultVar(SEGMENT, "scan p-value against the budget-to-budget scatter"),
     "p_series": ResultVar(SERIES, "scan p-value of the strongest interval"),
-    "q_series": ResultVar(SERIES, "Benjamini-Hochberg q-value of p_series across the series"),
+    "q_series": ResultVar(SERIES, "Benjamini-Hochberg q-value across the series of min(p_series, its segments' p)"),
     "mde": ResultVar(SERIES, "minimum detectable ratio over one budget (alpha, 80% power)", "1"),
     "mde_4": ResultVar(SERIES, "minimum detectable ratio over four budgets (alpha, 80% power)", "1"),
     "scatter": ResultVar(SERIES, "budget-to-budget scatter around a smooth curve (sd of log values)", "1"),

@@ -150,7 +150,8 @@ def regimes(
         ``detected`` (bool: the changepoint search ran; series in which no
         budget departs from the baseline by ``min_effect`` are one segment),
         ``p_series`` (the scan p-value of the strongest interval), ``q_series``
-        (its Benjamini-Hochberg q-value across the series), ``mde`` and
+        (Benjamini-Hochberg q-value across the series of the smaller of
+        ``p_series`` and the series' smallest segment ``p``), ``mde`` and
         ``mde_4`` (the smallest ratio detectable over one and over four
         budgets at ``alpha`` with 80 % power), ``scatter`` (budget-to-budget
         scatter around a smooth curve, log units) and ``noisy`` (bool: per-run
@@ -207,7 +208,7 @@ def regimes(
     # a series is one test of "is there a step anywhere?" (its scan): corrected across the series, so that in a
     # dataset of many null series the one whose k trials of a cell all landed in a slow run state is not a regime
     # (its strongest evidence: the scan p of its strongest interval, or a tested segment's, whose null leaves out
-    # the part of a large step beyond the noise and the other segments' steps)
+    # the part of a large step beyond the noise)
     with quiet():  # all-NaN rows: series without a tested segment
         p_seg = np.nanmin(np.where(exists, sg["p"], np.nan), axis=1)
     q_series = _st.bh(np.fmin(ser["p_series"], p_seg))

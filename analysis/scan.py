@@ -298,16 +298,19 @@ def step(null: ScanNull, i: int, j: int) -> tuple[float, float]:
 def segment_p(null: ScanNull, i: int, j: int, floor: float, alpha: float = 0.05) -> tuple[float, float, float]:
     """p-value of a step on ``i..j`` against both nulls: ``(p, p_run, p_scatter)``, ``p = max`` of the two.
 
-    The runs are permuted as they are, except where a step is beyond the critical value of the noise
-    alone (:func:`critical` at ``alpha``): there the runs are moved back by the part of the step beyond
-    it. That applies to the series' other detected segments (another regime is not part of this one's
-    noise) and, with :data:`SHRINK_MIN_TRIALS` or more trials, to the segment's own runs: left as they
-    are, the runs of a large regime (x5 or x21 over a few budgets) fill the permutations with cells as
-    extreme as the regime and make it look like noise, most of all near an edge of the sweep, where the
-    projection takes part of its step. A step within the critical value keeps its runs as they are, so
-    the test stays exact where it decides at ``alpha`` (removing the detector's other *spurious*
-    segments whole made the pool thinner than the noise: on permuted short real series 10 % of the
-    scan p-values fell below 0.05).
+    The runs are permuted as they are, with two exceptions, each moving runs back by the part of a step
+    beyond a critical ``|Z|`` (:func:`critical` at ``alpha``):
+
+    * another detected segment of the series whose ``|Z|`` is beyond the scan's own critical value (the
+      runs as they are: it is significant by itself) is not part of this segment's noise. The detector's
+      spurious segments stay in the pool: removing them whole, as before, made the pool thinner than the
+      noise (docs/methods.md).
+    * with :data:`SHRINK_MIN_TRIALS` or more trials, the segment's own runs, beyond the critical value
+      of the noise alone: left as they are, the runs of a large regime (x5 or x21 over a few budgets)
+      fill the permutations with cells as extreme as the regime and make it look like noise, most of
+      all near an edge of the sweep, where the projection takes part of its step. A step within the
+      critical value keeps its runs as they are, so the test stays exact where it decides at
+      ``alpha``.
 
     ``floor`` bounds the budget-level scatter from below (the per-budget noise), so a series
     whose budgets happen to line up perfectly does not make every step significant.
@@ -318,19 +321,22 @@ def segment_p(null: ScanNull, i: int, j: int, floor: float, alpha: float = 0.05)
     p_scatter = _tail_p(null.unit_max * s, z)
     p_run = np.nan
     if null.run_max is not None:
-        # a step beyond what the noise alone reaches is not noise: the runs of the other detected segments
-        # are moved back by the part of their step beyond the critical |Z|, and so are the segment's own
-        # (from SHRINK_MIN_TRIALS trials); a step within it stays in the pool as it is
-        c = critical(null, alpha, floor) if null.segments or null.E.shape[1] >= SHRINK_MIN_TRIALS else np.inf
+        # a step beyond what the noise reaches is not noise: the runs of another detected segment that is
+        # significant by itself are moved back by the part of its step beyond the critical |Z| of the scan,
+        # and so are the segment's own (from SHRINK_MIN_TRIALS trials) beyond the critical |Z| of the noise
+        # alone; a step within it stays in the pool as it is
         others = np.zeros_like(null.steps)
-        for a, b in null.segments:
-            if (a, b) != (i, j):
+        if null.segments:
+            c_other = critical(null, alpha, floor, noise_only=False)  # another segment significant by itself
+            for a, b in null.segments:
                 za = abs(step(null, a, b)[1])
-                if za > c:
-                    others[a : b + 1] = null.steps[a : b + 1] * (1.0 - c / za)
+                if (a, b) != (i, j) and za > c_other:
+                    others[a : b + 1] = null.steps[a : b + 1] * (1.0 - c_other / za)
         others[i : j + 1] = 0.0
-        if null.E.shape[1] >= SHRINK_MIN_TRIALS and np.isfinite(delta) and z > c:
-            others[i : j + 1] = delta * (1.0 - c / z)
+        if null.E.shape[1] >= SHRINK_MIN_TRIALS and np.isfinite(delta):
+            c = critical(null, alpha, floor)
+            if z > c:
+                others[i : j + 1] = delta * (1.0 - c / z)
         runs = null.E - others[:, None]
         rng = np.random.default_rng(list(null.seed) + [i, j])
         if np.any(others != 0):  # other regimes of the series are not part of this segment's noise
@@ -356,11 +362,16 @@ def _noise_only(null: ScanNull) -> tuple[np.ndarray | None, dict[int, np.ndarray
     return null.memo["noise_only"]
 
 
-def critical(null: ScanNull, alpha: float, floor: float) -> float:
-    """The critical ``|Z|`` at level ``alpha`` for the noise alone: the larger of the two nulls' quantiles."""
+def critical(null: ScanNull, alpha: float, floor: float, noise_only: bool = True) -> float:
+    """The critical ``|Z|`` at level ``alpha``: the larger of the two nulls' quantiles.
+
+    ``noise_only``: the run permutations with every detected step removed (the noise alone, as for
+    :func:`mde`); otherwise with the runs as they are (the scan's own test: a segment beyond it is
+    significant at ``alpha`` by itself).
+    """
     s = max(budget_scatter(null), floor)
     c = float(np.quantile(null.unit_max * s, 1.0 - alpha))
-    run_max = _noise_only(null)[0]
+    run_max = _noise_only(null)[0] if noise_only else null.run_max
     if run_max is not None:
         c = max(c, float(np.quantile(run_max, 1.0 - alpha)))
     return c
