@@ -109,14 +109,14 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path
     # equal to the fit's tolerance (the robust baseline is iterative; the combined budget axis spans 4..768)
     np.testing.assert_allclose(part["ratio"].values, cuda_alone["ratio"].transpose(*part["ratio"].dims).values,
                                rtol=1e-4, equal_nan=True)
-    # the fresh runs' own scans are those of the files opened alone, up to the Monte Carlo error of the
-    # permutations (a series' random stream is seeded by its place among the dataset's series: 200 to 2000
-    # permutations, sd of a p-value at most 0.035)
+    # the fresh runs' own analyses are those of the files opened alone: the same noise, and the same scan
+    # p-values up to the Monte Carlo error of the permutations (a series' random stream is seeded by its place
+    # among the dataset's series; two estimates from 200 permutations differ with sd at most 0.05)
     for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
         mine = _quiet(analysis.regimes, analysis.open_dataset(path))
         part = reg.sel(origin=label, experiment="none").reindex({d: mine[d].values for d in mine["p_series"].dims})
-        np.testing.assert_allclose(part["p_series"].transpose(*mine["p_series"].dims).values,
-                                   mine["p_series"].values, atol=0.1)
+        for v, tol in (("noise", {"rtol": 1e-3}), ("p_series", {"atol": 0.25})):
+            np.testing.assert_allclose(part[v].transpose(*mine[v].dims).values, mine[v].values, **tol)
     assert f"{combined.sizes['origin']} origins (hosts or protocols), kept apart along dim 'origin'" in \
         reg.attrs["summary"]
     assert "timing events" in reg.attrs["summary"] and "timing ends" in reg.attrs["summary"]
