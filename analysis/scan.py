@@ -329,8 +329,10 @@ def segment_p(null: ScanNull, i: int, j: int, floor: float, alpha: float = 0.05)
         if null.segments:
             c_other = critical(null, alpha, floor, noise_only=False)  # another segment significant by itself
             for a, b in null.segments:
+                if (a, b) == (i, j):
+                    continue
                 za = abs(step(null, a, b)[1])
-                if (a, b) != (i, j) and za > c_other:
+                if za > c_other:
                     others[a : b + 1] = null.steps[a : b + 1] * (1.0 - c_other / za)
         others[i : j + 1] = 0.0
         if null.E.shape[1] >= SHRINK_MIN_TRIALS and np.isfinite(delta):

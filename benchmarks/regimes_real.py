@@ -219,14 +219,16 @@ def _cell(rows: list[dict]) -> str:
     return f"{b:.2f} / {_cell_f1(rows)}"
 
 
-def _shares(p: list[float]) -> str:
+def _shares(p: list[float] | np.ndarray, count: bool = True) -> str:
+    """The shares of the finite p-values below 0.05 and 0.01 (and their count)."""
     a = np.asarray(p, dtype=float)
     a = a[np.isfinite(a)]
-    return f"{np.mean(a < 0.05):.3f} below 0.05 and {np.mean(a < 0.01):.3f} below 0.01 ({a.size} p-values)"
+    text = f"{np.mean(a < 0.05):.3f} below 0.05 and {np.mean(a < 0.01):.3f} below 0.01"
+    return f"{text} ({a.size} p-values)" if count else text
 
 
 def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, jobs: int,
-           quick: list[dict] = (), permuted: tuple[list[float], list[float]] = ([], [])) -> str:  # type: ignore[assignment]
+           quick: list[dict] | None = None, permuted: tuple[list[float], list[float]] | None = None) -> str:
     n_series = sum(n["series"] for n in nulls)
     n_flag = sum(n["flagged"] for n in nulls)
     p = np.array([x for n in nulls for x in n["p"]], dtype=float)
@@ -252,7 +254,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         f"| **all** | | **{n_series}** | **{n_flag}** ({n_flag / max(n_series, 1):.1%}) | |",
         "",
         f"Scan p-values of the {p.size} series (`p_series`, the test of \"a step anywhere\"): "
-        f"{np.mean(p < 0.05):.3f} below 0.05 and {np.mean(p < 0.01):.3f} below 0.01 (uniform: 0.05 and 0.01). "
+        f"{_shares(p, count=False)} (uniform: 0.05 and 0.01). "
         f"Against the uniform distribution (`analysis.plot.pvalue_qq`; points above the band would be a liberal "
         f"test):",
         "",
@@ -261,7 +263,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     flagged = [line for n in nulls for line in n["lines"]]
     if flagged:
         out += ["", "Flagged null series:", ""] + [f"- {line}" for line in flagged]
-    if permuted[0]:
+    if permuted and permuted[0]:
         out += ["", "Is the test exact? The same analysis after shuffling each series' runs over its cells (log "
                 f"ratios to the fitted baseline, {PERMUTED_REPS} shuffles per file: exchangeable noise with the file's own "
                 f"tails and slow states): corpus {_shares(permuted[0])}"

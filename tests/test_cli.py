@@ -18,6 +18,7 @@ import pytest
 from collector import schema
 from collector.__main__ import main
 from collector.journal import Journal
+from processes import gone
 
 SIM = ["--devices", "sim", "--models", "gpt2"]
 
@@ -256,10 +257,7 @@ def test_an_orphaned_worker_exits_mid_run(tmp_path, monkeypatch):
     proc.wait()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-        except psutil.NoSuchProcess:
+        if gone(pid):
             break
         time.sleep(0.05)
     else:

@@ -25,6 +25,7 @@ from collector import failures, schema
 from collector import worker as worker_mod
 from collector.__main__ import main
 from collector.journal import Journal
+from processes import gone
 
 SIM = ["--devices", "sim", "--models", "gpt2", "--cache", "on", "--prompt-lens", "8"]
 FAULTY = str(Path(__file__).with_name("collector_with_faults.py"))
@@ -87,13 +88,6 @@ def _worker_of(proc: subprocess.Popen) -> psutil.Process:
                 continue
         return None
     return _wait(find, proc)
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _digest(path: Path) -> str:
@@ -364,7 +358,7 @@ def test_an_orphaned_worker_dies_within_half_a_second(tmp_path):
     t0 = time.monotonic()
     proc.kill()
     proc.wait()
-    _wait(lambda: _gone(victim.pid), limit=10, step=0.005)
+    _wait(lambda: gone(victim.pid), limit=10, step=0.005)
     assert time.monotonic() - t0 < 0.5
 
 
@@ -381,11 +375,11 @@ def test_without_pdeathsig_the_parent_check_ends_an_orphan_within_half_a_second(
     try:
         pid = int(parent.stdout.readline())
         time.sleep(1.5)  # the worker has imported and started its watcher
-        assert psutil.pid_exists(pid) and not _gone(pid)
+        assert psutil.pid_exists(pid) and not gone(pid)
         t0 = time.monotonic()
         parent.kill()
         parent.wait()
-        _wait(lambda: _gone(pid), limit=10, step=0.005)
+        _wait(lambda: gone(pid), limit=10, step=0.005)
         assert time.monotonic() - t0 < 0.5
     finally:
         os.close(w)
