@@ -165,27 +165,59 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("b", metavar="B.nc", help="the dataset compared with it (after, or machine B)")
     p.add_argument("--var", default="latency", help="variable compared (default: latency)")
     p.add_argument("--plot", metavar="FILE", default=None, help="also save the compare figure (.png, .svg, .pdf)")
+    p.add_argument("--fail-on", choices=("slower", "changed"), default=None,
+                   help="exit with status 1 when a series is significantly slower (slower), or changed either way or "
+                        "a regime appeared, vanished or moved (changed); default: exit 0 whatever the result")
+    p.add_argument("--sweep-sd", type=float, default=0.0, metavar="SD",
+                   help="sd of a series' log level between repeated sweeps of one host, where known; widens the "
+                        "intervals and tests (default: 0, not counted)")
     _common(p)
 
 
+_COMPARE_LEGENDS = {
+    0: ("B/A: geometric mean of the cell ratios (geometric mean of B over geometric mean of A) over the shared "
+        "budgets elsewhere (outside the regimes found in both files and the local changes whose test is "
+        "significant), with its 95% CI (noise: the scatter of the ratios over the budgets and the "
+        "shifts a file's trials share); q: its t-test corrected across series and their scans (Benjamini-Hochberg); "
+        "budgets: shared budgets used; regime changes: appeared, vanished or moved (confirmed by a test of B - A "
+        "on their budgets) or unconfirmed (found in one file only, B - A not significant there); changed: q below "
+        "alpha or a confirmed change"),
+    1: ("change: appeared (only in B), vanished (only in A), moved (B - A differs where only one of them lies), "
+        "each confirmed by a test of B - A on its budgets; unconfirmed: found in one file only but B - A does not "
+        "differ there; persists; in A / in B: budgets of the regime, its effect (latency / expected) and the 95% "
+        "intervals of its start and end"),
+}
+
+
 def _run_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
     from pathlib import Path
 
     from analysis import _tables as T
-    from analysis.compare import compare
+    from analysis.compare import compare, fails
     from analysis.io import open_dataset
     from collector.storage import check_output
 
     if args.plot:
         check_output(args.plot, "figure")  # a file name in a writable folder, before the work
     res = _quiet(compare, open_dataset(args.a), open_dataset(args.b), args.var, alpha=args.alpha,
-                 labels=(Path(args.a).name, Path(args.b).name))
+                 labels=(Path(args.a).name, Path(args.b).name), sweep_sd=args.sweep_sd)
     if args.plot:
         from analysis.plot import compare as plot_compare
 
         plot_compare(res).savefig(args.plot)
     tables = [T.compare_series(res, only_changed=False), T.compare_changes(res)]
-    return _show(res, tables, args)
+    tables = [replace(t, legend=_COMPARE_LEGENDS[k]) for k, t in enumerate(tables)]
+    status = _show(res, tables, args)
+    if res.attrs.get("warning"):  # also on stderr, where CI logs and --json users see it
+        import sys
+
+        from collector.safetext import visible
+
+        print(f"warning: {visible(res.attrs['warning'].removeprefix('Warning: '))}", file=sys.stderr)
+    if args.fail_on and fails(res, args.fail_on):
+        return 1
+    return status
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:

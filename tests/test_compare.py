@@ -7,8 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from analysis import compare
+from analysis.compare import fails
 from analysis.errors import InputError
 from analysis.synthetic import Regime, make_dataset
 
@@ -26,9 +28,7 @@ def _series(res, cache):
 
 
 def _scaled(ds, factor):
-    out = ds.copy()
-    out["latency"] = ds["latency"] * factor
-    return out
+    return ds.assign({v: ds[v] * factor for v in ("latency", "prefill_time", "decode_time", "step_time") if v in ds})
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +47,25 @@ def null_b():
 
 
 def test_planted_ratio_and_vanished_regime(with_regime, null_b):
-    res = _cmp(with_regime, _scaled(null_b, 1.1), labels=("before.nc", "after.nc"))
-    assert bool(res["series_changed"].all())
+    # two simulated sweeps (different seeds) differ by a few % with no change: declared as the sweep-to-sweep sd
+    res = _cmp(with_regime, _scaled(null_b, 1.1), labels=("before.nc", "after.nc"), sweep_sd=0.02)
+    assert bool(res["series_changed"].all()) and bool(res["slower"].all())
     ratio = res["series_ratio"].values.ravel()
     np.testing.assert_allclose(ratio, 1.1, rtol=0.03)
     assert (res["series_ratio_lo"].values < 1.1).all() and (res["series_ratio_hi"].values > 1.1).all()
     assert (res["series_q"].values < 0.05).all()
     on = _series(res, True)
     kinds = [k for k in on["change_kind"].values.tolist() if k]
-    assert kinds == ["vanished"]
+    assert kinds == ["vanished"] and bool(on["change_confirmed"][0])
+    assert str(on["change_source"][0].values) == "regimes" and float(on["change_q"][0]) < 0.05
     assert float(on["a_start"][0]) == 96 and float(on["a_end"][0]) == 128 and np.isnan(float(on["b_start"][0]))
+    np.testing.assert_allclose(float(on["change_ratio"][0]), 1.0 / 5.0, rtol=0.15)
     verdict = str(on["verdict"].values)
-    assert re.match(r"gpt2 sim cache on: regime 96-128 \(x5\.00\) vanished; elsewhere 1\.(0[89]|1[0-2])x", verdict)
+    assert re.match(r"gpt2 sim cache on: regime 96-128 \(x[45]\.\d\d\) vanished \(B/A there x0\.\d\d of elsewhere, "
+                    r"q=[0-9.e-]+\); elsewhere 1\.(0[89]|1[0-2])x", verdict), verdict
     assert "q=" in verdict
     off = str(_series(res, False)["verdict"].values)
-    assert re.match(r"gpt2 sim cache off: B/A 1\.(0[89]|1[0-2])x \[1\.\d\d, 1\.\d\d\], q=", off), off
+    assert re.match(r"gpt2 sim cache off: B/A 1\.(0[5-9]|1[0-4])x \[1\.\d\d, 1\.\d\d\], q=", off), off
     # the regime budgets are excluded from the series ratio but have their own cell ratios (~1.1/5)
     cells = on["ratio"].sel(budget=[96, 112, 128]).values
     np.testing.assert_allclose(cells, 1.1 / 5.0, rtol=0.1)
@@ -72,7 +76,9 @@ def test_appeared_regime(null_a, with_regime):
     res = _cmp(null_a, with_regime)
     on = _series(res, True)
     assert [k for k in on["change_kind"].values.tolist() if k] == ["appeared"]
-    assert "regime 96-128 (x5.00) appeared" in str(on["verdict"].values)
+    assert re.search(r"regime 96-128 \(x[45]\.\d\d\) appeared \(B/A there x[45]\.\d\d of elsewhere, q=",
+                     str(on["verdict"].values))
+    assert bool(on["slower"]) and not bool(_series(res, False)["series_changed"])
     assert "appeared" not in str(_series(res, False)["verdict"].values)
 
 
@@ -141,3 +147,97 @@ def test_bad_inputs(null_a, null_b):
     neg["latency"] = -neg["latency"]
     with pytest.raises(InputError, match="has values <= 0"):
         _cmp(null_a, neg)
+
+
+# ----------------------------------------------------------------------------- noise warning, fails, CLI
+def _noisier(ds, sd, seed=0):
+    """``ds`` with extra per-run noise of ``sd`` (log units): every timing of a run scaled alike."""
+    f = np.exp(np.random.default_rng(seed).normal(0.0, sd, ds["latency"].shape))
+    f = xr.DataArray(f, dims=ds["latency"].dims, coords=ds["latency"].coords)
+    return ds.assign({v: ds[v] * f for v in ("latency", "prefill_time", "decode_time") if v in ds})
+
+
+def test_noise_warning_names_the_noisier_file_and_the_likely_cause(null_b):
+    res = _cmp(null_b, _noisier(null_b, 0.3), labels=("quiet.nc", "loaded.nc"))
+    assert bool(res["noise_warning"].all())
+    assert (res["noise_b"].values > 2 * res["noise_a"].values).all()
+    warning = res.attrs["warning"]
+    assert "loaded.nc is" in warning and "noisier than quiet.nc" in warning and "loaded host" in warning
+    assert warning in res.attrs["summary"]
+    assert all("noisy: per-run noise A" in v for v in res["verdict"].values.ravel().tolist())
+    quiet = _cmp(null_b, _noisier(null_b, 0.01))
+    assert quiet.attrs["warning"] == "" and not bool(quiet["noise_warning"].any())
+    assert (np.abs(quiet["noise_a"].values - 0.05) < 0.01).all()  # the simulator's per-run noise
+
+
+def test_a_slow_run_state_counts_in_the_noise(null_a, null_b):
+    # the simulator puts a few runs in a slow state (x1.75); the pooled sd counts them in full, and says so
+    res = _cmp(null_a, null_b)
+    assert bool(res["noise_warning"].any()) and "slow run states" in res.attrs["warning"]
+
+
+def test_fails_and_slower(with_regime, null_a, null_b):
+    slow = _cmp(null_a, _scaled(null_b, 1.1))
+    assert fails(slow, "slower") and fails(slow, "changed")
+    fast = _cmp(null_a, _scaled(null_b, 0.9))
+    assert not fails(fast, "slower") and fails(fast, "changed")
+    assert not fails(_cmp(null_a, null_b), "changed")
+    vanished = _cmp(with_regime, null_b)  # a slow regime vanished: changed, and faster there, not slower
+    assert fails(vanished, "changed") and not bool(_series(vanished, True)["slower"])
+    with pytest.raises(InputError, match="on must be one of .*, got 'faster'"):
+        fails(slow, "faster")
+    with pytest.raises(InputError, match="needs the Dataset returned by analysis.compare"):
+        fails(null_a, "slower")
+
+
+def test_sweep_sd_widens_the_intervals(null_a, null_b):
+    plain, wide = _cmp(null_a, null_b), _cmp(null_a, null_b, sweep_sd=0.05)
+    assert (wide["series_ratio_hi"] - wide["series_ratio_lo"] > plain["series_ratio_hi"] - plain["series_ratio_lo"]).all()
+    assert (wide["series_mde"] > plain["series_mde"]).all() and wide.attrs["sweep_sd"] == 0.05
+    assert "sweep-to-sweep sd of 0.05" in wide.attrs["summary"]
+    with pytest.raises(InputError, match=r"sweep_sd must be a finite number >= 0, got -1"):
+        _cmp(null_a, null_b, sweep_sd=-1)
+
+
+def test_result_variables_are_declared_and_documented(null_a, null_b):
+    from analysis._outputs import returns_names
+    from analysis.compare import VARIABLES
+    from analysis.compare import compare as fn
+
+    res = _cmp(null_a, null_b)
+    assert list(res.data_vars) == list(VARIABLES)
+    assert not set(VARIABLES) - returns_names(fn.__doc__)
+    assert all(res[v].attrs.get("long_name") for v in VARIABLES)
+
+
+def test_a_drift_of_the_ratio_over_the_budgets_is_a_level_not_a_regime(null_a, null_b):
+    b = null_b.copy()
+    b["latency"] = null_b["latency"] * np.linspace(1.0, 1.3, null_b.sizes["budget"])[:, None] ** 1.0
+    res = _cmp(null_a, b.transpose(*null_b["latency"].dims))
+    assert not bool(res["change_kind"].isin(["appeared", "vanished", "moved"]).any())
+    assert bool(res["slower"].all())
+
+
+def test_cli_fail_on_and_warning(tmp_path, capsys, null_a, null_b):
+    from analysis.__main__ import main
+    from collector import schema
+
+    a, b, n = tmp_path / "a.nc", tmp_path / "b.nc", tmp_path / "noisy.nc"
+    schema.save(null_a, a)
+    schema.save(_scaled(null_b, 1.1), b)
+    schema.save(_noisier(null_b, 0.3), n)
+    assert main(["compare", str(a), str(b)]) == 0  # default: exit 0 whatever the result
+    assert main(["compare", str(a), str(b), "--fail-on", "slower"]) == 1
+    assert main(["compare", str(a), str(b), "--fail-on", "changed", "--json"]) == 1
+    assert main(["compare", str(b), str(a), "--fail-on", "slower"]) == 0  # faster is not slower
+    assert main(["compare", str(b), str(a), "--fail-on", "changed"]) == 1
+    capsys.readouterr()
+    assert main(["compare", str(a), str(n)]) == 0
+    res = capsys.readouterr()
+    assert "Warning: per-run noise" in res.out and res.err.startswith("warning: per-run noise")
+    assert "noisy.nc is" in res.err and "loaded host" in res.err
+    assert "unconfirmed" in res.out  # the legend names every kind
+    assert main(["compare", str(a), str(b), "--fail-on", "faster"]) == 2
+    assert "invalid choice: 'faster'" in capsys.readouterr().err
+    assert main(["compare", str(a), str(b), "--sweep-sd", "-1"]) == 2
+    assert "sweep_sd must be a finite number >= 0, got -1.0" in capsys.readouterr().err
