@@ -12,7 +12,7 @@ results (each says the command and the machine it was measured with).
 Usage::
 
     python -m benchmarks --list                  # the sections, rerun here or not, command, duration
-    python -m benchmarks                         # rerun every section that can be rerun here (about 15 min)
+    python -m benchmarks                         # rerun every section that can be rerun here (about 30 min)
     python -m benchmarks --only speed accuracy   # just these (keys from --list)
     python -m benchmarks --quick --output /tmp/perf.md   # reduced sizes, written into a copy of the doc
     python -m benchmarks --dry-run               # print the commands without running them
@@ -96,6 +96,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("real", "## Regimes on real measurements", "regimes_real.py",
             args=("--reps", "2", "--jobs", "2", "--write"), quick=("--reps", "1", "--jobs", "1", "--write"),
             minutes=5),
+    Section("honesty", "## Honest inference on real measurements", "regimes_honesty.py",
+            args=("--jobs", "2", "--write"), quick=("--quick", "--jobs", "2", "--write"), minutes=15),
     Section("calibration", "## Simulator noise calibrated to the real corpus", "calibrate_sim.py",
             not_here="its --write also rewrites collector/sim_calibration.json, the simulator's noise presets that "
                      "tests and the accuracy section use: run `python benchmarks/calibrate_sim.py --write` on its "
