@@ -177,7 +177,8 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
     of the shared budgets, confirmed at level ``q``. Over a persisting
     regime the test becomes that regime's change of strength; elsewhere it
     is a regime of the file that deviates there from its neighbouring
-    budgets: appeared (B) or vanished (A).
+    budgets: appeared (B) or vanished (A); it replaces the unconfirmed
+    regimes of one file that it overlaps.
     """
     i, j, diff, p = best
     ok = np.isfinite(d)
@@ -201,6 +202,7 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
     e = e if math.isfinite(e) else diff
     g = Segment(lo, hi, math.nan, math.nan, math.nan, math.nan, "slow" if e > 0 else "fast", math.exp(e))
     kind = "appeared" if in_b else "vanished"
+    out = [c for c in out if not (c.kind == "unconfirmed" and covers(c))]  # the scan's test replaces theirs
     out.append(Change(kind, None if in_b else g, g if in_b else None, log_diff=diff, p=p, q=q, proposed=kind,
                       source="scan", confirmed=True))
     return out

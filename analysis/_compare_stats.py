@@ -15,9 +15,9 @@ see, a shift common to every budget of a file, is estimated from the trials
 - :func:`cell_stats`: each budget's ``d_b`` with the same noise (the scatter of
   one ``d_b``, not of a mean).
 - :func:`interval_test`, :func:`scan`: the interaction test of an interval
-  of budgets: the step of ``d`` inside it above a straight line through the
-  series (least squares; a B/A that drifts smoothly over the budgets is not
-  a step), its t referred to the maximum of ``|t|`` over *every* interval of
+  of budgets: the step of ``d`` inside it above the other budgets (above a
+  straight line through the series from :data:`TREND_BUDGETS` budgets on,
+  so a B/A that drifts smoothly over the budgets is not a step), its t referred to the maximum of ``|t|`` over *every* interval of
   the series (max-T), so the p-value holds whichever way the interval was
   chosen (by the regimes found in A or B, or by the scan itself).
 """
@@ -35,6 +35,7 @@ from scipy import stats as _st
 __all__ = [
     "NULL_DF",
     "NULL_DRAWS",
+    "TREND_BUDGETS",
     "bh",
     "cell_stats",
     "centers",
@@ -52,6 +53,9 @@ NULL_DF = 8.0
 NULL_DRAWS = 20_000
 _NULL_WORK = 4e7  # most (draws x intervals) of one null table
 _NULL_SEED = 20240618
+#: From this many shared budgets on, the interaction test measures a step above a straight line (below: above
+#: the mean of the other budgets).
+TREND_BUDGETS = 12
 _MAD_DIFF = 0.6744897501960817 * np.sqrt(2.0)  # MAD of the difference of two N(0, 1) draws
 
 
@@ -229,31 +233,35 @@ def _half(k: int) -> int:
 
 
 def _step_t(d: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The step of ``d[:, i:j]`` above a straight line through the whole row, and its t.
+    """The step of ``d[:, i:j]`` against the rest of each row, and its t.
 
-    Least squares of each row ``(n, k)`` on ``[1, position, 1 inside]``: the
+    Least squares of each row ``(n, k)`` on ``[1, 1 inside]``, and from
+    :data:`TREND_BUDGETS` budgets on, on ``[1, position, 1 inside]``: the
     step is the coefficient of the indicator, so a ratio B/A that drifts
-    smoothly over the budgets is not a step. Its scale is the smaller of the
-    fit's residual sd (``k - 3`` df) and a robust sd from successive
-    differences of the row (``MAD(diff) / (0.6745 sqrt 2)``), which a second
-    step elsewhere in the row (a regime that moved) does not inflate; the
-    max-T null (:func:`_null_max`) is drawn with the same statistic. Returns
-    ``(step, t)``, each ``(n, intervals)``.
+    smoothly over many budgets is not a step (with fewer budgets a line and
+    a step cannot be told apart). Its scale is the smaller of the fit's
+    residual sd and a robust sd from successive differences of the row
+    (``MAD(diff) / (0.6745 sqrt 2)``), which a second step elsewhere in the
+    row (a regime that moved) does not inflate; the max-T null
+    (:func:`_null_max`) is drawn with the same statistic. Returns ``(step,
+    t)``, each ``(n, intervals)``.
     """
     n, k = d.shape
+    trend = k >= TREND_BUDGETS
     x = np.arange(k, dtype=float) - (k - 1) / 2.0
     sxx = float(np.sum(x * x))
     r = d - d.mean(axis=1, keepdims=True)
-    r = r - np.outer(r @ x / sxx, x)  # residual of the line through all budgets
+    if trend:
+        r = r - np.outer(r @ x / sxx, x)  # residual of the line through all budgets
     c_r = np.concatenate([np.zeros((n, 1)), np.cumsum(r, axis=1)], axis=1)
     c_x = np.concatenate([[0.0], np.cumsum(x)])
     n_in = (j - i).astype(float)
-    zz = n_in - n_in**2 / k - (c_x[j] - c_x[i]) ** 2 / sxx
+    zz = n_in - n_in**2 / k - (((c_x[j] - c_x[i]) ** 2 / sxx) if trend else 0.0)
     zd = c_r[:, j] - c_r[:, i]
     rss = np.sum(r * r, axis=1, keepdims=True) - zd**2 / zz
     dd = np.diff(d, axis=1)
     s_diff = np.median(np.abs(dd - np.median(dd, axis=1, keepdims=True)), axis=1, keepdims=True) / _MAD_DIFF
-    s = np.minimum(np.sqrt(np.maximum(rss, 0.0) / (k - 3)), s_diff)
+    s = np.minimum(np.sqrt(np.maximum(rss, 0.0) / (k - 3 if trend else k - 2)), s_diff)
     with _quiet():
         t = np.where(s > 0, zd / np.sqrt(zz) / s, np.where(zd != 0, np.inf * np.sign(zd), 0.0))
     return zd / zz, t
@@ -297,8 +305,9 @@ def interval_test(d: np.ndarray, inside: np.ndarray, sign: int = 0) -> tuple[flo
     Returns
     -------
     tuple
-        ``(step, t, p)``: the step of ``d`` inside the interval above a
-        straight line through the shared budgets (least squares), its t, and
+        ``(step, t, p)``: the step of ``d`` inside the interval above the
+        other shared budgets (above a straight line through them from
+        :data:`TREND_BUDGETS` budgets on; least squares), its t, and
         the p-value of ``|t|`` against the maximum of ``|t|`` over every
         interval of the series' shared budgets as long (up to half of them,
         or up to all but three for a longer one) under i.i.d. Student-t(8)

@@ -177,11 +177,11 @@ def test_a_drift_of_the_ratio_is_not_a_step() -> None:
 
 
 # ----------------------------------------------------------------------------- the numbers of docs/methods.md
-def _corpus_level_and_interval(seeds: range) -> dict[int, dict[str, list[float]]]:
+def _corpus_level_and_interval(seeds: range, files: list[Path] | None = None) -> dict[int, dict[str, list[float]]]:
     """Half-splits (floor(T/2) trials in A) of every corpus file with 3+ trials: the series' level p-value and
     the best interval's max-T p-value (the worst case of any interval chosen from the data)."""
     out: dict[int, dict[str, list[float]]] = {}
-    for path in sorted(REAL.glob("*.nc")):
+    for path in files if files is not None else sorted(REAL.glob("*.nc")):
         ds = _open(path)
         T = ds.sizes["trial"]
         if T < 3:
@@ -197,7 +197,8 @@ def _corpus_level_and_interval(seeds: range) -> dict[int, dict[str, list[float]]
             lvl = cs.level_stats(d, shared, common, level=0.95, alpha=0.05)
             rec = out.setdefault(T, {"level": [], "interval": []})
             rec["level"] += [float(x) for x in lvl["p"] if np.isfinite(x)]
-            rec["interval"] += [cs.scan(x[np.isfinite(x)])[3] for x in d if np.isfinite(x).sum() >= 5]
+            if files is None:
+                rec["interval"] += [cs.scan(x[np.isfinite(x)])[3] for x in d if np.isfinite(x).sum() >= 5]
     return out
 
 
@@ -232,6 +233,7 @@ def main() -> None:
     rows, cover = [], {}
     for plant in ("", "slow", "regime", "mde"):
         n_cmp = n_ser = changed = slower = appeared = unconfirmed = hit = level_p = 0
+        found: dict[int, list[int]] = {}
         for path in T10:
             ds = _open(path)
             for seed in seeds:
@@ -249,6 +251,9 @@ def main() -> None:
                 level_p += int((r["series_p"] < 0.05).sum())
                 if plant == "regime":
                     hit += int(appeared_at(r, interior(ds)).sum())
+                f = found.setdefault(r.sizes["budget"], [0, 0])
+                f[0] += int((appeared_at(r, interior(ds)) if plant == "regime" else r["slower"].values.ravel()).sum())
+                f[1] += int(r["slower"].size)
                 truth = {"": 1.0, "slow": 1.1, "regime": 1.0}.get(plant)
                 if truth is not None:
                     c = cover.setdefault(plant or "none", [0, 0, 0, 0])
@@ -261,11 +266,12 @@ def main() -> None:
                     cin = (r["ratio_lo"] <= truth) & (r["ratio_hi"] >= truth)
                     c[2] += int((cin & cells).sum())
                     c[3] += int(cells.sum())
+        by_k = " / ".join(f"{f[0] / f[1]:.2f}" for _, f in sorted(found.items()))
         rows.append((plant or "none", n_cmp, n_ser, changed, slower, appeared, unconfirmed,
-                     hit if plant == "regime" else "-", level_p))
+                     hit if plant == "regime" else "-", level_p, by_k))
     print("| planted in B | comparisons | series | changed | slower | appeared | unconfirmed | appeared at the plant "
-          "| level p < 0.05 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| level p < 0.05 | found, 8 / 16 budgets |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
     print()
@@ -273,6 +279,11 @@ def main() -> None:
     print("|---|---:|---:|")
     for k, c in cover.items():
         print(f"| {k} | {c[0] / c[1]:.3f} ({c[0]} of {c[1]}) | {c[2] / c[3]:.3f} ({c[2]} of {c[3]}) |")
+    print()
+    print("| 10-trial files, 300 half-splits each | series tests | level p < 0.05 | level p < 0.01 |")
+    print("|---|---:|---:|---:|")
+    lv = np.array(_corpus_level_and_interval(range(300), files=T10)[10]["level"])
+    print(f"| level test over every shared budget | {lv.size} | {(lv < 0.05).mean():.3f} | {(lv < 0.01).mean():.3f} |")
     print()
     print("| trials in the file | series | level p < 0.05 | scan p < 0.05 |")
     print("|---:|---:|---:|---:|")
