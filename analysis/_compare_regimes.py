@@ -12,8 +12,9 @@ Two sources propose changes; tests of B - A decide them
   on the same budgets *persist* (not tested);
 - the scan of B - A: the interval where B/A differs most from elsewhere
   (:func:`analysis._compare_stats.scan`). Where no regime change covers it,
-  it is a candidate of its own, named by the file that deviates there from
-  its neighbouring budgets (B: appeared, A: vanished); over a persisting
+  it is a candidate of its own, named by the file whose latency there
+  deviates more from a smooth curve through its other budgets (B: appeared,
+  A: vanished); over a persisting
   regime it is that regime's change of strength.
 
 Every candidate's p-value is a max-T p-value over every interval of its
@@ -137,7 +138,7 @@ def _pieces(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def test(change: Change, d: np.ndarray, budgets: np.ndarray) -> Change:
-    """``change`` with its interaction test filled in (``log_diff``, ``p``); persisting regimes are returned as they are.
+    """``change`` with its interaction test filled in (``log_diff``, ``p``); persisting regimes come back as they are.
 
     ``d`` ``(budget,)`` is the series' ``mean log B - mean log A`` (NaN:
     not shared) and ``budgets`` the budget values.
@@ -176,8 +177,8 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
     values of A and B (NaN: not shared); ``best``: :func:`analysis._compare_stats.scan`
     of the shared budgets, confirmed at level ``q``. Over a persisting
     regime the test becomes that regime's change of strength; elsewhere it
-    is a regime of the file that deviates there from its neighbouring
-    budgets: appeared (B) or vanished (A); it replaces the unconfirmed
+    is a regime of the file whose latency there deviates more from a smooth
+    curve through its other budgets: appeared (B) or vanished (A); it replaces the unconfirmed
     regimes of one file that it overlaps.
     """
     i, j, diff, p = best
@@ -196,7 +197,7 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
         if c.proposed == "persists" and covers(c):
             out[k] = replace(c, log_diff=diff, p=p, q=q, source="scan", confirmed=True)
             return out
-    ea, eb = (_excess(x[ok][order], i, j) for x in (m_a, m_b))
+    ea, eb = (_excess(x[ok][order], bud, i, j) for x in (m_a, m_b))
     in_b = not (abs(ea) > abs(eb))  # NaN (an interval at the very end) counts for B
     e = eb if in_b else ea
     e = e if math.isfinite(e) else diff
@@ -208,22 +209,25 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
     return out
 
 
-def _excess(m: np.ndarray, i: int, j: int) -> float:
-    """Mean of ``m[i:j]`` above the line through its neighbouring values (two on one side at an end)."""
-    k = m.size
-    x = np.arange(k, dtype=float)
-    if i > 0 and j < k:
-        ref = (np.array([i - 1, j]),)
-    elif i > 1:
-        ref = (np.array([i - 2, i - 1]),)
-    elif j < k - 1:
-        ref = (np.array([j, j + 1]),)
-    else:
-        return math.nan
-    r = ref[0]
-    slope = (m[r[1]] - m[r[0]]) / (x[r[1]] - x[r[0]])
-    line = m[r[0]] + slope * (x[i:j] - x[r[0]])
-    return float(np.mean(m[i:j] - line))
+def _excess(m: np.ndarray, budgets: np.ndarray, i: int, j: int) -> float:
+    """Mean log excess of ``m[i:j]`` over a smooth curve through the other budgets.
+
+    ``m`` holds a file's mean log values over its shared budgets (ascending
+    ``budgets``). The curve is the least-squares quadratic in the budget of
+    the latencies outside ``[i, j)`` (prefill plus a per-token cost that may
+    grow with the length: the expected scaling), or the straight line where
+    the quadratic is not positive inside.
+    """
+    out = np.r_[np.arange(i), np.arange(j, m.size)]
+    y, x = np.exp(m[out]), budgets[out]
+    for deg in (2, 1):
+        if out.size <= deg:
+            continue
+        coef = np.polyfit(x, y, deg)
+        pred = np.polyval(coef, budgets[i:j])
+        if np.all(pred > 0):
+            return float(np.mean(m[i:j] - np.log(pred)))
+    return math.nan
 
 
 def decide(change: Change, q: float, alpha: float) -> Change:

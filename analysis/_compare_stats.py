@@ -17,7 +17,8 @@ see, a shift common to every budget of a file, is estimated from the trials
 - :func:`interval_test`, :func:`scan`: the interaction test of an interval
   of budgets: the step of ``d`` inside it above the other budgets (above a
   straight line through the series from :data:`TREND_BUDGETS` budgets on,
-  so a B/A that drifts smoothly over the budgets is not a step), its t referred to the maximum of ``|t|`` over *every* interval of
+  so a B/A that drifts smoothly over the budgets is not a step), its t
+  referred to the maximum of ``|t|`` over *every* interval of
   the series (max-T), so the p-value holds whichever way the interval was
   chosen (by the regimes found in A or B, or by the scan itself).
 """
@@ -269,7 +270,7 @@ def _step_t(d: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np
 
 @functools.lru_cache(maxsize=128)
 def _null_max(k: int, longest: int) -> np.ndarray:
-    """Sorted draws of ``max |t|`` over the intervals of ``k`` budgets up to ``longest`` long, i.i.d. t(NULL_DF) noise."""
+    """Sorted draws of ``max |t|`` over the intervals of ``k`` budgets up to ``longest`` long (i.i.d. t noise)."""
     i, j = _family(k, longest)
     draws = int(max(2_000, min(NULL_DRAWS, _NULL_WORK // max(len(i), 1))))
     rng = np.random.default_rng([_NULL_SEED, k, longest])

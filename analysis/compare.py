@@ -184,8 +184,9 @@ def compare(
           ``unconfirmed`` (found in one file only, but B - A does not differ
           significantly there) or ``persists``.
         - ``change_source`` (str): ``regimes`` (proposed by the regimes of A
-          and B) or ``scan`` (the scan's interval, named by the file that
-          deviates there from its neighbouring budgets).
+          and B) or ``scan`` (the scan's interval, named by the file whose
+          latency there deviates more from a smooth curve through its other
+          budgets; its ``effect`` is that deviation).
         - ``change_confirmed``: its test confirmed it (``change_q < alpha``).
         - ``change_ratio``: B/A on the tested budgets over B/A elsewhere;
           ``change_p``: the interaction test (max-T over every interval of

@@ -192,7 +192,8 @@ def test_fails_and_slower(with_regime, null_a, null_b):
 
 def test_sweep_sd_widens_the_intervals(null_a, null_b):
     plain, wide = _cmp(null_a, null_b), _cmp(null_a, null_b, sweep_sd=0.05)
-    assert (wide["series_ratio_hi"] - wide["series_ratio_lo"] > plain["series_ratio_hi"] - plain["series_ratio_lo"]).all()
+    width = {k: r["series_ratio_hi"] - r["series_ratio_lo"] for k, r in (("plain", plain), ("wide", wide))}
+    assert (width["wide"] > width["plain"]).all()
     assert (wide["series_mde"] > plain["series_mde"]).all() and wide.attrs["sweep_sd"] == 0.05
     assert "sweep-to-sweep sd of 0.05" in wide.attrs["summary"]
     with pytest.raises(InputError, match=r"sweep_sd must be a finite number >= 0, got -1"):
@@ -241,3 +242,12 @@ def test_cli_fail_on_and_warning(tmp_path, capsys, null_a, null_b):
     assert "invalid choice: 'faster'" in capsys.readouterr().err
     assert main(["compare", str(a), str(b), "--sweep-sd", "-1"]) == 2
     assert "sweep_sd must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+
+
+def test_noisy_threshold_is_the_one_of_regimes():
+    import importlib
+
+    cmp_module = importlib.import_module("analysis.compare")  # the module, not the function of the package
+    regimes_module = importlib.import_module("analysis.regimes")
+
+    assert cmp_module.NOISY == getattr(regimes_module, "NOISY", cmp_module.NOISY) == 0.1
