@@ -38,13 +38,14 @@ def _add_regimes(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("paths", nargs="+", metavar="RUN.nc", help="dataset files or glob patterns (several are combined)")
     p.add_argument("--var", default="latency", help="variable to analyse (default: latency)")
-    p.add_argument("--method", choices=METHODS, default="pelt", help="changepoint search (default: pelt)")
-    p.add_argument("--penalty", type=float, default=None, help="penalty per changepoint (default: from the replicate noise)")
+    p.add_argument("--method", choices=METHODS, default="pelt", help="deprecated, ignored: the scan tests every interval")
+    p.add_argument("--penalty", type=float, default=None, help="deprecated, ignored")
     p.add_argument("--min-effect", type=float, default=0.2, help="smallest relative effect that counts (default: 0.2)")
-    p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate (default: 0.05)")
+    p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate across series (default: 0.05)")
     p.add_argument("--scaling", choices=SCALINGS, default="auto", help="expected scaling with budget (default: auto)")
-    p.add_argument("--normal", choices=NORMAL_RULES, default="lowest", help="which level is the normal regime (default: lowest)")
-    p.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples (default: 200)")
+    p.add_argument("--normal", choices=NORMAL_RULES, default="lowest",
+                   help="normal level: lowest (regimes are slowdowns, default), highest (drops) or majority (either)")
+    p.add_argument("--n-boot", type=int, default=200, help="deprecated, ignored")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default: 0)")
     p.add_argument("--all", action="store_true", help="list every segment of every series, not only anomalous ones")
     p.add_argument("--json", action="store_true", help="print the result as JSON (every series and segment)")
@@ -93,8 +94,10 @@ def to_json(result: Any) -> dict[str, Any]:
                 "series": {str(d): _clean(result[d].values[index[d]]) for d in sdims},
                 "scaling": _clean(result["scaling"].isel(sel).values),
                 "noise": _clean(result["noise"].isel(sel).values),
-                "penalty": _clean(result["penalty"].isel(sel).values),
-                **{k: _clean(result[k].isel(sel).values) for k in ("scatter", "mde", "mde_4", "p_series", "q_series")},
+                **{k: _clean(result[k].isel(sel).values) for k in ("scatter", "cell_sd", "df", "mde", "mde_4", "p_series",
+                                                                    "q_series")},
+                "power": {f"{r:g}": _clean(v) for r, v in zip(result["power_ratio"].values,
+                                                              result["power"].isel(sel).values)},
                 "anomalous_budgets": [_clean(b) for b, a in zip(result["budget"].values,
                                                                  result["anomalous"].isel(sel).values) if a],
                 "segments": [],

@@ -88,15 +88,32 @@ def _range(v: np.ndarray) -> str:
     return f"x{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"x{lo:.2f} to x{hi:.2f}"
 
 
+def _often(p: float) -> str:
+    """A share said plainly: 'about 1 time in 3', 'about half the time'."""
+    if p >= 0.45 and p <= 0.55:
+        return "about half the time"
+    if p > 0.55:
+        return f"about {round(p * 100):d}% of the time"
+    return f"about 1 time in {max(2, round(1 / p)):d}"
+
+
 def power_lines(result: xr.Dataset) -> list[str]:
     """What could have been seen: the minimum detectable slowdowns, and a warning when the noise is high."""
     if "mde" not in result:
         return []
-    lines = [
-        f"Smallest detectable slowdown here (alpha {result.attrs.get('alpha')}, 80% power): over one budget "
-        f"{_range(np.asarray(result['mde'].values, dtype=float).ravel())}, over four budgets "
-        f"{_range(np.asarray(result['mde_4'].values, dtype=float).ravel())}; smaller regimes could not have been seen."
-    ]
+    mde = np.asarray(result["mde"].values, dtype=float).ravel()
+    line = (f"80% power (a regime alone among these series, inside the sweep) at {_range(mde)} over one budget, "
+            f"{_range(np.asarray(result['mde_4'].values, dtype=float).ravel())} over four budgets")
+    if "power" in result and np.isfinite(mde).any():
+        # the power curve of the median series: how often a smaller regime is still found
+        s = int(np.nanargmin(np.abs(mde - np.nanmedian(mde))))
+        curve = np.asarray(result["power"].values, dtype=float).reshape(mde.size, -1)[s]
+        ratios = np.asarray(result["power_ratio"].values, dtype=float)
+        small = [(r, p) for r, p in zip(ratios, curve) if np.isfinite(p) and r < mde[s] and p > 0.005]
+        if small:
+            r, p = small[-1]
+            line += f"; x{r:g} over one budget is found {_often(p)}"
+    lines = [line + "."]
     noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
     if noisy.any():
         noise = np.asarray(result["noise"].values, dtype=float).ravel()
@@ -113,29 +130,14 @@ def power_lines(result: xr.Dataset) -> list[str]:
     return lines
 
 
-def _not_across_series(result: xr.Dataset, n_series: int) -> list[str]:
-    """A line for the segments significant in their series whose series do not survive the correction across
-    the series (``q_series`` at or above alpha)."""
-    if "q_series" not in result:
-        return []
-    alpha = float(result.attrs.get("alpha", 0.05))
-    held = (result["q"] < alpha) & ~result["segment_anomalous"] & (result["q_series"] >= alpha)
-    if not bool(held.any()):
-        return []
-    q = result["q_series"].where(held.any("segment")).values
-    return [f"{int(held.sum())} segment(s) with q below {alpha:g} are not regimes: their series' evidence does not "
-            f"survive the correction across the {n_series} series (q_series {np.nanmin(q):.2g} to {np.nanmax(q):.2g}); "
-            "a second sweep of those budgets, or more trials, would tell."]
-
-
 def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
     n_series = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
     lines = [
         (f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
-        f"{a.get('n_trials', '?')} trial(s); method {a.get('method')}, penalty {a.get('penalty')}, "
-        f"min_effect {a.get('min_effect')}, alpha {a.get('alpha')}.")
+        f"{a.get('n_trials', '?')} trial(s); step-down scan, min_effect {a.get('min_effect')}, "
+        f"alpha {a.get('alpha')} (false discovery rate across series).")
     ]
     anomalous = list(iter_segments(result, only_anomalous=True))
     n_hit = len({tuple(sorted(i.items())) for i, _ in anomalous})
@@ -148,9 +150,7 @@ def summarize(result: xr.Dataset) -> str:
     else:
         lines.append("No anomalous regime: every series follows a smooth curve within min_effect or its noise.")
     lines.extend(power_lines(result))
-    lines.extend(_not_across_series(result, n_series))
     conf = result["confounded"].values
-    seg_anom = result["segment_anomalous"].values
     clustered = result["clustered"].values
     note = str(a.get("time_check", ""))
     share = float(a.get("sequential_share", np.nan))
@@ -162,18 +162,20 @@ def summarize(result: xr.Dataset) -> str:
             "order (a sequential sweep), so a slow period of the host looks exactly like a budget regime. "
             "Re-run the sweep in random order (collector run --order random) to separate them."
         )
-    n_conf = int((conf & seg_anom).sum())
+    n_conf = int((conf & clustered).sum())
     if n_conf:
         lines.append(
-            f"{n_conf} anomalous segment(s) are confounded: their runs were executed close together in time "
-            "(clustered), so budget and time cannot be separated; re-run those budgets interleaved in random order."
+            f"{n_conf} step(s) passed the test but are not reported as regimes: their runs were executed close "
+            "together in time (clustered), so budget and time cannot be separated; re-run those budgets "
+            "interleaved in random order (they are listed with 'confounded' in the result)."
         )
-    n_expl = int((conf & ~seg_anom & ~clustered).sum())
+    n_expl = int((conf & ~clustered).sum())
     if n_expl:
         lines.append(
-            f"{n_expl} segment(s) were explained by execution time (a slow host period also slowed runs of "
+            f"{n_expl} step(s) were explained by execution time (a slow host period also slowed runs of "
             "other budgets executed at the same time) and are not reported as regimes."
         )
     if int(a.get("n_trials", 2)) < 3:
-        lines.append("Fewer than 3 trials: reproducibility across trials cannot be checked; tests rest on budget-to-budget noise.")
+        lines.append("Fewer than 3 trials: a cell whose runs all landed in a slow state is hard to tell from a regime; "
+                     "the test rests on the budget-to-budget noise (pooled with the other series of the origin).")
     return "\n".join(lines)

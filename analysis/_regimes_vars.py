@@ -10,13 +10,14 @@ from __future__ import annotations
 from analysis._outputs import ResultVar
 
 __all__ = [
-    "BUDGET", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",
+    "BUDGET", "POWER", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",
     "SEGMENT_SUMMARY",
 ]
 
 BUDGET = "budget"
 SEGMENT = "segment"
 SERIES = "series"
+POWER = "power_ratio"
 
 
 #: Every variable of the result, in order (``long_name``: ``{var}`` and ``{noisy}`` are filled in; units
@@ -29,15 +30,15 @@ VARIABLES: dict[str, ResultVar] = {
     "normal": ResultVar(BUDGET, "budget lies in the normal regime"),
     "start": ResultVar(SEGMENT, "first budget of the segment"),
     "end": ResultVar(SEGMENT, "last budget of the segment"),
-    "start_lo": ResultVar(SEGMENT, "start: lower 95% bound under trial resampling"),
-    "start_hi": ResultVar(SEGMENT, "start: upper 95% bound under trial resampling"),
-    "end_lo": ResultVar(SEGMENT, "end: lower 95% bound under trial resampling"),
-    "end_hi": ResultVar(SEGMENT, "end: upper 95% bound under trial resampling"),
-    "effect": ResultVar(SEGMENT, "median ratio to the baseline", "1"),
-    "effect_lo": ResultVar(SEGMENT, "effect: 95% bootstrap CI, lower", "1"),
-    "effect_hi": ResultVar(SEGMENT, "effect: 95% bootstrap CI, upper", "1"),
-    "p": ResultVar(SEGMENT, "p-value of the segment against the normal regime"),
-    "q": ResultVar(SEGMENT, "Benjamini-Hochberg q-value across every tested segment"),
+    "start_lo": ResultVar(SEGMENT, "start: lower end of its 95% confidence set"),
+    "start_hi": ResultVar(SEGMENT, "start: upper end of its 95% confidence set"),
+    "end_lo": ResultVar(SEGMENT, "end: lower end of its 95% confidence set"),
+    "end_hi": ResultVar(SEGMENT, "end: upper end of its 95% confidence set"),
+    "effect": ResultVar(SEGMENT, "ratio of the segment to the smooth curve (a regime: its fitted step)", "1"),
+    "effect_lo": ResultVar(SEGMENT, "effect: 95% CI, lower", "1"),
+    "effect_hi": ResultVar(SEGMENT, "effect: 95% CI, upper", "1"),
+    "p": ResultVar(SEGMENT, "step-down adjusted p-value of the segment's step (family: its series)"),
+    "q": ResultVar(SEGMENT, "p adjusted across the series (Benjamini-Bogomolov: p m / R)"),
     "reproducible": ResultVar(SEGMENT, "share of trials reproducing the segment"),
     "kind": ResultVar(SEGMENT, "normal, slow or fast"),
     "segment_anomalous": ResultVar(SEGMENT, "segment is an anomalous regime"),
@@ -46,23 +47,21 @@ VARIABLES: dict[str, ResultVar] = {
     "p_time": ResultVar(SEGMENT, "p-value of the budget term with a time term in the model"),
     "n_cells": ResultVar(SEGMENT, "runs with data"),
     "noise": ResultVar(SERIES, "per-run noise (sd of log values)", "1"),
-    "penalty": ResultVar(SERIES, "changepoint penalty used (squared log ratio)"),
     "scaling": ResultVar(SERIES, "expected scaling fitted"),
-    "detected": ResultVar(SERIES, "changepoint search ran"),
-    "step": ResultVar(SEGMENT, "step of the segment against a smooth curve through its neighbours (ratio)", "1"),
-    "p_run": ResultVar(SEGMENT, "scan p-value under permutation of the series' runs"),
-    "p_scatter": ResultVar(SEGMENT, "scan p-value against the budget-to-budget scatter"),
-    "p_series": ResultVar(SERIES, "scan p-value of the strongest interval"),
-    "q_series": ResultVar(SERIES, "Benjamini-Hochberg q-value across the series of min(p_series, its segments' p)"),
-    "mde": ResultVar(SERIES, "minimum detectable ratio over one budget (alpha, 80% power)", "1"),
-    "mde_4": ResultVar(SERIES, "minimum detectable ratio over four budgets (alpha, 80% power)", "1"),
-    "scatter": ResultVar(SERIES, "budget-to-budget scatter around a smooth curve (sd of log values)", "1"),
+    "p_series": ResultVar(SERIES, "scan p-value of a step anywhere in the series"),
+    "q_series": ResultVar(SERIES, "Benjamini-Hochberg q-value of p_series across the series"),
+    "mde": ResultVar(SERIES, "ratio of a one-budget interior step found with 80% power (alpha, whole decision rule)", "1"),
+    "mde_4": ResultVar(SERIES, "ratio of a four-budget interior step found with 80% power (alpha, whole decision rule)", "1"),
+    "scatter": ResultVar(SERIES, "the series' own budget-to-budget scatter around a smooth curve (sd of log values)", "1"),
+    "cell_sd": ResultVar(SERIES, "noise of a cell mean the test uses: scatter moderated towards its origin's (log units)", "1"),
+    "df": ResultVar(SERIES, "degrees of freedom of cell_sd (own plus the origin prior's)"),
+    "power": ResultVar(POWER, "share of one-budget interior steps of that ratio found (alpha, whole decision rule)"),
     "noisy": ResultVar(SERIES, "per-run noise above {noisy} (log units)"),
 }
 
-#: Where a segment lies: its first and last budget and their 95 % intervals under trial resampling.
+#: Where a segment lies: its first and last budget and their 95 % confidence sets.
 SEGMENT_BOUNDS: tuple[str, ...] = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi")
-#: How strong a segment is: its median ratio to the baseline and the bootstrap CI.
+#: How strong a segment is: its ratio to the smooth curve and the 95 % CI.
 SEGMENT_EFFECT: tuple[str, ...] = ("effect", "effect_lo", "effect_hi")
 #: What a summary line says of a segment.
 SEGMENT_SUMMARY: tuple[str, ...] = (*SEGMENT_BOUNDS, *SEGMENT_EFFECT, "q", "kind", "confounded")

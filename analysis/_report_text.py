@@ -31,19 +31,18 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("p and q", "p is the probability of seeing a difference at least this large by chance alone. Many tests are "
                 "made at once, so p is corrected into q (Benjamini-Hochberg): among the findings with q below 0.05, "
                 "at most about 5% are expected to be false alarms."),
-    ("boundary interval", "Where a regime's start or end could lie: the range the boundary moves over when the "
-     "trials are resampled. Shown as bars along the top of the figures."),
+    ("boundary interval", "Where a regime's start or end could lie: every boundary whose step fits the runs "
+     "about as well as the chosen one (a 95% confidence set). Shown as bars along the top of the figures."),
     ("reproducible", "The share of trials in which the regime shows up on its own. A single slow run, or one whole "
                      "trial that ran slow, is noise, not a regime."),
     ("confounded", "The runs of a regime were executed close together in time, so a slow period of the machine "
                    "(another job, heat, power state) would look exactly the same. Budget and time cannot be "
                    "separated; re-run those budgets interleaved in random order."),
-    ("smallest detectable effect", "The smallest ratio the data could have revealed (at the chosen false alarm "
-     "rate, with 80% power). 'No regime' always means 'none larger than this, at this noise'."),
-    ("penalty", "The price the changepoint search pays for each extra boundary. Set from the measured noise, so "
-                "that noise alone rarely produces a boundary; a higher penalty finds fewer, larger regimes."),
-    ("method", "The changepoint search that cuts the budget axis into segments: pelt (default, exact), binseg "
-               "(binary segmentation), dynp (dynamic programming) or kernel."),
+    ("smallest detectable effect", "The ratio a regime of one (or four) budgets inside the sweep needs to be found "
+     "80% of the time, simulated through the whole decision rule on the series' own noise, for a regime alone "
+     "among the dataset's series. Smaller regimes are found less often (the power curve says how often), not never."),
+    ("method", "Every interval of budgets is scanned for a step against a smooth curve; the strongest is tested "
+               "against the same scan on noise drawn from the series' own runs, then the next, step by step."),
     ("KV speedup and collapse", "Latency without the KV cache divided by latency with it. A collapse is an "
      "interval where this speedup falls significantly below its trend."),
     ("decode share", "Of a regime's extra time, the part spent in the decode phase (the token-by-token steps) "

@@ -10,6 +10,8 @@ or a ``dask.distributed`` cluster) and an eager input in one call.
 
 from __future__ import annotations
 
+import hashlib
+
 import functools
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
@@ -39,13 +41,32 @@ def as_series_array(da: xr.DataArray) -> xr.DataArray:
 
 
 def series_ids(da: xr.DataArray) -> xr.DataArray:
-    """A stable integer per series (C order over the series dims), chunked like ``da``."""
+    """A stable integer per series, derived from its coordinates (not its position), chunked like ``da``.
+
+    The key is every series dim's ``name=value`` except the ``origin`` dim and empty labels (``""``, NaN: the
+    padding of a dim that some combined files lack), hashed (BLAKE2b, 63 bits): a series draws the same random
+    numbers whether its file is opened alone or beside others, and whatever other series a block holds.
+    """
+    from collector.combine import ORIGIN_DIM
+
     dims = series_dims(da)
     shape = tuple(da.sizes[d] for d in dims)
-    ids = xr.DataArray(np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape), dims=dims)
+    labels = []
+    for d in dims:
+        vals = da[d].values.tolist() if d in da.coords else list(range(da.sizes[d]))
+        labels.append(["" if d == ORIGIN_DIM or _empty(v) else f"{d}={v!r}" for v in vals])
+    ids = np.zeros(shape, dtype=np.int64)
+    for index in np.ndindex(*shape):
+        key = "|".join(lab[i] for lab, i in zip(labels, index) if lab[i]).encode()
+        ids[index] = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
+    out = xr.DataArray(ids, dims=dims)
     if is_lazy(da):
-        ids = ids.chunk({d: da.chunksizes[d] for d in dims})
-    return ids
+        out = out.chunk({d: da.chunksizes[d] for d in dims})
+    return out
+
+
+def _empty(v: Any) -> bool:
+    return v == "" or (isinstance(v, float) and v != v)
 
 
 def is_lazy(da: xr.DataArray) -> bool:

@@ -12,7 +12,7 @@ from analysis._table import Table, extra_columns, flat, labels, select_rows
 __all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]
 
 _SEGMENT_KNOWN = SEGMENT_REPORTED
-_SERIES_KNOWN = ("noise", "penalty", "scaling", "detected")
+_SERIES_KNOWN = ("noise", "scaling", "cell_sd", "df", "power")
 
 
 def _sdims(result: xr.Dataset, var: str, inner: str) -> list[str]:

@@ -1,12 +1,13 @@
 """Discrete latency regimes along the budget axis: :func:`regimes`.
 
-The model, the penalty and the tests are described in docs/methods.md
-("Regimes along the budget axis"). In short, per series (every dim except
-``budget`` and ``trial``): fit the expected scaling robustly, cut the log ratio
-to it into segments (ruptures), pick the normal regime by expected scaling,
-refit on it, test every segment against it with the trial-level data, correct
-across the dataset (Benjamini-Hochberg), then check each anomalous segment
-against execution time.
+The procedure is described in docs/methods.md ("Regimes along the budget axis")
+and implemented in :mod:`analysis.inference`. In short, per series (every dim
+except ``budget`` and ``trial``): fit the expected scaling robustly, scan every
+budget interval for a step against any smooth curve, test the strongest against
+the same scan on null draws from the series' own runs (with a cell level whose
+scale is pooled with the other series of its origin), step down to the next,
+correct across the series (Benjamini-Hochberg, then Benjamini-Bogomolov within
+the selected series), and check each regime against execution time.
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+import warnings
+
 from analysis import _detect, _series
 from analysis import confound as _cf
+from analysis import inference as _inf
 from analysis import segments as _sg
 from analysis import _regimes_vars as _rv
 from analysis import stats as _st
-from analysis._limits import check_bootstrap
 from analysis._origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
 from analysis._common import check_axes, check_seed, quiet
 from analysis.errors import InputError
+from collector.combine import ORIGIN_DIM
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
 
@@ -38,6 +42,9 @@ METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
 #: Names of the result's variables (a series dim may not take one of them, nor "segment").
 OUTPUT_VARIABLES: tuple[str, ...] = tuple(_rv.VARIABLES)
+#: The direction of a regime for each ``normal`` rule: the normal level is the lowest (regimes are slowdowns), the
+#: highest (regimes are drops) or either (``majority``: two-sided).
+SIGNS: dict[str, int] = {"lowest": 1, "highest": -1, "majority": 0}
 #: Per-run noise (sd of log values) above which a series is flagged as noisy, with the likely cause.
 NOISY = 0.1
 #: Most permutations a series may ask for (memory and time grow with it).
@@ -69,98 +76,98 @@ def regimes(
         work. ``order`` / ``started_at`` (when present) drive the time check.
     var
         The variable to analyse; values must be positive (NaN: no data).
-    method
-        Changepoint search: ``pelt`` (default), ``binseg``, ``dynp`` or
-        ``kernel`` (ruptures, ``jump=1``, ``min_size=1``).
-    penalty
-        Penalty per changepoint in squared-log-ratio units. ``None``: from the
-        replicate noise of each series, ``2 * sigma_m**2 * ln(n)`` where
-        ``sigma_m`` is the noise of a per-budget median and ``n`` the number
-        of budgets with data.
+    normal
+        Which side of the smooth curve is normal, hence the direction of a
+        regime and of the test: ``lowest`` (default: regimes are slowdowns,
+        a one-sided scan), ``highest`` (regimes are drops, e.g. a collapsing
+        speedup) or ``majority`` (either direction, two-sided).
+    method, penalty, n_boot
+        Deprecated and ignored (a ``FutureWarning`` when set): the options of
+        the changepoint search that the scan replaced; every interval is tested.
     min_effect
-        Smallest relative effect that counts: a segment is anomalous only if
-        its median ratio is at least ``1 + min_effect`` or at most
-        ``1 / (1 + min_effect)``.
+        Smallest relative effect that counts: a regime's fitted step must be
+        at least ``1 + min_effect`` or at most ``1 / (1 + min_effect)``.
     alpha
-        False discovery rate for the Benjamini-Hochberg q-values (and the
-        level of the time-term test).
+        False discovery rate of the series declared to hold a regime
+        (Benjamini-Hochberg on ``p_series``), and the level of the time-term test.
     scaling
         Expected scaling of ``var`` with budget: ``auto`` (cache on: linear,
         cache off: quadratic, no ``cache`` coordinate: chosen by fit),
         ``constant``, ``linear`` or ``quadratic``.
-    n_boot
-        Bootstrap resamples for effect CIs and boundary intervals (0: none).
     seed
         Seeds every resampling (results do not depend on dask chunking).
-    normal
-        Which level group is the normal regime: ``lowest`` (default: the
-        cheapest group covering at least a quarter of the budgets),
-        ``highest`` (for derived series where a drop is the anomaly) or
-        ``majority``.
     n_perm
-        Permutations of each series' runs (and Gaussian draws) for the null
-        distributions of the step scan (p-values beyond their range come from
-        a Gumbel tail fitted to them).
+        Null draws per batch of the sequential (Besag-Clifford) p-values, and
+        for the power simulation; a p-value draws up to ``10 * n_perm`` (more
+        when the correction across many series needs smaller p-values).
 
     Returns
     -------
     xarray.Dataset
-        Dims: the series dims of ``ds[var]``, ``budget`` and ``segment``
-        (padded across series; unused entries are NaN / "" / False).
+        Dims: the series dims of ``ds[var]``, ``budget``, ``segment``
+        (padded across series; unused entries are NaN / "" / False) and
+        ``power_ratio``.
 
         Per series and budget:
 
-        - ``anomalous`` (bool): the budget lies in an anomalous segment.
+        - ``anomalous`` (bool): the budget lies in an anomalous regime.
         - ``ratio``: observed / baseline (median over trials).
-        - ``baseline``: the expected-scaling fit (units of ``var``).
+        - ``baseline``: the expected-scaling fit to the budgets outside the
+          regimes (units of ``var``).
         - ``regime`` (int): segment id, 0.. along the budget axis (-1: no data).
-        - ``normal`` (bool): the budget lies in the normal regime.
+        - ``normal`` (bool): the budget has data and lies in no regime.
 
-        Per series and segment:
+        Per series and segment (the rejected intervals of the scan and the
+        stretches between them):
 
         - ``start``, ``end``: first and last budget of the segment.
-        - ``start_lo``, ``start_hi``, ``end_lo``, ``end_hi``: 95 % intervals
-          of the start and end under trial resampling (budget units; NaN at
-          the sweep's ends).
-        - ``effect``: median ratio of the segment's runs to the baseline;
-          ``effect_lo``, ``effect_hi``: its 95 % bootstrap CI (trials resampled).
-        - ``p``: two-sided p-value of the segment against the normal regime
-          (NaN: not tested, e.g. a series that is one segment); ``q``: its
-          Benjamini-Hochberg q-value across every tested segment of the dataset.
+        - ``start_lo``, ``start_hi``, ``end_lo``, ``end_hi``: 95 % confidence
+          sets of a regime's start and end (every boundary whose step fits the
+          runs nearly as well: profile likelihood, chi-square 2 df; NaN for
+          the normal stretches).
+        - ``effect``: a regime's fitted step against the smooth curve (the
+          steps of a series' regimes fitted jointly), or, for any other
+          segment, the geometric mean of its ratio to the baseline;
+          ``effect_lo``, ``effect_hi``: its 95 % CI (t on ``df`` degrees of
+          freedom with the standard error from ``cell_sd``).
+        - ``p``: step-down adjusted p-value of the regime within its series
+          (NaN: not tested, a normal stretch); ``q``: ``p m / R`` (``m``
+          series tested, ``R`` selected by Benjamini-Hochberg): the regime
+          counts where ``q <= alpha`` (Benjamini-Bogomolov).
         - ``reproducible``: share of trials in which the segment's contrast
-          has its sign and at least half of ``min_effect`` (NaN below 3 trials).
+          has its sign and at least half of ``min_effect`` (NaN below 3
+          trials; descriptive, not a gate).
         - ``kind`` (str): ``normal``, ``slow`` or ``fast``.
-        - ``segment_anomalous`` (bool): ``q < alpha``, ``|log effect| >=
-          log(1 + min_effect)``, reproducible in at least 3/4 of the trials,
-          not in the normal regime, not explained by execution time, and in a
-          series whose ``q_series`` is below ``alpha``.
-        - ``confounded`` (bool): budget and execution time cannot be
-          separated for the segment (its runs cluster in time) or a time term
-          explains it (then it is not anomalous).
+        - ``segment_anomalous`` (bool): tested, ``q <= alpha``, ``|log
+          effect| >= log(1 + min_effect)`` and not ``confounded``.
+        - ``confounded`` (bool): a segment that passed the test and the
+          effect threshold, but whose runs cluster in execution time (budget
+          and time cannot be separated) or whose step a time term explains:
+          not a regime until re-measured in random order.
         - ``clustered`` (bool): its runs cluster in execution time.
         - ``p_time``: p-value of the budget term in the model with a time term.
         - ``n_cells``: runs with data in the segment.
-        - ``step``: the segment's step against a smooth curve through its
-          neighbours (ratio); ``p_run``, ``p_scatter``: the step scan's
-          p-values under permutation of the series' runs and against the
-          budget-to-budget scatter.
 
-        Per series: ``noise`` (per-run noise, log units), ``penalty`` (the
-        penalty used), ``scaling`` (str: constant, linear or quadratic),
-        ``detected`` (bool: the changepoint search ran; series in which no
-        budget departs from the baseline by ``min_effect`` are one segment),
-        ``p_series`` (the scan p-value of the strongest interval), ``q_series``
-        (Benjamini-Hochberg q-value across the series of the smaller of
-        ``p_series`` and the series' smallest segment ``p``), ``mde`` and
-        ``mde_4`` (the smallest ratio detectable over one and over four
-        budgets at ``alpha`` with 80 % power), ``scatter`` (budget-to-budget
-        scatter around a smooth curve, log units) and ``noisy`` (bool: per-run
-        noise above :data:`NOISY`).
+        Per series: ``noise`` (per-run noise, log units), ``scaling`` (str:
+        constant, linear or quadratic), ``p_series`` (the scan p-value of "a
+        step anywhere"), ``q_series`` (its Benjamini-Hochberg q-value across
+        the series), ``mde`` and ``mde_4`` (the ratio of a step over one and
+        over four interior budgets found with 80 % power, simulated through
+        the whole decision rule at the level a regime alone among the
+        dataset's series faces; inf: not even x1000), ``scatter`` (the series'
+        own budget-to-budget scatter, log units), ``cell_sd`` (the noise of a
+        cell mean the test uses: ``scatter`` moderated towards the origin's,
+        never below it), ``df`` (its degrees of freedom) and ``noisy`` (bool:
+        per-run noise above :data:`NOISY`).
 
-        Attrs: ``var``, ``method``, ``penalty`` ("auto" or the value),
-        ``min_effect``, ``alpha``, ``scaling``, ``normal``, ``n_boot``,
-        ``seed``, ``time_check`` (what the time check used or why it was
-        skipped), ``sequential_share`` and ``summary`` (a few lines for
+        Per series and ``power_ratio`` (the ratios of
+        :data:`analysis.inference.POWER_RATIOS`): ``power``, the share of
+        one-budget interior steps of that ratio the rule finds.
+
+        Attrs: ``var``, ``method`` ("scan"), ``min_effect``, ``alpha``,
+        ``scaling``, ``seed``, ``n_perm``, ``n_trials``, ``series_tested``,
+        ``series_selected``, ``time_check`` (what the time check used or why
+        it was skipped), ``sequential_share`` and ``summary`` (a few lines for
         humans; also :func:`summary`).
 
     Raises
@@ -173,19 +180,22 @@ def regimes(
         ds = ds.to_dataset(name=var)
     da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
                    scaling=scaling, n_boot=n_boot, seed=seed, normal=normal, n_perm=n_perm)
-    _nb, _nt = int(da.sizes.get(_series.BUDGET, 1)), int(da.sizes.get("trial", 1))
-    check_bootstrap(n_boot, _nb * _nt, "regimes", f"{_nb} budgets x {_nt} trials")
+    _deprecated(method=method, penalty=penalty, n_boot=n_boot)
     da = _series.as_series_array(da)
     sdims = _series.series_dims(da)
     budgets = np.asarray(da[_series.BUDGET].values)
     nb = budgets.size
     degree = _degrees(ds, da, scaling)
+    core = [_series.BUDGET, _series.TRIAL]
+    own = _series.apply_named(_detect.scale_block, [da, degree], [core, []], outputs=_detect.SCALE_OUTPUTS,
+                              kwargs={"budgets": budgets}).compute()
+    prior_s2, prior_df, n_origin = _origin_prior(own, sdims)
     res = _series.apply_named(
-        _detect.analyse_block, [da, degree, _series.series_ids(da)], [[_series.BUDGET, _series.TRIAL], [], []],
-        outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb},
-        kwargs={"budgets": budgets, "method": method, "penalty": penalty, "min_effect": float(min_effect),
-                "n_boot": int(n_boot), "seed": int(seed), "normal_rule": normal, "n_perm": int(n_perm),
-                "alpha": float(alpha)},
+        _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin],
+        [core, [], [], [], [], []],
+        outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb, _detect.POWER_DIM: len(_inf.POWER_RATIOS)},
+        kwargs={"budgets": budgets, "min_effect": float(min_effect), "seed": int(seed), "n_perm": int(n_perm),
+                "alpha": float(alpha), "sign": SIGNS[normal]},
     ).compute()
     sshape = tuple(da.sizes[d] for d in sdims)
 
@@ -198,43 +208,42 @@ def regimes(
         return out
 
     f, sg, ser = flat(_detect.FIELDS_BUDGET), flat(_detect.FIELDS_SEGMENT), flat(_detect.FIELDS_SERIES)
+    power = flat(("power",))["power"]
     n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
     K = max(int(n_seg.max()) if n_seg.size else 1, 1)
     sg = {k: v[:, :K] for k, v in sg.items()}
     exists = np.arange(K)[None, :] < n_seg[:, None]
 
-    # ---- dataset-wide decisions: BH, effect size, reproducibility
-    q = _st.bh(np.where(exists, sg["p"], np.nan))
-    # a series is one test of "is there a step anywhere?" (its scan): corrected across the series, so that in a
-    # dataset of many null series the one whose k trials of a cell all landed in a slow run state is not a regime
-    # (its strongest evidence: the scan p of its strongest interval, or a tested segment's, whose null leaves out
-    # the part of a large step beyond the noise)
-    with quiet():  # all-NaN rows: series without a tested segment
-        p_seg = np.nanmin(np.where(exists, sg["p"], np.nan), axis=1)
-    q_series = _st.bh(np.fmin(ser["p_series"], p_seg))
-    series_ok = ~(q_series >= alpha)  # NaN (too short for a scan): the segment test alone decides
+    # ---- across series: BH on the series' scan p-values; within the R selected series of m, the step-down at
+    # level alpha R / m (Benjamini-Bogomolov), reported as q = p m / R
+    q_series = _st.bh(ser["p_series"])
+    m_tested = int(np.isfinite(ser["p_series"]).sum())
+    R = int(np.sum(q_series <= alpha))
+    tested = exists & (sg["tested"] == 1)
+    with np.errstate(invalid="ignore"):
+        q = np.where(tested, np.minimum(1.0, sg["p"] * m_tested / max(R, 1)), np.nan)
     thr = float(np.log1p(min_effect))
     log_eff = np.log(sg["effect"])
-    log_step = np.log(sg["step"])
     with np.errstate(invalid="ignore"):
-        repro_ok = ~(sg["reproducible"] < 0.75)
-        # a regime is a discontinuity: its step against the smooth curve through its neighbours is as
-        # large as the effect threshold and goes the same way as its departure from the baseline
-        jump_ok = (np.abs(log_step) >= thr) & (np.sign(log_step) == np.sign(log_eff))
-        candidate = (exists & (sg["in_normal"] == 0) & (q < alpha) & (np.abs(log_eff) >= thr) & repro_ok & jump_ok
-                     & series_ok[:, None])
+        candidate = tested & (q <= alpha) & (np.abs(log_eff) >= thr)
+        if SIGNS[normal]:  # a one-sided scan: only steps in its direction (the joint fit may turn one around)
+            candidate &= np.sign(log_eff) == SIGNS[normal]
 
     # ---- time confound
     clustered = np.zeros(candidate.shape, dtype=bool)
     confounded = np.zeros(candidate.shape, dtype=bool)
     p_time = np.full(candidate.shape, np.nan)
     time_note, seq_share = _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha)
-    anomalous_seg = candidate & ~(confounded & ~clustered)
+    # a step that execution time explains, or whose runs cluster in time (budget and time inseparable), is not
+    # a budget regime: it stays a candidate, flagged ``confounded``, and the summary says so
+    anomalous_seg = candidate & ~confounded
 
     kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
     _refit_clean(f, sg, anomalous_seg.any(axis=1), ser, budgets)
+    _stretch_effects(f, sg, anomalous_seg, ser)
     anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
+    f["normal"] = np.where(np.isfinite(f["baseline"]), ~anomalous, False)
 
     def to_budget_values(idx: np.ndarray) -> np.ndarray:
         ok = np.isfinite(idx)
@@ -246,6 +255,7 @@ def regimes(
         if name not in coords and name not in OUTPUT_VARIABLES and set(c.dims) <= set(sdims):
             coords[name] = c.compute()  # small; the result holds no lazy data
     coords["segment"] = np.arange(K)
+    coords[_rv.POWER] = np.asarray(_inf.POWER_RATIOS)
     SB = tuple(sdims) + (_series.BUDGET,)
     SS = tuple(sdims) + ("segment",)
 
@@ -264,24 +274,26 @@ def regimes(
         "normal": sb(f["normal"] == 1),
         **{name: ss(to_budget_values(sg["seg_start" if name == "start" else "seg_end" if name == "end" else name]))
            for name in _rv.SEGMENT_BOUNDS},
-        **{name: ss(sg[name]) for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible", "step", "p_run", "p_scatter")},
+        **{name: ss(sg[name]) for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible")},
         "q": ss(q), "kind": ss(kind.astype(str)), "segment_anomalous": ss(anomalous_seg), "confounded": ss(confounded),
         "clustered": ss(clustered), "p_time": ss(p_time), "n_cells": ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)),
-        "noise": s1(ser["sigma"]), "penalty": s1(ser["penalty"]),
-        "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]), "detected": s1(ser["detected"] == 1),
+        "noise": s1(ser["sigma"]),
+        "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
         **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4", "scatter")}, "q_series": s1(q_series),
+        "cell_sd": s1(ser["scale"]), "df": s1(ser["df"]),
+        "power": power.reshape(sshape + (len(_inf.POWER_RATIOS),)),
         "noisy": s1(ser["sigma"] > NOISY),
     }
-    over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims)}
+    over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims), _rv.POWER: tuple(sdims) + (_rv.POWER,)}
     units = da.attrs.get("units", "")
     data_vars = {name: (over[v.over], values[name], v.attrs(var=var, units=units, noisy=NOISY))
                  for name, v in _rv.VARIABLES.items()}
     out = xr.Dataset(data_vars, coords=coords)
     out.attrs.update({
-        "var": var, "method": method, "penalty": "auto" if penalty is None else float(penalty),
-        "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling, "normal": normal,
-        "n_boot": int(n_boot), "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
-        "n_trials": int(da.sizes[_series.TRIAL]), "n_perm": int(n_perm),
+        "var": var, "method": "scan", "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling,
+        "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
+        "n_trials": int(da.sizes[_series.TRIAL]), "n_perm": int(n_perm), "series_selected": R,
+        "series_tested": m_tested,
     })
     out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
     return out
@@ -293,6 +305,40 @@ def summary(result: xr.Dataset) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
+#: Defaults of the options that the scan made obsolete (a value other than these is warned about).
+_OBSOLETE = {"method": "pelt", "penalty": None, "n_boot": 200}
+
+
+def _deprecated(**given: Any) -> None:
+    """Warn about options the scan no longer uses (kept for one release so that scripts keep running)."""
+    for name, value in given.items():
+        if value != _OBSOLETE[name]:
+            warnings.warn(f"regimes(): {name}={value!r} is deprecated and ignored: every interval is tested by the "
+                          "step-down scan (docs/methods.md); the option will be removed", FutureWarning, stacklevel=3)
+
+
+def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Per series, its origin's empirical-Bayes prior of the budget-level variance (:func:`analysis.inference.prior`)
+    and its origin's number of tested series: one origin per label of the ``origin`` dim, or the whole dataset."""
+    s2 = own["s2"].transpose(*sdims)
+    df = own["df"].transpose(*sdims)
+    df = df.where(df >= _inf.MIN_OWN_DF, 0.0)  # too short to say anything of the origin's noise either
+    ps2 = np.full(s2.shape, np.nan)
+    pdf = np.zeros(s2.shape)
+    count = np.zeros(s2.shape)
+    tested = np.isfinite(np.asarray(own["s2"].transpose(*sdims).values, dtype=float))
+    if ORIGIN_DIM in sdims:
+        ax = sdims.index(ORIGIN_DIM)
+        for k in range(s2.shape[ax]):
+            idx = tuple(k if a == ax else slice(None) for a in range(len(sdims)))
+            v, d = _inf.prior(np.asarray(s2.values[idx]).ravel(), np.asarray(df.values[idx]).ravel())
+            ps2[idx], pdf[idx], count[idx] = v, d, tested[idx].sum()
+    else:
+        v, d = _inf.prior(np.asarray(s2.values).ravel(), np.asarray(df.values).ravel())
+        ps2[...], pdf[...], count[...] = v, d, tested.sum()
+    return tuple(xr.DataArray(a, dims=sdims) for a in (ps2, pdf, count))  # type: ignore[return-value]
+
+
 def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"regimes needs an xarray.Dataset, got {type(ds).__name__!r}")
@@ -354,36 +400,50 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     return da.astype(float) if da.dtype != float else da
 
 
+def _stretch_effects(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], regime_seg: np.ndarray,
+                     ser: dict[str, np.ndarray], level: float = 0.95) -> None:
+    """Every segment that is not a regime is described by the ratio to the reported baseline: its effect is the
+    geometric mean of the ratio over its budgets, with a t interval (``cell_sd`` on ``df``). ``sg`` is updated
+    in place; a regime keeps its fitted step and CI."""
+    from scipy import stats as _sps
+
+    nb = f["ratio"].shape[1]
+    idx = np.arange(nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lr = np.log(f["ratio"])
+    df = np.nan_to_num(ser["df"], nan=0.0)
+    t = np.where(df > 0, _sps.t.ppf(0.5 + level / 2, np.maximum(df, 1.0)), np.nan)
+    for k in range(sg["effect"].shape[1]):
+        lo, hi = sg["seg_start"][:, k, None], sg["seg_end"][:, k, None]
+        inside = (idx >= lo) & (idx <= hi) & np.isfinite(lr)
+        n = inside.sum(axis=1)
+        redo = ~regime_seg[:, k] & (n > 0)
+        est = np.where(inside, lr, 0.0).sum(axis=1) / np.maximum(n, 1)
+        hw = t * ser["scale"] / np.sqrt(np.maximum(n, 1))
+        sg["effect"][:, k] = np.where(redo, np.exp(est), sg["effect"][:, k])
+        sg["effect_lo"][:, k] = np.where(redo, np.exp(est - hw), sg["effect_lo"][:, k])
+        sg["effect_hi"][:, k] = np.where(redo, np.exp(est + hw), sg["effect_hi"][:, k])
+
+
 def _refit_clean(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], has_regime: np.ndarray,
                  ser: dict[str, np.ndarray], budgets: np.ndarray) -> None:
     """Series with no anomalous segment are normal everywhere: their baseline is refitted to every budget.
 
     The detector's baseline is anchored on the level group it took for normal; where no segment turned
     out anomalous, that anchor was arbitrary (a smooth curve cut into pieces), so the reported baseline,
-    ratio and normal flag come from a robust fit to the whole series instead, and each segment's effect
-    (and its CI) moves with the baseline: it is rescaled by the baseline's change over the segment's
-    budgets (geometric mean), so effect and ratio describe one curve. ``f`` and ``sg`` are updated in place.
+    ratio and normal flag come from a robust fit to the whole series instead (:func:`_stretch_effects` then
+    describes its segments on that curve). ``f`` is updated in place.
     """
     rows = np.flatnonzero(~has_regime & np.isfinite(f["baseline"]).any(axis=1))
     if rows.size == 0:
         return
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.log(f["ratio"][rows]) + np.log(f["baseline"][rows])
-    x = budgets.astype(float) / float(np.max(budgets))
+    x = budgets.astype(float) / _detect.BUDGET_UNIT
     deg = _detect.reference_degree(np.nan_to_num(ser["degree"][rows], nan=1).astype(int))
     floor = np.maximum(np.nan_to_num(ser["scatter"][rows], nan=0.0), _st.SIGMA_FLOOR)
-    base = _detect._fit_by_degree(m, x, deg, floor, loss="huber")
+    base = _detect.fit_by_degree(m, x, deg, floor, loss="huber")
     keep = np.isfinite(f["baseline"][rows])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(keep, np.log(f["baseline"][rows]) - np.log(base), np.nan)  # old over new, log
-    idx = np.arange(budgets.size)
-    for k in range(sg["effect"].shape[1]):
-        lo, hi = sg["seg_start"][rows, k, None], sg["seg_end"][rows, k, None]
-        inside = (idx >= lo) & (idx <= hi) & np.isfinite(shift)
-        n = inside.sum(axis=1)
-        move = np.exp(np.where(inside, shift, 0.0).sum(axis=1) / np.maximum(n, 1))
-        for name in _rv.SEGMENT_EFFECT:
-            sg[name][rows, k] = np.where(n > 0, sg[name][rows, k] * move, sg[name][rows, k])
     f["baseline"][rows] = np.where(keep, base, f["baseline"][rows])
     f["ratio"][rows] = np.where(keep, np.exp(m - np.log(base)), f["ratio"][rows])
     f["normal"][rows] = np.where(keep, 1.0, f["normal"][rows])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 import subprocess
 import sys
@@ -38,14 +40,14 @@ def test_table_and_summary_in_a_real_process(files):
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "96-128" in res.stdout and "slow" in res.stdout
-    assert "x5.00" in res.stdout
+    assert re.search(r"x(4\.9\d|5\.0\d)", res.stdout), res.stdout
     assert "1 anomalous segment(s) in 1 of 2 series" in res.stdout
 
 
 def test_json(files, capsys):
     assert main(["regimes", str(files["default"]), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["attrs"]["method"] == "pelt"
+    assert data["attrs"]["method"] == "scan"
     hits = [s for s in data["series"] if s["anomalous_budgets"]]
     assert len(hits) == 1 and hits[0]["series"]["cache"] is True
     assert hits[0]["anomalous_budgets"] == [96, 112, 128]
@@ -61,13 +63,15 @@ def test_json(files, capsys):
 def test_several_files_and_options(files, capsys):
     assert main(["regimes", str(files["part0"]), str(files["part1"]), "--method", "binseg", "--all", "--n-boot", "50"]) == 0
     out = capsys.readouterr().out
-    assert "method binseg" in out and "96-128" in out and "normal" in out
+    # --method and --n-boot are deprecated and ignored (the scan tests every interval)
+    assert "step-down scan" in out and "96-128" in out and "normal" in out
 
 
 def test_sequential_confounded(files, capsys):
-    assert main(["regimes", str(files["seq"])]) == 0
+    assert main(["regimes", str(files["seq"]), "--all"]) == 0
     out = capsys.readouterr().out
-    assert "yes" in out and "random order" in out
+    # found, but budget and time cannot be separated: listed as confounded, not reported as a regime
+    assert "yes" in out and "random order" in out and "not reported as regimes" in out
 
 
 @pytest.mark.parametrize(

@@ -46,9 +46,14 @@ def test_null_and_two_models() -> None:
 
 
 def test_one_trial_nan_dask_and_reuse(result: xr.Dataset, study: xr.Dataset) -> None:
-    for ds in (sd.study(trials=1), sd.study(missing=0.15)):
-        r = compare_backends(ds).squeeze("model")
-        assert r["devices_with_regimes"].item() == "mps"
+    r = compare_backends(sd.study(missing=0.15)).squeeze("model")
+    assert r["devices_with_regimes"].item() == "mps"
+    # one trial: MPS still, CUDA never; the simulated CPU cache-off curve bends more than the quadratic family
+    # (ratio 0.59 at the first budget, 1.2-1.28 over the last six), which one trial cannot tell from a wide step
+    # (docs/methods.md, "Limits")
+    one = compare_backends(sd.study(trials=1)).squeeze("model")
+    assert "mps" in one["devices_with_regimes"].item().split(",")
+    assert "cuda" not in one["devices_with_regimes"].item()
     lazy = compare_backends(study.chunk({"device": 1}))
     assert (lazy["shows_regimes"] == result["shows_regimes"]).all()
     again = compare_backends(study, reg=regimes(study))

@@ -7,6 +7,8 @@ regime. datasets/cuda-*.nc and datasets/cpu-*.nc are the published measured swee
 
 from __future__ import annotations
 
+import functools
+
 from pathlib import Path
 
 import numpy as np
@@ -33,24 +35,38 @@ def test_corpus_is_there_and_measured():
     assert n_series >= 60
 
 
+@functools.lru_cache(maxsize=None)
+def _null_result(path: Path) -> xr.Dataset:
+    return regimes(analysis.open_dataset(path))
+
+
+def test_real_null_corpus_flags_at_most_one_percent_of_series():
+    """None of these files has a regime. Each file is one dataset whose series are corrected together (BH at
+    0.05), so an exact test flags some series of an all-null file about 5 % of the time: over the corpus, at
+    most 1 % of the series may be flagged (docs/performance.md has the table)."""
+    flagged = {p.name: int(_null_result(p)["anomalous"].any("budget").sum()) for p in REAL}
+    n_series = sum(int(_null_result(p)["p_series"].notnull().sum()) for p in REAL)
+    assert n_series >= 90
+    assert sum(flagged.values()) <= 0.01 * n_series, {k: v for k, v in flagged.items() if v}
+
+
 @pytest.mark.parametrize("path", REAL, ids=[p.name for p in REAL])
-def test_real_null_file_has_no_regime(path):
-    r = regimes(analysis.open_dataset(path))
-    assert not bool(r["anomalous"].any()), summary(r)
+def test_real_null_file_states_its_power(path):
+    r = _null_result(path)
     # every series says what it could have seen, and the summary says it too
     for v in ("mde", "mde_4"):  # inf where the noise is so high that no ratio could be seen
         assert not np.isnan(r[v].values).any() and np.all(r[v].values > 1.0)
-    assert "Smallest detectable slowdown here" in summary(r)
+    assert "80% power (a regime alone among these series" in summary(r)
+    power = r["power"].values.reshape(-1, r.sizes["power_ratio"])
+    assert np.all((power >= 0) & (power <= 1)) and np.all(np.diff(power, axis=1) >= -0.1)  # rises with the ratio
     # the segments of a regime-free series describe the refitted baseline, as its ratio does: each CI holds
-    # the geometric mean of the ratio over the segment's budgets (the effect is a median over runs, the
-    # ratio one centre per budget, hence a little slack). Before, they kept the detector's arbitrary anchor
-    # ('normal x1.90 at budget 176' beside ratios near 1).
+    # the geometric mean of the ratio over the segment's budgets
     ratio = np.log(r["ratio"].transpose(..., "budget").values.reshape(-1, r.sizes["budget"]))
     seg = {v: r[v].transpose(..., "segment").values.reshape(ratio.shape[0], -1)
-           for v in ("start", "end", "effect_lo", "effect_hi")}
+           for v in ("start", "end", "effect_lo", "effect_hi", "segment_anomalous")}
     b = r["budget"].values
     for s in range(ratio.shape[0]):
-        for k in np.flatnonzero(np.isfinite(seg["start"][s])):
+        for k in np.flatnonzero(np.isfinite(seg["start"][s]) & ~seg["segment_anomalous"][s].astype(bool)):
             inside = (b >= seg["start"][s, k]) & (b <= seg["end"][s, k]) & np.isfinite(ratio[s])
             g = float(np.exp(ratio[s, inside].mean()))
             assert seg["effect_lo"][s, k] * 0.97 <= g <= seg["effect_hi"][s, k] * 1.03, (path.name, s, k)
@@ -59,23 +75,29 @@ def test_real_null_file_has_no_regime(path):
 QUICK = sorted((ROOT / "tests" / "data" / "real" / "quick").glob("*.nc"))
 
 
-def test_short_sweeps_analysed_together_have_no_regime():
+def test_short_sweeps_flag_only_cells_whose_runs_were_all_slow():
     """The test suite's quick sweep measured 32 times (tiny preset, 6 budgets, 2 trials; half of them beside a
-    busy loop). One at a time, 3 of their 64 series (in 3 sweeps) show a cell whose two runs were both slow: a
-    cell effect of the process, which one sweep cannot tell from a regime (docs/methods.md). Analysed together
-    they are 64 tests, and none of those findings survives the correction across them."""
+    busy loop). Some cells had both their runs slowed together (x1.4 to x15): a cell effect of the process,
+    which one sweep cannot tell from a regime (docs/methods.md, "Cell effects within one process"); the scan
+    reports them, corrected across the 64 series. What it must never report is a single slow run, or a cell
+    whose runs disagree: every flagged budget has both runs above the baseline by most of the effect."""
     assert len(QUICK) == 32
     # one host and protocol, so open_dataset would refuse them as one file's cells measured twice; side by side
     # along a dim of their own, each sweep's series stay its own
     sweeps = [analysis.open_dataset(p).load() for p in QUICK]
     ds = xr.concat(sweeps, dim="sweep", combine_attrs="drop_conflicts").assign_coords(sweep=[p.stem for p in QUICK])
-    alone = [regimes(d) for d in sweeps]
-    assert sum(int(a["anomalous"].any("budget").sum()) for a in alone) >= 3  # docs/methods.md: 3 of 64
     r = regimes(ds)
     assert int(r["p_series"].notnull().sum()) == 64
-    assert not bool(r["anomalous"].any()), summary(r)
-    # the evidence is there, and reported: the strongest series' scan p-value, and its q across the series
-    assert float(r["p_series"].min()) < 0.01 and float(r["q_series"].min()) >= 0.05
+    flagged = r["anomalous"].any("budget")
+    # 4 of 64 when measured (docs/performance.md, the quick stress group; the chain before the scan: 3): a cell
+    # effect of one process is, to any single-process test, a one-budget regime; only process replicates tell
+    assert int(flagged.sum()) <= 5, summary(r)
+    lat = ds["latency"].transpose(*r["anomalous"].dims, "trial")
+    runs_ratio = np.log(lat / r["baseline"])
+    an = r["anomalous"].values
+    for index in zip(*np.nonzero(an)):
+        both = runs_ratio.values[index]
+        assert np.all(both > 0.1), (index, both)  # every run of the cell is slow, not one run
 
 
 def _real_series(name: str, model: str, cache: bool) -> xr.Dataset:
@@ -201,19 +223,19 @@ def test_series_are_one_family_of_tests():
     assert not bool((r["segment_anomalous"] & (r["q_series"] >= 0.05)).any())
 
 
-def test_one_slow_cell_of_one_series_is_weighed_against_every_series():
-    """The CI case: a 2-trial short sweep (cache on and off) in which both runs of one cell are slow. In its
-    series alone the run permutation gives p of about 0.04 (a few of the 66 ways to place two slow runs reach
-    it); the sweep made two tests, so corrected across them it is not a regime, and the summary says why."""
+def test_one_slow_cell_planted_into_a_two_trial_sweep_is_found():
+    """A 2-trial short sweep (cache on and off) in which both runs of one cell are made 3x slower: a one-budget
+    regime. The run level of the null is the runs' deviations from their cell's mean (a cell's common shift
+    is the cell level, judged against the budget-to-budget scatter), so two runs that agree on a 3x step are
+    not two slow runs that a permutation may put together: it is found, in its series alone and beside the
+    other series, and nothing else is."""
     ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / "quick" / "cpu-quick-idle-ends-01.nc").load()
     slowed = plant(ds, 16, 16, 3.0, where=ds["cache"] == True)  # noqa: E712 (an xarray comparison)
     both = regimes(slowed)
-    p = float(both["p_series"].sel(cache=True).squeeze())
-    assert 0.025 < p < 0.05
-    assert float(both["q_series"].sel(cache=True).squeeze()) >= 0.05
-    assert not bool(both["anomalous"].any()), summary(both)
-    assert "not regimes: their series' evidence does not survive the correction across the 2 series" in summary(both)
-    # the same series analysed alone is one test: there it is a regime at 0.05
+    assert float(both["q_series"].sel(cache=True).squeeze()) < 0.05
+    found = both["anomalous"].sel(cache=True).squeeze()
+    assert found.sel(budget=16).item() and int(found.sum()) == 1, summary(both)
+    assert not bool(both["anomalous"].sel(cache=False).any()), summary(both)
     alone = regimes(slowed.isel(cache=[int(np.flatnonzero(ds["cache"].values)[0])]))
     assert bool(alone["anomalous"].sel(budget=16).any()), summary(alone)
 
@@ -249,7 +271,7 @@ def test_noisy_series_warn_with_cause_and_fix():
     r = regimes(ds)
     assert bool(r["noisy"].all())
     text = summary(r)
-    assert "WARNING: high noise" in text and "--trials 5" in text and "could not have been seen" in text
+    assert "WARNING: high noise" in text and "--trials 5" in text and "80% power" in text
 
 
 def test_n_perm_is_validated():

@@ -351,7 +351,7 @@ def test_hand_corrupted_journal_is_one_line_naming_the_journal_and_the_row(corru
 
 
 # ============================================================================= 3. unbounded arguments
-@pytest.mark.parametrize("command", ["regimes", "kv"])
+@pytest.mark.parametrize("command", ["kv"])  # regimes has no bootstrap any more (its n_boot is deprecated, ignored)
 def test_huge_n_boot_is_refused_at_once(command: str, tmp_path: Path) -> None:
     from analysis.synthetic import make_dataset
     from collector.schema import save
@@ -367,15 +367,16 @@ def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
     from analysis._limits import MAX_BOOT, available_memory, bootstrap_bytes
     from analysis.errors import InputError
 
-    rng = np.random.default_rng(0)
-    budgets = np.arange(8, 8 * 201, 8)
-    lat = xr.DataArray(budgets[:, None] * 0.01 * rng.lognormal(0, 0.05, (200, 50)), dims=("budget", "trial"),
-                       coords={"budget": budgets, "trial": np.arange(50)})
+    from analysis.synthetic import make_dataset
+
+    ds = make_dataset(seed=0, prompt_lens=tuple(range(8, 8 * 51, 8)), budgets=tuple(range(8, 8 * 201, 8)), trials=2,
+                      step_time=False)
+    n_values = int(np.prod([ds.sizes[d] for d in ds["latency"].dims if d not in ("trial", "cache")]))
     avail = available_memory()
-    if avail is None or bootstrap_bytes(MAX_BOOT, 200 * 50) <= avail / 2:
+    if avail is None or bootstrap_bytes(MAX_BOOT, n_values) <= avail / 2:
         pytest.skip("this machine has room for the largest bootstrap allowed")
-    with pytest.raises(InputError, match=r"n_boot=1000000 resamples of 200 budgets x 50 trials need about .* GiB"):
-        analysis.regimes(lat, n_boot=MAX_BOOT)
+    with pytest.raises(InputError, match=r"n_boot=1000000 resamples of .* need about .* GiB"):
+        analysis.kv_speedup(ds, n_boot=MAX_BOOT)
 
 
 def test_huge_warmup_with_a_timeout_is_refused_instead_of_hanging(tmp_path: Path) -> None:

@@ -32,7 +32,8 @@ def run_table(ds: xr.Dataset, reg: xr.Dataset, var: str = "latency") -> dict[str
     """Every run as flat arrays: ``time``, ``ratio`` (value / baseline), ``budget``, ``anomalous``, ``confounded``.
 
     ``anomalous``: the run's budget lies in an anomalous regime of its series;
-    ``confounded``: that regime is confounded with execution time. Runs
+    ``confounded``: it lies in a step that passed the test but is confounded with execution time (not a
+    regime: budget and time cannot be separated). Runs
     without data are dropped. Also ``time_label`` (str, 0-d array).
     """
     val = _data.ok(ds, var)
@@ -40,10 +41,10 @@ def run_table(ds: xr.Dataset, reg: xr.Dataset, var: str = "latency") -> dict[str
     dims = series_dims(val)
     base = reg["baseline"].broadcast_like(val)
     anom = reg["anomalous"].broadcast_like(val).fillna(False).astype(bool)
-    seg = np.asarray(reg["segment_anomalous"].values & reg["confounded"].values, dtype=bool)
+    seg = np.asarray(reg["confounded"].values, dtype=bool)
     conf_seg = xr.DataArray(seg, dims=reg["confounded"].dims, coords=reg["confounded"].coords)
     regime = reg["regime"].where(reg["regime"] >= 0, 0)
-    conf_budget = conf_seg.isel(segment=regime.astype(int)) & reg["anomalous"]
+    conf_budget = conf_seg.isel(segment=regime.astype(int)) & (reg["regime"] >= 0)
     conf = conf_budget.broadcast_like(val).fillna(False).astype(bool)
     order = [*dims, "budget", *[d for d in val.dims if d not in dims and d != "budget"]]
     out = {
@@ -103,9 +104,9 @@ def drift(ds: xr.Dataset, *, reg: xr.Dataset | None = None, var: str = "latency"
     t = run_table(ds, reg, var)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    normal = ~t["anomalous"]
+    normal = ~t["anomalous"] & ~t["confounded"]
     inside = t["anomalous"] & ~t["confounded"]
-    conf = t["anomalous"] & t["confounded"]
+    conf = t["confounded"]
     kw = {"ls": "", "marker": "o", "ms": 2.5, "rasterized": t["time"].size > 5000}
     ax.plot(t["time"][normal], t["ratio"][normal], color=COLORS["normal"], alpha=0.45, gid="normal-runs", **kw)
     ax.plot(t["time"][inside], t["ratio"][inside], color=COLORS["slow"], alpha=0.8, gid=REGIME_RUNS_GID, **kw)

@@ -1,0 +1,512 @@
+"""One inference procedure for regimes along the budget axis: a step-down max-|Z| scan.
+
+Per series, on the log residuals ``E[b, t]`` of every run to a robust smooth fit
+of the baseline family (see :mod:`analysis.scan` for the statistic ``Z`` of an
+interval: a step against any smooth curve, projected so that a change of the
+curve's coefficients is not a step):
+
+1. **Null model** (the reduced model, Freedman and Lane 1983): cell means are
+   the smooth curve plus noise at two levels, runs within a cell and cells
+   (a state shared by a cell's runs: a slow host period, a process-local cell
+   effect). A null draw permutes the series' runs over its cells (the real
+   run distribution: heavy tails, slow run states) and adds a Gaussian cell
+   component whose variance makes the null's budget-level scale equal to the
+   series' own budget-level scale, itself moderated towards the scale of
+   the other series of its origin (empirical Bayes, Smyth 2004). With one
+   trial only the cell level exists: Gaussian draws at that scale.
+2. **Test of "a step anywhere"**: the largest ``|Z|`` over every interval
+   against the maxima of the null draws (a max-T test: the interval is chosen
+   by the data, so the null scans too). Monte Carlo p-values are sequential
+   (Besag and Clifford 1991): draws stop once :data:`HITS` maxima reach the
+   observed one; otherwise ``(hits + 1) / (draws + 1)`` (never below
+   ``1 / (n_max + 1)``: no p-value is smaller than the draws support).
+3. **Step-down** (Westfall and Young 1993): the strongest interval rejected,
+   its step joins the reduced model (its runs are moved back by the fitted
+   step) and the scan is repeated over the intervals disjoint from those
+   already rejected; adjusted p-values are made monotone. Within a series the
+   family-wise error rate of the rejected intervals is controlled at the level
+   used (approximately: the reduced model is estimated, as in every
+   Freedman-Lane test).
+4. Across series (in :func:`analysis.regimes.regimes`): Benjamini-Hochberg on
+   the series' first-step p-values, and within the ``R`` selected series of
+   ``m`` the step-down at level ``alpha R / m`` (Benjamini and Bogomolov 2014).
+5. **Effects and CIs**: the steps of the rejected intervals are fitted jointly
+   (least squares on the projected cell means); their standard error comes
+   from the moderated budget-level scale (every level of noise a cell mean
+   carries), with a t quantile on the moderated degrees of freedom.
+6. **Power by simulation through the decision rule**: steps of a given ratio
+   planted into the null draws (noise only: every rejected step removed) at
+   interior positions; found when the scan rejects at ``alpha``, its strongest
+   interval covers at least half the planted budgets and its step is at least
+   ``min_effect``. ``mde`` is the ratio found with 80 % power (bisection).
+
+Everything is numpy for one series at a time; the caller seeds ``rng`` by the
+series' coordinates, so a series' answer depends on its own runs and its
+origin's noise only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special as _special
+from scipy import stats as _sps
+
+from analysis import scan as _scan
+
+__all__ = [
+    "HITS", "MAX_STEPS", "MDE_WIDTHS", "POWER", "POWER_RATIOS", "Result", "budget_scale", "moderate", "prior",
+    "test_series",
+]
+
+#: Besag-Clifford: Monte Carlo draws stop once this many null maxima reach the observed value.
+HITS = 10
+#: Most regimes tested in one series (step-down steps).
+MAX_STEPS = 8
+#: Widths (budgets) of the steps whose minimum detectable ratio is reported (``mde``, ``mde_4``).
+MDE_WIDTHS: tuple[int, ...] = (1, 4)
+#: Power for the minimum detectable ratio.
+POWER = 0.8
+#: Ratios of a one-budget step at which the power curve is reported.
+POWER_RATIOS: tuple[float, ...] = (1.1, 1.2, 1.5, 2.0, 3.0, 5.0)
+#: Null draws used for the power simulation.
+_POWER_DRAWS = 200
+#: Most null maxima drawn for the critical value of the power simulation (a Gumbel fit beyond).
+_CRIT_DRAWS = 2000
+#: Most step positions tried per width in the power simulation (evenly spread over the interior).
+_POWER_POSITIONS = 4
+#: Chi-square quantile (2 df, 95 %) of the profile-likelihood confidence set of a regime's boundaries.
+_CHI2_2 = float(_sps.chi2.ppf(0.95, 2))
+#: Largest log ratio searched for the minimum detectable ratio (x1000); beyond: not detectable (inf).
+_MAX_LOG = math.log(1000.0)
+
+
+#: Qn's consistency constant at the normal distribution, ``1 / (sqrt 2 * Phi^-1(5/8))`` (Rousseeuw and Croux 1993).
+_QN = float(1.0 / (math.sqrt(2.0) * _sps.norm.ppf(5.0 / 8.0)))
+#: Degrees of freedom of the scale per successive difference (Qn's efficiency, about 0.6 on these short rows).
+_DF_PER_DIFF = 0.6
+
+
+def _diff_scale(m: np.ndarray) -> np.ndarray:
+    """:func:`budget_scale`'s scale for each row of ``m`` (rows without NaN), vectorised: Qn of the successive
+    differences (the ``C(h, 2)``-th smallest of their pairwise distances, ``h = n // 2 + 1``), over sqrt 2."""
+    d = np.diff(m, axis=-1)
+    n = d.shape[-1]
+    i, j = np.triu_indices(n, 1)
+    pair = np.abs(d[..., i] - d[..., j])
+    h = n // 2 + 1
+    k = h * (h - 1) // 2
+    return _QN * np.partition(pair, k - 1, axis=-1)[..., k - 1] / math.sqrt(2.0)
+
+
+def budget_scale(m: np.ndarray) -> tuple[float, float]:
+    """Robust scale of budget-level noise from successive differences, and its degrees of freedom.
+
+    ``m`` holds the cell means' residuals to the smooth curve (weighted, every fitted step removed), in budget
+    order. The scale is the Qn estimator (Rousseeuw and Croux 1993; 50 % breakdown, about 80 % Gaussian
+    efficiency) of the successive differences over sqrt 2: a robust form of von Neumann's successive-
+    difference estimator. A regime of any width moves only the two differences at its edges, so it barely
+    widens the noise it is tested against, and a smooth misfit of the curve cancels. Degrees of freedom:
+    0.6 per difference, at least 1.
+    """
+    v = m[np.isfinite(m)]
+    if v.size < 3:
+        return float("nan"), 0.0
+    return float(_diff_scale(v[None])[0]), _df_of(v.size)
+
+
+def _df_of(n: int) -> float:
+    """Degrees of freedom of :func:`budget_scale` from ``n`` budgets."""
+    return float(max(1.0, round(_DF_PER_DIFF * (n - 1))))
+
+
+def prior(s2: np.ndarray, df: np.ndarray) -> tuple[float, float]:
+    """Prior variance and prior degrees of freedom of a group of series (Smyth 2004, ``fitFDist``).
+
+    ``log s2`` of the series, corrected for their degrees of freedom, give by the
+    method of moments the prior ``s0^2`` and ``d0``: the more alike the series'
+    scales beyond their sampling noise, the larger ``d0``. Fewer than three
+    usable series, or series whose scales vary more than their degrees of
+    freedom allow, give ``d0 = 0`` (no moderation); a group whose scales
+    vary less than sampling alone gives a large ``d0`` (capped at 1000).
+    """
+    s2 = np.asarray(s2, dtype=float)
+    df = np.asarray(df, dtype=float)
+    ok = np.isfinite(s2) & (s2 > 0) & np.isfinite(df) & (df > 0)
+    if ok.sum() < 3:
+        return float("nan"), 0.0
+    s2, df = s2[ok], df[ok]
+    e = np.log(s2) - _special.digamma(df / 2) + np.log(df / 2)
+    emean = float(np.mean(e))
+    evar = float(np.var(e, ddof=1)) - float(np.mean(_special.polygamma(1, df / 2)))
+    if evar <= 0:
+        d0 = 1000.0
+    else:
+        d0 = 2.0 * _trigamma_inverse(evar)
+        d0 = float(min(d0, 1000.0))
+    s02 = float(np.exp(emean + _special.digamma(d0 / 2) - np.log(d0 / 2)))
+    return s02, d0
+
+
+def _trigamma_inverse(y: float) -> float:
+    """``x`` with ``trigamma(x) = y`` (Newton's method, Smyth 2004's starting point)."""
+    if y > 1e7:
+        return 1.0 / math.sqrt(y)
+    if y < 1e-6:
+        return 1.0 / y
+    x = 0.5 + 1.0 / y
+    for _ in range(50):
+        tri = float(_special.polygamma(1, x))
+        dif = tri * (1 - tri / y) / float(_special.polygamma(2, x))
+        x += dif
+        if -dif / x < 1e-8:
+            break
+    return x
+
+
+#: Below these degrees of freedom (about 6 budgets) a series' own scale is not used: one regime moves most of
+#: its few differences, so its origin's scale stands in for it.
+MIN_OWN_DF = 3.0
+
+
+def moderate(s2: float, df: float, s02: float, d0: float) -> tuple[float, float]:
+    """Moderated variance and its degrees of freedom: ``(d0 s0^2 + df s^2) / (d0 + df)`` on ``d0 + df``, never
+    below the series' own ``s^2`` (pooling may only widen a series' noise: a short series that happens to
+    line up is not precise, a noisy one stays noisy). A series with fewer than :data:`MIN_OWN_DF` degrees of
+    freedom of its own takes its origin's ``s0^2`` on ``d0``."""
+    if not (np.isfinite(s02) and d0 > 0):
+        return s2, df
+    if not np.isfinite(s2) or df < MIN_OWN_DF:
+        return s02, d0
+    return max((d0 * s02 + df * s2) / (d0 + df), s2), d0 + df
+
+
+@dataclass
+class Result:
+    """The inference on one series (indices are positions among the budgets with data)."""
+
+    p_series: float = np.nan
+    intervals: list[tuple[int, int]] = field(default_factory=list)
+    p_adjusted: list[float] = field(default_factory=list)
+    effect: list[float] = field(default_factory=list)  # log step, fitted jointly
+    se: list[float] = field(default_factory=list)
+    bounds: list[tuple[int, int, int, int]] = field(default_factory=list)  # start_lo, start_hi, end_lo, end_hi
+    scale: float = np.nan  # moderated sd of a cell mean around the smooth curve (log units)
+    scale_own: float = np.nan  # the series' own budget-level scale
+    df: float = 0.0
+    mde: dict[int, float] = field(default_factory=dict)
+    power: list[float] = field(default_factory=list)
+
+
+class _Scan:
+    """The projected scan of one series and its null draws."""
+
+    def __init__(self, E: np.ndarray, basis: np.ndarray, rng: np.random.Generator):
+        self.E = E
+        self.n, self.T = E.shape
+        self.P = _scan.projector(basis)
+        self.D = _scan.interval_denominators(self.P)
+        self.w = _scan.weights(E)
+        self.rng = rng
+        self.ok = np.isfinite(E)
+        # the run level: deviations of the runs from their cell's mean, rescaled to a run's variance
+        # (sqrt(k / (k - 1))); a step moves whole cells and leaves them alone, so a regime does not widen
+        # the null it is tested against
+        k = self.ok.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dev = (E - np.nanmean(np.where(self.ok, E, np.nan), axis=1, keepdims=True)) * np.sqrt(k / np.maximum(k - 1, 1))[:, None]
+        self.pool = dev[self.ok & (k >= 2)[:, None]]
+        self.permutable = self.T >= 2 and self.pool.size >= 2
+        self._s_run = self._run_scale() if self.permutable else 0.0
+
+    def means(self, E: np.ndarray) -> np.ndarray:
+        """Weighted cell means (NaN: no data)."""
+        return _scan.cell_mean(E) * self.w
+
+    def projected(self, E: np.ndarray, weighted: bool = True) -> np.ndarray:
+        m = _scan.cell_mean(E)
+        m = np.where(np.isfinite(m), m, 0.0)
+        return self.P @ (m * self.w if weighted else m)
+
+    def z(self, Pm: np.ndarray) -> np.ndarray:
+        return _scan.interval_z(Pm, self.D)
+
+    def _run_part(self, k: int) -> np.ndarray:
+        """``k`` draws of the cell means' run-level noise: the pooled deviations permuted over the runs."""
+        need = int(self.ok.sum())
+        reps = -(-need // self.pool.size)
+        pool = np.tile(self.pool, reps)
+        idx = np.argsort(self.rng.random((k, pool.size)), axis=1)[:, :need]
+        cells = np.full((k, self.n, self.T), np.nan)
+        cells[:, self.ok] = pool[idx]
+        mp = _scan.cell_mean(cells)
+        return np.where(np.isfinite(mp), mp, 0.0)
+
+    def _run_scale(self) -> float:
+        """Budget-level scale of the run level alone (0 with one trial)."""
+        g = (self._run_part(100) * self.w) @ self.P
+        lev = np.clip(np.diag(self.P), 1e-6, None)
+        okl = lev > 1e-3
+        return float(_sps.median_abs_deviation((g[:, okl] / np.sqrt(lev[okl])).ravel(), scale="normal"))
+
+    def draws(self, k: int, s2: float) -> np.ndarray:
+        """``k`` null rows of weighted cell means with budget-level variance ``s2``: the run level (permuted
+        deviations) plus a Gaussian cell level making up the rest (project them with ``@ P``)."""
+        mp = self._run_part(k) if self.permutable else np.zeros((k, self.n))
+        v_add = max(s2 - self._s_run**2, 0.0) if np.isfinite(s2) else 0.0
+        if v_add > 0:
+            mp = mp + self.rng.standard_normal((k, self.n)) * math.sqrt(v_add)
+        return mp * self.w
+
+
+def _max_abs(z: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    a = np.where(allowed, np.abs(np.nan_to_num(z, nan=0.0)), 0.0)
+    return a.reshape(a.shape[:-2] + (-1,)).max(axis=-1)
+
+
+def _sequential_p(obs: float, draw_max, batch: int, n_max: int) -> float:
+    """Besag-Clifford sequential Monte Carlo p-value of ``obs`` against maxima drawn ``batch`` at a time."""
+    hits = 0
+    n = 0
+    while n < n_max:
+        k = min(batch, n_max - n)
+        hits += int(np.sum(draw_max(k) >= obs))
+        n += k
+        if hits >= HITS:
+            return hits / n
+    return (hits + 1) / (n + 1)
+
+
+def test_series(
+    E: np.ndarray,
+    basis: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    prior_s2: float = float("nan"),
+    prior_df: float = 0.0,
+    alpha: float = 0.05,
+    min_log: float = 0.0,
+    n_perm: int = 200,
+    max_draws: int | None = None,
+    power_level: float | None = None,
+    sign: int = 1,
+) -> Result:
+    """The step-down scan of one series.
+
+    Parameters
+    ----------
+    E
+        ``(n, trial)`` log residuals of the runs of the budgets with data to the smooth reference (NaN: a
+        missing run).
+    basis
+        ``(n, k)`` smooth directions projected out (:func:`analysis.scan.tangent_basis`).
+    rng
+        The series' generator (seeded by its coordinates).
+    prior_s2, prior_df
+        The origin's prior for the budget-level variance (:func:`prior`; NaN / 0: none).
+    alpha
+        The within-series level of the step-down (the caller keeps, per series, the prefix of intervals
+        whose adjusted p-value passes its own, smaller, level).
+    min_log
+        ``log(1 + min_effect)``: a regime's step must be at least this large (in the power simulation too).
+    n_perm
+        Null draws per batch of the sequential p-value (and for the power simulation).
+    max_draws
+        Most draws for one p-value (default ``10 * n_perm``).
+    sign
+        The direction of a regime: +1 a step up (a slowdown: the default for latency), -1 a step down, 0
+        either way. The scan is two-sided whatever it is (a large step the other way must join the reduced
+        model, or the projection would show its mirror image as a step this way); only the power simulation
+        (which steps are planted and found) and the caller's report depend on it.
+    power_level
+        The level at which the power simulation decides (default ``alpha``); the caller passes the level a
+        regime alone among its dataset's series would face (``alpha / m`` after the correction across series).
+    """
+    res = Result()
+    n, T = E.shape
+    if n < 3:
+        return res
+    # independent streams for the run-level scale, the p-values and the power simulation: how many draws a
+    # p-value took must not move the power's draws (a last-digit difference of the data would change them)
+    rng_scale, rng_p, rng_power = rng.spawn(3)
+    sc = _Scan(E, basis, rng_scale)
+    if not np.isfinite(sc.D).any():
+        return res
+    sc.rng = rng_p
+    n_max = int(max_draws or 10 * n_perm)
+    allowed = np.isfinite(sc.D)
+    steps = np.zeros(n)
+    cur = E
+    p_prev = 0.0
+    s2, df = np.nan, 0.0
+    for _ in range(MAX_STEPS):
+        # the reduced model: the smooth curve and the steps rejected so far
+        z = sc.z(sc.projected(cur))
+        za = np.where(allowed, np.abs(np.nan_to_num(z, nan=0.0)), 0.0)
+        if not np.any(za > 0):
+            break
+        i, j = np.unravel_index(int(np.argmax(za)), za.shape)
+        obs = float(za[i, j])
+        # its budget-level scale, without the candidate's own cells (a regime does not widen the noise it is
+        # tested against; one cell of a null series more or less barely moves a robust scale), moderated
+        keep = np.ones(n, dtype=bool)
+        keep[i : j + 1] = False
+        if keep.sum() < 3:
+            keep[:] = True
+        s_own, df_own = budget_scale(sc.means(cur)[keep])
+        if not res.intervals:
+            res.scale_own = s_own
+        s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
+        mask = allowed
+
+        def draw_max(k: int, s2=s2, mask=mask) -> np.ndarray:
+            return _max_abs(sc.z(sc.draws(k, s2) @ sc.P), mask)
+
+        p = max(_sequential_p(obs, draw_max, n_perm, n_max), p_prev)
+        if not res.intervals:
+            res.p_series = p
+        if p > alpha:
+            break
+        p_prev = p
+        res.intervals.append((int(i), int(j)))
+        res.p_adjusted.append(p)
+        # the step joins the reduced model: its runs move back by the fitted step (unweighted means)
+        raw = sc.projected(cur, weighted=False)
+        delta = float(raw[i : j + 1].sum()) / float(sc.D[i, j])
+        steps[i : j + 1] += delta
+        cur = E - steps[:, None]
+        # only intervals disjoint from every rejected one stay in the scan
+        lo = np.arange(n)[:, None]
+        hi = np.arange(n)[None, :]
+        allowed = allowed & ((hi < i) | (lo > j))
+    # the noise alone (every rejected step removed): scale, effects, boundaries, power
+    s_own, df_own = budget_scale(sc.means(cur))
+    s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
+    if not np.isfinite(res.scale_own):
+        res.scale_own = s_own
+    res.scale = math.sqrt(s2) if np.isfinite(s2) else np.nan
+    res.df = df
+    if res.intervals:
+        _effects(sc, E, res)
+    sc.rng = rng_power
+    if np.isfinite(res.scale) and res.scale > 0:
+        _power(sc, res, level=alpha if power_level is None else power_level, min_log=min_log, sign=sign)
+    return res
+
+
+def _effects(sc: _Scan, E: np.ndarray, res: Result) -> None:
+    """Joint least-squares steps of the rejected intervals, their standard errors and boundary sets."""
+    n = sc.n
+    C = np.zeros((n, len(res.intervals)))
+    for k, (i, j) in enumerate(res.intervals):
+        C[i : j + 1, k] = 1.0
+    m = _scan.cell_mean(E)
+    m = np.where(np.isfinite(m), m, 0.0)
+    PC = sc.P @ C
+    coef, *_ = np.linalg.lstsq(PC, sc.P @ m, rcond=None)
+    cov = np.linalg.pinv(PC.T @ PC)
+    s = res.scale if np.isfinite(res.scale) else 0.0
+    res.effect = [float(c) for c in coef]
+    res.se = [float(s * math.sqrt(max(cov[k, k], 0.0))) for k in range(len(coef))]
+    # boundaries: every interval whose step model fits nearly as well as the chosen one (profile likelihood,
+    # chi-square 2 df), the other regimes' steps removed; same sign, overlapping the chosen interval
+    for k, (i, j) in enumerate(res.intervals):
+        others = C[:, [x for x in range(len(coef)) if x != k]] @ np.delete(coef, k) if len(coef) > 1 else 0.0
+        Pm = sc.projected(E - np.asarray(others)[:, None] if len(coef) > 1 else E)
+        z = sc.z(Pm) / s if s > 0 else np.zeros((n, n))
+        zi = z[i, j]
+        lo = np.arange(n)[:, None]
+        hi = np.arange(n)[None, :]
+        ok = np.isfinite(z) & (np.sign(z) == np.sign(zi)) & (zi**2 - np.nan_to_num(z) ** 2 <= _CHI2_2) & (lo <= j) & (hi >= i)
+        for x, (a, b) in enumerate(res.intervals):
+            if x != k:
+                ok &= (hi < a) | (lo > b)
+        rows, cols = np.nonzero(ok)
+        if rows.size:
+            res.bounds.append((int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())))
+        else:
+            res.bounds.append((i, i, j, j))
+
+
+def _gumbel_quantile(maxima: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of a Gumbel distribution fitted to ``maxima`` by moments (empirical where it is enough)."""
+    if (1.0 - q) * maxima.size >= 10:
+        return float(np.quantile(maxima, q))
+    mu, sd = float(np.mean(maxima)), float(np.std(maxima, ddof=1))
+    scale = sd * math.sqrt(6.0) / math.pi
+    return float(mu - np.euler_gamma * scale - scale * math.log(-math.log(q)))
+
+
+def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int) -> None:
+    """Power of the decision rule for steps planted into the null draws; ``mde`` per width and the curve.
+
+    The critical value at ``level`` is the quantile of the null maxima (a Gumbel fit to them where the draws
+    are too few for that quantile); a plant is found when the largest ``|Z|`` reaches it, its interval
+    covers at least half the planted budgets and its step is at least ``min_log``.
+    """
+    n = sc.n
+    allowed = np.isfinite(sc.D)
+    sqrtD = np.sqrt(np.where(allowed, sc.D, np.inf))
+    lo = np.arange(n)[:, None]
+    hi = np.arange(n)[None, :]
+    s2 = res.scale**2
+    G = sc.draws(_POWER_DRAWS, s2)
+    Zn0 = np.where(allowed, np.nan_to_num(sc.z(G @ sc.P), nan=0.0), 0.0)
+    n_crit = int(min(max(10 / level, 4 * _POWER_DRAWS), _CRIT_DRAWS))
+
+    def null_max(k: int) -> np.ndarray:
+        return _max_abs(sc.z(sc.draws(k, s2) @ sc.P), allowed)
+
+    maxima = np.concatenate([_max_abs(Zn0, allowed)] + [
+        null_max(min(_POWER_DRAWS * 5, n_crit - a)) for a in range(_POWER_DRAWS, n_crit, _POWER_DRAWS * 5)])
+    crit = _gumbel_quantile(maxima, 1.0 - level)
+
+    def plants(width: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        w = min(width, n)
+        first = 1 if n - w - 1 >= 1 else 0
+        last = n - w - 1 if n - w - 1 >= 1 else n - w
+        starts = np.unique(np.linspace(first, last, min(_POWER_POSITIONS, last - first + 1)).round().astype(int))
+        out = []
+        for s0 in starts:
+            c = np.zeros(n)
+            c[s0 : s0 + w] = 1.0
+            A = np.where(allowed, np.nan_to_num(sc.z(sc.P @ (c * sc.w)), nan=0.0), 0.0)
+            # an interval counts as finding the plant when it covers at least half its budgets
+            cover = np.clip(np.minimum(hi, s0 + w - 1) - np.maximum(lo, s0) + 1, 0, None) >= math.ceil(w / 2)
+            out.append((A, cover, c * sc.w))
+        return out
+
+    rows = np.arange(Zn0.shape[0])
+    direction = -1.0 if sign < 0 else 1.0  # the steps planted: slowdowns, or drops where those are the regimes
+
+    def rate(delta: float, cases: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+        found = 0.0
+        for A, cover, cw in cases:
+            Z = (Zn0 + direction * delta * A).reshape(Zn0.shape[0], -1)
+            arg = np.abs(Z).argmax(axis=1)
+            zsel = Z[rows, arg]
+            est = zsel / sqrtD.ravel()[arg]  # the chosen interval's step, log units
+            found += float(((np.abs(zsel) >= crit) & cover.ravel()[arg]
+                            & (est * direction >= min_log)).mean())
+        return found / max(len(cases), 1)
+
+    cases = {w: plants(w) for w in MDE_WIDTHS}
+    for w, cw in cases.items():
+        if not cw:
+            res.mde[w] = np.nan
+            continue
+        hi_d = _MAX_LOG
+        if rate(hi_d, cw) < POWER:
+            res.mde[w] = np.inf
+            continue
+        lo_d = 0.0
+        for _ in range(11):  # to about 0.3 % in ratio
+            mid = 0.5 * (lo_d + hi_d)
+            if rate(mid, cw) >= POWER:
+                hi_d = mid
+            else:
+                lo_d = mid
+        res.mde[w] = float(math.exp(hi_d))
+    res.power = [rate(math.log(r), cases[1]) for r in POWER_RATIOS] if cases[1] else [np.nan] * len(POWER_RATIOS)
