@@ -316,12 +316,6 @@ class _Scan:
         if v_add > 0:
             mp = mp + self.rng.standard_normal((k, self.n)) * math.sqrt(v_add)
         return mp * self.w
-        var = np.full(k, s2)
-        if np.isfinite(df) and df > 0:
-            var = s2 * df / self.rng.chisquare(df, size=k)
-        v_add = np.maximum(var - self._s_run**2, 0.0)
-        mp = mp + self.rng.standard_normal((k, self.n)) * np.sqrt(v_add)[:, None]
-        return mp * self.w
 
 
 def _max_abs(z: np.ndarray, allowed: np.ndarray) -> np.ndarray:

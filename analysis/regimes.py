@@ -29,7 +29,7 @@ from analysis import stats as _st
 from analysis._origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
-from analysis._common import check_axes, check_seed, quiet
+from analysis._common import check_axes, check_seed
 from analysis.errors import InputError
 from collector.combine import ORIGIN_DIM
 

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pytest
-import ruptures as rpt
 import xarray as xr
 
 import analysis
