@@ -340,16 +340,19 @@ def fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarr
     """Robust fits of the baseline family (:func:`analysis.baseline.robust_fit`), rows grouped by degree and by
     their first budget with data.
 
-    The fit's curve is written from its first budget on (``x - x_min``), so each series is fitted on the budget
-    axis from its own first budget: a series' baseline does not depend on smaller budgets that only other
-    series of a combined dataset have (NaN before its first budget with data).
+    The fit's curve is written from its first budget on (``x - x_min``) and constrained at both ends of its
+    range, so each series is fitted on the budget axis from its own first to its own last budget with data: a
+    series' baseline does not depend on budgets that only other series of a combined dataset have (NaN
+    outside its range).
     """
     base = np.full(m.shape, np.nan)
     has = np.isfinite(m)
     first = np.where(has.any(axis=1), np.argmax(has, axis=1), -1)
+    last = np.where(has.any(axis=1), m.shape[1] - 1 - np.argmax(has[:, ::-1], axis=1), -1)
     for d in np.unique(deg):
-        for f in np.unique(first[(deg == d) & (first >= 0)]):
-            rows = np.flatnonzero((deg == d) & (first == f))
-            base[rows, f:] = _bl.robust_fit(m[rows, f:], x[f:], int(d), mask=None if mask is None else mask[rows, f:],
-                                            scale_floor=floor[rows], loss=loss)[0]
+        for f, e in {(int(a), int(b)) for a, b in zip(first[(deg == d) & (first >= 0)], last[(deg == d) & (first >= 0)])}:
+            rows = np.flatnonzero((deg == d) & (first == f) & (last == e))
+            cut = slice(f, e + 1)
+            base[rows, cut] = _bl.robust_fit(m[rows, cut], x[cut], int(d), mask=None if mask is None else mask[rows, cut],
+                                             scale_floor=floor[rows], loss=loss)[0]
     return base
