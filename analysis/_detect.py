@@ -190,7 +190,7 @@ def analyse_block(
     power = np.full((S, len(_inf.POWER_RATIOS)), np.nan)
     thr = float(np.log1p(min_effect))
     m_origin = np.maximum(np.broadcast_to(np.asarray(n_series, dtype=float), lead).reshape(-1), 1.0)
-    fx["sigma"][:] = np.maximum(np.nan_to_num(pre["sig_run"], nan=np.nan), _st.SIGMA_FLOOR)
+    fx["sigma"][:] = np.maximum(pre["sig_run"], _st.SIGMA_FLOOR)
     fx["degree"][:] = pre["deg"]
     for s in range(S):
         got = _series_input(pre, s)
@@ -214,8 +214,6 @@ def _max_draws(n_perm: int, m: float, alpha: float) -> int:
     """Most draws for one p-value: enough that a series no draw reaches gets ``p <= alpha / (2 m)``, below the
     smallest level the correction across its origin's ``m`` series can ask for."""
     return int(min(max(10 * n_perm, math.ceil(2 * m / alpha)), _MAX_DRAWS))
-
-
 
 
 def _regimes_of(res: _inf.Result, n: int, sign: int) -> tuple[list[tuple[int, int, float, float, float,
@@ -286,7 +284,6 @@ def _fill(s: int, vi: np.ndarray, E: np.ndarray, res: _inf.Result, pre: dict, fb
     if at < n:
         pieces.append((at, n - 1, -1))
     t = float(_sps.t.ppf(0.5 + level / 2, max(res.df, 1.0))) if res.df > 0 else np.nan
-    r = np.log(fb["ratio"][s][vi])
     Eb = pre["L"][s][vi] - np.log(base[vi])[:, None]
     regime = np.zeros(nb)
     normal = np.zeros(nb)
@@ -300,19 +297,17 @@ def _fill(s: int, vi: np.ndarray, E: np.ndarray, res: _inf.Result, pre: dict, fb
         ref_rows = np.flatnonzero(normal_cells)
         ref_rows = ref_rows[(ref_rows < a) | (ref_rows > b)]
         fs["reproducible"][s, q] = _st.reproducibility(Eb[a : b + 1], Eb[ref_rows], min_log=thr)
-        # a regime's fitted step; anything else (and a regime seen from the other level): the mean log ratio
-        # to the baseline over its budgets
-        est = float(np.mean(r[a : b + 1]))
-        se = res.scale / math.sqrt(b - a + 1) if np.isfinite(res.scale) else np.nan
-        if k >= 0:
-            _, _, step, step_se, p, (sl, sh, el, eh) = tested[k]
-            if np.isfinite(step):
-                est, se = step, step_se
-            fs["p"][s, q] = p
-            fs["start_lo"][s, q], fs["start_hi"][s, q] = vi[sl], vi[sh]
-            fs["end_lo"][s, q], fs["end_hi"][s, q] = vi[el], vi[eh]
-        else:
+        if k < 0:  # a normal stretch: its effect is the caller's (analysis.regimes._stretch_effects)
             normal[lo_b:hi_b] = 1.0
+            continue
+        # a regime's fitted step; a regime seen from the other level: its mean log ratio to the baseline
+        _, _, est, se, p, (sl, sh, el, eh) = tested[k]
+        if not np.isfinite(est):
+            est = float(np.mean(np.log(fb["ratio"][s][vi[a : b + 1]])))
+            se = res.scale / math.sqrt(b - a + 1) if np.isfinite(res.scale) else np.nan
+        fs["p"][s, q] = p
+        fs["start_lo"][s, q], fs["start_hi"][s, q] = vi[sl], vi[sh]
+        fs["end_lo"][s, q], fs["end_hi"][s, q] = vi[el], vi[eh]
         fs["effect"][s, q] = math.exp(est)
         if np.isfinite(se) and np.isfinite(t):
             fs["effect_lo"][s, q] = math.exp(est - t * se)

@@ -44,17 +44,18 @@ def series_ids(da: xr.DataArray) -> xr.DataArray:
     """A stable integer per series, derived from its coordinates (not its position), chunked like ``da``.
 
     The key is every series dim's ``name=value`` except the ``origin`` dim and empty labels (``""``, NaN, and
-    ``"none"``, the label a dim gets in a combined file that lacked it), hashed (BLAKE2b, 63 bits): a series draws the same random
-    numbers whether its file is opened alone or beside others, and whatever other series a block holds.
+    ``"none"``, the label a dim gets in a combined file that lacked it), hashed (BLAKE2b, 63 bits): a series
+    draws the same random numbers whether its file is opened alone or beside others, and whatever other
+    series a block holds.
     """
-    from collector.combine import MISSING_LABEL, ORIGIN_DIM
+    from collector.combine import ORIGIN_DIM
 
     dims = series_dims(da)
     shape = tuple(da.sizes[d] for d in dims)
     labels = []
     for d in dims:
         vals = da[d].values.tolist() if d in da.coords else list(range(da.sizes[d]))
-        labels.append(["" if d == ORIGIN_DIM or _empty(v) or v == MISSING_LABEL else f"{d}={v!r}" for v in vals])
+        labels.append(["" if d == ORIGIN_DIM or _empty(v) else f"{d}={v!r}" for v in vals])
     ids = np.zeros(shape, dtype=np.int64)
     for index in np.ndindex(*shape):
         key = "|".join(lab[i] for lab, i in zip(labels, index) if lab[i]).encode()
@@ -66,7 +67,10 @@ def series_ids(da: xr.DataArray) -> xr.DataArray:
 
 
 def _empty(v: Any) -> bool:
-    return v == "" or (isinstance(v, float) and v != v)
+    """An empty label: ``""``, NaN, or the label a combined file gives a dim one of its inputs lacked."""
+    from collector.combine import MISSING_LABEL
+
+    return v in ("", MISSING_LABEL) or (isinstance(v, float) and v != v)
 
 
 def is_lazy(da: xr.DataArray) -> bool:

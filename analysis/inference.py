@@ -137,11 +137,7 @@ def _loo_scale(m: np.ndarray, lo: np.ndarray, hi: np.ndarray, prior_s2: float, p
     for c in np.unique(counts):
         rows = counts == c
         bias, df = _small_sample(int(c))
-        s2 = _diff_scale(packed[rows, :c]) ** 2 / bias
-        if np.isfinite(prior_s2) and prior_df > 0:  # moderate(), for many rows
-            s2 = np.full_like(s2, prior_s2) if df < MIN_OWN_DF else np.maximum(
-                (prior_df * prior_s2 + df * s2) / (prior_df + df), s2)
-        scale[rows] = np.sqrt(s2)
+        scale[rows] = np.sqrt(moderate(_diff_scale(packed[rows, :c]) ** 2 / bias, df, prior_s2, prior_df)[0])
     return np.maximum(scale, 1e-300)
 
 
@@ -223,16 +219,18 @@ def _trigamma_inverse(y: float) -> float:
 MIN_OWN_DF = 1.5
 
 
-def moderate(s2: float, df: float, s02: float, d0: float) -> tuple[float, float]:
+def moderate(s2: float | np.ndarray, df: float, s02: float, d0: float) -> tuple[float | np.ndarray, float]:
     """Moderated variance and its degrees of freedom: ``(d0 s0^2 + df s^2) / (d0 + df)`` on ``d0 + df``, never
     below the series' own ``s^2`` (pooling may only widen a series' noise: a short series that happens to
     line up is not precise, a noisy one stays noisy). A series with fewer than :data:`MIN_OWN_DF` degrees of
-    freedom of its own takes its origin's ``s0^2`` on ``d0``."""
+    freedom of its own (or no scale) takes its origin's ``s0^2`` on ``d0``. ``s2`` may be an array of
+    variances on the same ``df`` (the rows of null draws)."""
     if not (np.isfinite(s02) and d0 > 0):
         return s2, df
-    if not np.isfinite(s2) or df < MIN_OWN_DF:
-        return s02, d0
-    return max((d0 * s02 + df * s2) / (d0 + df), s2), d0 + df
+    if df < MIN_OWN_DF:
+        return (np.full_like(s2, s02) if np.ndim(s2) else s02), d0
+    pooled = np.where(np.isfinite(s2), np.maximum((d0 * s02 + df * s2) / (d0 + df), s2), s02)
+    return (float(pooled) if np.ndim(pooled) == 0 else pooled), d0 + df
 
 
 @dataclass
@@ -256,7 +254,6 @@ class _Scan:
     """The projected scan of one series and its null draws."""
 
     def __init__(self, E: np.ndarray, basis: np.ndarray, rng: np.random.Generator):
-        self.E = E
         self.n, self.T = E.shape
         self.P = _scan.projector(basis)
         self.D = _scan.interval_denominators(self.P)
@@ -316,11 +313,6 @@ class _Scan:
         if v_add > 0:
             mp = mp + self.rng.standard_normal((k, self.n)) * math.sqrt(v_add)
         return mp * self.w
-
-
-def _max_abs(z: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    a = np.where(allowed, np.abs(np.nan_to_num(z, nan=0.0)), 0.0)
-    return a.reshape(a.shape[:-2] + (-1,)).max(axis=-1)
 
 
 def _student_max(sc: "_Scan", g: np.ndarray, allowed: np.ndarray, prior_s2: float, prior_df: float,

@@ -13,12 +13,12 @@ the selected series), and check each regime against execution time.
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
-
-import warnings
+from scipy import stats as _sps
 
 from analysis import _detect, _series
 from analysis import confound as _cf
@@ -240,7 +240,7 @@ def regimes(
 
     kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
-    _refit_clean(f, sg, anomalous_seg.any(axis=1), ser, budgets)
+    _refit_clean(f, anomalous_seg.any(axis=1), ser, budgets)
     _stretch_effects(f, sg, anomalous_seg, ser)
     anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
     f["normal"] = np.where(np.isfinite(f["baseline"]), ~anomalous, False)
@@ -326,7 +326,7 @@ def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.D
     ps2 = np.full(s2.shape, np.nan)
     pdf = np.zeros(s2.shape)
     count = np.zeros(s2.shape)
-    tested = np.isfinite(np.asarray(own["s2"].transpose(*sdims).values, dtype=float))
+    tested = np.isfinite(s2.values)
     if ORIGIN_DIM in sdims:
         ax = sdims.index(ORIGIN_DIM)
         for k in range(s2.shape[ax]):
@@ -405,8 +405,6 @@ def _stretch_effects(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], regime
     """Every segment that is not a regime is described by the ratio to the reported baseline: its effect is the
     geometric mean of the ratio over its budgets, with a t interval (``cell_sd`` on ``df``). ``sg`` is updated
     in place; a regime keeps its fitted step and CI."""
-    from scipy import stats as _sps
-
     nb = f["ratio"].shape[1]
     idx = np.arange(nb)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -425,8 +423,8 @@ def _stretch_effects(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], regime
         sg["effect_hi"][:, k] = np.where(redo, np.exp(est + hw), sg["effect_hi"][:, k])
 
 
-def _refit_clean(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], has_regime: np.ndarray,
-                 ser: dict[str, np.ndarray], budgets: np.ndarray) -> None:
+def _refit_clean(f: dict[str, np.ndarray], has_regime: np.ndarray, ser: dict[str, np.ndarray],
+                 budgets: np.ndarray) -> None:
     """Series with no anomalous segment are normal everywhere: their baseline is refitted to every budget.
 
     The detector's baseline is anchored on the level group it took for normal; where no segment turned
