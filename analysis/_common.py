@@ -42,10 +42,6 @@ __all__ = [
     "bh",
     "segments_of",
     "quiet",
-    "Block",
-    "get_regimes",
-    "regime_blocks",
-    "reg_array",
 ]
 
 BUDGET = "budget"
@@ -267,94 +263,3 @@ def quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", RuntimeWarning)
         with np.errstate(all="ignore"):
             yield
-
-
-@dataclass(frozen=True)
-class Block:
-    """One anomalous interval of one series: budget indices ``first..last`` (inclusive)."""
-
-    first: int
-    last: int
-    ratio: float  # mean observed / baseline inside the block
-    regime_id: int  # 0.. along the budget axis within the series
-
-    @property
-    def kind(self) -> str:
-        return "slow" if self.ratio > 1 else "fast"
-
-
-def get_regimes(ds: xr.Dataset, var: str, reg: xr.Dataset | None, fn: str, **kwargs: Any) -> xr.Dataset:
-    """``reg`` checked for use on ``ds[var]``, or ``analysis.regimes.regimes(ds, var, **kwargs)`` when None."""
-    if reg is None:
-        from analysis.regimes import regimes
-
-        return regimes(ds, var, **kwargs)
-    if not isinstance(reg, xr.Dataset):
-        raise InputError(f"{fn}(): reg must be the xarray.Dataset returned by analysis.regimes(), got {type(reg).__name__!r}")
-    for name in ("anomalous", "ratio"):
-        if name not in reg.data_vars:
-            raise InputError(f"{fn}(): reg lacks {name!r}; pass the Dataset returned by analysis.regimes()")
-        if BUDGET not in reg[name].dims:
-            raise InputError(f"{fn}(): reg[{name!r}] has dims {reg[name].dims!r}, without {BUDGET!r}")
-    return reg
-
-
-def reg_array(reg: xr.Dataset, name: str, series: Series, budgets: np.ndarray, fn: str) -> np.ndarray:
-    """``reg[name]`` as an array ``(n_series, n_budget)`` in the caller's series and budget order."""
-    dims = tuple(series.dims) + (BUDGET,)
-    da = reg[name]
-    missing = [d for d in dims if d not in da.dims]
-    extra = [d for d in da.dims if d not in dims]
-    if missing or extra:
-        raise InputError(f"{fn}(): reg[{name!r}] has dims {da.dims!r}; expected the series dims and budget {dims!r}")
-    wanted = {d: series.template[d].values for d in series.dims} | {BUDGET: budgets}
-    positions = {}
-    for d, values in wanted.items():
-        if d not in da.indexes:
-            raise InputError(f"{fn}(): reg[{name!r}] has no coordinate on dim {d!r}")
-        pos = da.indexes[d].get_indexer(values)
-        if np.any(pos < 0):
-            missing_value = np.asarray(values)[pos < 0][0].item()
-            raise InputError(f"{fn}(): reg does not match the dataset: {d}={missing_value!r} is not in reg[{name!r}]")
-        positions[d] = pos
-    da = da.isel(positions)
-    return np.asarray(da.transpose(*dims).values).reshape(series.size, budgets.size)
-
-
-def regime_blocks(
-    reg: xr.Dataset, series: Series, budgets: np.ndarray, fn: str, *, split_segments: bool = False
-) -> list[list[Block]]:
-    """Per series (flat index), the contiguous anomalous budget intervals of a regimes() result.
-
-    Blocks are split where the direction (slow/fast) changes and, with
-    ``split_segments``, where the segment id (``reg.regime``) changes; by
-    default adjacent anomalous segments of one direction form one block.
-    ``budgets`` gives the budget order of the caller's arrays.
-    """
-    anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
-    ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
-    ids = (
-        np.asarray(reg_array(reg, "regime", series, budgets, fn), dtype=np.float64)
-        if split_segments and "regime" in reg.data_vars
-        else None
-    )
-    out: list[list[Block]] = []
-    for s in range(series.size):
-        blocks: list[Block] = []
-        for a, b in segments_of(anomalous[s]):
-            start = a
-            for i in range(a, b + 1):
-                split = i == b
-                if not split:
-                    same_id = ids is None or ids[s, i + 1] == ids[s, i]
-                    same_dir = (ratio[s, i + 1] > 1) == (ratio[s, i] > 1)
-                    split = not (same_id and same_dir)
-                if split:
-                    with quiet():
-                        r = float(np.nanmean(ratio[s, start : i + 1]))
-                    rid = len(blocks)
-                    blocks.append(Block(start, i, r, rid))
-                    start = i + 1
-        out.append(blocks)
-    return out
-

@@ -18,23 +18,20 @@ import xarray as xr
 from analysis._common import (
     BUDGET,
     TRIAL,
-    Block,
     Series,
     check_dataset,
     check_fraction,
     check_positive_int,
     check_seed,
-    get_regimes,
     ok_values,
     quiet,
-    reg_array,
-    regime_blocks,
     series_of,
 )
 from analysis._limits import check_bootstrap
-from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._series import apply_named, as_series_array, is_lazy
 from analysis._origins import origin_lines
+from analysis._outputs import SERIES, ResultVar, wrap
+from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
+from analysis._series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["kv_speedup", "bootstrap_ratio", "VARIABLES"]

@@ -16,23 +16,10 @@ import numpy as np
 import statsmodels.api as sm
 import xarray as xr
 
-from analysis._common import (
-    BUDGET,
-    TRIAL,
-    Block,
-    Series,
-    bh,
-    check_dataset,
-    check_fraction,
-    get_regimes,
-    ok_values,
-    quiet,
-    reg_array,
-    regime_blocks,
-    series_of,
-)
+from analysis._common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
 from analysis._origins import origin_lines
 from analysis._outputs import SERIES, ResultVar, wrap
+from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis._series import apply_named, as_series_array
 from analysis.errors import InputError
 

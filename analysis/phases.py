@@ -19,20 +19,18 @@ from scipy import stats
 from analysis._common import (
     BUDGET,
     TRIAL,
-    Block,
     Series,
     bh,
     check_dataset,
     check_fraction,
     check_positive_int,
-    get_regimes,
     ok_values,
     quiet,
-    regime_blocks,
     series_of,
 )
 from analysis._origins import origin_lines
 from analysis._outputs import SERIES, ResultVar, wrap
+from analysis._regime_blocks import Block, get_regimes, regime_blocks
 from analysis._series import apply_named, as_series_array
 
 __all__ = ["phases", "VARIABLES"]

@@ -45,9 +45,8 @@ from collector.errors import ConfigError
 from collector.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
 from collector.memory import MemoryFigures, MemoryMonitor, check_memory_mode
 from collector.models import LoadedModel, ModelSpec, build_model, check_attn, model_spec
-from collector.protocol import Protocol
+from collector.protocol import ENGINES, TIMINGS, Protocol  # declared in protocol; re-exported here
 from collector.record import RunRecord
-from collector.spec import ENGINES, TIMINGS
 
 __all__ = ["ENGINES", "TIMINGS", "Request", "check_request", "load_model", "measure", "measure_request", "warmup"]
 

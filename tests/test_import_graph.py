@@ -1,0 +1,133 @@
+"""The ``analysis`` and ``collector`` packages have no import cycle.
+
+The graph is built from the source with :mod:`ast` (nothing is imported): every
+``import`` and ``from ... import`` of a module of either package, at module level
+and inside functions or classes alike (a function-level import only hides a
+cycle until the function runs), relative imports resolved against the importing
+module. ``from pkg import name`` is an arrow to ``pkg.name`` when that is a
+module, else to ``pkg`` itself. The implicit import of a package's
+``__init__`` before its submodule is not an arrow (every package would be a cycle).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("analysis", "collector")
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the packages: dotted name -> file (``pkg.sub`` for ``pkg/sub/__init__.py``)."""
+    found: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
+
+
+def _resolve(module: str, is_package: bool, level: int, target: str | None) -> str:
+    """The absolute name of ``from <level dots><target> import ...`` written in ``module``."""
+    if level == 0:
+        return target or ""
+    base = module.split(".")
+    if not is_package:
+        base = base[:-1]
+    if level > 1:
+        base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([target] if target else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the intra-package modules it imports (anywhere in its body)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+
+    def known(name: str) -> str | None:
+        # ``import a.b.c`` depends on a.b.c; fall back to the longest known prefix (a name inside a module)
+        while name:
+            if name in modules:
+                return name
+            name = name.rpartition(".")[0]
+        return None
+
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, is_package, node.level, node.module)
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            for target in targets:
+                dep = known(target)
+                if dep is not None and dep != name:
+                    graph[name].add(dep)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle as ``[a, b, ..., a]``, or None (iterative depth-first search)."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    colour = dict.fromkeys(graph, WHITE)
+    for start in sorted(graph):
+        if colour[start] != WHITE:
+            continue
+        stack: list[tuple[str, list[str]]] = [(start, sorted(graph[start]))]
+        path = [start]
+        colour[start] = GREY
+        while stack:
+            node, todo = stack[-1]
+            if not todo:
+                colour[node] = BLACK
+                stack.pop()
+                path.pop()
+                continue
+            nxt = todo.pop(0)
+            if colour[nxt] == GREY:
+                return path[path.index(nxt):] + [nxt]
+            if colour[nxt] == WHITE:
+                colour[nxt] = GREY
+                path.append(nxt)
+                stack.append((nxt, sorted(graph[nxt])))
+    return None
+
+
+def test_the_graph_sees_the_packages() -> None:
+    graph = import_graph()
+    assert {"analysis", "analysis.regimes", "collector", "collector.spec", "collector.measurement"} <= set(graph)
+    # module-level, function-level, absolute and relative arrows are all seen
+    assert "collector.protocol" in graph["collector.spec"]
+    assert "collector.measurement" in graph["collector.spec"]  # imported inside check_runnable
+    assert "analysis.regimes" in graph["analysis"]
+
+
+@pytest.mark.parametrize(
+    ("graph", "cycle"),
+    [
+        ({"a": {"b"}, "b": {"c"}, "c": {"a"}}, ["a", "b", "c", "a"]),
+        ({"a": {"b"}, "b": set(), "c": {"a", "c2"}, "c2": {"c"}}, ["c", "c2", "c"]),
+        ({"a": {"b", "c"}, "b": {"c"}, "c": set()}, None),
+    ],
+)
+def test_find_cycle(graph: dict[str, set[str]], cycle: list[str] | None) -> None:
+    assert find_cycle(graph) == cycle
+
+
+def test_resolve_relative() -> None:
+    assert _resolve("analysis.plot.figs", False, 1, "style") == "analysis.plot.style"
+    assert _resolve("analysis.plot", True, 1, "style") == "analysis.plot.style"
+    assert _resolve("analysis.plot.figs", False, 2, "io") == "analysis.io"
+    assert _resolve("analysis.plot.figs", False, 1, None) == "analysis.plot"
+
+
+def test_no_import_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
