@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 import torch
 
 from collector.errors import ConfigError, DeviceUnavailableError
+from collector.hardware import DTYPES as _DTYPES
+from collector.hardware import REAL_DEVICES
 
 __all__ = [
     "DEVICES",
@@ -43,10 +45,10 @@ __all__ = [
     "torch_dtype",
 ]
 
-#: Device names the collector knows (``sim`` is handled by collector.sim, not here).
-DEVICES: tuple[str, ...] = ("cpu", "cuda", "mps")
-#: Compute dtypes the collector accepts.
-DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+#: Device names the torch backends handle (``sim`` is handled by collector.sim, not here); declared in collector.hardware.
+DEVICES: tuple[str, ...] = REAL_DEVICES
+#: Compute dtypes the collector accepts (collector.hardware).
+DTYPES: tuple[str, ...] = _DTYPES
 
 _NAN = float("nan")
 

@@ -17,6 +17,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from collector.hardware import PREFERENCE, REAL_DEVICES
+
 __all__ = [
     "RESUME_KEYS",
     "available_devices",
@@ -91,12 +93,13 @@ def available_devices(*, with_sim: bool = False) -> list[str]:
 
 
 def best_device() -> str:
-    """The device a quick sweep should use: mps, else cuda, else cpu."""
+    """The device a quick sweep should use: the first of :data:`collector.hardware.PREFERENCE` available here
+    (mps, else cuda, else cpu)."""
     here = available_devices()
-    for d in ("mps", "cuda"):
+    for d in PREFERENCE[:-1]:
         if d in here:
             return d
-    return "cpu"
+    return PREFERENCE[-1]
 
 
 def gpu_name(devices: Sequence[str]) -> str:
@@ -173,7 +176,7 @@ def info() -> dict[str, Any]:
     vm, sw = psutil.virtual_memory(), psutil.swap_memory()
     memory.update(total=float(vm.total), available=float(vm.available), swap_total=float(sw.total),
                   swap_used=float(sw.used))
-    for d in ("cuda", "mps"):
+    for d in [name for name in REAL_DEVICES if name != "cpu"]:  # the accelerators
         detail, limit = "", float("nan")
         if d in here:
             detail = gpu_name([d])

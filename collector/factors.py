@@ -32,6 +32,7 @@ from itertools import product
 from typing import Any
 
 from collector.errors import ConfigError
+from collector.hardware import DEVICES, DTYPES, PREFERENCE, REAL_DEVICES
 
 __all__ = [
     "Factor",
@@ -119,14 +120,14 @@ FACTORS: tuple[Factor, ...] = (
         help="presets, local paths or cached hub ids (space- or comma-separated; default: distilgpt2)",
     ),
     Factor(
-        "device", "str", "backend: cpu, cuda, mps (or sim: simulated, and the dataset says so)", None, "series",
-        "devices", "--devices", choices=("cpu", "cuda", "mps", "sim"), load_key=True, aliases=("device",),
-        help="cpu, cuda, mps, sim (default: best here: mps > cuda > cpu)",
+        "device", "str", f"backend: {', '.join(REAL_DEVICES)} (or sim: simulated, and the dataset says so)", None,
+        "series", "devices", "--devices", choices=DEVICES, load_key=True, aliases=("device",),
+        help=f"{', '.join(DEVICES)} (default: best here: {' > '.join(PREFERENCE)})",
     ),
     Factor(
-        "dtype", "str", "compute dtype: float32, float16 or bfloat16", None, "series", "dtypes", "--dtypes",
-        choices=("float32", "float16", "bfloat16"), default=("float32",), load_key=True, aliases=("dtype",),
-        help="float32, float16, bfloat16 (default: float32)",
+        "dtype", "str", f"compute dtype: {', '.join(DTYPES[:-1])} or {DTYPES[-1]}", None, "series", "dtypes",
+        "--dtypes", choices=DTYPES, default=DTYPES[:1], load_key=True, aliases=("dtype",),
+        help=f"{', '.join(DTYPES)} (default: {DTYPES[0]})",
     ),
     Factor(
         "attn", "str",

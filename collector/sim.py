@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from collector.errors import ConfigError
+from collector.hardware import DEVICE_TABLE, DTYPE_TABLE
 from collector.record import RunRecord
 
 __all__ = [
@@ -132,8 +133,8 @@ MAX_POSITIONS: dict[str, int] = {
 }
 
 #: Relative speed of each backend (multiplies every time).
-DEVICE_SPEED: dict[str, float] = {"sim": 1.0, "mps": 1.0, "cpu": 3.0, "cuda": 0.35}
-_DTYPE_SPEED = {"float32": 1.0, "float16": 0.7, "bfloat16": 0.7}
+DEVICE_SPEED: dict[str, float] = {d.name: d.sim_speed for d in DEVICE_TABLE}
+_DTYPE_SPEED: dict[str, float] = {t.name: t.sim_speed for t in DTYPE_TABLE}
 
 
 @dataclass(frozen=True)
