@@ -321,7 +321,8 @@ def _student_max(sc: "_Scan", g: np.ndarray, allowed: np.ndarray, prior_s2: floa
     own scale without that interval (:func:`_loo_scale`). ``Z`` (k, n, n): the rows' ``Z`` if known."""
     if Z is None:
         Z = sc.z(g @ sc.P)
-    a = np.where(allowed, np.abs(np.nan_to_num(Z, nan=0.0)), 0.0).reshape(g.shape[0], -1)
+    # Z is finite wherever an interval is allowed (its denominator is): NaN elsewhere is dropped by the where
+    a = np.where(allowed, np.abs(Z), 0.0).reshape(g.shape[0], -1)
     arg = a.argmax(axis=1)
     i, j = np.divmod(arg, sc.n)
     return a[np.arange(g.shape[0]), arg] / _loo_scale(g, i, j, prior_s2, prior_df)
@@ -519,7 +520,11 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
     hi = np.arange(n)[None, :]
     s2 = res.scale**2
     G = sc.draws(_POWER_DRAWS, s2)
-    Zn0 = np.where(allowed, np.nan_to_num(sc.z(G @ sc.P), nan=0.0), 0.0)
+    Zn0 = np.where(allowed, sc.z(G @ sc.P), 0.0)
+    # the plants are scanned over the allowed intervals only, flattened (index ``flat[x]`` into ``n * n``)
+    flat = np.flatnonzero(allowed)
+    Zc = Zn0.reshape(G.shape[0], -1)[:, flat]
+    sqrtDc = sqrtD.ravel()[flat]
     n_crit = int(min(max(10 / level, 4 * _POWER_DRAWS), _CRIT_DRAWS))
 
     def null_max(k: int) -> np.ndarray:
@@ -538,26 +543,37 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
         for s0 in starts:
             c = np.zeros(n)
             c[s0 : s0 + w] = 1.0
-            A = np.where(allowed, np.nan_to_num(sc.z(sc.P @ (c * sc.w)), nan=0.0), 0.0)
+            A = sc.z(sc.P @ (c * sc.w)).ravel()[flat]
             # an interval counts as finding the plant when it covers at least half its budgets
             cover = np.clip(np.minimum(hi, s0 + w - 1) - np.maximum(lo, s0) + 1, 0, None) >= math.ceil(w / 2)
-            out.append((A, cover, c * sc.w))
+            # the scale without the planted interval itself (the usual strongest interval) does not depend on
+            # the step: computed once (NaN where the plant is too wide to be left out)
+            narrow = w <= max(1, n // 4) and n - w >= 3
+            k = G.shape[0]
+            own = (_loo_scale(G, np.full(k, s0), np.full(k, s0 + w - 1), *prior) if narrow
+                   else np.full(k, np.nan))
+            at = int(np.searchsorted(flat, s0 * n + s0 + w - 1))  # the planted interval itself
+            out.append((A, cover.ravel()[flat], c * sc.w, at, own))
         return out
 
-    rows = np.arange(Zn0.shape[0])
     direction = -1.0 if sign < 0 else 1.0  # the steps planted: slowdowns, or drops where those are the regimes
 
-    def rate(delta: float, cases: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    def rate(delta: float, cases: list[tuple]) -> float:
         found = 0.0
-        for A, cover, cw in cases:
-            Z = (Zn0 + direction * delta * A).reshape(Zn0.shape[0], -1)
+        for A, cover, cw, at, own in cases:
+            Z = Zc + direction * delta * A
             arg = np.abs(Z).argmax(axis=1)
-            zsel = Z[rows, arg]
-            est = zsel / sqrtD.ravel()[arg]  # the chosen interval's step, log units
-            i, j = np.divmod(arg, n)
-            scale = _loo_scale(G + direction * delta * cw, i, j, *prior)  # studentized as the data are
-            found += float(((np.abs(zsel) / scale >= crit) & cover.ravel()[arg]
-                            & (est * direction >= min_log)).mean())
+            zsel = np.take_along_axis(Z, arg[:, None], axis=1)[:, 0]
+            est = zsel / sqrtDc[arg]  # the chosen interval's step, log units
+            # only a draw whose strongest interval covers the plant with a large enough step can find it
+            hit = cover[arg] & (est * direction >= min_log)
+            scale = np.where(arg == at, own, np.nan)
+            todo = hit & np.isnan(scale)
+            if todo.any():
+                i, j = np.divmod(flat[arg[todo]], n)
+                # studentized as the data are: the scale of the cells outside the draw's strongest interval
+                scale[todo] = _loo_scale(G[todo] + direction * delta * cw, i, j, *prior)
+            found += float(np.mean(hit & (np.abs(zsel) >= crit * scale)))
         return found / max(len(cases), 1)
 
     cases = {w: plants(w) for w in MDE_WIDTHS}
