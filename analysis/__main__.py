@@ -129,7 +129,8 @@ def _print_table(result: Any, *, show_all: bool) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     rows = list(iter_segments(result, only_anomalous=not show_all))
-    title = f"regimes of {_escape(repr(result.attrs['var']))}" + ("" if show_all else " (anomalous segments; --all for every segment)")
+    title = f"regimes of {_escape(repr(result.attrs['var']))}"
+    title += "" if show_all else " (anomalous segments; --all for every segment)"
     table = Table(title=title, title_justify="left")
     for col, just in (("series", "left"), ("budgets", "right"), ("start", "right"), ("end", "right"),
                       ("kind", "left"), ("effect [95% CI]", "right"), ("q", "right"), ("confounded", "left")):

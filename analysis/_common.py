@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,7 @@ class Series:
         """Wrap an array of shape ``(n_series, *extra)`` onto the series dims (+ ``extra_dims``)."""
         arr = np.asarray(values)
         arr = arr.reshape(self.shape + arr.shape[1:])
-        coords: dict[str, Any] = {k: v for k, v in self.template.coords.items()}
+        coords: dict[Hashable, Any] = dict(self.template.coords.items())
         coords.update(dict(extra_coords or {}))
         return xr.DataArray(arr, dims=self.dims + tuple(extra_dims), coords=coords, attrs=dict(attrs or {}))
 
@@ -230,7 +230,7 @@ class Series:
 
 def series_of(da: xr.DataArray, exclude: Sequence[str] = (BUDGET, TRIAL, STEP)) -> Series:
     """The :class:`Series` of ``da`` (its dims other than ``exclude``)."""
-    dims = tuple(d for d in da.dims if d not in exclude)
+    dims = tuple(str(d) for d in da.dims if d not in exclude)
     index = {d: 0 for d in da.dims if d not in dims}
     template = da.isel(index, drop=True)
     template = xr.DataArray(

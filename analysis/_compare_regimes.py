@@ -94,7 +94,8 @@ def segments(arrays: dict[str, np.ndarray], s: int) -> list[Segment]:
         g: dict[str, Any] = {k: (arrays[k][s, j] if k in arrays else math.nan) for k in (*_BOUNDS, "effect")}
         effect = float(g["effect"])
         kind = str(arrays["kind"][s, j]) if "kind" in arrays else ("fast" if effect < 1 else "slow")
-        out.append(Segment(*(float(g[k]) for k in _BOUNDS), kind, effect))
+        start, end, start_lo, start_hi, end_lo, end_hi = (float(g[k]) for k in _BOUNDS)
+        out.append(Segment(start, end, start_lo, start_hi, end_lo, end_hi, kind, effect))
     return sorted(out, key=lambda x: x.start)
 
 

@@ -71,7 +71,7 @@ def check_bootstrap(n_boot: object, values_per_resample: int, fn: str, what: str
     """
     if not isinstance(n_boot, numbers.Integral) or n_boot <= 0:
         return
-    if n_boot > MAX_BOOT:
+    if int(n_boot) > MAX_BOOT:
         raise InputError(f"{fn}(): n_boot must be <= {MAX_BOOT}, got {n_boot!r}; a 95% interval needs a few thousand "
                          "resamples at most")
     need = bootstrap_bytes(int(n_boot), values_per_resample)

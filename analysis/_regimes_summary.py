@@ -113,6 +113,10 @@ def power_lines(result: xr.Dataset) -> list[str]:
         if small:
             r, p = small[-1]
             line += f"; x{r:g} over one budget is found {_often(p)}"
+    n_inf = int(np.isinf(mde).sum())
+    if n_inf:
+        line += (f"; in {n_inf} of {mde.size} series no one-budget regime can be found at any ratio (run in budget "
+                 "order or one cell at a time, so budget and time are inseparable; or noise above x1000)")
     lines = [line + "."]
     noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
     if noisy.any():
@@ -155,7 +159,8 @@ def summarize(result: xr.Dataset) -> str:
     note = str(a.get("time_check", ""))
     share = float(a.get("sequential_share", np.nan))
     if note.startswith("skipped"):
-        lines.append(f"Time confound not checked ({note[len('skipped: '):]}): budget regimes cannot be told apart from slow host periods.")
+        lines.append(f"Time confound not checked ({note[len('skipped: '):]}): "
+                     "budget regimes cannot be told apart from slow host periods.")
     if np.isfinite(share) and share >= 0.5:
         lines.append(
             "Budget and execution time cannot be separated in this dataset: the runs were executed in budget "

@@ -6,16 +6,17 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analysis._table import Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["RenderedFigure", "Section", "inline_svg", "render_figure"]
 
-_SVG_RC = {"svg.fonttype": "path", "svg.hashsalt": "decode-regimes", "svg.image_inline": True}
+_SVG_RC: dict[RcKeyType, Any] = {"svg.fonttype": "path", "svg.hashsalt": "decode-regimes", "svg.image_inline": True}
 _ID = re.compile(r'\bid="([^"]+)"')
 
 

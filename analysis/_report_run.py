@@ -49,6 +49,10 @@ def _call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         return exc
 
 
+def _no_notice(name: str) -> None:
+    """The default ``on_done``: nothing."""
+
+
 def _fork_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
@@ -62,6 +66,7 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
     the exception as its result; so does, without running, a task one of
     whose dependencies has such a result.
     """
+    notify = on_done if on_done is not None else _no_notice
     results: dict[str, Any] = dict(known or {})
     pending = [t for t in tasks if t.name not in results]
 
@@ -80,8 +85,7 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
             pending.remove(t)
             exc = failed_dep(t)
             results[t.name] = exc if exc is not None else _call(t.func, t.args, kwargs(t))
-            if on_done is not None:
-                on_done(t.name)
+            notify(t.name)
         return results
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
         running: dict[Future[Any], str] = {}
@@ -93,8 +97,7 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
                 exc = failed_dep(t)
                 if exc is not None:
                     results[t.name] = exc
-                    if on_done is not None:
-                        on_done(t.name)
+                    notify(t.name)
                     continue
                 running[pool.submit(_call, t.func, t.args, kwargs(t))] = t.name
             if not running and not pending:
@@ -105,6 +108,5 @@ def run(tasks: Sequence[Task], *, workers: int, on_done: Callable[[str], None] |
             for fut in done:
                 name = running.pop(fut)
                 results[name] = fut.result()
-                if on_done is not None:
-                    on_done(name)
+                notify(name)
     return results

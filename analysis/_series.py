@@ -10,9 +10,8 @@ or a ``dask.distributed`` cluster) and an eager input in one call.
 
 from __future__ import annotations
 
-import hashlib
-
 import functools
+import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 

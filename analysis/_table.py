@@ -7,7 +7,7 @@ table carries a *legend*: one line explaining its columns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +54,7 @@ class Table:
         return [dict(zip(self.columns, r)) for r in self.rows]
 
 
-def flat(result: xr.Dataset, name: str, dims: Sequence[str]) -> np.ndarray:
+def flat(result: xr.Dataset, name: Hashable, dims: Sequence[str]) -> np.ndarray:
     """``result[name]`` as a numpy array ``(n_series, *rest)`` with ``dims`` first, in C order.
 
     A dim of ``dims`` that the variable lacks is broadcast (its values repeat).
@@ -89,7 +89,7 @@ def extra_columns(result: xr.Dataset, dims: Sequence[str], known: Sequence[str])
     return out
 
 
-def select_rows(rows: list[tuple[str, ...]], flags: list[str], interesting: list[bool], *, only_interesting: bool,
+def select_rows(rows: Sequence[tuple[str, ...]], flags: list[str], interesting: list[bool], *, only_interesting: bool,
                 max_rows: int | None, what: str) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...], str]:
     """Interesting rows first (all rows unless ``only_interesting``), at most ``max_rows``; and a note on the rest."""
     order = [i for i in range(len(rows)) if interesting[i]]

@@ -164,10 +164,10 @@ def _pool(idx: np.ndarray, blocks: list[list[Block]], anomalous: np.ndarray, rat
 
 def _devices_with_regimes(shows: np.ndarray, cells: Series, devices: np.ndarray) -> np.ndarray:
     """Per model (x other kept dims, flat), the devices showing regimes, comma-separated."""
-    rows = np.moveaxis(shows.reshape(cells.shape).astype(bool), cells.dims.index("device"), -1)
+    rows: np.ndarray = np.moveaxis(shows.reshape(cells.shape).astype(bool), cells.dims.index("device"), -1)
     # (not apply_along_axis: it sizes the strings by the first)
-    return np.asarray(np.array([",".join(devices[r]) for r in rows.reshape(-1, rows.shape[-1])], dtype=object),
-                      dtype=str)
+    names: np.ndarray = np.array([",".join(devices[r]) for r in rows.reshape(-1, rows.shape[-1])], dtype=object)
+    return np.asarray(names, dtype=str)
 
 
 def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
@@ -187,8 +187,12 @@ def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
         parts = []
         for d in show:
             one = cell.sel(device=d)
-            strength = f"max {float(one['max_ratio']):.1f}x" if np.isfinite(float(one["max_ratio"])) else f"min {float(one['min_ratio']):.2f}x"
-            parts.append(f"{d} ({int(one['n_series_with_regime'])} of {int(one['n_series'])} series, {strength}, budgets {str(one['anomalous_budgets'].values)})")
+            if np.isfinite(float(one["max_ratio"])):
+                strength = f"max {float(one['max_ratio']):.1f}x"
+            else:
+                strength = f"min {float(one['min_ratio']):.2f}x"
+            parts.append(f"{d} ({int(one['n_series_with_regime'])} of {int(one['n_series'])} series, {strength}, "
+                         f"budgets {str(one['anomalous_budgets'].values)})")
         if parts:
             text = f"{name}: regimes on " + "; ".join(parts)
             if absent:

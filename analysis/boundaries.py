@@ -59,13 +59,13 @@ def slope_range(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, f
         return (np.nan, np.nan)
     # variables (c, s); constraints  c + s p_i <= hi_i  and  -(c + s p_i) <= -lo_i
     A, b = [], []
-    for pi, l, h in zip(p, lo, hi):
-        if np.isfinite(h):
+    for pi, lo_i, hi_i in zip(p, lo, hi):
+        if np.isfinite(hi_i):
             A.append([1.0, pi])
-            b.append(h)
-        if np.isfinite(l):
+            b.append(hi_i)
+        if np.isfinite(lo_i):
             A.append([-1.0, -pi])
-            b.append(-l)
+            b.append(-lo_i)
     if not A:
         return (-np.inf, np.inf)
     bounds = [(None, None), (None, None)]
@@ -160,7 +160,8 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         raise InputError(f"{fn}() needs a {PROMPT!r} dim on 'latency'; it has dims {ds['latency'].dims!r}")
     prompts = np.asarray(ds[PROMPT].values, dtype=np.float64)
     if prompts.size < 2:
-        raise InputError(f"{fn}() needs at least 2 prompt_len values to tell budget from total length, got {prompts.astype(int).tolist()!r}")
+        raise InputError(f"{fn}() needs at least 2 prompt_len values to tell budget from total length, "
+                         f"got {prompts.astype(int).tolist()!r}")
     lat = ok_values(ds, "latency")
     series = series_of(lat)
     budgets = np.asarray(ds[BUDGET].values, dtype=np.float64)

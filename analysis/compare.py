@@ -220,7 +220,7 @@ def compare(
         raise InputError(f"compare(): labels must be two names, got {labels!r}")
     sa, sb = _prepare(a, var, labels[0]), _prepare(b, var, labels[1])
     sa, sb = _same_dims(sa, sb, var, labels)
-    sdims = [d for d in sa[var].dims if d not in ("budget", "trial")]
+    sdims = [str(d) for d in sa[var].dims if d not in ("budget", "trial")]
     sb = sb.transpose(*[d for d in sa.dims if d in sb.dims], ...)
     sa, sb = xr.align(sa, sb, join="inner", exclude=["trial"])
     xa = sa[var].transpose(*sdims, "budget", "trial")

@@ -228,7 +228,7 @@ def prepare(tkey: np.ndarray, E: np.ndarray, normal: np.ndarray, *, sequential: 
     ok = np.isfinite(tkey) & np.isfinite(E)
     flat_ok = np.flatnonzero(ok.ravel())
     srt = flat_ok[np.argsort(tkey.ravel()[flat_ok], kind="stable")]
-    pos = np.full(E.size, -1, dtype=np.int64)
+    pos: np.ndarray = np.full(E.size, -1, dtype=np.int64)
     pos[srt] = np.arange(srt.size)
     pos = pos.reshape(E.shape)
     nrm_sorted = srt[normal.ravel()[srt]]
@@ -391,7 +391,7 @@ def host_state(tkey: np.ndarray, E: np.ndarray, normal: np.ndarray, k: int = 6, 
     S, nb, T = E.shape
     labels = np.zeros(S, dtype=np.int64) if group is None else np.unique(np.asarray(group), return_inverse=True)[1]
     if labels.shape != (S,):
-        raise ValueError(f"group must have one label per series ({S}), got shape {np.shape(group)!r}")
+        raise ValueError(f"group must have one label per series ({S}), got shape {np.asarray(group).shape!r}")
     cell = np.broadcast_to((np.arange(S)[:, None] * nb + np.arange(nb)[None, :])[:, :, None], E.shape).ravel()
     lab = np.broadcast_to(labels[:, None, None], E.shape).ravel()
     t, e = tkey.ravel(), E.ravel()
@@ -430,11 +430,11 @@ def _nearest_median(rt: np.ndarray, re_: np.ndarray, rc: np.ndarray, qt: np.ndar
     n_right = np.zeros(qt.size, dtype=np.int64)
     rt_pad = np.concatenate([[-np.inf], rt, [np.inf]])  # index i + 1: lo = -1 and hi = n fall on the pads
     for _ in range(k + T):
-        l, h, q = lo[act], hi[act], qt[act]
-        dl = q - rt_pad[l + 1]
-        dh = rt_pad[h + 1] - q
+        lo_a, hi_a, q = lo[act], hi[act], qt[act]
+        dl = q - rt_pad[lo_a + 1]
+        dh = rt_pad[hi_a + 1] - q
         left = (dl <= dh) if by_time else np.isinf(dh) | (np.isfinite(dl) & (n_left[act] <= n_right[act]))
-        idx = np.where(left, l, h)
+        idx = np.where(left, lo_a, hi_a)
         live = np.isfinite(np.where(left, dl, dh))
         take = live & (rc[np.clip(idx, 0, n - 1)] != qc[act])
         at = act[take]
@@ -442,8 +442,8 @@ def _nearest_median(rt: np.ndarray, re_: np.ndarray, rc: np.ndarray, qt: np.ndar
         got[at] += 1
         n_left[at] += left[take]
         n_right[at] += ~left[take]
-        lo[act] = np.where(live & left, l - 1, l)
-        hi[act] = np.where(live & ~left, h + 1, h)
+        lo[act] = np.where(live & left, lo_a - 1, lo_a)
+        hi[act] = np.where(live & ~left, hi_a + 1, hi_a)
         act = act[live & (got[act] < k)]
         if act.size == 0:
             break
@@ -499,7 +499,7 @@ def adjust_host_state(E: np.ndarray, g: np.ndarray, normal: np.ndarray, *,
     S = E.shape[0]
     labels = np.arange(S) if by is None else np.unique(np.asarray(by), return_inverse=True)[1]
     if labels.shape != (S,):
-        raise ValueError(f"by must have one label per series ({S}), got shape {np.shape(by)!r}")
+        raise ValueError(f"by must have one label per series ({S}), got shape {np.asarray(by).shape!r}")
     fit = np.asarray(normal, dtype=bool) & np.isfinite(E) & np.isfinite(g)
     beta = np.full(S, np.nan)
     for lab in np.unique(labels):

@@ -88,7 +88,7 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
     for r, blk in enumerate(blocks):
         inside[r, blk.first : blk.last + 1] = True
     ok = np.isfinite(excess)
-    any_in = inside.any(0)
+    any_in = np.asarray(inside.any(0))
     # each covariate's departure from its smooth budget trend (least squares over the runs)
     P = np.column_stack([x_b.ravel() ** d for d in range(degree + 1)])
     resid: dict[int, np.ndarray] = {}
@@ -130,9 +130,9 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
     Z = np.column_stack([resid[j][ok] for j in cols]) if cols else np.empty((n, 0))
     if cols:
         Z = (Z - Z.mean(0)) / Z.std(0)
-    I = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
+    In = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
     X1 = np.hstack([X0, Z])
-    X2 = np.hstack([X0, Z, I])
+    X2 = np.hstack([X0, Z, In])
     m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
     if m0.ssr <= 0 or m2.df_resid <= 0:
         return out
@@ -385,7 +385,7 @@ def _summary(values: dict[str, np.ndarray], series: Series, covs: list[str], mem
             + (f"; {idx.size - with_mem.size} more series with a regime have no memory data" if with_mem.size < idx.size
                else "")
         ]
-    for s in idx:
+    for s in map(int, idx):
         if s not in with_mem:
             lines.append(f"{series.name(s)}: " + ("memory readings, but too few runs or budgets to fit their share "
                                                   "(or collinear with the budget trend)" if measured[s] else

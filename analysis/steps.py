@@ -16,8 +16,19 @@ import xarray as xr
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from analysis._common import (BUDGET, STEP, TRIAL, Series, check_dataset, check_fraction, check_positive_int,
-                              check_seed, ok_values, quiet, series_of)
+from analysis._common import (
+    BUDGET,
+    STEP,
+    TRIAL,
+    Series,
+    check_dataset,
+    check_fraction,
+    check_positive_int,
+    check_seed,
+    ok_values,
+    quiet,
+    series_of,
+)
 from analysis._origins import origin_lines
 from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._series import apply_named, is_lazy
@@ -59,7 +70,8 @@ def _trend(t: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(line > 0, line, med)
 
 
-def _modes(r: np.ndarray, max_modes: int, min_effect: float, seed: int, max_fit: int) -> tuple[np.ndarray, np.ndarray, GaussianMixture, np.ndarray]:
+def _modes(r: np.ndarray, max_modes: int, min_effect: float, seed: int,
+           max_fit: int) -> tuple[np.ndarray, np.ndarray, GaussianMixture, np.ndarray]:
     """Fit GMMs with 1..max_modes components (BIC) and merge components closer than log(1 + min_effect).
 
     Returns mode centres (sorted, log), mode weights, the chosen mixture and
@@ -160,7 +172,8 @@ def _series_block(values: np.ndarray, *, k: np.ndarray, max_modes: int, min_effe
                 edges = [0, *[int(e) for e in bkps]]
                 seg_modes = [int(np.argmin(np.abs(centre - x[a:e].mean()))) for a, e in zip(edges[:-1], edges[1:])]
                 kk = k[ok]
-                changes = [(edges[i], seg_modes[i - 1], seg_modes[i]) for i in range(1, len(seg_modes)) if seg_modes[i] != seg_modes[i - 1]]
+                changes = [(edges[i], seg_modes[i - 1], seg_modes[i]) for i in range(1, len(seg_modes))
+                           if seg_modes[i] != seg_modes[i - 1]]
                 n_switches[s, b, tr] = len(changes)
                 start_slow[s, b, tr] = seg_modes[0] > main
                 if changes:
@@ -264,7 +277,8 @@ def step_regimes(
         )
     ds = check_dataset(ds, fn, ["step_time"], min_budgets=1)
     if STEP not in ds["step_time"].dims or STEP not in ds.coords:
-        raise InputError(f"{fn}(): variable 'step_time' needs a {STEP!r} dim with a coordinate, has dims {ds['step_time'].dims!r}")
+        raise InputError(f"{fn}(): variable 'step_time' needs a {STEP!r} dim with a coordinate, "
+                         f"has dims {ds['step_time'].dims!r}")
     max_modes = check_positive_int(max_modes, "max_modes", fn)
     seed = check_seed(seed, fn)
     min_size = check_positive_int(min_size, "min_size", fn)

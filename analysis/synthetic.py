@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -95,7 +96,7 @@ def make_dataset(
     """
     if not 0 <= missing < 1:
         raise ValueError(f"missing must be in [0, 1), got {missing!r}")
-    planted = {"regimes": DEFAULT_REGIMES if regimes is None else tuple(regimes), "episodes": tuple(episodes)}
+    planted: dict[str, Any] = {"regimes": DEFAULT_REGIMES if regimes is None else tuple(regimes), "episodes": tuple(episodes)}
     lm = latency_model or (LatencyModel.calibrated(noise, **planted) if noise is not None else LatencyModel(
         **planted,
         noise_cv=noise_cv,

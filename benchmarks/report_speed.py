@@ -16,20 +16,19 @@ import os
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
-import argparse
-import sys
-import tempfile
-import time
-from pathlib import Path
+import argparse  # noqa: E402 - thread limits first, then the repository on sys.path
+import sys  # noqa: E402 - thread limits first, then the repository on sys.path
+import tempfile  # noqa: E402 - thread limits first, then the repository on sys.path
+import time  # noqa: E402 - thread limits first, then the repository on sys.path
+from pathlib import Path  # noqa: E402 - thread limits first, then the repository on sys.path
 
-import numpy as np
+import numpy as np  # noqa: E402 - thread limits first, then the repository on sys.path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from _sections import PERFORMANCE_MD, replace_section
-
-from analysis.report import report
-from analysis.synthetic import Regime, make_dataset
+from _sections import PERFORMANCE_MD, replace_section  # noqa: E402 - thread limits first, then the repository on sys.path
+from analysis.report import report  # noqa: E402 - thread limits first, then the repository on sys.path
+from analysis.synthetic import Regime, make_dataset  # noqa: E402 - thread limits first, then the repository on sys.path
 
 MODELS = ("distilgpt2", "gpt2", "gpt2-medium", "bloom-560m", "opt-350m")
 DEVICES = ("mps", "cpu", "cuda", "sim")

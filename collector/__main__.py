@@ -38,7 +38,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     from collector import spec as s
-
     from collector.factors import FACTORS
 
     g = p.add_argument_group("grid")

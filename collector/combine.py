@@ -357,7 +357,7 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
     sweep_like = set(schema.SWEEP_DIMS) | {schema.STEP_DIM, ORIGIN_DIM}
     extra: list[str] = []
     for u in units:
-        extra.extend(d for d in u.ds["status"].dims if d not in sweep_like and d not in extra)
+        extra.extend(str(d) for d in u.ds["status"].dims if d not in sweep_like and d not in extra)
     for d in extra:
         have = [u for u in units if d in u.ds.dims]
         lacking = [u for u in units if d not in u.ds.dims]
@@ -371,7 +371,7 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
     status_dims = [*extra, *schema.SWEEP_DIMS]
     coords: dict[str, np.ndarray] = {}
     for u in units:
-        for d in u.ds.dims:
+        for d in map(str, u.ds.dims):
             if d in u.ds.coords and d != ORIGIN_DIM:
                 coords[d] = _union([coords[d], np.asarray(u.ds[d].values)]) if d in coords else \
                     np.unique(np.asarray(u.ds[d].values))
@@ -383,7 +383,7 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
             if not set(status_dims) <= set(var.dims):
                 raise SchemaError(f"cannot combine: variable {name!r} of {u.name!r} has dims {var.dims!r}; only "
                                   f"variables over every sweep dim ({status_dims!r}) can be combined")
-            templates.setdefault(name, var)
+            templates.setdefault(str(name), var)
 
     keyed: dict[tuple[str, ...], list[_Unit]] = {}
     for u in units:
@@ -419,8 +419,8 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
         else:
             arr = _assemble(name, tmpl, placed, status_dims, coords, list(range(len(groups))), None)
         dims = [ORIGIN_DIM, *status_dims, *trailing]
-        var = xr.Variable(dims, arr, attrs=tmpl.attrs)
-        data_vars[name] = var.transpose(ORIGIN_DIM, *tmpl.dims) if multi else var[0].transpose(*tmpl.dims)
+        variable = xr.Variable(dims, arr, attrs=tmpl.attrs)
+        data_vars[name] = variable.transpose(ORIGIN_DIM, *tmpl.dims) if multi else variable[0].transpose(*tmpl.dims)
     if provenance:
         index = np.asarray([u.index for u in units] + [-1])
         src = index[np.where(source >= 0, source, -1)].astype(np.int8)

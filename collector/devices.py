@@ -299,7 +299,7 @@ class EventTimer:
     def record(self) -> None:
         """Add one mark (no synchronisation)."""
         if self.uses_events:
-            ev = self._spare.pop() if self._spare else self.backend.new_event()
+            ev: Any = self._spare.pop() if self._spare else self.backend.new_event()
             if self._stream is None:
                 ev.record()
             else:

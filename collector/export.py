@@ -101,7 +101,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     ds = schema.empty_dataset(**values, trials=spec.trials, step_time=spec.timing in ("step", "events"),
                               model_info=model_info, attrs=attrs)
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
-    arrays = {name: ds[name].values for name in ds.data_vars}
+    arrays = {str(name): ds[name].values for name in ds.data_vars}
     for order, r in enumerate(rows):
         try:
             _fill(arrays, index, order, r)

@@ -29,7 +29,7 @@ import collections
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from collector.errors import ConfigError
 from collector.hardware import DEVICES, DTYPES, PREFERENCE, REAL_DEVICES
@@ -187,8 +187,31 @@ def factor(name: str) -> Factor:
         raise ConfigError(f"unknown factor {name!r}; choices: {', '.join(SWEEP_DIMS)}") from None
 
 
-_CellBase = collections.namedtuple("_CellBase", CELL_DIMS)  # type: ignore[misc]
-_RunKeyBase = collections.namedtuple("_RunKeyBase", SWEEP_DIMS)  # type: ignore[misc]
+if TYPE_CHECKING:
+    # What a type checker sees of the bases built from FACTORS below (tests/test_factors.py keeps them equal).
+    class _CellBase(NamedTuple):
+        model: str
+        device: str
+        dtype: str
+        attn: str
+        cache: bool
+        cache_impl: str
+        prompt_len: int
+        budget: int
+
+    class _RunKeyBase(NamedTuple):
+        model: str
+        device: str
+        dtype: str
+        attn: str
+        cache: bool
+        cache_impl: str
+        prompt_len: int
+        budget: int
+        trial: int
+else:
+    _CellBase = collections.namedtuple("_CellBase", CELL_DIMS)
+    _RunKeyBase = collections.namedtuple("_RunKeyBase", SWEEP_DIMS)
 
 
 class Cell(_CellBase):
@@ -286,7 +309,7 @@ def grid(values: Mapping[str, tuple[Any, ...]], *, trials: int | None = None,
     skip_inapplicable
         Leave out cells that are not applicable (:func:`applicable`).
     """
-    axes = []
+    axes: list[tuple[Any, ...]] = []
     for d in SWEEP_DIMS:
         if d == "trial" and "trial" not in values:
             if trials is None:

@@ -25,6 +25,7 @@ is that value too (:meth:`collector.spec.SweepSpec.from_dict`).
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import json
 import os
@@ -220,7 +221,8 @@ class Journal:
             keys = {row[0] for row in conn.execute("SELECT key FROM meta")}
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "no such" not in str(exc):
-                from collector.storage import cause  # e.g. its -shm file cannot be made: a full disk, a read-only folder
+                # e.g. its -shm file cannot be made: a full disk, a read-only folder
+                from collector.storage import cause
 
                 raise JournalError(f"cannot open journal {str(p)!r}: {cause(exc, p.parent)}") from None
             raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
@@ -442,9 +444,9 @@ class Journal:
             raise JournalError(f"run {key._asdict()!r} is already in journal {str(self.path)!r}") from None
         return int(cur.lastrowid or 0)
 
-    def done(self, *, failed: bool = True) -> set[RunKey]:
+    def done(self, *, failed: bool = True) -> builtins.set[RunKey]:  # builtins: Journal.set is a method
         """Keys of every run recorded so far (``failed=False``: of those that did not fail)."""
-        out: set[RunKey] = set()
+        out: builtins.set[RunKey] = builtins.set()
         cond = "" if failed else f" WHERE status NOT IN ({', '.join('?' * len(_FAILED))})"
         for row in self._conn.execute(f"SELECT {', '.join(self._columns)}, id FROM runs{cond}",
                                       () if failed else _FAILED):

@@ -39,7 +39,7 @@ import torch
 
 from collector import failures
 from collector.clock import Clock
-from collector.devices import Backend, get_backend, torch_dtype
+from collector.devices import Backend, get_backend
 from collector.engines import ENGINES as _ENGINES
 from collector.errors import ConfigError
 from collector.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
@@ -135,7 +135,8 @@ class Request:
         if protocol.weights not in ("auto", loaded.weights):
             raise ConfigError(f"weights={protocol.weights!r} but the loaded model has {loaded.weights!r} weights")
         _check_positions(loaded.spec, checked.prompt_len, checked.budget)
-        return cls(cell=checked, protocol=protocol, seed=int(seed), spec=loaded.spec, backend=loaded.backend)
+        return cls(cell=checked, protocol=protocol, seed=int(seed), spec=loaded.spec,
+                   backend=loaded.backend or get_backend(loaded.device))  # build_model always sets the backend
 
 
 def check_request(
@@ -243,8 +244,8 @@ def measure(
     ConfigError, UnknownModelError, DeviceUnavailableError
         Bad input (see :func:`check_request`).
     """
-    cell = dict(model=model, device=device, dtype=dtype, attn=attn, cache=cache, cache_impl=cache_impl,
-                prompt_len=prompt_len, budget=budget)
+    cell: dict[str, Any] = dict(model=model, device=device, dtype=dtype, attn=attn, cache=cache, cache_impl=cache_impl,
+                                prompt_len=prompt_len, budget=budget)
     protocol = Protocol(engine=engine, timing=timing, weights=weights, memory=memory, memory_interval=memory_interval)
     if loaded is None:
         req = check_request(**cell, engine=engine, timing=timing, weights=weights, seed=seed, memory=memory,

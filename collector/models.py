@@ -237,7 +237,7 @@ def check_attn(spec: ModelSpec, attn: str) -> None:
     if attn != "sdpa":
         raise ConfigError(f"unknown attn {attn!r}; choices: default, sdpa, eager")
     try:
-        cls = MODEL_FOR_CAUSAL_LM_MAPPING[type(spec.config)]
+        cls: Any = MODEL_FOR_CAUSAL_LM_MAPPING[type(spec.config)]
     except (KeyError, ValueError):  # pragma: no cover - every resolved spec has a causal-LM class
         return
     if not getattr(cls, "_supports_sdpa", False):
@@ -338,7 +338,9 @@ def build_model(spec: ModelSpec, backend: Backend, dtype: str, attn: str = "defa
     kw: dict[str, Any] = {"dtype": dt}
     if attn != "default":
         kw["attn_implementation"] = attn
+    module: Any
     if spec.weights == "pretrained":
+        assert spec.source is not None, "model_spec() gives every pretrained spec its source"
         try:
             module = AutoModelForCausalLM.from_pretrained(spec.source, local_files_only=True, **kw)
         except OSError as exc:

@@ -49,7 +49,8 @@ class LiveProgress:
         self._bar: Progress | None = None
         self._task: Any = None
         self.failed = 0
-        self._plain, self._t0, self._done0, self._next_line = False, time.monotonic(), None, 0.0
+        self._plain, self._t0, self._next_line = False, time.monotonic(), 0.0
+        self._done0: int | None = None
 
     #: Without a terminal (CI logs, nohup), one line each time this share of the runs is done.
     LINE_EVERY = 0.05

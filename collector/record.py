@@ -7,7 +7,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.factors import CELL_DIMS, BY_NAME, Cell
+from collector.factors import BY_NAME, CELL_DIMS, Cell
 
 __all__ = ["RunRecord", "RUN_STATUSES"]
 

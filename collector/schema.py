@@ -621,7 +621,8 @@ def _check_values(ds: xr.Dataset) -> None:
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     enc: dict[str, dict[str, Any]] = {}
-    for name, var in ds.data_vars.items():
+    for key, var in ds.data_vars.items():
+        name = str(key)
         if var.dtype.kind in "fiub":
             enc[name] = {"zlib": True, "complevel": 4}
             if name == "step_time":
@@ -709,7 +710,7 @@ def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     for name, value in assumed.items():
         out = out.expand_dims({name: np.asarray([value], dtype=str if BY_NAME[name].kind == "str" else None)})
         out[name].attrs["long_name"] = _DIM_MEANINGS[name]
-    for name in list(out.data_vars):
+    for name in [str(v) for v in out.data_vars]:
         var = out[name]
         if set(SWEEP_DIMS) <= set(var.dims):
             lead = [d for d in var.dims if d not in SWEEP_DIMS and d != STEP_DIM]

@@ -140,7 +140,7 @@ def render_markdown() -> str:
         f"  holds `\"{PER_ORIGIN}\"`, and summaries of `regimes`, `kv_speedup` and `compare_backends` list",
         "  the settings in which the origins differ. `n_params`, `weights` and `architecture` then have dims",
         f"  `({ORIGIN_DIM}, model)`, with -1 / empty where an origin did not measure the model.",
-        f"- An extra string dim that some inputs lack (the study's `experiment`) is added to them with the",
+        "- An extra string dim that some inputs lack (the study's `experiment`) is added to them with the",
         f"  single label `\"{MISSING_LABEL}\"`; an extra dim with numeric labels that some inputs lack is refused.",
         "- Coordinates are sorted and their dtypes are the schema's (`n_params` int64, `cache` bool, names str)",
         "  on write (`collector.schema.save`) and on read (`collector.schema.load`, `analysis.open_dataset`),",

@@ -38,17 +38,10 @@ from typing import Any
 
 from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
 from collector.factors import FACTORS, LOAD_KEY, SERIES_DIMS, Factor, applicable, factor, inapplicable_reason
-from collector.parsing import (
-    CACHE_CHOICES,
-    MAX_BUDGET,
-    choice as _choice,
-    parse_budgets,
-    parse_cache,
-    parse_int as _int,
-    parse_ints,
-    parse_names,
-    parse_seconds as _seconds_or_none,
-)
+from collector.parsing import CACHE_CHOICES, MAX_BUDGET, parse_budgets, parse_cache, parse_ints, parse_names
+from collector.parsing import choice as _choice
+from collector.parsing import parse_int as _int
+from collector.parsing import parse_seconds as _seconds_or_none
 from collector.protocol import ENGINES, ISOLATIONS, MEMORY_MODES, ORDERS, TIMINGS, WEIGHTS
 from collector.sim import LatencyModel
 
@@ -361,7 +354,6 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
 # --------------------------------------------------------------------------- runnable here?
 def sim_models(spec: SweepSpec) -> tuple[str, ...]:
     """Model names the ``sim`` device knows with this spec's ``[sim]`` table."""
-    from collector.sim import LatencyModel
 
     return tuple(spec.latency_model.costs)
 

@@ -5,7 +5,8 @@ path without a file name (``.``, ``/``), a folder, or a folder that does not
 take new files (read-only, not ours, full) is refused before any model is
 loaded or any run made; so is a path that would overwrite a sweep journal
 (found by its SQLite header or by name: ``.journal``, its ``-wal``, ``-shm``
-and ``.lock`` files) or one of the command's own inputs (:func:`check_not_precious`). :func:`write_error` turns what a write point caught
+and ``.lock`` files) or one of the command's own inputs (:func:`check_not_precious`).
+:func:`write_error` turns what a write point caught
 (an :class:`OSError`, SQLite's ``OperationalError``, the netCDF library's
 ``RuntimeError``, which lose the reason) into an
 :class:`~collector.errors.OutputError` naming the path and the cause: ``disk

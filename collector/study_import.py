@@ -37,7 +37,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +119,9 @@ def parse_prompt_lens(items: Sequence[str] | Mapping[str, int] | None) -> dict[s
     out = dict(DEFAULT_PROMPT_LENS)
     if items is None:
         return out
-    pairs = items.items() if isinstance(items, Mapping) else []
+    pairs: Iterable[tuple[str, Any]] = items.items() if isinstance(items, Mapping) else []
     if not isinstance(items, Mapping):
-        parsed = []
+        parsed: list[tuple[str, Any]] = []
         for item in items:
             for part in str(item).split(","):
                 name, eq, n = part.partition("=")
@@ -329,7 +329,8 @@ def import_study(
             failures.append({"run": run, "status": status, "error": f"{row.source}: {why}"})
             continue
         for s, col in enumerate(STATS.values()):
-            request[(s, *i)] = row.number(col)
+            at = (s, *i)
+            request[at] = row.number(col)
         arrays["tokens"][i] = key[5]
         pre, dec = row.number("avg_prefill_time"), row.number("avg_decode_time")
         if math.isfinite(pre) and math.isfinite(dec):

@@ -68,7 +68,7 @@ def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
             columns[name] = np.asarray(ds[name].values)[index]
     status = np.asarray(ds["status"].values).ravel()
     columns["status"] = np.array([schema.STATUS_NAMES.get(int(s), str(int(s))) for s in status], dtype=object)
-    for name, var in ds.data_vars.items():
+    for name, var in ((str(k), v) for k, v in ds.data_vars.items()):
         if name == "status":
             continue
         dims = tuple(var.dims)

@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import xarray as xr
 
 __all__ = ["DataNumbers", "data_numbers", "main"]

@@ -322,7 +322,6 @@ def _run(code: str, ns: dict[str, Any]) -> str:
 
 def render() -> str:
     """The document: every snippet run on the study dataset, its output pasted."""
-    import analysis
     from analysis import published
 
     path = published.resolve(NAME)

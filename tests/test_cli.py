@@ -275,7 +275,6 @@ def _snapshot_pids(journal: Path) -> list[int]:
 # --------------------------------------------------------------------------- merge (library level)
 def test_merge_datasets_combines_devices_and_steps():
     from analysis.synthetic import make_dataset
-
     from collector.export import merge_datasets
 
     a = make_dataset(0, devices=("sim",), budgets=(8, 16), trials=2, step_time=True)
@@ -295,7 +294,6 @@ def test_merge_datasets_combines_devices_and_steps():
 
 def test_merge_refusals():
     from analysis.synthetic import make_dataset
-
     from collector.errors import ConfigError
     from collector.export import merge_datasets
 
@@ -349,7 +347,6 @@ def test_environment_and_resume_check():
 
 def test_summary_rows_count_failures_and_medians(capsys):
     from analysis.synthetic import make_dataset
-
     from collector.progress import print_summary, summary_rows
 
     ds = make_dataset(0, budgets=(8, 16, 32), trials=4, missing=0.25)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +14,10 @@ import pytest
 from collector import factors, schema
 from collector.__main__ import main
 from collector.environment import collect
-from collector.errors import ConfigError
+from collector.errors import ConfigError, JournalError
 from collector.export import to_dataset
 from collector.journal import Journal
 from collector.record import RunRecord
-from collector.errors import JournalError
 from collector.spec import SPEC_KEYS, SweepSpec, build_spec
 from collector.sweep import grid_keys, run_sweep
 
@@ -32,6 +33,18 @@ def test_everything_is_derived_from_the_declaration():
         factors.factor("colour")
     with pytest.raises(ConfigError, match="run key lacks factor 'model'"):
         factors.RunKey.from_mapping({"device": "cpu"})
+
+
+def test_the_typed_view_of_run_keys_and_cells_matches_the_declaration():
+    """factors.py spells out the fields of Cell and RunKey for type checkers (under TYPE_CHECKING); they are the
+    factors' names and kinds, in order."""
+    tree = ast.parse(Path(factors.__file__).read_text(encoding="utf-8"))
+    typed = {node.name: [(a.target.id, ast.unparse(a.annotation)) for a in node.body if isinstance(a, ast.AnnAssign)]
+             for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name in ("_CellBase", "_RunKeyBase")}
+    kinds = {f.name: f.kind for f in factors.FACTORS}
+    assert typed["_RunKeyBase"] == [(d, kinds[d]) for d in factors.SWEEP_DIMS]
+    assert typed["_CellBase"] == [(d, kinds[d]) for d in factors.CELL_DIMS]
+    assert factors.Cell._fields == factors.CELL_DIMS
 
 
 def test_static_cache_with_the_cache_off_is_not_applicable():
@@ -61,7 +74,8 @@ def test_cli_flags_come_from_the_declaration(tmp_path, monkeypatch, capsys):
                  "--cache-impl", "static", "dynamic", "--budgets", "8,16", "--trials", "1", "--quiet", "-o",
                  "s.nc"]) == 0
     ds = schema.load("s.nc")
-    assert ds["attn"].values.tolist() == ["eager", "sdpa"] and ds["cache_impl"].values.tolist() == ["dynamic", "static"]  # sorted on write
+    # sorted on write
+    assert ds["attn"].values.tolist() == ["eager", "sdpa"] and ds["cache_impl"].values.tolist() == ["dynamic", "static"]
     st = ds["status"]
     assert (st.sel(cache=False, cache_impl="static") == schema.STATUS["not_applicable"]).all()
     assert (st.sel(cache=True) == schema.STATUS["ok"]).all()

@@ -29,8 +29,8 @@ import analysis
 from analysis import synthetic
 from analysis.errors import AnalysisError
 from collector import schema
-from collector.sim import Regime
 from collector.errors import CollectorError
+from collector.sim import Regime
 from public_api import public_calls
 
 OWN = (AnalysisError, CollectorError)

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import analysis
 from analysis import synthetic
 from public_api import public_calls
 

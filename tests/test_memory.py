@@ -73,7 +73,8 @@ def test_named_covariates(study: xr.Dataset) -> None:
 @pytest.mark.parametrize(
     ("make", "kwargs", "match"),
     [
-        (lambda ds: ds.drop_vars(["mem_device_peak", "mem_device_driver", "mem_rss_peak", "mem_sys_available_min", "swap_used"]), {},
+        (lambda ds: ds.drop_vars(["mem_device_peak", "mem_device_driver", "mem_rss_peak", "mem_sys_available_min",
+                                  "swap_used"]), {},
          "needs at least one memory covariate"),
         (lambda ds: ds, {"covariates": ["gpu_temp"]}, "needs variable 'gpu_temp'"),
         (lambda ds: ds, {"covariates": []}, "covariates is empty"),

@@ -83,7 +83,8 @@ def test_nan_cells() -> None:
 
 def test_dask_input_matches_eager(study: xr.Dataset, result: xr.Dataset) -> None:
     lazy = monotonicity(study.chunk({"device": 1}))
-    xr.testing.assert_allclose(lazy[["spike_ratio", "unexplained_share", "center"]], result[["spike_ratio", "unexplained_share", "center"]])
+    names = ["spike_ratio", "unexplained_share", "center"]
+    xr.testing.assert_allclose(lazy[names], result[names])
     assert (lazy["n_inversions"] == result["n_inversions"]).all()
 
 

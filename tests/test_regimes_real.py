@@ -8,7 +8,6 @@ regime. datasets/cuda-*.nc and datasets/cpu-*.nc are the published measured swee
 from __future__ import annotations
 
 import functools
-
 from pathlib import Path
 
 import numpy as np

@@ -366,7 +366,6 @@ def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
     import analysis
     from analysis._limits import MAX_BOOT, available_memory, bootstrap_bytes
     from analysis.errors import InputError
-
     from analysis.synthetic import make_dataset
 
     ds = make_dataset(seed=0, prompt_lens=tuple(range(8, 8 * 51, 8)), budgets=tuple(range(8, 8 * 201, 8)), trials=2,

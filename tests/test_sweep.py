@@ -13,7 +13,7 @@ from collector.export import to_dataset
 from collector.journal import Journal, RunKey
 from collector.spec import build_spec
 from collector.sweep import SequentialOrderWarning, grid_keys, plan, run_seed, run_sweep
-from collector.worker import FAULTS_ENV, fault_for, failure_status, parse_faults
+from collector.worker import FAULTS_ENV, failure_status, fault_for, parse_faults
 
 
 def _spec(**kw):

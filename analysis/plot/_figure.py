@@ -76,18 +76,18 @@ def grid(n_panels: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.
     return fig, cells
 
 
-def finish(fig: Figure, *, title: str, simulated: bool, handles: Sequence[Artist] = (), note: str = "") -> Figure:
+def finish(fig: Figure, *, title: str, simulated: bool, handles: Sequence[Artist | None] = (), note: str = "") -> Figure:
     """Title (with ``[SIMULATED DATA]`` for simulated data), the legend below the panels and an optional note in it."""
     suffix = "  [SIMULATED DATA]" if simulated else ""
     fig.suptitle(tex_safe(title) + suffix, fontsize=12, color="#b00000" if simulated else "black",
                  gid=SIMULATED_GID if simulated else "title")
-    handles = [h for h in handles if h is not None]
+    shown = [h for h in handles if h is not None]
     if note:
-        handles.append(Line2D([], [], ls="", label=tex_safe(note)))
-    if handles:
-        longest = max(len(str(h.get_label())) for h in handles)
+        shown.append(Line2D([], [], ls="", label=tex_safe(note)))
+    if shown:
+        longest = max(len(str(h.get_label())) for h in shown)
         fit = int(fig.get_figwidth() // (0.075 * longest + 0.7))
-        fig.legend(handles=handles, loc="outside lower center", ncols=max(1, min(len(handles), 4, fit)), fontsize=8,
+        fig.legend(handles=shown, loc="outside lower center", ncols=max(1, min(len(shown), 4, fit)), fontsize=8,
                    frameon=False)
     return fig
 

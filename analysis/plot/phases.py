@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -47,7 +49,7 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
     varying = varying_dims(dec, dims)
     budgets = np.asarray(ds["budget"].values, dtype=float)
     chosen, total = choose_series(dec, dims, reg, max_panels)
-    panels = []
+    panels: list[tuple[Any, Any, Any]] = []
     for index, coords in chosen:
         found = spans(reg, index, coords) if reg is not None else []
         panels.extend((index, coords, s) for s in found)
