@@ -114,9 +114,11 @@ def power_lines(result: xr.Dataset) -> list[str]:
             r, p = small[-1]
             line += f"; x{r:g} over one budget is found {_often(p)}"
     n_inf = int(np.isinf(mde).sum())
-    if n_inf:
-        line += (f"; in {n_inf} of {mde.size} series no one-budget regime can be found at any ratio (run in budget "
-                 "order or one cell at a time, so budget and time are inseparable; or noise above x1000)")
+    why = ("run in budget order or one cell at a time, so budget and time are inseparable; or noise above x1000")
+    if n_inf and n_inf == mde.size:
+        line = f"No one-budget regime can be found in these series at any ratio ({why})"
+    elif n_inf:
+        line += f"; in {n_inf} of {mde.size} series no one-budget regime can be found at any ratio ({why})"
     lines = [line + "."]
     noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
     if noisy.any():

@@ -233,7 +233,13 @@ def regimes(
     clustered = np.zeros(candidate.shape, dtype=bool)
     confounded = np.zeros(candidate.shape, dtype=bool)
     p_time = np.full(candidate.shape, np.nan)
-    time_note, seq_share = _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha)
+    time_note, seq_share, unreportable = _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha)
+    # power is that of what can be reported: in a series run in budget order every step is confounded (mde inf,
+    # nothing is found at any ratio); in one whose cells each ran as one block, every one-budget step is
+    ordered, blocked = unreportable
+    ser["mde"] = np.where(ordered | blocked, np.inf, ser["mde"])
+    ser["mde_4"] = np.where(ordered, np.inf, ser["mde_4"])
+    power[ordered | blocked] = np.where(np.isfinite(power[ordered | blocked]), 0.0, np.nan)
     # a step that execution time explains, or whose runs cluster in time (budget and time inseparable), is not
     # a budget regime: it stays a candidate, flagged ``confounded``, and the summary says so
     anomalous_seg = candidate & ~confounded
@@ -459,11 +465,14 @@ def _degrees(ds: xr.Dataset, da: xr.DataArray, scaling: str) -> xr.DataArray:
     return deg.broadcast_like(xr.DataArray(np.zeros(shape), dims=sdims, coords={d: da[d] for d in sdims})).transpose(*sdims)
 
 
-def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) -> tuple[str, float]:
-    """Fill the time-confound arrays in place; return (note, share of sequential series)."""
+def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha
+                ) -> tuple[str, float, tuple[np.ndarray, np.ndarray]]:
+    """Fill the time-confound arrays in place; return (note, share of sequential series, (ordered, blocked)):
+    per series, whether it ran in budget order and whether each of its cells ran as one block."""
     have = [n for n in ("started_at", "order") if n in ds.variables]
+    none = np.zeros(candidate.shape[0], dtype=bool)
     if not have:
-        return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan")
+        return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan"), (none, none)
 
     def load(name: str) -> np.ndarray | None:
         v = ds[name]
@@ -475,13 +484,14 @@ def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) 
     key = _cf.time_key(load("order") if "order" in have else None,
                        load("started_at") if "started_at" in have else None)
     if key is None:
-        return "skipped: 'order' / 'started_at' hold no usable values", float("nan")
+        return "skipped: 'order' / 'started_at' hold no usable values", float("nan"), (none, none)
     tkey, used = key
     nb, T = da.sizes[_series.BUDGET], da.sizes[_series.TRIAL]
     tkey = tkey.reshape(-1, nb, T)
     if not candidate.any():
-        pos_only = _cf.prepare(tkey, np.zeros_like(tkey), np.ones(tkey.shape, dtype=bool)).pos
-        return f"{used}: no anomalous segment to check", _cf.sequential_share(pos_only)
+        tc0 = _cf.prepare(tkey, np.zeros_like(tkey), np.ones(tkey.shape, dtype=bool))
+        return (f"{used}: no anomalous segment to check", _cf.sequential_share(tc0.pos),
+                (np.asarray(tc0.ordered, dtype=bool), np.asarray(tc0.blocked, dtype=bool)))
     Y = np.asarray(da.values, dtype=float).reshape(-1, nb, T)
     with np.errstate(divide="ignore", invalid="ignore"):
         E = np.log(Y) - np.log(f["baseline"])[:, :, None]
@@ -493,4 +503,5 @@ def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha) 
         clustered[s, j] = c
         p_time[s, j] = p
         confounded[s, j] = c or not survives
-    return f"{used}: {int(candidate.sum())} segment(s) checked", _cf.sequential_share(tc.pos)
+    return (f"{used}: {int(candidate.sum())} segment(s) checked", _cf.sequential_share(tc.pos),
+            (np.asarray(tc.ordered, dtype=bool), np.asarray(tc.blocked, dtype=bool)))
