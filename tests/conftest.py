@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import xarray as xr
 
+import study_data as sd
 from analysis import synthetic
 from collector import worker
 
@@ -17,3 +18,9 @@ worker.enable_fault_injection()
 def small_ds() -> xr.Dataset:
     """A small simulated dataset with the default planted regime (cache on, budgets 96..128)."""
     return synthetic.make_dataset(seed=0)
+
+
+@pytest.fixture(scope="module")
+def study() -> xr.Dataset:
+    """The study-like simulated dataset of tests/study_data.py (a fresh copy per test module)."""
+    return sd.study()

@@ -34,6 +34,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.process
 def test_table_and_summary_in_a_real_process(files):
     res = subprocess.run([sys.executable, "-m", "analysis", "regimes", str(files["default"])], check=False,
                          capture_output=True, text=True, timeout=120)

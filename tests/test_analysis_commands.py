@@ -104,6 +104,7 @@ def test_strings_from_files_are_escaped(files, capsys):
         assert "[red]evil" in out  # shown literally, not read as markup
 
 
+@pytest.mark.slow
 def test_report_command_with_progress_lines(files, tmp_path, capsys, monkeypatch):
     from analysis import _report_progress
 

@@ -13,11 +13,6 @@ from analysis.regimes import regimes
 
 
 @pytest.fixture(scope="module")
-def study() -> xr.Dataset:
-    return sd.study()
-
-
-@pytest.fixture(scope="module")
 def result(study: xr.Dataset) -> xr.Dataset:
     return compare_backends(study)
 

@@ -39,6 +39,7 @@ def test_every_section_of_the_doc_is_declared(runner) -> None:
             assert "--write" in s.args and (s.quick is None or "--write" in s.quick)
 
 
+@pytest.mark.process
 def test_list_names_rerun_and_not_rerun_sections() -> None:
     r = run("--list")
     assert r.returncode == 0, r.stderr
@@ -46,6 +47,7 @@ def test_list_names_rerun_and_not_rerun_sections() -> None:
     assert "instrumentation  not rerun here: needs a CUDA GPU" in r.stdout
 
 
+@pytest.mark.process
 def test_dry_run_prints_commands_and_writes_nothing() -> None:
     before = DOC.read_text()
     r = run("--dry-run", "--only", "speed", "accuracy")
@@ -61,6 +63,7 @@ def test_dry_run_prints_commands_and_writes_nothing() -> None:
     (["--only", "instrumentation"], "cannot be rerun here: needs a CUDA GPU"),
     (["--only", "nope"], "invalid choice: 'nope'"),
 ])
+@pytest.mark.process
 def test_refusals(args: list[str], message: str) -> None:
     r = run(*args)
     assert r.returncode == 2 and message in r.stderr, r.stderr

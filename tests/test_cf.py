@@ -33,6 +33,7 @@ def _cf_problems(path: Path) -> list[str]:
     return problems
 
 
+@pytest.mark.process
 def test_a_swept_file_has_no_cf_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--devices", "sim", "--models", "gpt2", "--cache", "both", "--cache-impl", "dynamic", "static",

@@ -66,6 +66,7 @@ def test_errors_are_one_line_exit_2_and_create_nothing(tmp_path, monkeypatch, ca
     assert set(os.listdir(tmp_path)) == before
 
 
+@pytest.mark.process
 def test_unavailable_device_is_refused(tmp_path, monkeypatch, capsys):
     from collector.environment import available_devices
 
@@ -79,6 +80,7 @@ def test_unavailable_device_is_refused(tmp_path, monkeypatch, capsys):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.process
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     out = _cli("run", "--devices", "sim", "--models", "nope", "-o", "x.nc", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
@@ -96,6 +98,7 @@ def test_existing_journal_or_output_is_not_overwritten(tmp_path, monkeypatch, ca
 
 
 # --------------------------------------------------------------------------- commands
+@pytest.mark.process
 def test_run_with_toml_and_flags_then_export_merge(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "s.toml").write_text(
@@ -139,6 +142,7 @@ def test_info_and_models_tables(capsys):
     assert main(["models"]) == 0 and "distilgpt2" in capsys.readouterr().out
 
 
+@pytest.mark.process
 def test_resume_refuses_a_changed_environment(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "a.nc"]) == 0
@@ -152,6 +156,7 @@ def test_resume_refuses_a_changed_environment(tmp_path, monkeypatch, capsys):
     assert "refusing to resume" in err and "another-machine" in err
 
 
+@pytest.mark.process
 def test_resume_refuses_a_journal_in_use(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "a.nc"]) == 0
@@ -189,6 +194,8 @@ def _wait_for(journal: Path, n: int, proc: subprocess.Popen, limit: float = 60) 
         time.sleep(0.01)
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path):
     args = ["run", "--devices", "sim", "--models", "gpt2,distilgpt2", "--budgets", "4:120:4", "--trials", "4",
             "--quiet", "-o", "k.nc"]
@@ -222,6 +229,8 @@ def test_kill_9_at_random_moments_then_resume_loses_and_repeats_nothing(tmp_path
             assert float(cell) == pytest.approx(row.record.latency, rel=1e-12)
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
     args = ["run", "--devices", "sim", "--models", "gpt2", "--budgets", "4:400:4", "--trials", "4",
             "-o", "c.nc"]
@@ -241,6 +250,7 @@ def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
     assert (schema.load(tmp_path / "c.nc")["status"] == 0).all()
 
 
+@pytest.mark.process
 def test_an_orphaned_worker_exits_mid_run(tmp_path, monkeypatch):
     import psutil
 
@@ -317,6 +327,7 @@ def test_merge_refusals():
     np.testing.assert_array_equal(first["latency"].values, a["latency"].values)
 
 
+@pytest.mark.process
 def test_resume_and_export_from_another_directory_write_beside_the_journal(tmp_path, monkeypatch):
     (tmp_path / "runs").mkdir()
     monkeypatch.chdir(tmp_path)

@@ -77,6 +77,8 @@ def test_published_glob_opens_as_one_dataset() -> None:
     schema.validate(ds.compute())
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_combined_with_fresh_cpu_runs(combined: xr.Dataset, quick: dict[str, Path]) -> None:
     timing = dict(zip(combined["origin"].values.tolist(), combined["timing"].values.tolist()))
     assert len(timing) == len(PUBLISHED) + 1  # the CUDA files are one origin; each quick run is one
@@ -94,6 +96,8 @@ def test_combined_with_fresh_cpu_runs(combined: xr.Dataset, quick: dict[str, Pat
     assert int(measured.sum()) == total
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path]) -> None:
     reg = _quiet(analysis.regimes, combined)
     probe = reg["anomalous"].sel(origin="mps-m3max-study", **PROBE).squeeze(drop=True)
@@ -122,6 +126,8 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path
     assert "timing events" in reg.attrs["summary"] and "timing ends" in reg.attrs["summary"]
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path]) -> None:
     kv = _quiet(analysis.kv_speedup, combined, n_boot=200)
     study = kv.sel(origin="mps-m3max-study", **KV).squeeze(drop=True)
@@ -146,6 +152,8 @@ def test_kv_speedup_and_compare_backends_on_the_combined_set(combined: xr.Datase
         np.testing.assert_array_equal(part["n_series"].values, mine["n_series"].values)
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_analysis_cli_regimes_on_the_published_glob() -> None:
     res = subprocess.run([sys.executable, "-m", "analysis", "regimes", "datasets/*.nc"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
@@ -236,6 +244,8 @@ def test_merge_as_trials(tmp_path: Path) -> None:
         merge_datasets([a, pretrained], names=["a.nc", "b.nc"], as_trials=True)
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_merge_as_trials_cli(tmp_path: Path, quick: dict[str, Path]) -> None:
     out = tmp_path / "m.nc"
     res = subprocess.run([sys.executable, "-m", "collector", "merge", "--as-trials", str(quick["events"]),

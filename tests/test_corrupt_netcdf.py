@@ -60,6 +60,7 @@ def test_bit_flipped_file_is_a_named_schema_error(files: dict[str, Path]) -> Non
     assert analysis.open_dataset([files["good"], files["other"]]).sizes["model"] == 2
 
 
+@pytest.mark.process
 def test_good_corrupt_glob_sequence_in_one_process(files: dict[str, Path], tmp_path: Path) -> None:
     """The sequence that ended in a segfault (exit 139): every open succeeds or names the bad file."""
     mixed = tmp_path / "mixed"
@@ -91,6 +92,7 @@ def test_good_corrupt_glob_sequence_in_one_process(files: dict[str, Path], tmp_p
     assert lines[0] == lines[-2]  # the good file reads the same before and after the failures
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("argv", [["-m", "analysis", "regimes"], ["-m", "analysis", "kv"]])
 def test_analysis_cli_one_line_exit_2(files: dict[str, Path], argv: list[str]) -> None:
     res = subprocess.run([sys.executable, *argv, str(files["good"]), str(files["bad"])], cwd=ROOT,
@@ -100,6 +102,7 @@ def test_analysis_cli_one_line_exit_2(files: dict[str, Path], argv: list[str]) -
     assert len(err) == 1 and files["bad"].name in err[0] and "NetCDF: HDF error" in err[0]
 
 
+@pytest.mark.process
 def test_collector_merge_one_line_exit_2(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "m.nc"
     res = subprocess.run([sys.executable, "-m", "collector", "merge", str(files["good"]), str(files["bad"]), "-o",

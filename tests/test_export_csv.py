@@ -24,6 +24,7 @@ def sweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.mark.process
 def test_export_csv_one_row_per_run(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ds = schema.load("a.nc")
     assert main(["export", "a.journal", "--csv"]) == 0  # default: the sweep's output with .csv
@@ -44,6 +45,7 @@ def test_export_csv_one_row_per_run(sweep: Path, capsys: pytest.CaptureFixture[s
     pd.testing.assert_frame_equal(pd.read_csv("b.csv"), df)
 
 
+@pytest.mark.process
 def test_export_and_merge_refuse_to_overwrite(sweep: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = Path("a.nc").read_bytes()
     assert main(["export", "a.journal"]) == 2  # the sweep's own output exists

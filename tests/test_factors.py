@@ -66,6 +66,7 @@ def test_bad_factor_values(settings, match):
         build_spec(dict(settings, models="gpt2", devices="sim"))
 
 
+@pytest.mark.process
 def test_cli_flags_come_from_the_declaration(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--devices", "cpu", "--models", "bloom-560m", "--attn", "sdpa", "-o", "x.nc"]) == 2
@@ -83,6 +84,8 @@ def test_cli_flags_come_from_the_declaration(tmp_path, monkeypatch, capsys):
     assert ds["latency"].sel(cache=False, cache_impl="static").isnull().all()
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_real_cpu_sweep_measures_both_new_factors(tmp_path):
     spec = build_spec(dict(models="tiny-gpt2", devices="cpu", attns="sdpa,eager", caches="on",
                            cache_impls="dynamic,static", budgets="3,6", trials=1, warmup=0, timing="step",
@@ -124,6 +127,7 @@ def _v1_journal(path, spec: dict) -> None:
     con.close()
 
 
+@pytest.mark.process
 def test_a_version_1_journal_is_read_and_resumed(tmp_path):
     spec = {"models": ["gpt2"], "devices": ["sim"], "caches": [True], "budgets": [8, 16], "trials": 1,
             "prompt_lens": [8]}

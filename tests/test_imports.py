@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
@@ -16,6 +18,7 @@ def _modules_after(code: str) -> set[str]:
     return set(out.split())
 
 
+@pytest.mark.process
 def test_schema_sim_and_analysis_do_not_import_torch() -> None:
     mods = _modules_after(
         "import collector, collector.schema, collector.sim, collector.record, collector.refine, collector.trend, analysis,"
@@ -37,6 +40,7 @@ def test_lazy_names_resolve() -> None:
                                      "step_regimes", "boundaries", "compare_backends", "open_dataset"}
 
 
+@pytest.mark.process
 def test_functions_named_like_their_modules_stay_functions() -> None:
     """``analysis.phases`` etc. are functions even after their submodule is imported by name."""
     code = (
@@ -62,6 +66,7 @@ sys.meta_path.insert(0, _NoTorch())
 '''
 
 
+@pytest.mark.process
 def test_analysis_imports_and_runs_without_torch() -> None:
     """`pip install decode-regimes` (no [collect] extra) must reanalyse a published file: torch, transformers
     and psutil are blocked from importing, then a v1 file is opened (upgraded) and analysed."""

@@ -12,11 +12,6 @@ from analysis.kv import bootstrap_ratio, kv_speedup
 
 
 @pytest.fixture(scope="module")
-def study() -> xr.Dataset:
-    return sd.study()
-
-
-@pytest.fixture(scope="module")
 def result(study: xr.Dataset) -> xr.Dataset:
     return kv_speedup(study, n_boot=300)
 

@@ -56,6 +56,7 @@ def test_loop_and_generate_produce_the_same_number_of_tokens(tiny, cache):
     assert [r.tokens for r in recs] == [17, 17]
 
 
+@pytest.mark.slow
 def test_cache_off_is_slower_than_cache_on(tiny):
     # at 8 + 160 positions, re-running the whole sequence every step costs about twice
     # the cached decode on cpu even for this tiny model; interleaved, median of 3

@@ -12,11 +12,6 @@ from analysis.memory import memory_effect
 
 
 @pytest.fixture(scope="module")
-def study() -> xr.Dataset:
-    return sd.study()
-
-
-@pytest.fixture(scope="module")
 def result(study: xr.Dataset) -> xr.Dataset:
     return memory_effect(study)
 

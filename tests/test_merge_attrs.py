@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import xarray as xr
 
 from collector.__main__ import main
@@ -12,6 +13,7 @@ def _sweep(path, model: str, seed: int) -> None:
                  "--cache", "on", "--seed", str(seed), "--quiet", "-o", str(path)]) == 0
 
 
+@pytest.mark.process
 def test_merge_keeps_long_model_names_and_records_its_command(tmp_path):
     """A merge of 'distilgpt2' with shorter names once stored 'distilgp' (the coordinate took the
     first shorter input's string width); its command attr held this machine's path to __main__.py."""

@@ -12,11 +12,6 @@ from analysis.monotonicity import monotonicity
 
 
 @pytest.fixture(scope="module")
-def study() -> xr.Dataset:
-    return sd.study()
-
-
-@pytest.fixture(scope="module")
 def result(study: xr.Dataset) -> xr.Dataset:
     return monotonicity(study)
 

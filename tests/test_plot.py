@@ -145,6 +145,7 @@ def test_figures_save_as_svg_and_png(ds, reg):
             assert buf.tell() > 1000
 
 
+@pytest.mark.process
 def test_no_pyplot_state():
     code = ("import sys, io\nfrom analysis import plot\nfrom analysis.synthetic import make_dataset\n"
             "fig = plot.latency(make_dataset(seed=0, step_time=False))\nfig.savefig(io.BytesIO(), format='png')\n"

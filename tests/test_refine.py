@@ -90,6 +90,7 @@ def _sweep(tmp_path, name="r.journal", stop=None, **kw):
     return spec, res, rows
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("resolution", [1, 4])
 def test_refinement_locates_both_boundaries_with_few_runs(tmp_path, resolution):
     spec, res, rows = _sweep(tmp_path, refine=resolution)
@@ -102,17 +103,20 @@ def test_refinement_locates_both_boundaries_with_few_runs(tmp_path, resolution):
     assert res.refine_runs == len(rows) - spec.n_runs > 0
 
 
+@pytest.mark.process
 def test_no_regime_no_refinement(tmp_path):
     _, res, rows = _sweep(tmp_path, sim={"noise_cv": 0.03})
     assert res.refine_runs == 0 and res.boundaries == {} and len(rows) == 24
 
 
+@pytest.mark.process
 def test_run_limit_is_respected(tmp_path):
     spec, res, rows = _sweep(tmp_path, refine_max_runs=7)
     assert res.refine_runs == 6 and len(rows) == spec.n_runs + 6  # whole budgets only: 2 budgets x 3 trials
     assert not res.interrupted
 
 
+@pytest.mark.process
 def test_resume_mid_refinement_finishes_the_same_search(tmp_path):
     _, ref, ref_rows = _sweep(tmp_path, name="ref.journal")
     count = {"n": 0}

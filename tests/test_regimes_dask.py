@@ -45,6 +45,8 @@ def test_dask_threads_matches_eager(ds, eager):
     assert all(v.chunks is None for v in out.variables.values()), "the result holds no lazy data"
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_dask_distributed_two_workers_matches_eager(ds, eager):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -112,6 +112,7 @@ def sweeps(tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- run --force and a live sweep
+@pytest.mark.process
 def test_force_refuses_while_the_journal_owner_lives(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     proc = _start("run", *SIM, "--budgets", "4,8", "--trials", "1", "--order", "sequential", "--timeout", "600",
@@ -150,6 +151,7 @@ def test_force_refuses_while_the_journal_owner_lives(tmp_path, monkeypatch, caps
     ["run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "--force", "-o", "x.db"],
     ["import-study", "a.nc", "-o", "a.nc", "--force"],
 ])
+@pytest.mark.process
 def test_no_command_writes_over_a_journal_or_its_input(sweeps, monkeypatch, capsys, args):
     monkeypatch.chdir(sweeps)
     before = {p.name: _digest(p) for p in sweeps.iterdir() if p.is_file()}
@@ -161,6 +163,7 @@ def test_no_command_writes_over_a_journal_or_its_input(sweeps, monkeypatch, caps
         assert j.count() == 1
 
 
+@pytest.mark.process
 def test_run_output_naming_a_journal_wal_is_refused_in_a_real_process(tmp_path):
     out = _cli("run", *SIM, "--budgets", "8", "--trials", "1", "--quiet", "-o", "s.journal-wal", cwd=tmp_path)
     assert out.returncode == 2 and "wrote" not in out.stdout
@@ -170,6 +173,7 @@ def test_run_output_naming_a_journal_wal_is_refused_in_a_real_process(tmp_path):
 
 
 # --------------------------------------------------------------------------- killed from outside: not a failure
+@pytest.mark.process
 def test_a_worker_killed_from_outside_is_run_again_not_failed(tmp_path):
     kills = {8: signal.SIGKILL, 12: signal.SIGTERM, 16: signal.SIGSEGV}
     proc = _start("run", *SIM, "--budgets", "4,8,12,16", "--trials", "1", "--order", "sequential", "-o", "k.nc",
@@ -188,6 +192,7 @@ def test_a_worker_killed_from_outside_is_run_again_not_failed(tmp_path):
     assert (schema.load(tmp_path / "k.nc")["status"] == 0).all()
 
 
+@pytest.mark.process
 def test_a_worker_killed_during_warm_up_does_not_fail_the_run(tmp_path):
     proc = _start("run", *SIM, "--budgets", "4,8", "--trials", "1", "--order", "sequential", "--warmup", "1",
                   "--isolation", "cell", "-o", "w.nc", cwd=tmp_path, faults="slow-warmup@budget=8")
@@ -201,6 +206,8 @@ def test_a_worker_killed_during_warm_up_does_not_fail_the_run(tmp_path):
     assert [(b, s) for b, s, _, _ in _rows(journal)] == [(4, "ok"), (8, "ok")]
 
 
+@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("how", ["killpg", "timeout"])
 def test_sigterm_to_the_process_group_interrupts_the_sweep_without_failing_a_run(tmp_path, how):
     args = ["run", *SIM, "--budgets", "4,8", "--trials", "1", "--order", "sequential", "-o", "g.nc"]
@@ -240,6 +247,7 @@ def test_classify_exit_tells_interruptions_from_failures():
 
 
 # --------------------------------------------------------------------------- resume --retry-failed
+@pytest.mark.process
 def test_resume_retry_failed_runs_failed_runs_again_and_keeps_the_attempts(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(worker_mod.FAULTS_ENV, "raise@budget=8")
@@ -259,6 +267,7 @@ def test_resume_retry_failed_runs_failed_runs_again_and_keeps_the_attempts(tmp_p
 
 
 # --------------------------------------------------------------------------- seeds
+@pytest.mark.process
 def test_a_huge_seed_is_refused_up_front(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", *SIM, "--budgets", "8", "--seed", "99999999999999999999999999", "-o", "h.nc"]) == 2
@@ -268,6 +277,7 @@ def test_a_huge_seed_is_refused_up_front(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.process
 def test_a_journal_holding_a_huge_seed_still_exports(sweeps, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     shutil.copy(sweeps / "a.journal", tmp_path / "h.journal")
@@ -296,6 +306,7 @@ def _temps(folder: Path, name: str = "f.nc") -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(f".{name}.") and p.name.endswith(".tmp"))
 
 
+@pytest.mark.process
 def test_kill_9_during_the_final_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
     proc = _big_sweep(tmp_path, "timeout@budget=2")
     _wait(lambda: len(_rows(tmp_path / "f.journal")) == 1, proc)
@@ -315,6 +326,7 @@ def test_kill_9_during_the_final_save_leaves_a_temp_file_that_the_next_save_remo
     assert int((schema.load(tmp_path / "f.nc")["status"] == 0).sum()) == 1
 
 
+@pytest.mark.process
 def test_resume_and_run_remove_stale_temp_files_of_their_output_first(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -328,6 +340,7 @@ def test_resume_and_run_remove_stale_temp_files_of_their_output_first(tmp_path, 
     assert not stale.exists()
 
 
+@pytest.mark.process
 def test_two_sigterms_release_the_lock_say_so_and_leave_the_journal_resumable(tmp_path):
     proc = _big_sweep(tmp_path, "timeout@budget=2")
     _wait(lambda: len(_rows(tmp_path / "f.journal")) == 1, proc)
@@ -348,6 +361,7 @@ def test_two_sigterms_release_the_lock_say_so_and_leave_the_journal_resumable(tm
 
 
 # --------------------------------------------------------------------------- orphaned workers
+@pytest.mark.process
 def test_an_orphaned_worker_dies_within_half_a_second(tmp_path):
     proc = _start("run", *SIM, "--budgets", "4,8", "--trials", "1", "--order", "sequential", "--timeout", "600",
                   "--quiet", "-o", "o.nc", cwd=tmp_path, faults="timeout@budget=8")  # hangs at budget 8
@@ -362,6 +376,7 @@ def test_an_orphaned_worker_dies_within_half_a_second(tmp_path):
     assert time.monotonic() - t0 < 0.5
 
 
+@pytest.mark.process
 def test_without_pdeathsig_the_parent_check_ends_an_orphan_within_half_a_second():
     """The path of systems without PR_SET_PDEATHSIG: a worker whose stdin stays open (no EOF) and whose parent dies."""
     r, w = os.pipe()
@@ -388,6 +403,7 @@ def test_without_pdeathsig_the_parent_check_ends_an_orphan_within_half_a_second(
 
 
 # --------------------------------------------------------------------------- the fault injector
+@pytest.mark.process
 def test_a_normal_run_ignores_the_fault_variable(tmp_path):
     env = _env("raise@budget=8;crash@budget=4")
     env["PYTEST_CURRENT_TEST"] = "tests/x.py::y (call)"  # looking like a test is not enough

@@ -203,6 +203,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ============================================================================= 1. disk full or unwritable
+@pytest.mark.process
 def test_export_to_a_small_disk_is_one_line_and_leaves_nothing(sweep: Path, small_disk: Callable[[int], SmallDisk],
                                                                tmp_path: Path) -> None:
     disk = small_disk(64 * 1024)  # room for the up-front probe, not for the dataset
@@ -215,6 +216,7 @@ def test_export_to_a_small_disk_is_one_line_and_leaves_nothing(sweep: Path, smal
     assert rc == 0, err
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command", ["run", "export --csv"])
 def test_full_disk_is_refused_before_any_run(command: str, sweep: Path,
                                              small_disk: Callable[[int], SmallDisk]) -> None:
@@ -230,6 +232,7 @@ def test_full_disk_is_refused_before_any_run(command: str, sweep: Path,
     assert sorted(p.name for p in disk.path.iterdir()) in ([], ["filler"])  # no journal, no lock, no probe
 
 
+@pytest.mark.process
 def test_journal_filling_the_disk_mid_sweep_stops_cleanly_and_resumes(small_disk: Callable[[int], SmallDisk]) -> None:
     disk = small_disk(160 * 1024)
     out = disk.path / "y.nc"
@@ -256,6 +259,7 @@ def test_journal_filling_the_disk_mid_sweep_stops_cleanly_and_resumes(small_disk
     ds.close()
 
 
+@pytest.mark.process
 def test_final_save_on_a_full_disk_names_the_cause_and_keeps_the_journal(
         sweep: Path, small_disk: Callable[[int], SmallDisk], tmp_path: Path) -> None:
     # resume of a finished journal runs nothing and goes straight to the final save
@@ -275,6 +279,7 @@ def test_final_save_on_a_full_disk_names_the_cause_and_keeps_the_journal(
     assert rc == 0, err
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("target", ["/proc/o.nc", ".", "/", "READONLY"])
 @pytest.mark.parametrize("command", ["run", "export", "merge"])
 def test_unwritable_or_nameless_outputs_are_refused_up_front(command: str, target: str, sweep: Path,
@@ -298,6 +303,7 @@ def test_unwritable_or_nameless_outputs_are_refused_up_front(command: str, targe
 @pytest.mark.parametrize("args", [["report", "RUN", "-o", "/proc/rep", "--quiet"],
                                   ["compare", "RUN", "RUN", "--plot", "/proc/x.png"],
                                   ["compare", "RUN", "RUN", "--plot", "."]])
+@pytest.mark.process
 def test_analysis_outputs_are_checked_before_the_work(args: list[str], sweep: Path) -> None:
     rc, _, err = analysis_cli(*[str(sweep.with_suffix(".nc")) if a == "RUN" else a for a in args])
     line = one_error_line(rc, err)
@@ -305,6 +311,7 @@ def test_analysis_outputs_are_checked_before_the_work(args: list[str], sweep: Pa
     assert "Errno" not in line
 
 
+@pytest.mark.process
 def test_save_raises_output_error_naming_path_and_cause(small_disk: Callable[[int], SmallDisk]) -> None:
     from analysis.synthetic import make_dataset
     from collector.errors import OutputError
@@ -332,6 +339,7 @@ CORRUPTIONS = {
 }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_hand_corrupted_journal_is_one_line_naming_the_journal_and_the_row(corruption: str, sweep: Path,
                                                                            tmp_path: Path) -> None:
@@ -351,6 +359,7 @@ def test_hand_corrupted_journal_is_one_line_naming_the_journal_and_the_row(corru
 
 
 # ============================================================================= 3. unbounded arguments
+@pytest.mark.process
 @pytest.mark.parametrize("command", ["kv"])  # regimes has no bootstrap any more (its n_boot is deprecated, ignored)
 def test_huge_n_boot_is_refused_at_once(command: str, tmp_path: Path) -> None:
     from analysis.synthetic import make_dataset
@@ -378,6 +387,7 @@ def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
         analysis.kv_speedup(ds, n_boot=MAX_BOOT)
 
 
+@pytest.mark.process
 def test_huge_warmup_with_a_timeout_is_refused_instead_of_hanging(tmp_path: Path) -> None:
     rc, _, err = collector("run", *SIM, "--budgets", "8", "--warmup", "100000000", "--timeout", "5",
                            "-o", str(tmp_path / "w.nc"))  # its time: benchmarks/reliability_timing.py
@@ -387,6 +397,7 @@ def test_huge_warmup_with_a_timeout_is_refused_instead_of_hanging(tmp_path: Path
 
 
 # ============================================================================= 4. silently wrong
+@pytest.mark.process
 def test_sim_mixed_with_a_real_device_is_refused(tmp_path: Path) -> None:
     rc, _, err = collector("run", "--devices", "sim", "cpu", "--models", "tiny-gpt2", "--budgets", "8", "--quiet",
                            "-o", str(tmp_path / "m.nc"))
@@ -395,6 +406,7 @@ def test_sim_mixed_with_a_real_device_is_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.process
 def test_sim_checks_the_positions_of_the_model_like_real_devices(tmp_path: Path) -> None:
     rc, _, err = collector("run", *SIM, "--budgets", "8", "--prompt-lens", "100000", "-o", str(tmp_path / "p.nc"))
     line = one_error_line(rc, err)
@@ -404,6 +416,7 @@ def test_sim_checks_the_positions_of_the_model_like_real_devices(tmp_path: Path)
 
 
 # ============================================================================= 5. misleading messages
+@pytest.mark.process
 def test_infinite_latency_is_reported_as_inf_not_nan(tmp_path: Path) -> None:
     import netCDF4
 
@@ -435,6 +448,7 @@ def test_tiny_latencies_name_their_range_not_an_all_nan_speedup() -> None:
         assert "all NaN" not in str(info.value)
 
 
+@pytest.mark.process
 def test_broken_spec_is_not_reported_as_a_missing_output_path(sweep: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.journal"
     shutil.copy(sweep, bad)
@@ -445,6 +459,7 @@ def test_broken_spec_is_not_reported_as_a_missing_output_path(sweep: Path, tmp_p
     assert "damaged" in line and "meta 'spec'" in line and "stores no output path" not in line, line
 
 
+@pytest.mark.process
 def test_refine_zero_means_off_on_the_command_line_as_in_toml(tmp_path: Path) -> None:
     rc, _, err = collector("run", *SIM, "--budgets", "8,16", "--trials", "1", "--refine", "0",
                            "-o", str(tmp_path / "cli.nc"))
@@ -492,6 +507,7 @@ def evil_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str
     return d / "e.nc", out, err
 
 
+@pytest.mark.process
 def test_collector_prints_file_strings_escaped(evil_sweep: tuple[Path, str, str], tmp_path: Path) -> None:
     path, out, err = evil_sweep
     _no_control(out + err)
@@ -502,6 +518,7 @@ def test_collector_prints_file_strings_escaped(evil_sweep: tuple[Path, str, str]
     assert "\\x1b" in line
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command", ["regimes", "kv", "backends", "monotonicity"])
 def test_analysis_prints_file_strings_escaped(command: str, evil_sweep: tuple[Path, str, str]) -> None:
     rc, out, err = analysis_cli(command, str(evil_sweep[0]), "--all" if command == "monotonicity" else "--alpha=0.05")
@@ -509,6 +526,7 @@ def test_analysis_prints_file_strings_escaped(command: str, evil_sweep: tuple[Pa
     _no_control(out + err)
 
 
+@pytest.mark.process
 def test_analysis_error_line_is_escaped(evil_sweep: tuple[Path, str, str]) -> None:
     rc, _, err = analysis_cli("regimes", str(evil_sweep[0]), "--var", "x\x1b[2J[bold red]")
     line = one_error_line(rc, err)

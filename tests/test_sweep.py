@@ -85,6 +85,7 @@ def test_failure_status_classifies_memory_errors():
     assert failure_status(ValueError("x")) == "error"
 
 
+@pytest.mark.process
 def test_raise_timeout_oom_and_crash_become_status_rows(tmp_path, monkeypatch):
     monkeypatch.setenv(FAULTS_ENV, "raise@budget=8,trial=0,cache=on;timeout@budget=16,trial=1,cache=on;"
                                    "oom@budget=24,trial=0,cache=off;crash@budget=32,trial=1,cache=off")
@@ -121,6 +122,7 @@ def test_raise_timeout_oom_and_crash_become_status_rows(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- end to end, interrupt, resume
+@pytest.mark.process
 def test_sim_sweep_exports_a_valid_simulated_dataset(tmp_path):
     spec = _spec(sim={"regimes": [{"start": 16, "end": 16, "factor": 4.0}]}, timing="step")
     with _journal(tmp_path, spec) as j:
@@ -140,6 +142,7 @@ def test_sim_sweep_exports_a_valid_simulated_dataset(tmp_path):
                                rtol=1e-5)
 
 
+@pytest.mark.process
 def test_stop_then_resume_runs_exactly_the_missing_runs(tmp_path):
     spec = _spec()
     calls = {"n": 0}
@@ -172,12 +175,14 @@ def test_stop_then_resume_runs_exactly_the_missing_runs(tmp_path):
     np.testing.assert_allclose(got["latency"].values, ref["latency"].values, rtol=1e-12)
 
 
+@pytest.mark.process
 def test_sequential_order_warns(tmp_path):
     spec = _spec(order="sequential", budgets="8", trials=1, caches="on")
     with _journal(tmp_path, spec) as j, pytest.warns(SequentialOrderWarning, match="slow episode"):
         run_sweep(spec, j)
 
 
+@pytest.mark.process
 def test_isolation_cell_uses_one_fresh_worker_per_cell(tmp_path):
     spec = _spec(isolation="cell", budgets="8,16", trials=2, caches="on")
     with _journal(tmp_path, spec) as j:
@@ -190,6 +195,8 @@ def test_isolation_cell_uses_one_fresh_worker_per_cell(tmp_path):
     assert len({next(iter(v)) for v in by_cell.values()}) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.process
 def test_real_cpu_sweep_on_tiny_gpt2(tmp_path):
     spec = build_spec(dict(models="tiny-gpt2", devices="cpu", budgets="2,6", trials=2, caches="both", warmup=1,
                            timing="step"), defaults=False)
