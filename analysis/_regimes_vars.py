@@ -55,6 +55,8 @@ VARIABLES: dict[str, ResultVar] = {
     "scatter": ResultVar(SERIES, "the series' own budget-to-budget scatter around a smooth curve (sd of log values)", "1"),
     "cell_sd": ResultVar(SERIES, "noise of a cell mean the test uses: scatter moderated towards its origin's (log units)", "1"),
     "df": ResultVar(SERIES, "degrees of freedom of cell_sd (own plus the origin prior's)"),
+    "host_beta": ResultVar(SERIES, "multiple of the host state removed from the runs before the test (NaN: none)"),
+    "scatter_unadjusted": ResultVar(SERIES, "scatter of the runs as measured, before the host state was removed", "1"),
     "power": ResultVar(POWER, "share of one-budget interior steps of that ratio found (alpha, whole decision rule)"),
     "noisy": ResultVar(SERIES, "per-run noise above {noisy} (log units)"),
 }

@@ -10,8 +10,9 @@ curve's coefficients is not a step):
    (a state shared by a cell's runs: a slow host period, a process-local cell
    effect). A null draw permutes the series' runs over its cells (the real
    run distribution: heavy tails, slow run states, several slow runs landing
-   in one cell; the runs of a narrow candidate interval are left out of the
-   pool, so that a regime's own runs do not make it look like noise) and
+   in one cell; the runs of a narrow candidate interval enter the pool
+   centred on their own mean, so that a regime's own level does not make it
+   look like noise while its spread stays) and
    adds a Gaussian cell level making up the series' budget-level variance:
    the Qn scale of the successive differences of its cell means
    (:func:`budget_scale`), moderated towards the scale of the other series
@@ -265,11 +266,20 @@ class _Scan:
         self.set_pool(E)
 
     def set_pool(self, E: np.ndarray, exclude: tuple[int, int] | None = None) -> None:
-        """The run level's pool: the runs (residuals to the reduced model) of every cell but ``exclude``'s."""
+        """The run level's pool: the runs (residuals to the reduced model) of every cell, those of the
+        candidate interval ``exclude`` centred on their own mean (ter Braak 1992: residuals of the full model,
+        rescaled by ``sqrt(N / (N - 1))`` for the mean they lost): its level leaves the pool, its spread stays."""
         keep = self.ok.copy()
+        pool = E
         if exclude is not None and keep.shape[0] - (exclude[1] - exclude[0] + 1) >= 3:
-            keep[exclude[0] : exclude[1] + 1] = False
-        self.pool = E[keep]
+            a, b = exclude[0], exclude[1] + 1
+            inside = E[a:b][self.ok[a:b]]
+            pool = E.copy()
+            if inside.size >= 2:
+                pool[a:b] = (E[a:b] - inside.mean()) * math.sqrt(inside.size / (inside.size - 1))
+            else:
+                keep[a:b] = False
+        self.pool = pool[keep]
         self.permutable = self.T >= 2 and self.pool.size > keep.any(axis=1).sum()
         self._s_run = self._run_scale() if self.permutable else 0.0
 

@@ -154,11 +154,16 @@ def regimes(
         the series), ``mde`` and ``mde_4`` (the ratio of a step over one and
         over four interior budgets found with 80 % power, simulated through
         the whole decision rule at the level a regime alone among the
-        dataset's series faces; inf: not even x1000), ``scatter`` (the series'
-        own budget-to-budget scatter, log units), ``cell_sd`` (the noise of a
-        cell mean the test uses: ``scatter`` moderated towards the origin's,
-        never below it), ``df`` (its degrees of freedom) and ``noisy`` (bool:
-        per-run noise above :data:`NOISY`).
+        dataset's series faces; inf: not even x1000, or a series run in
+        budget order, where no regime can be reported), ``scatter`` (the
+        series' own budget-to-budget scatter, log units, after the host
+        state was removed), ``scatter_unadjusted`` (the same of the runs as
+        measured), ``host_beta`` (the multiple of the host state removed
+        from its runs before the test: random-order sweeps with execution
+        times; NaN: none), ``cell_sd`` (the noise of a cell mean the test
+        uses: ``scatter`` moderated towards the origin's, never below it),
+        ``df`` (its degrees of freedom) and ``noisy`` (bool: per-run noise
+        above :data:`NOISY`).
 
         Per series and ``power_ratio`` (the ratios of
         :data:`analysis.inference.POWER_RATIOS`): ``power``, the share of
@@ -187,8 +192,17 @@ def regimes(
     nb = budgets.size
     degree = _degrees(ds, da, scaling)
     core = [_series.BUDGET, _series.TRIAL]
+    raw = da
+    da, host_beta = _host_adjusted(ds, da, degree, budgets)
     own = _series.apply_named(_detect.scale_block, [da, degree], [core, []], outputs=_detect.SCALE_OUTPUTS,
                               kwargs={"budgets": budgets}).compute()
+    # the series' own budget-level scale (every budget), after and before the host state was removed
+    scatter = np.sqrt(np.asarray(own["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
+    scatter_raw = scatter
+    if np.isfinite(host_beta).any():
+        own_raw = _series.apply_named(_detect.scale_block, [raw, degree], [core, []],
+                                      outputs=_detect.SCALE_OUTPUTS, kwargs={"budgets": budgets}).compute()
+        scatter_raw = np.sqrt(np.asarray(own_raw["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
     prior_s2, prior_df, n_origin = _origin_prior(own, sdims)
     res = _series.apply_named(
         _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin],
@@ -209,6 +223,14 @@ def regimes(
 
     f, sg, ser = flat(_detect.FIELDS_BUDGET), flat(_detect.FIELDS_SEGMENT), flat(_detect.FIELDS_SERIES)
     power = flat(("power",))["power"]
+    adjusted = np.isfinite(host_beta) & (host_beta > 0)
+    if adjusted.any():  # the ratio is that of the medians as measured (to the baseline of the host-free runs;
+        # a series with no regime is refitted to them below, and its stretches describe them)
+        Y = np.asarray(raw.values, dtype=float).reshape(-1, nb, raw.sizes[_series.TRIAL])[adjusted]
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(Y > 0, Y, np.nan), axis=-1)
+        f["ratio"][adjusted] = med / f["baseline"][adjusted]
     n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
     K = max(int(n_seg.max()) if n_seg.size else 1, 1)
     sg = {k: v[:, :K] for k, v in sg.items()}
@@ -233,7 +255,8 @@ def regimes(
     clustered = np.zeros(candidate.shape, dtype=bool)
     confounded = np.zeros(candidate.shape, dtype=bool)
     p_time = np.full(candidate.shape, np.nan)
-    time_note, seq_share, unreportable = _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha)
+    # the time check models execution time itself: it sees the runs as measured
+    time_note, seq_share, unreportable = _time_check(ds, raw, f, sg, candidate, clustered, confounded, p_time, alpha)
     # power is that of what can be reported: in a series run in budget order every step is confounded (mde inf,
     # nothing is found at any ratio); in one whose cells each ran as one block, every one-budget step is
     ordered, blocked = unreportable
@@ -285,8 +308,10 @@ def regimes(
         "clustered": ss(clustered), "p_time": ss(p_time), "n_cells": ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)),
         "noise": s1(ser["sigma"]),
         "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
-        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4", "scatter")}, "q_series": s1(q_series),
-        "cell_sd": s1(ser["scale"]), "df": s1(ser["df"]),
+        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4")}, "scatter": s1(scatter),
+        "q_series": s1(q_series),
+        "cell_sd": s1(ser["scale"]), "df": s1(ser["df"]), "host_beta": s1(host_beta),
+        "scatter_unadjusted": s1(scatter_raw),
         "power": power.reshape(sshape + (len(_inf.POWER_RATIOS),)),
         "noisy": s1(ser["sigma"] > NOISY),
     }
@@ -465,14 +490,9 @@ def _degrees(ds: xr.Dataset, da: xr.DataArray, scaling: str) -> xr.DataArray:
     return deg.broadcast_like(xr.DataArray(np.zeros(shape), dims=sdims, coords={d: da[d] for d in sdims})).transpose(*sdims)
 
 
-def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha
-                ) -> tuple[str, float, tuple[np.ndarray, np.ndarray]]:
-    """Fill the time-confound arrays in place; return (note, share of sequential series, (ordered, blocked)):
-    per series, whether it ran in budget order and whether each of its cells ran as one block."""
+def _time_key(ds: xr.Dataset, da: xr.DataArray) -> tuple[np.ndarray, str] | None:
+    """The execution-time key of every run of ``da`` (``(series, budget, trial)``) and its source, or None."""
     have = [n for n in ("started_at", "order") if n in ds.variables]
-    none = np.zeros(candidate.shape[0], dtype=bool)
-    if not have:
-        return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan"), (none, none)
 
     def load(name: str) -> np.ndarray | None:
         v = ds[name]
@@ -484,10 +504,62 @@ def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha
     key = _cf.time_key(load("order") if "order" in have else None,
                        load("started_at") if "started_at" in have else None)
     if key is None:
+        return None
+    nb, T = da.sizes[_series.BUDGET], da.sizes[_series.TRIAL]
+    return key[0].reshape(-1, nb, T), key[1]
+
+
+def _host_adjusted(ds: xr.Dataset, da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray
+                   ) -> tuple[xr.DataArray, np.ndarray]:
+    """The runs with the host state removed (random-order sweeps), and each series' ``beta`` (NaN: not adjusted).
+
+    Every run's host state ``g`` is the median residual (log ratio to its series' smooth reference) of the
+    :data:`analysis.confound.HOST_K` runs of other cells of the same origin executed nearest to it
+    (:func:`analysis.confound.host_state`; its own cell never enters, so neither does a regime of it); a
+    Theil-Sen ``beta`` per series (:func:`analysis.confound.adjust_host_state`, clipped at 0: a slow host
+    slows every run) and the run divided by ``exp(beta g)``: the host state is a nuisance term of the
+    reduced model, removed before the scan (Freedman and Lane 1983). Series run in budget order are left as
+    they are (there ``g`` follows the budget and would take regimes out with it).
+    """
+    S = int(np.prod([da.sizes[d] for d in _series.series_dims(da)], dtype=int))
+    none = np.full(S, np.nan)
+    key = _time_key(ds, da)
+    if key is None:
+        return da, none
+    tkey = key[0]
+    sdims = _series.series_dims(da)
+    Y = np.asarray(da.values, dtype=float).reshape(S, budgets.size, -1)  # da is (*series, budget, trial)
+    pre = _detect._prepare(Y, np.asarray(degree.transpose(*sdims).values).reshape(-1), budgets)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        E = pre["L"] - np.log(pre["ref"])[:, :, None]
+    ok = np.isfinite(E)
+    group = None
+    if ORIGIN_DIM in sdims:  # runs of different files never mix (their order keys are not comparable)
+        group = np.asarray(xr.DataArray(np.arange(da.sizes[ORIGIN_DIM]), dims=ORIGIN_DIM)
+                           .broadcast_like(da.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True))
+                           .transpose(*sdims).values).reshape(-1)
+    tc = _cf.prepare(tkey, E, ok, group=group)
+    g = np.where(np.asarray(tc.ordered, dtype=bool)[:, None, None], np.nan, tc.g_cells)
+    _, beta = _cf.adjust_host_state(E, g, ok & np.isfinite(g))
+    beta = np.where(np.isfinite(beta), np.maximum(beta, 0.0), np.nan)
+    shift = np.where(np.isfinite(g) & np.isfinite(beta)[:, None, None], beta[:, None, None] * g, 0.0)
+    if not np.any(shift):
+        return da, beta
+    return da.copy(data=(Y * np.exp(-shift)).reshape(da.shape)), beta
+
+
+def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha
+                ) -> tuple[str, float, tuple[np.ndarray, np.ndarray]]:
+    """Fill the time-confound arrays in place; return (note, share of sequential series, (ordered, blocked)):
+    per series, whether it ran in budget order and whether each of its cells ran as one block."""
+    none = np.zeros(candidate.shape[0], dtype=bool)
+    if not any(n in ds.variables for n in ("started_at", "order")):
+        return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan"), (none, none)
+    key = _time_key(ds, da)
+    if key is None:
         return "skipped: 'order' / 'started_at' hold no usable values", float("nan"), (none, none)
     tkey, used = key
     nb, T = da.sizes[_series.BUDGET], da.sizes[_series.TRIAL]
-    tkey = tkey.reshape(-1, nb, T)
     if not candidate.any():
         tc0 = _cf.prepare(tkey, np.zeros_like(tkey), np.ones(tkey.shape, dtype=bool))
         return (f"{used}: no anomalous segment to check", _cf.sequential_share(tc0.pos),

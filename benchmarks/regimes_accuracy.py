@@ -22,7 +22,7 @@ measured), or ``assumed``, the earlier hand-set noise (run-level CV 5, 10 or
 
 Usage::
 
-    python benchmarks/regimes_accuracy.py [--noise cuda] [--seeds 12] [--null 200] [--methods pelt binseg dynp kernel] [--write]
+    python benchmarks/regimes_accuracy.py [--noise cuda] [--seeds 12] [--null 200] [--jobs 2] [--write]
 
 ``--write`` puts the tables into docs/performance.md ("## Regime detection accuracy").
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ProcessPoolExecutor
 import time
 import warnings
 from pathlib import Path
@@ -49,7 +50,7 @@ BUDGETS = list(range(16, 401, 16))
 FACTORS = (1.5, 2.0, 5.0, 21.0)
 WIDTHS = tuple(range(1, 10))
 CVS = (0.05, 0.10, 0.15)
-COMMAND = "python benchmarks/regimes_accuracy.py --noise {noise} --seeds {seeds} --null {null} --methods {methods} --write"
+COMMAND = "python benchmarks/regimes_accuracy.py --noise {noise} --seeds {seeds} --null {null} --jobs {jobs} --write"
 ASSUMED = "assumed"  # --noise value: the hand-set noise used before the corpus fit
 
 
@@ -124,88 +125,74 @@ def noise_text(noise: str) -> str:
             f"step noise CV {100 * p.get('step_cv', 0.02):.1f} %")
 
 
-def run(seeds: int, n_null: int, methods: list[str], noise: str = ASSUMED) -> str:
+def _planted_job(job: tuple[float, int, int, str]) -> tuple[float, int, Counts]:
+    factor, width, seeds, noise = job
+    c = Counts()
+    for seed in range(seeds):
+        ds = planted(seed, factor, width, noise)
+        c.add(ds["truth_anomalous"].any("trial").values, regimes(ds)["anomalous"].values)
+    return factor, width, c
+
+
+def _null_job(job: tuple[int, str, str]) -> tuple[int, int, int, int, int]:
+    """(series flagged, series) of a random-order null set, or (found, confounded, said) of a sequential one."""
+    seed, order, noise = job
+    r = regimes(null(seed, order, noise))
+    if order == "random":
+        flagged = r["anomalous"].any("budget")
+        return int(flagged.sum()), int(flagged.size), 0, 0, 0
+    return (0, 0, int(r["segment_anomalous"].values.sum()), int(r["confounded"].values.sum()),
+            int("cannot be separated" in r.attrs["summary"]))
+
+
+def run(seeds: int, n_null: int, noise: str = ASSUMED, jobs: int = 1) -> str:
     t0 = time.perf_counter()
-    acc: dict[tuple[str, float, int], Counts] = {}
-    for method in methods:
-        for factor in FACTORS:
-            for width in WIDTHS:
-                c = acc.setdefault((method, factor, width), Counts())
-                for seed in range(seeds):
-                    ds = planted(seed, factor, width, noise)
-                    r = regimes(ds, method=method, n_boot=50)
-                    c.add(ds["truth_anomalous"].any("trial").values, r["anomalous"].values)
-    null_rate: dict[str, tuple[int, int]] = {}
-    seq: dict[str, list[int]] = {}
-    null_sets = [null(s, noise=noise) for s in range(n_null)]
-    seq_sets = [null(s, "sequential", noise) for s in range(max(n_null // 4, 10))]
-    for method in methods:
-        flagged = total = 0
-        for ds in null_sets:
-            r = regimes(ds, method=method, n_boot=50)
-            flagged += int(r["anomalous"].any("budget").sum())
-            total += int(r["anomalous"].any("budget").size)
-        null_rate[method] = (flagged, total)
-        found = conf = said = 0
-        for ds in seq_sets:
-            r = regimes(ds, method=method, n_boot=50)
-            anom = r["segment_anomalous"].values
-            found += int(anom.sum())
-            conf += int((anom & r["confounded"].values).sum())
-            said += int("cannot be separated" in r.attrs["summary"])
-        seq[method] = [found, conf, said, len(seq_sets)]
+    n_seq = max(n_null // 4, 10)
+    with ProcessPoolExecutor(jobs) as ex:
+        acc = {(f, w): c for f, w, c in ex.map(_planted_job, [(f, w, seeds, noise) for f in FACTORS for w in WIDTHS])}
+        nulls = list(ex.map(_null_job, [(s, "random", noise) for s in range(n_null)]))
+        seqs = list(ex.map(_null_job, [(s, "sequential", noise) for s in range(n_seq)]))
+    flagged, total = sum(x[0] for x in nulls), sum(x[1] for x in nulls)
+    found, conf, said = (sum(x[k] for x in seqs) for k in (2, 3, 4))
     elapsed = time.perf_counter() - t0
 
     out = [
-        f"Measured with `{COMMAND.format(noise=noise, seeds=seeds, null=n_null, methods=' '.join(methods))}` "
-        f"({elapsed / 60:.1f} min on one CPU core). Data: `analysis.synthetic.make_dataset`, 25 budgets "
+        f"Measured with `{COMMAND.format(noise=noise, seeds=seeds, null=n_null, jobs=jobs)}` "
+        f"({elapsed / 60:.1f} min on {jobs} CPU core(s)). Data: `analysis.synthetic.make_dataset`, 25 budgets "
         f"(16..400 by 16), 5 trials, {noise_text(noise)}, random order; two series per dataset (cache "
         "off: quadratic, cache on: linear), the regime planted in both at a random position. Boundary F1: a "
         "change of `anomalous` along the budget axis matches a true boundary within +-1 budget step; cell F1: "
         f"`anomalous` against `truth_anomalous`. Each cell: {seeds} datasets = {2 * seeds} series.",
         "",
+        "Boundary F1 / cell F1 by planted factor and width (budgets):",
+        "",
+        "| factor | " + " | ".join(f"w={w}" for w in WIDTHS) + " | all widths |",
+        "|---" * (len(WIDTHS) + 2) + "|",
     ]
-    first = methods[0]
-    out.append(f"Method `{first}` (the default), boundary F1 / cell F1 by planted factor and width (budgets):")
-    out.append("")
-    out.append("| factor | " + " | ".join(f"w={w}" for w in WIDTHS) + " | all widths |")
-    out.append("|---" * (len(WIDTHS) + 2) + "|")
     for factor in FACTORS:
         cells = []
         tot = Counts()
         for w in WIDTHS:
-            c = acc[(first, factor, w)]
+            c = acc[(factor, w)]
             tot.b += c.b
             tot.c += c.c
             cells.append(f"{Counts.f1(c.b):.2f} / {Counts.f1(c.c):.2f}")
         out.append(f"| {factor:g}x | " + " | ".join(cells) + f" | **{Counts.f1(tot.b):.3f} / {Counts.f1(tot.c):.3f}** |")
-    out.append("")
-    out.append("Every method, all widths pooled (boundary F1 / cell F1), and the null and sequential checks:")
-    out.append("")
-    out.append("| method | " + " | ".join(f"{f:g}x" for f in FACTORS)
-               + " | null: series flagged | sequential: anomalous segments confounded | summary says inseparable |")
-    out.append("|---" * (len(FACTORS) + 4) + "|")
-    for method in methods:
-        cells = []
-        for factor in FACTORS:
-            tot = Counts()
-            for w in WIDTHS:
-                tot.b += acc[(method, factor, w)].b
-                tot.c += acc[(method, factor, w)].c
-            cells.append(f"{Counts.f1(tot.b):.3f} / {Counts.f1(tot.c):.3f}")
-        fl, tot_s = null_rate[method]
-        found, conf, said, n_seq = seq[method]
-        out.append(f"| {method} | " + " | ".join(cells)
-                   + f" | {fl}/{tot_s} ({100 * fl / tot_s:.2f} %) | {conf}/{found} | {said}/{n_seq} |")
-    out.append("")
-    out.append(
+    out += [
+        "",
+        "| null: series flagged | sequential: regimes reported | sequential: steps flagged `confounded` | "
+        "summary says inseparable |",
+        "|---|---|---|---|",
+        f"| {flagged}/{total} ({100 * flagged / max(total, 1):.2f} %) | {found} in {n_seq} sweeps | {conf} | "
+        f"{said}/{n_seq} |",
+        "",
         f"Null: {n_null} seeded datasets ({2 * n_null} series) without a planted regime, with "
         + ("5 % run-level states, drift and noise (CV 5-15 %)" if noise == ASSUMED else f"the `{noise}` noise")
         + ", one slow host episode (x1.5-3 over 3-15 % of the run sequence) in random order; target at most 1 % "
         "of series flagged. Sequential: the same kind of episode in "
-        f"{len(seq_sets)} sequential sweeps: a detected segment must be reported `confounded` and the summary "
-        "must say that budget and time cannot be separated (and to use random order)."
-    )
+        f"{n_seq} sequential sweeps: no segment may be reported as a regime (a step there is `confounded`) and "
+        "the summary must say that budget and time cannot be separated (and to use random order).",
+    ]
     if noise != ASSUMED:
         out += ["", f"The noise of every dataset above is the `{noise}` preset fitted to the real null corpus; "
                     "`--noise assumed` reruns the tables with the hand-set noise used before the fit (run-level CV "
@@ -217,14 +204,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=12, help="datasets per (factor, width) cell")
     p.add_argument("--null", type=int, default=200, help="null datasets")
-    p.add_argument("--methods", nargs="+", default=["pelt", "binseg", "dynp", "kernel"])
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--noise", default="cuda", choices=[*noise_presets(), ASSUMED],
                    help="noise preset fitted to the real corpus (collector/sim_calibration.json), or the hand-set "
                         "noise used before the fit")
     p.add_argument("--write", action="store_true", help="write the tables into docs/performance.md")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    text = run(args.seeds, args.null, args.methods, args.noise)
+    text = run(args.seeds, args.null, args.noise, args.jobs)
     print(text)
     if args.write:
         replace_section(PERFORMANCE_MD, "## Regime detection accuracy", text)

@@ -23,11 +23,13 @@ first or the last) at seeded random positions. The tables:
 3. **CI coverage**: 4-budget plants of x1.5, x2, x3 (all series of a file at once); the share of
    ``[effect_lo, effect_hi]`` covering the planted ratio among plants whose anomalous segment is exactly
    the planted interval, and among all anomalous segments that overlap the plant.
-4. **Oracle** (3-trial files): per series, a scan with the noise known (runs' log ratios to the fitted
-   baseline, centred, drawn iid from the series' own residuals; the baseline known; statistic: the largest
-   ``|sum of cell means| / sd of that sum`` over intervals of budgets; critical value simulated at 0.05); its
-   80 %-power ratio for a one-budget interior step beside the package's stated ``mde`` and beside the ratio
-   at which the package actually found 80 % of the one-at-a-time plants of table 2.
+4. **Oracle** (3-trial files): per series, a scan that knows the baseline and the noise (a cell's mean drawn
+   iid from the series' centred cell means: both levels of noise and their tails; statistic: the largest
+   ``|sum of cell means| / sd of that sum`` over intervals of budgets; critical value simulated at the level
+   the package's ``mde`` is stated for, ``alpha / m``); its 80 %-power ratio for a one-budget interior step
+   beside the package's stated ``mde`` and beside the ratio at which the package actually found 80 % of the
+   one-at-a-time plants of table 2. The run-level oracle (runs iid, no cell effect, 0.05 per series) is
+   shown beside it.
 5. **Cell F1** (and boundary F1, the scoring of benchmarks/regimes_real.py) on plants of x1.5, x2, x5 over
    1-4 interior budgets, every series of a file at once, 3 or more trials; the target column keeps the
    series whose stated ``mde`` (one budget for widths 1-3, four from width 4) is at most the factor.
@@ -347,38 +349,62 @@ def _intervals(n: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def oracle_mde(resid: np.ndarray, interior: np.ndarray, n_null: int, n_power: int, seed: int) -> float:
+def oracle_mde(resid: np.ndarray, interior: np.ndarray, n_null: int, n_power: int, seed: int, *,
+               level: float = ALPHA, cells: bool = True, min_log: float = 0.0) -> float:
     """The 80 %-power ratio of a one-budget step for a scan that knows the noise and the baseline.
 
     ``resid`` (cells, trials): log ratios of the runs to the baseline (NaN: no run); every cell has a run.
-    Runs are drawn iid from the centred pooled residuals; a cell's statistic is the mean of its draws; the
-    scan is the largest ``|sum of cell means| / sd`` over intervals of cells; its 0.95 quantile under the
-    null is the critical value. The step (``log R`` added to every run of one cell, the cell cycling over
-    ``interior``) is found where the scan exceeds it; the ratio reaching 80 % is bisected with the draws fixed.
+    With ``cells`` (the matched oracle) a cell's mean is drawn iid from the series' centred cell means: the
+    noise a budget really carries, both levels (a state its runs share, the runs around it) and their tails,
+    known exactly (its sd, its distribution). Without (the run-level oracle) runs are drawn iid from the
+    centred pooled residuals and a cell's statistic is the mean of its draws: as if cells carried no effect
+    of their own. The scan is the largest ``|sum of cell means| / sd`` over intervals of cells; its ``1 -
+    level`` quantile under the null is the critical value. The step (``log R`` added to every run of one
+    cell, the cell cycling over ``interior``) is found where the scan exceeds it, its strongest interval
+    holds the planted cell and that interval's mean step is at least ``min_log`` (the package's
+    ``min_effect``: what a regime is); the ratio reaching 80 % is bisected with the draws fixed.
     """
     rng = np.random.default_rng(seed)
-    pool = resid[np.isfinite(resid)]
-    pool = pool - pool.mean()
-    s = float(pool.std())
     n = np.isfinite(resid).sum(axis=1)
-    if s <= 0 or n.size < 3 or interior.size == 0:
+    if n.size < 3 or interior.size == 0:
         return float("nan")
     a, b = _intervals(n.size)
-    inv = np.concatenate([[0.0], np.cumsum(1.0 / n)])
-    scale = 1.0 / (s * np.sqrt(inv[b + 1] - inv[a]))
+    if cells:
+        pool = np.nanmean(resid, axis=1)
+        pool = pool - pool.mean()
+        s = float(pool.std())
+        sd_sum = s * np.sqrt(b - a + 1.0)
+    else:
+        pool = resid[np.isfinite(resid)]
+        pool = pool - pool.mean()
+        s = float(pool.std())
+        inv = np.concatenate([[0.0], np.cumsum(1.0 / n)])
+        sd_sum = s * np.sqrt(inv[b + 1] - inv[a])
+    if s <= 0:
+        return float("nan")
+    scale = 1.0 / sd_sum
 
     def sums(size: int) -> np.ndarray:
-        means = np.stack([rng.choice(pool, size=(size, int(c))).mean(axis=1) for c in n], axis=1)
+        if cells:
+            means = rng.choice(pool, size=(size, n.size))
+        else:
+            means = np.stack([rng.choice(pool, size=(size, int(c))).mean(axis=1) for c in n], axis=1)
         c = np.concatenate([np.zeros((size, 1)), np.cumsum(means, axis=1)], axis=1)
         return c[:, b + 1] - c[:, a]
 
-    crit = float(np.quantile(np.max(np.abs(sums(n_null)) * scale, axis=1), 1 - ALPHA))
+    crit = float(np.quantile(np.max(np.abs(sums(n_null)) * scale, axis=1), 1 - level))
     S = sums(n_power)
     where = interior[np.arange(n_power) % interior.size][:, None]
     inside = (a[None, :] <= where) & (where <= b[None, :])
 
+    width = (b - a + 1.0)[None, :]
+    rows = np.arange(n_power)
+
     def power(d: float) -> float:
-        return float(np.mean(np.max(np.abs(S + d * inside) * scale, axis=1) > crit))
+        Z = S + d * inside
+        arg = np.argmax(np.abs(Z) * scale, axis=1)
+        top = np.abs(Z[rows, arg]) * scale[arg]
+        return float(np.mean((top > crit) & inside[rows, arg] & (Z[rows, arg] / width[0, arg] >= min_log)))
 
     lo, hi = 0.0, 0.5
     while power(hi) < 0.8:
@@ -392,24 +418,32 @@ def oracle_mde(resid: np.ndarray, interior: np.ndarray, n_null: int, n_power: in
 
 
 def oracle_job(job: tuple[str, int, int]) -> dict:
-    """The oracle's 80 %-power ratio for every series of a file, beside the stated ``mde``."""
+    """Both oracles' 80 %-power ratios for every series of a file, beside the stated ``mde``.
+
+    The matched oracle decides at the level the package's ``mde`` is stated for: ``alpha / m`` with ``m`` the
+    file's tested series (a regime alone among them must reach it under Benjamini-Hochberg); the run-level
+    oracle at ``alpha`` per series, as this table first did."""
     path, n_null, n_power = job
     ds, r = null_result(path)
     name, nb = Path(path).name, r.sizes["budget"]
     base = np.asarray(r["baseline"].values, dtype=float).reshape(-1, nb)
     runs = series_runs(ds, r)
-    oracle = []
+    m = max(int(np.isfinite(per_series(r, "p_series")).sum()), 1)
+    oracle, runs_only = [], []
     for k in range(runs.shape[0]):
         with np.errstate(divide="ignore", invalid="ignore"):
             e = np.log(runs[k] / base[k][:, None])
         has = np.isfinite(e).any(axis=1)
         cells = np.flatnonzero(has)
         interior = np.flatnonzero((cells >= 1) & (cells <= nb - 2))
-        oracle.append(oracle_mde(e[has], interior, n_null, n_power, zlib.crc32(f"{name}/{k}".encode())))
-    return {"file": name, "trials": int(ds.sizes["trial"]), "oracle": oracle, "mde": per_series(r, "mde").tolist()}
+        seed = zlib.crc32(f"{name}/{k}".encode())
+        oracle.append(oracle_mde(e[has], interior, n_null, n_power, seed, level=ALPHA / m,
+                                 min_log=math.log1p(float(r.attrs["min_effect"]))))
+        runs_only.append(oracle_mde(e[has], interior, n_null, n_power, seed, cells=False))
+    return {"file": name, "trials": int(ds.sizes["trial"]), "oracle": oracle, "oracle_runs": runs_only,
+            "m": m, "mde": per_series(r, "mde").tolist()}
 
 
-# ----------------------------------------------------------------------------- summaries
 def rate(xs: Iterable[bool]) -> tuple[float, int]:
     """Share of true values and their count (NaN for none)."""
     a = np.asarray(list(xs), dtype=float)
@@ -580,11 +614,17 @@ def render_oracle(oracle: list[dict], power: list[dict]) -> list[str]:
            "Per series: the package's stated `mde` (one budget, on the file as measured); the ratio at which "
            "the package actually found 80 % of the one-at-a-time one-budget plants (`mde^e80`, with e80 "
            "interpolated from the file's pooled rates in the power table; `>` where even mde^1.5 stayed below "
-           "0.8); the oracle's 80 %-power ratio (noise and baseline known, see the script's docstring). Gap: "
-           "log(package) / log(oracle) - 1, the median over the series (the issue asks at most 0.15). "
-           "Medians over each file's series.", "",
-           "| file | series | stated mde | found 80 % at | oracle | gap, stated | gap, found |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           "0.8); the oracle's 80 %-power ratio: a scan that knows the baseline and the noise of a budget (its "
+           "cell means drawn from the series' own, both levels of noise and their tails) and decides at the "
+           "level the package's `mde` is stated for (`alpha / m`, `m` the file's tested series: a regime alone "
+           "among them must reach it). Gap: log(package) / log(oracle) - 1, the median over the series (the "
+           "issue asks at most 0.15). Last column: the run-level oracle this table first showed (runs drawn "
+           "iid, as if a cell carried no effect of its own, at 0.05 per series): a bound no test on these "
+           "files can reach, since their cells do carry effects of their own (issue 14 measured the sd of "
+           "cell medians at 1.1-2.5x what the run noise predicts). Medians over each file's series.", "",
+           "| file | series | m | stated mde | found 80 % at | oracle | gap, stated | gap, found | "
+           "run-level oracle at 0.05 |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     med = lambda a: float(np.median(a)) if len(a) else float("nan")  # noqa: E731
 
     def found_at(recs: list[dict], mde: np.ndarray, orc: np.ndarray) -> tuple[str, str]:
@@ -596,24 +636,25 @@ def render_oracle(oracle: list[dict], power: list[dict]) -> list[str]:
             gap = np.log(found) / np.log(orc) - 1
         return f"{bound}x{med(found):.2f}", f"{bound}{med(gap):+.2f}"
 
-    every: list[tuple[float, float]] = []
+    every: list[tuple[float, float, float]] = []
     for o in oracle:
         mde, orc = np.asarray(o["mde"], dtype=float), np.asarray(o["oracle"], dtype=float)
+        orr = np.asarray(o["oracle_runs"], dtype=float)
         ok = np.isfinite(orc) & (orc > 1)
-        mde, orc = mde[ok], orc[ok]
-        every += list(zip(mde, orc))
+        mde, orc, orr = mde[ok], orc[ok], orr[ok]
+        every += list(zip(mde, orc, orr))
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.log(mde) / np.log(orc) - 1
         f80, gap80 = found_at([x for x in one if x["file"] == o["file"]], mde, orc)
-        out.append(f"| {o['file']} | {int(ok.sum())} | x{med(mde):.2f} | {f80} | x{med(orc):.2f} | "
-                   f"{med(gap):+.2f} | {gap80} |")
+        out.append(f"| {o['file']} | {int(ok.sum())} | {o['m']} | x{med(mde):.2f} | {f80} | x{med(orc):.2f} | "
+                   f"{med(gap):+.2f} | {gap80} | x{med(orr):.2f} |")
     if every:
-        mde, orc = (np.array(a, dtype=float) for a in zip(*every))
+        mde, orc, orr = (np.array(a, dtype=float) for a in zip(*every))
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = np.log(mde) / np.log(orc) - 1
         f80, gap80 = found_at([x for x in one if x["file"] in {o["file"] for o in oracle}], mde, orc)
-        out.append(f"| **all 3-trial series** (rates pooled) | {mde.size} | x{med(mde):.2f} | {f80} | "
-                   f"x{med(orc):.2f} | **{med(gap):+.2f}** | **{gap80}** |")
+        out.append(f"| **all 3-trial series** (rates pooled) | {mde.size} | | x{med(mde):.2f} | {f80} | "
+                   f"x{med(orc):.2f} | **{med(gap):+.2f}** | **{gap80}** | x{med(orr):.2f} |")
     return out
 
 

@@ -1,8 +1,8 @@
-"""Speed of analysis.regimes: a paper-sized sweep, a scaling table up to 10^6 cells, 2 dask workers.
+"""Speed of analysis.regimes: a paper-sized sweep (and earlier revisions of it), a scaling table, 2 dask workers.
 
 Run on one core (BLAS threads pinned to 1 before numpy loads)::
 
-    python benchmarks/regimes_speed.py [--max-cells 1000000] [--repeat 5] [--write]
+    python benchmarks/regimes_speed.py [--max-cells 100000] [--repeat 5] [--before REV ...] [--dask] [--write]
 
 ``--write`` puts the tables into docs/performance.md ("## Analysis speed").
 Data: :func:`analysis.synthetic.make_dataset` (``step_time=False``); the time
@@ -18,7 +18,9 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -72,46 +74,84 @@ def scaling_dataset(n_series: int, trials: int):
     )
 
 
+PAPER_SNIPPET = """
+import json, statistics, sys, time, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, "benchmarks")
+from regimes_speed import BUDGETS, PAPER_MODELS, PAPER_REGIMES
+from analysis.regimes import regimes
+from analysis.synthetic import make_dataset
+ds = make_dataset(0, models=PAPER_MODELS, devices=("mps", "cuda", "cpu"), caches=(False, True), budgets=BUDGETS,
+                  trials=5, regimes=PAPER_REGIMES, step_time=False)
+regimes(ds)
+t = []
+for _ in range(int(sys.argv[1])):
+    t0 = time.perf_counter(); regimes(ds); t.append(time.perf_counter() - t0)
+print(json.dumps(statistics.median(t)))
+"""
+
+
+def time_revision(rev: str, repeat: int) -> float:
+    """Median seconds of ``regimes`` on the paper-sized sweep at git revision ``rev`` (its own code and its own
+    ``analysis.synthetic``), in a fresh process on a temporary worktree."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            out = subprocess.run([sys.executable, "-c", PAPER_SNIPPET, str(repeat)], cwd=tree, env=env, check=True,
+                                 capture_output=True, text=True)
+            return float(out.stdout.strip().splitlines()[-1])
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--max-cells", type=int, default=1_000_000)
+    p.add_argument("--max-cells", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--before", action="append", default=[],
+                   help="also time the paper-sized sweep at this git revision (repeatable), same machine and run")
+    p.add_argument("--dask", action="store_true", help="also time the largest dataset on 2 dask workers")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     warnings.simplefilter("ignore")
     lines: list[str] = []
 
-    # ---- paper-sized sweep
+    # ---- paper-sized sweep, and earlier revisions in the same run
     ds = make_dataset(0, models=PAPER_MODELS, devices=("mps", "cuda", "cpu"), caches=(False, True), budgets=BUDGETS,
                       trials=5, regimes=PAPER_REGIMES, step_time=False)
     cells = int(ds["latency"].size)
     t_paper, r = timed(lambda: regimes(ds), args.repeat)
-    t_noboot, _ = timed(lambda: regimes(ds, n_boot=0), args.repeat)
-    n_series = int(r["detected"].size)
+    n_series = int(r["p_series"].size)
+    command = COMMAND.format(max_cells=args.max_cells, repeat=args.repeat) + "".join(
+        f" --before {rev}" for rev in args.before) + (" --dask" if args.dask else "")
     lines += [
-        f"Measured with `{COMMAND.format(max_cells=args.max_cells, repeat=args.repeat)}` on one CPU core "
-        f"({os.cpu_count()} logical CPUs on the machine, shared; BLAS threads pinned to 1); median of "
-        f"{args.repeat} runs after a warm-up; making the data is not counted.",
+        f"Measured with `{command}` on one CPU core ({os.cpu_count()} logical CPUs on the machine, shared; BLAS "
+        f"threads pinned to 1); median of {args.repeat} runs after a warm-up; making the data is not counted.",
         "",
         f"Paper-sized sweep: 6 models x 3 devices (mps, cuda, cpu) x 2 cache x 50 budgets x 5 trials = "
         f"{cells} runs, {n_series} series, 4 planted regimes on mps (`analysis.synthetic`, default noise).",
         "",
-        "| call | seconds | series where the detector ran | anomalous series |",
-        "|---|---|---|---|",
-        f"| `regimes(ds)` (n_boot=200) | {t_paper:.3f} | {int(r['detected'].sum())} | "
-        f"{int(r['anomalous'].any('budget').sum())} |",
-        f"| `regimes(ds, n_boot=0)` | {t_noboot:.3f} | | |",
+        "| code | seconds | series with a regime |",
+        "|---|---|---|",
+        f"| this revision | {t_paper:.2f} | {int(r['anomalous'].any('budget').sum())} |",
+    ]
+    for rev in args.before:
+        lines.append(f"| `{rev}` (same run, its own code) | {time_revision(rev, args.repeat):.2f} | |")
+    lines += [
         "",
-        "The step scan (docs/methods.md, step 5) made `regimes` about 10x slower than before it (0.21 s for the",
-        "paper-sized sweep, 20 us a cell): each series now runs 200 permutations of its runs plus a Gaussian null,",
-        "and ten times more for a segment that few permutations reach; `regimes(ds, n_perm=...)` trades p-value",
-        "resolution for time.",
+        "Where the time goes (cProfile, this revision): the power simulation (`mde`, `mde_4`, the power curve: "
+        "steps planted into 200 null draws at 4 positions, bisected, and up to 2000 null maxima for the critical "
+        "value at alpha / m) is most of it, then the sequential p-values. `regimes(ds, n_perm=...)` trades "
+        "p-value resolution for time.",
         "",
     ]
 
     # ---- scaling
     lines += [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
-              "| cells | series | seconds | detector ran on | microseconds per cell |", "|---|---|---|---|---|"]
+              "| cells | series | seconds | series with a regime | microseconds per cell |", "|---|---|---|---|---|"]
     biggest = None
     target = 10_000
     while target <= args.max_cells:
@@ -120,14 +160,15 @@ def main() -> None:
         reps = args.repeat if target < 200_000 else 1
         t, r = timed(lambda: regimes(big), reps)
         c = int(big["latency"].size)
-        lines.append(f"| {c:,} | {int(r['detected'].size):,} | {t:.2f} | {int(r['detected'].sum())} | {1e6 * t / c:.2f} |")
+        lines.append(f"| {c:,} | {int(r['p_series'].size):,} | {t:.2f} | {int(r['anomalous'].any('budget').sum())} | "
+                     f"{1e6 * t / c:.2f} |")
         print(lines[-1], flush=True)
         biggest = big
         target *= 10
     lines.append("")
 
     # ---- dask, 2 workers
-    if biggest is not None:
+    if biggest is not None and args.dask:
         import dask
         import distributed
 
@@ -157,7 +198,7 @@ def main() -> None:
             f"| dask.distributed `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`, data persisted "
             f"on the workers | {t_dask:.2f} | {t_eager / t_dask:.2f} | {same(out)} |",
             "",
-            "The per-series work (baseline, changepoints, tests, bootstrap) runs in the workers; validating the "
+            "The per-series work (baseline, scan, p-values, power simulation) runs in the workers; validating the "
             "input, the BH correction, the time-confound check (which needs every run's residual and execution "
             "time) and assembling the result run in the client, so the speed-up is bounded by that serial part "
             f"and here by the machine ({os.cpu_count()} logical CPUs shared with other work).",

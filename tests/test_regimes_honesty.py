@@ -79,12 +79,18 @@ def test_shuffled_file_gives_p_values() -> None:
 
 
 def test_oracle_on_gaussian_noise_is_between_one_test_and_bonferroni() -> None:
-    """Gaussian runs (sd 0.1, 3 trials, 10 cells): the oracle's 80 % step lies between (z_0.975 + z_0.8) and
-    (Bonferroni over the 55 intervals + z_0.8) standard errors of a cell mean."""
+    """Gaussian runs (sd 0.1, 3 trials, 10 cells): the run-level oracle's 80 % step lies between (z_0.975 +
+    z_0.8) and (Bonferroni over the 55 intervals + z_0.8) standard errors of a cell mean; the matched oracle
+    (cell means drawn from the series' own) between the same bounds in units of their sd (40 cells, 820
+    intervals: Bonferroni z 4.05), and at alpha / 4 higher than at alpha."""
     resid = np.random.default_rng(1).normal(0.0, 0.1, size=(10, 3))
-    ratio = honesty.oracle_mde(resid, np.arange(1, 9), 4000, 2000, seed=2)
+    ratio = honesty.oracle_mde(resid, np.arange(1, 9), 4000, 2000, seed=2, cells=False)
     se = resid.std() / math.sqrt(3)
     assert (1.96 + 0.84) * se < math.log(ratio) < (3.32 + 0.84) * se
+    resid = np.random.default_rng(3).normal(0.0, 0.1, size=(40, 3))
+    sd = float(resid.mean(axis=1).std())
+    at = [honesty.oracle_mde(resid, np.arange(1, 39), 4000, 2000, seed=2, level=lv) for lv in (0.05, 0.0125)]
+    assert (1.96 + 0.84) * sd < math.log(at[0]) < math.log(at[1]) < (4.05 + 0.84) * sd
 
 
 def test_e80_interpolates_the_first_crossing() -> None:
