@@ -91,18 +91,26 @@ print(json.dumps(statistics.median(t)))
 """
 
 
+def _time_tree(tree: Path, repeat: int) -> float:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), env_path] if (env_path := os.environ.get(
+        "PYTHONPATH")) else [str(tree)])}
+    out = subprocess.run([sys.executable, "-c", PAPER_SNIPPET, str(repeat)], cwd=tree, env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def time_revision(rev: str, repeat: int) -> float:
     """Median seconds of ``regimes`` on the paper-sized sweep at git revision ``rev`` (its own code and its own
-    ``analysis.synthetic``), in a fresh process on a temporary worktree."""
+    ``analysis.synthetic``), in a fresh process on a temporary worktree; ``rev`` may also be a folder holding
+    that revision's ``analysis``, ``collector`` and ``benchmarks`` (``git archive REV | tar -x -C FOLDER``)."""
+    if Path(rev).is_dir():
+        return _time_tree(Path(rev).resolve(), repeat)
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
         try:
-            env = {**os.environ, "PYTHONPATH": str(tree)}
-            out = subprocess.run([sys.executable, "-c", PAPER_SNIPPET, str(repeat)], cwd=tree, env=env, check=True,
-                                 capture_output=True, text=True)
-            return float(out.stdout.strip().splitlines()[-1])
+            return _time_tree(tree, repeat)
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
 
@@ -139,7 +147,7 @@ def main() -> None:
         f"| this revision | {t_paper:.2f} | {int(r['anomalous'].any('budget').sum())} |",
     ]
     for rev in args.before:
-        lines.append(f"| `{rev}` (same run, its own code) | {time_revision(rev, args.repeat):.2f} | |")
+        lines.append(f"| `{Path(rev).name}` (same run, its own code) | {time_revision(rev, args.repeat):.2f} | |")
     lines += [
         "",
         "Where the time goes (cProfile, this revision): the power simulation (`mde`, `mde_4`, the power curve: "
