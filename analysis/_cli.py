@@ -1,32 +1,41 @@
-"""The analyses on the command line: ``kv``, ``phases``, ``memory``, ``monotonicity``, ``steps``,
-``boundaries``, ``backends``, ``compare`` and ``report`` (registered in ``python -m analysis``).
+"""The commands of ``python -m analysis``, in one list: :data:`COMMANDS`.
 
-Each prints a table with a legend line and the analysis' summary, or the
-whole result as JSON with ``--json``. Errors reach ``analysis.__main__.main``,
-which prints one line and exits with status 2.
+One command per analysis of :data:`analysis.registry.ANALYSES` (named like its
+function, its short name an alias: ``kv_speedup`` and ``kv``), then ``compare``,
+``report`` and ``datasets``. An analysis' command prints its table with a
+legend line and its summary, or the result as JSON with ``--json``
+(:func:`analysis._cli_render.write_json`: one envelope for every command).
+Errors reach :func:`analysis.__main__.main`, which prints the package's own
+errors as one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import warnings
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
-__all__ = ["COMMANDS"]
+from analysis._common import quiet
+from analysis.registry import ANALYSES, Analysis
 
-Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+__all__ = ["COMMANDS", "Command"]
+
+
+class Command(NamedTuple):
+    """One subcommand: add its arguments, run it (returns the exit status), its help, its other names."""
+
+    add: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    aliases: tuple[str, ...] = ()
 
 
 def _paths(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="RUN.nc", help="dataset files or glob patterns (several are combined)")
 
 
-def _common(p: argparse.ArgumentParser, *, alpha: bool = True, show_all: bool = False) -> None:
-    if alpha:
-        p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate (default: 0.05)")
-    if show_all:
-        p.add_argument("--all", action="store_true", help="also list the series with nothing to report")
+def _json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
 
@@ -40,7 +49,7 @@ def _show(result: Any, tables: list[Any], args: argparse.Namespace) -> int:
     from analysis import _cli_render as r
 
     if args.json:
-        r.print_json(result)
+        r.write_json(args.command, result)
         return 0
     out = r.console()
     for t in tables:
@@ -50,113 +59,34 @@ def _show(result: Any, tables: list[Any], args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet(fn: Callable[..., Any], *a: Any, **kw: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*a, **kw)
-
-
-# ----------------------------------------------------------------------------- the analyses
-def _add_kv(p: argparse.ArgumentParser) -> None:
+# ----------------------------------------------------------------------------- the analyses (from the registry)
+def _add_analysis(entry: Analysis, p: argparse.ArgumentParser) -> None:
     _paths(p)
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the CI (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling (default: 0)")
-    _common(p)
+    for opt in entry.options:
+        opt.add(p)
+    _json_flag(p)
 
 
-def _run_kv(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.kv import kv_speedup
+def _run_analysis(entry: Analysis, args: argparse.Namespace) -> int:
+    from analysis import _cli_render as r
 
-    res = _quiet(kv_speedup, _open(args), n_boot=args.n_boot, seed=args.seed, alpha=args.alpha)
-    return _show(res, [T.kv(res)], args)
-
-
-def _add_phases(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    p.add_argument("--degree", type=int, default=2, help="degree of each phase's budget polynomial (default: 2)")
-    _common(p)
-
-
-def _run_phases(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.phases import phases
-
-    res = _quiet(phases, _open(args), degree=args.degree, alpha=args.alpha)
-    return _show(res, [T.phases(res)], args)
+    ds = _open(args)
+    with quiet():
+        result = entry.function(ds, **{o.dest: getattr(args, o.dest) for o in entry.options if o.call})
+    if args.json:
+        r.write_json(entry.name, entry.json(result) if entry.json is not None else result)
+        return 0
+    if entry.cli_print is not None:
+        entry.cli_print(result, args)
+        return 0
+    if entry.table is None:
+        raise TypeError(f"analysis {entry.name!r} has neither a table nor cli_print")
+    table = entry.table(result, show_all=args.all) if entry.show_all else entry.table(result)
+    return _show(result, [table], args)
 
 
-def _add_memory(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    p.add_argument("--covariates", default=None, help="comma-separated memory variables (default: all present)")
-    p.add_argument("--min-jump", type=float, default=0.02, help="smallest relative memory change that counts (0.02)")
-    _common(p, show_all=True)
-
-
-def _run_memory(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.memory import memory_effect
-
-    cov = [c.strip() for c in args.covariates.split(",") if c.strip()] if args.covariates else None
-    res = _quiet(memory_effect, _open(args), covariates=cov, alpha=args.alpha, min_jump=args.min_jump)
-    return _show(res, [T.memory(res, show_all=args.all)], args)
-
-
-def _add_monotonicity(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    p.add_argument("--var", default="latency", help="variable to check (default: latency)")
-    p.add_argument("--min-effect", type=float, default=0.0, help="smallest inversion that counts (default: 0)")
-    _common(p, show_all=True)
-
-
-def _run_monotonicity(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.monotonicity import monotonicity
-
-    res = _quiet(monotonicity, _open(args), args.var, alpha=args.alpha, min_effect=args.min_effect)
-    return _show(res, [T.monotonicity(res, show_all=args.all)], args)
-
-
-def _add_steps(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    p.add_argument("--max-modes", type=int, default=4, help="most execution modes tried (default: 4)")
-    p.add_argument("--min-effect", type=float, default=0.2, help="smallest difference between modes (default: 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the mixture fit (default: 0)")
-    _common(p, alpha=False, show_all=True)
-
-
-def _run_steps(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.steps import step_regimes
-
-    res = _quiet(step_regimes, _open(args), max_modes=args.max_modes, min_effect=args.min_effect, seed=args.seed)
-    return _show(res, [T.steps(res, show_all=args.all)], args)
-
-
-def _add_boundaries(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    _common(p)
-
-
-def _run_boundaries(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.boundaries import boundaries
-
-    res = _quiet(boundaries, _open(args), alpha=args.alpha)
-    return _show(res, [T.boundaries(res)], args)
-
-
-def _add_backends(p: argparse.ArgumentParser) -> None:
-    _paths(p)
-    _common(p)
-
-
-def _run_backends(args: argparse.Namespace) -> int:
-    from analysis import _tables_more as T
-    from analysis.backends import compare_backends
-
-    res = _quiet(compare_backends, _open(args), alpha=args.alpha)
-    return _show(res, [T.backends(res)], args)
+def _analysis_command(entry: Analysis) -> Command:
+    return Command(partial(_add_analysis, entry), partial(_run_analysis, entry), entry.help, entry.aliases)
 
 
 # ----------------------------------------------------------------------------- compare and report
@@ -171,7 +101,8 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep-sd", type=float, default=0.0, metavar="SD",
                    help="sd of a series' log level between repeated sweeps of one host, where known; widens the "
                         "intervals and tests (default: 0, not counted)")
-    _common(p)
+    p.add_argument("--alpha", type=float, default=0.05, help="false discovery rate (default: 0.05)")
+    _json_flag(p)
 
 
 _COMPARE_LEGENDS = {
@@ -200,8 +131,9 @@ def _run_compare(args: argparse.Namespace) -> int:
 
     if args.plot:
         check_output(args.plot, "figure")  # a file name in a writable folder, before the work
-    res = _quiet(compare, open_dataset(args.a), open_dataset(args.b), args.var, alpha=args.alpha,
-                 labels=(Path(args.a).name, Path(args.b).name), sweep_sd=args.sweep_sd)
+    with quiet():
+        res = compare(open_dataset(args.a), open_dataset(args.b), args.var, alpha=args.alpha,
+                      labels=(Path(args.a).name, Path(args.b).name), sweep_sd=args.sweep_sd)
     if args.plot:
         from analysis.plot import compare as plot_compare
 
@@ -247,15 +179,30 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-#: subcommand -> (add its arguments, run it, help)
+# ----------------------------------------------------------------------------- datasets
+def _add_datasets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paths", action="store_true", help="print each dataset's file instead of its description")
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from analysis import published
+    from collector.safetext import visible
+
+    found = published.available()
+    if not found:
+        folders = ", ".join(str(f) for f in published.search_path()) or "none"
+        print(visible(f"no published dataset found (folders searched: {folders}; add one with ${published.ENV_VAR})"))
+        return 0
+    for line in ([f"{k}  {v}" for k, v in found.items()] if args.paths else published.lines()):
+        print(visible(line))  # datasheets are files too
+    return 0
+
+
+#: Every subcommand of ``python -m analysis``: name -> :class:`Command`.
 COMMANDS: dict[str, Command] = {
-    "kv": (_add_kv, _run_kv, "KV-cache speedup per budget and where it collapses"),
-    "phases": (_add_phases, _run_phases, "which phase (prefill or decode) carries each regime's excess"),
-    "memory": (_add_memory, _run_memory, "whether memory explains the regimes"),
-    "monotonicity": (_add_monotonicity, _run_monotonicity, "where more tokens take less time"),
-    "steps": (_add_steps, _run_steps, "execution modes of the per-step times"),
-    "boundaries": (_add_boundaries, _run_boundaries, "whether onset and recovery follow budget or total length"),
-    "backends": (_add_backends, _run_backends, "which devices show regimes, per model"),
-    "compare": (_add_compare, _run_compare, "did it change? B against A on the cells both measured"),
-    "report": (_add_report, _run_report, "an HTML report with figures and a markdown summary"),
+    **{a.name: _analysis_command(a) for a in ANALYSES},
+    "compare": Command(_add_compare, _run_compare, "did it change? B against A on the cells both measured"),
+    "report": Command(_add_report, _run_report, "an HTML report with figures and a markdown summary"),
+    "datasets": Command(_add_datasets, _run_datasets, "list the published datasets (open one by name: "
+                        "analysis.open_dataset(NAME))"),
 }

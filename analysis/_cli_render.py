@@ -1,4 +1,4 @@
-"""Drawing results on a terminal: rich tables with a legend line, summaries, and generic JSON.
+"""Drawing results on a terminal: rich tables with a legend line, summaries, and JSON (one writer).
 
 Every string that came from a file (coordinate values, attrs, summaries) is
 printed with control characters shown as escapes (``\\x1b``) and rich markup
@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import math
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import numpy as np
@@ -22,7 +23,7 @@ from rich.table import Table as RichTable
 from analysis._table import Table
 from collector.safetext import for_rich, visible
 
-__all__ = ["console", "escape", "json_ready", "print_json", "print_summary", "render"]
+__all__ = ["FORMAT", "console", "dataset_payload", "escape", "json_ready", "print_summary", "render", "write_json"]
 
 _STYLE = {"slow": "bold red", "fast": "bold cyan", "hit": "bold"}
 
@@ -82,15 +83,29 @@ def json_ready(v: Any) -> Any:
     return str(v)
 
 
-def print_json(result: xr.Dataset | dict[str, Any], stream: TextIO | None = None) -> None:
-    """Print a result as JSON: ``{"attrs", "summary", "coords", "data_vars"}`` (xarray's ``to_dict`` layout)."""
-    if isinstance(result, xr.Dataset):
-        d = result.to_dict(data="list")
-        payload = {"summary": str(result.attrs.get("summary", "")), "attrs": d["attrs"], "dims": d["dims"],
-                   "coords": d["coords"], "data_vars": d["data_vars"]}
-        payload["attrs"].pop("summary", None)
-    else:
-        payload = result
+#: The ``format`` of every JSON document ``python -m analysis`` prints (docs/cli.md, "JSON output"); the
+#: number changes when a key is renamed or removed, not when one is added.
+FORMAT = "decode-regimes/1"
+
+
+def dataset_payload(result: xr.Dataset) -> dict[str, Any]:
+    """A result in xarray's ``to_dict`` layout: ``{"summary", "attrs", "dims", "coords", "data_vars"}``."""
+    d = result.to_dict(data="list")
+    payload = {"summary": str(result.attrs.get("summary", "")), "attrs": d["attrs"], "dims": d["dims"],
+               "coords": d["coords"], "data_vars": d["data_vars"]}
+    payload["attrs"].pop("summary", None)
+    return payload
+
+
+def write_json(command: str, result: xr.Dataset | Mapping[str, Any], stream: TextIO | None = None) -> None:
+    """Print a command's result as one JSON document: ``{"format", "command", ...}`` then the result's keys.
+
+    A Dataset is written in :func:`dataset_payload`'s layout; a mapping (a
+    command's own layout, e.g. the regimes' series and segments) as it is.
+    NaN and infinities are ``null``.
+    """
+    payload = dataset_payload(result) if isinstance(result, xr.Dataset) else dict(result)
+    envelope = {"format": FORMAT, "command": command, **payload}
     stream = stream or sys.stdout
-    json.dump(json_ready(payload), stream, indent=1, allow_nan=False)
+    json.dump(json_ready(envelope), stream, indent=1, allow_nan=False)
     stream.write("\n")

@@ -1,23 +1,25 @@
-"""The steps of a report as task functions (module level, picklable arguments; the dataset in ``SHARED``)."""
+"""The steps of a report as task functions (module level, picklable arguments; the dataset in ``SHARED``).
+
+Analyses and figures are named by their :mod:`analysis.registry` entries.
+"""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from analysis._common import quiet
 from analysis._labels import iter_series, series_dims, series_name, varying_dims
 from analysis._report_parts import RenderedFigure, render_figure
 from analysis._report_run import SHARED
+from analysis.registry import BY_NAME, STEP_RUNS
 
 __all__ = ["PARALLEL_RUNS", "STEP_RUNS", "analysis_task", "figure_task", "regimes_parallel", "regimes_task",
-           "steps_subset", "steps_task"]
+           "steps_subset"]
 
-#: Above this many runs with per-step times, the per-step analysis covers the series with the strongest regimes only.
-STEP_RUNS = 5_000
 #: From this many runs, :func:`regimes_parallel` spreads the series over worker processes.
 PARALLEL_RUNS = 20_000
 
@@ -27,8 +29,7 @@ def _ds() -> xr.Dataset:
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet():
         return fn(*args, **kwargs)
 
 
@@ -68,30 +69,30 @@ def regimes_parallel(ds: xr.Dataset, workers: int) -> xr.Dataset:
             return _quiet(regimes, lazy)
 
 
-def analysis_task(key: str, regimes: xr.Dataset) -> xr.Dataset:
-    """One of the per-question analyses, reusing the regimes result."""
-    from analysis.backends import compare_backends
-    from analysis.boundaries import boundaries
-    from analysis.kv import kv_speedup
-    from analysis.memory import memory_effect
-    from analysis.monotonicity import monotonicity
-    from analysis.phases import phases
+def analysis_task(name: str, regimes: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """The analysis ``name`` of the registry on the dataset, reusing the regimes result; and a note ("" if none).
 
-    ds = _ds()
-    fns = {"phases": lambda: phases(ds, reg=regimes), "memory": lambda: memory_effect(ds, reg=regimes),
-           "kv": lambda: kv_speedup(ds, reg=regimes), "monotonicity": lambda: monotonicity(ds),
-           "boundaries": lambda: boundaries(ds, reg=regimes), "backends": lambda: compare_backends(ds, reg=regimes)}
-    return _quiet(fns[key])
+    An analysis with ``max_runs`` gets :func:`steps_subset` of the dataset (the note says what was left out).
+    """
+    entry = BY_NAME[name]
+    ds, note = _ds(), ""
+    if entry.max_runs is not None:
+        ds, note = steps_subset(ds, regimes, entry.max_runs, var=entry.needs[0], title=entry.title,
+                                command=entry.key)
+    kwargs = {"reg": regimes} if entry.takes_reg else {}
+    return _quiet(entry.function, ds, **kwargs), note
 
 
-def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int) -> tuple[xr.Dataset, str]:
-    """The per-step data to analyse: all of it, or (above ``max_runs`` runs) only the series with a regime.
+def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int, *, var: str = "step_time",
+                 title: str = "Per-step modes", command: str = "steps") -> tuple[xr.Dataset, str]:
+    """The data of ``var`` to analyse: all of it, or (above ``max_runs`` runs) only the series with a regime.
 
     The chosen series are stacked on one ``series`` dim whose values are the
-    series' names. Returns the data and a note saying what was left out ("" if nothing).
+    series' names. Returns the data (``var`` and ``status``) and a note saying
+    what was left out ("" if nothing): ``title`` names the analysis, ``command`` its command.
     """
-    st = ds["step_time"]
-    keep = [v for v in ("step_time", "status") if v in ds]
+    st = ds[var]
+    keep = [v for v in (var, "status") if v in ds]
     n_runs = int(np.prod([n for d, n in st.sizes.items() if d != "step"], dtype=np.int64))
     if n_runs <= max_runs:
         return ds[keep], ""
@@ -113,34 +114,26 @@ def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int) -> tuple[xr.Dat
     stacked = ds[keep].stack(series=dims).isel(series=chosen)
     names = [series_name(every[i][1], varying) for i in chosen]
     sub = stacked.drop_vars([c for c in stacked.coords if "series" in stacked[c].dims]).assign_coords(series=names)
-    note = (f"Per-step modes analysed for {len(chosen)} of {len(every)} series, those with the strongest latency "
-            f"regimes ({n_runs:,} runs are more than {max_runs:,}); `python -m analysis steps` analyses all of them.")
+    note = (f"{title} analysed for {len(chosen)} of {len(every)} series, those with the strongest latency "
+            f"regimes ({n_runs:,} runs are more than {max_runs:,}); `python -m analysis {command}` analyses all of "
+            "them.")
     return sub.transpose("series", ...), note
 
 
-def steps_task(max_runs: int, regimes: xr.Dataset) -> tuple[xr.Dataset, str]:
-    """:func:`analysis.step_regimes` on :func:`steps_subset` of the dataset, and its note."""
-    from analysis.steps import step_regimes
-
-    sub, note = steps_subset(_ds(), regimes, max_runs)
-    return _quiet(step_regimes, sub), note
-
-
-def figure_task(name: str, caption: str, out_dir: str, max_panels: int, regimes: xr.Dataset,
-                kv: Any = None) -> RenderedFigure:
-    """Draw figure ``name`` of the dataset and write it (PNG and SVG) under ``out_dir``."""
+def figure_task(owner: str, name: str, out_dir: str, max_panels: int, regimes: xr.Dataset,
+                **results: Any) -> RenderedFigure:
+    """Draw figure ``name`` of the analysis ``owner`` (its registry entry) and write it (PNG and SVG) under
+    ``out_dir``; ``results`` holds the owner's result when the figure takes it."""
     from analysis import plot
 
-    ds = _ds()
-    small = min(max_panels, 6)
-    makers = {
-        "latency": lambda: plot.latency(ds, reg=regimes, max_panels=max_panels),
-        "decode_per_token": lambda: plot.decode_per_token(ds, reg=regimes, max_panels=max_panels),
-        "drift": lambda: plot.drift(ds, reg=regimes),
-        "phases": lambda: plot.phases(ds, reg=regimes, max_panels=small),
-        "memory": lambda: plot.memory(ds, reg=regimes, max_panels=small),
-        "kv_speedup": lambda: plot.kv_speedup(ds, kv=kv, max_panels=max_panels),
-        "regime_map": lambda: plot.regime_map(ds, reg=regimes, max_panels=small),
-    }
-    fig = _quiet(makers[name])
-    return render_figure(fig, name, caption, Path(out_dir))
+    spec = next(f for f in BY_NAME[owner].figures if f.name == name)
+    kwargs: dict[str, Any] = {}
+    if spec.reg:
+        kwargs["reg"] = regimes
+    if spec.panels is not None:
+        kwargs["max_panels"] = max_panels if spec.panels == "all" else min(max_panels, 6)
+    if spec.result is not None:
+        own = next(iter(results.values()))
+        kwargs[spec.result] = own[0] if isinstance(own, tuple) else own
+    fig = _quiet(getattr(plot, spec.plot), _ds(), **kwargs)
+    return render_figure(fig, name, spec.caption, Path(out_dir))

@@ -8,8 +8,9 @@ import numpy as np
 import xarray as xr
 
 from analysis._labels import clean_text, is_simulated, scalar
+from analysis.registry import ANALYSES, REGIMES
 
-__all__ = ["GLOSSARY", "SECTION_INTROS", "environment_rows", "protocol_rows"]
+__all__ = ["GLOSSARY", "SECTIONS", "SECTION_INTROS", "environment_rows", "protocol_rows"]
 
 _ENV = (("platform", "platform"), ("machine", "machine"), ("processor", "processor"), ("gpu_name", "GPU / chip"),
         ("os_version", "OS"), ("python_version", "Python"), ("torch_version", "torch"),
@@ -53,18 +54,16 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
                   "statistics, never evidence about hardware."),
 )
 
-#: One sentence under each section title: the question it answers.
-SECTION_INTROS: dict[str, str] = {
-    "regimes": "Is latency a smooth function of the budget, or are there budget intervals where it jumps?",
-    "drift": "Could a slow period of the machine explain a regime? Runs in execution order.",
-    "phases": "Does a regime's extra time come from the prefill or from the decode steps?",
-    "memory": "Does memory use explain the regimes, or does it grow smoothly through them?",
-    "kv": "How much does the KV cache save, and does its advantage collapse inside a regime?",
-    "monotonicity": "Does generating more tokens ever take less time?",
-    "steps": "Inside a slow run, is every decode step slow, or does the run switch into a slow mode part-way?",
-    "boundaries": "With several prompt lengths: do regimes start at a fixed budget or a fixed total length?",
-    "backends": "Which devices show regimes, per model?",
+#: Section id -> (title, the one sentence under it: the question it answers): the regimes, then the report's own
+#: section on execution order, then every other analysis of :data:`analysis.registry.ANALYSES`.
+SECTIONS: dict[str, tuple[str, str]] = {
+    **{a.key: (a.title, a.intro) for a in ANALYSES if a.name == REGIMES},
+    "drift": ("Execution order and drift", "Could a slow period of the machine explain a regime? Runs in execution "
+              "order."),
+    **{a.key: (a.title, a.intro) for a in ANALYSES if a.name != REGIMES},
 }
+#: Section id -> its question.
+SECTION_INTROS: dict[str, str] = {k: intro for k, (_, intro) in SECTIONS.items()}
 
 
 def _attr(ds: xr.Dataset, key: str) -> str:

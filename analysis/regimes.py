@@ -42,6 +42,7 @@ METHODS = _sg.METHODS
 NORMAL_RULES = _sg.NORMAL_RULES
 #: Names of the result's variables (a series dim may not take one of them, nor "segment").
 OUTPUT_VARIABLES: tuple[str, ...] = tuple(_rv.VARIABLES)
+VARIABLES = _rv.VARIABLES  # the result's variables, as every analysis declares them (OUTPUT_VARIABLES: names)
 #: The direction of a regime for each ``normal`` rule: the normal level is the lowest (regimes are slowdowns), the
 #: highest (regimes are drops) or either (``majority``: two-sided).
 SIGNS: dict[str, int] = {"lowest": 1, "highest": -1, "majority": 0}

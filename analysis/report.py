@@ -18,14 +18,14 @@ import xarray as xr
 
 from analysis import _report_text as text
 from analysis import _tables as tables
-from analysis import _tables_more as more
 from analysis._labels import clean_text, is_simulated
 from analysis._report_html import page
 from analysis._report_md import markdown
 from analysis._report_parts import Section
 from analysis._report_run import SHARED, Task, default_workers, run
-from analysis._report_tasks import STEP_RUNS, analysis_task, figure_task, regimes_parallel, regimes_task, steps_task
+from analysis._report_tasks import analysis_task, figure_task, regimes_parallel, regimes_task
 from analysis.errors import InputError
+from analysis.registry import ANALYSES, REGIMES
 
 __all__ = ["ReportFiles", "report"]
 
@@ -121,17 +121,18 @@ def report(
     finally:
         SHARED.clear()
     sections = _sections(reg, results)
+    where = _figure_sections()
     for t in tasks:
         if t.func is not figure_task:
             continue
-        name = t.args[0]
+        name = t.args[1]
         res = results[t.name]
         if isinstance(res, Exception):
-            sec = sections[_FIGURE_SECTION[name]]
+            sec = sections[where[name]]
             if not sec.unavailable:  # else the section already says why
                 sec.notes.append(f"Figure {name} not drawn: {clean_text(res)}")
         else:
-            sections[_FIGURE_SECTION[name]].figures.append(res)
+            sections[where[name]].figures.append(res)
     simulated = is_simulated(ds.attrs)
     title = title or clean_text(ds.attrs.get("title") or "decode-regimes report")
     now = _dt.datetime.now(_dt.timezone.utc)
@@ -149,63 +150,42 @@ def report(
 
 
 # ----------------------------------------------------------------------------- sections and figures
-_TITLES = {"regimes": "Regimes", "drift": "Execution order and drift", "phases": "Phases", "memory": "Memory",
-           "kv": "KV-cache speedup", "monotonicity": "Monotonicity", "steps": "Per-step modes",
-           "boundaries": "Boundaries: budget or total length", "backends": "Backend comparison"}
-_TABLE = {"phases": more.phases, "memory": more.memory, "kv": more.kv, "monotonicity": more.monotonicity,
-          "steps": more.steps, "boundaries": more.boundaries, "backends": more.backends}
-
-
-_FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("latency", "regimes", "Latency against budget per series: trials (points), their median (line), the expected "
-     "scaling (dashed) and each anomalous regime shaded from its first to its last budget, with the 95% intervals "
-     "of its boundaries along the top."),
-    ("decode_per_token", "regimes", "Decode time per decoded token: flat with a working KV cache, rising without; "
-     "a regime shows as a step."),
-    ("drift", "drift", "Each run's latency over its expected value in execution order (left) and which budget ran "
-     "when (right). Runs inside regimes in red; orange when the regime is confounded with execution time."),
-    ("phases", "phases", "Decode (top) and prefill (bottom) time around each regime."),
-    ("memory", "memory", "Memory covariates as a change from the smallest budget, with the regimes."),
-    ("kv_speedup", "kv", "KV-cache speedup with its 95% CI band, the expected speedup (dashed) and the collapse "
-     "shaded."),
-    ("regime_map", "steps", "Regime map: median per-step time by budget (x) and decode step (y); the bar above a map "
-     "marks the latency regime."),
-)
-_FIGURE_SECTION = {name: key for name, key, _ in _FIGURES}
-_ANALYSES = ("kv", "phases", "memory", "monotonicity", "boundaries", "backends")
+_OTHERS = tuple(a for a in ANALYSES if a.name != REGIMES)
 
 
 def _tasks(ds: xr.Dataset, out: Path, max_panels: int, figures: bool) -> list[Task]:
     """Every step, heaviest first after the regimes they depend on."""
-    tasks = [Task("regimes", regimes_task)]
-    tasks += [Task(key, analysis_task, (key,), ("regimes",)) for key in _ANALYSES]
-    if "step_time" in ds:
-        tasks.append(Task("steps", steps_task, (STEP_RUNS,), ("regimes",)))
-    for name, _, caption in _FIGURES if figures else ():
-        if name == "phases" and not ("prefill_time" in ds and "decode_time" in ds):
-            continue
-        if name == "regime_map" and "step_time" not in ds:
-            continue
-        deps = ("regimes", "kv") if name == "kv_speedup" else ("regimes",)
-        tasks.append(Task(f"figure {name}", figure_task, (name, caption, str(out), max_panels), deps))
+    tasks = [Task(REGIMES, regimes_task)]
+    tasks += [Task(a.key, analysis_task, (a.name,), (REGIMES,)) for a in _OTHERS if all(v in ds for v in a.needs)]
+    for a in ANALYSES if figures else ():
+        for f in a.figures:
+            if not all(v in ds for v in f.needs):
+                continue
+            deps = (REGIMES, a.key) if f.result is not None else (REGIMES,)
+            tasks.append(Task(f"figure {f.name}", figure_task, (a.name, f.name, str(out), max_panels), deps))
     return tasks
 
 
+def _figure_sections() -> dict[str, str]:
+    """Figure name -> the section it appears in."""
+    return {f.name: f.section or a.key for a in ANALYSES for f in a.figures}
+
+
 def _sections(reg: xr.Dataset, results: dict[str, Any]) -> dict[str, Section]:
-    out = {k: Section(k, _TITLES[k], intro=text.SECTION_INTROS[k]) for k in _TITLES}
-    r = out["regimes"]
+    out = {k: Section(k, title, intro=intro) for k, (title, intro) in text.SECTIONS.items()}
+    r = out[REGIMES]
     r.summary = clean_text(reg.attrs.get("summary", ""))
     many = int(reg["noise"].size) > 20  # then only the series with a regime are listed per series
     r.tables = [tables.regimes_segments(reg, max_rows=_ROWS),
                 tables.regimes_series(reg, max_rows=_ROWS, only_with_regime=many)]
     r.notes.append(f"Time check: {clean_text(reg.attrs.get('time_check', ''))}.")
-    for key in _TABLE:
-        sec = out[key]
-        res = results.get(key)
+    for a in _OTHERS:
+        sec = out[a.key]
+        res = results.get(a.key)
         if res is None:
-            sec.unavailable = "the dataset has no per-step times (timing 'ends')" if key == "steps" else "not run"
+            sec.unavailable = a.missing or "not run"
             continue
-        if key == "steps" and isinstance(res, tuple):
+        if isinstance(res, tuple):
             res, note = res
             if note:
                 sec.notes.append(note)
@@ -213,7 +193,8 @@ def _sections(reg: xr.Dataset, results: dict[str, Any]) -> dict[str, Section]:
             sec.unavailable = clean_text(res)
             continue
         sec.summary = clean_text(res.attrs.get("summary", ""))
-        sec.tables = [_TABLE[key](res, max_rows=_ROWS)]
+        if a.table is not None:
+            sec.tables = [a.table(res, max_rows=_ROWS)]
     return out
 
 

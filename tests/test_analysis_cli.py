@@ -47,6 +47,7 @@ def test_table_and_summary_in_a_real_process(files):
 def test_json(files, capsys):
     assert main(["regimes", str(files["default"]), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "decode-regimes/1" and data["command"] == "regimes"
     assert data["attrs"]["method"] == "scan"
     hits = [s for s in data["series"] if s["anomalous_budgets"]]
     assert len(hits) == 1 and hits[0]["series"]["cache"] is True

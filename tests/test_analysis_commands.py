@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.__main__ import main
+from analysis.__main__ import COMMANDS, main
+from analysis.registry import ANALYSES as REGISTRY
+from analysis.registry import REGIMES
 from analysis.synthetic import make_dataset
 from collector import schema
 
-ANALYSES = ("kv", "phases", "memory", "monotonicity", "steps", "boundaries", "backends")
+#: The commands by their short names (tests/test_analysis_cli.py covers regimes).
+ANALYSES = tuple(a.key for a in REGISTRY if a.name != REGIMES)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +48,19 @@ def test_table_legend_summary_and_json(files, capsys, cmd):
         assert "96" in out
     assert main([cmd, str(files["run"]), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"summary", "attrs", "dims", "coords", "data_vars"}
+    assert set(data) == {"format", "command", "summary", "attrs", "dims", "coords", "data_vars"}
+    assert data["format"] == "decode-regimes/1"
+    assert data["command"] == next(a.name for a in REGISTRY if a.key == cmd)
     assert "budget" in data["dims"] or cmd in ("backends", "boundaries", "memory", "phases")
+
+
+def test_one_command_list_named_like_the_functions_with_the_short_names_as_aliases(files, capsys):
+    assert [n for n in COMMANDS if n not in ("compare", "report", "datasets")] == [a.name for a in REGISTRY]
+    assert {a for c in COMMANDS.values() for a in c.aliases} == {"kv", "memory", "steps", "backends"}
+    assert main(["kv_speedup", str(files["run"]), "--json", "--n-boot", "50"]) == 0
+    by_name = capsys.readouterr().out
+    assert main(["kv", str(files["run"]), "--json", "--n-boot", "50"]) == 0
+    assert capsys.readouterr().out == by_name
 
 
 def test_kv_values(files, capsys):
@@ -120,3 +134,17 @@ def test_report_command_with_progress_lines(files, tmp_path, capsys, monkeypatch
     monkeypatch.setattr(_report_progress, "LARGE_CELLS", 10**9)
     assert main(["report", str(files["run"]), "-o", str(out), "--workers", "1", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_bug_is_not_reported_as_a_user_error(files, monkeypatch):
+    """Only the package's own errors (and OSError) are one line with status 2; a ValueError or KeyError is a bug."""
+    from analysis.registry import BY_NAME
+
+    entry = BY_NAME["monotonicity"]
+    for exc in (ValueError("a bug"), KeyError("a bug")):
+        def broken(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setitem(entry.__dict__, "function", broken)  # the entry is frozen: patched in its __dict__
+        with pytest.raises(type(exc)):
+            main(["monotonicity", str(files["run"])])

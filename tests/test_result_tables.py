@@ -12,24 +12,23 @@ import xarray as xr
 
 from analysis import synthetic
 from analysis._outputs import returns_names
+from analysis.registry import ANALYSES, Analysis
 from public_api import public_calls
 
-#: function -> (module, name of its table)
-TABLES: dict[str, tuple[str, str]] = {
-    "regimes": ("analysis.regimes", "OUTPUT_VARIABLES"),
-    "kv_speedup": ("analysis.kv", "VARIABLES"),
-    "memory_effect": ("analysis.memory", "VARIABLES"),
-    "step_regimes": ("analysis.steps", "VARIABLES"),
-    "phases": ("analysis.phases", "VARIABLES"),
-    "monotonicity": ("analysis.monotonicity", "VARIABLES"),
-    "compare_backends": ("analysis.backends", "VARIABLES"),
-    "boundaries": ("analysis.boundaries", "VARIABLES"),
-}
+#: function -> its analysis (the registry names the table)
+TABLES: dict[str, Analysis] = {a.name: a for a in ANALYSES}
 
 
 def _table(name: str) -> Collection[str]:
-    module, table = TABLES[name]
-    return getattr(importlib.import_module(module), table)
+    return TABLES[name].variables
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_the_table_is_its_modules_variables(name: str) -> None:
+    """Every analysis module names its table ``VARIABLES`` (regimes too; ``OUTPUT_VARIABLES`` is its names)."""
+    func = TABLES[name].function
+    assert importlib.import_module(func.__module__).VARIABLES is TABLES[name].variables
+    assert func.__name__ == name
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def ds() -> xr.Dataset:
 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_returns_section_names_every_variable(name: str) -> None:
-    func = getattr(importlib.import_module(TABLES[name][0]), name)
+    func = TABLES[name].function
     undocumented = sorted(set(_table(name)) - returns_names(func.__doc__))
     assert not undocumented, f"{name}() returns {undocumented} without naming them in its Returns section"
 
