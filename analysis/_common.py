@@ -42,6 +42,7 @@ __all__ = [
     "bh",
     "segments_of",
     "quiet",
+    "EXPECTED_WARNINGS",
 ]
 
 BUDGET = "budget"
@@ -256,10 +257,21 @@ def segments_of(mask: np.ndarray) -> list[tuple[int, int]]:
     return out
 
 
+#: The warnings an analysis is expected to raise on valid input: numpy's on empty and all-NaN slices and on
+#: floating-point errors (NaN cells, series with one trial). Nothing else is silenced: a deprecated option, a
+#: library's convergence problem or a bug stays visible.
+EXPECTED_WARNINGS: tuple[type[Warning], ...] = (RuntimeWarning,)
+
+
 @contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence numpy's RuntimeWarnings (all-NaN slices, empty means) inside the block."""
+def quiet(*categories: type[Warning]) -> Iterator[None]:
+    """Silence the warnings of ``categories`` (default: :data:`EXPECTED_WARNINGS`) inside the block.
+
+    numpy's floating-point warnings are switched off too (``np.errstate(all="ignore")``); every other
+    warning still reaches the caller (the command line prints it as one ``warning:`` line).
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        for category in categories or EXPECTED_WARNINGS:
+            warnings.simplefilter("ignore", category)
         with np.errstate(all="ignore"):
             yield

@@ -25,13 +25,12 @@ see, a shift common to every budget of a file, is estimated from the trials
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import warnings
-from collections.abc import Iterator
 
 import numpy as np
-from scipy import stats as _st
+from scipy import stats as _sps
+
+from analysis._common import quiet
 
 __all__ = [
     "NULL_DF",
@@ -58,13 +57,6 @@ _NULL_SEED = 20240618
 #: the mean of the other budgets).
 TREND_BUDGETS = 12
 _MAD_DIFF = 0.6744897501960817 * np.sqrt(2.0)  # MAD of the difference of two N(0, 1) draws
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        yield
 
 
 def bh(p: np.ndarray) -> np.ndarray:
@@ -95,7 +87,7 @@ def centers(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the interaction test's heavy-tailed null allows for it.
     """
     n = np.sum(np.isfinite(L), axis=-1)
-    with _quiet():
+    with quiet():
         return np.nanmean(L, axis=-1), n
 
 
@@ -106,11 +98,11 @@ def run_noise(L: np.ndarray) -> np.ndarray:
     classical pooled sd, so slow run states (a bimodal cell) count in full.
     """
     n = np.sum(np.isfinite(L), axis=-1)
-    with _quiet():
+    with quiet():
         r = L - np.nanmean(L, axis=-1, keepdims=True)
     ss = np.nansum(np.where(n[..., None] > 1, r, np.nan) ** 2, axis=(1, 2))
     df = np.sum(np.maximum(n - 1, 0), axis=1)
-    with _quiet():
+    with quiet():
         return np.where(df > 0, np.sqrt(ss / np.maximum(df, 1)), np.nan)
 
 
@@ -127,7 +119,7 @@ def trial_variance(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     S, _, T = L.shape
     ok = np.isfinite(L)
-    with _quiet():
+    with quiet():
         r = L - np.nanmean(L, axis=-1, keepdims=True)
         r = np.where(np.sum(ok, axis=-1, keepdims=True) > 1, r, np.nan)  # cells with one run carry no contrast
         u = np.nanmean(r, axis=1)  # (S, T) trial effects
@@ -147,7 +139,7 @@ def trial_variance(L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _satterthwaite(parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """Degrees of freedom of a sum of variance estimates ``[(v_i, df_i)]`` (Satterthwaite, 1946)."""
     total = sum(v for v, _ in parts)
-    with _quiet():
+    with quiet():
         denom = sum(np.where(v > 0, v**2 / np.maximum(df, 1e-12), 0.0) for v, df in parts)
         return np.where(denom > 0, total**2 / denom, np.inf)
 
@@ -180,7 +172,7 @@ def level_stats(d: np.ndarray, use: np.ndarray, common: tuple[np.ndarray, ...], 
     tau_a, t_a, tau_b, t_b = common
     x = np.where(use, d, np.nan)
     n = np.sum(np.isfinite(x), axis=1)
-    with _quiet():
+    with quiet():
         mean = np.nanmean(x, axis=1)
         s2 = np.where(n >= 2, np.nanvar(x, axis=1, ddof=1), np.nan)
     shift_a, shift_b = tau_a / np.maximum(t_a, 1), tau_b / np.maximum(t_b, 1)
@@ -193,10 +185,10 @@ def level_stats(d: np.ndarray, use: np.ndarray, common: tuple[np.ndarray, ...], 
     ok = (n >= 2) & np.isfinite(var) & (var > 0)
     se = np.where(ok, np.sqrt(np.where(ok, var, 1.0)), np.nan)
     df = np.where(ok, df, np.nan)
-    with _quiet():
-        tq = _st.t.ppf(0.5 + level / 2.0, df)
-        p = np.where(ok, 2.0 * _st.t.sf(np.abs(mean) / se, df), np.nan)
-        mde = (_st.t.ppf(1.0 - alpha / 2.0, df) + _st.t.ppf(0.8, df)) * se
+    with quiet():
+        tq = _sps.t.ppf(0.5 + level / 2.0, df)
+        p = np.where(ok, 2.0 * _sps.t.sf(np.abs(mean) / se, df), np.nan)
+        mde = (_sps.t.ppf(1.0 - alpha / 2.0, df) + _sps.t.ppf(0.8, df)) * se
     mean = np.where(n > 0, mean, np.nan)
     cell_ok = ok & np.isfinite(cell_var) & (cell_var > 0)
     return {"log_ratio": mean, "se": se, "df": df, "lo": mean - tq * se, "hi": mean + tq * se, "p": p, "n": n,
@@ -214,9 +206,9 @@ def cell_stats(d: np.ndarray, cell_se: np.ndarray, cell_df: np.ndarray, *, level
     """
     se, df = cell_se[:, None], cell_df[:, None]
     ok = np.isfinite(d) & np.isfinite(se)
-    with _quiet():
-        tq = _st.t.ppf(0.5 + level / 2.0, df)
-        p = np.where(ok, 2.0 * _st.t.sf(np.abs(d) / se, df), np.nan)
+    with quiet():
+        tq = _sps.t.ppf(0.5 + level / 2.0, df)
+        p = np.where(ok, 2.0 * _sps.t.sf(np.abs(d) / se, df), np.nan)
     return {"lo": np.where(ok, d - tq * se, np.nan), "hi": np.where(ok, d + tq * se, np.nan), "p": p}
 
 
@@ -263,7 +255,7 @@ def _step_t(d: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np
     dd = np.diff(d, axis=1)
     s_diff = np.median(np.abs(dd - np.median(dd, axis=1, keepdims=True)), axis=1, keepdims=True) / _MAD_DIFF
     s = np.minimum(np.sqrt(np.maximum(rss, 0.0) / (k - 3 if trend else k - 2)), s_diff)
-    with _quiet():
+    with quiet():
         t = np.where(s > 0, zd / np.sqrt(zz) / s, np.where(zd != 0, np.inf * np.sign(zd), 0.0))
     return zd / zz, t
 

@@ -36,7 +36,7 @@ import xarray as xr
 
 from analysis import _compare_regimes as _cr
 from analysis import _compare_stats as _cs
-from analysis._common import check_axes
+from analysis._common import check_axes, quiet
 from analysis._labels import is_simulated, iter_series, series_name, varying_dims
 from analysis._outputs import ResultVar
 from analysis.errors import InputError
@@ -365,8 +365,7 @@ def _regimes(sa: xr.Dataset, sb: xr.Dataset, var: str, shared: np.ndarray, sdims
     out = []
     for ds in (sa, sb):
         ds = ds.assign({var: ds[var].where(mask)})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             out.append(regimes(ds, var, alpha=alpha, **kwargs))
     return out[0], out[1], ("regimes of each dataset on the shared cells (analysis.regimes) propose the changes; "
                             "an interaction test of B - A decides them")
@@ -473,8 +472,8 @@ def _warning_text(noise_a: np.ndarray, noise_b: np.ndarray, warn: np.ndarray, la
     head = f"Warning: per-run noise (sd of log runs within a cell) {la} {na:.2f}, {lb} {nb:.2f} (median of the {k} " \
            f"of {n} series concerned). "
     if math.isfinite(na) and math.isfinite(nb) and max(na, nb) > NOISE_RATIO * min(na, nb):
-        loud, quiet = (lb, la) if nb > na else (la, lb)
-        return head + (f"{loud} is {max(na, nb) / max(min(na, nb), 1e-12):.1f}x noisier than {quiet}: it likely ran "
+        loud, calm = (lb, la) if nb > na else (la, lb)
+        return head + (f"{loud} is {max(na, nb) / max(min(na, nb), 1e-12):.1f}x noisier than {calm}: it likely ran "
                        f"on a loaded host (other processes, thermal or power throttling) or in slow run states, so its "
                        f"ratio may show the host's state rather than a change of the code or setup; measure both on "
                        f"the same quiet host before trusting it.")

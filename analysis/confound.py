@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import statsmodels.api as sm
-from scipy import stats as _st
+from scipy import stats as _sps
 from scipy.special import gammaln
 
 __all__ = [
@@ -506,6 +506,6 @@ def adjust_host_state(E: np.ndarray, g: np.ndarray, normal: np.ndarray, *,
         ss = labels == lab
         x, y = g[ss][fit[ss]], E[ss][fit[ss]]
         if x.size >= min_runs and np.ptp(x) > 0:
-            beta[ss] = _st.theilslopes(y, x).slope
+            beta[ss] = _sps.theilslopes(y, x).slope
     b = np.where(np.isfinite(beta), beta, 0.0)[:, None, None]
     return np.where(np.isfinite(g), E - b * g, E), beta

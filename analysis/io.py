@@ -1,4 +1,5 @@
-"""Reading schema-v1 datasets: one file eagerly, several lazily with dask."""
+"""Reading datasets (docs/schema.md; files of an earlier schema version are upgraded): one file eagerly,
+several lazily with dask."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
 
 
 def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) -> xr.Dataset:
-    """Open one or several schema-v1 netCDF files as one validated Dataset.
+    """Open one or several netCDF dataset files (docs/schema.md) as one validated Dataset.
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ from analysis.errors import InputError
 
 __all__ = ["memory_effect", "MEMORY_VARS", "VARIABLES"]
 
-#: The memory covariates of schema v1.
+#: The memory covariates of the schema (present since v1).
 MEMORY_VARS: tuple[str, ...] = ("mem_device_peak", "mem_device_driver", "mem_rss_peak", "mem_sys_available_min", "swap_used")
 COVARIATE = "covariate"
 #: Every variable of a :func:`memory_effect` result, in order: over the series dims or the series dims x ``covariate``.

@@ -51,7 +51,7 @@ def make_dataset(
     latency_model: LatencyModel | None = None,
     **values: Sequence[object],
 ) -> xr.Dataset:
-    """A simulated schema-v1 dataset with planted regimes.
+    """A simulated dataset (the current schema, docs/schema.md) with planted regimes.
 
     Parameters
     ----------

@@ -75,8 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m collector``."""
     parser = _Parser(prog="python -m collector", description="Measure decoding latency sweeps and record them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    from collector.schema import SCHEMA_VERSION
+
     run = sub.add_parser("run", help="run a sweep (no flags: a quick default sweep)",
-                         description="Run a sweep and write a schema-v1 netCDF dataset.")
+                         description=f"Run a sweep and write a schema-v{SCHEMA_VERSION} netCDF dataset "
+                                     "(docs/schema.md).")
     _add_run_flags(run)
     res = sub.add_parser("resume", help="continue an interrupted sweep from its journal")
     res.add_argument("journal", help="the .journal file beside the output")

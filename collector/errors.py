@@ -18,7 +18,7 @@ class CollectorError(Exception):
 
 
 class SchemaError(CollectorError, ValueError):
-    """A dataset does not follow schema v1 (names the variable/dim/attr)."""
+    """A dataset does not follow the schema (docs/schema.md; names the variable/dim/attr)."""
 
 
 class ConfigError(CollectorError, ValueError):

@@ -1,4 +1,4 @@
-"""From journal to schema-v1 dataset, and merging datasets.
+"""From journal to dataset (docs/schema.md), and merging datasets.
 
 :func:`to_dataset` builds the dataset of a journal: the grid of its spec (plus
 the budgets refinement added), every recorded run in its cell (``order`` =
@@ -69,7 +69,7 @@ def spec_of(journal: Journal) -> SweepSpec:
 
 
 def to_dataset(journal: Journal) -> xr.Dataset:
-    """The schema-v1 dataset of everything recorded in ``journal`` (not yet validated).
+    """The dataset of everything recorded in ``journal`` (not yet validated).
 
     Raises
     ------

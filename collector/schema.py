@@ -431,7 +431,7 @@ def check_version(ds: xr.Dataset, source: str = "dataset") -> None:
 
 
 def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
-    """Check that ``ds`` follows schema v1; return it unchanged.
+    """Check that ``ds`` follows the schema (:data:`SCHEMA_VERSION`); return it unchanged.
 
     Dims other than the sweep dims may precede them (extra series dims, e.g.
     after merging hosts); the sweep dims themselves must appear in order.

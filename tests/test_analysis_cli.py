@@ -63,9 +63,27 @@ def test_json(files, capsys):
 
 def test_several_files_and_options(files, capsys):
     assert main(["regimes", str(files["part0"]), str(files["part1"]), "--method", "binseg", "--all", "--n-boot", "50"]) == 0
-    out = capsys.readouterr().out
-    # --method and --n-boot are deprecated and ignored (the scan tests every interval)
-    assert "step-down scan" in out and "96-128" in out and "normal" in out
+    res = capsys.readouterr()
+    # --method and --n-boot are deprecated and ignored (the scan tests every interval), and the user is told
+    assert "step-down scan" in res.out and "96-128" in res.out and "normal" in res.out
+    assert "warning: regimes(): method='binseg' is deprecated" in res.err
+
+
+def test_quiet_silences_only_the_named_categories():
+    import warnings
+
+    from analysis._common import quiet
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet():
+            warnings.warn("all-NaN slice", RuntimeWarning)
+            warnings.warn("deprecated option", FutureWarning)
+        with quiet(FutureWarning):
+            warnings.warn("deprecated option", FutureWarning)
+            warnings.warn("all-NaN slice", RuntimeWarning)
+    assert [(w.category, str(w.message)) for w in seen] == [(FutureWarning, "deprecated option"),
+                                                            (RuntimeWarning, "all-NaN slice")]
 
 
 def test_sequential_confounded(files, capsys):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis._common import quiet
 from analysis._labels import is_simulated
 from analysis.errors import InputError
 
@@ -45,8 +46,7 @@ def get_regimes(ds: xr.Dataset, reg: xr.Dataset | None, var: str = "latency") ->
     from analysis.regimes import regimes
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             return regimes(ds, var)
     except InputError:
         return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from analysis._common import quiet
 from analysis._labels import iter_series, series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
@@ -50,8 +49,7 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
     if kv is None:
         from analysis.kv import kv_speedup as compute
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             kv = compute(ds, reg=reg)
     if not isinstance(kv, xr.Dataset) or "speedup" not in kv or "collapse" not in kv:
         raise InputError("kv must be the Dataset returned by analysis.kv_speedup(), it lacks 'speedup'/'collapse'")
