@@ -47,6 +47,9 @@ from analysis.phases import phases
 from analysis.regimes import VARIABLES as REGIMES_VARS
 from analysis.regimes import regimes
 from analysis.segments import METHODS, NORMAL_RULES
+from analysis.spread import VARIABLES as SPREAD_VARS
+from analysis.spread import spread
+from analysis.spread import table as spread_table
 from analysis.steps import VARIABLES as STEPS_VARS
 from analysis.steps import step_regimes
 
@@ -326,6 +329,14 @@ ANALYSES: tuple[Analysis, ...] = (
         tables.backends,
         options=(_alpha(),),
         fast=_FAST,
+    ),
+    Analysis(
+        "spread", spread, SPREAD_VARS, "spread",
+        "run-to-run spread of each cell (coefficient of variation)",
+        "Run-to-run spread", "How much do the runs of one cell disagree, before any model is fitted?",
+        spread_table,
+        options=(_var("variable to measure (default: latency)"),),
+        takes_reg=False,
     ),
 )
 
