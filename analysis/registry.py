@@ -53,7 +53,7 @@ from analysis.spread import table as spread_table
 from analysis.steps import VARIABLES as STEPS_VARS
 from analysis.steps import step_regimes
 
-__all__ = ["ANALYSES", "Analysis", "BY_NAME", "Figure", "Option", "REGIMES", "STEP_RUNS", "analysis", "option"]
+__all__ = ["ANALYSES", "Analysis", "BY_NAME", "Figure", "Option", "REGIMES", "STEP_RUNS", "find", "option"]
 
 #: The analysis the others build on (the report computes it first and passes it as ``reg``).
 REGIMES = "regimes"
@@ -344,8 +344,8 @@ ANALYSES: tuple[Analysis, ...] = (
 BY_NAME: dict[str, Analysis] = {a.name: a for a in ANALYSES}
 
 
-def analysis(name: str) -> Analysis:
-    """The analysis called ``name`` (its function name or its short name)."""
+def find(name: str) -> Analysis:
+    """The analysis called ``name`` (its function name or its short name); KeyError if none."""
     for a in ANALYSES:
         if name in (a.name, a.key):
             return a

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from analysis.__main__ import COMMANDS, main
+from analysis.kv import kv_speedup
 from analysis.registry import ANALYSES as REGISTRY
-from analysis.registry import REGIMES
+from analysis.registry import REGIMES, find
 from analysis.synthetic import make_dataset
 from collector import schema
 
@@ -57,6 +58,9 @@ def test_table_legend_summary_and_json(files, capsys, cmd):
 def test_one_command_list_named_like_the_functions_with_the_short_names_as_aliases(files, capsys):
     assert [n for n in COMMANDS if n not in ("compare", "report", "datasets")] == [a.name for a in REGISTRY]
     assert {a for c in COMMANDS.values() for a in c.aliases} == {"kv", "memory", "steps", "backends"}
+    assert find("kv") is find("kv_speedup") and find("kv").function is kv_speedup
+    with pytest.raises(KeyError, match="no analysis 'nope'"):
+        find("nope")
     assert main(["kv_speedup", str(files["run"]), "--json", "--n-boot", "50"]) == 0
     by_name = capsys.readouterr().out
     assert main(["kv", str(files["run"]), "--json", "--n-boot", "50"]) == 0
