@@ -88,6 +88,14 @@ def _range(v: np.ndarray) -> str:
     return f"x{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"x{lo:.2f} to x{hi:.2f}"
 
 
+def _range4(v: np.ndarray) -> str:
+    """The four-budget ratios; none is stated for series under 12 budgets (a third of them or more)."""
+    if np.isnan(v).all():
+        return "not stated (fewer than 12 budgets: a four-budget step bends the curve)"
+    text = _range(v)
+    return text + (" (not stated for series under 12 budgets)" if np.isnan(v).any() else "")
+
+
 def _often(p: float) -> str:
     """A share said plainly: 'about 1 time in 3', 'about half the time'."""
     if p >= 0.45 and p <= 0.55:
@@ -103,7 +111,7 @@ def power_lines(result: xr.Dataset) -> list[str]:
         return []
     mde = np.asarray(result["mde"].values, dtype=float).ravel()
     line = (f"80% power (a regime alone among these series, inside the sweep) at {_range(mde)} over one budget, "
-            f"{_range(np.asarray(result['mde_4'].values, dtype=float).ravel())} over four budgets")
+            f"{_range4(np.asarray(result['mde_4'].values, dtype=float).ravel())} over four budgets")
     if "power" in result and np.isfinite(mde).any():
         # the power curve of the median series: how often a smaller regime is still found
         s = int(np.nanargmin(np.abs(mde - np.nanmedian(mde))))

@@ -51,7 +51,8 @@ VARIABLES: dict[str, ResultVar] = {
     "p_series": ResultVar(SERIES, "scan p-value of a step anywhere in the series"),
     "q_series": ResultVar(SERIES, "Benjamini-Hochberg q-value of p_series across the series"),
     "mde": ResultVar(SERIES, "ratio of a one-budget interior step found with 80% power (alpha, whole decision rule)", "1"),
-    "mde_4": ResultVar(SERIES, "ratio of a four-budget interior step found with 80% power (alpha, whole decision rule)", "1"),
+    "mde_4": ResultVar(SERIES, "ratio of a four-budget interior step found with 80% power (alpha, whole decision rule; "
+                     "NaN under 12 budgets)", "1"),
     "scatter": ResultVar(SERIES, "the series' own budget-to-budget scatter around a smooth curve (sd of log values)", "1"),
     "cell_sd": ResultVar(SERIES, "noise of a cell mean the test uses: scatter moderated towards its origin's (log units)", "1"),
     "df": ResultVar(SERIES, "degrees of freedom of cell_sd (own plus the origin prior's)"),

@@ -156,7 +156,8 @@ def regimes(
         over four interior budgets found with 80 % power, simulated through
         the whole decision rule at the level a regime alone among the
         dataset's series faces; inf: not even x1000, or a series run in
-        budget order, where no regime can be reported), ``scatter`` (the
+        budget order, where no regime can be reported; ``mde_4`` NaN for a
+        series of fewer than 12 budgets), ``scatter`` (the
         series' own budget-to-budget scatter, log units, after the host
         state was removed), ``scatter_unadjusted`` (the same of the runs as
         measured), ``host_beta`` (the multiple of the host state removed

@@ -34,7 +34,13 @@ def test_budget_ordered_sweep_states_no_power(name: str) -> None:
 
 
 def test_random_order_sweep_states_finite_power() -> None:
-    r = _regimes("cuda-loop-ends-t3-medium.nc")
+    r = _regimes("cuda-loop-ends-t3-large.nc")  # 16 budgets
     assert r.attrs["sequential_share"] == 0.0
     assert np.isfinite(r["mde"].values).all() and np.isfinite(r["mde_4"].values).all()
     assert "80% power" in r.attrs["summary"]
+
+
+def test_short_sweep_states_no_four_budget_power() -> None:
+    r = _regimes("cuda-loop-ends-t3-medium.nc")  # 8 budgets: a four-budget step is half the sweep
+    assert np.isfinite(r["mde"].values).all() and np.isnan(r["mde_4"].values).all()
+    assert "not stated (fewer than 12 budgets" in r.attrs["summary"]
