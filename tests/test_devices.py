@@ -298,7 +298,13 @@ def test_sampled_mode_catches_a_transient_host_allocation():
     for mode, mon in monitors.items():
         mon.begin()
         block = np.ones(size // 8)  # touched: resident
-        time.sleep(0.1)
+        sampler = mon._sampler
+        if sampler is None:
+            time.sleep(0.1)
+        else:  # wait for the sampler to see the block (a loaded machine may not run its thread for a while)
+            start, t0 = sampler.samples, time.monotonic()
+            while sampler.samples < start + 5 and time.monotonic() - t0 < 30.0:
+                time.sleep(0.005)
         del block
         figures[mode] = mon.end()
     assert figures["sampled"].samples > figures["endpoints"].samples
