@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import sys
 import time
 
@@ -297,7 +298,10 @@ def test_sampled_mode_catches_a_transient_host_allocation():
     figures = {}
     for mode, mon in monitors.items():
         mon.begin()
-        block = np.ones(size // 8)  # touched: resident
+        # fresh pages from the kernel, touched: resident (an allocator may reuse memory an earlier test freed
+        # but kept, and then the resident size does not move)
+        block = mmap.mmap(-1, size)
+        block.write(b"\1" * size)
         sampler = mon._sampler
         if sampler is None:
             time.sleep(0.1)
@@ -305,7 +309,7 @@ def test_sampled_mode_catches_a_transient_host_allocation():
             start, t0 = sampler.samples, time.monotonic()
             while sampler.samples < start + 5 and time.monotonic() - t0 < 30.0:
                 time.sleep(0.005)
-        del block
+        block.close()
         figures[mode] = mon.end()
     assert figures["sampled"].samples > figures["endpoints"].samples
     assert figures["sampled"].rss_peak - figures["endpoints"].rss_peak > 0.5 * size
