@@ -266,8 +266,8 @@ class _Scan:
         self.D = _scan.interval_denominators(self.w[:, None] * self.P * self.w[None, :])
         self.rng = rng
         self.ok = np.isfinite(E)
-        # the run level: the series' runs (the test leaves the candidate interval's own runs out, so that a
-        # regime's runs, put together again by a permutation, do not make it look like noise)
+        # the run level: the series' runs (the test centres the candidate interval's own runs, so that a
+        # regime's level, put together again by a permutation, does not make it look like noise)
         self.set_pool(E)
 
     def set_pool(self, E: np.ndarray, exclude: tuple[int, int] | None = None) -> None:

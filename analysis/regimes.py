@@ -261,6 +261,7 @@ def regimes(
     time_note, seq_share, unreportable = _time_check(ds, raw, f, sg, candidate, clustered, confounded, p_time, alpha)
     # power is that of what can be reported: in a series run in budget order every step is confounded (mde inf,
     # nothing is found at any ratio); in one whose cells each ran as one block, every one-budget step is
+    # clustered in time (mde inf; a wider step can still be told from time: mde_4 stays)
     ordered, blocked = unreportable
     ser["mde"] = np.where(ordered | blocked, np.inf, ser["mde"])
     ser["mde_4"] = np.where(ordered, np.inf, ser["mde_4"])
