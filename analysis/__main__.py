@@ -1,6 +1,6 @@
 """Command line: ``python -m analysis COMMAND RUN.nc [MORE.nc ...]``.
 
-The subcommands are :data:`analysis._cli.COMMANDS` (one per analysis of
+The subcommands are :data:`analysis.cli.commands.COMMANDS` (one per analysis of
 :data:`analysis.registry.ANALYSES`, named like its function with its short
 name as an alias, then ``compare``, ``report`` and ``datasets``). Every error
 the user can cause (a missing or unreadable file, a file that is not a valid
@@ -20,8 +20,8 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from analysis._cli import COMMANDS
-from analysis._cli_regimes import to_json
+from analysis.cli.commands import COMMANDS
+from analysis.cli.regimes import to_json
 
 __all__ = ["COMMANDS", "build_parser", "main", "to_json"]
 

@@ -27,15 +27,13 @@ from typing import Any
 
 import xarray as xr
 
-from analysis import _tables_more as tables
-from analysis._cli_regimes import print_regimes, to_json
 from analysis._outputs import ResultVar
-from analysis._table import Table
 from analysis.backends import VARIABLES as BACKENDS_VARS
 from analysis.backends import compare_backends
 from analysis.baseline import SCALINGS
 from analysis.boundaries import VARIABLES as BOUNDARIES_VARS
 from analysis.boundaries import boundaries
+from analysis.cli.regimes import print_regimes, to_json
 from analysis.kv import VARIABLES as KV_VARS
 from analysis.kv import kv_speedup
 from analysis.memory import VARIABLES as MEMORY_VARS
@@ -52,6 +50,8 @@ from analysis.spread import spread
 from analysis.spread import table as spread_table
 from analysis.steps import VARIABLES as STEPS_VARS
 from analysis.steps import step_regimes
+from analysis.tables import questions as tables
+from analysis.tables.table import Table
 
 __all__ = ["ANALYSES", "Analysis", "BY_NAME", "Figure", "Option", "REGIMES", "STEP_RUNS", "find", "option"]
 

@@ -16,8 +16,8 @@ import xarray as xr
 from analysis._common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
 from analysis._labels import fmt_num
 from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._table import Table, flat, labels, select_rows
 from analysis.errors import InputError
+from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["spread", "table", "NOISY", "VARIABLES"]
 

@@ -124,10 +124,10 @@ def test_strings_from_files_are_escaped(files, capsys):
 
 @pytest.mark.slow
 def test_report_command_with_progress_lines(files, tmp_path, capsys, monkeypatch):
-    from analysis import _report_progress
+    from analysis.report import progress
 
     out = tmp_path / "rep"
-    monkeypatch.setattr(_report_progress, "LARGE_CELLS", 10)  # counts as large: progress lines although piped
+    monkeypatch.setattr(progress, "LARGE_CELLS", 10)  # counts as large: progress lines although piped
     assert main(["report", str(files["run"]), "-o", str(out), "--workers", "1"]) == 0
     res = capsys.readouterr()
     assert "wrote " in res.out
@@ -135,7 +135,7 @@ def test_report_command_with_progress_lines(files, tmp_path, capsys, monkeypatch
     assert {p.name for p in (out / "figures").iterdir()} >= {"latency.png", "latency.svg", "regime_map.svg"}
     err = res.err.splitlines()
     assert err[0].startswith("report: 0/") and err[-1].startswith("report: ") and len(err) >= 10
-    monkeypatch.setattr(_report_progress, "LARGE_CELLS", 10**9)
+    monkeypatch.setattr(progress, "LARGE_CELLS", 10**9)
     assert main(["report", str(files["run"]), "-o", str(out), "--workers", "1", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 

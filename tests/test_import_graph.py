@@ -44,8 +44,9 @@ def _resolve(module: str, is_package: bool, level: int, target: str | None) -> s
     return ".".join(base + ([target] if target else []))
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the intra-package modules it imports (anywhere in its body)."""
+def import_graph(external: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """Module -> the intra-package modules it imports (anywhere in its body); ``external``, when given,
+    collects module -> the top-level names of the other packages it imports (``torch``, ``numpy``, ...)."""
     modules = _modules()
     graph: dict[str, set[str]] = {name: set() for name in modules}
 
@@ -70,6 +71,8 @@ def import_graph() -> dict[str, set[str]]:
                 dep = known(target)
                 if dep is not None and dep != name:
                     graph[name].add(dep)
+                elif dep is None and external is not None and target:
+                    external.setdefault(name, set()).add(target.split(".")[0])
     return graph
 
 
@@ -131,3 +134,34 @@ def test_resolve_relative() -> None:
 def test_no_import_cycle() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+#: Never imported, directly or through any module these import (function-level imports included).
+HEAVY = {"torch", "transformers"}
+
+
+def reached(graph: dict[str, set[str]], roots: set[str]) -> set[str]:
+    """The modules ``roots`` import, transitively (the roots included)."""
+    seen, todo = set(), list(roots)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
+    return seen
+
+
+def test_the_torch_free_side_never_imports_torch() -> None:
+    """Every analysis module and the collector modules analysis uses (the dataset contract, the simulated
+    model, the shared tables and helpers), and all they import anywhere in their bodies, name no torch.
+    (tests/test_imports.py checks the same at run time for the module-level imports.)"""
+    external: dict[str, set[str]] = {}
+    graph = import_graph(external)
+    roots = {m for m in graph if m.split(".")[0] == "analysis"}
+    free = reached(graph, roots)
+    assert {"collector.schema", "collector.sim", "collector.factors", "collector.trend", "collector.safetext",
+            "collector.errors", "collector.hardware"} <= free
+    heavy = {m: sorted(external.get(m, set()) & HEAVY) for m in sorted(free) if external.get(m, set()) & HEAVY}
+    assert not heavy, f"torch-free modules that import torch or transformers: {heavy}"
+    # the check sees an import of torch where there is one
+    assert "torch" in external["collector.measurement"]

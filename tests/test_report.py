@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import analysis
-from analysis._report_parts import inline_svg
 from analysis.errors import InputError
+from analysis.report.parts import inline_svg
 from analysis.synthetic import make_dataset
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
@@ -148,7 +148,7 @@ def test_in_headless_chromium(built):
 
 
 def test_large_per_step_input_is_cut_to_the_strongest_regimes():
-    from analysis._report_tasks import steps_subset
+    from analysis.report.tasks import steps_subset
 
     ds = make_dataset(seed=0, prompt_lens=(16, 32, 48), models=("gpt2", "distilgpt2"), trials=3)
     with warnings.catch_warnings():
@@ -163,14 +163,14 @@ def test_large_per_step_input_is_cut_to_the_strongest_regimes():
 
 
 def test_parallel_regimes_equal_eager(monkeypatch):
-    from analysis import _report_tasks
+    from analysis.report import tasks
 
     ds = make_dataset(seed=4, prompt_lens=(16, 32, 48), step_time=False, trials=3)
-    monkeypatch.setattr(_report_tasks, "PARALLEL_RUNS", 10)
+    monkeypatch.setattr(tasks, "PARALLEL_RUNS", 10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         eager = analysis.regimes(ds)
-    par = _report_tasks.regimes_parallel(ds, 2)
+    par = tasks.regimes_parallel(ds, 2)
     assert bool((par["anomalous"] == eager["anomalous"]).all())
     np.testing.assert_allclose(par["q"].fillna(-1).values, eager["q"].fillna(-1).values, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(par["effect"].fillna(-1).values, eager["effect"].fillna(-1).values, rtol=1e-9)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from analysis._report_parts import Section, inline_svg
-from analysis._table import Table
+from analysis.report.parts import Section, inline_svg
+from analysis.tables.table import Table
 
 __all__ = ["page"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from analysis._labels import clean_text, fmt_interval, fmt_num
-from analysis._table import Table, flat, labels, select_rows
+from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["backends", "boundaries", "kv", "memory", "monotonicity", "phases", "steps"]
 

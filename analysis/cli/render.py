@@ -20,7 +20,7 @@ import xarray as xr
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from analysis._table import Table
+from analysis.tables.table import Table
 from collector.safetext import for_rich, visible
 
 __all__ = ["FORMAT", "console", "dataset_payload", "escape", "json_ready", "print_summary", "render", "write_json"]

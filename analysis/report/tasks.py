@@ -13,9 +13,9 @@ import xarray as xr
 
 from analysis._common import quiet
 from analysis._labels import iter_series, series_dims, series_name, varying_dims
-from analysis._report_parts import RenderedFigure, render_figure
-from analysis._report_run import SHARED
 from analysis.registry import BY_NAME, STEP_RUNS
+from analysis.report.parts import RenderedFigure, render_figure
+from analysis.report.runner import SHARED
 
 __all__ = ["PARALLEL_RUNS", "STEP_RUNS", "analysis_task", "figure_task", "regimes_parallel", "regimes_task",
            "steps_subset"]

@@ -3,6 +3,13 @@
 The page is self-contained (inline CSS, figures as inline SVG, no script and
 no network), so it can be mailed or archived as one file; the figures are also
 written as PNG and SVG files, and ``summary.md`` holds the text and tables.
+
+The package: this module assembles the report; :mod:`~analysis.report.tasks`
+says what is computed (analyses, figures), :mod:`~analysis.report.runner` runs
+those tasks (serially or on forked workers), :mod:`~analysis.report.text` holds
+the prose, :mod:`~analysis.report.parts` the sections and figures,
+:mod:`~analysis.report.html` and :mod:`~analysis.report.markdown` render them,
+and :mod:`~analysis.report.progress` prints progress lines for the CLI.
 """
 
 from __future__ import annotations
@@ -16,16 +23,16 @@ from typing import Any
 
 import xarray as xr
 
-from analysis import _report_text as text
-from analysis import _tables as tables
 from analysis._labels import clean_text, is_simulated
-from analysis._report_html import page
-from analysis._report_md import markdown
-from analysis._report_parts import Section
-from analysis._report_run import SHARED, Task, default_workers, run
-from analysis._report_tasks import analysis_task, figure_task, regimes_parallel, regimes_task
 from analysis.errors import InputError
 from analysis.registry import ANALYSES, REGIMES
+from analysis.report import text
+from analysis.report.html import page
+from analysis.report.markdown import markdown
+from analysis.report.parts import Section
+from analysis.report.runner import SHARED, Task, default_workers, run
+from analysis.report.tasks import analysis_task, figure_task, regimes_parallel, regimes_task
+from analysis.tables import results as tables
 
 __all__ = ["ReportFiles", "report"]
 

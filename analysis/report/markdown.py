@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analysis._report_parts import Section
-from analysis._table import Table
+from analysis.report.parts import Section
+from analysis.tables.table import Table
 
 __all__ = ["markdown"]
 

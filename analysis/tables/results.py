@@ -1,4 +1,4 @@
-"""Tables of the regimes and compare results (see :class:`analysis._table.Table`)."""
+"""Tables of the regimes and compare results (see :class:`analysis.tables.table.Table`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import xarray as xr
 
 from analysis._labels import fmt_interval, fmt_num
 from analysis._regimes_vars import SEGMENT_REPORTED
-from analysis._table import Table, extra_columns, flat, labels, select_rows
+from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
 __all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]
 

@@ -1,6 +1,6 @@
 """A table of strings, shared by the command line, the HTML report and the markdown summary.
 
-Builders (:mod:`analysis._tables`) turn an analysis result into a
+Builders (:mod:`analysis.tables.results`) turn an analysis result into a
 :class:`Table`; renderers draw it (rich on a terminal, HTML, markdown). Every
 table carries a *legend*: one line explaining its columns.
 """

@@ -61,9 +61,9 @@ def print_regimes(result: Any, args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from analysis._cli_render import escape as _escape
     from analysis._regimes_summary import iter_segments, series_label
     from analysis._regimes_vars import SEGMENT_SUMMARY
+    from analysis.cli.render import escape as _escape
     from collector.safetext import visible
 
     def num(x: float, fmt: str = "g") -> str:
@@ -111,8 +111,8 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
     import numpy as np
     from rich.table import Table
 
-    from analysis._cli_render import escape as _escape
     from analysis._regimes_summary import series_label
+    from analysis.cli.render import escape as _escape
 
     dims = [d for d in result["mde"].dims]
     table = Table(title="what could have been seen, per series", title_justify="left")

@@ -4,7 +4,7 @@ One command per analysis of :data:`analysis.registry.ANALYSES` (named like its
 function, its short name an alias: ``kv_speedup`` and ``kv``), then ``compare``,
 ``report`` and ``datasets``. An analysis' command prints its table with a
 legend line and its summary, or the result as JSON with ``--json``
-(:func:`analysis._cli_render.write_json`: one envelope for every command).
+(:func:`analysis.cli.render.write_json`: one envelope for every command).
 Errors reach :func:`analysis.__main__.main`, which prints the package's own
 errors as one line and exits with status 2.
 """
@@ -46,7 +46,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 
 def _show(result: Any, tables: list[Any], args: argparse.Namespace) -> int:
-    from analysis import _cli_render as r
+    from analysis.cli import render as r
 
     if args.json:
         r.write_json(args.command, result)
@@ -68,7 +68,7 @@ def _add_analysis(entry: Analysis, p: argparse.ArgumentParser) -> None:
 
 
 def _run_analysis(entry: Analysis, args: argparse.Namespace) -> int:
-    from analysis import _cli_render as r
+    from analysis.cli import render as r
 
     ds = _open(args)
     with quiet():
@@ -124,9 +124,9 @@ def _run_compare(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from analysis import _tables as T
     from analysis.compare import compare, fails
     from analysis.io import open_dataset
+    from analysis.tables import results as T
     from collector.storage import check_output
 
     if args.plot:
@@ -164,9 +164,9 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from analysis import _cli_render as r
-    from analysis._report_progress import progress_for
+    from analysis.cli import render as r
     from analysis.report import report
+    from analysis.report.progress import progress_for
     from collector.storage import check_output
 
     check_output(Path(args.output) / "index.html", "report")  # a folder that takes files, before the work

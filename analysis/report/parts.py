@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis._table import Table
+from analysis.tables.table import Table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
