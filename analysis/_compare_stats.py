@@ -30,7 +30,7 @@ import functools
 import numpy as np
 from scipy import stats as _sps
 
-from analysis._common import quiet
+from analysis.core.common import quiet
 
 __all__ = [
     "NULL_DF",

@@ -2,7 +2,7 @@
 
 The analyses that build on the regimes (phases, memory, kv, boundaries,
 backends) take an optional ``reg`` (a result computed before) or compute it
-here. This module sits above both :mod:`analysis._common` and
+here. This module sits above both :mod:`analysis.core.common` and
 :mod:`analysis.regimes`, so neither imports the other (tests/test_import_graph.py).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._common import BUDGET, Series, quiet, segments_of
+from analysis.core.common import BUDGET, Series, quiet, segments_of
 from analysis.errors import InputError
 from analysis.regimes import regimes
 

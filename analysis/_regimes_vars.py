@@ -7,7 +7,7 @@ field lists from it instead of restating them.
 
 from __future__ import annotations
 
-from analysis._outputs import ResultVar
+from analysis.core.outputs import ResultVar
 
 __all__ = [
     "BUDGET", "POWER", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",

@@ -16,11 +16,11 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linprog
 
-from analysis._common import BUDGET, Series, check_dataset, ok_values, series_of
-from analysis._labels import scalar
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._regime_blocks import Block, get_regimes, regime_blocks
+from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
+from analysis.core.labels import scalar
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 
 __all__ = ["boundaries", "slope_range", "VARIABLES"]

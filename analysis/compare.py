@@ -36,9 +36,9 @@ import xarray as xr
 
 from analysis import _compare_regimes as _cr
 from analysis import _compare_stats as _cs
-from analysis._common import check_axes, quiet
-from analysis._labels import is_simulated, iter_series, series_name, varying_dims
-from analysis._outputs import ResultVar
+from analysis.core.common import check_axes, quiet
+from analysis.core.labels import is_simulated, iter_series, series_name, varying_dims
+from analysis.core.outputs import ResultVar
 from analysis.errors import InputError
 
 __all__ = ["FAIL_ON", "NOISE_RATIO", "NOISY", "VARIABLES", "compare", "fails"]

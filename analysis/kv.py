@@ -15,7 +15,8 @@ import dask
 import numpy as np
 import xarray as xr
 
-from analysis._common import (
+from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
+from analysis.core.common import (
     BUDGET,
     TRIAL,
     Series,
@@ -27,11 +28,10 @@ from analysis._common import (
     quiet,
     series_of,
 )
-from analysis._limits import check_bootstrap
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
-from analysis._series import apply_named, as_series_array, is_lazy
+from analysis.core.limits import check_bootstrap
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["kv_speedup", "bootstrap_ratio", "VARIABLES"]

@@ -16,11 +16,11 @@ import numpy as np
 import statsmodels.api as sm
 import xarray as xr
 
-from analysis._common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
 from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
-from analysis._series import apply_named, as_series_array
+from analysis.core.common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.series import apply_named, as_series_array
 from analysis.errors import InputError
 
 __all__ = ["memory_effect", "MEMORY_VARS", "VARIABLES"]

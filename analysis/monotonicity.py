@@ -15,10 +15,10 @@ import xarray as xr
 from scipy import stats
 from sklearn.isotonic import IsotonicRegression
 
-from analysis._common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._series import apply_named, as_series_array, is_lazy
+from analysis.core.common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.series import apply_named, as_series_array, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["monotonicity", "cell_centers", "noise_sd", "VARIABLES"]

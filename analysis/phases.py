@@ -16,7 +16,8 @@ import statsmodels.api as sm
 import xarray as xr
 from scipy import stats
 
-from analysis._common import (
+from analysis._regime_blocks import Block, get_regimes, regime_blocks
+from analysis.core.common import (
     BUDGET,
     TRIAL,
     Series,
@@ -28,10 +29,9 @@ from analysis._common import (
     quiet,
     series_of,
 )
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._regime_blocks import Block, get_regimes, regime_blocks
-from analysis._series import apply_named, as_series_array
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.series import apply_named, as_series_array
 
 __all__ = ["phases", "VARIABLES"]
 

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
-from analysis._common import check_axes
+from analysis.core.common import check_axes
 from analysis.errors import InputError
 
 __all__ = ["ONSETS", "plant"]

@@ -20,16 +20,17 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _sps
 
-from analysis import _detect, _series
+from analysis import _detect
+from analysis.core import series as _series
 from analysis import confound as _cf
 from analysis import inference as _inf
 from analysis import segments as _sg
 from analysis import _regimes_vars as _rv
 from analysis import stats as _st
-from analysis._origins import origin_lines
+from analysis.core.origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
-from analysis._common import check_axes, check_seed
+from analysis.core.common import check_axes, check_seed
 from analysis.errors import InputError
 from collector.combine import ORIGIN_DIM
 

@@ -27,13 +27,13 @@ from typing import Any
 
 import xarray as xr
 
-from analysis._outputs import ResultVar
 from analysis.backends import VARIABLES as BACKENDS_VARS
 from analysis.backends import compare_backends
 from analysis.baseline import SCALINGS
 from analysis.boundaries import VARIABLES as BOUNDARIES_VARS
 from analysis.boundaries import boundaries
 from analysis.cli.regimes import print_regimes, to_json
+from analysis.core.outputs import ResultVar
 from analysis.kv import VARIABLES as KV_VARS
 from analysis.kv import kv_speedup
 from analysis.memory import VARIABLES as MEMORY_VARS

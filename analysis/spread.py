@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis._common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
-from analysis._labels import fmt_num
-from analysis._outputs import SERIES, ResultVar, wrap
+from analysis.core.common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
+from analysis.core.labels import fmt_num
+from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 from analysis.tables.table import Table, flat, labels, select_rows
 

@@ -16,7 +16,7 @@ import xarray as xr
 from scipy import stats
 from sklearn.mixture import GaussianMixture
 
-from analysis._common import (
+from analysis.core.common import (
     BUDGET,
     STEP,
     TRIAL,
@@ -29,9 +29,9 @@ from analysis._common import (
     quiet,
     series_of,
 )
-from analysis._origins import origin_lines
-from analysis._outputs import SERIES, ResultVar, wrap
-from analysis._series import apply_named, is_lazy
+from analysis.core.origins import origin_lines
+from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.series import apply_named, is_lazy
 from analysis.errors import InputError
 
 __all__ = ["step_regimes", "VARIABLES"]

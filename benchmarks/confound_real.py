@@ -41,8 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import analysis  # noqa: E402
-from analysis import _series, confound  # noqa: E402
+from analysis import confound  # noqa: E402
 from analysis.baseline import robust_fit  # noqa: E402
+from analysis.core import series as _series  # noqa: E402
 
 WIDTHS = (1, 2, 4)
 TRIALS = (2, 3, 5)

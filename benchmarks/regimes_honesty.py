@@ -423,7 +423,7 @@ def oracle_job(job: tuple[str, int, int]) -> dict:
     The matched oracle decides at the level the package's ``mde`` is stated for: ``alpha / m`` with ``m`` the
     file's tested series (a regime alone among them must reach it under Benjamini-Hochberg); the run-level
     oracle at ``alpha`` per series, as this table first did."""
-    from analysis import _series
+    from analysis.core import series as _series
     from analysis.regimes import _degrees, _host_adjusted
 
     path, n_null, n_power = job

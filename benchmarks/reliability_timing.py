@@ -1,6 +1,6 @@
 """How fast the reliability guards act: orphaned workers dying with their sweep, unbounded arguments refused.
 
-* **orphaned workers**: a parent process starts ``collector.worker`` (stdin kept open, so the
+* **orphaned workers**: a parent process starts ``collector.sweep.worker`` (stdin kept open, so the
   worker never sees an end of file) and is killed with SIGKILL; the time until the worker is
   gone, with ``PR_SET_PDEATHSIG`` (Linux) and with the parent check alone (the path of other
   systems). docs/cli.md promises 0.5 s.
@@ -51,7 +51,7 @@ def _gone(pid: int) -> bool:
 def orphan_death(pdeathsig: bool) -> float:
     """Seconds from SIGKILL of a worker's parent until the worker is gone."""
     patch = "" if pdeathsig else "m._kill_with_parent = lambda: False; "
-    worker = f"import os, sys; import collector.worker as m; {patch}sys.argv[1:] = [str(os.getppid())]; m.main()"
+    worker = f"import os, sys; import collector.sweep.worker as m; {patch}sys.argv[1:] = [str(os.getppid())]; m.main()"
     r, w = os.pipe()
     code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}], stdin={r}, "
             f"pass_fds=({r},)); print(p.pid, flush=True); time.sleep(600)")

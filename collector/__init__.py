@@ -20,7 +20,7 @@ _LAZY = {
     "presets": "collector.models",
     "SweepSpec": "collector.spec",
     "build_spec": "collector.spec",
-    "run_sweep": "collector.sweep",
+    "run_sweep": "collector.sweep.runner",
     "merge": "collector.export",
     "RunRecord": "collector.record",
 }

@@ -184,10 +184,10 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry
 
     from collector.errors import OutputError
     from collector.export import to_dataset
-    from collector.progress import LiveProgress, print_summary
     from collector.safetext import for_rich
     from collector.schema import save
-    from collector.sweep import run_sweep
+    from collector.sweep.progress import LiveProgress, print_summary
+    from collector.sweep.runner import run_sweep
 
     with LiveProgress(quiet=quiet, label=Path(output).name) as live:
         result = run_sweep(spec, journal, on_event=live, should_stop=lambda: stop.requested, retry_failed=retry_failed)
@@ -215,9 +215,9 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry
 # --------------------------------------------------------------------------- commands
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from collector.environment import collect
-    from collector.journal import Journal, journal_path, remove_journal
     from collector.spec import build_spec, check_runnable, read_toml
     from collector.storage import check_output, remove_stale_temps
+    from collector.sweep.journal import Journal, journal_path, remove_journal
 
     base = read_toml(args.config) if args.config else {}
     spec = build_spec(_settings(args), base=base)
@@ -264,9 +264,9 @@ def _resume(args: argparse.Namespace, stop: _Stop) -> int:
     from collector.environment import collect, resume_changes
     from collector.errors import JournalError
     from collector.export import spec_of
-    from collector.journal import Journal, output_beside
     from collector.spec import check_runnable
     from collector.storage import check_output, remove_stale_temps
+    from collector.sweep.journal import Journal, output_beside
 
     journal = Journal.open(args.journal, write=True)
     with journal:
@@ -297,8 +297,8 @@ def _refuse_existing(path: str | Path, force: bool, inputs: Sequence[str | Path]
 def _cmd_export(args: argparse.Namespace) -> int:
     from collector.errors import ConfigError
     from collector.export import export, spec_of, to_dataset
-    from collector.journal import Journal, output_beside
     from collector.schema import load
+    from collector.sweep.journal import Journal, output_beside
 
     if args.output:
         _refuse_existing(args.output, args.force)  # a writable file path, before the journal is read

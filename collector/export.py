@@ -33,9 +33,9 @@ import xarray as xr
 from collector import combine, schema
 from collector.errors import ConfigError, JournalError, SchemaError
 from collector.factors import FACTORS
-from collector.journal import Journal, output_beside
 from collector.spec import SweepSpec
 from collector.storage import check_output
+from collector.sweep.journal import Journal, output_beside
 
 __all__ = ["RESOLVE", "spec_of", "to_dataset", "export", "merge_datasets", "merge"]
 
@@ -115,7 +115,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
 
 
 def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order: int, r: Any) -> None:
-    """Put one journal row (a :class:`collector.journal.JournalRow`) into the dataset's arrays."""
+    """Put one journal row (a :class:`collector.sweep.journal.JournalRow`) into the dataset's arrays."""
     idx = tuple(index[d][getattr(r.key, d)] for d in schema.SWEEP_DIMS)
     rec = r.record
     arrays["status"][idx] = schema.STATUS[rec.status]

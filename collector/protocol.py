@@ -79,7 +79,7 @@ class Protocol:
 @dataclass(frozen=True)
 class Init:
     """First request: the protocol, the latency model of device ``sim`` (a dict) and, in tests only,
-    the planted faults (:func:`collector.worker.planted_faults`; empty in every normal run)."""
+    the planted faults (:func:`collector.sweep.worker.planted_faults`; empty in every normal run)."""
 
     protocol: Protocol
     sim: Mapping[str, Any] = field(default_factory=dict)

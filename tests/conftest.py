@@ -7,7 +7,7 @@ import xarray as xr
 
 import study_data as sd
 from analysis import synthetic
-from collector import worker
+from collector.sweep import worker
 
 # Sweeps started by the tests honour DECODE_REGIMES_FAULTS (a normal run ignores it; tests/collector_with_faults.py
 # does the same for a CLI process).

@@ -72,7 +72,7 @@ def test_several_files_and_options(files, capsys):
 def test_quiet_silences_only_the_named_categories():
     import warnings
 
-    from analysis._common import quiet
+    from analysis.core.common import quiet
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

@@ -17,7 +17,7 @@ import pytest
 
 from collector import schema
 from collector.__main__ import main
-from collector.journal import Journal
+from collector.sweep.journal import Journal
 from processes import gone
 
 SIM = ["--devices", "sim", "--models", "gpt2"]
@@ -358,7 +358,7 @@ def test_environment_and_resume_check():
 
 def test_summary_rows_count_failures_and_medians(capsys):
     from analysis.synthetic import make_dataset
-    from collector.progress import print_summary, summary_rows
+    from collector.sweep.progress import print_summary, summary_rows
 
     ds = make_dataset(0, budgets=(8, 16, 32), trials=4, missing=0.25)
     rows = summary_rows(ds)

@@ -201,9 +201,9 @@ def test_sweep_sd_widens_the_intervals(null_a, null_b):
 
 
 def test_result_variables_are_declared_and_documented(null_a, null_b):
-    from analysis._outputs import returns_names
     from analysis.compare import VARIABLES
     from analysis.compare import compare as fn
+    from analysis.core.outputs import returns_names
 
     res = _cmp(null_a, null_b)
     assert list(res.data_vars) == list(VARIABLES)

@@ -16,10 +16,10 @@ from collector.__main__ import main
 from collector.environment import collect
 from collector.errors import ConfigError, JournalError
 from collector.export import to_dataset
-from collector.journal import Journal
 from collector.record import RunRecord
 from collector.spec import SPEC_KEYS, SweepSpec, build_spec
-from collector.sweep import grid_keys, run_sweep
+from collector.sweep.journal import Journal
+from collector.sweep.runner import grid_keys, run_sweep
 
 
 def test_everything_is_derived_from_the_declaration():

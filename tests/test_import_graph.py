@@ -165,3 +165,14 @@ def test_the_torch_free_side_never_imports_torch() -> None:
     assert not heavy, f"torch-free modules that import torch or transformers: {heavy}"
     # the check sees an import of torch where there is one
     assert "torch" in external["collector.measurement"]
+
+
+def test_analysis_core_is_the_bottom_floor() -> None:
+    """``analysis.core`` imports nothing of ``analysis`` above it (only ``errors`` and ``stats``), so every
+    analysis, table, figure and the report can build on it."""
+    graph = import_graph()
+    core = {m for m in graph if m == "analysis.core" or m.startswith("analysis.core.")}
+    assert {"analysis.core.common", "analysis.core.outputs", "analysis.core.series"} <= core
+    allowed = core | {"analysis.errors", "analysis.stats"}
+    above = {m: sorted(d for d in graph[m] if d.split(".")[0] == "analysis" and d not in allowed) for m in core}
+    assert not any(above.values()), f"analysis.core imports from above it: {above}"

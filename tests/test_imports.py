@@ -21,7 +21,7 @@ def _modules_after(code: str) -> set[str]:
 @pytest.mark.process
 def test_schema_sim_and_analysis_do_not_import_torch() -> None:
     mods = _modules_after(
-        "import collector, collector.schema, collector.sim, collector.record, collector.refine, collector.trend, analysis,"
+        "import collector, collector.schema, collector.sim, collector.record, collector.sweep.refine, collector.trend, analysis,"
         " analysis.synthetic, analysis.io"
     )
     assert "collector.schema" in mods and "analysis.synthetic" in mods

@@ -1,4 +1,4 @@
-"""The shared input checks of the public analysis (analysis._common.check_axes): our errors, never a foreign one."""
+"""The shared input checks of the public analysis (analysis.core.common.check_axes): our errors, never a foreign one."""
 
 from __future__ import annotations
 

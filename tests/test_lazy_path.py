@@ -1,6 +1,6 @@
 """Every public analysis computes through the lazy per-series path: dask-backed input gives the eager result.
 
-The per-series work runs block by block (``analysis._series.apply_named``); results hold no lazy data.
+The per-series work runs block by block (``analysis.core.series.apply_named``); results hold no lazy data.
 """
 
 from __future__ import annotations

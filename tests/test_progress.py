@@ -8,9 +8,9 @@ import re
 from rich.console import Console
 
 from collector.factors import SWEEP_DIMS, RunKey
-from collector.progress import LiveProgress
 from collector.record import RunRecord
-from collector.sweep import SweepEvent
+from collector.sweep.progress import LiveProgress
+from collector.sweep.runner import SweepEvent
 
 _VALUES = {"model": "a-very-long-model-name/with-a-path-[red]x", "device": "cpu", "dtype": "float32", "cache": True,
            "prompt_len": 32, "budget": 256, "trial": 3}

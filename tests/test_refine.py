@@ -7,10 +7,10 @@ import pytest
 
 from collector.environment import collect
 from collector.errors import ConfigError
-from collector.journal import Journal
-from collector.refine import find_boundaries, levels, next_budgets
 from collector.spec import build_spec
-from collector.sweep import run_sweep
+from collector.sweep.journal import Journal
+from collector.sweep.refine import find_boundaries, levels, next_budgets
+from collector.sweep.runner import run_sweep
 
 GRID = list(range(8, 65, 8))
 

@@ -22,9 +22,9 @@ import psutil
 import pytest
 
 from collector import failures, schema
-from collector import worker as worker_mod
 from collector.__main__ import main
-from collector.journal import Journal
+from collector.sweep import worker as worker_mod
+from collector.sweep.journal import Journal
 from processes import gone
 
 SIM = ["--devices", "sim", "--models", "gpt2", "--cache", "on", "--prompt-lens", "8"]
@@ -82,7 +82,7 @@ def _worker_of(proc: subprocess.Popen) -> psutil.Process:
     def find():
         for c in psutil.Process(proc.pid).children():
             try:
-                if c.status() != psutil.STATUS_ZOMBIE and "collector.worker" in " ".join(c.cmdline()):
+                if c.status() != psutil.STATUS_ZOMBIE and "collector.sweep.worker" in " ".join(c.cmdline()):
                     return c
             except psutil.Error:  # it ended meanwhile
                 continue
@@ -380,7 +380,7 @@ def test_an_orphaned_worker_dies_within_half_a_second(tmp_path):
 def test_without_pdeathsig_the_parent_check_ends_an_orphan_within_half_a_second():
     """The path of systems without PR_SET_PDEATHSIG: a worker whose stdin stays open (no EOF) and whose parent dies."""
     r, w = os.pipe()
-    worker = ("import os, sys; import collector.worker as m; m._kill_with_parent = lambda: False; "
+    worker = ("import os, sys; import collector.sweep.worker as m; m._kill_with_parent = lambda: False; "
               "sys.argv[1:] = [str(os.getppid())]; m.main()")
     code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {worker!r}], stdin={r}, "
             f"pass_fds=({r},)); print(p.pid, flush=True); time.sleep(600)")

@@ -373,7 +373,7 @@ def test_huge_n_boot_is_refused_at_once(command: str, tmp_path: Path) -> None:
 
 def test_bootstrap_larger_than_memory_is_refused_with_the_estimate() -> None:
     import analysis
-    from analysis._limits import MAX_BOOT, available_memory, bootstrap_bytes
+    from analysis.core.limits import MAX_BOOT, available_memory, bootstrap_bytes
     from analysis.errors import InputError
     from analysis.synthetic import make_dataset
 

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from analysis import synthetic
-from analysis._outputs import returns_names
+from analysis.core.outputs import returns_names
 from analysis.registry import ANALYSES, Analysis
 from public_api import public_calls
 

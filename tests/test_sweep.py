@@ -10,10 +10,10 @@ import pytest
 from collector import schema
 from collector.environment import collect
 from collector.export import to_dataset
-from collector.journal import Journal, RunKey
 from collector.spec import build_spec
-from collector.sweep import SequentialOrderWarning, grid_keys, plan, run_seed, run_sweep
-from collector.worker import FAULTS_ENV, failure_status, fault_for, parse_faults
+from collector.sweep.journal import Journal, RunKey
+from collector.sweep.runner import SequentialOrderWarning, grid_keys, plan, run_seed, run_sweep
+from collector.sweep.worker import FAULTS_ENV, failure_status, fault_for, parse_faults
 
 
 def _spec(**kw):

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
-from analysis._common import quiet
+from analysis.core.common import quiet
 from analysis.registry import ANALYSES, Analysis
 
 __all__ = ["COMMANDS", "Command"]

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._common import quiet
-from analysis._labels import is_simulated
+from analysis.core.common import quiet
+from analysis.core.labels import is_simulated
 from analysis.errors import InputError
 
 __all__ = ["budget_axis", "check", "get_regimes", "nanmedian", "ok", "simulated", "title"]

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis._labels import iter_series, series_dims
+from analysis.core.labels import iter_series, series_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe

@@ -7,7 +7,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis._labels import series_dims
+from analysis.core.labels import series_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, log_axis

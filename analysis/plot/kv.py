@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis._common import quiet
-from analysis._labels import iter_series, series_dims, series_name, varying_dims
+from analysis.core.common import quiet
+from analysis.core.labels import iter_series, series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from analysis._labels import series_dims, series_name, varying_dims
+from analysis.core.labels import series_dims, series_name, varying_dims
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe
 from analysis.plot._regimes import choose_series, legend_handles, pick, shade, spans

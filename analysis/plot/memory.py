@@ -9,7 +9,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis._labels import series_dims, series_name, varying_dims
+from analysis.core.labels import series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import finish, grid, tex_safe

@@ -8,7 +8,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from analysis._labels import series_dims, series_name, varying_dims
+from analysis.core.labels import series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, plain_log_labels, tex_safe

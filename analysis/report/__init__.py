@@ -23,7 +23,7 @@ from typing import Any
 
 import xarray as xr
 
-from analysis._labels import clean_text, is_simulated
+from analysis.core.labels import clean_text, is_simulated
 from analysis.errors import InputError
 from analysis.registry import ANALYSES, REGIMES
 from analysis.report import text

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._common import quiet
-from analysis._labels import iter_series, series_dims, series_name, varying_dims
+from analysis.core.common import quiet
+from analysis.core.labels import iter_series, series_dims, series_name, varying_dims
 from analysis.registry import BY_NAME, STEP_RUNS
 from analysis.report.parts import RenderedFigure, render_figure
 from analysis.report.runner import SHARED

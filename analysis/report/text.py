@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._labels import clean_text, is_simulated, scalar
+from analysis.core.labels import clean_text, is_simulated, scalar
 from analysis.registry import ANALYSES, REGIMES
 
 __all__ = ["GLOSSARY", "SECTIONS", "SECTION_INTROS", "environment_rows", "protocol_rows"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis._labels import clean_text, fmt_interval, fmt_num
+from analysis.core.labels import clean_text, fmt_interval, fmt_num
 from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["backends", "boundaries", "kv", "memory", "monotonicity", "phases", "steps"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis._labels import fmt_interval, fmt_num
 from analysis._regimes_vars import SEGMENT_REPORTED
+from analysis.core.labels import fmt_interval, fmt_num
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
 __all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]

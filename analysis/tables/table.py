@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._labels import clean_text, fmt_num, iter_series, series_name, varying_dims
+from analysis.core.labels import clean_text, fmt_num, iter_series, series_name, varying_dims
 
 __all__ = ["Table", "extra_columns", "flat", "labels", "select_rows"]
 
@@ -70,7 +70,7 @@ def flat(result: xr.Dataset, name: Hashable, dims: Sequence[str]) -> np.ndarray:
 
 
 def labels(result: xr.Dataset, dims: Sequence[str]) -> list[str]:
-    """The human name of every series over ``dims`` (see :func:`analysis._labels.series_name`)."""
+    """The human name of every series over ``dims`` (see :func:`analysis.core.labels.series_name`)."""
     varying = varying_dims(result, dims)
     return [series_name(values, varying) for _, values in iter_series(result, dims)]
 
@@ -106,5 +106,5 @@ def select_rows(rows: Sequence[tuple[str, ...]], flags: list[str], interesting: 
 
 
 def num(x: Any, fmt: str = ".3g") -> str:
-    """Alias of :func:`analysis._labels.fmt_num` for the builders."""
+    """Alias of :func:`analysis.core.labels.fmt_num` for the builders."""
     return fmt_num(x, fmt)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._common import Series
+from analysis.core.common import Series
 
 __all__ = ["SERIES", "ResultVar", "returns_names", "wrap"]
 

@@ -6,7 +6,7 @@ way.
 
 A *series* is one cell of every dim of a variable except ``budget`` (the axis
 of change), ``trial`` (replicates) and ``step`` (per-step variables). The
-per-series work runs through :func:`analysis._series.apply_named` (lazy for
+per-series work runs through :func:`analysis.core.series.apply_named` (lazy for
 dask-backed input); its results, arrays of shape ``(n_series, ...)``, are
 wrapped back onto the series dims with :meth:`Series.wrap`.
 """

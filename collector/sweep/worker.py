@@ -1,7 +1,7 @@
-"""The measuring process of a sweep (the side of :mod:`collector.sweep` that runs models).
+"""The measuring process of a sweep (the side of :mod:`collector.sweep.runner` that runs models).
 
 The sweep starts each worker as a fresh interpreter (``python -m
-collector.worker``: no state inherited from the sweep, and the user's script
+collector.sweep.worker``: no state inherited from the sweep, and the user's script
 is never re-imported) and talks to it over its stdin/stdout pipes with the
 pickled message dataclasses of :mod:`collector.protocol`, one request at a
 time (the worker's own stdout goes to stderr, so a model printing cannot
@@ -312,7 +312,7 @@ class WorkerStopped(Exception):
 
 
 class WorkerProcess:
-    """The sweep's handle on one worker process (``python -m collector.worker``) and its pipes.
+    """The sweep's handle on one worker process (``python -m collector.sweep.worker``) and its pipes.
 
     :meth:`request` sends one request and waits for the reply, polling every
     0.1 s for ``should_stop``, the process's death and the ``timeout``.
@@ -324,7 +324,7 @@ class WorkerProcess:
         env = dict(os.environ)
         paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector.worker", str(os.getpid())], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector.sweep.worker", str(os.getpid())], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)

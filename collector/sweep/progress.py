@@ -25,7 +25,7 @@ from rich.table import Column, Table
 from collector import schema
 from collector.factors import BY_NAME, SERIES_DIMS
 from collector.safetext import for_rich
-from collector.sweep import SweepEvent
+from collector.sweep.runner import SweepEvent
 
 __all__ = ["LiveProgress", "summary_rows", "print_summary"]
 
@@ -39,7 +39,7 @@ def _fmt_s(x: float) -> str:
 class LiveProgress:
     """A sweep's ``on_event`` callback that drives a rich live bar (nothing when ``quiet``).
 
-    Use as a context manager around :func:`collector.sweep.run_sweep`.
+    Use as a context manager around :func:`collector.sweep.runner.run_sweep`.
     """
 
     def __init__(self, *, quiet: bool = False, console: Console | None = None, label: str = "sweep") -> None:

@@ -11,7 +11,7 @@ model x device x dtype x attn, :data:`collector.factors.LOAD_KEY`);
 ``cell`` one fresh process per cell (grid point), in which its warm-up and
 its trials run back to back.
 
-Processes. Runs are measured in worker processes (:mod:`collector.worker`),
+Processes. Runs are measured in worker processes (:mod:`collector.sweep.worker`),
 never in the sweep's own process, so a run that crashes its process, hangs
 past ``timeout`` (the worker is killed) or raises becomes a row with status
 ``error``, ``timeout`` or ``oom`` (an out-of-memory exception, or a worker
@@ -29,7 +29,7 @@ starts; a sweep resumed from the journal runs exactly the runs not in it
 (with ``retry_failed``, also the failed ones: the new attempt replaces the
 row, the earlier one moves to the journal's ``attempts`` table).
 
-Refinement (``refine``): after the grid, rounds of :func:`collector.refine.next_budgets`
+Refinement (``refine``): after the grid, rounds of :func:`collector.sweep.refine.next_budgets`
 per series, each new budget with all its trials, until every boundary is
 located or ``refine_max_runs`` (default: as many runs as the grid) is spent.
 """
@@ -48,17 +48,17 @@ from typing import Any
 import numpy as np
 
 from collector import failures
-from collector import refine as _refine
 from collector.factors import FACTORS, RunKey, grid
-from collector.journal import Journal
 from collector.protocol import Failed, Init, Load, Loaded, Measured, Protocol, Run, Warmup
 from collector.record import RunRecord
 from collector.sim import execution_order
 from collector.spec import SweepSpec
-from collector.worker import WorkerDied as _Died
-from collector.worker import WorkerProcess as _Worker
-from collector.worker import WorkerStopped as _Stopped
-from collector.worker import planted_faults
+from collector.sweep import refine as _refine
+from collector.sweep.journal import Journal
+from collector.sweep.worker import WorkerDied as _Died
+from collector.sweep.worker import WorkerProcess as _Worker
+from collector.sweep.worker import WorkerStopped as _Stopped
+from collector.sweep.worker import planted_faults
 
 __all__ = [
     "SequentialOrderWarning",
@@ -367,7 +367,7 @@ def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEve
     Runs already in the journal are skipped, so the same call resumes an
     interrupted sweep; with ``retry_failed`` the failed ones (error, oom,
     timeout) run again, and each earlier attempt is kept in the journal
-    (:meth:`collector.journal.Journal.attempts`). ``should_stop`` is polled between runs and while
+    (:meth:`collector.sweep.journal.Journal.attempts`). ``should_stop`` is polled between runs and while
     waiting for one (every 0.1 s); when it returns True the run in flight is
     abandoned (its worker killed, nothing recorded) and the call returns with
     ``interrupted=True``.
