@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from collector.measurement import load_model, measure  # noqa: E402
+from collector.measuring.measurement import load_model, measure  # noqa: E402
 
 #: condition name -> measure() keyword arguments
 CONDITIONS: dict[str, dict[str, Any]] = {
@@ -91,8 +91,8 @@ def versions() -> dict[str, Any]:
 
 def smoke(model: str, args: argparse.Namespace, log) -> dict[str, Any]:
     """One short run of every engine x timing x cache (and a dtype check) on the device."""
-    from collector.devices import DTYPES, get_backend
     from collector.errors import ConfigError
+    from collector.measuring.devices import DTYPES, get_backend
 
     backend = get_backend(args.device)
     dtypes = {}

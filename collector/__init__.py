@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded on first attribute access)
 _LAZY = {
-    "measure": "collector.measurement",
-    "warmup": "collector.measurement",
-    "load_model": "collector.measurement",
-    "check_request": "collector.measurement",
-    "presets": "collector.models",
+    "measure": "collector.measuring.measurement",
+    "warmup": "collector.measuring.measurement",
+    "load_model": "collector.measuring.measurement",
+    "check_request": "collector.measuring.measurement",
+    "presets": "collector.measuring.models",
     "SweepSpec": "collector.spec",
     "build_spec": "collector.spec",
     "run_sweep": "collector.sweep.runner",

@@ -383,7 +383,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from collector.models import presets
+    from collector.measuring.models import presets
 
     rows = presets()
     if args.json:

@@ -78,7 +78,7 @@ def host_name() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _torch_devices() -> tuple[str, ...]:
-    from collector.devices import available_devices as torch_available
+    from collector.measuring.devices import available_devices as torch_available
 
     return tuple(torch_available())
 
@@ -181,7 +181,7 @@ def info() -> dict[str, Any]:
         if d in here:
             detail = gpu_name([d])
             try:
-                from collector.devices import get_backend
+                from collector.measuring.devices import get_backend
 
                 limit = get_backend(d).device_limit()
             except Exception:  # noqa: BLE001 - info is best effort

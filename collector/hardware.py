@@ -1,11 +1,11 @@
 """The devices and dtypes, declared once (torch-free, numpy-free).
 
 Adding a device means one :class:`Device` row here and, for a real one, a
-backend class in :mod:`collector.devices` (``tests/test_hardware.py`` checks
+backend class in :mod:`collector.measuring.devices` (``tests/test_hardware.py`` checks
 that every real device has one). Everything else derives from the tables:
 
 * :data:`collector.factors.FACTORS`: the ``device`` and ``dtype`` choices and help;
-* :data:`collector.devices.DEVICES` / :data:`~collector.devices.DTYPES` (the torch backends);
+* :data:`collector.measuring.devices.DEVICES` / :data:`~collector.measuring.devices.DTYPES` (the torch backends);
 * :func:`collector.environment.best_device` (:data:`PREFERENCE`);
 * :data:`collector.sim.DEVICE_SPEED` and the simulator's dtype speeds.
 """
@@ -35,7 +35,7 @@ class Device:
     name
         The ``device`` value (dataset coordinate, ``--devices`` choice).
     real
-        Measured through a torch backend (:mod:`collector.devices`); False for ``sim``.
+        Measured through a torch backend (:mod:`collector.measuring.devices`); False for ``sim``.
     preference
         Rank for the default device of a quick sweep (0 first), None where never chosen by default.
     sim_speed

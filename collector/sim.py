@@ -119,7 +119,7 @@ MODEL_COSTS: dict[str, ModelCost] = {
     "opt-350m": _cost(331_196_416, 24, 1024),
 }
 
-#: Positions (prompt + new tokens) of each preset, as in its published config (collector.models builds the same):
+#: Positions (prompt + new tokens) of each preset, as in its published config (collector.measuring.models builds the same):
 #: device ``sim`` refuses longer sequences, as the real devices do.
 MAX_POSITIONS: dict[str, int] = {
     "tiny-gpt2": 512,

@@ -369,7 +369,7 @@ def check_runnable(spec: SweepSpec) -> None:
 
     Device ``sim`` needs no torch: its models must be known to the latency
     model (presets, or ``costs`` in ``[sim]``). Other devices go through
-    :func:`collector.measurement.check_request` (which reads at most a model
+    :func:`collector.measuring.measurement.check_request` (which reads at most a model
     config and runs a tiny matmul) for each model x device x dtype at the
     largest prompt length and budget.
 
@@ -404,7 +404,7 @@ def check_runnable(spec: SweepSpec) -> None:
     for d in real:
         if d not in here:
             raise DeviceUnavailableError(f"device {d!r} is not available on this machine; available here: {', '.join(here)}")
-    from collector.measurement import check_request
+    from collector.measuring.measurement import check_request
 
     longest = {"budget": max(spec.budgets), "prompt_len": max(spec.prompt_lens)}
     checked: set[tuple[Any, ...]] = set()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from collector import clock, devices, measurement
-from collector.devices import CPUBackend, CUDABackend, EventTimer, MPSBackend, get_backend
 from collector.errors import ConfigError, DeviceUnavailableError
-from collector.memory import HostReader, MemoryMonitor, MemorySampler, check_memory_mode
+from collector.measuring import clock, devices, measurement
+from collector.measuring.devices import CPUBackend, CUDABackend, EventTimer, MPSBackend, get_backend
+from collector.measuring.memory import HostReader, MemoryMonitor, MemorySampler, check_memory_mode
 
 
 # --------------------------------------------------------------------------- fakes

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from collector import devices, environment, factors, hardware, schema, sim
+from collector import environment, factors, hardware, schema, sim
+from collector.measuring import devices
 
 
 def test_the_factors_take_their_choices_from_the_declaration() -> None:

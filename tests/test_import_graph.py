@@ -105,10 +105,10 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_the_packages() -> None:
     graph = import_graph()
-    assert {"analysis", "analysis.regimes", "collector", "collector.spec", "collector.measurement"} <= set(graph)
+    assert {"analysis", "analysis.regimes", "collector", "collector.spec", "collector.measuring.measurement"} <= set(graph)
     # module-level, function-level, absolute and relative arrows are all seen
     assert "collector.protocol" in graph["collector.spec"]
-    assert "collector.measurement" in graph["collector.spec"]  # imported inside check_runnable
+    assert "collector.measuring.measurement" in graph["collector.spec"]  # imported inside check_runnable
     assert "analysis.regimes" in graph["analysis"]
 
 
@@ -164,7 +164,7 @@ def test_the_torch_free_side_never_imports_torch() -> None:
     heavy = {m: sorted(external.get(m, set()) & HEAVY) for m in sorted(free) if external.get(m, set()) & HEAVY}
     assert not heavy, f"torch-free modules that import torch or transformers: {heavy}"
     # the check sees an import of torch where there is one
-    assert "torch" in external["collector.measurement"]
+    assert "torch" in external["collector.measuring.measurement"]
 
 
 def test_analysis_core_is_the_bottom_floor() -> None:
@@ -176,3 +176,14 @@ def test_analysis_core_is_the_bottom_floor() -> None:
     allowed = core | {"analysis.errors", "analysis.stats"}
     above = {m: sorted(d for d in graph[m] if d.split(".")[0] == "analysis" and d not in allowed) for m in core}
     assert not any(above.values()), f"analysis.core imports from above it: {above}"
+
+
+def test_torch_is_imported_only_by_the_measuring_package() -> None:
+    """torch and transformers appear only in ``collector.measuring`` and in ``collector.environment`` (the
+    machine's versions and device names, read inside functions); everything else can be imported without them."""
+    external: dict[str, set[str]] = {}
+    import_graph(external)
+    heavy = {m for m, names in external.items() if names & HEAVY}
+    assert heavy, "the check sees no import of torch at all"
+    outside = sorted(m for m in heavy if not m.startswith("collector.measuring.") and m != "collector.environment")
+    assert not outside, f"torch or transformers imported outside collector.measuring: {outside}"

@@ -92,6 +92,6 @@ def test_analysis_imports_and_runs_without_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ok ")
-    blocked = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import collector.measurement"], cwd=root,
+    blocked = subprocess.run([sys.executable, "-c", _BLOCK_TORCH + "import collector.measuring.measurement"], cwd=root,
                              capture_output=True, text=True)
     assert blocked.returncode != 0 and "blocked: an install without [collect]" in blocked.stderr

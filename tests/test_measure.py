@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import collector
-from collector import measurement
 from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
-from collector.measurement import check_request, load_model, measure, warmup
-from collector.models import LoadedModel
+from collector.measuring import measurement
+from collector.measuring.measurement import check_request, load_model, measure, warmup
+from collector.measuring.models import LoadedModel
 
 MODEL = "tiny-gpt2"
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config
 
-from collector import measurement, models
-from collector.devices import CPUBackend
 from collector.errors import ConfigError, UnknownModelError
-from collector.models import build_model, model_spec, presets
+from collector.measuring import measurement, models
+from collector.measuring.devices import CPUBackend
+from collector.measuring.models import build_model, model_spec, presets
 
 REQUIRED = ["tiny-gpt2", "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-125m", "opt-350m"]
 

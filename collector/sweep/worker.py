@@ -21,7 +21,7 @@ elsewhere a thread checks the parent process id every 0.1 s.
 with timeout and stop polling, kill).
 
 Device ``sim`` runs :func:`collector.sim.simulate` (numpy only, no sleeping);
-other devices run :func:`collector.measurement.measure` on a model loaded
+other devices run :func:`collector.measuring.measurement.measure` on a model loaded
 once per worker.
 
 Fault injection (tests only): the environment variable
@@ -202,10 +202,10 @@ class _SimRunner:
 
 
 class _TorchRunner:
-    """Devices cpu, cuda, mps: :func:`collector.measurement.measure_request` on models loaded once per load key."""
+    """Devices cpu, cuda, mps: :func:`collector.measuring.measurement.measure_request` on models loaded once per load key."""
 
     def __init__(self, init: Init) -> None:
-        from collector import measurement
+        from collector.measuring import measurement
 
         self.m = measurement
         self.protocol = init.protocol

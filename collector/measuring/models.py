@@ -31,8 +31,8 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, BloomConfig, GPT2Config, OPTConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from collector.devices import Backend, torch_dtype
 from collector.errors import ConfigError, UnknownModelError
+from collector.measuring.devices import Backend, torch_dtype
 from collector.protocol import WEIGHTS
 
 __all__ = [
@@ -332,7 +332,7 @@ def build_model(spec: ModelSpec, backend: Backend, dtype: str, attn: str = "defa
     Random weights are drawn after ``torch.manual_seed(seed)``, so a preset is
     the same model in every process. ``attn`` is passed as transformers'
     ``attn_implementation`` (``default``: not passed). Inputs are assumed
-    validated (:func:`collector.measurement.check_request`).
+    validated (:func:`collector.measuring.measurement.check_request`).
     """
     dt = torch_dtype(dtype)
     kw: dict[str, Any] = {"dtype": dt}

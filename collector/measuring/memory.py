@@ -22,7 +22,7 @@ device is sampled only where the allocator keeps no peak of its own (mps:
 ``current_allocated_memory``); cuda's ``max_memory_allocated`` is exact.
 
 Host figures: the process resident set (``rss``), system available memory
-and swap in use. Device figures come from the backend (:mod:`collector.devices`).
+and swap in use. Device figures come from the backend (:mod:`collector.measuring.devices`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from collector.devices import Backend
 from collector.errors import ConfigError
+from collector.measuring.devices import Backend
 
 __all__ = [
     "MEMORY_MODES",

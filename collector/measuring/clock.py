@@ -1,6 +1,6 @@
 """The clock of one generation: where time is read for each timing mode (``step``, ``events``, ``ends``).
 
-:class:`Clock` takes the marks that :mod:`collector.measurement`'s module
+:class:`Clock` takes the marks that :mod:`collector.measuring.measurement`'s module
 docstring describes; :class:`Marker` is the ``StoppingCriteria`` that takes
 a mark each time ``generate`` has appended a token.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria
 
-from collector.devices import Backend, EventTimer, now
+from collector.measuring.devices import Backend, EventTimer, now
 
 __all__ = ["Clock", "Marker"]
 

@@ -38,13 +38,13 @@ from typing import Any
 import torch
 
 from collector import failures
-from collector.clock import Clock
-from collector.devices import Backend, get_backend
-from collector.engines import ENGINES as _ENGINES
 from collector.errors import ConfigError
 from collector.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
-from collector.memory import MemoryFigures, MemoryMonitor, check_memory_mode
-from collector.models import LoadedModel, ModelSpec, build_model, check_attn, model_spec
+from collector.measuring.clock import Clock
+from collector.measuring.devices import Backend, get_backend
+from collector.measuring.engines import ENGINES as _ENGINES
+from collector.measuring.memory import MemoryFigures, MemoryMonitor, check_memory_mode
+from collector.measuring.models import LoadedModel, ModelSpec, build_model, check_attn, model_spec
 from collector.protocol import ENGINES, TIMINGS, Protocol  # declared in protocol; re-exported here
 from collector.record import RunRecord
 
@@ -204,7 +204,7 @@ def measure(
     Parameters
     ----------
     model
-        Preset name (:func:`collector.models.presets`), local directory or hub id.
+        Preset name (:func:`collector.measuring.models.presets`), local directory or hub id.
     device
         ``"cpu"``, ``"cuda"`` or ``"mps"``.
     budget

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import GenerationConfig, StaticCache, StoppingCriteriaList
 
-from collector.clock import Clock, Marker
+from collector.measuring.clock import Clock, Marker
 
 __all__ = ["ENGINES", "run_loop", "run_generate", "static_cache"]
 
