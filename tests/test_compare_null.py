@@ -20,7 +20,7 @@ import pytest
 import xarray as xr
 
 import analysis
-from analysis import _compare_stats as cs
+from analysis.compare import statistics as cs
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "tests" / "data" / "real"

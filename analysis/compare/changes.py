@@ -1,7 +1,7 @@
 """Which regimes appear, vanish, move or persist between A and B, as decided by tests, and the verdict line.
 
 Two sources propose changes; tests of B - A decide them
-(:mod:`analysis._compare_stats`, docs/methods.md "compare"):
+(:mod:`analysis.compare.statistics`, docs/methods.md "compare"):
 
 - the regimes of each file (:func:`analysis.regimes`), paired by overlap on
   the budget axis (same kind, largest overlap): a regime of A without a
@@ -11,7 +11,7 @@ Two sources propose changes; tests of B - A decide them
   candidate, tested on the budgets only one of them covers; paired regimes
   on the same budgets *persist* (not tested);
 - the scan of B - A: the interval where B/A differs most from elsewhere
-  (:func:`analysis._compare_stats.scan`). Where no regime change covers it,
+  (:func:`analysis.compare.statistics.scan`). Where no regime change covers it,
   it is a candidate of its own, named by the file whose latency there
   deviates more from a smooth curve through its other budgets (B: appeared,
   A: vanished); over a persisting
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis import _compare_stats as _cs
+from analysis.compare import statistics as _cs
 
 __all__ = ["CHANGE_KINDS", "Change", "Segment", "decide", "match", "scan_change", "segments", "test", "verdict"]
 
@@ -175,7 +175,7 @@ def scan_change(d: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, budgets: np.nda
     """``changes`` (decided) with the scan's confirmed interval added where no confirmed change covers it.
 
     ``d``, ``m_a``, ``m_b`` ``(budget,)``: the series' log ratio and mean log
-    values of A and B (NaN: not shared); ``best``: :func:`analysis._compare_stats.scan`
+    values of A and B (NaN: not shared); ``best``: :func:`analysis.compare.statistics.scan`
     of the shared budgets, confirmed at level ``q``. Over a persisting
     regime the test becomes that regime's change of strength; elsewhere it
     is a regime of the file whose latency there deviates more from a smooth

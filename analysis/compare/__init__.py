@@ -22,6 +22,11 @@ the trials). The verdicts:
   either is high (a loaded host, slow run states).
 
 Methods and their measured error rates: docs/methods.md ("compare").
+
+The package: this module compares and assembles the result;
+:mod:`analysis.compare.statistics` holds the numbers (B/A per budget, its
+noise, the scan and the tests), :mod:`analysis.compare.changes` the regime
+changes the two files' regimes propose and the verdict line of a series.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis import _compare_regimes as _cr
-from analysis import _compare_stats as _cs
+from analysis.compare import changes as _cr
+from analysis.compare import statistics as _cs
 from analysis.core.common import check_axes, quiet
 from analysis.core.labels import is_simulated, iter_series, series_name, varying_dims
 from analysis.core.outputs import ResultVar
