@@ -8,13 +8,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis.core.common import ok_values as ok
 from analysis.core.common import quiet
 from analysis.core.labels import is_simulated
 from analysis.errors import InputError
 
 __all__ = ["budget_axis", "check", "get_regimes", "nanmedian", "ok", "simulated", "title"]
-
-_TIMING = ("latency", "prefill_time", "decode_time", "step_time")
 
 
 def check(ds: Any, fn: str, variables: tuple[str, ...] = ()) -> xr.Dataset:
@@ -27,14 +26,6 @@ def check(ds: Any, fn: str, variables: tuple[str, ...] = ()) -> xr.Dataset:
         if v not in ds.data_vars:
             raise InputError(f"plot.{fn}() needs variable {v!r}; the dataset has {sorted(map(str, ds.data_vars))!r}")
     return ds
-
-
-def ok(ds: xr.Dataset, var: str) -> xr.DataArray:
-    """``ds[var]`` with runs whose status is not ok set to NaN (timing variables)."""
-    da = ds[var]
-    if var in _TIMING and "status" in ds.data_vars:
-        da = da.where(ds["status"] == 0)
-    return da
 
 
 def get_regimes(ds: xr.Dataset, reg: xr.Dataset | None, var: str = "latency") -> xr.Dataset | None:
