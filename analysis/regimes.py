@@ -196,7 +196,8 @@ def regimes(
     degree = _degrees(ds, da, scaling)
     core = [_series.BUDGET, _series.TRIAL]
     raw = da
-    da, host_beta = _host_adjusted(ds, da, degree, budgets)
+    key = _time_key(ds, raw)  # every run's execution-time key: the host state and the time check use it
+    da, host_beta = _host_adjusted(da, degree, budgets, key)
     own = _series.apply_named(_detect.scale_block, [da, degree], [core, []], outputs=_detect.SCALE_OUTPUTS,
                               kwargs={"budgets": budgets}).compute()
     # the series' own budget-level scale (every budget), after and before the host state was removed
@@ -259,7 +260,8 @@ def regimes(
     confounded = np.zeros(candidate.shape, dtype=bool)
     p_time = np.full(candidate.shape, np.nan)
     # the time check models execution time itself: it sees the runs as measured
-    time_note, seq_share, unreportable = _time_check(ds, raw, f, sg, candidate, clustered, confounded, p_time, alpha)
+    time_note, seq_share, unreportable = _time_check(ds, raw, key, f, sg, candidate, clustered, confounded,
+                                                     p_time, alpha)
     # power is that of what can be reported: in a series run in budget order every step is confounded (mde inf,
     # nothing is found at any ratio); in one whose cells each ran as one block, every one-budget step is
     # clustered in time (mde inf; a wider step can still be told from time: mde_4 stays)
@@ -513,8 +515,8 @@ def _time_key(ds: xr.Dataset, da: xr.DataArray) -> tuple[np.ndarray, str] | None
     return key[0].reshape(-1, nb, T), key[1]
 
 
-def _host_adjusted(ds: xr.Dataset, da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray
-                   ) -> tuple[xr.DataArray, np.ndarray]:
+def _host_adjusted(da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray,
+                   key: tuple[np.ndarray, str] | None) -> tuple[xr.DataArray, np.ndarray]:
     """The runs with the host state removed (random-order sweeps), and each series' ``beta`` (NaN: not adjusted).
 
     Every run's host state ``g`` is the median residual (log ratio to its series' smooth reference) of the
@@ -526,10 +528,8 @@ def _host_adjusted(ds: xr.Dataset, da: xr.DataArray, degree: xr.DataArray, budge
     they are (there ``g`` follows the budget and would take regimes out with it).
     """
     S = int(np.prod([da.sizes[d] for d in _series.series_dims(da)], dtype=int))
-    none = np.full(S, np.nan)
-    key = _time_key(ds, da)
-    if key is None:
-        return da, none
+    if key is None:  # no execution times: nothing to adjust
+        return da, np.full(S, np.nan)
     tkey = key[0]
     sdims = _series.series_dims(da)
     Y = np.asarray(da.values, dtype=float).reshape(S, budgets.size, -1)  # da is (*series, budget, trial)
@@ -552,14 +552,13 @@ def _host_adjusted(ds: xr.Dataset, da: xr.DataArray, degree: xr.DataArray, budge
     return da.copy(data=(Y * np.exp(-shift)).reshape(da.shape)), beta
 
 
-def _time_check(ds, da, f, sg, candidate, clustered, confounded, p_time, alpha
+def _time_check(ds, da, key, f, sg, candidate, clustered, confounded, p_time, alpha
                 ) -> tuple[str, float, tuple[np.ndarray, np.ndarray]]:
     """Fill the time-confound arrays in place; return (note, share of sequential series, (ordered, blocked)):
     per series, whether it ran in budget order and whether each of its cells ran as one block."""
     none = np.zeros(candidate.shape[0], dtype=bool)
     if not any(n in ds.variables for n in ("started_at", "order")):
         return "skipped: the dataset has neither 'order' nor 'started_at'", float("nan"), (none, none)
-    key = _time_key(ds, da)
     if key is None:
         return "skipped: 'order' / 'started_at' hold no usable values", float("nan"), (none, none)
     tkey, used = key

@@ -424,7 +424,7 @@ def oracle_job(job: tuple[str, int, int]) -> dict:
     file's tested series (a regime alone among them must reach it under Benjamini-Hochberg); the run-level
     oracle at ``alpha`` per series, as this table first did."""
     from analysis.core import series as _series
-    from analysis.regimes import _degrees, _host_adjusted
+    from analysis.regimes import _degrees, _host_adjusted, _time_key
 
     path, n_null, n_power = job
     ds, r = null_result(path)
@@ -432,7 +432,8 @@ def oracle_job(job: tuple[str, int, int]) -> dict:
     base = np.asarray(r["baseline"].values, dtype=float).reshape(-1, nb)
     # the runs the test sees: with the host state removed where the package removes it (it knows that noise)
     da = _series.as_series_array(ds["latency"]).transpose(*r["anomalous"].dims, "trial")
-    adj, _ = _host_adjusted(ds, da, _degrees(ds, da, str(r.attrs["scaling"])), np.asarray(da["budget"].values))
+    adj, _ = _host_adjusted(da, _degrees(ds, da, str(r.attrs["scaling"])), np.asarray(da["budget"].values),
+                            _time_key(ds, da))
     runs = np.asarray(adj.values, dtype=float).reshape(-1, nb, ds.sizes["trial"])
     m = max(int(np.isfinite(per_series(r, "p_series")).sum()), 1)
     oracle, runs_only = [], []
