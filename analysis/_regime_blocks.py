@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis.core.common import BUDGET, Series, quiet, segments_of
+from analysis.core.common import BUDGET, Series, quiet
+from analysis.core.measured import measured_blocks
 from analysis.errors import InputError
 from analysis.regimes import regimes
 
@@ -80,6 +81,10 @@ def regime_blocks(
     ``split_segments``, where the segment id (``reg.regime``) changes; by
     default adjacent anomalous segments of one direction form one block.
     ``budgets`` gives the budget order of the caller's arrays.
+
+    Only the budgets the series measured (a finite ``ratio``) count: a block starts and ends at measured
+    budgets and holds no stretch of budgets the series never ran
+    (:func:`analysis.core.measured.measured_blocks`).
     """
     anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
@@ -91,20 +96,23 @@ def regime_blocks(
     out: list[list[Block]] = []
     for s in range(series.size):
         blocks: list[Block] = []
-        for a, b in segments_of(anomalous[s]):
+        measured = np.isfinite(ratio[s])
+        for a, b in measured_blocks(anomalous[s], measured):
+            inside = [i for i in range(a, b + 1) if measured[i]]
             start = a
-            for i in range(a, b + 1):
-                split = i == b
-                if not split:
-                    same_id = ids is None or ids[s, i + 1] == ids[s, i]
-                    same_dir = (ratio[s, i + 1] > 1) == (ratio[s, i] > 1)
+            for i, nxt in zip(inside, [*inside[1:], None]):
+                split = nxt is None
+                if nxt is not None:
+                    same_id = ids is None or ids[s, nxt] == ids[s, i]
+                    same_dir = (ratio[s, nxt] > 1) == (ratio[s, i] > 1)
                     split = not (same_id and same_dir)
                 if split:
                     with quiet():
                         r = float(np.nanmean(ratio[s, start : i + 1]))
                     rid = len(blocks)
                     blocks.append(Block(start, i, r, rid))
-                    start = i + 1
+                    if nxt is not None:
+                        start = nxt
         out.append(blocks)
     return out
 

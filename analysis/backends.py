@@ -93,8 +93,9 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
     budgets = np.asarray(ds[BUDGET].values)
     reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
     blocks = regime_blocks(reg, series, budgets, fn)
-    anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool)
     ratio = np.asarray(reg_array(reg, "ratio", series, budgets, fn), dtype=np.float64)
+    # the flags at the budgets each series measured (a finite ratio): none at a budget it never ran
+    anomalous = np.asarray(reg_array(reg, "anomalous", series, budgets, fn), dtype=bool) & np.isfinite(ratio)
     present = lat.notnull().any("trial") if "trial" in lat.dims else lat.notnull()
     has_data = series.unwrap(present)
     pooled = [d for d in series.dims if d in POOLED]

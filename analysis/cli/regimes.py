@@ -26,10 +26,12 @@ def to_json(result: Any) -> dict[str, Any]:
     """The regimes result as plain JSON-able data: attrs, then per series its segments and flags."""
     from analysis._regimes_summary import iter_segments
     from analysis._regimes_vars import SEGMENT_REPORTED
+    from analysis.core.measured import measured_anomalous
 
     sdims = [d for d in result["anomalous"].dims if d != "budget"]
     fields = SEGMENT_REPORTED
     series: dict[tuple[int, ...], dict[str, Any]] = {}
+    anomalous = measured_anomalous(result)  # none at a budget the series never ran
     for index, j in iter_segments(result):
         key = tuple(index[d] for d in sdims)
         if key not in series:
@@ -43,7 +45,7 @@ def to_json(result: Any) -> dict[str, Any]:
                 "power": {f"{r:g}": _clean(v) for r, v in zip(result["power_ratio"].values,
                                                               result["power"].isel(sel).values)},
                 "anomalous_budgets": [_clean(b) for b, a in zip(result["budget"].values,
-                                                                 result["anomalous"].isel(sel).values) if a],
+                                                                 anomalous.isel(sel).values) if a],
                 "segments": [],
             }
         seg = {f: _clean(result[f].isel(dict(index, segment=j)).values) for f in fields}

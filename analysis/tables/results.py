@@ -7,6 +7,7 @@ import xarray as xr
 
 from analysis._regimes_vars import SEGMENT_REPORTED
 from analysis.core.labels import fmt_interval, fmt_num
+from analysis.core.measured import measured_anomalous
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
 __all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]
@@ -74,7 +75,7 @@ def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None, only_with_re
     dims = _sdims(reg, "noise", "")
     names = labels(reg, dims)
     anom_seg = flat(reg, "segment_anomalous", dims)
-    anom_b = flat(reg, "anomalous", dims)
+    anom_b = flat(reg.assign(anomalous=measured_anomalous(reg)), "anomalous", dims)  # none at unmeasured budgets
     budgets = np.asarray(reg["budget"].values)
     extras = extra_columns(reg, dims, _SERIES_KNOWN)
     ex = {name: flat(reg, name, dims) for name, _ in extras}
