@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", required=True, metavar="OUT.nc")
     imp.add_argument("--prompt-lens", nargs="+", metavar="NAME=N", help="length in tokens of each prompt_name "
                      "(default: long_context=65)")
-    imp.add_argument("--warmup", type=int, default=3, help="warm-up requests per configuration (default: 3)")
-    imp.add_argument("--seed", type=int, default=42, help="the harness's seed (default: 42)")
+    imp.add_argument("--warmup", default="3", help="warm-up requests per configuration, 0..100 (default: 3)")
+    imp.add_argument("--seed", default="42", help="the harness's seed, 0..2**63-1 (default: 42)")
     imp.add_argument("--title", help="title attr of the dataset")
     imp.add_argument("--force", action="store_true", help="replace an existing output")
     mod = sub.add_parser("models", help="model presets with their sizes")

@@ -72,7 +72,8 @@ def _to_int(item: Any, what: str) -> int:
             return int(item.strip())
         except ValueError:
             pass
-    raise ConfigError(f"{what} must be integers, got {item!r}")
+    shown = repr(item) if len(repr(item)) <= 60 else repr(item)[:60] + f"... ({len(str(item))} characters)"
+    raise ConfigError(f"{what} must be integers, got {shown}")
 
 
 def parse_ints(value: Any, what: str, minimum: int = 1) -> tuple[int, ...]:
@@ -138,10 +139,18 @@ def choice(value: Any, what: str, choices: Sequence[str]) -> str:
     return str(value)
 
 
-def parse_int(value: Any, what: str, minimum: int) -> int:
+def parse_int(value: Any, what: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer in ``minimum..maximum`` from a flag, TOML or file value; else ``ConfigError`` quoting it.
+
+    The one bounded-integer check of values that end up in a dataset (attrs
+    are stored as int64, counts as int32): a value outside the range is
+    refused here, never left to overflow in numpy or the netCDF library.
+    """
     v = _to_int(value, what)
-    if v < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    if v < minimum or (maximum is not None and v > maximum):
+        bounds = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + f"... ({len(str(value))} characters)"
+        raise ConfigError(f"{what} must be an integer {bounds}, got {shown}")
     return v
 
 

@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = "2"
+#: Range of an integer a file can store (netCDF int64 attrs and coordinates).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Leading dim of a dataset combining several origins (hosts or protocols); see collector.combine.
 ORIGIN_DIM = "origin"
 #: Value of a global attr that differs between the origins of such a dataset (a coordinate on ``origin`` holds each).
@@ -327,7 +329,7 @@ def empty_dataset(
             given = list(f.default)
         else:
             raise SchemaError(f"empty_dataset() needs {setting}= (values of dim {f.name!r})")
-        coords[f.name] = np.asarray(given, dtype=numpy_kind[f.kind])
+        coords[f.name] = _coord_array(given, f.name, numpy_kind[f.kind])
     coords["trial"] = np.arange(trials, dtype=np.int64)
     for name, vals in coords.items():
         if vals.size == 0:
@@ -362,6 +364,23 @@ def empty_dataset(
         if dim in ds.coords:
             ds[dim].attrs.update(_coord_attrs(dim))
     return ds
+
+
+def _coord_array(given: Sequence[Any], name: str, kind: Any) -> np.ndarray:
+    """Coordinate values as an array of ``kind``; an integer outside int64 is a ``SchemaError``, not an overflow."""
+    if kind is np.int64:
+        for v in given:
+            if isinstance(v, (int, np.integer)) and not INT64_MIN <= int(v) <= INT64_MAX:
+                raise SchemaError(f"dim {name!r} value {_short(v)} does not fit a 64-bit integer")
+    try:
+        return np.asarray(given, dtype=kind)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise SchemaError(f"dim {name!r} values {_short(list(given))} are not {kind.__name__} ({exc})") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def bool_attrs(long_name: str) -> dict[str, Any]:
@@ -467,6 +486,7 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
                 raise SchemaError(f"coordinate {attr!r} has {bad[0]!r}; expected values in {list(choices)}")
         if str(ds.attrs[attr]) not in choices and not (per_origin and str(ds.attrs[attr]) == PER_ORIGIN):
             raise SchemaError(f"global attr {attr!r} is {ds.attrs[attr]!r}; expected one of {list(choices)}")
+    _check_storable(ds)
     simulated = _as_int(ds.attrs["simulated"], "simulated")
     if simulated not in (0, 1):
         raise SchemaError(f"global attr 'simulated' is {ds.attrs['simulated']!r}; expected 0 or 1")
@@ -541,6 +561,32 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     if check_values:
         _check_values(ds)
     return ds
+
+
+def _check_storable(ds: xr.Dataset) -> None:
+    """What every writer must hold to: integer attrs within int64, no NUL in a text (netCDF ends a string there).
+
+    A Python integer past int64 made the netCDF library raise ``TypeError:
+    illegal data type for attribute``; a NUL in a model name wrote a file
+    whose names were cut at the NUL (``duplicate values ['gpt2', 'gpt2']``
+    on reading it back).
+    """
+    for key, value in ds.attrs.items():
+        items = value.ravel().tolist() if isinstance(value, np.ndarray) else [value]
+        for v in items:
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and not INT64_MIN <= int(v) <= INT64_MAX:
+                raise SchemaError(f"global attr {key!r} is {_short(v)}; an integer attr must fit 64 bits "
+                                  f"({INT64_MIN}..{INT64_MAX})")
+            if isinstance(v, str) and "\x00" in v:
+                raise SchemaError(f"global attr {key!r} holds a NUL character ({_short(v)}); a file cannot store it")
+    for name in (*ds.coords, *ds.data_vars):
+        var = ds[name]
+        if var.dtype.kind in "UO" and var.chunks is None:  # a lazy (dask) variable's text is not read here
+            for v in np.asarray(var.values).ravel().tolist():
+                if isinstance(v, str) and "\x00" in v:
+                    raise SchemaError(f"{'coordinate' if name in ds.coords else 'variable'} {str(name)!r} holds "
+                                      f"{_short(v)} with a NUL character; a file cannot store it (names are cut "
+                                      "there: two names would become one)")
 
 
 def _as_int(value: Any, name: str) -> int:

@@ -33,6 +33,8 @@ dataset:
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import os
@@ -47,6 +49,9 @@ import xarray as xr
 
 from collector import schema
 from collector.errors import ConfigError
+from collector.foreign import read_json, read_text, shorten
+from collector.parsing import MAX_BUDGET, parse_int
+from collector.spec import MAX_SEED, MAX_WARMUP
 
 __all__ = [
     "DEFAULT_PROMPT_LENS",
@@ -83,6 +88,8 @@ _ARCH = (("distilgpt2", "GPT2LMHeadModel"), ("gpt2", "GPT2LMHeadModel"), ("bloom
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NOT_RECORDED = "not recorded by the harness"
+#: Most timed runs a row may summarise (``n_runs`` is int32).
+MAX_RUNS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,7 @@ class StudyRow:
         try:
             return float(t)
         except ValueError:
-            raise ConfigError(f"{self.source}: column {column!r} is {t!r}; expected a number") from None
+            raise ConfigError(f"{self.source}: column {column!r} is {shorten(t)}; expected a number") from None
 
 
 def parse_prompt_lens(items: Sequence[str] | Mapping[str, int] | None) -> dict[str, int]:
@@ -140,24 +147,48 @@ def parse_prompt_lens(items: Sequence[str] | Mapping[str, int] | None) -> dict[s
     return out
 
 
-def _read_one(path: Path) -> list[StudyRow]:
-    if not path.is_file():
+def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    """Rows (dicts by header), header and encoding of a CSV; a broken row or header raises ``ConfigError``."""
+    text, encoding = read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        records = [(reader.line_num, r) for r in reader if r]  # line_num: where the record ends (blank lines skipped)
+    except csv.Error as exc:
+        raise ConfigError(f"{str(path)!r} line {reader.line_num + 1} is not CSV: {exc} (a harness field is a name or a "
+                          "number)") from None
+    if not records:
+        raise ConfigError(f"{str(path)!r} holds no result rows")
+    (_, header), body = records[0], records[1:]
+    header = [h.strip() for h in header]
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise ConfigError(f"{str(path)!r} names column {shorten(repeated[0])} more than once; each column must be named "
+                          "once")
+    rows: list[dict[str, Any]] = []
+    for line, r in body:
+        if len(r) != len(header):
+            raise ConfigError(f"{path.name}:{line}: the row has {len(r)} field(s) and the header {len(header)}; a "
+                              "truncated or broken row (a harness row has a value, maybe empty, for every column)")
+        rows.append(dict(zip(header, r)))
+    return rows, header, encoding
+
+
+def _read_one(path: Path) -> tuple[list[StudyRow], str]:
+    if not path.exists():
         raise ConfigError(f"no such harness file: {str(path)!r}")
+    if not path.is_file():
+        raise ConfigError(f"harness file {str(path)!r} is not a regular file (a folder, a device or a pipe?)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            columns = list(reader.fieldnames or [])
+        rows, columns, encoding = _read_csv(path)
+        sources = [f"{path.name}:{i + 2}" for i in range(len(rows))]
     elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{str(path)!r} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        data, encoding = read_json(path)
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise ConfigError(f"{str(path)!r} holds a {type(data).__name__}; expected a JSON list of result rows")
         rows = data
         columns = list(dict.fromkeys(k for r in rows for k in r))
+        sources = [f"{path.name}:{i}" for i in range(len(rows))]
     else:
         raise ConfigError(f"{str(path)!r} is neither .csv nor .json (the harness writes benchmark_results_*.csv/.json)")
     if not rows:
@@ -168,23 +199,50 @@ def _read_one(path: Path) -> list[StudyRow]:
     if "avg_latency" not in columns and not {"avg_prefill_time", "avg_decode_time"} <= set(columns):
         raise ConfigError(f"{str(path)!r} has no latency: neither 'avg_latency' nor 'avg_prefill_time' + "
                           "'avg_decode_time'")
-    return [StudyRow(f"{path.name}:{i + 2 if suffix == '.csv' else i}", r) for i, r in enumerate(rows)]
+    return [StudyRow(src, r) for src, r in zip(sources, rows)], encoding
 
 
-def read_harness(paths: Sequence[str | os.PathLike[str]]) -> list[StudyRow]:
+def _check_distinct(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Refuse a file given twice (same path, same file through a link, or the same bytes): its rows are not new trials."""
+    seen: dict[tuple[Any, ...], str] = {}
+    for p in paths:
+        st = Path(p).stat()
+        digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        for key in (("inode", st.st_dev, st.st_ino), ("bytes", digest)):
+            if key in seen:
+                how = "the same file as" if key[0] == "inode" else "a byte-identical copy of"
+                raise ConfigError(f"{str(p)!r} is {how} {seen[key]!r}: its rows would be counted again as new "
+                                  "trials of the same configurations; give each collection once")
+            seen[key] = str(p)
+
+
+def read_harness(paths: Sequence[str | os.PathLike[str]], encodings: dict[str, str] | None = None) -> list[StudyRow]:
     """Rows of every file, files in the order given, rows in file order.
+
+    ``encodings``, when given, receives the text encoding each file was read
+    in (:func:`collector.foreign.read_text`).
 
     Raises
     ------
     ConfigError
-        No file, a missing or unreadable file, not CSV/JSON, no rows, or a
-        required column missing.
+        No file, a missing or unreadable file, a file given twice (same
+        path, link or bytes), not text in any encoding tried
+        (:func:`collector.foreign.read_text`), not CSV/JSON, a truncated row,
+        a column named twice, no rows, or a required column missing.
     """
     if not paths:
         raise ConfigError("import-study needs at least one benchmark_results_*.csv or .json file")
+    for p in paths:
+        if not Path(p).exists():
+            raise ConfigError(f"no such harness file: {str(p)!r}")
+        if not Path(p).is_file():
+            raise ConfigError(f"harness file {str(p)!r} is not a regular file (a folder, a device or a pipe?)")
+    _check_distinct(paths)
+    encodings = {} if encodings is None else encodings
     rows: list[StudyRow] = []
     for p in paths:
-        rows.extend(_read_one(Path(p)))
+        got, encodings[str(p)] = _read_one(Path(p))
+        rows.extend(got)
     return rows
 
 
@@ -194,13 +252,14 @@ def _bool(row: StudyRow, column: str) -> bool:
         return True
     if t in _FALSE:
         return False
-    raise ConfigError(f"{row.source}: column {column!r} is {row.text(column)!r}; expected true or false")
+    raise ConfigError(f"{row.source}: column {column!r} is {shorten(row.text(column))}; expected true or false")
 
 
-def _int(row: StudyRow, column: str, minimum: int) -> int:
+def _int(row: StudyRow, column: str, minimum: int, maximum: int) -> int:
     x = row.number(column)
-    if not math.isfinite(x) or x != int(x) or x < minimum:
-        raise ConfigError(f"{row.source}: column {column!r} is {row.text(column)!r}; expected an integer >= {minimum}")
+    if not math.isfinite(x) or x != int(x) or not minimum <= x <= maximum:
+        raise ConfigError(f"{row.source}: column {column!r} is {shorten(row.text(column))}; expected an integer in "
+                          f"{minimum}..{maximum}")
     return int(x)
 
 
@@ -215,17 +274,39 @@ def _key(row: StudyRow, prompt_lens: Mapping[str, int]) -> tuple[str, str, str, 
         raise ConfigError(f"{row.source}: column 'model' is empty")
     mode = row.text("execution_mode")
     if mode not in MODES:
-        raise ConfigError(f"{row.source}: execution_mode {mode!r} is not one of {sorted(MODES)!r}")
+        raise ConfigError(f"{row.source}: execution_mode {shorten(mode)} is not one of {sorted(MODES)!r}")
     device, dtype = MODES[mode]
     prompt = row.text("prompt_name")
     if prompt not in prompt_lens:
-        raise ConfigError(f"{row.source}: prompt {prompt!r} has no length; give it with --prompt-lens {prompt}=N "
+        flag = prompt if len(prompt) <= 40 and prompt.isprintable() and " " not in prompt else "NAME"
+        raise ConfigError(f"{row.source}: prompt {shorten(prompt)} has no length; give it with --prompt-lens {flag}=N "
                           f"(known: {sorted(prompt_lens)!r})")
     load = row.number("offered_load")
     if math.isfinite(load) and load != 1:
         raise ConfigError(f"{row.source}: offered_load is {row.text('offered_load')!r}; only sequential requests "
                           "(offered_load 1, every paper config) measure one generation at a time")
-    return (model, device, dtype, _bool(row, "use_cache"), prompt_lens[prompt], _int(row, "max_tokens", 1))
+    return (model, device, dtype, _bool(row, "use_cache"), prompt_lens[prompt], _int(row, "max_tokens", 1, MAX_BUDGET))
+
+
+def _check_values(row: StudyRow) -> None:
+    """Refuse values no harness run can have: a count out of range, a percent outside 0..100, a time <= 0."""
+    if math.isfinite(row.number("samples")):
+        _int(row, "samples", 0, MAX_RUNS)
+    rate = row.number("success_rate")
+    if not (math.isnan(rate) or 0 <= rate <= 100):
+        raise ConfigError(f"{row.source}: column 'success_rate' is {shorten(row.text('success_rate'))}; expected a "
+                          "percent in 0..100")
+    for column in (*STATS.values(), "avg_prefill_time", "avg_decode_time"):
+        x = row.number(column)
+        if not math.isnan(x) and not (math.isfinite(x) and x >= 0):
+            raise ConfigError(f"{row.source}: column {column!r} is {shorten(row.text(column))}; a time in seconds is "
+                              "finite and >= 0")
+    pre, dec, avg = row.number("avg_prefill_time"), row.number("avg_decode_time"), row.number("avg_latency")
+    total = pre + dec if math.isfinite(pre) and math.isfinite(dec) else avg
+    if total == 0:
+        which = "avg_prefill_time + avg_decode_time" if math.isfinite(pre) and math.isfinite(dec) else "avg_latency"
+        raise ConfigError(f"{row.source}: {which} is 0; a generation that ran takes a positive time (a missing "
+                          "value is empty, not 0)")
 
 
 def _status_of(row: StudyRow) -> tuple[str, str]:
@@ -245,8 +326,8 @@ def import_study(
     paths: Sequence[str | os.PathLike[str]],
     *,
     prompt_lens: Sequence[str] | Mapping[str, int] | None = None,
-    warmup: int = 3,
-    seed: int = 42,
+    warmup: int | str = 3,
+    seed: int | str = 42,
     title: str | None = None,
     command: str = "",
 ) -> xr.Dataset:
@@ -281,9 +362,14 @@ def import_study(
         execution mode or a prompt without a length (each names the file and
         row).
     """
-    rows = read_harness(paths)
+    warmup = parse_int(warmup, "warmup", 0, MAX_WARMUP)
+    seed = parse_int(seed, "seed", 0, MAX_SEED)
+    encodings: dict[str, str] = {}
+    rows = read_harness(paths, encodings)
     lens = parse_prompt_lens(prompt_lens)
     keys = [_key(r, lens) for r in rows]
+    for r in rows:
+        _check_values(r)
     trial_of: list[int] = []
     seen: dict[tuple[Any, ...], int] = {}
     for k in keys:
@@ -298,9 +384,16 @@ def import_study(
     extra_cols = [c for c in dict.fromkeys(c for r in rows for c in r.values) if c not in _KNOWN]
     numeric = [c for c in extra_cols if any(math.isfinite(_safe_number(r, c)) for r in rows)]
     used_prompts = {name: n for name, n in lens.items() if any(r.text("prompt_name") == name for r in rows)}
+    by_length: dict[int, str] = {}
+    for name, n in used_prompts.items():
+        if n in by_length:
+            raise ConfigError(f"prompts {by_length[n]!r} and {name!r} both have length {n}: their rows would become "
+                              "replicates of one cell; give each prompt its own length (--prompt-lens NAME=N)")
+        by_length[n] = name
     ds = schema.empty_dataset(models=models, devices=uniq(1), dtypes=uniq(2), caches=uniq(3), prompt_lens=uniq(4),
                               budgets=uniq(5), trials=max(trial_of) + 1, step_time=False, model_info=model_info,
                               attrs=_attrs(paths, used_prompts, warmup, seed, title, command))
+    ds.attrs["source_encodings"] = json.dumps({Path(p).name: enc for p, enc in encodings.items()})
     shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
     arrays = {name: ds[name].values for name in ds.data_vars}
@@ -358,10 +451,29 @@ def import_study(
     ds = ds.assign_coords(stat=np.asarray(list(STATS), dtype=str))
     ds["stat"].attrs["long_name"] = "summary over the runs of a configuration (harness columns " + ", ".join(
         STATS.values()) + ")"
-    for c, values in extra.items():
-        name = "harness_" + re.sub(r"[^0-9A-Za-z_]", "_", c)
-        ds[name] = (schema.SWEEP_DIMS, values, {"long_name": f"harness column {c!r}", "units": _unit(c)})
+    for c, name in _variable_names(list(extra)).items():
+        ds[name] = (schema.SWEEP_DIMS, extra[c], {"long_name": f"harness column {c!r}", "units": _unit(c)})
     return schema.validate(ds)
+
+
+def _variable_names(columns: Sequence[str]) -> dict[str, str]:
+    """``harness_<column>`` for each column, characters other than letters, digits and _ as _; one name per column.
+
+    Columns that map to one name (``my-col``, ``my_col``) get ``_2``, ``_3``...
+    in column order, so none is dropped; the ``long_name`` of each variable
+    holds its column as written.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for c in columns:
+        base = "harness_" + re.sub(r"[^0-9A-Za-z_]", "_", c)
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}_{k}"
+        taken.add(name)
+        out[c] = name
+    return out
 
 
 def _at(index: Mapping[str, Mapping[Any, int]], key: tuple[Any, ...], trial: int) -> tuple[int, ...]:
@@ -401,6 +513,8 @@ def _attrs(paths: Sequence[Any], prompts: Mapping[str, int], warmup: int, seed: 
         "latency_measure": "latency = avg_prefill_time + avg_decode_time (server side) where both are reported "
                            "(latency_source 0), else avg_latency (client round trip, latency_source 1)",
         "prompt_lens": json.dumps(dict(prompts), sort_keys=True),
+        "timing_note": "timing 'ends': the file holds whole-generation times only (no step_time); the harness's own "
+                       "per-step summaries, where it wrote them, are the harness_*step_time variables",
         "platform": _NOT_RECORDED,
         "machine": _NOT_RECORDED,
         "host": "",  # not recorded by the harness (base_attrs would put this machine's name)
@@ -411,7 +525,7 @@ def _attrs(paths: Sequence[Any], prompts: Mapping[str, int], warmup: int, seed: 
         "torch_version": _NOT_RECORDED,
         "transformers_version": _NOT_RECORDED,
         "engine": "loop",
-        "timing": "step",
+        "timing": "ends",  # the file holds no per-step times (step_time); see timing_note
         "warmup": int(warmup),
         "isolation": "cell",
         "run_order": "sequential",
