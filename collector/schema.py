@@ -211,6 +211,9 @@ OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
     "protocol": ("import-study", "the study harness's protocol (HTTP round trip, a fresh server per configuration)"),
     "latency_measure": ("import-study", "which harness columns latency comes from (latency_source)"),
     "prompt_lens": ("import-study", "JSON: prompt name -> length in tokens"),
+    "source_encodings": ("import-study", "JSON: file name -> the text encoding it was read in (collector.foreign)"),
+    "timing_note": ("import-study", "why timing is 'ends' (whole-generation times only) and where the harness's own "
+                    "per-step summaries are"),
     "stated_spread": ("published tables", "spread the publication states in words (no per-cell value)"),
     "experiments": ("published tables", "what each value of the extra dim 'experiment' is"),
     "overlaps": ("published tables", "JSON list of cells measured by several experiments, with every value"),
