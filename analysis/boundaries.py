@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linprog
 
-from analysis._regime_blocks import Block, get_regimes, regime_blocks
+from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
 from analysis.core.labels import scalar
 from analysis.core.origins import origin_lines
@@ -132,9 +132,9 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         Over the group dims x ``prompt_len``:
 
         - ``onset_budget``: first anomalous budget (NaN: no regime).
-        - ``onset_after``: last normal budget before it (-inf: regime starts at the first budget).
+        - ``onset_after``: last normal budget the series measured before it (-inf: none before it).
         - ``recovery_budget``: last anomalous budget.
-        - ``recovery_before``: first normal budget after it (+inf: regime runs to the last budget).
+        - ``recovery_before``: first normal budget the series measured after it (+inf: none after it).
 
         Over the group dims:
 
@@ -170,8 +170,10 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         ds, lat, budgets = ds.isel({BUDGET: order}), lat.isel({BUDGET: order}), budgets[order]
     reg = get_regimes(ds, "latency", reg, fn, alpha=alpha, **regimes_kwargs)
     blocks = regime_blocks(reg, series, budgets.astype(ds[BUDGET].dtype), fn)
+    # the budgets each series ran: the normal budget next to a boundary is the nearest one it measured
+    measured = np.isfinite(reg_array(reg, "ratio", series, budgets.astype(ds[BUDGET].dtype), fn).astype(float))
     groups = Series(tuple(d for d in series.dims if d != PROMPT), series.template.isel({PROMPT: 0}, drop=True))
-    values = _main_regimes(blocks, _by_prompt(series), budgets)
+    values = _main_regimes(blocks, _by_prompt(series), budgets, measured)
     values.update(_axes(values, prompts))
     out = xr.Dataset(wrap(VARIABLES, values, groups, {PROMPT: ([PROMPT], {PROMPT: ds[PROMPT].values})}),
                      attrs={"alpha": alpha})
@@ -186,9 +188,15 @@ def _by_prompt(series: Series) -> np.ndarray:
     return idx.reshape(-1, series.shape[gpos])
 
 
-def _main_regimes(blocks: list[list[Block]], idx: np.ndarray, budgets: np.ndarray) -> dict[str, np.ndarray]:
+def _main_regimes(blocks: list[list[Block]], idx: np.ndarray, budgets: np.ndarray,
+                  measured: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per group and prompt length (``idx``: :func:`_by_prompt`), where the main slow regime starts and ends and
-    the normal budgets around it: the per-prompt variables of the result ``(group, prompt)``."""
+    the normal budgets around it: the per-prompt variables of the result ``(group, prompt)``.
+
+    ``measured`` ``(series, budget)``: the budgets each series ran (default: all). The normal budget before the
+    onset and after the recovery is the nearest one the series measured, not the next budget of the grid."""
+    if measured is None:
+        measured = np.ones((len(blocks), budgets.size), dtype=bool)
     G, P = idx.shape
     out = {n: np.full((G, P), np.nan) for n in ("onset_budget", "onset_after", "recovery_budget", "recovery_before")}
     for g in range(G):
@@ -197,10 +205,12 @@ def _main_regimes(blocks: list[list[Block]], idx: np.ndarray, budgets: np.ndarra
             if not slow:
                 continue
             main = max(slow, key=lambda b: (b.last - b.first, b.ratio))
+            ran = np.flatnonzero(measured[idx[g, j]])
+            before, after = ran[ran < main.first], ran[ran > main.last]
             out["onset_budget"][g, j] = budgets[main.first]
-            out["onset_after"][g, j] = budgets[main.first - 1] if main.first > 0 else -np.inf
+            out["onset_after"][g, j] = budgets[before[-1]] if before.size else -np.inf
             out["recovery_budget"][g, j] = budgets[main.last]
-            out["recovery_before"][g, j] = budgets[main.last + 1] if main.last + 1 < budgets.size else np.inf
+            out["recovery_before"][g, j] = budgets[after[0]] if after.size else np.inf
     return out
 
 
@@ -238,6 +248,11 @@ def _axes(values: dict[str, np.ndarray], prompts: np.ndarray) -> dict[str, np.nd
             "recovery_axis": axes["recovery"].astype(str), **res}
 
 
+def _axis_words(axis: str) -> str:
+    """An axis value of the result in the summary's words."""
+    return {"ambiguous": "either axis (the grid cannot tell)", "neither": "neither axis"}.get(axis, axis)
+
+
 def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray) -> str:
     """One line per group with a slow regime: the axis its onset and recovery line up on, with the evidence."""
     template, v = groups.template, values
@@ -252,12 +267,20 @@ def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray)
         firsts = ", ".join(f"{v['onset_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         lasts = ", ".join(f"{v['recovery_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         on_axis, re_axis = v["onset_axis"][g], v["recovery_axis"][g]
-        text = f"{name}: onset on {on_axis}"
+        if not (np.isfinite(v["onset_slope_lo"][g]) and np.isfinite(v["onset_slope_hi"][g])):
+            # one prompt length shows the regime: nothing to tell budget from total length by
+            j = int(np.flatnonzero(have)[0])
+            a, b = v["onset_budget"][g, j], v["recovery_budget"][g, j]
+            span = f"budget {a:g}" if a == b else f"budgets {a:g}-{b:g}"
+            lines.append(f"{name}: slow regime at {span} with prompt_len {prompts[j]:g} only; whether onset and "
+                         "recovery follow the budget or the total length needs the regime at a second prompt length")
+            continue
+        text = f"{name}: onset on {_axis_words(on_axis)}"
         if on_axis in ("budget", "total"):
             text += (f" (threshold {v['onset_threshold_lo'][g]:g}..{v['onset_threshold_hi'][g]:g} "
                      f"{'tokens total' if on_axis == 'total' else 'budget'})")
         text += (f", first anomalous budget {firsts}, slopes in prompt_len {v['onset_slope_lo'][g]:.2f}.."
-                 f"{v['onset_slope_hi'][g]:.2f}; recovery on {re_axis}")
+                 f"{v['onset_slope_hi'][g]:.2f}; recovery on {_axis_words(re_axis)}")
         if re_axis in ("budget", "total"):
             text += (f" (last inside {v['recovery_threshold_lo'][g]:g}..{v['recovery_threshold_hi'][g]:g} "
                      f"{'tokens total' if re_axis == 'total' else 'budget'})")

@@ -136,9 +136,10 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
     m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
     if m0.ssr <= 0 or m2.df_resid <= 0:
         return out
-    out["r2_memory"] = _partial(m0, m1)
+    # without a usable covariate M1 is M0: memory explains nothing measurable, which is not "0 %" (NaN)
+    out["r2_memory"] = _partial(m0, m1) if cols else np.nan
     out["r2_full"] = _partial(m0, m2)
-    out["r2_added"] = out["r2_full"] - out["r2_memory"]
+    out["r2_added"] = out["r2_full"] - (out["r2_memory"] if cols else 0.0)
     if m2.ssr > 0:
         fs, pv, _ = m2.compare_f_test(m1)
         out["f_stat"], out["p"] = float(fs), float(pv)
@@ -247,7 +248,8 @@ def memory_effect(
 
         - ``has_regime``: the series has at least one regime.
         - ``n_runs``: runs in the models.
-        - ``r2_memory``: adjusted share of the excess memory explains (M1 over M0).
+        - ``r2_memory``: adjusted share of the excess memory explains (M1 over M0); NaN where no
+          covariate was usable in the series' runs (no memory readings), never a "0 %" nobody measured.
         - ``p_memory``: p-value of the F test of M1 against M0.
         - ``r2_full``: adjusted share memory and the regime explain together (M2 over M0).
         - ``r2_added``: ``r2_full - r2_memory``, the share the regime adds.

@@ -279,6 +279,10 @@ def _summary(values: dict[str, np.ndarray], series: Series, var: str, alpha: flo
                 f"{values['spike_recovery_budget'][s]:g}); "
                 f"{100 * values['unexplained_share'][s]:.1f}% of variance not monotone"
             )
-    n_mono = int(np.sum(n_inv == 0))
-    head = f"{var}: {n_mono} of {series.size} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
+    # a series without any value is neither monotone nor not: it is not counted (cells of a sparse dataset)
+    measured = np.isfinite(values["center"]).reshape(series.size, -1).sum(axis=1) >= 2
+    n_mono = int(np.sum((n_inv == 0) & measured))
+    head = (f"{var}: {n_mono} of {int(measured.sum())} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
+            + (f"; {series.size - int(measured.sum())} series with fewer than 2 measured budgets not counted"
+               if not measured.all() else ""))
     return "\n".join([head, *lines])

@@ -54,6 +54,7 @@ VARIABLES: dict[str, ResultVar] = {
     "q_decode": ResultVar(REGIME, "BH q-value of no decode excess", "1"),
     "q_prefill": ResultVar(REGIME, "BH q-value of no prefill excess", "1"),
     "n_regimes": ResultVar(SERIES, "regimes of the series", "1"),
+    "n_split_runs": ResultVar(SERIES, "ok runs with both prefill_time and decode_time", "1"),
 }
 
 
@@ -193,6 +194,8 @@ def phases(
         Over the series dims:
 
         - ``n_regimes``: number of regimes of the series.
+        - ``n_split_runs``: ok runs with both phase times (0: the phase split was not measured, so no
+          regime's excess can be split).
 
         Attr ``summary``: one line per regime.
 
@@ -213,6 +216,8 @@ def phases(
     blocks = regime_blocks(reg, series, budgets, fn)
     values = _regimes(blocks, budgets)
     values.update(_fit(ds, series, budgets, values["first"], values["last"], degree=degree, ci=ci))
+    both = (ok_values(ds, "decode_time").notnull() & ok_values(ds, "prefill_time").notnull()).sum([BUDGET, TRIAL])
+    values["n_split_runs"] = series.unwrap(both.compute()).astype(np.int64)
     R = values["regime_start"].shape[1]
     out = xr.Dataset(wrap(VARIABLES, values, series, {REGIME: ([REGIME], {REGIME: np.arange(R)})}, ci=ci),
                      attrs={"degree": degree, "ci": ci, "alpha": alpha})
@@ -263,7 +268,9 @@ def _summary(values: dict[str, np.ndarray], series: Series) -> str:
             v = {name: x[s, r] for name, x in values.items() if x.ndim == 2}
             where = f"{series.name(s)}, budgets {v['regime_start']:g}-{v['regime_end']:g}"
             if not np.isfinite(v["decode_share"]):
-                lines.append(f"{where}: too few budgets outside the regime to fit")
+                lines.append(f"{where}: " + ("no prefill/decode times in its runs, so the excess cannot be split"
+                                             if values["n_split_runs"][s] == 0 else
+                                             "too few budgets outside the regime to fit"))
                 continue
             lines.append(
                 f"{where} ({v['regime_ratio']:.2f}x): "

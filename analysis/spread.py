@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
-from analysis.core.labels import fmt_num
+from analysis.core.labels import fmt_num, na
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 from analysis.tables.table import Table, flat, labels, select_rows
@@ -130,13 +130,16 @@ def table(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     n_runs = flat(res, "n_runs", dims)
     rows, interesting = [], []
     for s in range(len(names)):
-        rows.append((names[s], fmt_num(100 * med[s], ".2g"), fmt_num(100 * top[s], ".2g"), fmt_num(at[s]),
-                     str(int((n_runs[s] < 2).sum()))))
+        single = na("1 run per budget")
+        rows.append((names[s], fmt_num(100 * med[s], ".2g") or single, fmt_num(100 * top[s], ".2g") or na(),
+                     fmt_num(at[s]) or na(), str(int((n_runs[s] == 1).sum()))))
         interesting.append(bool(np.nan_to_num(med[s]) > NOISY))
+    measured = (n_runs.reshape(len(names), -1).sum(axis=1) > 0).tolist()
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
-                                      only_interesting=False, max_rows=max_rows, what="series")
+                                      only_interesting=False, max_rows=max_rows, what="series", measured=measured)
     return Table(title=f"spread: how much the runs of one cell disagree ({res.attrs.get('var', '')})",
-                 columns=("series", "median cv %", "largest cv %", "at budget", "budgets < 2 runs"),
+                 columns=("series", "median cv %", "largest cv %", "at budget", "budgets with 1 run"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, True, True, True),
                  legend=("cv: sample sd / mean of a cell's ok runs (%); median over the series' budgets, and its "
-                         f"largest cell; budgets < 2 runs: cells without a spread; bold: median above {100 * NOISY:g}%"))
+                         f"largest cell; budgets with 1 run: measured cells without a spread; bold: median above "
+                         f"{100 * NOISY:g}%"))

@@ -108,6 +108,17 @@ def print_regimes(result: Any, args: argparse.Namespace) -> None:
     console.print(visible(result.attrs["summary"], keep_newlines=True), highlight=False, markup=False, soft_wrap=True)
 
 
+def _mde(x: float) -> str:
+    """A smallest detectable effect: ``x2.71``; why there is none (too few budgets; budget and time confounded)."""
+    from analysis.core.labels import na
+
+    if math.isnan(x):
+        return na("too few budgets")
+    if math.isinf(x):
+        return na("time-confounded")
+    return f"x{x:.2f}"
+
+
 def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
     """Per series: its noise and the smallest regime it could have shown."""
     import numpy as np
@@ -115,6 +126,7 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
 
     from analysis._regimes_summary import series_label
     from analysis.cli.render import escape as _escape
+    from analysis.core.labels import na
 
     dims = [d for d in result["mde"].dims]
     table = Table(title="what could have been seen, per series", title_justify="left")
@@ -130,12 +142,13 @@ def _print_power(console: Any, result: Any, num: Callable[..., str]) -> None:
              for k in ("noise", "scatter", "mde", "mde_4", "p_series", "q_series")}
         noisy = bool(result["noisy"].isel(index).item())
         table.add_row(_escape(series_label(result, index)),
-                      f"[bold yellow]{num(v['noise'], '.3f')}[/]" if noisy else num(v["noise"], ".3f"),
-                      num(v["scatter"], ".3f"), f"x{num(v['mde'], '.2f')}", f"x{num(v['mde_4'], '.2f')}",
-                      num(v["p_series"], ".2g"), num(v["q_series"], ".2g"))
+                      f"[bold yellow]{num(v['noise'], '.3f')}[/]" if noisy else num(v["noise"], ".3f") or na(),
+                      num(v["scatter"], ".3f") or na(), _mde(v["mde"]), _mde(v["mde_4"]),
+                      num(v["p_series"], ".2g") or na(), num(v["q_series"], ".2g") or na())
     console.print(table)
     console.print("[dim]legend: noise: per-run sd of log latency (yellow: above 0.1); scatter: budget-to-budget sd "
                   "around a smooth curve; detectable: the smallest slowdown over one (four) budgets found with 80% "
-                  "power at alpha; p (any step): scan p-value of the strongest interval of the series; q (series): "
+                  "power at alpha (n/a: none, with the reason); p (any step): scan p-value of the strongest interval of "
+                  "the series; q (series): "
                   "the series' strongest evidence corrected across the series (Benjamini-Hochberg): a series holds a "
                   "regime only where it is below alpha[/dim]")

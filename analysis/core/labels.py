@@ -22,6 +22,7 @@ __all__ = [
     "fmt_interval",
     "fmt_num",
     "is_simulated",
+    "na",
     "iter_series",
     "scalar",
     "series_dims",
@@ -128,3 +129,11 @@ def fmt_interval(lo: Any, hi: Any, fmt: str = ".3g") -> str:
     """``[lo, hi]`` ("" when either end is missing)."""
     a, b = fmt_num(lo, fmt), fmt_num(hi, fmt)
     return f"[{a}, {b}]" if a and b else ""
+
+
+def na(reason: str = "") -> str:
+    """The cell of a value that does not exist, with the reason: ``n/a (no memory readings)``.
+
+    Tables print this instead of an empty cell, ``x``, ``[, ]`` or ``nan``: a reader is told why.
+    """
+    return f"n/a ({reason})" if reason else "n/a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis.core.labels import clean_text, fmt_interval, fmt_num
+from analysis.core.labels import clean_text, fmt_interval, fmt_num, na
 from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["backends", "boundaries", "kv", "memory", "monotonicity", "phases", "steps"]
@@ -38,13 +38,21 @@ def phases(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     def ci(name: str, s: int, r: int) -> str:
         return _seconds(g[name][s, r], g[name + "_lo"][s, r], g[name + "_hi"][s, r])
 
+    split = flat(res, "n_split_runs", dims) if "n_split_runs" in res else None
     for s, r in zip(*np.nonzero(np.isfinite(g["regime_start"]))):
-        rows.append((names[s], f"{fmt_num(g['regime_start'][s, r])}-{fmt_num(g['regime_end'][s, r])}",
-                     f"x{fmt_num(g['regime_ratio'][s, r], '.2f')}", ci("excess_decode", s, r),
-                     ci("excess_prefill", s, r),
-                     f"{_pct(g['decode_share'][s, r])} [{_pct(g['decode_share_lo'][s, r])}, "
-                     f"{_pct(g['decode_share_hi'][s, r])}]",
-                     fmt_num(g["q_decode"][s, r], ".2g"), fmt_num(g["q_prefill"][s, r], ".2g")))
+        a, b = g["regime_start"][s, r], g["regime_end"][s, r]
+        ratio = g["regime_ratio"][s, r]
+        if np.isfinite(g["excess_decode"][s, r]):
+            share_ci = fmt_interval(100 * g["decode_share_lo"][s, r], 100 * g["decode_share_hi"][s, r], ".0f")
+            fitted = (ci("excess_decode", s, r), ci("excess_prefill", s, r),
+                      f"{_pct(g['decode_share'][s, r])} {share_ci}".strip(),
+                      fmt_num(g["q_decode"][s, r], ".2g") or na(), fmt_num(g["q_prefill"][s, r], ".2g") or na())
+        else:  # why the split could not be fitted: no phase times, or too few budgets around the regime
+            why = ("no prefill/decode times" if split is not None and split[s] == 0
+                   else "too few budgets with phase times outside the regime")
+            fitted = (na(why), na(), na(), na(), na())
+        rows.append((names[s], fmt_num(a) if a == b else f"{fmt_num(a)}-{fmt_num(b)}",
+                     f"x{fmt_num(ratio, '.2f')}" if np.isfinite(ratio) else na(), *fitted))
     rows_t, flags, note = select_rows(rows, ["hit"] * len(rows), [True] * len(rows), only_interesting=False,
                                       max_rows=max_rows, what="regimes")
     return Table(title="phases: where each regime's excess time goes",
@@ -65,11 +73,19 @@ def memory(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = Fal
     covs = [clean_text(c) for c in res["covariate"].values.tolist()]
     rows, interesting = [], []
     for s in range(len(names)):
+        has, n_used = bool(g["has_regime"][s]), int(used[s].sum())
         ch = ", ".join(f"{c} {fmt_num(100 * jump[s, k], '+.1f')}%" for k, c in enumerate(covs) if changes[s, k])
-        rows.append((names[s], "yes" if g["has_regime"][s] else "no", _pct(g["r2_memory"][s]),
-                     _pct(g["r2_added"][s]), fmt_num(g["q"][s], ".2g"),
-                     ch or ("smooth" if g["has_regime"][s] else ""), str(int(used[s].sum()))))
-        interesting.append(bool(g["has_regime"][s]))
+        if not has:  # nothing to explain
+            cells = (na("no regime"), na(), na(), na())
+        else:
+            no_mem = n_used == 0 or not np.isfinite(g["r2_memory"][s])
+            fitted = np.isfinite(g["r2_added"][s])
+            cells = (na("no usable memory readings") if no_mem else _pct(g["r2_memory"][s]),
+                     _pct(g["r2_added"][s]) if fitted else na("too few runs to fit"),
+                     fmt_num(g["q"][s], ".2g") or na(),
+                     na() if no_mem else (ch or "smooth"))
+        rows.append((names[s], "yes" if has else "no", *cells, str(n_used)))
+        interesting.append(has)
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
                                       only_interesting=not show_all, max_rows=max_rows, what="series")
     return Table(title="memory: does memory explain the regimes?",
@@ -79,7 +95,8 @@ def memory(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = Fal
                  legend=("memory explains: share of the excess latency (beyond a smooth budget trend) the memory "
                          "covariates explain; regime adds: share the regime explains on top; q: corrected p-value of "
                          "the regime's contribution; memory inside regime: covariates that jump inside the regime "
-                         "beyond their trend (smooth: none); covariates: how many were usable"))
+                         "beyond their trend (smooth: none); covariates: how many were usable; n/a: no value, with the "
+                         "reason"))
 
 
 def kv(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
@@ -90,17 +107,22 @@ def kv(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                                          "collapse_end")}
     lo, hi = flat(res, "speedup_lo", dims), flat(res, "speedup_hi", dims)
     rows, interesting = [], []
+    speedup = flat(res, "speedup", dims)
+    measured = np.isfinite(speedup).any(axis=1)  # both cache settings ran at some budget
     for s in range(len(names)):
         n = int(g["n_collapsed"][s])
-        where = f"{fmt_num(g['collapse_start'][s])}-{fmt_num(g['collapse_end'][s])}" if n else "-"
-        rng = ""
+        a, b = g["collapse_start"][s], g["collapse_end"][s]
+        where = (fmt_num(a) if a == b else f"{fmt_num(a)}-{fmt_num(b)}") if n else "-"
+        rng = na("too few trials")
         if np.isfinite(lo[s]).any():
             rng = f"{fmt_num(np.nanmin(lo[s]), '.2g')}-{fmt_num(np.nanmax(hi[s]), '.2g')}x"
-        rows.append((names[s], f"{fmt_num(g['speedup_outside'][s], '.2f')}x",
+        out = g["speedup_outside"][s]
+        rows.append((names[s], f"{fmt_num(out, '.2f')}x" if np.isfinite(out) else na("no budget outside"),
                      f"{fmt_num(g['speedup_inside'][s], '.2f')}x" if n else "-", where, str(n), rng))
         interesting.append(n > 0)
     rows_t, flags, note = select_rows(rows, ["slow" if i else "" for i in interesting], interesting,
-                                      only_interesting=False, max_rows=max_rows, what="series")
+                                      only_interesting=False, max_rows=max_rows, what="series",
+                                      measured=measured.tolist())
     return Table(title="KV-cache speedup (latency cache off / cache on)",
                  columns=("series", "speedup outside", "inside collapse", "collapse budgets", "collapsed",
                           "CI range"),
@@ -122,10 +144,14 @@ def monotonicity(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool
         spike = (f"x{fmt_num(g['spike_ratio'][s], '.2f')} ({fmt_num(g['spike_budget'][s])} slower than "
                  f"{fmt_num(g['spike_recovery_budget'][s])})") if not mono else "-"
         rows.append((names[s], "yes" if mono else "no", str(int(g["n_inversions"][s])), spike,
-                     _pct(g["unexplained_share"][s]), fmt_num(100 * g["noise_sd"][s], ".2g")))
+                     _pct(g["unexplained_share"][s]) or na(),
+                     fmt_num(100 * g["noise_sd"][s], ".2g") or na("too few trials")))
         interesting.append(not mono)
+    center = flat(res, "center", dims)
+    measured = (np.isfinite(center).sum(axis=1) >= 2).tolist()  # a curve needs two budgets
     rows_t, flags, note = select_rows(rows, ["slow" if i else "" for i in interesting], interesting,
-                                      only_interesting=not show_all, max_rows=max_rows, what="monotone series")
+                                      only_interesting=not show_all, max_rows=max_rows, what="monotone series",
+                                      measured=measured, absent_what="series")
     return Table(title="monotonicity: does more tokens ever take less time?",
                  columns=("series", "monotone", "inversions", "largest spike", "not monotone", "noise %"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, False, True, True),
@@ -154,7 +180,8 @@ def steps(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = Fals
                     with np.errstate(all="ignore"):
                         txt += f" (from step ~{fmt_num(np.nanmedian(onset[s][hit]), '.0f')})"
                 parts.append(txt)
-        rows.append((names[s], str(int(n_modes[s])), modes, fmt_num(100 * noise[s], ".2g"), "; ".join(parts) or "-"))
+        rows.append((names[s], str(int(n_modes[s])), modes or na("no per-step times"),
+                     fmt_num(100 * noise[s], ".2g") or na(), "; ".join(parts) or "-"))
         interesting.append(bool(parts))
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
                                       only_interesting=not show_all, max_rows=max_rows, what="series")
@@ -204,12 +231,13 @@ def backends(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     for s in range(len(names)):
         hit = bool(g["shows_regimes"][s])
         rows.append((names[s], "yes" if hit else "no", f"{int(g['n_series_with_regime'][s])}/{int(g['n_series'][s])}",
-                     str(int(g["n_regimes"][s])), _pct(g["share_anomalous"][s]),
+                     str(int(g["n_regimes"][s])), _pct(g["share_anomalous"][s]) or na(),
                      f"x{fmt_num(g['max_ratio'][s], '.2f')}" if np.isfinite(g["max_ratio"][s]) else "-",
                      clean_text(g["anomalous_budgets"][s]) or "-"))
         interesting.append(hit)
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
-                                      only_interesting=False, max_rows=max_rows, what="backends")
+                                      only_interesting=False, max_rows=max_rows, what="backends",
+                                      measured=(g["n_series"] > 0).tolist())
     return Table(title="backends: which devices show regimes",
                  columns=("model device", "regimes", "series", "count", "cells inside", "max ratio",
                           "anomalous budgets"),

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from analysis._regimes_vars import SEGMENT_REPORTED
-from analysis.core.labels import fmt_interval, fmt_num
+from analysis.core.labels import fmt_interval, fmt_num, na
 from analysis.core.measured import measured_anomalous
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
@@ -43,9 +43,10 @@ def regimes_segments(reg: xr.Dataset, *, show_all: bool = False, max_rows: int |
         rows.append((
             names[s], span, _bound(start, g["start_lo"][s, j], g["start_hi"][s, j]),
             _bound(end, g["end_lo"][s, j], g["end_hi"][s, j]), str(g["kind"][s, j]), eff.strip(),
-            fmt_num(g["q"][s, j], ".2g"), fmt_num(g["reproducible"][s, j], ".2f"),
+            fmt_num(g["q"][s, j], ".2g") or na("not tested"),
+            fmt_num(g["reproducible"][s, j], ".2f") or na("too few trials"),
             "yes" if g["confounded"][s, j] else "no",
-            *(fmt_num(ex[name][s, j]) for name, _ in extras),
+            *(fmt_num(ex[name][s, j]) or na() for name, _ in extras),
         ))
         flags.append(str(g["kind"][s, j]) if anom else "")
         interesting.append(anom)
@@ -82,15 +83,17 @@ def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None, only_with_re
     scaling = flat(reg, "scaling", dims)
     noise = flat(reg, "noise", dims)
     rows, flags, interesting = [], [], []
+    measured = np.isfinite(flat(reg, "ratio", dims)).any(axis=1)  # a series with a run of its own
     for s in range(len(names)):
         n_reg = int(anom_seg[s].sum())
-        rows.append((names[s], str(scaling[s]), fmt_num(100 * noise[s], ".2g"), str(n_reg),
+        rows.append((names[s], str(scaling[s]), fmt_num(100 * noise[s], ".2g") or na(), str(n_reg),
                      ", ".join(fmt_num(b) for b in budgets[anom_b[s].astype(bool)]) or "-",
-                     *(fmt_num(ex[name][s]) for name, _ in extras)))
+                     *(fmt_num(ex[name][s]) or na() for name, _ in extras)))
         flags.append("hit" if n_reg else "")
         interesting.append(bool(n_reg))
     rows_t, flags_t, note = select_rows(rows, flags, interesting, only_interesting=only_with_regime,
-                                        max_rows=max_rows, what="series")
+                                        max_rows=max_rows, what="series", measured=measured.tolist(),
+                                        absent_why="no value to compare with a baseline (no run, or one budget)")
     legend = ("scaling: expected growth of latency with budget; noise: per-run noise (% of the value); "
               "regimes: anomalous regimes found; anomalous budgets: budgets inside them")
     legend += "".join(f"; {name}: {long}" for name, long in extras)
@@ -110,9 +113,10 @@ def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed
     rows, flags, interesting = [], [], []
     for s in range(len(names)):
         ch = ", ".join(f"{k}" for k in kinds[s] if k and k != "persists") or "-"
-        rows.append((names[s], f"{fmt_num(g['series_ratio'][s], '.3f')}x "
-                     f"{fmt_interval(g['series_ratio_lo'][s], g['series_ratio_hi'][s], '.3f')}".strip(),
-                     fmt_num(g["series_q"][s], ".2g"), fmt_num(g["n_budgets"][s]), ch,
+        ratio = (f"{fmt_num(g['series_ratio'][s], '.3f')}x "
+                 f"{fmt_interval(g['series_ratio_lo'][s], g['series_ratio_hi'][s], '.3f')}".strip()
+                 if np.isfinite(g["series_ratio"][s]) else na("no shared budget outside regimes"))
+        rows.append((names[s], ratio, fmt_num(g["series_q"][s], ".2g") or na(), fmt_num(g["n_budgets"][s]), ch,
                      "yes" if g["series_changed"][s] else "no"))
         flags.append("hit" if g["series_changed"][s] else "")
         interesting.append(bool(g["series_changed"][s]))

@@ -90,14 +90,25 @@ def extra_columns(result: xr.Dataset, dims: Sequence[str], known: Sequence[str])
 
 
 def select_rows(rows: Sequence[tuple[str, ...]], flags: list[str], interesting: list[bool], *, only_interesting: bool,
-                max_rows: int | None, what: str) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...], str]:
-    """Interesting rows first (all rows unless ``only_interesting``), at most ``max_rows``; and a note on the rest."""
-    order = [i for i in range(len(rows)) if interesting[i]]
+                max_rows: int | None, what: str, measured: Sequence[bool] | None = None,
+                absent_what: str = "", absent_why: str = "no measurement",
+                ) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...], str]:
+    """Interesting rows first (all rows unless ``only_interesting``), at most ``max_rows``; and a note on the rest.
+
+    Rows whose ``measured`` is False (a series with no run of its own: a cell of a combined or sparse
+    dataset nobody measured) are never listed; the note counts them: "N ``absent_what`` (default ``what``) with
+    ``absent_why`` not listed".
+    """
+    kept = [True] * len(rows) if measured is None else [bool(m) for m in measured]
+    order = [i for i in range(len(rows)) if interesting[i] and kept[i]]
     if not only_interesting:
-        order += [i for i in range(len(rows)) if not interesting[i]]
-    hidden_boring = len(rows) - len(order)
+        order += [i for i in range(len(rows)) if not interesting[i] and kept[i]]
+    n_absent = len(rows) - sum(kept)
+    hidden_boring = len(rows) - n_absent - len(order)
     cut = order if max_rows is None else order[:max_rows]
     notes = []
+    if n_absent:
+        notes.append(f"{n_absent} {absent_what or what} with {absent_why} not listed")
     if hidden_boring:
         notes.append(f"{hidden_boring} other {what} with nothing to report not listed")
     if len(cut) < len(order):
