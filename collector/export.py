@@ -33,6 +33,7 @@ import xarray as xr
 from collector import combine, schema
 from collector.errors import ConfigError, JournalError, SchemaError
 from collector.factors import FACTORS
+from collector.identity import check_distinct_files, check_distinct_runs
 from collector.spec import SweepSpec
 from collector.storage import check_output
 from collector.sweep.journal import Journal, output_beside
@@ -215,7 +216,8 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
     Raises
     ------
     ConfigError
-        Fewer than two inputs, an unknown ``resolve``, a cell measured twice in
+        Fewer than two inputs, two inputs holding the same runs
+        (:func:`collector.identity.check_distinct_runs`), an unknown ``resolve``, a cell measured twice in
         one origin (naming both inputs and the cell), or with ``as_trials``
         inputs whose protocols differ (naming the setting).
     """
@@ -228,6 +230,7 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
     names = list(names) if names is not None else [f"input {i}" for i in range(len(datasets))]
     for ds in datasets:
         schema.validate(ds)
+    check_distinct_runs(datasets, names)  # the same runs twice are not new trials (nor a conflict with themselves)
     inputs = _as_trials(datasets, names) if as_trials else list(datasets)
     hint = ("pass resolve='first' or 'last' (--resolve) to choose, or as_trials=True (--as-trials) to keep both "
             "as trials")
@@ -290,6 +293,7 @@ def merge(paths: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str
     if resolve not in RESOLVE:
         raise ConfigError(f"unknown resolve {resolve!r}; choices: {', '.join(RESOLVE)}")
     check_output(output, inputs=paths)  # never over one of its inputs or a journal, before loading them
+    check_distinct_files(paths)  # the same file twice (path, link or copy), before loading them
     datasets = [schema.load(p) for p in paths]  # each read whole and closed (schema.load closes on every error)
     merged = merge_datasets(datasets, resolve=resolve, names=[str(p) for p in paths], as_trials=as_trials,
                             command=command, title=title)

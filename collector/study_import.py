@@ -33,7 +33,6 @@ dataset:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -50,6 +49,7 @@ import xarray as xr
 from collector import schema
 from collector.errors import ConfigError
 from collector.foreign import read_json, read_text, shorten
+from collector.identity import check_distinct_files
 from collector.parsing import MAX_BUDGET, parse_int
 from collector.spec import MAX_SEED, MAX_WARMUP
 
@@ -202,20 +202,6 @@ def _read_one(path: Path) -> tuple[list[StudyRow], str]:
     return [StudyRow(src, r) for src, r in zip(sources, rows)], encoding
 
 
-def _check_distinct(paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Refuse a file given twice (same path, same file through a link, or the same bytes): its rows are not new trials."""
-    seen: dict[tuple[Any, ...], str] = {}
-    for p in paths:
-        st = Path(p).stat()
-        digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-        for key in (("inode", st.st_dev, st.st_ino), ("bytes", digest)):
-            if key in seen:
-                how = "the same file as" if key[0] == "inode" else "a byte-identical copy of"
-                raise ConfigError(f"{str(p)!r} is {how} {seen[key]!r}: its rows would be counted again as new "
-                                  "trials of the same configurations; give each collection once")
-            seen[key] = str(p)
-
-
 def read_harness(paths: Sequence[str | os.PathLike[str]], encodings: dict[str, str] | None = None) -> list[StudyRow]:
     """Rows of every file, files in the order given, rows in file order.
 
@@ -237,7 +223,7 @@ def read_harness(paths: Sequence[str | os.PathLike[str]], encodings: dict[str, s
             raise ConfigError(f"no such harness file: {str(p)!r}")
         if not Path(p).is_file():
             raise ConfigError(f"harness file {str(p)!r} is not a regular file (a folder, a device or a pipe?)")
-    _check_distinct(paths)
+    check_distinct_files(paths)  # one collection given twice is not new trials
     encodings = {} if encodings is None else encodings
     rows: list[StudyRow] = []
     for p in paths:

@@ -121,10 +121,14 @@ def test_run_with_toml_and_flags_then_export_merge(tmp_path, monkeypatch, capsys
     assert m["budget"].values.tolist() == [8, 16, 24, 32, 40, 48]
     assert set(np.unique(m["source"].values).tolist()) == {-1, 0, 1}
     capsys.readouterr()
-    assert main(["merge", "a.nc", "b.nc", "-o", "n.nc"]) == 2
-    assert "was measured in 'a.nc' and in 'b.nc'" in capsys.readouterr().err and not Path("n.nc").exists()
-    assert main(["merge", "a.nc", "b.nc", "-o", "n.nc", "--resolve", "last"]) == 0
-    assert (schema.load("n.nc")["source"] == 1).all()
+    # b.nc is a.nc exported again: the same runs, refused whatever --resolve says (issue 23)
+    assert main(["merge", "a.nc", "b.nc", "-o", "n.nc", "--resolve", "last"]) == 2
+    assert "its runs would be counted twice" in capsys.readouterr().err and not Path("n.nc").exists()
+    assert main(["run", "--config", "s.toml", "--budgets", "8,16", "--trials", "3", "--quiet", "-o", "d.nc"]) == 0
+    assert main(["merge", "a.nc", "d.nc", "-o", "n.nc"]) == 2
+    assert "was measured in 'a.nc' and in 'd.nc'" in capsys.readouterr().err and not Path("n.nc").exists()
+    assert main(["merge", "a.nc", "d.nc", "-o", "n.nc", "--resolve", "last"]) == 0
+    assert (schema.load("n.nc")["source"].sel(budget=[8, 16]) == 1).all()
 
 
 def test_info_and_models_json(capsys):
@@ -313,15 +317,19 @@ def test_merge_refusals():
     with pytest.raises(ConfigError, match="unknown resolve 'both'; choices: error, first, last"):
         merge_datasets([a, a], resolve="both")
     # another engine, or pretrained vs random weights of one name: another origin, kept apart (collector.combine)
-    b = a.copy()
+    b = a.copy(deep=True)
+    b["started_at"] = b["started_at"] + np.timedelta64(1, "h")  # other runs (the same runs twice are refused)
     b.attrs = dict(a.attrs, engine="generate")
     both = merge_datasets([a, b], names=["a.nc", "b.nc"])
     assert both["engine"].values.tolist() == ["loop", "generate"] and both.attrs["engine"] == "per origin"
-    c = a.assign_coords(weights=("model", ["pretrained"]))
+    c = b.assign_coords(weights=("model", ["pretrained"]))
+    c.attrs = dict(a.attrs)
     kept = merge_datasets([a, c], names=["a.nc", "c.nc"])
     assert kept["weights"].values.tolist() == [["random"], ["pretrained"]]
     np.testing.assert_array_equal(kept["latency"].sel(origin="c").values, a["latency"].values)
     with pytest.raises(ConfigError, match="was measured in 'input 0' and in 'input 1'"):
+        merge_datasets([a, b.assign_attrs(engine="loop")])
+    with pytest.raises(ConfigError, match="inputs 'input 0' and 'input 1' hold the same run"):
         merge_datasets([a, a.copy(deep=True)])
     first = merge_datasets([a, make_dataset(5, budgets=(8, 16), trials=2)], resolve="first")
     np.testing.assert_array_equal(first["latency"].values, a["latency"].values)

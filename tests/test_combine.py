@@ -168,6 +168,13 @@ def _saved(ds: xr.Dataset, path: Path) -> Path:
     return schema.save(ds, path)
 
 
+def _rerun(ds: xr.Dataset) -> xr.Dataset:
+    """The same values measured again an hour later: other runs (merge refuses the same runs twice, issue 23)."""
+    b = ds.copy(deep=True)
+    b["started_at"] = b["started_at"] + np.timedelta64(1, "h")
+    return b
+
+
 def test_same_cells_on_two_hosts_are_kept_apart(tmp_path: Path) -> None:
     a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
     b = a.copy(deep=True)
@@ -211,7 +218,7 @@ def test_unsorted_float_coordinates_are_normalised(tmp_path: Path) -> None:
 
 def test_merge_follows_the_same_rules_and_reopens(tmp_path: Path) -> None:
     a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
-    b = a.copy(deep=True)
+    b = _rerun(a)
     b.attrs = dict(a.attrs, timing="ends")
     m = merge_datasets([a, b], names=["a.nc", "b.nc"])
     assert m["origin"].values.tolist() == ["a", "b"] and m["timing"].values.tolist() == ["step", "ends"]
@@ -253,9 +260,14 @@ def test_merge_as_trials_cli(tmp_path: Path, quick: dict[str, Path]) -> None:
     assert res.returncode == 2 and not out.exists()
     assert res.stderr.count("\n") == 1 and "'timing' differs ('events' vs 'ends')" in res.stderr
     again = tmp_path / "again.nc"
-    again.write_bytes(quick["events"].read_bytes())
+    again.write_bytes(quick["events"].read_bytes())  # the same runs again are not new trials (issue 23)
     res = subprocess.run([sys.executable, "-m", "collector", "merge", "--as-trials", str(quick["events"]),
                           str(again), "-o", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and not out.exists() and "is a byte-identical copy of" in res.stderr, res.stderr
+    rerun = _rerun(schema.load(quick["events"]))
+    res = subprocess.run([sys.executable, "-m", "collector", "merge", "--as-trials", str(quick["events"]),
+                          str(_saved(rerun, tmp_path / "rerun.nc")), "-o", str(out)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert analysis.open_dataset(out).sizes["trial"] == 4
 
@@ -263,7 +275,7 @@ def test_merge_as_trials_cli(tmp_path: Path, quick: dict[str, Path]) -> None:
 def test_schema_doc_lists_the_origin_coordinates_and_attrs(tmp_path: Path) -> None:
     doc = (ROOT / "docs" / "schema.md").read_text()
     a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
-    b = a.copy(deep=True)
+    b = _rerun(a)
     b.attrs = dict(a.attrs, host="other-host")
     m = merge_datasets([a, b], names=["a.nc", "b.nc"])
     c = a.copy(deep=True)
@@ -284,7 +296,7 @@ def test_tidy_table_of_a_combined_dataset_has_each_origins_settings() -> None:
     from collector.tidy import to_dataframe
 
     a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
-    b = a.assign_coords(weights=("model", ["pretrained"]))
+    b = _rerun(a).assign_coords(weights=("model", ["pretrained"]))
     b.attrs = dict(a.attrs, timing="ends")
     df = to_dataframe(merge_datasets([a, b], names=["a.nc", "b.nc"]))
     rows = df.groupby(["origin", "weights", "timing"]).size().to_dict()
