@@ -22,8 +22,13 @@ import pandas as pd
 import xarray as xr
 
 from collector import schema
+from collector.safetext import visible
 
-__all__ = ["to_dataframe", "write_csv"]
+__all__ = ["to_dataframe", "write_csv", "spreadsheet_safe", "FORMULA_START"]
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection): such a text cell
+#: gets a leading ``'``. Tab and CR are escaped first (as every control character), so they never lead a cell.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _SKIP_STATUS = ("not_run", "not_applicable")
 
@@ -86,10 +91,39 @@ def to_dataframe(ds: xr.Dataset, *, all_cells: bool = False) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _safe_cell(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    text = visible(value)
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell and column name safe to open in a spreadsheet (a copy).
+
+    Control characters become visible escapes (:func:`collector.safetext.visible`:
+    ``\x1b``, ``\t``), and a text that then starts with ``=``, ``+``, ``-`` or
+    ``@`` gets a leading ``'`` so that Excel, LibreOffice and Google Sheets
+    show it as text instead of running it as a formula (OWASP "CSV
+    Injection"). Numbers, booleans and times are left alone.
+    """
+    out = df.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column].dtype):
+            out[column] = out[column].map(_safe_cell)
+    out.columns = [_safe_cell(str(c)) for c in out.columns]
+    return out
+
+
 def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool = False) -> Path:
     """Write :func:`to_dataframe` of ``ds`` as CSV, atomically (temp file + rename).
 
     Times are ISO 8601 (UTC), missing values empty, booleans ``True``/``False``.
+    The dataset is validated first (:func:`collector.schema.validate`): a row
+    that ``export`` would refuse is never written. Text cells and column names
+    are made spreadsheet-safe (:func:`spreadsheet_safe`): control characters
+    escaped, a leading ``= + - @`` prefixed with ``'``. Numeric columns stay
+    numbers.
 
     Returns
     -------
@@ -100,10 +134,13 @@ def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool =
     ------
     OutputError
         The path names no file, its folder is not writable, or the disk is full (nothing is left behind).
+    SchemaError
+        The dataset is not valid (what ``export`` refuses: a negative time, a budget outside the grid...).
     """
     from collector.storage import check_output, write_error
 
-    df = to_dataframe(ds, all_cells=all_cells)
+    schema.validate(ds)
+    df = spreadsheet_safe(to_dataframe(ds, all_cells=all_cells))
     target = check_output(path, "CSV file")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
