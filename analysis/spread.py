@@ -140,6 +140,7 @@ def table(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
     return Table(title=f"spread: how much the runs of one cell disagree ({res.attrs.get('var', '')})",
                  columns=("series", "median cv %", "largest cv %", "at budget", "budgets with 1 run"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, True, True, True),
+                 key=("series", "median cv %", "largest cv %"),
                  legend=("cv: sample sd / mean of a cell's ok runs (%); median over the series' budgets, and its "
                          f"largest cell; budgets with 1 run: measured cells without a spread; bold: median above "
                          f"{100 * NOISY:g}%"))

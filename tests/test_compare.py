@@ -61,11 +61,11 @@ def test_planted_ratio_and_vanished_regime(with_regime, null_b):
     assert float(on["a_start"][0]) == 96 and float(on["a_end"][0]) == 128 and np.isnan(float(on["b_start"][0]))
     np.testing.assert_allclose(float(on["change_ratio"][0]), 1.0 / 5.0, rtol=0.15)
     verdict = str(on["verdict"].values)
-    assert re.match(r"gpt2 sim cache on: regime 96-128 \(x[45]\.\d\d\) vanished \(B/A there x0\.\d\d of elsewhere, "
+    assert re.match(r"cache on: regime 96-128 \(x[45]\.\d\d\) vanished \(B/A there x0\.\d\d of elsewhere, "
                     r"q=[0-9.e-]+\); elsewhere 1\.(0[89]|1[0-2])x", verdict), verdict
     assert "q=" in verdict
     off = str(_series(res, False)["verdict"].values)
-    assert re.match(r"gpt2 sim cache off: B/A 1\.(0[5-9]|1[0-4])x \[1\.\d\d, 1\.\d\d\], q=", off), off
+    assert re.match(r"cache off: B/A 1\.(0[5-9]|1[0-4])x \[1\.\d\d, 1\.\d\d\], q=", off), off
     # the regime budgets are excluded from the series ratio but have their own cell ratios (~1.1/5)
     cells = on["ratio"].sel(budget=[96, 112, 128]).values
     np.testing.assert_allclose(cells, 1.1 / 5.0, rtol=0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -20,10 +21,11 @@ import xarray as xr
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from analysis.cli.fit import fit
 from analysis.tables.table import Table
 from collector.safetext import for_rich, visible
 
-__all__ = ["FORMAT", "console", "dataset_payload", "escape", "json_ready", "print_summary", "render", "write_json"]
+__all__ = ["FORMAT", "PIPED_WIDTH", "console", "dataset_payload", "escape", "json_ready", "print_summary", "render", "write_json"]
 
 _STYLE = {"slow": "bold red", "fast": "bold cyan", "hit": "bold"}
 
@@ -33,27 +35,52 @@ def escape(text: Any) -> str:
     return for_rich(text)
 
 
+#: The width of a console whose output is piped or redirected, unless ``COLUMNS`` says otherwise: wide enough
+#: that no table loses a column and no cell is folded (a file or ``less -S`` has no width to fit).
+PIPED_WIDTH = 1000
+
+
 def console(stream: TextIO | None = None) -> Console:
-    """A console on stdout: the terminal's width, or 200 columns when piped."""
+    """A console on ``stream`` (stdout): the terminal's width; when piped, ``COLUMNS`` if set, else
+    :data:`PIPED_WIDTH`."""
     stream = stream or sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+    if stream.isatty():
+        return Console(file=stream, highlight=False)
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
+    return Console(file=stream, width=width, highlight=False)
 
 
 def render(table: Table, out: Console) -> None:
-    """Print ``table`` (or a line saying it is empty), its note and its legend line."""
+    """Print ``table`` (or a line saying it is empty), its note and its legend line.
+
+    The table fits ``out``'s width (:func:`analysis.cli.fit.fit`): its key columns always, the others while
+    there is room (a note names those left out); the series label wraps at spaces, every other cell is
+    drawn whole.
+    """
+    note = table.note
     if table.rows:
+        layout = fit(table, out.width)
         rt = RichTable(title=escape(table.title), title_justify="left", show_lines=False)
         right = table.right or tuple(False for _ in table.columns)
-        for col, r in zip(table.columns, right):
-            rt.add_column(escape(col), justify="right" if r else "left", overflow="fold")
+        for j, need in zip(layout.keep, layout.min_width):
+            if j == 0:  # the label: wraps at spaces, takes what the others leave
+                rt.add_column(escape(table.columns[j]), justify="left", overflow="fold", min_width=need)
+            else:  # exactly as wide as its widest cell: never folded, never cut
+                rt.add_column(escape(table.columns[j]), justify="right" if right[j] else "left", width=need,
+                              overflow="fold")
         flags = table.flags or tuple("" for _ in table.rows)
         for row, flag in zip(table.rows, flags):
-            rt.add_row(*(escape(c) for c in row), style=_STYLE.get(flag, ""))
+            rt.add_row(*(escape(row[j]) for j in layout.keep), style=_STYLE.get(flag, ""))
         out.print(rt)
+        if layout.dropped:
+            left_out = f"columns left out at {out.width} characters: {', '.join(layout.dropped)} (a wider " \
+                       "terminal, or --json, shows them)"
+            note = f"{note}; {left_out}" if note else left_out
     else:
         out.print(f"{escape(table.title)}: nothing to list")
-    if table.note:
-        out.print(f"[dim]({escape(table.note)})[/dim]")
+    if note:
+        out.print(f"[dim]({escape(note)})[/dim]")
     out.print(f"[dim]legend: {escape(table.legend)}[/dim]", soft_wrap=False)
 
 

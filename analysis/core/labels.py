@@ -1,9 +1,11 @@
 """Short human names of series, shared by the tables, figures, report and compare.
 
 A *series* is one cell of every dim except ``budget``, ``trial`` and
-``step``. Its name shows the model and device always, the cache as
-``cache on`` / ``cache off``, and every other dim only where it varies
-(``prompt 32``, ``float16``, ``attn=sdpa``), e.g. ``gpt2-medium mps cache on``.
+``step``. Its name shows the dims that vary in the dataset, and only those:
+the cache as ``cache on`` / ``cache off``, the prompt as ``prompt 32``, model,
+device and dtype by value, others as ``attn=sdpa``; e.g. ``gpt2-medium mps
+cache on`` where model, device and cache vary, ``mps cache on`` where only
+device and cache do.
 """
 
 from __future__ import annotations
@@ -79,9 +81,16 @@ def _value(d: str, v: Any) -> str:
 
 
 def series_name(coords: Mapping[str, Any], varying: Iterable[str] = ()) -> str:
-    """Name of one series from its ``{dim: value}``: model, device and cache always, other dims where they vary."""
+    """Name of one series from its ``{dim: value}``: the dims that vary (``varying``), and only those.
+
+    A factor with one value in the dataset tells series apart no better than nothing, so it is not repeated
+    in every label (a table's title or the report states it once). A dataset where nothing varies (one
+    series) names it by model, device and cache.
+    """
     varying = set(varying)
-    parts = [_value(d, v) for d, v in coords.items() if d in _ALWAYS or d in varying]
+    parts = [_value(d, v) for d, v in coords.items() if d in varying]
+    if not parts:
+        parts = [_value(d, v) for d, v in coords.items() if d in _ALWAYS]
     if not parts:
         parts = [_value(d, v) for d, v in coords.items()]
     return " ".join(parts) or "all"

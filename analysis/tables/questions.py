@@ -48,8 +48,8 @@ def phases(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                       f"{_pct(g['decode_share'][s, r])} {share_ci}".strip(),
                       fmt_num(g["q_decode"][s, r], ".2g") or na(), fmt_num(g["q_prefill"][s, r], ".2g") or na())
         else:  # why the split could not be fitted: no phase times, or too few budgets around the regime
-            why = ("no prefill/decode times" if split is not None and split[s] == 0
-                   else "too few budgets with phase times outside the regime")
+            why = ("no phase times" if split is not None and split[s] == 0
+                   else "too few budgets outside")
             fitted = (na(why), na(), na(), na(), na())
         rows.append((names[s], fmt_num(a) if a == b else f"{fmt_num(a)}-{fmt_num(b)}",
                      f"x{fmt_num(ratio, '.2f')}" if np.isfinite(ratio) else na(), *fitted))
@@ -59,9 +59,12 @@ def phases(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                  columns=("series", "regime", "ratio", "excess decode", "excess prefill", "decode share",
                           "q decode", "q prefill"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, True, True, True, True, True, True),
+                 key=("series", "regime", "ratio", "excess decode", "decode share"),
                  legend=("regime: its budgets; ratio: latency / expected inside; excess decode / prefill: mean extra "
                          "seconds of each phase inside the regime [95% CI]; decode share: share of the excess in the "
-                         "decode phase; q: corrected p-value of 'no excess' in that phase"))
+                         "decode phase; q: corrected p-value of 'no excess' in that phase; n/a (no phase times): the "
+                         "runs have no prefill_time / decode_time; n/a (too few budgets outside): too few budgets "
+                         "with both phase times outside the regime to fit the trend"))
 
 
 def memory(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = False) -> Table:
@@ -92,6 +95,7 @@ def memory(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = Fal
                  columns=("series", "regime", "memory explains", "regime adds", "q", "memory inside regime",
                           "covariates"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, True, True, False, True),
+                 key=("series", "regime", "memory explains", "regime adds", "q"),
                  legend=("memory explains: share of the excess latency (beyond a smooth budget trend) the memory "
                          "covariates explain; regime adds: share the regime explains on top; q: corrected p-value of "
                          "the regime's contribution; memory inside regime: covariates that jump inside the regime "
@@ -127,6 +131,7 @@ def kv(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                  columns=("series", "speedup outside", "inside collapse", "collapse budgets", "collapsed",
                           "CI range"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, True, True, True, True),
+                 key=("series", "speedup outside", "inside collapse", "collapse budgets"),
                  legend=("speedup outside: median speedup over budgets without a collapse; inside collapse: median "
                          "where the speedup falls significantly below its trend; collapse budgets: the largest "
                          "collapse; collapsed: budgets collapsed; CI range: lowest and highest 95% bound over budgets"))
@@ -155,6 +160,7 @@ def monotonicity(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool
     return Table(title="monotonicity: does more tokens ever take less time?",
                  columns=("series", "monotone", "inversions", "largest spike", "not monotone", "noise %"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, False, True, True),
+                 key=("series", "monotone", "largest spike"),
                  legend=("inversions: pairs of budgets where the smaller one is significantly slower; largest "
                          "spike: the biggest such ratio; not monotone: share of the variance the best non-decreasing "
                          "curve leaves unexplained; noise: per-run noise (% of the value)"))
@@ -188,6 +194,7 @@ def steps(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool = Fals
     return Table(title="per-step modes: is a slow run slow at every step?",
                  columns=("series", "modes", "mode ratios", "step noise %", "slow budgets"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, False, True, False),
+                 key=("series", "modes", "slow budgets"),
                  legend=("modes: distinct per-step speeds found; mode ratios: each mode's step time over the most "
                          "common one; step noise: per-step noise (%); slow budgets: budgets whose runs are in a slower "
                          "mode at every step (whole), switch into one part-way (enters), start slow (leaves) or mix"))
@@ -215,6 +222,7 @@ def boundaries(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                  columns=("group", "prompts", "onset axis", "onset threshold", "recovery axis", "recovery threshold",
                           "onset slope"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, False, True, False, True, True),
+                 key=("group", "onset axis", "onset threshold", "recovery axis"),
                  legend=("prompts: prompt lengths showing the regime; axis: budget (same budget for every prompt), "
                          "total (prompt + budget), ambiguous (the grid cannot tell) or neither; threshold: interval "
                          "holding the boundary in that axis' units; onset slope: slopes of the first anomalous budget "
@@ -242,6 +250,7 @@ def backends(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                  columns=("model device", "regimes", "series", "count", "cells inside", "max ratio",
                           "anomalous budgets"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, True, True, True, False),
+                 key=("model device", "regimes", "max ratio", "anomalous budgets"),
                  legend=("regimes: any series of this model on this device has one; series: with a regime / all "
                          "(dtypes, caches, prompts pooled); count: regimes; cells inside: share of (series, budget) "
                          "cells inside a regime; max ratio: largest latency / expected inside a slow regime"))

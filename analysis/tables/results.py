@@ -10,7 +10,7 @@ from analysis.core.labels import fmt_interval, fmt_num, na
 from analysis.core.measured import measured_anomalous
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
-__all__ = ["compare_changes", "compare_series", "regimes_segments", "regimes_series"]
+__all__ = ["compare_changes", "compare_series", "regimes_power", "regimes_segments", "regimes_series"]
 
 _SEGMENT_KNOWN = SEGMENT_REPORTED
 _SERIES_KNOWN = ("noise", "scaling", "cell_sd", "df", "power")
@@ -64,6 +64,7 @@ def regimes_segments(reg: xr.Dataset, *, show_all: bool = False, max_rows: int |
                  "confounded", *(name for name, _ in extras)),
         rows=rows_t, legend=legend, flags=flags_t, note=note,
         right=(False, True, True, True, False, True, True, True, False, *(True for _ in extras)),
+        key=("series", "budgets", "kind", "effect [95% CI]", "q"),
     )
 
 
@@ -100,7 +101,44 @@ def regimes_series(reg: xr.Dataset, *, max_rows: int | None = None, only_with_re
     return Table(title="per series", columns=("series", "scaling", "noise %", "regimes", "anomalous budgets",
                                           *(name for name, _ in extras)),
                  rows=rows_t, legend=legend, flags=flags_t, note=note,
-                 right=(False, False, True, True, False, *(True for _ in extras)))
+                 right=(False, False, True, True, False, *(True for _ in extras)),
+                 key=("series", "regimes", "anomalous budgets"))
+
+
+def _mde(x: float) -> str:
+    """A smallest detectable effect (``x2.71``), or why there is none."""
+    if np.isnan(x):
+        return na("too few budgets")
+    if np.isinf(x):
+        return na("time-confounded")
+    return f"x{x:.2f}"
+
+
+def regimes_power(reg: xr.Dataset, *, max_rows: int | None = None) -> Table:
+    """One row per measured series of a regimes() result: its noise and the smallest regime it could have shown."""
+    dims = _sdims(reg, "mde", "")
+    names = labels(reg, dims)
+    v = {k: flat(reg, k, dims).astype(float) for k in ("noise", "scatter", "mde", "mde_4", "p_series", "q_series")}
+    noisy = flat(reg, "noisy", dims).astype(bool) if "noisy" in reg else np.zeros(len(names), dtype=bool)
+    measured = np.isfinite(flat(reg, "ratio", dims).astype(float)).any(axis=1)
+    rows = [(names[s], fmt_num(v["noise"][s], ".3f") or na(), fmt_num(v["scatter"][s], ".3f") or na(),
+             _mde(v["mde"][s]), _mde(v["mde_4"][s]), fmt_num(v["p_series"][s], ".2g") or na(),
+             fmt_num(v["q_series"][s], ".2g") or na()) for s in range(len(names))]
+    flags = ["hit" if n else "" for n in noisy]
+    rows_t, flags_t, note = select_rows(rows, flags, [True] * len(rows), only_interesting=False, max_rows=max_rows,
+                                        what="series", measured=measured.tolist(),
+                                        absent_why="no value to compare with a baseline (no run, or one budget)")
+    return Table(
+        title="what could have been seen, per series",
+        columns=("series", "noise", "scatter", "detectable: 1 budget", "4 budgets", "p (any step)", "q (series)"),
+        rows=rows_t, flags=flags_t, note=note, right=(False, True, True, True, True, True, True),
+        key=("series", "noise", "detectable: 1 budget", "q (series)"),
+        legend=("noise: per-run sd of log latency (bold: above 0.1); scatter: budget-to-budget sd around a smooth "
+                "curve; detectable: the smallest slowdown over one (four) budgets found with 80% power at alpha "
+                "(n/a: none, with the reason); p (any step): scan p-value of the strongest interval of the series; "
+                "q (series): the series' strongest evidence corrected across the series (Benjamini-Hochberg): a "
+                "series holds a regime only where it is below alpha"),
+    )
 
 
 def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed: bool = False) -> Table:
@@ -127,6 +165,7 @@ def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed
         title=f"{lb} vs {la}: {res.attrs.get('var', '')} per series",
         columns=("series", "B/A [95% CI]", "q", "budgets", "regime changes", "changed"),
         rows=rows_t, flags=flags_t, note=note, right=(False, True, True, True, False, False),
+        key=("series", "B/A [95% CI]", "q", "changed"),
         legend=("B/A: geometric mean over the shared budgets outside every regime of the median of B over the "
                 "median of A, with its 95% CI; q: its p-value corrected across series (Benjamini-Hochberg); "
                 "budgets: shared budgets used; regime changes: regimes that appeared, vanished or moved; changed: "
@@ -159,6 +198,7 @@ def compare_changes(res: xr.Dataset) -> Table:
         flags.append("" if kinds[s, k] == "persists" else "hit")
     la, lb = res.attrs.get("label_a", "A"), res.attrs.get("label_b", "B")
     return Table(title=f"regimes: {la} -> {lb}", columns=("series", "change", "in A", "in B"), rows=tuple(rows),
+                 key=("series", "change", "in A", "in B"),
                  flags=tuple(flags), right=(False, False, False, False),
                  legend=("change: appeared (only in B), vanished (only in A), moved (a boundary's 95% intervals in "
                          "A and B do not overlap) or persists; in A / in B: budgets of the regime, its effect "

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.labels import clean_text, fmt_num, iter_series, series_name, varying_dims
+from analysis.errors import InputError
 
 __all__ = ["Table", "extra_columns", "flat", "labels", "select_rows"]
 
@@ -39,6 +40,9 @@ class Table:
         What was left out (rows beyond the limit, uninteresting series).
     right
         Per column: right-aligned (numbers).
+    key
+        The columns a reader needs in every row (the label, where, how much, how sure): a narrow terminal
+        leaves out the others, never these (:func:`analysis.cli.fit.fit`). Empty: the first three.
     """
 
     title: str
@@ -48,6 +52,18 @@ class Table:
     flags: tuple[str, ...] = ()
     note: str = ""
     right: tuple[bool, ...] = field(default=())
+    key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.key if k not in self.columns]
+        if unknown:
+            raise InputError(f"Table.key names {unknown!r}, which are not among the columns {self.columns!r}")
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The key columns, the label first (the first three columns where none are declared)."""
+        keys = self.key or self.columns[:3]
+        return tuple(dict.fromkeys((self.columns[0], *keys))) if self.columns else ()
 
     def as_records(self) -> list[dict[str, str]]:
         """The rows as ``{column: value}`` dicts."""
