@@ -26,7 +26,7 @@ from pathlib import Path
 from collector.errors import OutputError
 
 __all__ = ["DISK_FULL", "NOT_WRITABLE", "SIZE_LIMIT", "cause", "check_not_precious", "check_output", "free_bytes",
-           "is_journal", "remove_stale_temps", "write_error"]
+           "is_journal", "remove_stale_temps", "write_atomic", "write_error"]
 
 DISK_FULL = "disk full"
 NOT_WRITABLE = "not writable"
@@ -278,3 +278,38 @@ def _alive(pid: int) -> bool:
     except (OSError, OverflowError):
         return False
     return True
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, what: str = "file") -> Path:
+    """Write ``data`` to ``path`` through a temporary file in its folder and a rename: all of it or nothing.
+
+    A reader never sees a half-written file and a failed write leaves none
+    (the old file, if any, stays as it was).
+
+    Raises
+    ------
+    OutputError
+        ``cannot write {what} 'path': {cause}`` (a full disk, a file size
+        limit, a folder that is not writable); the temporary file is removed.
+    """
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except OSError as exc:
+        error = write_error(target, exc, what, needed=len(payload))  # while the partial file still takes the room
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise error from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -136,7 +136,7 @@ def test_report_command_with_progress_lines(files, tmp_path, capsys, monkeypatch
     err = res.err.splitlines()
     assert err[0].startswith("report: 0/") and err[-1].startswith("report: ") and len(err) >= 10
     monkeypatch.setattr(progress, "LARGE_CELLS", 10**9)
-    assert main(["report", str(files["run"]), "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    assert main(["report", str(files["run"]), "-o", str(out), "--workers", "1", "--quiet", "--force"]) == 0
     assert capsys.readouterr().err == ""
 
 

@@ -159,6 +159,11 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes working side by side (default: the CPUs, "
                    "at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--force", action="store_true", help="replace the report already in the output folder")
+
+
+#: What a report writes into its folder (an existing one is replaced only with --force).
+_REPORT_FILES = ("index.html", "summary.md", "figures")
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -167,9 +172,15 @@ def _run_report(args: argparse.Namespace) -> int:
     from analysis.cli import render as r
     from analysis.report import report
     from analysis.report.progress import progress_for
+    from collector.errors import OutputError
     from collector.storage import check_output
 
-    check_output(Path(args.output) / "index.html", "report")  # a folder that takes files, before the work
+    out_dir = Path(args.output)
+    check_output(out_dir / "index.html", "report")  # a folder that takes files, before the work
+    existing = [name for name in _REPORT_FILES if (out_dir / name).exists() or (out_dir / name).is_symlink()]
+    if existing and not args.force:
+        raise OutputError(f"output folder {str(out_dir)!r} already holds a report ({', '.join(existing)}); pass "
+                             "--force to replace it, or choose another -o")
     ds = _open(args)
     with progress_for(ds, quiet=args.quiet) as progress:
         files = report(ds, args.output, max_panels=args.max_panels, progress=progress,

@@ -33,6 +33,8 @@ from analysis.report.parts import Section
 from analysis.report.runner import SHARED, Task, default_workers, run
 from analysis.report.tasks import analysis_task, figure_task, regimes_parallel, regimes_task
 from analysis.tables import results as tables
+from collector.errors import OutputError
+from collector.storage import write_atomic, write_error
 
 __all__ = ["ReportFiles", "report"]
 
@@ -95,6 +97,9 @@ def report(
     ------
     InputError
         When ``ds`` is not a Dataset with ``latency`` over ``budget``, or ``max_panels`` or ``workers`` < 1.
+    OutputError
+        A file cannot be written (a full disk, a folder that is not writable): the message names it. Every file
+        is written whole or not at all (temporary file + rename), so none is left truncated.
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"report() needs an xarray.Dataset, got {type(ds).__name__!r}")
@@ -102,8 +107,7 @@ def report(
         raise InputError(f"report() needs 'latency' over 'budget'; the dataset has {sorted(map(str, ds.data_vars))!r}")
     if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 1:
         raise InputError(f"report(): max_panels must be an integer >= 1, got {max_panels!r}")
-    out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _folder(path)
     n_workers = default_workers() if workers is None else int(workers)
     if n_workers < 1:
         raise InputError(f"report(): workers must be >= 1 or None, got {workers!r}")
@@ -127,6 +131,7 @@ def report(
         results = run(tasks, workers=n_workers, on_done=on_done, known={"regimes": reg})
     finally:
         SHARED.clear()
+    _stop_on_write_failure(results)
     sections = _sections(reg, results)
     where = _figure_sections()
     for t in tasks:
@@ -149,11 +154,28 @@ def report(
     html_text = page(title=title, simulated=simulated, environment=env, protocol=text.protocol_rows(ds),
                      sweep=clean_text(ds.attrs.get("sweep", "")), sections=ordered, glossary=text.GLOSSARY,
                      generated=generated, glance=_glance(sections))
-    (out / "index.html").write_text(html_text, encoding="utf-8")
-    (out / "summary.md").write_text(markdown(title=title, simulated=simulated, environment=env, sections=ordered,
-                                             generated=generated, glance=_glance(sections)), encoding="utf-8")
+    summary = markdown(title=title, simulated=simulated, environment=env, sections=ordered, generated=generated,
+                       glance=_glance(sections))
+    write_atomic(out / "index.html", html_text, "report page")  # whole or not at all; a failure names the file
+    write_atomic(out / "summary.md", summary, "report summary")
     files = tuple(out / p for s in ordered for f in s.figures for p in (f.png_path, f.svg_path))
     return ReportFiles(out / "index.html", out / "summary.md", files)
+
+
+def _folder(path: str | os.PathLike[str]) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc, "report folder") from None
+    return out
+
+
+def _stop_on_write_failure(results: dict[str, Any]) -> None:
+    """A figure file that could not be written (a full disk) stops the report, naming the file."""
+    for res in results.values():
+        if isinstance(res, OutputError):
+            raise res
 
 
 # ----------------------------------------------------------------------------- sections and figures

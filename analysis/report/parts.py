@@ -46,18 +46,29 @@ class Section:
 
 
 def render_figure(fig: Figure, name: str, caption: str, out_dir: Path, *, dpi: int = 110) -> RenderedFigure:
-    """Save ``fig`` as ``figures/NAME.svg`` and ``figures/NAME.png`` under ``out_dir``; keep the SVG text."""
+    """Save ``fig`` as ``figures/NAME.svg`` and ``figures/NAME.png`` under ``out_dir``; keep the SVG text.
+
+    Each file is written whole or not at all (:func:`collector.storage.write_atomic`);
+    a failed write raises :class:`~collector.errors.OutputError` naming the file.
+    """
     import matplotlib
 
+    from collector.storage import write_atomic, write_error
+
     figures = out_dir / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    fig.savefig(figures / f"{name}.png", format="png", dpi=dpi, metadata={"Software": None})
+    try:
+        figures.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(figures, exc, "report folder") from None
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
     fig.set_layout_engine("none")  # laid out by the first save; the second reuses it (a third faster)
     buf = io.StringIO()
     with matplotlib.rc_context(_SVG_RC):
         fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = buf.getvalue()
-    (figures / f"{name}.svg").write_text(svg, encoding="utf-8")
+    write_atomic(figures / f"{name}.png", png.getvalue(), "figure")  # whole or not at all (a full disk: named)
+    write_atomic(figures / f"{name}.svg", svg, "figure")
     return RenderedFigure(name, caption, svg, f"figures/{name}.png", f"figures/{name}.svg")
 
 
