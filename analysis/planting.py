@@ -69,7 +69,8 @@ def plant(
     Raises
     ------
     InputError
-        Missing variables, a bad interval, factor, onset or step.
+        Missing variables, a bad interval, factor, onset or step; or an interval holding no measured run
+        (outside the measured budgets, or total lengths), which would plant nothing.
     """
     for v in ("latency", "prefill_time", "decode_time"):
         if v not in ds.data_vars:
@@ -96,6 +97,7 @@ def plant(
     if where is not None:
         inside = inside & where.astype(bool)
     inside = inside.broadcast_like(ds["latency"])
+    _check_measured_inside(ds, inside, start, end, onset, length, where is not None)
     k0 = from_step * budget if 0 < from_step < 1 else xr.full_like(budget, float(from_step), dtype=float)
     k0 = k0.clip(0, budget)
     out = ds.copy()
@@ -121,3 +123,27 @@ def plant(
     out.attrs["planted"] = (f"decode x{factor:g} for {onset} in [{start}, {end}] from step {from_step:g}; "
                             "the rest is the measured data")
     return out
+
+
+def _span(values: np.ndarray) -> str:
+    """``2, 4, 8`` or ``2-24 (12 values)`` for a sorted set of integers."""
+    v = [int(x) for x in values]
+    if len(v) <= 6:
+        return ", ".join(map(str, v))
+    return f"{v[0]}-{v[-1]} ({len(v)} values)"
+
+
+def _check_measured_inside(ds: xr.Dataset, inside: xr.DataArray, start: int, end: int, onset: str,
+                           length: xr.DataArray, chosen: bool) -> None:
+    """Refuse an interval in which no run was measured: planting there would silently plant nothing."""
+    ran = ds["latency"].notnull()
+    if bool((inside & ran).any()):
+        return
+    measured = length.broadcast_like(ds["latency"]).where(ran)
+    values = np.unique(measured.values[np.isfinite(measured.values)])
+    what = "budgets" if onset == "budget" else "total lengths (prompt + budget)"
+    where = " in the series chosen by where" if chosen else ""
+    have = _span(values) if values.size else "none (no ok run)"
+    raise InputError(f"plant: no measured run has a {'budget' if onset == 'budget' else 'total length'} in "
+                     f"[{start}, {end}]{where}, so nothing would be "
+                     f"planted; the measured {what} are {have}")

@@ -187,6 +187,19 @@ def _series_block(values: np.ndarray, *, k: np.ndarray, max_modes: int, min_effe
     return {name: v.reshape(lead + v.shape[1:]) for name, v in out.items()}
 
 
+def no_step_times(fn: str, timing: object) -> str:
+    """One line: the dataset has no per-step times, why (its ``timing``), and the command that records them."""
+    how = "re-run the sweep with `python -m collector run ... --timing step` (or --timing events on cuda/mps)"
+    t = str(timing) if timing is not None else ""
+    if t == "ends":
+        why = "it was timed with --timing ends, which keeps whole-run times only"
+    elif t in ("step", "events"):
+        why = f"its attrs say timing={t!r} but it holds none (an imported or exported file with whole-run times only)"
+    else:
+        why = f"its timing is {t!r}" if t else "its timing is not recorded"
+    return f"{fn}() needs per-step times (step_time) and this dataset has none: {why}; {how}"
+
+
 def step_regimes(
     ds: xr.Dataset,
     *,
@@ -265,16 +278,13 @@ def step_regimes(
     Raises
     ------
     InputError
-        When ``step_time`` or its ``step`` dim is missing (timing ``ends``),
+        When ``step_time`` or its ``step`` dim is missing (timing ``ends``; the message says how to record it),
         when it has no positive finite decode step, or when a setting is out of range.
     """
     fn = "step_regimes"
     ds = check_dataset(ds, fn, [], min_budgets=1)
     if "step_time" not in ds.data_vars:
-        raise InputError(
-            f"{fn}() needs per-step times ('step_time'), which the dataset lacks "
-            f"(recorded with timing={ds.attrs.get('timing', 'unknown')!r}; use timing 'step' or 'events')"
-        )
+        raise InputError(no_step_times(fn, ds.attrs.get("timing")))
     ds = check_dataset(ds, fn, ["step_time"], min_budgets=1)
     if STEP not in ds["step_time"].dims or STEP not in ds.coords:
         raise InputError(f"{fn}(): variable 'step_time' needs a {STEP!r} dim with a coordinate, "
