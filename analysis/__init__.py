@@ -19,6 +19,7 @@ from analysis.io import open_dataset
 from analysis.planting import plant
 from analysis.registry import ANALYSES
 from analysis.report import report
+from analysis.tables.tidy import regime_table
 
 if TYPE_CHECKING:  # the names type checkers see; at run time they are set from the registry below
     from analysis.backends import compare_backends as compare_backends
@@ -39,4 +40,5 @@ __all__ = [
     "report",
     "synthetic",
     "plant",
+    "regime_table",
 ]
