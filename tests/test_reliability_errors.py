@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from collector import schema
 from collector.__main__ import main as collector_main
 
 SIM = ["--devices", "sim", "--models", "tiny-gpt2", "--quiet"]
@@ -512,7 +513,10 @@ def test_collector_prints_file_strings_escaped(evil_sweep: tuple[Path, str, str]
     path, out, err = evil_sweep
     _no_control(out + err)
     assert "\\x1b" in out and "[bold" in out  # controls shown as escapes; markup shown as written, not applied
-    rc, _, err = collector("merge", str(path), str(path), "-o", str(tmp_path / "m.nc"))  # a conflict naming the model
+    again = schema.load(path)  # the same cells measured again an hour later (the same runs twice are refused)
+    again["started_at"] = again["started_at"] + np.timedelta64(1, "h")
+    schema.save(again, tmp_path / "again.nc")
+    rc, _, err = collector("merge", str(path), str(tmp_path / "again.nc"), "-o", str(tmp_path / "m.nc"))  # a conflict
     line = one_error_line(rc, err)
     _no_control(line)
     assert "\\x1b" in line
