@@ -242,7 +242,8 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     command = "python -m collector " + shlex.join(list(argv))
     with _Stop() as stop:
         try:
-            with Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command) as journal:
+            with Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command,
+                                replace=args.force) as journal:  # --force: replaced holding its lock
                 return _sweep(spec, journal, str(output), args.quiet, stop)
         except BaseException:  # what the second signal broke may surface as another error (the netCDF library's)
             if stop.count >= 2:

@@ -114,6 +114,56 @@ def _in_use(path: Path) -> JournalError:
     return JournalError(f"journal {str(path)!r} in use by {who} (a running sweep); wait for it to end, or stop it")
 
 
+_DATA_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _acquire_lock(path: Path) -> int | None:
+    """The writer's lock of journal ``path``: an open descriptor of ``JOURNAL.lock`` holding an exclusive ``flock``.
+
+    The lock file is removed by whoever holds it when done (:meth:`Journal.close`,
+    :func:`remove_journal`), so a descriptor may end up locking a file that
+    is no longer at that path; the lock counts only when the file locked is
+    the one at the path (same inode), else it is taken again. Everything a
+    writer checks or deletes, it does holding this lock: two processes never
+    both believe they own a journal.
+
+    Raises
+    ------
+    JournalError
+        ``journal ... in use by pid N``: another process holds it.
+    OSError
+        The lock file cannot be made (a read-only folder, a full disk).
+    """
+    if fcntl is None:  # pragma: no cover - not on POSIX
+        return None
+    lock = str(path) + ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise _in_use(path) from None
+        mine = os.fstat(fd)
+        try:
+            now = os.stat(lock)
+        except FileNotFoundError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+            return fd
+        os.close(fd)  # the holder removed the file before we locked it: lock the one there now
+
+
+def _release_lock(path: Path, fd: int | None) -> None:
+    """Remove the lock file (while still holding it) and release the lock."""
+    if fd is None:  # pragma: no cover
+        return
+    try:
+        Path(str(path) + ".lock").unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
 def remove_journal(path: str | os.PathLike[str]) -> None:
     """Delete a journal with its ``-wal``, ``-shm`` and lock files, unless a live process holds its lock.
 
@@ -123,22 +173,14 @@ def remove_journal(path: str | os.PathLike[str]) -> None:
         ``journal ... in use by pid N``: a sweep is extending it (nothing is deleted).
     """
     p = Path(path)
-    lock = Path(str(p) + ".lock")
-    fd = None
-    if fcntl is not None and (p.exists() or lock.exists()):
-        fd = os.open(str(lock), os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise _in_use(p) from None
+    if not any(Path(str(p) + s).exists() for s in (*_DATA_SUFFIXES, ".lock")):
+        return
+    fd = _acquire_lock(p)
     try:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in _DATA_SUFFIXES:
             Path(str(p) + suffix).unlink(missing_ok=True)
-        lock.unlink(missing_ok=True)
     finally:
-        if fd is not None:
-            os.close(fd)
+        _release_lock(p, fd)
 
 
 def _now() -> str:
@@ -164,24 +206,42 @@ class Journal:
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], *, spec: dict[str, Any], environment: dict[str, Any],
-               command: str = "") -> "Journal":
-        """Create a new journal (refusing to touch an existing file) and lock it for writing.
+               command: str = "", replace: bool = False) -> "Journal":
+        """Create a new journal and lock it for writing; the lock is taken first, then the path is checked.
+
+        Parameters
+        ----------
+        replace
+            Delete a journal already at ``path`` (``run --force``), holding its
+            lock; else an existing journal is refused.
 
         Raises
         ------
         JournalError
-            When ``path`` already exists.
+            ``path`` already exists (and ``replace`` is False), or another
+            process holds its lock (``in use by pid N``): nothing is touched.
+        OutputError
+            The journal cannot be written (a full or read-only disk); nothing is left behind.
         """
+        from collector.storage import write_error
+
         p = Path(path)
-        if p.exists():
-            raise JournalError(f"journal {str(p)!r} already exists; continue it with "
-                               f"'python -m collector resume {p}' or choose another output")
-        conn: sqlite3.Connection | None = None
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
+            fd = _acquire_lock(p)  # before anything is checked or deleted: one creator at a time
+        except OSError as exc:
+            raise write_error(p, exc, "journal") from None
+        conn: sqlite3.Connection | None = None
+        try:
+            if any(Path(str(p) + s).exists() for s in _DATA_SUFFIXES):
+                if not replace:
+                    raise JournalError(f"journal {str(p)!r} already exists; continue it with "
+                                       f"'python -m collector resume {p}' or choose another output")
+                for suffix in _DATA_SUFFIXES:
+                    Path(str(p) + suffix).unlink(missing_ok=True)
             conn = cls._connect(p)
             self = cls(p, conn)
-            self.lock()
+            self._hold(fd)
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
@@ -190,16 +250,16 @@ class Journal:
             with self._tx():
                 conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?)",
                                  [(k, json.dumps(v, sort_keys=True)) for k, v in meta.items()])
-        except (OSError, sqlite3.Error, OutputError) as exc:  # a full or read-only disk: leave nothing behind
+        except BaseException as exc:  # a full or read-only disk, an interrupt: leave nothing behind (holding the lock)
             if conn is not None:
                 conn.close()
-            for suffix in ("", "-wal", "-shm", ".lock"):
-                Path(str(p) + suffix).unlink(missing_ok=True)
-            if isinstance(exc, OutputError):
-                raise
-            from collector.storage import write_error
-
-            raise write_error(p, exc, "journal") from None
+            if not isinstance(exc, JournalError):
+                for suffix in _DATA_SUFFIXES:
+                    Path(str(p) + suffix).unlink(missing_ok=True)
+            _release_lock(p, fd)
+            if isinstance(exc, (OSError, sqlite3.Error)):
+                raise write_error(p, exc, "journal") from None
+            raise
         return self
 
     @classmethod
@@ -261,18 +321,23 @@ class Journal:
         """Take the exclusive writer's lock, or raise :class:`JournalError` if another process holds it."""
         if fcntl is None or self._lock_fd is not None:  # pragma: no cover
             return
-        fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise _in_use(self.path) from None
+            fd = _acquire_lock(self.path)
+        except OSError as exc:  # a read-only folder: the lock file cannot be made
+            from collector.storage import write_error
+
+            raise write_error(str(self.path) + ".lock", exc, "journal lock") from None
+        self._hold(fd)
+
+    def _hold(self, fd: int | None) -> None:
+        """Keep the lock ``fd`` as this journal's, with our process id in the file (for 'in use by pid N')."""
+        if fd is None:  # pragma: no cover
+            return
         try:
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
         except OSError as exc:  # a full disk: the lock file cannot take our process id
-            os.close(fd)
-            Path(str(self.path) + ".lock").unlink(missing_ok=True)
+            _release_lock(self.path, fd)
             from collector.storage import write_error
 
             raise write_error(str(self.path) + ".lock", exc, "journal lock",
@@ -285,9 +350,8 @@ class Journal:
             self._conn.close()
         finally:
             if self._lock_fd is not None:
-                Path(str(self.path) + ".lock").unlink(missing_ok=True)
-                os.close(self._lock_fd)
-                self._lock_fd = None
+                fd, self._lock_fd = self._lock_fd, None
+                _release_lock(self.path, fd)
 
     def __enter__(self) -> "Journal":
         return self
