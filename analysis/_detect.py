@@ -137,6 +137,7 @@ def analyse_block(
     prior_s2: np.ndarray,
     prior_df: np.ndarray,
     n_series: np.ndarray,
+    stated_sd: np.ndarray,
     *,
     budgets: np.ndarray,
     min_effect: float,
@@ -171,6 +172,9 @@ def analyse_block(
         level a regime alone among them faces after the correction across them, and p-values are drawn far
         enough to reach it (the origin's count, not the dataset's: a series' answer does not depend on the
         files opened beside it).
+    stated_sd
+        ``(...)`` the noise of a cell mean that the measurements themselves state (log units; NaN: none): a
+        floor under every scale of the test (:func:`analysis.inference.test_series`'s ``floor``).
 
     Returns
     -------
@@ -184,6 +188,7 @@ def analyse_block(
     sid = np.broadcast_to(np.asarray(series_id), lead).reshape(-1).astype(np.int64)
     ps2 = np.broadcast_to(np.asarray(prior_s2, dtype=float), lead).reshape(-1)
     pdf = np.broadcast_to(np.asarray(prior_df, dtype=float), lead).reshape(-1)
+    floor = np.nan_to_num(np.broadcast_to(np.asarray(stated_sd, dtype=float), lead).reshape(-1), nan=0.0)
     fb = {name: np.full((S, nb), np.nan) for name in FIELDS_BUDGET}
     fs = {name: np.full((S, nb), np.nan) for name in FIELDS_SEGMENT}
     fx = {name: np.full(S, np.nan) for name in FIELDS_SERIES}
@@ -200,7 +205,7 @@ def analyse_block(
         rng = np.random.default_rng([int(seed) & 0x7FFFFFFF, int(sid[s]) & 0x7FFFFFFFFFFF])
         res = _inf.test_series(E, basis, rng, prior_s2=float(ps2[s]), prior_df=float(pdf[s]), alpha=alpha,
                                min_log=thr, n_perm=n_perm, max_draws=_max_draws(n_perm, m_origin[s], alpha),
-                               power_level=alpha / m_origin[s], sign=sign)
+                               power_level=alpha / m_origin[s], sign=sign, floor=float(floor[s]))
         _fill(s, vi, E, res, pre, fb, fs, fx, nb, level, thr, sign)
         power[s] = res.power if res.power else np.nan
     if np.isnan(fx["sigma"]).any():  # one trial: the budget-level scale is all there is

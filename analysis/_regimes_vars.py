@@ -54,7 +54,10 @@ VARIABLES: dict[str, ResultVar] = {
     "mde_4": ResultVar(SERIES, "ratio of a four-budget interior step found with 80% power (alpha, whole decision rule; "
                      "NaN under 12 budgets)", "1"),
     "scatter": ResultVar(SERIES, "the series' own budget-to-budget scatter around a smooth curve (sd of log values)", "1"),
-    "cell_sd": ResultVar(SERIES, "noise of a cell mean the test uses: scatter moderated towards its origin's (log units)", "1"),
+    "cell_sd": ResultVar(SERIES, "noise of a cell mean the test uses: scatter moderated towards its origin's, never "
+                       "below stated_sd (log units)", "1"),
+    "stated_sd": ResultVar(SERIES, "noise of a cell mean stated by the file itself: the spread of the runs each value "
+                         "averages (log units; NaN: none stated)", "1"),
     "df": ResultVar(SERIES, "degrees of freedom of cell_sd (own plus the origin prior's)"),
     "host_beta": ResultVar(SERIES, "multiple of the host state removed from the runs before the test (NaN: none)"),
     "scatter_unadjusted": ResultVar(SERIES, "scatter of the runs as measured, before the host state was removed", "1"),

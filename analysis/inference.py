@@ -266,6 +266,7 @@ class _Scan:
         self.D = _scan.interval_denominators(self.w[:, None] * self.P * self.w[None, :])
         self.rng = rng
         self.ok = np.isfinite(E)
+        self.floor = 0.0  # the stated noise of a cell mean: no scale below it (test_series)
         # the run level: the series' runs (the test centres the candidate interval's own runs, so that a
         # regime's level, put together again by a permutation, does not make it look like noise)
         self.set_pool(E)
@@ -342,7 +343,7 @@ def _student_max(sc: "_Scan", g: np.ndarray, allowed: np.ndarray, prior_s2: floa
     a = np.where(allowed, np.abs(Z), 0.0).reshape(g.shape[0], -1)
     arg = a.argmax(axis=1)
     i, j = np.divmod(arg, sc.n)
-    return a[np.arange(g.shape[0]), arg] / _loo_scale(g, i, j, prior_s2, prior_df)
+    return a[np.arange(g.shape[0]), arg] / np.maximum(_loo_scale(g, i, j, prior_s2, prior_df), sc.floor)
 
 
 def _sequential_p(obs: float, draw_max, batch: int, n_max: int) -> float:
@@ -371,6 +372,7 @@ def test_series(
     max_draws: int | None = None,
     power_level: float | None = None,
     sign: int = 1,
+    floor: float = 0.0,
 ) -> Result:
     """The step-down scan of one series.
 
@@ -402,6 +404,11 @@ def test_series(
     power_level
         The level at which the power simulation decides (default ``alpha``); the caller passes the level a
         regime alone among its dataset's series would face (``alpha / m`` after the correction across series).
+    floor
+        The smallest noise of a cell mean the series' own measurements state (log units; 0: none): the
+        spread each value was averaged over, where a file keeps it (``stated_sd`` of
+        :func:`analysis.regimes.regimes`). Every scale the test, the null draws, the effects and the power
+        use is at least this, so no p-value is smaller than the stated run-to-run noise supports.
     """
     res = Result()
     n, T = E.shape
@@ -411,6 +418,7 @@ def test_series(
     # p-value took must not move the power's draws (a last-digit difference of the data would change them)
     rng_scale, rng_p, rng_power = rng.spawn(3)
     sc = _Scan(E, basis, rng_scale)
+    sc.floor = max(float(floor), 0.0) if np.isfinite(floor) else 0.0
     if not np.isfinite(sc.D).any():
         return res
     sc.rng = rng_p
@@ -431,7 +439,7 @@ def test_series(
         # widen the noise it is tested against), moderated; every null draw is studentized the same way (its
         # own strongest interval left out), so the null holds the scale's uncertainty and the leave-out's bias
         means = np.nan_to_num(sc.means(cur))
-        scale = float(_loo_scale(means[None], np.array([i]), np.array([j]), prior_s2, prior_df)[0])
+        scale = max(float(_loo_scale(means[None], np.array([i]), np.array([j]), prior_s2, prior_df)[0]), sc.floor)
         sc.set_pool(cur, (int(i), int(j)) if (j - i + 1) <= max(1, n // 4) else None)
         obs = float(za[i, j]) / scale
         keep = np.ones(n, dtype=bool)
@@ -440,6 +448,7 @@ def test_series(
         if not res.intervals:
             res.scale_own = s_own
         s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
+        s2 = max(s2, sc.floor**2)
         mask = allowed
 
         def draw_max(k: int, s2=s2, mask=mask) -> np.ndarray:
@@ -464,6 +473,7 @@ def test_series(
     # the noise alone (every rejected step removed): scale, effects, boundaries, power
     s_own, df_own = budget_scale(sc.means(cur))
     s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
+    s2 = max(s2, sc.floor**2) if np.isfinite(s2) else (sc.floor**2 if sc.floor > 0 else s2)
     if not np.isfinite(res.scale_own):
         res.scale_own = s_own
     res.scale = math.sqrt(s2) if np.isfinite(s2) else np.nan
@@ -564,7 +574,7 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
             # the step: computed once (NaN where the plant is too wide to be left out)
             narrow = w <= max(1, n // 4) and n - w >= 3
             k = G.shape[0]
-            own = (_loo_scale(G, np.full(k, s0), np.full(k, s0 + w - 1), *prior) if narrow
+            own = (np.maximum(_loo_scale(G, np.full(k, s0), np.full(k, s0 + w - 1), *prior), sc.floor) if narrow
                    else np.full(k, np.nan))
             at = int(np.searchsorted(flat, s0 * n + s0 + w - 1))  # the planted interval itself
             out.append((A, cover.ravel()[flat], c * sc.w, at, own))
@@ -586,7 +596,7 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
             if todo.any():
                 i, j = np.divmod(flat[arg[todo]], n)
                 # studentized as the data are: the scale of the cells outside the draw's strongest interval
-                scale[todo] = _loo_scale(G[todo] + direction * delta * cw, i, j, *prior)
+                scale[todo] = np.maximum(_loo_scale(G[todo] + direction * delta * cw, i, j, *prior), sc.floor)
             found += float(np.mean(hit & (np.abs(zsel) >= crit * scale)))
         return found / max(len(cases), 1)
 

@@ -164,9 +164,12 @@ def regimes(
         measured), ``host_beta`` (the multiple of the host state removed
         from its runs before the test: random-order sweeps with execution
         times; NaN: none), ``cell_sd`` (the noise of a cell mean the test
-        uses: ``scatter`` moderated towards the origin's, never below it),
-        ``df`` (its degrees of freedom) and ``noisy`` (bool: per-run noise
-        above :data:`NOISY`).
+        uses: ``scatter`` moderated towards the origin's, never below it
+        nor below ``stated_sd``), ``df`` (its degrees of freedom),
+        ``stated_sd`` (the noise of a cell mean the file itself states: a
+        harness import's per-value run spread, ``request_latency`` std over
+        ``n_runs`` runs; NaN: none) and ``noisy`` (bool: per-run noise above
+        :data:`NOISY`).
 
         Per series and ``power_ratio`` (the ratios of
         :data:`analysis.inference.POWER_RATIOS`): ``power``, the share of
@@ -208,9 +211,10 @@ def regimes(
                                       outputs=_detect.SCALE_OUTPUTS, kwargs={"budgets": budgets}).compute()
         scatter_raw = np.sqrt(np.asarray(own_raw["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
     prior_s2, prior_df, n_origin = _origin_prior(own, sdims)
+    stated = _stated_sd(ds, var, sdims)
     res = _series.apply_named(
-        _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin],
-        [core, [], [], [], [], []],
+        _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin, stated],
+        [core, [], [], [], [], [], []],
         outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb, _detect.POWER_DIM: len(_inf.POWER_RATIOS)},
         kwargs={"budgets": budgets, "min_effect": float(min_effect), "seed": int(seed), "n_perm": int(n_perm),
                 "alpha": float(alpha), "sign": SIGNS[normal]},
@@ -317,6 +321,8 @@ def regimes(
         **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4")}, "scatter": s1(scatter),
         "q_series": s1(q_series),
         "cell_sd": s1(ser["scale"]), "df": s1(ser["df"]), "host_beta": s1(host_beta),
+        "stated_sd": np.asarray(stated.broadcast_like(da.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True))
+                                .transpose(*sdims).values, dtype=float),
         "scatter_unadjusted": s1(scatter_raw),
         "power": power.reshape(sshape + (len(_inf.POWER_RATIOS),)),
         "noisy": s1(ser["sigma"] > NOISY),
@@ -374,6 +380,40 @@ def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.D
         v, d = _inf.prior(np.asarray(s2.values).ravel(), np.asarray(df.values).ravel())
         ps2[...], pdf[...], count[...] = v, d, tested.sum()
     return tuple(xr.DataArray(a, dims=sdims) for a in (ps2, pdf, count))  # type: ignore[return-value]
+
+
+#: Dim and labels of the per-cell summaries an imported harness file keeps (:mod:`collector.study_import`).
+_STAT_DIM, _STAT_MEAN, _STAT_SD = "stat", "mean", "std"
+
+
+def _stated_sd(ds: xr.Dataset, var: str, sdims: list[str]) -> xr.DataArray:
+    """Per series, the noise of a cell mean that the file itself states (log units; NaN: none).
+
+    A harness import keeps, per cell, the mean and the standard deviation of the runs each value averages
+    (``request_latency`` along ``stat``) and their number (``n_runs``). A cell's value is a mean of ``n`` runs
+    with coefficient of variation ``cv = std / mean``: the sd of its log is about ``sqrt(log(1 + cv^2) / n)``
+    (a log-normal run distribution). A series states the median of its cells'. Only for ``latency``: the
+    spread is that of the latency.
+    """
+    none = xr.DataArray(np.nan)
+    if var != "latency" or "request_latency" not in ds or "n_runs" not in ds:
+        return none
+    rl = ds["request_latency"]
+    if _STAT_DIM not in rl.dims or _STAT_DIM not in rl.coords:
+        return none
+    labels = [str(v) for v in rl[_STAT_DIM].values]
+    if _STAT_MEAN not in labels or _STAT_SD not in labels:
+        return none
+    mean = rl.isel({_STAT_DIM: labels.index(_STAT_MEAN)}, drop=True)
+    sd = rl.isel({_STAT_DIM: labels.index(_STAT_SD)}, drop=True)
+    n = ds["n_runs"].where(ds["n_runs"] >= 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cell = np.sqrt(np.log1p((sd / mean.where(mean > 0)) ** 2) / n)
+    cell = cell.where(np.isfinite(cell))
+    other = [d for d in cell.dims if d not in sdims]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return cell.median(other) if other else cell
 
 
 def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
