@@ -106,7 +106,9 @@ def _add_compare(p: argparse.ArgumentParser) -> None:
 
 
 _COMPARE_LEGENDS = {
-    0: ("B/A: geometric mean of the cell ratios (geometric mean of B over geometric mean of A) over the shared "
+    0: ("A -> B: each file's typical value over the budgets of B/A (geometric mean of its cells) +- its per-run "
+        "spread (left out with one run a cell), and B/A as slower or faster, pyperf style; "
+        "B/A: geometric mean of the cell ratios (geometric mean of B over geometric mean of A) over the shared "
         "budgets elsewhere (outside the regimes found in both files and the local changes whose test is "
         "significant), with its 95% CI (noise: the scatter of the ratios over the budgets and the "
         "shifts a file's trials share); q: its t-test corrected across series and their scans (Benjamini-Hochberg); "

@@ -42,7 +42,7 @@ import xarray as xr
 from analysis.compare import changes as _cr
 from analysis.compare import statistics as _cs
 from analysis.core.common import check_axes, quiet
-from analysis.core.labels import is_simulated, iter_series, series_name, varying_dims
+from analysis.core.labels import fmt_change, is_simulated, iter_series, series_name, varying_dims
 from analysis.core.outputs import ResultVar
 from analysis.errors import InputError
 
@@ -86,6 +86,10 @@ VARIABLES: dict[str, ResultVar] = {
     "local_ratio": ResultVar(_S, "scan of B - A: B/A in the interval over B/A elsewhere", "1"),
     "local_p": ResultVar(_S, "scan of B - A: max-T p-value of B/A the same at every budget"),
     "local_q": ResultVar(_S, "BH q-value of local_p (one family with series_p)"),
+    "level_a": ResultVar(_S, "A elsewhere: geometric mean of its cells over the budgets of series_ratio", "{units}"),
+    "level_b": ResultVar(_S, "B elsewhere: geometric mean of its cells over the budgets of series_ratio", "{units}"),
+    "spread_a": ResultVar(_S, "per-run spread of A at level_a (level_a x noise_a)", "{units}"),
+    "spread_b": ResultVar(_S, "per-run spread of B at level_b (level_b x noise_b)", "{units}"),
     "noise_a": ResultVar(_S, "per-run noise of A (pooled sd of log runs within a cell)", "1"),
     "noise_b": ResultVar(_S, "per-run noise of B (pooled sd of log runs within a cell)", "1"),
     "noise_warning": ResultVar(_S, "noise of A and B differs by more than 2x or either is high"),
@@ -171,6 +175,10 @@ def compare(
           ``local_q``: the scan of B - A: the interval where B/A differs most
           from elsewhere, B/A there over B/A elsewhere, the max-T p-value of
           "B/A is the same at every budget" and its BH q-value.
+        - ``level_a``, ``level_b``: each file's typical ``var`` over the budgets of
+          ``series_ratio`` (geometric mean of its cells there, in ``var``'s units:
+          ``level_b / level_a == series_ratio``); ``spread_a``, ``spread_b``: the
+          per-run spread at that level (``level x noise``; NaN with one run a cell).
         - ``noise_a``, ``noise_b``: per-run noise of each file (pooled sd of
           log runs within a cell); ``noise_warning``: they differ by more
           than :data:`NOISE_RATIO` or either is above :data:`NOISY`.
@@ -266,6 +274,8 @@ def compare(
     template = xa.isel(budget=0, trial=0, drop=True)
     varying = varying_dims(template, sdims)
     warn = _noise_flags(noise_a, noise_b)
+    levels = _levels(mA, mB, np.isfinite(np.where(elsewhere, d, np.nan)), noise_a, noise_b)
+    units = str(a[var].attrs.get("units", ""))
     verdicts = []
     for s, (_, coords) in enumerate(iter_series(template, sdims)):
         name = series_name(coords, varying)
@@ -274,7 +284,9 @@ def compare(
             continue
         lvl = {k: float(ser[k][s]) for k in ("log_ratio", "lo", "hi", "q", "mde", "n")}
         note_s = f"noisy: per-run noise A {noise_a[s]:.2f}, B {noise_b[s]:.2f}" if warn[s] else ""
-        verdicts.append(_cr.verdict(name, changes[s], lvl, alpha, note_s))
+        absolute = fmt_change(float(levels["level_a"][s]), float(levels["spread_a"][s]), float(levels["level_b"][s]),
+                              float(levels["spread_b"][s]), units)
+        verdicts.append(_cr.verdict(name, changes[s], lvl, alpha, note_s, absolute))
     sig = np.nan_to_num(ser["q"], nan=1.0) < alpha
     local_sig = np.nan_to_num(local["q"], nan=1.0) < alpha
     up = np.array([any(c.confirmed and c.log_diff > 0 for c in ch) for ch in changes], dtype=bool)
@@ -282,7 +294,8 @@ def compare(
         slower = (sig & (ser["log_ratio"] > 0)) | up
     values = _values(cell, ser, local, d, nA, nB, shared, anom_a, anom_b, noise_a, noise_b, warn, slower,
                      sig | local_sig, verdicts, changes, alpha)
-    out = _assemble(xa, sdims, values, max([len(c) for c in changes] + [1]))
+    values.update(levels)
+    out = _assemble(xa, sdims, values, max([len(c) for c in changes] + [1]), units=units)
     out.attrs.update({
         "var": var, "alpha": float(alpha), "level": float(level), "sweep_sd": float(sweep_sd),
         "label_a": labels[0], "label_b": labels[1],
@@ -529,12 +542,24 @@ def _values(cell: dict[str, np.ndarray], ser: dict[str, np.ndarray], local: dict
     return out
 
 
-def _assemble(xa: xr.DataArray, sdims: list[str], values: dict[str, np.ndarray], K: int) -> xr.Dataset:
+def _levels(mA: np.ndarray, mB: np.ndarray, use: np.ndarray, noise_a: np.ndarray,
+            noise_b: np.ndarray) -> dict[str, np.ndarray]:
+    """Per series: each file's level over the budgets of the series ratio (``use``; the geometric mean of
+    its cell centres, so ``level_b / level_a`` is the series ratio) and its per-run spread there."""
+    n = use.sum(axis=1)
+    with quiet():
+        la = np.where(n > 0, np.exp(np.nanmean(np.where(use, mA, np.nan), axis=1)), np.nan)
+        lb = np.where(n > 0, np.exp(np.nanmean(np.where(use, mB, np.nan), axis=1)), np.nan)
+    return {"level_a": la, "level_b": lb, "spread_a": la * noise_a, "spread_b": lb * noise_b}
+
+
+def _assemble(xa: xr.DataArray, sdims: list[str], values: dict[str, np.ndarray], K: int, *,
+              units: str = "") -> xr.Dataset:
     shape = [xa.sizes[d] for d in sdims]
     dims = {_B: (*sdims, "budget"), _S: tuple(sdims), _C: (*sdims, "change")}
     extra = {_B: [xa.sizes["budget"]], _S: [], _C: [K]}
     coords: dict[str, Any] = {d: xa[d].values for d in (*sdims, "budget")}
-    data = {name: (dims[v.over], np.asarray(values[name]).reshape(shape + extra[v.over]), v.attrs())
+    data = {name: (dims[v.over], np.asarray(values[name]).reshape(shape + extra[v.over]), v.attrs(units=units))
             for name, v in VARIABLES.items()}
     return xr.Dataset(data, coords=coords | {"change": np.arange(K)})
 

@@ -274,12 +274,14 @@ def _ratio(log_ratio: float, lo: float, hi: float) -> str:
     return f"{math.exp(log_ratio):.2f}x [{math.exp(lo):.2f}, {math.exp(hi):.2f}]"
 
 
-def verdict(label: str, changes: list[Change], level: dict[str, float], alpha: float, noise_note: str = "") -> str:
+def verdict(label: str, changes: list[Change], level: dict[str, float], alpha: float, noise_note: str = "",
+            absolute: str = "") -> str:
     """One line: the series, its regime changes, B/A elsewhere with its CI and significance, and a noise warning.
 
     ``level`` holds the series' ``log_ratio``, ``lo``, ``hi``, ``q``, ``mde``
     (log units; found with 80 % power at ``alpha`` before the correction) and
-    ``n`` (budgets of the level).
+    ``n`` (budgets of the level). ``absolute``: the two files' typical values with their spread
+    (:func:`analysis.core.labels.fmt_change`), written after B/A.
     """
     parts = [_describe(c) for c in changes]
     q, n = level["q"], int(level["n"])
@@ -294,6 +296,8 @@ def verdict(label: str, changes: list[Change], level: dict[str, float], alpha: f
         mde = level["mde"]
         power = f"; x{math.exp(mde):.2f} would reach p<{alpha:g} 80% of the time" if math.isfinite(mde) else ""
         ratio = _ratio(level["log_ratio"], level["lo"], level["hi"]) + ", not significant" + power
+    if absolute:
+        ratio += f" ({absolute})"
     tail = f"; {noise_note}" if noise_note else ""
     if not any(c.confirmed for c in changes) and not sig:
         return f"{label}: no change; " + ("; ".join(parts) + "; " if parts else "") + f"B/A {ratio}{tail}"

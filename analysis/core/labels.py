@@ -21,7 +21,9 @@ import xarray as xr
 __all__ = [
     "NON_SERIES_DIMS",
     "clean_text",
+    "fmt_change",
     "fmt_interval",
+    "fmt_level",
     "fmt_num",
     "is_simulated",
     "na",
@@ -146,3 +148,39 @@ def na(reason: str = "") -> str:
     Tables print this instead of an empty cell, ``x``, ``[, ]`` or ``nan``: a reader is told why.
     """
     return f"n/a ({reason})" if reason else "n/a"
+
+
+_TIME_UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
+
+
+def _scale(x: float, units: str) -> tuple[str, float]:
+    """The unit to print ``x`` in and its size: seconds become s, ms, us or ns; other units stay."""
+    if units != "s" or not math.isfinite(x) or x == 0:
+        return units, 1.0
+    for name, size in _TIME_UNITS:
+        if abs(x) >= size:
+            return name, size
+    return _TIME_UNITS[-1]
+
+
+def fmt_level(x: float, spread: float = math.nan, units: str = "s") -> str:
+    """A typical value with its per-run spread, pyperf style: ``1.00 ms +- 0.01`` (the spread in the same unit;
+    left out when unknown, e.g. one run a cell). ``""`` for NaN."""
+    if not math.isfinite(x):
+        return ""
+    name, size = _scale(x, units)
+    v = x / size
+    decimals = max(0, 2 - math.floor(math.log10(abs(v)))) if v != 0 else 2  # three significant digits
+    text = f"{v:.{decimals}f} {name}".strip()
+    if math.isfinite(spread):
+        text += f" +- {spread / size:.{decimals}f}"  # the spread to the same decimal place
+    return text
+
+
+def fmt_change(a: float, spread_a: float, b: float, spread_b: float, units: str = "s") -> str:
+    """``1.00 ms +- 0.01 -> 1.10 ms +- 0.02: 1.10x slower`` (pyperf's compare_to line); ``""`` if either is NaN."""
+    if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or b <= 0:
+        return ""
+    r = b / a
+    how = f"{r:.2f}x slower" if r >= 1 else f"{1 / r:.2f}x faster"
+    return f"{fmt_level(a, spread_a, units)} -> {fmt_level(b, spread_b, units)}: {how}"

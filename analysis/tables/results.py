@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from analysis._regimes_vars import SEGMENT_REPORTED
-from analysis.core.labels import fmt_interval, fmt_num, na
+from analysis.core.labels import fmt_change, fmt_interval, fmt_num, na
 from analysis.core.measured import measured_anomalous
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
@@ -147,6 +147,9 @@ def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed
     names = labels(res, dims)
     g = {k: flat(res, k, dims) for k in ("series_ratio", "series_ratio_lo", "series_ratio_hi", "series_q",
                                          "n_budgets", "series_changed")}
+    units = str(res["level_a"].attrs.get("units", "")) if "level_a" in res else ""
+    lv = {k: flat(res, k, dims) if k in res else np.full(len(names), np.nan)
+          for k in ("level_a", "spread_a", "level_b", "spread_b")}
     kinds = flat(res, "change_kind", dims)
     rows, flags, interesting = [], [], []
     for s in range(len(names)):
@@ -154,7 +157,9 @@ def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed
         ratio = (f"{fmt_num(g['series_ratio'][s], '.3f')}x "
                  f"{fmt_interval(g['series_ratio_lo'][s], g['series_ratio_hi'][s], '.3f')}".strip()
                  if np.isfinite(g["series_ratio"][s]) else na("no shared budget outside regimes"))
-        rows.append((names[s], ratio, fmt_num(g["series_q"][s], ".2g") or na(), fmt_num(g["n_budgets"][s]), ch,
+        absolute = fmt_change(lv["level_a"][s], lv["spread_a"][s], lv["level_b"][s], lv["spread_b"][s], units)
+        rows.append((names[s], absolute or na("no shared budget outside regimes"), ratio,
+                     fmt_num(g["series_q"][s], ".2g") or na(), fmt_num(g["n_budgets"][s]), ch,
                      "yes" if g["series_changed"][s] else "no"))
         flags.append("hit" if g["series_changed"][s] else "")
         interesting.append(bool(g["series_changed"][s]))
@@ -163,10 +168,12 @@ def compare_series(res: xr.Dataset, *, max_rows: int | None = None, only_changed
     la, lb = res.attrs.get("label_a", "A"), res.attrs.get("label_b", "B")
     return Table(
         title=f"{lb} vs {la}: {res.attrs.get('var', '')} per series",
-        columns=("series", "B/A [95% CI]", "q", "budgets", "regime changes", "changed"),
-        rows=rows_t, flags=flags_t, note=note, right=(False, True, True, True, False, False),
-        key=("series", "B/A [95% CI]", "q", "changed"),
-        legend=("B/A: geometric mean over the shared budgets outside every regime of the median of B over the "
+        columns=("series", "A -> B", "B/A [95% CI]", "q", "budgets", "regime changes", "changed"),
+        rows=rows_t, flags=flags_t, note=note, right=(False, True, True, True, True, False, False),
+        key=("series", "A -> B", "q", "changed"),
+        legend=("A -> B: each file's typical value over those budgets (geometric mean of its cells) +- its per-run "
+                "spread (left out with one run a cell), and B/A as slower or faster (pyperf style); "
+                "B/A: geometric mean over the shared budgets outside every regime of the median of B over the "
                 "median of A, with its 95% CI; q: its p-value corrected across series (Benjamini-Hochberg); "
                 "budgets: shared budgets used; regime changes: regimes that appeared, vanished or moved; changed: "
                 "q below alpha or a regime changed"),
