@@ -15,6 +15,7 @@ import xarray as xr
 from analysis import published
 from collector import combine, schema
 from collector.errors import SchemaError
+from collector.storage import input_problem
 
 __all__ = ["open_dataset", "expand_paths"]
 
@@ -31,7 +32,8 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
     Raises
     ------
     FileNotFoundError
-        When a path or pattern matches no file.
+        When a path or pattern matches no file, or a path is a folder, a FIFO,
+        a device or a symbolic link loop (the message says which).
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not items:
@@ -44,6 +46,8 @@ def expand_paths(paths: PathLike | Sequence[PathLike]) -> list[Path]:
             if not matches:
                 raise FileNotFoundError(f"pattern {text!r} matches no file")
             files.extend(Path(m) for m in matches)
+        elif (problem := input_problem(text, "dataset")) is not None:
+            raise FileNotFoundError(problem)  # a folder, a FIFO, a link loop: said as such, not "no such file"
         elif not Path(text).is_file() and published.is_name(text):
             files.append(published.resolve(text))  # a published dataset's short name
         else:

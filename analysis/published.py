@@ -24,7 +24,7 @@ from pathlib import Path
 
 import xarray as xr
 
-__all__ = ["ENV_VAR", "search_path", "available", "is_name", "resolve", "describe", "lines"]
+__all__ = ["ENV_VAR", "search_path", "available", "is_name", "resolve", "describe", "lines", "listing"]
 
 #: Environment variable with extra dataset folders (searched first).
 ENV_VAR = "DECODE_REGIMES_DATASETS"
@@ -89,8 +89,25 @@ def describe(path: str | os.PathLike[str]) -> str:
 
 
 def lines(names: Sequence[str] | None = None) -> list[str]:
-    """``name  description`` for each published dataset (all when ``names`` is None)."""
+    """``name  description`` for each published dataset (all when ``names`` is None).
+
+    A file that cannot be read (corrupt, truncated, not netCDF) does not hide
+    the others: its line says ``cannot be read`` with the file and the reason.
+    """
+    entries = listing(names)
+    width = max((len(k) for k, _, _ in entries), default=0)
+    return [f"{k:<{width}}  {text}" for k, text, _ in entries]
+
+
+def listing(names: Sequence[str] | None = None) -> list[tuple[str, str, bool]]:
+    """(short name, description or why it cannot be read, readable) of each published dataset (all when None)."""
     found = available()
-    keys = list(found) if names is None else list(names)
-    width = max((len(k) for k in keys), default=0)
-    return [f"{k:<{width}}  {describe(resolve(k))}" for k in keys]
+    out: list[tuple[str, str, bool]] = []
+    for k in (list(found) if names is None else list(names)):
+        path = resolve(k)
+        try:
+            out.append((k, describe(path), True))
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:  # the netCDF library's words for a bad file
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            out.append((k, f"cannot be read: {str(path)!r} ({type(exc).__name__}: {why[:200]})", False))
+    return out

@@ -812,13 +812,19 @@ def normalize(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _as_int64(name: str, values: np.ndarray) -> np.ndarray:
-    """Integer coordinate values as int64: NaN (a CF reader's fill) becomes -1; a fraction or a value
-    past int64 is refused instead of cast to garbage."""
+    """Integer coordinate values as int64: NaN of a model coordinate (a CF reader's fill) becomes -1; NaN
+    in a sweep coordinate, inf, a fraction or a value past int64 is refused instead of cast to garbage."""
     if values.dtype.kind == "f":
         finite = np.isfinite(values)
         bad = finite & ((np.abs(values) >= 2.0**63) | (values != np.floor(values)))
         if bad.any():
             raise SchemaError(f"coordinate {name!r} holds {values[bad].ravel()[0].item()!r}; expected integers")
+        # NaN is a CF reader's fill of a model coordinate (n_params: unknown, -1); a sweep coordinate has no
+        # unknown values, and inf is nobody's fill: both are named as they are, not as the -1 they would become
+        wrong = np.isinf(values) | (np.isnan(values) if name in SWEEP_DIMS else np.zeros(values.shape, bool))
+        if wrong.any():
+            raise SchemaError(f"coordinate {name!r} holds {values[wrong].ravel()[0].item()!r}; expected finite "
+                              "integers")
         return np.where(finite, values, -1).astype(np.int64)
     try:
         return values.astype(np.int64)
@@ -843,7 +849,12 @@ def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     FileNotFoundError
         When the file does not exist.
     """
+    from collector.storage import input_problem
+
     p = Path(path)
+    problem = input_problem(p, "dataset")
+    if problem is not None:
+        raise FileNotFoundError(problem)  # a folder, a FIFO, a link loop: said as such
     if not p.is_file():
         raise FileNotFoundError(f"no such dataset file: {str(p)!r}")
     try:

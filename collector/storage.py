@@ -26,11 +26,12 @@ from pathlib import Path
 from collector.errors import OutputError
 
 __all__ = ["DISK_FULL", "NOT_WRITABLE", "SIZE_LIMIT", "cause", "check_not_precious", "check_output", "free_bytes",
-           "is_journal", "remove_stale_temps", "write_atomic", "write_error"]
+           "input_problem", "is_journal", "read_only_fs", "READ_ONLY", "remove_stale_temps", "write_atomic", "write_error"]
 
 DISK_FULL = "disk full"
 NOT_WRITABLE = "not writable"
 SIZE_LIMIT = "file size limit reached"
+READ_ONLY = "not writable: a read-only file system"
 
 _FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -74,8 +75,8 @@ def cause(exc: BaseException, folder: str | os.PathLike[str] | None = None, need
         return DISK_FULL
     if code == errno.EFBIG or "too large" in text.lower():
         return SIZE_LIMIT
-    if code == errno.EROFS:  # unambiguous, unlike EACCES (which the netCDF library reports for a full disk)
-        return NOT_WRITABLE
+    if code == errno.EROFS or (folder is not None and code is None and read_only_fs(folder)):
+        return READ_ONLY  # unambiguous, unlike EACCES (which the netCDF library reports for a full disk)
     if folder is not None and code not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
         free = free_bytes(folder)
         if free is not None and free < _LOW:  # looked at before the partial file is removed: nearly nothing left
@@ -88,6 +89,17 @@ def cause(exc: BaseException, folder: str | os.PathLike[str] | None = None, need
     return text
 
 
+def read_only_fs(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` (or its nearest existing parent) is on a file system mounted read-only."""
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+
+
 def write_error(path: str | os.PathLike[str], exc: BaseException, what: str = "output", *, needed: int = 0,
                 hint: str = "") -> OutputError:
     """An :class:`OutputError` for a failed write of ``path``: ``cannot write {what} 'path': {cause}``."""
@@ -97,7 +109,7 @@ def write_error(path: str | os.PathLike[str], exc: BaseException, what: str = "o
         free = free_bytes(p.parent)
         room = "" if free is None else f"{free / 2**20:.1f} MiB" if free >= 2**20 else f"{free // 1024} KiB"
         why += f" ({room} free in {str(p.parent)!r})" if room else ""
-    elif why == NOT_WRITABLE:
+    elif why in (NOT_WRITABLE, READ_ONLY):
         why += f" (folder {str(p.parent)!r})"
     return OutputError(f"cannot write {what} {str(p)!r}: {why}" + (f"; {hint}" if hint else ""))
 
@@ -214,7 +226,7 @@ def check_output(path: str | os.PathLike[str], what: str = "output", *,
 
 def _probe_cause(exc: OSError, folder: Path) -> str:
     why = cause(exc, folder)
-    if why not in (DISK_FULL, SIZE_LIMIT) and exc.errno in (errno.ENOENT, errno.ENOTDIR) + _DENIED:
+    if why not in (DISK_FULL, SIZE_LIMIT, READ_ONLY) and exc.errno in (errno.ENOENT, errno.ENOTDIR) + _DENIED:
         return NOT_WRITABLE  # e.g. /proc: it exists but takes no new files
     return why
 
@@ -313,3 +325,32 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, what: str = "f
             Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def input_problem(path: str | os.PathLike[str], what: str = "file") -> str | None:
+    """Why ``path`` is not a regular file to read, in words naming it, or None when it is one (or does not exist).
+
+    ``what`` names the role (``"dataset file"``). A folder, a FIFO, a device or
+    a socket is said to be one (a FIFO is never opened: reading it would wait
+    for a writer), a symbolic link loop or a broken link as such, so that none
+    is reported as a missing file.
+    """
+    import stat as _stat
+
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        if os.path.islink(p):
+            return f"{what} {str(p)!r} is a broken symbolic link (to {os.readlink(p)!r}, which does not exist)"
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{what} {str(p)!r} is a symbolic link loop (it points back to itself)"
+        return f"{what} {str(p)!r} cannot be reached: {exc.strerror or exc}"
+    kinds = ((_stat.S_ISDIR, "a folder"), (_stat.S_ISFIFO, "a FIFO (named pipe)"), (_stat.S_ISCHR, "a device"),
+             (_stat.S_ISBLK, "a device"), (_stat.S_ISSOCK, "a socket"))
+    for test, kind in kinds:
+        if test(st.st_mode):
+            return f"{what} {str(p)!r} is {kind}, not a regular file"
+    return None

@@ -52,6 +52,7 @@ from collector.foreign import read_json, read_text, shorten
 from collector.identity import check_distinct_files
 from collector.parsing import MAX_BUDGET, parse_int
 from collector.spec import MAX_SEED, MAX_WARMUP
+from collector.storage import input_problem
 
 __all__ = [
     "DEFAULT_PROMPT_LENS",
@@ -174,10 +175,6 @@ def _read_csv(path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
 
 
 def _read_one(path: Path) -> tuple[list[StudyRow], str]:
-    if not path.exists():
-        raise ConfigError(f"no such harness file: {str(path)!r}")
-    if not path.is_file():
-        raise ConfigError(f"harness file {str(path)!r} is not a regular file (a folder, a device or a pipe?)")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         rows, columns, encoding = _read_csv(path)
@@ -219,10 +216,11 @@ def read_harness(paths: Sequence[str | os.PathLike[str]], encodings: dict[str, s
     if not paths:
         raise ConfigError("import-study needs at least one benchmark_results_*.csv or .json file")
     for p in paths:
-        if not Path(p).exists():
-            raise ConfigError(f"no such harness file: {str(p)!r}")
+        problem = input_problem(p, "harness file")
+        if problem is not None:
+            raise ConfigError(problem)  # a folder, a FIFO, a link loop: said as such
         if not Path(p).is_file():
-            raise ConfigError(f"harness file {str(p)!r} is not a regular file (a folder, a device or a pipe?)")
+            raise ConfigError(f"no such harness file: {str(p)!r}")
     check_distinct_files(paths)  # one collection given twice is not new trials
     encodings = {} if encodings is None else encodings
     rows: list[StudyRow] = []

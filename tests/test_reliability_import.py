@@ -155,14 +155,19 @@ def test_the_same_file_twice_is_refused(tmp_path: Path) -> None:
     assert ds.sizes["trial"] == 2
 
 
-@pytest.mark.parametrize("kind", ["directory", "fifo"])
-def test_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind, words", [("directory", "is a folder, not a regular file"),
+                                         ("fifo", "is a FIFO (named pipe), not a regular file"),
+                                         ("loop", "is a symbolic link loop")])
+def test_not_a_regular_file(tmp_path: Path, kind: str, words: str) -> None:
     target = tmp_path / "r.csv"
     if kind == "directory":
         target.mkdir()
-    else:
+    elif kind == "fifo":
         os.mkfifo(target)
-    refused(cli("import-study", "r.csv", "-o", "out.nc", cwd=tmp_path), "'r.csv' is not a regular file")
+    else:
+        os.symlink("s.csv", target)
+        os.symlink("r.csv", tmp_path / "s.csv")
+    refused(cli("import-study", "r.csv", "-o", "out.nc", cwd=tmp_path), f"harness file 'r.csv' {words}")
 
 
 def test_imported_timing_is_what_the_file_holds(tmp_path: Path) -> None:

@@ -198,6 +198,8 @@ def _add_datasets(p: argparse.ArgumentParser) -> None:
 
 
 def _run_datasets(args: argparse.Namespace) -> int:
+    import sys
+
     from analysis import published
     from collector.safetext import visible
 
@@ -206,8 +208,19 @@ def _run_datasets(args: argparse.Namespace) -> int:
         folders = ", ".join(str(f) for f in published.search_path()) or "none"
         print(visible(f"no published dataset found (folders searched: {folders}; add one with ${published.ENV_VAR})"))
         return 0
-    for line in ([f"{k}  {v}" for k, v in found.items()] if args.paths else published.lines()):
-        print(visible(line))  # datasheets are files too
+    if args.paths:
+        for k, v in found.items():
+            print(visible(f"{k}  {v}"))
+        return 0
+    entries = published.listing()
+    width = max(len(k) for k, _, _ in entries)
+    for k, text, _ in entries:
+        print(visible(f"{k:<{width}}  {text}"))  # datasheets are files too
+    bad = [k for k, _, readable in entries if not readable]
+    if bad:  # the others are listed; the unreadable ones are named once more on stderr, and the status says so
+        print(visible(f"error: {len(bad)} of {len(entries)} published dataset(s) cannot be read: {', '.join(bad)} "
+                      "(their lines above say why)"), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -271,7 +271,12 @@ class Journal:
         JournalError
             Missing file, not a journal, a newer journal version, or locked by another process.
         """
+        from collector.storage import input_problem
+
         p = Path(path)
+        problem = input_problem(p, "journal")
+        if problem is not None:
+            raise JournalError(problem)  # a folder, a FIFO, a link loop: said as such
         if not p.is_file():
             raise JournalError(f"no journal at {str(p)!r}")
         try:
@@ -282,9 +287,13 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "no such" not in str(exc):
                 # e.g. its -shm file cannot be made: a full disk, a read-only folder
-                from collector.storage import cause
+                from collector.storage import READ_ONLY, cause
 
-                raise JournalError(f"cannot open journal {str(p)!r}: {cause(exc, p.parent)}") from None
+                why = cause(exc, p.parent)
+                hint = ("; SQLite needs to write beside a journal even to read it: copy it (with its -wal file, if "
+                        "any) to a writable folder and resume or export it there") if why == READ_ONLY else ""
+                raise JournalError(f"cannot open journal {str(p)!r}: {why}" + (
+                    f" (folder {str(p.parent)!r})" if why == READ_ONLY else "") + hint) from None
             raise JournalError(f"{str(p)!r} is not a sweep journal ({exc})") from None
         try:
             found = None if version is None else json.loads(version[0])
