@@ -118,6 +118,7 @@ def read_only_sweep() -> Iterator[Path]:
 
 def test_resume_on_a_read_only_file_system_is_one_line(read_only_sweep: Path) -> None:
     """Was: a raw '[Errno 30] Read-only file system' (or SQLite's 'unable to open database file')."""
-    for args in (["resume", "s.journal"], ["export", "s.journal", "-o", str(Path(tempfile.gettempdir()) / f"ro-{os.getpid()}.nc")]):
+    elsewhere = str(Path(tempfile.gettempdir()) / f"ro-{os.getpid()}.nc")
+    for args in (["resume", "s.journal"], ["export", "s.journal", "-o", elsewhere]):
         one_line(run("collector", *args, cwd=read_only_sweep), "cannot open journal 's.journal': not writable: a "
                  "read-only file system (folder '.')", "copy it")
