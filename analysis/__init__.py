@@ -2,43 +2,97 @@
 
 Never imports torch. The per-dataset analyses (``analysis.regimes``,
 ``analysis.kv_speedup``, ...) are the functions of
-:data:`analysis.registry.ANALYSES`, set here from it. Several share their
-module's name (``analysis.regimes`` is both); the registry imports every
-analysis module before they are set, so the package attribute is always the
-function: a later ``import analysis.regimes`` finds the module already loaded
-and does not rebind it.
+:data:`analysis.registry.ANALYSES`. ``import analysis`` itself imports
+nothing heavy: every public name is loaded on first use (PEP 562), so the
+command line and a script that opens one file do not pay for scipy,
+statsmodels and scikit-learn until an analysis runs.
+
+Several functions share their module's name (``analysis.regimes`` is both,
+so are ``analysis.compare`` and ``analysis.report``). The package refuses to
+let the import of such a submodule bind the module over the function
+(:class:`_Package`), so the package attribute is always the function,
+whatever was imported first.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from analysis import synthetic
-from analysis.compare import compare
-from analysis.io import open_dataset
-from analysis.planting import plant
-from analysis.registry import ANALYSES
-from analysis.report import report
-from analysis.tables.tidy import regime_table
-
-if TYPE_CHECKING:  # the names type checkers see; at run time they are set from the registry below
+if TYPE_CHECKING:  # the names type checkers see; at run time they are loaded on first use
+    from analysis import synthetic as synthetic
     from analysis.backends import compare_backends as compare_backends
     from analysis.boundaries import boundaries as boundaries
+    from analysis.compare import compare as compare
+    from analysis.io import open_dataset as open_dataset
     from analysis.kv import kv_speedup as kv_speedup
     from analysis.memory import memory_effect as memory_effect
     from analysis.monotonicity import monotonicity as monotonicity
     from analysis.phases import phases as phases
+    from analysis.planting import plant as plant
     from analysis.regimes import regimes as regimes
+    from analysis.report import report as report
+    from analysis.spread import spread as spread
     from analysis.steps import step_regimes as step_regimes
+    from analysis.tables.tidy import regime_table as regime_table
 
-globals().update({a.name: a.function for a in ANALYSES})
+#: The analyses of :data:`analysis.registry.ANALYSES`, in its order (tests/test_imports.py checks they agree).
+ANALYSIS_NAMES: tuple[str, ...] = ("regimes", "phases", "memory_effect", "kv_speedup", "monotonicity", "step_regimes",
+                                   "boundaries", "compare_backends", "spread")
+#: The other public names: name -> (module, attribute; None: the module itself).
+_OTHERS: dict[str, tuple[str, str | None]] = {
+    "open_dataset": ("analysis.io", "open_dataset"),
+    "compare": ("analysis.compare", "compare"),
+    "report": ("analysis.report", "report"),
+    "synthetic": ("analysis.synthetic", None),
+    "plant": ("analysis.planting", "plant"),
+    "regime_table": ("analysis.tables.tidy", "regime_table"),
+}
+#: Public names that are also the names of submodules: the function wins (see :class:`_Package`).
+_SHADOWED = frozenset({*ANALYSIS_NAMES, "compare", "report"})
 
-__all__ = [
-    "open_dataset",
-    *(a.name for a in ANALYSES),
-    "compare",
-    "report",
-    "synthetic",
-    "plant",
-    "regime_table",
-]
+__all__ = ["open_dataset", *ANALYSIS_NAMES, "compare", "report", "synthetic", "plant", "regime_table"]
+
+
+def _load_analyses() -> None:
+    """Set every analysis function of the registry as a package attribute."""
+    from analysis.registry import ANALYSES
+
+    globals().update({a.name: a.function for a in ANALYSES})
+
+
+def __getattr__(name: str) -> Any:
+    if name in ANALYSIS_NAMES:
+        _load_analyses()
+        return globals()[name]
+    if name in _OTHERS:
+        module, attr = _OTHERS[name]
+        value = importlib.import_module(module) if attr is None else getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):  # a submodule not imported yet (analysis.io, analysis.plot, ...)
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing ``analysis.regimes`` (and the other submodules named like a
+    public function) does not rebind ``analysis.regimes`` to the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # the submodule stays in sys.modules; the attribute is the function, loaded on first use
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from scipy.optimize import linprog
 
 from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
@@ -69,6 +68,8 @@ def slope_range(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, f
     if not A:
         return (-np.inf, np.inf)
     bounds = [(None, None), (None, None)]
+    from scipy.optimize import linprog  # on first use: scipy.optimize is slow to import
+
     out = []
     for sign in (1.0, -1.0):
         res = linprog([0.0, sign], A_ub=np.array(A), b_ub=np.array(b), bounds=bounds, method="highs")

@@ -34,9 +34,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import statsmodels.api as sm
 from scipy import stats as _sps
 from scipy.special import gammaln
+
+from analysis.stats import ols
 
 __all__ = [
     "ALPHA_CLUSTERED",
@@ -319,7 +320,7 @@ def check_segment(tc: TimeCheck, E: np.ndarray, normal: np.ndarray, s: int, rows
     X = np.column_stack([np.ones(y.size), ind, g])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sm.OLS(y, X).fit()
+        fit = ols(y, X).fit()
     beta = float(fit.params[1])
     p_time = float(fit.pvalues[1])
     if not np.isfinite(p_time):

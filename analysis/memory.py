@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
 import xarray as xr
 
 from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
@@ -22,6 +21,7 @@ from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array
 from analysis.errors import InputError
+from analysis.stats import ols
 
 __all__ = ["memory_effect", "MEMORY_VARS", "VARIABLES"]
 
@@ -66,7 +66,7 @@ def _partial(small: Any, big: Any) -> float:
 
 
 def _ssr(y: np.ndarray, X: np.ndarray) -> float:
-    return float(sm.OLS(y, X).fit().ssr)
+    return float(ols(y, X).fit().ssr)
 
 
 #: Per-series outputs of the models and per-covariate outputs (see :func:`memory_effect`'s Returns).
@@ -111,7 +111,7 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
         if not _usable(m[okm]) or not any_in[okm].any() or (~any_in[okm]).sum() < degree + 2:
             continue
         Xm = np.column_stack([x_b[okm] ** d for d in range(degree + 1)] + [any_in[okm].astype(float)])
-        fit = sm.OLS(m[okm], Xm).fit()
+        fit = ols(m[okm], Xm).fit()
         level = float(np.mean(fit.fittedvalues[any_in[okm]] - fit.params[-1]))
         scale = max(abs(level), 1e-300)
         jump = float(fit.params[-1]) / scale
@@ -133,7 +133,7 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
     In = np.column_stack([inside[r][ok] for r in range(inside.shape[0])]).astype(float)
     X1 = np.hstack([X0, Z])
     X2 = np.hstack([X0, Z, In])
-    m0, m1, m2 = sm.OLS(y, X0).fit(), sm.OLS(y, X1).fit(), sm.OLS(y, X2).fit()
+    m0, m1, m2 = ols(y, X0).fit(), ols(y, X1).fit(), ols(y, X2).fit()
     if m0.ssr <= 0 or m2.df_resid <= 0:
         return out
     # without a usable covariate M1 is M0: memory explains nothing measurable, which is not "0 %" (NaN)
@@ -147,7 +147,7 @@ def _fit_series(excess: np.ndarray, mem: np.ndarray, blocks: list[Block], budget
         out["p_memory"] = float(m1.compare_f_test(m0)[1])
     for i, j in enumerate(cols):
         out["used"][j] = 1.0
-        out["r2_alone"][j] = _partial(m0, sm.OLS(y, np.column_stack([X0, Z[:, i]])).fit())
+        out["r2_alone"][j] = _partial(m0, ols(y, np.column_stack([X0, Z[:, i]])).fit())
         reduced = _ssr(y, np.delete(X2, k0 + i, axis=1))
         out["partial_r2"][j] = (reduced - m2.ssr) / reduced if reduced > 0 else 0.0
     return out

@@ -13,7 +13,6 @@ import dask
 import numpy as np
 import xarray as xr
 from scipy import stats
-from sklearn.isotonic import IsotonicRegression
 
 from analysis.core.common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
 from analysis.core.origins import origin_lines
@@ -122,6 +121,8 @@ def _series_block(values: np.ndarray, *, budgets: np.ndarray, min_effect: float)
     p_pairs = np.full((S, B, B), np.nan)
     diff = center[:, :, None] - center[:, None, :]
     upper = np.triu(np.ones((B, B), dtype=bool), k=1)
+    from sklearn.isotonic import IsotonicRegression  # scikit-learn on first use: `import analysis` stays light
+
     for s in range(S):
         ok = np.isfinite(center[s])
         if ok.sum() < 2:

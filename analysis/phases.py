@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
 import xarray as xr
 from scipy import stats
 
@@ -32,6 +31,7 @@ from analysis.core.common import (
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array
+from analysis.stats import ols
 
 __all__ = ["phases", "VARIABLES"]
 
@@ -81,7 +81,7 @@ def _fit_series(
     X = np.block([[trend, zeros_t, ind, zeros_i], [zeros_t, trend, zeros_i, ind]])
     y = np.concatenate([dec[ok], pre[ok]])
     groups = np.tile(np.arange(n_runs), 2)
-    model = sm.OLS(y, X)
+    model = ols(y, X)
     k = trend.shape[1]
     i_dec = 2 * k + np.arange(R)
     i_pre = 2 * k + R + np.arange(R)

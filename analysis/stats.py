@@ -7,15 +7,16 @@ the Benjamini-Hochberg correction); nothing prints and nothing reads xarray.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy import special
-from statsmodels.stats.multitest import multipletests
 
 from collector.trend import mad_sd, nanmedian_last
 
 __all__ = [
     "bh",
+    "ols",
     "bootstrap_median",
     "mad_sd",
     "median_ci",
@@ -87,8 +88,20 @@ def bh(p: np.ndarray) -> np.ndarray:
     q = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
+        from statsmodels.stats.multitest import multipletests  # on first use: `import analysis` stays light
+
         q[ok] = multipletests(np.clip(p[ok], 0.0, 1.0), method="fdr_bh")[1]
     return q
+
+
+def ols(y: np.ndarray, X: np.ndarray) -> Any:
+    """statsmodels' ordinary least squares model of ``y`` on ``X`` (``statsmodels.api.OLS``; call ``.fit()``).
+
+    statsmodels is imported on the first call, not with the package: it takes about a third of a second.
+    """
+    from statsmodels.regression.linear_model import OLS
+
+    return OLS(y, X)
 
 
 def bootstrap_median(E: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.95) -> tuple[float, float, float]:

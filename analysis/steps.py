@@ -10,11 +10,12 @@ ratios is cut into segments with ruptures to find where it switches mode.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import ruptures as rpt
 import xarray as xr
 from scipy import stats
-from sklearn.mixture import GaussianMixture
 
 from analysis.core.common import (
     BUDGET,
@@ -33,6 +34,9 @@ from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, is_lazy
 from analysis.errors import InputError
+
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
 
 __all__ = ["step_regimes", "VARIABLES"]
 
@@ -80,6 +84,8 @@ def _modes(r: np.ndarray, max_modes: int, min_effect: float, seed: int,
     rng = np.random.default_rng(seed)
     x = r if r.size <= max_fit else rng.choice(r, max_fit, replace=False)
     x = x[:, None]
+    from sklearn.mixture import GaussianMixture  # scikit-learn on first use: `import analysis` stays light
+
     best: GaussianMixture | None = None
     best_bic = np.inf
     for c in range(1, max_modes + 1):
