@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from analysis._regimes_vars import SEGMENT_SUMMARY
+from analysis.core.labels import fmt_fixed, fmt_ratio
 
 __all__ = ["MAX_LINES", "iter_segments", "power_lines", "series_label", "summarize"]
 
@@ -47,7 +48,7 @@ def iter_segments(result: xr.Dataset, *, only_anomalous: bool = False) -> Iterat
 
 
 def _num(x: float) -> str:
-    return "nan" if not np.isfinite(x) else (f"{x:.0f}" if float(x).is_integer() else f"{x:g}")
+    return "nan" if not np.isfinite(x) else (f"{x:.0f}" if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}")
 
 
 def _interval(lo: float, hi: float) -> str:
@@ -69,7 +70,7 @@ def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
     """One line describing segment ``j`` of one series."""
     g = segment_fields(result, index, j)
     where = f"budget {_num(g['start'])}" if g["start"] == g["end"] else f"budgets {_num(g['start'])}-{_num(g['end'])}"
-    ci = f" [{g['effect_lo']:.2f}, {g['effect_hi']:.2f}]" if np.isfinite(g["effect_lo"]) else ""
+    ci = f" [{fmt_fixed(g['effect_lo'])}, {fmt_fixed(g['effect_hi'])}]" if np.isfinite(g["effect_lo"]) else ""
     bounds = []
     if _interval(g["start_lo"], g["start_hi"]):
         bounds.append(f"start{_interval(g['start_lo'], g['start_hi'])}")
@@ -77,7 +78,7 @@ def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
         bounds.append(f"end{_interval(g['end_lo'], g['end_hi'])}")
     extra = f" ({'; '.join(bounds)})" if bounds else ""
     conf = ", CONFOUNDED with execution time" if g["confounded"] else ""
-    return f"{series_label(result, index)}: {g['kind']} x{g['effect']:.2f}{ci} at {where}{extra}, q={g['q']:.2g}{conf}"
+    return f"{series_label(result, index)}: {g['kind']} {fmt_ratio(g['effect'])}{ci} at {where}{extra}, q={g['q']:.2g}{conf}"
 
 
 def _range(v: np.ndarray) -> str:
@@ -85,7 +86,7 @@ def _range(v: np.ndarray) -> str:
     if v.size == 0:
         return "unknown"
     lo, hi = float(v.min()), float(v.max())
-    return f"x{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"x{lo:.2f} to x{hi:.2f}"
+    return fmt_ratio(lo) if fmt_ratio(lo) == fmt_ratio(hi) else f"{fmt_ratio(lo)} to {fmt_ratio(hi)}"
 
 
 def _range4(v: np.ndarray) -> str:
@@ -120,7 +121,7 @@ def power_lines(result: xr.Dataset) -> list[str]:
         small = [(r, p) for r, p in zip(ratios, curve) if np.isfinite(p) and r < mde[s] and p > 0.005]
         if small:
             r, p = small[-1]
-            line += f"; x{r:g} over one budget is found {_often(p)}"
+            line += f"; x{r:.3g} over one budget is found {_often(p)}"
     n_inf = int(np.isinf(mde).sum())
     why = ("run in budget order or one cell at a time, so budget and time are inseparable; or noise above x1000")
     if n_inf and n_inf == mde.size:
@@ -139,7 +140,7 @@ def power_lines(result: xr.Dataset) -> list[str]:
             fix = f"use more trials (--trials 5; this run had {n_tr}), close other work and plug in"
         lines.append(
             f"WARNING: high noise in {int(noisy.sum())} of {noisy.size} series (per-run sd of log latency up to "
-            f"{np.nanmax(noise):.2f}, above 0.1): only large regimes can be seen. Likely cause: {cause}. Fix: {fix}."
+            f"{fmt_fixed(np.nanmax(noise))}, above 0.1): only large regimes can be seen. Likely cause: {cause}. Fix: {fix}."
         )
     return lines
 

@@ -14,6 +14,7 @@ import xarray as xr
 
 from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, QUIET_DIMS, Series, check_dataset, ok_values, quiet, series_of
+from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
@@ -189,9 +190,9 @@ def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
         for d in show:
             one = cell.sel(device=d)
             if np.isfinite(float(one["max_ratio"])):
-                strength = f"max {float(one['max_ratio']):.1f}x"
+                strength = f"max {fmt_fixed(float(one['max_ratio']), 1)}x"
             else:
-                strength = f"min {float(one['min_ratio']):.2f}x"
+                strength = f"min {fmt_fixed(float(one['min_ratio']))}x"
             parts.append(f"{d} ({int(one['n_series_with_regime'])} of {int(one['n_series'])} series, {strength}, "
                          f"budgets {str(one['anomalous_budgets'].values)})")
         if parts:

@@ -28,6 +28,7 @@ from analysis.core.common import (
     quiet,
     series_of,
 )
+from analysis.core.labels import fmt_fixed
 from analysis.core.limits import check_bootstrap
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
@@ -319,10 +320,11 @@ def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray,
     for s in range(S):
         if n_collapsed[s]:
             lines.append(
-                f"{series.name(s)}: {values['speedup_outside'][s]:.1f}x outside, collapses to "
-                f"{values['speedup_inside'][s]:.1f}x at budgets {', '.join(str(int(b)) for b in budgets[collapse[s]])}"
+                f"{series.name(s)}: {fmt_fixed(values['speedup_outside'][s], 1)}x outside, collapses to "
+                f"{fmt_fixed(values['speedup_inside'][s], 1)}x at budgets {', '.join(str(int(b)) for b in budgets[collapse[s]])}"
             )
         elif measured[s] and n_measured <= 12:
             with quiet():
-                lines.append(f"{series.name(s)}: {np.nanmin(speedup[s]):.1f}-{np.nanmax(speedup[s]):.1f}x, no collapse")
+                low, high = fmt_fixed(np.nanmin(speedup[s]), 1), fmt_fixed(np.nanmax(speedup[s]), 1)
+                lines.append(f"{series.name(s)}: {low}-{high}x, no collapse")
     return "\n".join(lines)

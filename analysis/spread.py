@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
-from analysis.core.labels import fmt_num, na
+from analysis.core.labels import fmt_fixed, fmt_num, na
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
 from analysis.tables.table import Table, flat, labels, select_rows
@@ -114,9 +114,9 @@ def _summary(values: dict[str, np.ndarray], names: list[str], var: str) -> str:
         return f"{var}: no cell has 2 or more ok runs; the run-to-run spread cannot be measured"
     worst = int(np.nanargmax(np.where(np.isfinite(values["cv_max"]), values["cv_max"], -np.inf)))
     noisy = [names[i] for i in np.flatnonzero(np.nan_to_num(med) > NOISY)]
-    lines = [f"{var}: run-to-run spread (sd / mean over a cell's runs): median {100 * np.nanmedian(med):.1f}% over "
+    lines = [f"{var}: run-to-run spread (sd / mean over a cell's runs): median {fmt_fixed(100 * np.nanmedian(med), 1)}% over "
              f"{int(np.isfinite(med).sum())} series; noisiest cell {names[worst]} at budget "
-             f"{values['cv_max_budget'][worst]:g}: {100 * values['cv_max'][worst]:.1f}%"]
+             f"{values['cv_max_budget'][worst]:g}: {fmt_fixed(100 * values['cv_max'][worst], 1)}%"]
     if noisy:
         lines.append(f"noisy (median above {100 * NOISY:g}%): {', '.join(noisy)}")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ import xarray as xr
 from analysis.compare import changes as _cr
 from analysis.compare import statistics as _cs
 from analysis.core.common import check_axes, quiet
-from analysis.core.labels import fmt_change, is_simulated, iter_series, series_name, varying_dims
+from analysis.core.labels import fmt_change, fmt_fixed, is_simulated, iter_series, series_name, varying_dims
 from analysis.core.outputs import ResultVar
 from analysis.errors import InputError
 
@@ -283,7 +283,7 @@ def compare(
             verdicts.append(f"{name}: no shared cell")
             continue
         lvl = {k: float(ser[k][s]) for k in ("log_ratio", "lo", "hi", "q", "mde", "n")}
-        note_s = f"noisy: per-run noise A {noise_a[s]:.2f}, B {noise_b[s]:.2f}" if warn[s] else ""
+        note_s = f"noisy: per-run noise A {fmt_fixed(noise_a[s])}, B {fmt_fixed(noise_b[s])}" if warn[s] else ""
         absolute = fmt_change(float(levels["level_a"][s]), float(levels["spread_a"][s]), float(levels["level_b"][s]),
                               float(levels["spread_b"][s]), units)
         verdicts.append(_cr.verdict(name, changes[s], lvl, alpha, note_s, absolute))
@@ -487,11 +487,11 @@ def _warning_text(noise_a: np.ndarray, noise_b: np.ndarray, warn: np.ndarray, la
         na, nb = float(np.nanmedian(noise_a[warn])), float(np.nanmedian(noise_b[warn]))
     la, lb = labels
     k, n = int(warn.sum()), warn.size
-    head = f"Warning: per-run noise (sd of log runs within a cell) {la} {na:.2f}, {lb} {nb:.2f} (median of the {k} " \
-           f"of {n} series concerned). "
+    head = f"Warning: per-run noise (sd of log runs within a cell) {la} {fmt_fixed(na)}, {lb} {fmt_fixed(nb)} " \
+           f"(median of the {k} of {n} series concerned). "
     if math.isfinite(na) and math.isfinite(nb) and max(na, nb) > NOISE_RATIO * min(na, nb):
         loud, calm = (lb, la) if nb > na else (la, lb)
-        return head + (f"{loud} is {max(na, nb) / max(min(na, nb), 1e-12):.1f}x noisier than {calm}: it likely ran "
+        return head + (f"{loud} is {fmt_fixed(max(na, nb) / max(min(na, nb), 1e-12), 1)}x noisier than {calm}: it likely ran "
                        f"on a loaded host (other processes, thermal or power throttling) or in slow run states, so its "
                        f"ratio may show the host's state rather than a change of the code or setup; measure both on "
                        f"the same quiet host before trusting it.")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from analysis.compare import statistics as _cs
+from analysis.core.labels import fmt_fixed, fmt_ratio
 
 __all__ = ["CHANGE_KINDS", "Change", "Segment", "decide", "match", "scan_change", "segments", "test", "verdict"]
 
@@ -251,27 +252,27 @@ def _q(q: float) -> str:
 
 
 def _describe(c: Change) -> str:
-    there = f"B/A there x{math.exp(c.log_diff):.2f} of elsewhere, " if math.isfinite(c.log_diff) else ""
+    there = f"B/A there {fmt_ratio(math.exp(c.log_diff))} of elsewhere, " if math.isfinite(c.log_diff) else ""
     scan = "found by the scan of B - A; " if c.source == "scan" and c.kind in ("appeared", "vanished") else ""
     if c.kind == "vanished" and c.a is not None:
-        return f"regime {_span(c.a)} (x{c.a.effect:.2f}) vanished ({scan}{there}{_q(c.q)})"
+        return f"regime {_span(c.a)} ({fmt_ratio(c.a.effect)}) vanished ({scan}{there}{_q(c.q)})"
     if c.kind == "appeared" and c.b is not None:
-        return f"regime {_span(c.b)} (x{c.b.effect:.2f}) appeared ({scan}{there}{_q(c.q)})"
+        return f"regime {_span(c.b)} ({fmt_ratio(c.b.effect)}) appeared ({scan}{there}{_q(c.q)})"
     if c.kind == "moved" and c.a is not None and c.b is not None:
         return f"regime {_span(c.a)} moved to {_span(c.b)} ({there}{_q(c.q)})"
     if c.kind == "unconfirmed":
         g, side = (c.a, "A") if c.a is not None else (c.b, "B")
         assert g is not None
         test = f"B - A not significant there, {_q(c.q)}" if math.isfinite(c.q) else "B - A not testable there"
-        return f"regime {_span(g)} (x{g.effect:.2f}) found in {side} only ({test})"
+        return f"regime {_span(g)} ({fmt_ratio(g.effect)}) found in {side} only ({test})"
     assert c.a is not None and c.b is not None
     where = _span(c.a) if (c.a.start, c.a.end) == (c.b.start, c.b.end) else f"{_span(c.a)} ({_span(c.b)} in B)"
     strength = f"; {there}{_q(c.q)}" if c.confirmed else ""
-    return f"regime {where} persists (x{c.a.effect:.2f} -> x{c.b.effect:.2f}{strength})"
+    return f"regime {where} persists ({fmt_ratio(c.a.effect)} -> {fmt_ratio(c.b.effect)}{strength})"
 
 
 def _ratio(log_ratio: float, lo: float, hi: float) -> str:
-    return f"{math.exp(log_ratio):.2f}x [{math.exp(lo):.2f}, {math.exp(hi):.2f}]"
+    return f"{fmt_fixed(math.exp(log_ratio))}x [{fmt_fixed(math.exp(lo))}, {fmt_fixed(math.exp(hi))}]"
 
 
 def verdict(label: str, changes: list[Change], level: dict[str, float], alpha: float, noise_note: str = "",
@@ -289,12 +290,12 @@ def verdict(label: str, changes: list[Change], level: dict[str, float], alpha: f
     if n == 0 or not math.isfinite(level["log_ratio"]):
         ratio = "no shared budget elsewhere"
     elif not math.isfinite(level["lo"]):
-        ratio = f"{math.exp(level['log_ratio']):.2f}x (one budget elsewhere: its noise is unknown, no test)"
+        ratio = f"{fmt_fixed(math.exp(level['log_ratio']))}x (one budget elsewhere: its noise is unknown, no test)"
     elif sig:
         ratio = _ratio(level["log_ratio"], level["lo"], level["hi"]) + f", q={q:.2g}"
     else:
         mde = level["mde"]
-        power = f"; x{math.exp(mde):.2f} would reach p<{alpha:g} 80% of the time" if math.isfinite(mde) else ""
+        power = f"; {fmt_ratio(math.exp(mde))} would reach p<{alpha:g} 80% of the time" if math.isfinite(mde) else ""
         ratio = _ratio(level["log_ratio"], level["lo"], level["hi"]) + ", not significant" + power
     if absolute:
         ratio += f" ({absolute})"

@@ -116,8 +116,34 @@ def is_simulated(attrs: Mapping[str, Any]) -> bool:
         return "1" in str(v).split(" | ")
 
 
+#: Largest magnitude written in fixed point; past it (and below it, for values that would print as 0.00 but are
+#: not 0) a fixed-point format such as ".2f" falls back to ".3g": a 1.9e151 mde is never 155 digits in a table.
+FIXED_MAX = 1e6
+
+
+def fmt_fixed(x: float, decimals: int = 2) -> str:
+    """``x`` with ``decimals`` decimals when ``|x| < FIXED_MAX``, else in 3 significant digits (``1.9e+151``).
+
+    The one bounded format of a number that a table or summary states with a
+    fixed number of decimals: at most about 12 characters whatever ``x`` is
+    (``nan``, ``inf`` and ``-inf`` as such).
+    """
+    f = float(x)
+    if not math.isfinite(f):
+        return "nan" if math.isnan(f) else ("inf" if f > 0 else "-inf")
+    if abs(f) >= FIXED_MAX:
+        return format(f, ".3g")
+    return f"{f:.{decimals}f}"
+
+
+def fmt_ratio(x: float, decimals: int = 2) -> str:
+    """A ratio as the tables write it, ``x2.71`` (bounded: ``x1.9e+151``; see :func:`fmt_fixed`)."""
+    return "x" + fmt_fixed(x, decimals)
+
+
 def fmt_num(x: Any, fmt: str = ".3g") -> str:
-    """A number for humans ("" for NaN/None); integers without decimals."""
+    """A number for humans ("" for NaN/None); integers without decimals; a fixed-point ``fmt`` stays bounded
+    (:data:`FIXED_MAX`)."""
     x = scalar(x)
     if x is None:
         return ""
@@ -133,6 +159,8 @@ def fmt_num(x: Any, fmt: str = ".3g") -> str:
         return "" if math.isnan(f) else ("inf" if f > 0 else "-inf")
     if f.is_integer() and abs(f) < 1e9 and fmt in (".3g", "g"):
         return str(int(f))
+    if fmt.endswith("f") and abs(f) >= FIXED_MAX:
+        return format(f, ".3g")
     return format(f, fmt)
 
 
@@ -171,9 +199,9 @@ def fmt_level(x: float, spread: float = math.nan, units: str = "s") -> str:
     name, size = _scale(x, units)
     v = x / size
     decimals = max(0, 2 - math.floor(math.log10(abs(v)))) if v != 0 else 2  # three significant digits
-    text = f"{v:.{decimals}f} {name}".strip()
+    text = f"{fmt_fixed(v, decimals)} {name}".strip()
     if math.isfinite(spread):
-        text += f" +- {spread / size:.{decimals}f}"  # the spread to the same decimal place
+        text += f" +- {fmt_fixed(spread / size, decimals)}"  # the spread to the same decimal place
     return text
 
 
@@ -182,5 +210,5 @@ def fmt_change(a: float, spread_a: float, b: float, spread_b: float, units: str 
     if not (math.isfinite(a) and math.isfinite(b)) or a <= 0 or b <= 0:
         return ""
     r = b / a
-    how = f"{r:.2f}x slower" if r >= 1 else f"{1 / r:.2f}x faster"
+    how = f"{fmt_fixed(r)}x slower" if r >= 1 else f"{fmt_fixed(1 / r)}x faster"
     return f"{fmt_level(a, spread_a, units)} -> {fmt_level(b, spread_b, units)}: {how}"

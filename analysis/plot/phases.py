@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from analysis.core.labels import series_dims, series_name, varying_dims
+from analysis.core.labels import fmt_fixed, series_dims, series_name, varying_dims
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, tex_safe
 from analysis.plot._regimes import choose_series, legend_handles, shade, spans
@@ -88,7 +88,7 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
         axes[-1].set_xlabel("budget (new tokens)")
         label = series_name(coords, varying)
         if span is not None:
-            label += f": {span.kind} x{span.effect:.2f} at {span.start:g}-{span.end:g}"
+            label += f": {span.kind} x{fmt_fixed(span.effect)} at {span.start:g}-{span.end:g}"
         axes[0].set_title(tex_safe(_data.title(label, 60)), fontsize=9)
     note = "" if panels[0][2] is not None else "no anomalous regime: the whole budget range of one series"
     if panels[0][2] is not None and total > len(chosen):

@@ -6,7 +6,7 @@ import numpy as np
 import xarray as xr
 
 from analysis._regimes_vars import SEGMENT_REPORTED
-from analysis.core.labels import fmt_change, fmt_interval, fmt_num, na
+from analysis.core.labels import fmt_change, fmt_interval, fmt_num, fmt_ratio, na
 from analysis.core.measured import measured_anomalous
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
@@ -111,7 +111,7 @@ def _mde(x: float) -> str:
         return na("too few budgets")
     if np.isinf(x):
         return na("time-confounded")
-    return f"x{x:.2f}"
+    return fmt_ratio(x)
 
 
 def regimes_power(reg: xr.Dataset, *, max_rows: int | None = None) -> Table:
