@@ -17,6 +17,7 @@ import shlex
 import signal
 import sqlite3
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -144,19 +145,33 @@ class _Stop:
     removed) while the journal is closed and its lock released; later ones are
     ignored, also after the block (the command is ending). A signal ignored
     when the command started (``nohup``) stays ignored.
+
+    The same signal again within :attr:`SAME_REQUEST` seconds is the same
+    request, not a second one: GNU ``timeout`` sends its SIGTERM to the
+    command and then to the command's process group, so the command receives
+    it twice at once (on a busy host Python ran the handler for each, and the
+    sweep stopped "interrupted twice" without writing its dataset).
     """
+
+    #: Seconds within which a repeat of the same signal counts as the same request.
+    SAME_REQUEST = 0.5
 
     SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
     def __init__(self) -> None:
         self.count = 0
         self._previous: dict[int, Any] = {}
+        self._last: tuple[int, float] | None = None
 
     @property
     def requested(self) -> bool:
         return self.count > 0
 
     def _handler(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if self._last is not None and self._last[0] == signum and now - self._last[1] < self.SAME_REQUEST:
+            return  # the same signal delivered twice by one sender (GNU timeout: the command, then its group)
+        self._last = (signum, now)
         self.count += 1
         if self.count == 2:
             raise KeyboardInterrupt
