@@ -21,16 +21,16 @@ import xarray as xr
 from scipy import stats as _sps
 
 from analysis import _detect
-from analysis.core import series as _series
+from analysis import _regimes_vars as _rv
 from analysis import confound as _cf
 from analysis import inference as _inf
 from analysis import segments as _sg
-from analysis import _regimes_vars as _rv
 from analysis import stats as _st
-from analysis.core.origins import origin_lines
 from analysis._regimes_summary import summarize
 from analysis.baseline import DEGREE, SCALINGS
+from analysis.core import series as _series
 from analysis.core.common import check_axes, check_seed
+from analysis.core.origins import origin_lines
 from analysis.errors import InputError
 from collector.combine import ORIGIN_DIM
 
@@ -192,74 +192,18 @@ def regimes(
     da = _validate(ds, var, method=method, penalty=penalty, min_effect=min_effect, alpha=alpha,
                    scaling=scaling, n_boot=n_boot, seed=seed, normal=normal, n_perm=n_perm)
     _deprecated(method=method, penalty=penalty, n_boot=n_boot)
-    da = _series.as_series_array(da)
-    sdims = _series.series_dims(da)
-    budgets = np.asarray(da[_series.BUDGET].values)
-    nb = budgets.size
-    degree = _degrees(ds, da, scaling)
-    core = [_series.BUDGET, _series.TRIAL]
-    raw = da
+    raw = _series.as_series_array(da)
+    sdims = _series.series_dims(raw)
+    budgets = np.asarray(raw[_series.BUDGET].values)
+    degree = _degrees(ds, raw, scaling)
     key = _time_key(ds, raw)  # every run's execution-time key: the host state and the time check use it
-    da, host_beta = _host_adjusted(da, degree, budgets, key)
-    own = _series.apply_named(_detect.scale_block, [da, degree], [core, []], outputs=_detect.SCALE_OUTPUTS,
-                              kwargs={"budgets": budgets}).compute()
-    # the series' own budget-level scale (every budget), after and before the host state was removed
-    scatter = np.sqrt(np.asarray(own["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
-    scatter_raw = scatter
-    if np.isfinite(host_beta).any():
-        own_raw = _series.apply_named(_detect.scale_block, [raw, degree], [core, []],
-                                      outputs=_detect.SCALE_OUTPUTS, kwargs={"budgets": budgets}).compute()
-        scatter_raw = np.sqrt(np.asarray(own_raw["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
-    prior_s2, prior_df, n_origin = _origin_prior(own, sdims)
-    stated = _stated_sd(ds, var, sdims)
-    res = _series.apply_named(
-        _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin, stated],
-        [core, [], [], [], [], [], []],
-        outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb, _detect.POWER_DIM: len(_inf.POWER_RATIOS)},
-        kwargs={"budgets": budgets, "min_effect": float(min_effect), "seed": int(seed), "n_perm": int(n_perm),
-                "alpha": float(alpha), "sign": SIGNS[normal]},
-    ).compute()
-    sshape = tuple(da.sizes[d] for d in sdims)
-
-    def flat(names: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """Outputs as arrays ``(series, *core)`` in C order over the series dims."""
-        out = {}
-        for name in names:
-            v = res[name].transpose(*sdims, *_detect.OUTPUTS[name])
-            out[name] = np.asarray(v.values, dtype=float).reshape((-1,) + v.shape[len(sdims):])
-        return out
-
-    f, sg, ser = flat(_detect.FIELDS_BUDGET), flat(_detect.FIELDS_SEGMENT), flat(_detect.FIELDS_SERIES)
-    power = flat(("power",))["power"]
-    adjusted = np.isfinite(host_beta) & (host_beta > 0)
-    if adjusted.any():  # the ratio is that of the medians as measured (to the baseline of the host-free runs;
-        # a series with no regime is refitted to them below, and its stretches describe them)
-        Y = np.asarray(raw.values, dtype=float).reshape(-1, nb, raw.sizes[_series.TRIAL])[adjusted]
-        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(np.where(Y > 0, Y, np.nan), axis=-1)
-        f["ratio"][adjusted] = med / f["baseline"][adjusted]
-    n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
-    K = max(int(n_seg.max()) if n_seg.size else 1, 1)
-    sg = {k: v[:, :K] for k, v in sg.items()}
-    exists = np.arange(K)[None, :] < n_seg[:, None]
-
-    # ---- across series: BH on the series' scan p-values; within the R selected series of m, the step-down at
-    # level alpha R / m (Benjamini-Bogomolov), reported as q = p m / R
-    q_series = _st.bh(ser["p_series"])
-    m_tested = int(np.isfinite(ser["p_series"]).sum())
-    R = int(np.sum(q_series <= alpha))
-    tested = exists & (sg["tested"] == 1)
-    with np.errstate(invalid="ignore"):
-        q = np.where(tested, np.minimum(1.0, sg["p"] * m_tested / max(R, 1)), np.nan)
-    thr = float(np.log1p(min_effect))
-    log_eff = np.log(sg["effect"])
-    with np.errstate(invalid="ignore"):
-        candidate = tested & (q <= alpha) & (np.abs(log_eff) >= thr)
-        if SIGNS[normal]:  # a one-sided scan: only steps in its direction (the joint fit may turn one around)
-            candidate &= np.sign(log_eff) == SIGNS[normal]
-
-    # ---- time confound
+    da, host_beta = _host_adjusted(raw, degree, budgets, key)
+    scan = _scan_series(ds, var, raw, da, degree, host_beta, sdims, budgets, min_effect=min_effect, seed=seed,
+                        n_perm=n_perm, alpha=alpha, sign=SIGNS[normal])
+    f, sg, ser, power = scan["f"], scan["sg"], scan["ser"], scan["power"]
+    sel = _select(ser, sg, alpha=alpha, min_effect=min_effect, sign=SIGNS[normal])
+    sg = sel["sg"]
+    candidate = sel["candidate"]
     clustered = np.zeros(candidate.shape, dtype=bool)
     confounded = np.zeros(candidate.shape, dtype=bool)
     p_time = np.full(candidate.shape, np.nan)
@@ -276,13 +220,114 @@ def regimes(
     # a step that execution time explains, or whose runs cluster in time (budget and time inseparable), is not
     # a budget regime: it stays a candidate, flagged ``confounded``, and the summary says so
     anomalous_seg = candidate & ~confounded
-
-    kind = np.where(~exists, "", np.where(anomalous_seg, np.where(log_eff > 0, "slow", "fast"), "normal"))
+    kind = np.where(~sel["exists"], "", np.where(anomalous_seg, np.where(sel["log_eff"] > 0, "slow", "fast"),
+                                                 "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
     _refit_clean(f, anomalous_seg.any(axis=1), ser, budgets)
     _stretch_effects(f, sg, anomalous_seg, ser)
+    K = anomalous_seg.shape[1]
     anomalous = np.take_along_axis(np.pad(anomalous_seg, ((0, 0), (0, 1))), np.where(regime < 0, K, regime), axis=1)
     f["normal"] = np.where(np.isfinite(f["baseline"]), ~anomalous, False)
+    flags = {"anomalous": anomalous, "regime": regime, "q": sel["q"], "kind": kind,
+             "segment_anomalous": anomalous_seg, "confounded": confounded, "clustered": clustered, "p_time": p_time,
+             "q_series": sel["q_series"], "host_beta": host_beta}
+    out = _result(raw, var, f, sg, ser, power, scan, flags)
+    out.attrs.update({
+        "var": var, "method": "scan", "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling,
+        "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
+        "n_trials": int(raw.sizes[_series.TRIAL]), "n_perm": int(n_perm), "series_selected": sel["R"],
+        "series_tested": sel["m_tested"],
+    })
+    out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
+    return out
+
+
+def _scan_series(ds: xr.Dataset, var: str, raw: xr.DataArray, da: xr.DataArray, degree: xr.DataArray,
+                 host_beta: np.ndarray, sdims: list[str], budgets: np.ndarray, *, min_effect: float, seed: int,
+                 n_perm: int, alpha: float, sign: int) -> dict[str, Any]:
+    """The step-down scan of every series (:func:`analysis._detect.analyse_block`) with what its origin lends
+    it, as flat arrays: ``f`` (per budget), ``sg`` (per segment), ``ser`` (per series), ``power``; and the
+    series' own scales ``scatter`` / ``scatter_raw`` (after / before the host state) and ``stated``."""
+    core = [_series.BUDGET, _series.TRIAL]
+    nb = budgets.size
+    own = _series.apply_named(_detect.scale_block, [da, degree], [core, []], outputs=_detect.SCALE_OUTPUTS,
+                              kwargs={"budgets": budgets}).compute()
+    # the series' own budget-level scale (every budget), after and before the host state was removed
+    scatter = np.sqrt(np.asarray(own["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
+    scatter_raw = scatter
+    if np.isfinite(host_beta).any():
+        own_raw = _series.apply_named(_detect.scale_block, [raw, degree], [core, []],
+                                      outputs=_detect.SCALE_OUTPUTS, kwargs={"budgets": budgets}).compute()
+        scatter_raw = np.sqrt(np.asarray(own_raw["s2"].transpose(*sdims).values, dtype=float)).reshape(-1)
+    prior_s2, prior_df, n_origin = _origin_prior(own, sdims)
+    stated = _stated_sd(ds, var, sdims)
+    res = _series.apply_named(
+        _detect.analyse_block, [da, degree, _series.series_ids(da), prior_s2, prior_df, n_origin, stated],
+        [core, [], [], [], [], [], []],
+        outputs=_detect.OUTPUTS, sizes={_detect.SEGMENT_DIM: nb, _detect.POWER_DIM: len(_inf.POWER_RATIOS)},
+        kwargs={"budgets": budgets, "min_effect": float(min_effect), "seed": int(seed), "n_perm": int(n_perm),
+                "alpha": float(alpha), "sign": sign},
+    ).compute()
+
+    def flat(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Outputs as arrays ``(series, *core)`` in C order over the series dims."""
+        out = {}
+        for name in names:
+            v = res[name].transpose(*sdims, *_detect.OUTPUTS[name])
+            out[name] = np.asarray(v.values, dtype=float).reshape((-1,) + v.shape[len(sdims):])
+        return out
+
+    f = flat(_detect.FIELDS_BUDGET)
+    adjusted = np.isfinite(host_beta) & (host_beta > 0)
+    if adjusted.any():  # the ratio is that of the medians as measured (to the baseline of the host-free runs;
+        # a series with no regime is refitted to them below, and its stretches describe them)
+        Y = np.asarray(raw.values, dtype=float).reshape(-1, nb, raw.sizes[_series.TRIAL])[adjusted]
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(np.where(Y > 0, Y, np.nan), axis=-1)
+        f["ratio"][adjusted] = med / f["baseline"][adjusted]
+    stated_flat = np.asarray(stated.broadcast_like(raw.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True))
+                             .transpose(*sdims).values, dtype=float).reshape(-1)
+    return {"f": f, "sg": flat(_detect.FIELDS_SEGMENT), "ser": flat(_detect.FIELDS_SERIES),
+            "power": flat(("power",))["power"], "scatter": scatter, "scatter_raw": scatter_raw,
+            "stated": stated_flat}
+
+
+def _select(ser: dict[str, np.ndarray], sg: dict[str, np.ndarray], *, alpha: float, min_effect: float,
+            sign: int) -> dict[str, Any]:
+    """Across series: Benjamini-Hochberg on the series' scan p-values (``q_series``); within the ``R`` selected
+    series of ``m_tested``, the step-down at level ``alpha R / m`` (Benjamini-Bogomolov), reported as
+    ``q = p m / R``. A tested segment is a ``candidate`` when ``q <= alpha`` and its step is at least
+    ``min_effect`` in the scan's direction. ``sg`` comes back cut to the most segments a series has (``K``)."""
+    n_seg = np.nan_to_num(ser["n_segments"], nan=0).astype(int)
+    K = max(int(n_seg.max()) if n_seg.size else 1, 1)
+    sg = {k: v[:, :K] for k, v in sg.items()}
+    exists = np.arange(K)[None, :] < n_seg[:, None]
+    q_series = _st.bh(ser["p_series"])
+    m_tested = int(np.isfinite(ser["p_series"]).sum())
+    R = int(np.sum(q_series <= alpha))
+    tested = exists & (sg["tested"] == 1)
+    with np.errstate(invalid="ignore"):
+        q = np.where(tested, np.minimum(1.0, sg["p"] * m_tested / max(R, 1)), np.nan)
+    thr = float(np.log1p(min_effect))
+    log_eff = np.log(sg["effect"])
+    with np.errstate(invalid="ignore"):
+        candidate = tested & (q <= alpha) & (np.abs(log_eff) >= thr)
+        if sign:  # a one-sided scan: only steps in its direction (the joint fit may turn one around)
+            candidate &= np.sign(log_eff) == sign
+    return {"sg": sg, "exists": exists, "q_series": q_series, "m_tested": m_tested, "R": R, "q": q,
+            "log_eff": log_eff, "candidate": candidate}
+
+
+def _result(da: xr.DataArray, var: str, f: dict[str, np.ndarray], sg: dict[str, np.ndarray],
+            ser: dict[str, np.ndarray], power: np.ndarray, scan: dict[str, Any],
+            flags: dict[str, np.ndarray]) -> xr.Dataset:
+    """The result Dataset (every variable of :data:`analysis._regimes_vars.VARIABLES`) from the flat arrays."""
+    sdims = _series.series_dims(da)
+    sshape = tuple(da.sizes[d] for d in sdims)
+    budgets = np.asarray(da[_series.BUDGET].values)
+    nb = budgets.size
+    K = flags["segment_anomalous"].shape[1]
 
     def to_budget_values(idx: np.ndarray) -> np.ndarray:
         ok = np.isfinite(idx)
@@ -295,51 +340,28 @@ def regimes(
             coords[name] = c.compute()  # small; the result holds no lazy data
     coords["segment"] = np.arange(K)
     coords[_rv.POWER] = np.asarray(_inf.POWER_RATIOS)
-    SB = tuple(sdims) + (_series.BUDGET,)
-    SS = tuple(sdims) + ("segment",)
-
-    def sb(a: np.ndarray) -> np.ndarray:
-        return a.reshape(sshape + (nb,))
-
-    def ss(a: np.ndarray) -> np.ndarray:
-        return a.reshape(sshape + (K,))
-
-    def s1(a: np.ndarray) -> np.ndarray:
-        return a.reshape(sshape)
-
+    shapes = {_rv.BUDGET: (nb,), _rv.SEGMENT: (K,), _rv.SERIES: (), _rv.POWER: (len(_inf.POWER_RATIOS),)}
     deg_names = np.array(["constant", "linear", "quadratic"])
     values = {
-        "anomalous": sb(anomalous), "ratio": sb(f["ratio"]), "baseline": sb(f["baseline"]), "regime": sb(regime),
-        "normal": sb(f["normal"] == 1),
-        **{name: ss(to_budget_values(sg["seg_start" if name == "start" else "seg_end" if name == "end" else name]))
+        "ratio": f["ratio"], "baseline": f["baseline"], "normal": f["normal"] == 1,
+        **{name: to_budget_values(sg["seg_start" if name == "start" else "seg_end" if name == "end" else name])
            for name in _rv.SEGMENT_BOUNDS},
-        **{name: ss(sg[name]) for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible")},
-        "q": ss(q), "kind": ss(kind.astype(str)), "segment_anomalous": ss(anomalous_seg), "confounded": ss(confounded),
-        "clustered": ss(clustered), "p_time": ss(p_time), "n_cells": ss(np.nan_to_num(sg["n_cells"], nan=0).astype(int)),
-        "noise": s1(ser["sigma"]),
-        "scaling": s1(deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)]),
-        **{name: s1(ser[name]) for name in ("p_series", "mde", "mde_4")}, "scatter": s1(scatter),
-        "q_series": s1(q_series),
-        "cell_sd": s1(ser["scale"]), "df": s1(ser["df"]), "host_beta": s1(host_beta),
-        "stated_sd": np.asarray(stated.broadcast_like(da.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True))
-                                .transpose(*sdims).values, dtype=float),
-        "scatter_unadjusted": s1(scatter_raw),
-        "power": power.reshape(sshape + (len(_inf.POWER_RATIOS),)),
-        "noisy": s1(ser["sigma"] > NOISY),
+        **{name: sg[name] for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible")},
+        **{name: flags[name] for name in ("anomalous", "regime", "q", "segment_anomalous", "confounded",
+                                          "clustered", "p_time", "q_series", "host_beta")},
+        "kind": flags["kind"].astype(str), "n_cells": np.nan_to_num(sg["n_cells"], nan=0).astype(int),
+        "noise": ser["sigma"], "scaling": deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)],
+        **{name: ser[name] for name in ("p_series", "mde", "mde_4", "df")},
+        "scatter": scan["scatter"], "cell_sd": ser["scale"], "stated_sd": scan["stated"],
+        "scatter_unadjusted": scan["scatter_raw"], "power": power, "noisy": ser["sigma"] > NOISY,
     }
-    over = {_rv.BUDGET: SB, _rv.SEGMENT: SS, _rv.SERIES: tuple(sdims), _rv.POWER: tuple(sdims) + (_rv.POWER,)}
+    over = {_rv.BUDGET: (*sdims, _series.BUDGET), _rv.SEGMENT: (*sdims, "segment"), _rv.SERIES: tuple(sdims),
+            _rv.POWER: (*sdims, _rv.POWER)}
     units = da.attrs.get("units", "")
-    data_vars = {name: (over[v.over], values[name], v.attrs(var=var, units=units, noisy=NOISY))
+    data_vars = {name: (over[v.over], np.asarray(values[name]).reshape(sshape + shapes[v.over]),
+                        v.attrs(var=var, units=units, noisy=NOISY))
                  for name, v in _rv.VARIABLES.items()}
-    out = xr.Dataset(data_vars, coords=coords)
-    out.attrs.update({
-        "var": var, "method": "scan", "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling,
-        "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
-        "n_trials": int(da.sizes[_series.TRIAL]), "n_perm": int(n_perm), "series_selected": R,
-        "series_tested": m_tested,
-    })
-    out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
-    return out
+    return xr.Dataset(data_vars, coords=coords)
 
 
 def summary(result: xr.Dataset) -> str:
@@ -417,8 +439,17 @@ def _stated_sd(ds: xr.Dataset, var: str, sdims: list[str]) -> xr.DataArray:
 
 
 def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
+    """``ds[var]`` as float after every option, the variable's axes and its values are checked (InputError)."""
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"regimes needs an xarray.Dataset, got {type(ds).__name__!r}")
+    _check_options(opts)
+    da = _check_variable(ds, var)
+    _check_values(da, var)
+    return da.astype(float) if da.dtype != float else da
+
+
+def _check_options(opts: dict[str, Any]) -> None:
+    """Every option of :func:`regimes` in its domain."""
     if opts["method"] not in METHODS:
         raise InputError(f"method must be one of {list(METHODS)}, got {opts['method']!r}")
     if opts["scaling"] not in SCALINGS:
@@ -441,6 +472,10 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     if not (isinstance(npm, numbers.Integral) and 20 <= npm <= MAX_PERM):
         raise InputError(f"n_perm must be an integer in [20, {MAX_PERM}], got {npm!r}")
     check_seed(opts["seed"], "regimes")
+
+
+def _check_variable(ds: xr.Dataset, var: str) -> xr.DataArray:
+    """``ds[var]``: present, numeric, with at least 3 numeric budgets and no dim named like a result variable."""
     if var not in ds.data_vars:
         raise InputError(f"variable {var!r} not in the dataset; variables: {sorted(map(str, ds.data_vars))}")
     da = ds[var]
@@ -455,7 +490,11 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
         raise InputError(f"variable {var!r} must be numeric, got dtype {str(da.dtype)!r}")
     if _series.BUDGET not in da.coords or not np.issubdtype(da[_series.BUDGET].dtype, np.number):
         raise InputError(f"budget coordinate must hold distinct numbers, got {np.asarray(da[_series.BUDGET]).tolist()!r}")
-    da = check_axes(ds, "regimes", [var])[var]
+    return check_axes(ds, "regimes", [var])[var]
+
+
+def _check_values(da: xr.DataArray, var: str) -> None:
+    """Some finite value, none <= 0, all within the range the fits can square."""
     finite = da.notnull() & np.isfinite(da)
     nonpos = (da <= 0) & finite
     kept = da.where(finite)
@@ -474,7 +513,6 @@ def _validate(ds: Any, var: str, **opts: Any) -> xr.DataArray:
     if not (_MIN_VALUE <= float(low) and float(high) <= _MAX_VALUE):
         raise InputError(f"variable {var!r} has values from {float(low)!r} to {float(high)!r}; its fits need values "
                          f"between {_MIN_VALUE:g} and {_MAX_VALUE:g} (their squares overflow or underflow): rescale it")
-    return da.astype(float) if da.dtype != float else da
 
 
 def _stretch_effects(f: dict[str, np.ndarray], sg: dict[str, np.ndarray], regime_seg: np.ndarray,
