@@ -132,7 +132,7 @@ def power_lines(result: xr.Dataset) -> list[str]:
     noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
     if noisy.any():
         noise = np.asarray(result["noise"].values, dtype=float).ravel()
-        n_tr = int(result.attrs.get("n_trials", 0))
+        n_tr = int(result.attrs.get("trials_max", result.attrs.get("n_trials", 0)))
         cause = ("a loaded or throttling machine (other jobs, power saving, thermal limits) or a host with slow "
                  "and fast run states")
         fix = "close other work, plug in, pin the process, and use more trials (--trials 5)"
@@ -145,13 +145,21 @@ def power_lines(result: xr.Dataset) -> list[str]:
     return lines
 
 
+def _trials(attrs: dict) -> str:
+    """How many trials the series have: "3 trial(s)", or "1-4 trials per series" where they differ."""
+    lo, hi = attrs.get("trials_min"), attrs.get("trials_max")
+    if lo is None or hi is None:
+        return f"{attrs.get('n_trials', '?')} trial(s)"
+    return f"{int(lo)} trial(s)" if int(lo) == int(hi) else f"{int(lo)}-{int(hi)} trials per series"
+
+
 def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
     n_series = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
     lines = [
         (f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
-        f"{a.get('n_trials', '?')} trial(s); step-down scan, min_effect {a.get('min_effect')}, "
+        f"{_trials(a)}; step-down scan, min_effect {a.get('min_effect')}, "
         f"alpha {a.get('alpha')} (false discovery rate across series).")
     ]
     anomalous = list(iter_segments(result, only_anomalous=True))
@@ -191,7 +199,7 @@ def summarize(result: xr.Dataset) -> str:
             f"{n_expl} step(s) were explained by execution time (a slow host period also slowed runs of "
             "other budgets executed at the same time) and are not reported as regimes."
         )
-    if int(a.get("n_trials", 2)) < 3:
+    if int(a.get("trials_min", a.get("n_trials", 2))) < 3:
         lines.append("Fewer than 3 trials: a cell whose runs all landed in a slow state is hard to tell from a regime; "
                      "the test rests on the budget-to-budget noise (pooled with the other series of the origin).")
     return "\n".join(lines)

@@ -176,7 +176,9 @@ def regimes(
         one-budget interior steps of that ratio the rule finds.
 
         Attrs: ``var``, ``method`` ("scan"), ``min_effect``, ``alpha``,
-        ``scaling``, ``seed``, ``n_perm``, ``n_trials``, ``series_tested``,
+        ``scaling``, ``seed``, ``n_perm``, ``n_trials`` (the length of the
+        ``trial`` dim), ``trials_min`` / ``trials_max`` (the fewest and most
+        trials a series with data has), ``series_tested``,
         ``series_selected``, ``time_check`` (what the time check used or why
         it was skipped), ``sequential_share`` and ``summary`` (a few lines for
         humans; also :func:`summary`).
@@ -235,11 +237,22 @@ def regimes(
     out.attrs.update({
         "var": var, "method": "scan", "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling,
         "seed": int(seed), "time_check": time_note, "sequential_share": seq_share,
-        "n_trials": int(raw.sizes[_series.TRIAL]), "n_perm": int(n_perm), "series_selected": sel["R"],
+        "n_trials": int(raw.sizes[_series.TRIAL]), **_trial_counts(raw), "n_perm": int(n_perm),
+        "series_selected": sel["R"],
         "series_tested": sel["m_tested"],
     })
     out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
     return out
+
+
+def _trial_counts(da: xr.DataArray) -> dict[str, int]:
+    """``trials_min`` / ``trials_max``: over the series with data, the fewest and most trials a series has (its
+    largest number of runs with a value in one cell); a combined file's trial axis is that of its longest."""
+    per_series = da.notnull().sum(_series.TRIAL).max(_series.BUDGET)
+    counts = np.asarray(per_series.values).ravel()
+    counts = counts[counts > 0]
+    n = int(da.sizes[_series.TRIAL])
+    return {"trials_min": int(counts.min()) if counts.size else n, "trials_max": int(counts.max()) if counts.size else n}
 
 
 def _scan_series(ds: xr.Dataset, var: str, raw: xr.DataArray, da: xr.DataArray, degree: xr.DataArray,
