@@ -17,7 +17,7 @@ import xarray as xr
 
 from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
-from analysis.core.labels import scalar
+from analysis.core.labels import fmt_fixed, scalar
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.errors import InputError
@@ -280,13 +280,13 @@ def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray)
         if on_axis in ("budget", "total"):
             text += (f" (threshold {v['onset_threshold_lo'][g]:g}..{v['onset_threshold_hi'][g]:g} "
                      f"{'tokens total' if on_axis == 'total' else 'budget'})")
-        text += (f", first anomalous budget {firsts}, slopes in prompt_len {v['onset_slope_lo'][g]:.2f}.."
-                 f"{v['onset_slope_hi'][g]:.2f}; recovery on {_axis_words(re_axis)}")
+        text += (f", first anomalous budget {firsts}, slopes in prompt_len {fmt_fixed(v['onset_slope_lo'][g])}.."
+                 f"{fmt_fixed(v['onset_slope_hi'][g])}; recovery on {_axis_words(re_axis)}")
         if re_axis in ("budget", "total"):
             text += (f" (last inside {v['recovery_threshold_lo'][g]:g}..{v['recovery_threshold_hi'][g]:g} "
                      f"{'tokens total' if re_axis == 'total' else 'budget'})")
-        text += (f", last anomalous budget {lasts}, slopes {v['recovery_slope_lo'][g]:.2f}.."
-                 f"{v['recovery_slope_hi'][g]:.2f}")
+        text += (f", last anomalous budget {lasts}, slopes {fmt_fixed(v['recovery_slope_lo'][g])}.."
+                 f"{fmt_fixed(v['recovery_slope_hi'][g])}")
         lines.append(text)
     head = (f"boundaries: {len(lines)} of {groups.size} groups show a slow regime "
             "(slope 0 in prompt_len = budget axis, -1 = total length)")

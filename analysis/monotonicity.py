@@ -15,6 +15,7 @@ import xarray as xr
 from scipy import stats
 
 from analysis.core.common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
+from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array, is_lazy
@@ -276,9 +277,9 @@ def _summary(values: dict[str, np.ndarray], series: Series, var: str, alpha: flo
         if n_inv[s]:
             lines.append(
                 f"{series.name(s)}: {var} not monotone in budget: {int(n_inv[s])} significant inversion(s), "
-                f"largest {values['spike_ratio'][s]:.2f}x ({values['spike_budget'][s]:g} slower than "
+                f"largest {fmt_fixed(values['spike_ratio'][s])}x ({values['spike_budget'][s]:g} slower than "
                 f"{values['spike_recovery_budget'][s]:g}); "
-                f"{100 * values['unexplained_share'][s]:.1f}% of variance not monotone"
+                f"{fmt_fixed(100 * values['unexplained_share'][s], 1)}% of variance not monotone"
             )
     # a series without any value is neither monotone nor not: it is not counted (cells of a sparse dataset)
     measured = np.isfinite(values["center"]).reshape(series.size, -1).sum(axis=1) >= 2

@@ -28,6 +28,7 @@ from analysis.core.common import (
     quiet,
     series_of,
 )
+from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array
@@ -273,10 +274,10 @@ def _summary(values: dict[str, np.ndarray], series: Series) -> str:
                                              "too few budgets outside the regime to fit"))
                 continue
             lines.append(
-                f"{where} ({v['regime_ratio']:.2f}x): "
+                f"{where} ({fmt_fixed(v['regime_ratio'])}x): "
                 f"decode {v['excess_decode']:+.3g} s [{v['excess_decode_lo']:.3g}, {v['excess_decode_hi']:.3g}], "
                 f"prefill {v['excess_prefill']:+.3g} s [{v['excess_prefill_lo']:.3g}, {v['excess_prefill_hi']:.3g}]; "
-                f"decode share {100 * v['decode_share']:.1f}% [{100 * v['decode_share_lo']:.1f}, "
-                f"{100 * v['decode_share_hi']:.1f}]"
+                f"decode share {fmt_fixed(100 * v['decode_share'], 1)}% [{fmt_fixed(100 * v['decode_share_lo'], 1)}, "
+                f"{fmt_fixed(100 * v['decode_share_hi'], 1)}]"
             )
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from analysis.core.common import (
     quiet,
     series_of,
 )
+from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, is_lazy
@@ -394,7 +395,7 @@ def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray)
     for s in range(n_modes.size):
         if n_modes[s] <= 1:
             continue
-        ratios = ", ".join(f"{x:.2f}x" for x in mode_ratio[s, : n_modes[s]])
+        ratios = ", ".join(f"{fmt_fixed(x)}x" for x in mode_ratio[s, : n_modes[s]])
         parts = []
         for kind in ("whole", "enters", "leaves", "mixed"):
             bs = budgets[pattern[s] == kind]
