@@ -137,7 +137,7 @@ def _acquire_lock(path: Path) -> int | None:
     if fcntl is None:  # pragma: no cover - not on POSIX
         return None
     lock = str(path) + ".lock"
-    while True:
+    for _ in range(1000):  # each turn: a holder removed the file we locked; it cannot go on for long
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -152,6 +152,7 @@ def _acquire_lock(path: Path) -> int | None:
         if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
             return fd
         os.close(fd)  # the holder removed the file before we locked it: lock the one there now
+    raise _in_use(path)
 
 
 def _release_lock(path: Path, fd: int | None) -> None:
