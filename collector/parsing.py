@@ -53,6 +53,8 @@ def parse_names(value: Any, what: str, choices: Sequence[str] | None = None) -> 
     for item in _pieces(value, what):
         if not isinstance(item, str):
             raise ConfigError(f"{what} must be names (strings), got {item!r}")
+        if "\x00" in item:  # a netCDF file cuts a name at NUL: refused before the sweep, not at its final save
+            raise ConfigError(f"{what.rstrip('s')} name {item!r} holds a NUL character, which no dataset file can store")
         if choices is not None and item not in choices:
             raise ConfigError(f"unknown {what.rstrip('s')} {item!r}; choices: {', '.join(choices)}")
         if item not in names:

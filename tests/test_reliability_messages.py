@@ -122,3 +122,13 @@ def test_resume_on_a_read_only_file_system_is_one_line(read_only_sweep: Path) ->
     for args in (["resume", "s.journal"], ["export", "s.journal", "-o", elsewhere]):
         one_line(run("collector", *args, cwd=read_only_sweep), "cannot open journal 's.journal': not writable: a "
                  "read-only file system (folder '.')", "copy it")
+
+
+def test_a_nul_in_a_model_name_is_refused_before_the_sweep(tmp_path: Path) -> None:
+    """Was: the sweep ran, then its final save failed on the name (and, before the schema check, wrote a file
+    whose names were cut at the NUL)."""
+    (tmp_path / "s.toml").write_text('[sweep]\nmodels = ["gpt\\u00002"]\ndevices = ["sim"]\nbudgets = "8"\n'
+                                     'trials = 1\n[sim.costs."gpt\\u00002"]\nn_params = 1000\n')
+    one_line(run("collector", "run", "--config", "s.toml", "-o", "n.nc", "--quiet", cwd=tmp_path),
+             "model name 'gpt\\x002' holds a NUL character")
+    assert not (tmp_path / "n.journal").exists() and not (tmp_path / "n.nc").exists()
