@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, QUIET_DIMS, Series, check_dataset, ok_values, quiet, series_of
 from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 from collector.factors import SERIES_DIMS
 

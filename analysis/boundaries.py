@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
 from analysis.core.labels import fmt_fixed, scalar
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 
 __all__ = ["boundaries", "slope_range", "VARIABLES"]

@@ -15,7 +15,6 @@ import dask
 import numpy as np
 import xarray as xr
 
-from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import (
     BUDGET,
     TRIAL,
@@ -33,6 +32,7 @@ from analysis.core.limits import check_bootstrap
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array, is_lazy
+from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 
 __all__ = ["kv_speedup", "bootstrap_ratio", "VARIABLES"]

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._regime_blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.core.common import BUDGET, TRIAL, Series, bh, check_dataset, check_fraction, ok_values, quiet, series_of
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array
+from analysis.core.stats import ols
+from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
-from analysis.stats import ols
 
 __all__ = ["memory_effect", "MEMORY_VARS", "VARIABLES"]
 

@@ -15,7 +15,6 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from analysis._regime_blocks import Block, get_regimes, regime_blocks
 from analysis.core.common import (
     BUDGET,
     TRIAL,
@@ -32,7 +31,8 @@ from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array
-from analysis.stats import ols
+from analysis.core.stats import ols
+from analysis.detect.blocks import Block, get_regimes, regime_blocks
 
 __all__ = ["phases", "VARIABLES"]
 

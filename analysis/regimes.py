@@ -1,7 +1,7 @@
 """Discrete latency regimes along the budget axis: :func:`regimes`.
 
 The procedure is described in docs/methods.md ("Regimes along the budget axis")
-and implemented in :mod:`analysis.inference`. In short, per series (every dim
+and implemented in :mod:`analysis.detect.inference`. In short, per series (every dim
 except ``budget`` and ``trial``): fit the expected scaling robustly, scan every
 budget interval for a step against any smooth curve, test the strongest against
 the same scan on null draws from the series' own runs (with a cell level whose
@@ -20,17 +20,17 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _sps
 
-from analysis import _detect
-from analysis import _regimes_vars as _rv
-from analysis import confound as _cf
-from analysis import inference as _inf
-from analysis import segments as _sg
-from analysis import stats as _st
-from analysis._regimes_summary import summarize
-from analysis.baseline import DEGREE, SCALINGS
 from analysis.core import series as _series
+from analysis.core import stats as _st
 from analysis.core.common import check_axes, check_seed
 from analysis.core.origins import origin_lines
+from analysis.detect import confound as _cf
+from analysis.detect import engine as _detect
+from analysis.detect import inference as _inf
+from analysis.detect import segments as _sg
+from analysis.detect import variables as _rv
+from analysis.detect.baseline import DEGREE, SCALINGS
+from analysis.detect.summary import summarize
 from analysis.errors import InputError
 from collector.combine import ORIGIN_DIM
 
@@ -172,7 +172,7 @@ def regimes(
         :data:`NOISY`).
 
         Per series and ``power_ratio`` (the ratios of
-        :data:`analysis.inference.POWER_RATIOS`): ``power``, the share of
+        :data:`analysis.detect.inference.POWER_RATIOS`): ``power``, the share of
         one-budget interior steps of that ratio the rule finds.
 
         Attrs: ``var``, ``method`` ("scan"), ``min_effect``, ``alpha``,
@@ -258,7 +258,7 @@ def _trial_counts(da: xr.DataArray) -> dict[str, int]:
 def _scan_series(ds: xr.Dataset, var: str, raw: xr.DataArray, da: xr.DataArray, degree: xr.DataArray,
                  host_beta: np.ndarray, sdims: list[str], budgets: np.ndarray, *, min_effect: float, seed: int,
                  n_perm: int, alpha: float, sign: int) -> dict[str, Any]:
-    """The step-down scan of every series (:func:`analysis._detect.analyse_block`) with what its origin lends
+    """The step-down scan of every series (:func:`analysis.detect.engine.analyse_block`) with what its origin lends
     it, as flat arrays: ``f`` (per budget), ``sg`` (per segment), ``ser`` (per series), ``power``; and the
     series' own scales ``scatter`` / ``scatter_raw`` (after / before the host state) and ``stated``."""
     core = [_series.BUDGET, _series.TRIAL]
@@ -335,7 +335,7 @@ def _select(ser: dict[str, np.ndarray], sg: dict[str, np.ndarray], *, alpha: flo
 def _result(da: xr.DataArray, var: str, f: dict[str, np.ndarray], sg: dict[str, np.ndarray],
             ser: dict[str, np.ndarray], power: np.ndarray, scan: dict[str, Any],
             flags: dict[str, np.ndarray]) -> xr.Dataset:
-    """The result Dataset (every variable of :data:`analysis._regimes_vars.VARIABLES`) from the flat arrays."""
+    """The result Dataset (every variable of :data:`analysis.detect.variables.VARIABLES`) from the flat arrays."""
     sdims = _series.series_dims(da)
     sshape = tuple(da.sizes[d] for d in sdims)
     budgets = np.asarray(da[_series.BUDGET].values)
@@ -396,7 +396,7 @@ def _deprecated(**given: Any) -> None:
 
 
 def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
-    """Per series, its origin's empirical-Bayes prior of the budget-level variance (:func:`analysis.inference.prior`)
+    """Per series, its origin's empirical-Bayes prior of the budget-level variance (:func:`analysis.detect.inference.prior`)
     and its origin's number of tested series: one origin per label of the ``origin`` dim, or the whole dataset."""
     s2 = own["s2"].transpose(*sdims)
     df = own["df"].transpose(*sdims)
@@ -611,9 +611,9 @@ def _host_adjusted(da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray,
     """The runs with the host state removed (random-order sweeps), and each series' ``beta`` (NaN: not adjusted).
 
     Every run's host state ``g`` is the median residual (log ratio to its series' smooth reference) of the
-    :data:`analysis.confound.HOST_K` runs of other cells of the same origin executed nearest to it
-    (:func:`analysis.confound.host_state`; its own cell never enters, so neither does a regime of it); a
-    Theil-Sen ``beta`` per series (:func:`analysis.confound.adjust_host_state`, clipped at 0: a slow host
+    :data:`analysis.detect.confound.HOST_K` runs of other cells of the same origin executed nearest to it
+    (:func:`analysis.detect.confound.host_state`; its own cell never enters, so neither does a regime of it); a
+    Theil-Sen ``beta`` per series (:func:`analysis.detect.confound.adjust_host_state`, clipped at 0: a slow host
     slows every run) and the run divided by ``exp(beta g)``: the host state is a nuisance term of the
     reduced model, removed before the scan (Freedman and Lane 1983). Series run in budget order are left as
     they are (there ``g`` follows the budget and would take regimes out with it).

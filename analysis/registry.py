@@ -29,11 +29,12 @@ import xarray as xr
 
 from analysis.backends import VARIABLES as BACKENDS_VARS
 from analysis.backends import compare_backends
-from analysis.baseline import SCALINGS
 from analysis.boundaries import VARIABLES as BOUNDARIES_VARS
 from analysis.boundaries import boundaries
 from analysis.cli.regimes import print_regimes, to_json
 from analysis.core.outputs import ResultVar
+from analysis.detect.baseline import SCALINGS
+from analysis.detect.segments import METHODS, NORMAL_RULES
 from analysis.kv import VARIABLES as KV_VARS
 from analysis.kv import kv_speedup
 from analysis.memory import VARIABLES as MEMORY_VARS
@@ -44,7 +45,6 @@ from analysis.phases import VARIABLES as PHASES_VARS
 from analysis.phases import phases
 from analysis.regimes import VARIABLES as REGIMES_VARS
 from analysis.regimes import regimes
-from analysis.segments import METHODS, NORMAL_RULES
 from analysis.spread import VARIABLES as SPREAD_VARS
 from analysis.spread import spread
 from analysis.spread import table as spread_table

@@ -1,23 +1,23 @@
-"""The time-confound check and the host-state covariate (analysis.confound) judged on the real null corpus.
+"""The time-confound check and the host-state covariate (analysis.detect.confound) judged on the real null corpus.
 
 Data: every measured file of ``tests/data/real/*.nc`` (random order, and the
 ``*-sequential.nc`` files, executed in grid order). Each run's residual ``e`` is
 its log latency minus the log of its series' robust baseline
-(:func:`analysis.baseline.robust_fit` on the per-budget medians; linear with the
+(:func:`analysis.detect.baseline.robust_fit` on the per-budget medians; linear with the
 KV cache, quadratic without).
 
 * **clustering**: a true regime is planted at a random position of a random
   series (``w`` = 1, 2, 4 budgets; the first ``t`` = 2, 3, 5 trials of every file
   with at least ``t``; ``e`` of its runs raised by ``log(factor)``, factor 2), the
-  other cells are normal, and :func:`analysis.confound.check_segment` is run:
+  other cells are normal, and :func:`analysis.detect.confound.check_segment` is run:
   share called ``clustered`` (target: at most ``ALPHA_CLUSTERED`` in random
   order, 1 in sequential files), share whose budget term does not ``survive``
   the time term, and share ``confounded`` (either). ``p_time < 0.05`` on the
   same segments without a plant measures the time term's calibration (beside
   the first version's clustering rule and time term).
 * **host state**: in random-order files, the correlation of ``e`` with
-  :func:`analysis.confound.host_state` (``k`` = 6, nearest in execution order), the Theil-Sen ``beta``
-  (:func:`analysis.confound.adjust_host_state`, one per series), and per series
+  :func:`analysis.detect.confound.host_state` (``k`` = 6, nearest in execution order), the Theil-Sen ``beta``
+  (:func:`analysis.detect.confound.adjust_host_state`, one per series), and per series
   the run noise (pooled sd of ``e`` within cells) and the budget-level scatter
   (sd over budgets of the cell means of ``e``) before and after the adjustment.
 
@@ -41,9 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT)]
 
 import analysis  # noqa: E402
-from analysis import confound  # noqa: E402
-from analysis.baseline import robust_fit  # noqa: E402
 from analysis.core import series as _series  # noqa: E402
+from analysis.detect import confound  # noqa: E402
+from analysis.detect.baseline import robust_fit  # noqa: E402
 
 WIDTHS = (1, 2, 4)
 TRIALS = (2, 3, 5)
@@ -84,7 +84,7 @@ def _old_module():
     """The first version's check (clustering rule, run-level OLS), for the calibration comparison."""
     import subprocess
 
-    src = subprocess.run(["git", "show", "91c330f:analysis/confound.py"], cwd=ROOT, capture_output=True, text=True)
+    src = subprocess.run(["git", "show", "91c330f:analysis/detect/confound.py"], cwd=ROOT, capture_output=True, text=True)
     if src.returncode:
         return None
     spec = importlib.util.spec_from_loader("confound_v1", loader=None)

@@ -83,7 +83,7 @@ def _open(path: str):
 
 def null_stats(path: str) -> dict:
     """Regimes on one measured null file: flagged series and every series' scan p-value."""
-    from analysis._regimes_summary import iter_segments, segment_line
+    from analysis.detect.summary import iter_segments, segment_line
     from analysis.regimes import regimes
 
     warnings.simplefilter("ignore")

@@ -1,4 +1,4 @@
-"""analysis.confound: the clustering test's exact null, its decisions by design, and the host-state covariate."""
+"""analysis.detect.confound: the clustering test's exact null, its decisions by design, and the host-state covariate."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from analysis import confound
+from analysis.detect import confound
 
 
 @pytest.mark.parametrize(("m", "n"), [(6, 2), (9, 3), (12, 4), (10, 10)])

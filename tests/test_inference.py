@@ -1,4 +1,4 @@
-"""analysis.inference, the step-down scan behind analysis.regimes: its parts, and its error rate and power on
+"""analysis.detect.inference, the step-down scan behind analysis.regimes: its parts, and its error rate and power on
 data whose truth is known (the real-data checks are tests/test_regimes_real.py and benchmarks/regimes_honesty.py)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis import inference as inf
-from analysis import scan
+from analysis.detect import inference as inf
+from analysis.detect import scan
 
 
 def _basis(n: int) -> np.ndarray:

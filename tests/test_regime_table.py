@@ -26,7 +26,7 @@ def study() -> tuple[xr.Dataset, xr.Dataset]:
 
 def test_public_and_not_the_segments_module() -> None:
     assert "regime_table" in analysis.__all__ and callable(analysis.regime_table)
-    import analysis.segments as module  # the rules module keeps its name
+    import analysis.detect.segments as module  # the rules module keeps its name
 
     assert hasattr(module, "NORMAL_RULES")
 

@@ -294,7 +294,7 @@ def test_not_a_dataset():
 def test_robust_fit_of_a_series_does_not_depend_on_its_block():
     """Each series converges on its own: fitting it alone or beside others gives the same baseline
     (so eager and dask runs with any chunking agree)."""
-    from analysis.baseline import robust_fit
+    from analysis.detect.baseline import robust_fit
 
     rng = np.random.default_rng(5)
     x = np.linspace(0.05, 1.0, 30)
@@ -308,7 +308,7 @@ def test_robust_fit_of_a_series_does_not_depend_on_its_block():
 
 def _time_setup(slow_neighbours: bool, sequential: bool):
     """20 series x 10 budgets x 5 trials; series 0, budget 4 is 2x slow in every trial."""
-    from analysis import confound
+    from analysis.detect import confound
 
     rng = np.random.default_rng(0)
     S, nb, T = 20, 10, 5
@@ -349,7 +349,7 @@ def test_fit_that_leaves_out_the_first_budgets_never_dives_to_zero_there():
     """Extrapolating below the budgets it fits, the baseline is a curve that is >= 0 at budget 0 and
     non-decreasing, so at a smaller budget it keeps at least its proportional share (line through the
     origin); before, a steep line through budgets 80-256 was clipped to a thousandth at budget 16."""
-    from analysis.baseline import robust_fit
+    from analysis.detect.baseline import robust_fit
 
     b = np.arange(16, 257, 16, dtype=float)
     y = np.where(b >= 80, b - 60.0, 21.0 * (b - 60.0).clip(min=5.0))  # a regime over 16-64, steep above

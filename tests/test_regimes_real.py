@@ -218,7 +218,7 @@ def test_series_are_one_family_of_tests():
     """Each series is one test of "a step anywhere", corrected across the series (q_series): a regime in one
     series of six is still found, the other five stay null, and a segment counts only in a series whose
     q_series is below alpha."""
-    from analysis.stats import bh
+    from analysis.core.stats import bh
 
     ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / "cuda-loop-step-t3-small2.nc").load()
     b = ds["budget"].values

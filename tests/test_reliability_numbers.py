@@ -16,9 +16,9 @@ import pytest
 
 import analysis
 from analysis import synthetic
-from analysis._regimes_summary import power_lines, segment_line, summarize
 from analysis.compare.changes import _ratio
 from analysis.core.labels import FIXED_MAX, fmt_change, fmt_fixed, fmt_num, fmt_ratio
+from analysis.detect.summary import power_lines, segment_line, summarize
 from analysis.tables import results as tables
 
 #: The longest run of digits a rendered number may have (``1234567.89`` has 7).
@@ -60,7 +60,7 @@ def test_a_huge_mde_never_reaches_a_table_or_summary(huge: object) -> None:
 
 
 def test_segment_line_is_bounded(huge: object) -> None:
-    from analysis._regimes_summary import iter_segments
+    from analysis.detect.summary import iter_segments
 
     lines = [segment_line(huge, index, j) for index, j in iter_segments(huge, only_anomalous=True)]  # type: ignore[arg-type]
     assert lines and all(not DIGITS.search(line) for line in lines), lines

@@ -1,4 +1,4 @@
-"""analysis.stats helpers against the scipy functions they stand in for."""
+"""analysis.core.stats helpers against the scipy functions they stand in for."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 
 
 def test_mad_sd_is_scipys_normal_mad() -> None:
-    """analysis.stats.mad_sd: scipy's median_abs_deviation(scale='normal', nan_policy='omit'), on a fast path."""
+    """analysis.core.stats.mad_sd: scipy's median_abs_deviation(scale='normal', nan_policy='omit'), on a fast path."""
     from scipy import stats
 
-    from analysis.stats import mad_sd
+    from analysis.core.stats import mad_sd
 
     r = np.random.default_rng(1).normal(size=(50, 7))
     r[r > 1.2] = np.nan

@@ -22,9 +22,9 @@ def _clean(v: Any) -> Any:
 
 def to_json(result: Any) -> dict[str, Any]:
     """The regimes result as plain JSON-able data: attrs, then per series its segments and flags."""
-    from analysis._regimes_summary import iter_segments
-    from analysis._regimes_vars import SEGMENT_REPORTED
     from analysis.core.measured import measured_anomalous
+    from analysis.detect.summary import iter_segments
+    from analysis.detect.variables import SEGMENT_REPORTED
 
     sdims = [d for d in result["anomalous"].dims if d != "budget"]
     fields = SEGMENT_REPORTED

@@ -10,5 +10,5 @@
 - :mod:`analysis.core.limits`: memory and size limits checked before the work.
 
 The bottom floor of the package: these modules import nothing of :mod:`analysis` outside ``core`` but
-:mod:`analysis.errors` and :mod:`analysis.stats` (a test keeps it so). Nothing is imported here.
+:mod:`analysis.errors` and :mod:`analysis.core.stats` (a test keeps it so). Nothing is imported here.
 """

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from analysis.core.stats import bh
 from analysis.errors import InputError
-from analysis.stats import bh
 from collector.factors import FACTORS
 
 __all__ = [

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis._regimes_vars import SEGMENT_BOUNDS
 from analysis.core.labels import iter_series
+from analysis.detect.variables import SEGMENT_BOUNDS
 from analysis.errors import InputError
 from analysis.plot._figure import COLORS
 

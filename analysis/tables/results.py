@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis._regimes_vars import SEGMENT_REPORTED
 from analysis.core.labels import fmt_change, fmt_interval, fmt_num, fmt_ratio, na
 from analysis.core.measured import measured_anomalous
+from analysis.detect.variables import SEGMENT_REPORTED
 from analysis.tables.table import Table, extra_columns, flat, labels, select_rows
 
 __all__ = ["compare_changes", "compare_series", "regimes_power", "regimes_segments", "regimes_series"]

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import stats as _sps
 from scipy.special import gammaln
 
-from analysis.stats import ols
+from analysis.core.stats import ols
 
 __all__ = [
     "ALPHA_CLUSTERED",

@@ -4,9 +4,9 @@ Two passes over blocks of series ``(..., budget, trial)``:
 
 * :func:`scale_block`: each series' own budget-level noise scale and its
   degrees of freedom (the caller pools them per origin into an empirical-Bayes
-  prior, :func:`analysis.inference.prior`);
+  prior, :func:`analysis.detect.inference.prior`);
 * :func:`analyse_block`: the step-down scan of every series
-  (:func:`analysis.inference.test_series`) and what a result reports of it:
+  (:func:`analysis.detect.inference.test_series`) and what a result reports of it:
   per budget (baseline, ratio, segment id, normal flag), per segment (the
   partition of the budget axis into the rejected intervals and the normal
   stretches between them) and per series (p-value, noise, power).
@@ -24,11 +24,11 @@ import warnings
 import numpy as np
 from scipy import stats as _sps
 
-from analysis import baseline as _bl
-from analysis import inference as _inf
-from analysis import scan as _scan
-from analysis import segments as _sg
-from analysis import stats as _st
+from analysis.core import stats as _st
+from analysis.detect import baseline as _bl
+from analysis.detect import inference as _inf
+from analysis.detect import scan as _scan
+from analysis.detect import segments as _sg
 
 __all__ = [
     "FIELDS_BUDGET", "FIELDS_SEGMENT", "FIELDS_SERIES", "OUTPUTS", "POWER_DIM", "SEGMENT_DIM", "analyse_block",
@@ -48,7 +48,7 @@ FIELDS_SERIES: tuple[str, ...] = (
 )
 #: Core dim of the per-segment outputs (as long as the budget axis: a series has at most one segment a budget).
 SEGMENT_DIM = "_segment"
-#: Core dim of the power curve (one entry per ratio of :data:`analysis.inference.POWER_RATIOS`).
+#: Core dim of the power curve (one entry per ratio of :data:`analysis.detect.inference.POWER_RATIOS`).
 POWER_DIM = "_power"
 #: Every output of :func:`analyse_block` and its core dims.
 OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -174,7 +174,7 @@ def analyse_block(
         files opened beside it).
     stated_sd
         ``(...)`` the noise of a cell mean that the measurements themselves state (log units; NaN: none): a
-        floor under every scale of the test (:func:`analysis.inference.test_series`'s ``floor``).
+        floor under every scale of the test (:func:`analysis.detect.inference.test_series`'s ``floor``).
 
     Returns
     -------
@@ -226,7 +226,7 @@ def _regimes_of(res: _inf.Result, n: int, sign: int) -> tuple[list[tuple[int, in
     """The series' tested intervals ``(i, j, log effect, se, p, bounds)`` and the cells of its normal level.
 
     Normally the rejected intervals, against the smooth curve through the rest. Where ``sign`` names a
-    direction and the rejected steps the other way cover at least :data:`analysis.segments.MIN_NORMAL_SHARE` of the budgets
+    direction and the rejected steps the other way cover at least :data:`analysis.detect.segments.MIN_NORMAL_SHARE` of the budgets
     (a sweep zoomed in on a slow interval: 8 slow budgets of 12, the curve following the slow majority),
     the normal level is theirs: the stretches between them are the regimes (the same rejected difference,
     seen from the level the expected scaling calls normal), with ``effect`` and CI measured against the
@@ -337,7 +337,7 @@ def reference_degree(deg: np.ndarray) -> np.ndarray:
 
 def fit_by_degree(m: np.ndarray, x: np.ndarray, deg: np.ndarray, floor: np.ndarray,
                   mask: np.ndarray | None = None, loss: str = "biweight") -> np.ndarray:
-    """Robust fits of the baseline family (:func:`analysis.baseline.robust_fit`), rows grouped by degree and by
+    """Robust fits of the baseline family (:func:`analysis.detect.baseline.robust_fit`), rows grouped by degree and by
     their first budget with data.
 
     The fit's curve is written from its first budget on (``x - x_min``) and constrained at both ends of its

@@ -13,7 +13,7 @@ denominators of :func:`interval_denominators`): under budget-level white
 noise of scale ``s`` every interval's ``Z`` has sd ``s``, whatever its width or
 position. A smooth curve split in two gives a small ``Z``; a step a large one.
 
-The test built on it (null draws, step-down, power) is :mod:`analysis.inference`.
+The test built on it (null draws, step-down, power) is :mod:`analysis.detect.inference`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The options of :func:`analysis.regimes.regimes` that name a rule, declared once (the CLI's choices too).
 
 The changepoint search that used to cut the budget axis (ruptures) was replaced by the step-down scan
-(:mod:`analysis.inference`): every interval is a candidate, the test decides. ``method`` stays accepted,
+(:mod:`analysis.detect.inference`): every interval is a candidate, the test decides. ``method`` stays accepted,
 deprecated, for one release.
 """
 

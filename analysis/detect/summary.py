@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis._regimes_vars import SEGMENT_SUMMARY
 from analysis.core.labels import fmt_fixed, fmt_ratio
+from analysis.detect.variables import SEGMENT_SUMMARY
 
 __all__ = ["MAX_LINES", "iter_segments", "power_lines", "series_label", "summarize"]
 

@@ -1,7 +1,7 @@
 """One inference procedure for regimes along the budget axis: a step-down max-|Z| scan.
 
 Per series, on the log residuals ``E[b, t]`` of every run to a robust smooth fit
-of the baseline family (see :mod:`analysis.scan` for the statistic ``Z`` of an
+of the baseline family (see :mod:`analysis.detect.scan` for the statistic ``Z`` of an
 interval: a step against any smooth curve, projected so that a change of the
 curve's coefficients is not a step):
 
@@ -68,7 +68,7 @@ import numpy as np
 from scipy import special as _special
 from scipy import stats as _sps
 
-from analysis import scan as _scan
+from analysis.detect import scan as _scan
 
 __all__ = [
     "HITS", "MAX_STEPS", "MDE_WIDTHS", "POWER", "POWER_RATIOS", "Result", "budget_scale", "moderate", "prior",
@@ -386,7 +386,7 @@ def test_series(
         ``(n, trial)`` log residuals of the runs of the budgets with data to the smooth reference (NaN: a
         missing run).
     basis
-        ``(n, k)`` smooth directions projected out (:func:`analysis.scan.tangent_basis`).
+        ``(n, k)`` smooth directions projected out (:func:`analysis.detect.scan.tangent_basis`).
     rng
         The series' generator (seeded by its coordinates).
     prior_s2, prior_df
