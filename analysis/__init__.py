@@ -23,19 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names type checkers see; at run time they are loaded on first use
     from analysis import synthetic as synthetic
-    from analysis.backends import compare_backends as compare_backends
-    from analysis.boundaries import boundaries as boundaries
     from analysis.compare import compare as compare
     from analysis.io import open_dataset as open_dataset
-    from analysis.kv import kv_speedup as kv_speedup
-    from analysis.memory import memory_effect as memory_effect
-    from analysis.monotonicity import monotonicity as monotonicity
-    from analysis.phases import phases as phases
     from analysis.planting import plant as plant
+    from analysis.questions.backends import compare_backends as compare_backends
+    from analysis.questions.boundaries import boundaries as boundaries
+    from analysis.questions.kv import kv_speedup as kv_speedup
+    from analysis.questions.memory import memory_effect as memory_effect
+    from analysis.questions.monotonicity import monotonicity as monotonicity
+    from analysis.questions.phases import phases as phases
+    from analysis.questions.spread import spread as spread
+    from analysis.questions.steps import step_regimes as step_regimes
     from analysis.regimes import regimes as regimes
     from analysis.report import report as report
-    from analysis.spread import spread as spread
-    from analysis.steps import step_regimes as step_regimes
     from analysis.tables.tidy import regime_table as regime_table
 
 #: The analyses of :data:`analysis.registry.ANALYSES`, in its order (tests/test_imports.py checks they agree).

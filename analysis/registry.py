@@ -27,29 +27,29 @@ from typing import Any
 
 import xarray as xr
 
-from analysis.backends import VARIABLES as BACKENDS_VARS
-from analysis.backends import compare_backends
-from analysis.boundaries import VARIABLES as BOUNDARIES_VARS
-from analysis.boundaries import boundaries
 from analysis.cli.regimes import print_regimes, to_json
 from analysis.core.outputs import ResultVar
 from analysis.detect.baseline import SCALINGS
 from analysis.detect.segments import METHODS, NORMAL_RULES
-from analysis.kv import VARIABLES as KV_VARS
-from analysis.kv import kv_speedup
-from analysis.memory import VARIABLES as MEMORY_VARS
-from analysis.memory import memory_effect
-from analysis.monotonicity import VARIABLES as MONOTONICITY_VARS
-from analysis.monotonicity import monotonicity
-from analysis.phases import VARIABLES as PHASES_VARS
-from analysis.phases import phases
+from analysis.questions.backends import VARIABLES as BACKENDS_VARS
+from analysis.questions.backends import compare_backends
+from analysis.questions.boundaries import VARIABLES as BOUNDARIES_VARS
+from analysis.questions.boundaries import boundaries
+from analysis.questions.kv import VARIABLES as KV_VARS
+from analysis.questions.kv import kv_speedup
+from analysis.questions.memory import VARIABLES as MEMORY_VARS
+from analysis.questions.memory import memory_effect
+from analysis.questions.monotonicity import VARIABLES as MONOTONICITY_VARS
+from analysis.questions.monotonicity import monotonicity
+from analysis.questions.phases import VARIABLES as PHASES_VARS
+from analysis.questions.phases import phases
+from analysis.questions.spread import VARIABLES as SPREAD_VARS
+from analysis.questions.spread import spread
+from analysis.questions.spread import table as spread_table
+from analysis.questions.steps import VARIABLES as STEPS_VARS
+from analysis.questions.steps import step_regimes
 from analysis.regimes import VARIABLES as REGIMES_VARS
 from analysis.regimes import regimes
-from analysis.spread import VARIABLES as SPREAD_VARS
-from analysis.spread import spread
-from analysis.spread import table as spread_table
-from analysis.steps import VARIABLES as STEPS_VARS
-from analysis.steps import step_regimes
 from analysis.tables import questions as tables
 from analysis.tables.table import Table
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analysis.__main__ import COMMANDS, main
-from analysis.kv import kv_speedup
+from analysis.questions.kv import kv_speedup
 from analysis.registry import ANALYSES as REGISTRY
 from analysis.registry import REGIMES, find
 from analysis.synthetic import make_dataset

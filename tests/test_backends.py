@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import study_data as sd
-from analysis.backends import compare_backends
 from analysis.errors import InputError
+from analysis.questions.backends import compare_backends
 from analysis.regimes import regimes
 
 

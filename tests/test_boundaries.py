@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 
 import study_data as sd
-from analysis.boundaries import boundaries, slope_range
 from analysis.errors import InputError
+from analysis.questions.boundaries import boundaries, slope_range
 
 
 @pytest.fixture(scope="module")

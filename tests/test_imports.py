@@ -44,7 +44,7 @@ def test_lazy_names_resolve() -> None:
 def test_functions_named_like_their_modules_stay_functions() -> None:
     """``analysis.phases`` etc. are functions even after their submodule is imported by name."""
     code = (
-        "import analysis.phases, analysis.monotonicity, analysis.boundaries, analysis.regimes\n"
+        "import analysis.questions.phases, analysis.questions.monotonicity, analysis.questions.boundaries, analysis.regimes\n"
         "import analysis\n"
         "import types\n"
         "names = ['phases', 'monotonicity', 'boundaries', 'regimes', 'kv_speedup', 'memory_effect',"

@@ -8,7 +8,7 @@ import xarray as xr
 
 import study_data as sd
 from analysis.errors import InputError
-from analysis.kv import bootstrap_ratio, kv_speedup
+from analysis.questions.kv import bootstrap_ratio, kv_speedup
 
 
 @pytest.fixture(scope="module")

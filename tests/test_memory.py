@@ -8,7 +8,7 @@ import xarray as xr
 
 import study_data as sd
 from analysis.errors import InputError
-from analysis.memory import memory_effect
+from analysis.questions.memory import memory_effect
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import xarray as xr
 
 import study_data as sd
 from analysis.errors import InputError
-from analysis.phases import phases
+from analysis.questions.phases import phases
 from analysis.regimes import regimes
 
 
@@ -98,8 +98,8 @@ def test_mismatched_regimes_result(study: xr.Dataset) -> None:
 
 def test_package_attributes_are_callable(study: xr.Dataset) -> None:
     import analysis
-    import analysis.boundaries
-    import analysis.phases  # binds the submodules to the package attributes
+    import analysis.questions.boundaries
+    import analysis.questions.phases  # importing the modules by name leaves the package attributes the functions
 
     assert int(analysis.phases(study)["n_regimes"].sum()) == 4
     assert str(analysis.boundaries(study).sel(device="mps", cache=True).squeeze()["onset_axis"].values) == "total"

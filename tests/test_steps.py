@@ -8,7 +8,7 @@ import xarray as xr
 
 import study_data as sd
 from analysis.errors import InputError
-from analysis.steps import step_regimes
+from analysis.questions.steps import step_regimes
 
 
 @pytest.fixture(scope="module")

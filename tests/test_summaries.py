@@ -20,7 +20,7 @@ def _quiet(fn, *a, **kw):  # type: ignore[no-untyped-def]
 def test_memory_effect_without_memory_data_says_so() -> None:
     # failed before: "memory explains 0% of the excess; the regime adds 98%" with no memory reading in the series
     ds = synthetic.make_dataset(seed=0)
-    for name in analysis.memory.MEMORY_VARS:
+    for name in analysis.questions.memory.MEMORY_VARS:
         if name in ds:
             ds[name] = ds[name] * np.nan
     mem = _quiet(analysis.memory_effect, ds)

@@ -47,7 +47,7 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
     """
     ds = _data.check(ds, "kv_speedup", ("latency",))
     if kv is None:
-        from analysis.kv import kv_speedup as compute
+        from analysis.questions.kv import kv_speedup as compute
 
         with quiet():
             kv = compute(ds, reg=reg)
