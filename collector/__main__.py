@@ -56,7 +56,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     q.add_argument("--memory", choices=s.MEMORY_MODES, help="memory readings: off, endpoints, sampled (default: endpoints)")
     q.add_argument("--memory-interval", type=str, help="sampling period in seconds for --memory sampled (default: 0.005)")
     q.add_argument("--weights", choices=s.WEIGHTS, help="auto, pretrained or random (default: auto)")
-    q.add_argument("--isolation", choices=s.ISOLATIONS, help="none, model or cell: when to start a fresh process (default: none)")
+    q.add_argument("--isolation", choices=s.ISOLATIONS, help="none, model, cell or run: when to start a fresh process "
+                   "(default: none)")
+    q.add_argument("--processes", type=str, metavar="N", help="run the grid as N passes, each in its own fresh "
+                   "process, trial t of every cell in pass t %% N (default: 1)")
     q.add_argument("--order", choices=s.ORDERS, help="random (default) or sequential")
     q.add_argument("--seed", type=str, help="seed of the run order and prompts (default: 0)")
     q.add_argument("--timeout", type=str, help="per-run limit in seconds; 'none' for no limit (default: none)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import shutil
 import subprocess
@@ -23,7 +24,9 @@ __all__ = [
     "RESUME_KEYS",
     "available_devices",
     "best_device",
+    "code_commit",
     "collect",
+    "cpu_count",
     "cpu_name",
     "gpu_name",
     "host_name",
@@ -147,7 +150,30 @@ def collect(devices: Sequence[str]) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "torch_version": package_version("torch") if real else "",
         "transformers_version": package_version("transformers") if real else "",
+        "cpu_count": cpu_count(),
+        "code_commit": code_commit(),
     }
+
+
+def cpu_count() -> str:
+    """Logical CPUs of the host and those this process may use: ``"8/8"`` (``os.cpu_count()`` / affinity)."""
+    total = os.cpu_count() or 0
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on macOS
+        usable = total
+    return f"{total}/{usable}"
+
+
+def code_commit(folder: str | None = None) -> str:
+    """The git commit checked out in ``folder`` (default: the working directory), with ``-dirty`` when
+    tracked files differ from it; ``""`` when it is not a git repository or git is missing."""
+    where = folder or os.getcwd()
+    head = _run(["git", "-C", where, "rev-parse", "HEAD"])
+    if not head:
+        return ""
+    changed = _run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"])
+    return head + ("-dirty" if changed else "")
 
 
 def resume_changes(stored: dict[str, Any], now: dict[str, Any]) -> list[str]:

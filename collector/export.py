@@ -3,7 +3,8 @@
 :func:`to_dataset` builds the dataset of a journal: the grid of its spec (plus
 the budgets refinement added), every recorded run in its cell (``order`` =
 its place in the execution sequence, ``worker`` = the process that measured
-it), every other cell ``not_run``. :func:`export` writes it with
+it, ``process`` = its pass, and what the host was doing: ``load_avg``,
+``cpu_freq``, ``torch_threads``), every other cell ``not_run``. :func:`export` writes it with
 :func:`collector.schema.save` (validated, atomic). Device ``sim`` datasets get
 ``simulated=1``, the latency model in attr ``sim_model`` and the planted
 truth in ``truth_anomalous``.
@@ -44,7 +45,7 @@ __all__ = ["RESOLVE", "spec_of", "to_dataset", "export", "merge_datasets", "merg
 RESOLVE: tuple[str, ...] = ("error", "first", "last")
 
 _RECORD_VARS = ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver", "mem_rss_peak",
-                "mem_sys_available_min", "swap_used")
+                "mem_sys_available_min", "swap_used", "load_avg", "cpu_freq", "torch_threads")
 _TRUTH_ATTRS = schema.bool_attrs("cell lies inside a planted regime (simulation truth)")
 _MAX_FAILURES = 200
 
@@ -93,7 +94,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
         title=spec.title, engine=spec.engine, timing=spec.timing, warmup=spec.warmup, isolation=spec.isolation,
         run_order=spec.order, seed=_attr_int(spec.seed), sweep=spec.to_json(), command=str(journal.get("command", "")),
         simulated=int(simulated), memory=spec.memory, timeout=spec.timeout if spec.timeout is not None else "none",
-        refine=spec.refine or 0, failures=json.dumps(failures),
+        refine=spec.refine or 0, failures=json.dumps(failures), processes=spec.processes,
     )
     if simulated:
         attrs["sim_model"] = json.dumps(spec.latency_model.to_dict(), sort_keys=True)
@@ -105,7 +106,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     arrays = {str(name): ds[name].values for name in ds.data_vars}
     for order, r in enumerate(rows):
         try:
-            _fill(arrays, index, order, r)
+            _fill(arrays, index, order, r, spec.processes)
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise JournalError(f"journal {str(journal.path)!r} is damaged: run row id={r.id!r} cannot be used "
                                f"({type(exc).__name__}: {exc}); it was changed by hand or not written by this "
@@ -115,14 +116,19 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     return ds
 
 
-def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order: int, r: Any) -> None:
-    """Put one journal row (a :class:`collector.sweep.journal.JournalRow`) into the dataset's arrays."""
+def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order: int, r: Any,
+          processes: int = 1) -> None:
+    """Put one journal row (a :class:`collector.sweep.journal.JournalRow`) into the dataset's arrays.
+
+    ``process``: the pass the record names; a record written before passes were recorded ran in the
+    pass its trial gives (``trial % processes``: pass 0 with one process)."""
     idx = tuple(index[d][getattr(r.key, d)] for d in schema.SWEEP_DIMS)
     rec = r.record
     arrays["status"][idx] = schema.STATUS[rec.status]
     arrays["tokens"][idx] = rec.tokens
     arrays["order"][idx] = order
     arrays["worker"][idx] = r.worker
+    arrays["process"][idx] = rec.process if rec.process >= 0 else int(r.key.trial) % max(int(processes), 1)
     arrays["started_at"][idx] = _utc64(rec.started_at)
     for name in _RECORD_VARS:
         arrays[name][idx] = getattr(rec, name)
@@ -196,7 +202,7 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
         Append the inputs' trials one after the other (input 2's trial 0
         becomes trial T1, ...): repeated collections of the same cells. The
         inputs must come from one origin (:data:`collector.combine.ORIGIN_ATTRS`
-        and the models' weights); ``order`` and ``worker`` continue the
+        and the models' weights); ``order``, ``worker`` and ``process`` continue the
         previous input's numbering.
     command, title
         The ``command`` and ``title`` attrs of the result (default: this
@@ -273,10 +279,10 @@ def _as_trials(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> list[xr.
                 raise ConfigError(f"cannot append {name} as trials of {names[0]}: model {m!r} has weights "
                                   f"{base_info[m]!r} vs {str(w)!r}; trials must measure the same model")
     out: list[xr.Dataset] = []
-    trial_offset = order_offset = worker_offset = 0
+    trial_offset = order_offset = worker_offset = process_offset = 0
     for ds in datasets:
         shifted = ds.assign_coords(trial=np.asarray(ds["trial"].values, dtype=np.int64) + trial_offset)
-        for var, offset in (("order", order_offset), ("worker", worker_offset)):
+        for var, offset in (("order", order_offset), ("worker", worker_offset), ("process", process_offset)):
             values = np.asarray(ds[var].values)
             attrs = ds[var].attrs
             shifted[var] = (ds[var].dims, np.where(values >= 0, values + offset, values).astype(values.dtype), attrs)
@@ -284,6 +290,7 @@ def _as_trials(datasets: Sequence[xr.Dataset], names: Sequence[str]) -> list[xr.
         trial_offset += ds.sizes["trial"]
         order_offset += int(max(np.asarray(ds["order"].values).max(), -1)) + 1
         worker_offset += int(max(np.asarray(ds["worker"].values).max(), -1)) + 1
+        process_offset += int(max(np.asarray(ds["process"].values).max(), -1)) + 1
     return out
 
 

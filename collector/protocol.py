@@ -47,8 +47,8 @@ __all__ = [
 ENGINES: tuple[str, ...] = ("loop", "generate")
 #: Timing modes.
 TIMINGS: tuple[str, ...] = ("step", "events", "ends")
-#: When a sweep starts a fresh worker process.
-ISOLATIONS: tuple[str, ...] = ("none", "model", "cell")
+#: When a sweep starts a fresh worker process (within each pass of ``--processes``).
+ISOLATIONS: tuple[str, ...] = ("none", "model", "cell", "run")
 #: Execution orders of a sweep's runs.
 ORDERS: tuple[str, ...] = ("random", "sequential")
 #: Memory readings.

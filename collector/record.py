@@ -27,6 +27,12 @@ class RunRecord:
     (index 0: prefill, which yields the first token; k: k-th decode step),
     and is empty otherwise. The cell's factors are fields named as the
     sweep dims (:data:`collector.factors.CELL_DIMS`); :attr:`cell` gathers them.
+
+    Where it ran: ``process`` is the pass (process replicate, ``--processes``)
+    that measured it, -1 unknown (set by the sweep, not by the worker);
+    ``load_avg`` (1-minute system load average), ``cpu_freq`` (MHz, current
+    frequency of the CPU) and ``torch_threads`` (``torch.get_num_threads()``)
+    are read by the worker as the run starts: NaN / -1 where not readable.
     """
 
     model: str
@@ -55,6 +61,10 @@ class RunRecord:
     n_params: int = -1
     weights: str = "random"
     architecture: str = ""
+    process: int = -1
+    load_avg: float = _NAN
+    cpu_freq: float = _NAN
+    torch_threads: int = -1
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:

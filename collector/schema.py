@@ -1,4 +1,4 @@
-"""Schema v2: the contract between the collector and the analysis.
+"""Schema v3: the contract between the collector and the analysis.
 
 Pure xarray/numpy (never imports torch). It defines the names, dims, units and
 attributes of a decode-regimes dataset, builds an all-``not_run`` dataset for a
@@ -65,7 +65,7 @@ __all__ = [
     "bool_attrs",
 ]
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Range of an integer a file can store (netCDF int64 attrs and coordinates).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Leading dim of a dataset combining several origins (hosts or protocols); see collector.combine.
@@ -75,7 +75,7 @@ PER_ORIGIN = "per origin"
 #: The CF conventions version the files follow (global attr ``Conventions``).
 CONVENTIONS = "CF-1.11"
 #: Schema versions :func:`load` reads (older ones are upgraded on read by :func:`upgrade`).
-READABLE_VERSIONS: tuple[str, ...] = ("1", "2")
+READABLE_VERSIONS: tuple[str, ...] = ("1", "2", "3")
 #: What each version changed (rendered into docs/schema.md).
 FORMAT_HISTORY: dict[str, str] = {
     "1": "seven sweep dims (model, device, dtype, cache, prompt_len, budget, trial); status flags 0-4.",
@@ -84,6 +84,10 @@ FORMAT_HISTORY: dict[str, str] = {
          "(Conventions, history, host attrs; counts in units '1'; no units on flag variables; cache with "
          "flag_values/flag_meanings; _FillValue instead of prose sentinels); coordinates sorted. Files of "
          "version 1 are upgraded on read (attn='default', cache_impl='dynamic', attr 'upgraded' says so).",
+    "3": "where runs execute (issue 21): per-run variables process (the pass of --processes that measured the "
+         "run), load_avg, cpu_freq and torch_threads (what the host was doing as the run started); isolation "
+         "'run'; sweep attrs processes, cpu_count, code_commit. Files of version 2 (and 1) are upgraded on read: "
+         "the new variables hold their fill values (unknown), attr 'upgraded' says so.",
 }
 
 #: The sweep dims, in this order, on every sweep variable (from :data:`collector.factors.FACTORS`).
@@ -141,11 +145,20 @@ VARIABLES: dict[str, VarSpec] = {
     "started_at": VarSpec("sweep", "datetime64[ns]", "-", "start of the run (UTC)", np.datetime64("NaT", "ns")),
     "order": VarSpec("sweep", "int32", "1", "position in the execution sequence (_FillValue -1: not run)", -1),
     "worker": VarSpec("sweep", "int32", "1", "which process measured the run (_FillValue -1: not run)", -1),
+    "process": VarSpec("sweep", "int32", "1", "the pass (process replicate of --processes) that measured the run: "
+                       "trial t in pass t % processes, each pass in its own fresh processes (_FillValue -1: not "
+                       "run or unknown)", -1),
+    "load_avg": VarSpec("sweep", "float64", "1", "1-minute system load average as the run started (NaN: unknown)",
+                        np.nan),
+    "cpu_freq": VarSpec("sweep", "float64", "MHz", "current CPU frequency as the run started (psutil; NaN: not "
+                        "readable)", np.nan),
+    "torch_threads": VarSpec("sweep", "int32", "1", "torch.get_num_threads() of the measuring process (_FillValue "
+                             "-1: unknown, or no torch, e.g. device sim)", -1),
     "status": VarSpec("sweep", "int8", "", "run status", STATUS["not_run"]),
 }
 
 #: Integer variables whose not-measured value is a sentinel, stored as CF ``_FillValue``.
-_FILLED: tuple[str, ...] = ("order", "worker")
+_FILLED: tuple[str, ...] = ("order", "worker", "process", "torch_threads")
 
 #: Variables that must be NaN wherever status != ok.
 TIMING_VARS: tuple[str, ...] = ("latency", "prefill_time", "decode_time", "step_time")
@@ -179,7 +192,7 @@ GLOBAL_ATTRS: dict[str, str] = {
     "engine": "loop | generate",
     "timing": "step | events | ends",
     "warmup": "unrecorded warm-up runs per cell",
-    "isolation": "none | model | cell",
+    "isolation": "none | model | cell | run",
     "run_order": "random | sequential",
     "seed": "seed of prompts and run order",
     "sweep": "the full sweep spec as JSON",
@@ -195,6 +208,11 @@ OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
     "memory": ("collector sweeps", "memory readings: off | endpoints | sampled"),
     "timeout": ("collector sweeps", "per-run time limit in seconds, or 'none'"),
     "refine": ("collector sweeps", "refinement resolution in tokens (0: no refinement)"),
+    "processes": ("collector sweeps", "passes (process replicates) the trials were spread over (variable process)"),
+    "cpu_count": ("collector sweeps", "logical CPUs of the host (os.cpu_count()) and, after a slash, those this "
+                  "process may use (its affinity), e.g. '8/8'"),
+    "code_commit": ("collector sweeps", "git commit of the working directory the sweep ran in ('-dirty' when "
+                    "tracked files were changed; empty: not a git repository)"),
     "failures": ("collector sweeps, import-study", "JSON list of the failed runs (at most 200): {'run': {dim: value}, "
                  "'status', 'error'}"),
     "sim_model": ("device sim, analysis.synthetic", "the simulated latency model as JSON (regimes planted, costs, noise)"),
@@ -739,11 +757,9 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
 def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     """The current-schema version of a dataset written by an older schema (unchanged when current).
 
-    Schema v1 -> v2: each factor v1 lacks (``attn``, ``cache_impl``) becomes a
-    length-1 dim holding its ``v1_value`` (what v1 sweeps ran: transformers'
-    default attention, the dynamic cache), placed where the declaration puts
-    it; ``status`` gets the v2 flags; global attr ``upgraded`` says what was
-    assumed and ``history`` records the upgrade. Lazy (dask) input stays lazy.
+    Each step upgrades one version (:func:`_upgrade_1_to_2`, :func:`_upgrade_2_to_3`), so a v1
+    file goes through both; global attr ``upgraded`` says what each step assumed (joined with
+    "; ") and ``history`` records each. Lazy (dask) input stays lazy.
 
     Raises
     ------
@@ -754,6 +770,25 @@ def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     version = str(ds.attrs["schema_version"])
     if version == SCHEMA_VERSION:
         return ds
+    out = ds
+    notes: list[str] = []
+    for step in _UPGRADES[_UPGRADES.index(version):] if version in _UPGRADES else ():
+        out, note = _STEPS[step](out)
+        notes.append(note)
+    stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    previous = str(ds.attrs.get("upgraded", ""))
+    out.attrs = dict(ds.attrs, schema_version=SCHEMA_VERSION, Conventions=CONVENTIONS,
+                     upgraded="; ".join([*([previous] if previous else []), *notes]))
+    out.attrs.setdefault("host", "")
+    out.attrs["history"] = "\n".join([*([str(ds.attrs["history"])] if ds.attrs.get("history") else []),
+                                      *(f"{stamp}: {n}" for n in notes)])
+    return out
+
+
+def _upgrade_1_to_2(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """Schema v1 -> v2: each factor v1 lacks (``attn``, ``cache_impl``) becomes a length-1 dim holding
+    its ``v1_value`` (what v1 sweeps ran: transformers' default attention, the dynamic cache), placed
+    where the declaration puts it; ``status`` gets the v2 flags."""
     assumed = {f.name: f.v1_value for f in FACTORS if f.name not in ds.dims and f.v1_value is not None}
     out = ds
     for name, value in assumed.items():
@@ -770,13 +805,33 @@ def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     for dim in SWEEP_DIMS:
         out[dim].attrs.update(_coord_attrs(dim))
     said = ", ".join(f"{k}={v!r}" for k, v in assumed.items())
-    note = (f"schema v{version} -> v{SCHEMA_VERSION} on read: {said} assumed (v{version} files predate these "
-            "factors; their runs used transformers' default attention and the dynamic KV cache)")
-    out.attrs = dict(ds.attrs, schema_version=SCHEMA_VERSION, upgraded=note, Conventions=CONVENTIONS)
-    out.attrs.setdefault("host", "")
-    out.attrs["history"] = (str(ds.attrs.get("history", "")) + "\n" if ds.attrs.get("history") else "") + \
-        f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}: {note}"
-    return out
+    return out, (f"schema v1 -> v2 on read: {said} assumed (v1 files predate these factors; their runs used "
+                 "transformers' default attention and the dynamic KV cache)")
+
+
+#: Variables schema v3 added, which an upgraded v2 file holds at their fill values.
+_V3_VARIABLES: tuple[str, ...] = ("process", "load_avg", "cpu_freq", "torch_threads")
+
+
+def _upgrade_2_to_3(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """Schema v2 -> v3: the per-run variables of where runs execute (``process``, ``load_avg``,
+    ``cpu_freq``, ``torch_threads``) are added at their fill values (unknown: v2 sweeps did not record
+    them), shaped like ``status`` (lazy when it is)."""
+    out = ds
+    added = [n for n in _V3_VARIABLES if n not in ds.data_vars]
+    if "status" in ds.data_vars:
+        for name in added:
+            spec = VARIABLES[name]
+            var = xr.full_like(ds["status"], spec.fill, dtype=spec.dtype)
+            var.attrs, var.encoding = _var_attrs(name), {}
+            out[name] = var
+    return out, (f"schema v2 -> v3 on read: {', '.join(added) or 'nothing'} added as unknown (fill values; v2 "
+                 "files predate them)")
+
+
+#: Upgrade steps in order: the version each starts from.
+_UPGRADES: tuple[str, ...] = ("1", "2")
+_STEPS = {"1": _upgrade_1_to_2, "2": _upgrade_2_to_3}
 
 
 def normalize(ds: xr.Dataset) -> xr.Dataset:

@@ -90,7 +90,9 @@ class SweepSpec:
     are also an attribute named by its setting (``spec.models``,
     ``spec.budgets``, ``spec.attns``...). ``timeout`` and ``refine`` are None
     when off. ``sim`` is the parsed latency model of device ``sim`` (None:
-    the default one).
+    the default one). ``processes`` is the number of passes, each in its own
+    fresh worker process, over which the trials of every cell are spread
+    (trial ``t`` in pass ``t % processes``; :func:`collector.sweep.runner.pass_of`).
     """
 
     grid: Mapping[str, tuple[Any, ...]]
@@ -102,6 +104,7 @@ class SweepSpec:
     memory_interval: float = 0.005
     weights: str = "auto"
     isolation: str = "none"
+    processes: int = 1
     order: str = "random"
     seed: int = 0
     timeout: float | None = None
@@ -306,9 +309,13 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
             raise ConfigError(f"sweep setting {f.setting!r} is missing")
     _check_applicable(grid)
     kw: dict[str, Any] = {"grid": grid}
-    for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0)):
+    for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0), ("processes", 1)):
         if name in merged:
             kw[name] = _int(merged[name], name, minimum)
+    if kw.get("processes", 1) > kw.get("trials", SweepSpec.trials):
+        raise ConfigError(f"processes must be <= trials ({kw.get('trials', SweepSpec.trials)}): each pass measures "
+                          f"trial t of every cell where t % processes is its number, got processes="
+                          f"{merged['processes']!r}; raise --trials or lower --processes")
     _check_seed(kw.get("seed", 0), merged.get("seed"))
     if kw.get("warmup", 0) > MAX_WARMUP:
         raise ConfigError(f"warmup must be <= {MAX_WARMUP} unrecorded runs per cell and process, got "

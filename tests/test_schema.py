@@ -51,10 +51,10 @@ def test_save_is_atomic_on_failure(small_ds: xr.Dataset, tmp_path: Path) -> None
 
 def test_load_refuses_newer_schema(small_ds: xr.Dataset, tmp_path: Path) -> None:
     newer = small_ds.copy()
-    newer.attrs["schema_version"] = "3"
-    newer.to_netcdf(tmp_path / "v3.nc")
-    with pytest.raises(SchemaError, match=r"schema version '3', newer than the '2'"):
-        schema.load(tmp_path / "v3.nc")
+    newer.attrs["schema_version"] = "4"
+    newer.to_netcdf(tmp_path / "v4.nc")
+    with pytest.raises(SchemaError, match=r"schema version '4', newer than the '3'"):
+        schema.load(tmp_path / "v4.nc")
 
 
 def test_load_missing_and_unreadable(tmp_path: Path) -> None:

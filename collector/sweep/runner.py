@@ -9,7 +9,15 @@ by their first run: ``none`` one process for every run (fully interleaved);
 ``model`` one fresh process per loaded model (the model-load key:
 model x device x dtype x attn, :data:`collector.factors.LOAD_KEY`);
 ``cell`` one fresh process per cell (grid point), in which its warm-up and
-its trials run back to back.
+its trials run back to back; ``run`` a fresh process for every run (its own
+model load and warm-up).
+
+Passes (``processes`` N > 1): the grid runs as N passes one after the other,
+each in its own fresh worker processes (a fresh model load and warm-up), with
+the runs of a pass in the seeded random order; trial ``t`` of every cell goes
+to pass ``t % N`` (:func:`pass_of`), so the trials of each cell are spread over
+the processes and process-local effects can be told from regimes. Each run
+records its pass (``RunRecord.process``, the dataset's ``process``).
 
 Processes. Runs are measured in worker processes (:mod:`collector.sweep.worker`),
 never in the sweep's own process, so a run that crashes its process, hangs
@@ -36,6 +44,7 @@ located or ``refine_max_runs`` (default: as many runs as the grid) is spent.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -65,6 +74,7 @@ __all__ = [
     "SweepEvent",
     "SweepResult",
     "grid_keys",
+    "pass_of",
     "plan",
     "run_seed",
     "run_sweep",
@@ -129,23 +139,43 @@ def grid_keys(spec: SweepSpec, budgets: Sequence[int] | None = None) -> list[Run
     return list(grid(values, trials=spec.trials))
 
 
+def pass_of(spec: SweepSpec, key: RunKey) -> int:
+    """The pass (process replicate) that measures ``key``: its trial modulo ``spec.processes``.
+
+    So every cell's trials are spread over the passes (trials 0, N, 2N... in pass 0; 1, N+1... in
+    pass 1), and a resumed sweep puts each missing run in the pass it had.
+    """
+    return int(key.trial) % max(int(getattr(spec, "processes", 1)), 1)
+
+
 def _group(spec: SweepSpec, key: RunKey) -> Any:
+    """The process a run shares with others: its pass, and within the pass the isolation group."""
     if spec.isolation == "model":
-        return key.load_key
-    if spec.isolation == "cell":
-        return key.cell
-    return None
+        inner: Any = key.load_key
+    elif spec.isolation == "cell":
+        inner = key.cell
+    elif spec.isolation == "run":
+        inner = key
+    else:
+        inner = None
+    return (pass_of(spec, key), inner)
 
 
 def plan(spec: SweepSpec, keys: Sequence[RunKey] | None = None, *, seed: int | None = None) -> list[RunKey]:
-    """The execution sequence of ``keys`` (default: the grid): ordered, then grouped by process."""
+    """The execution sequence of ``keys`` (default: the grid): ordered, then grouped by process.
+
+    The passes (``spec.processes``) run one after the other, pass 0 first; inside a pass the
+    runs keep the seeded order and are grouped by isolation (groups in the order of their first run).
+    With one pass this is the order sweeps have always had.
+    """
     keys = grid_keys(spec) if keys is None else list(keys)
     position = execution_order(len(keys), order=spec.order, seed=spec.seed if seed is None else seed)
     sequence = [keys[i] for i in np.argsort(position, kind="stable")]
     groups: dict[Any, list[RunKey]] = {}
     for k in sequence:
         groups.setdefault(_group(spec, k), []).append(k)
-    return [k for g in groups.values() for k in g]
+    ordered = sorted(groups, key=lambda g: g[0])  # stable: within a pass, groups by their first run
+    return [k for g in ordered for k in groups[g]]
 
 
 def run_seed(seed: int, key: RunKey) -> int:
@@ -278,6 +308,7 @@ class _Runner:
             except _Stopped:
                 self.worker = None
                 return False
+            rec = dataclasses.replace(rec, process=pass_of(self.spec, key))
             self.journal.add(key, rec, worker=w.number, pid=w.pid, planned=planned, replace_failed=self.retry_failed)
             self.done.add(key)
             self.result.recorded += 1

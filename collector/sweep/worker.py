@@ -79,6 +79,7 @@ __all__ = [
     "WorkerStopped",
     "failure_status",
     "fault_for",
+    "host_state",
     "main",
     "parse_faults",
     "worker_main",
@@ -231,6 +232,32 @@ class _TorchRunner:
         return self.m.measure_request(self._request(msg.key, msg.seed), self.loaded[msg.key.load_key])
 
 
+def host_state() -> dict[str, Any]:
+    """What the host is doing as a run starts: ``load_avg`` (1-minute load average), ``cpu_freq`` (MHz,
+    current CPU frequency by psutil) and ``torch_threads`` (``torch.get_num_threads()`` when torch is
+    loaded in this process); NaN / -1 where this platform does not tell."""
+    out: dict[str, Any] = {"load_avg": math.nan, "cpu_freq": math.nan, "torch_threads": -1}
+    try:
+        out["load_avg"] = float(os.getloadavg()[0])
+    except (AttributeError, OSError):  # pragma: no cover - not on this platform
+        pass
+    try:
+        import psutil
+
+        freq = psutil.cpu_freq()
+        if freq is not None and freq.current and math.isfinite(freq.current):
+            out["cpu_freq"] = float(freq.current)
+    except (ImportError, OSError, RuntimeError, NotImplementedError, AttributeError):  # pragma: no cover
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            out["torch_threads"] = int(torch.get_num_threads())
+        except (AttributeError, RuntimeError):  # pragma: no cover
+            pass
+    return out
+
+
 def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
     if isinstance(msg, Init | Exit):  # pragma: no cover - handled by worker_main
         raise TypeError(f"unexpected worker request {type(msg).__name__!r}")
@@ -247,9 +274,10 @@ def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
         runner.warmup(msg)
         return Done()
     if isinstance(msg, Run):
+        host = host_state()
         if planted is not None and planted != "slow-warmup":
             _inject(planted)
-        return Measured(runner.run(msg))
+        return Measured(dataclasses.replace(runner.run(msg), **host))
     raise TypeError(f"unknown worker request {type(msg).__name__!r}")
 
 
