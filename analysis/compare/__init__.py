@@ -107,6 +107,20 @@ VARIABLES: dict[str, ResultVar] = {
 }
 
 
+def _check_settings(alpha: float, level: float, sweep_sd: float, labels: Sequence[str]) -> list[str]:
+    """The settings of :func:`compare` in their domains (InputError); the two labels as strings."""
+    if not 0 < alpha < 1:
+        raise InputError(f"compare(): alpha must be in (0, 1), got {alpha!r}")
+    if not 0 < level < 1:
+        raise InputError(f"compare(): level must be in (0, 1), got {level!r}")
+    if not (isinstance(sweep_sd, (int, float)) and math.isfinite(sweep_sd) and sweep_sd >= 0):
+        raise InputError(f"compare(): sweep_sd must be a finite number >= 0, got {sweep_sd!r}")
+    names = [str(x) for x in labels]
+    if len(names) != 2:
+        raise InputError(f"compare(): labels must be two names, got {names!r}")
+    return names
+
+
 def compare(
     a: xr.Dataset,
     b: xr.Dataset,
@@ -222,15 +236,7 @@ def compare(
         When either is not a Dataset with ``var`` over ``budget``, their
         series dims differ, a setting is out of range, or they share no cell.
     """
-    if not 0 < alpha < 1:
-        raise InputError(f"compare(): alpha must be in (0, 1), got {alpha!r}")
-    if not 0 < level < 1:
-        raise InputError(f"compare(): level must be in (0, 1), got {level!r}")
-    if not (isinstance(sweep_sd, (int, float)) and math.isfinite(sweep_sd) and sweep_sd >= 0):
-        raise InputError(f"compare(): sweep_sd must be a finite number >= 0, got {sweep_sd!r}")
-    labels = [str(x) for x in labels]
-    if len(labels) != 2:
-        raise InputError(f"compare(): labels must be two names, got {labels!r}")
+    labels = _check_settings(alpha, level, sweep_sd, labels)
     sa, sb = _prepare(a, var, labels[0]), _prepare(b, var, labels[1])
     sa, sb = _same_dims(sa, sb, var, labels)
     sdims = [str(d) for d in sa[var].dims if d not in ("budget", "trial")]
