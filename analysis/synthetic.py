@@ -27,6 +27,89 @@ DEFAULT_REGIMES: tuple[Regime, ...] = (Regime(start=96, end=128, factor=5.0, cac
 _CHUNK_RUNS = 20_000  # bounds the (runs x steps) work array
 
 
+def _simulate(ds: xr.Dataset, lm: LatencyModel, *, order: str, step_time: bool,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """Every applicable run of ``ds``'s grid simulated in a seeded execution order: the timing and memory
+    arrays (sweep shape), the truth masks, the step times and the order."""
+    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
+    n_total = int(np.prod(shape))
+    position_rank = execution_order(n_total, order=order, seed=int(rng.integers(2**31)))
+    position = (position_rank / n_total).reshape(shape)
+    inner = ("prompt_len", "budget", "trial")  # vectorised; the other dims are looped over by name
+    outer = tuple(d for d in schema.SWEEP_DIMS if d not in inner)
+    assert schema.SWEEP_DIMS[-3:] == inner, "synthetic assumes prompt_len, budget, trial are the last sweep dims"
+    inner_shape = tuple(ds.sizes[d] for d in inner)
+    P = np.broadcast_to(ds["prompt_len"].values[:, None, None], inner_shape)
+    B = np.broadcast_to(ds["budget"].values[None, :, None], inner_shape)
+    applicable_cell = ds["status"].values != schema.STATUS["not_applicable"]
+
+    out = {name: np.full(shape, np.nan) for name in
+           ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver",
+            "mem_rss_peak", "mem_sys_available_min", "swap_used")}
+    truth = np.zeros(shape, dtype=bool)
+    run_state = np.zeros(shape, dtype=bool)
+    steps = np.full(shape + (ds.sizes[schema.STEP_DIM],), np.nan, dtype=np.float32) if step_time else None
+    for idx in np.ndindex(*(ds.sizes[d] for d in outer)):
+        cell = {d: ds[d].values[i].item() for d, i in zip(outer, idx)}
+        if not applicable_cell[idx].any():
+            continue
+        p_flat, b_flat, pos_flat = P.ravel(), B.ravel(), position[idx].ravel()
+        for lo in range(0, p_flat.size, _CHUNK_RUNS):
+            sl = slice(lo, lo + _CHUNK_RUNS)
+            r = lm.simulate_runs(
+                model=str(cell["model"]), device=str(cell["device"]), dtype=str(cell["dtype"]),
+                cache=bool(cell["cache"]), prompt_len=p_flat[sl], budget=b_flat[sl], position=pos_flat[sl],
+                rng=rng, step_times=step_time,
+            )
+            flat_idx = np.unravel_index(np.arange(p_flat.size)[sl], inner_shape)
+            for name, arr in out.items():
+                arr[idx][flat_idx] = r[name]
+            truth[idx][flat_idx] = r["truth_anomalous"]
+            run_state[idx][flat_idx] = r["run_state"]
+            if steps is not None:
+                width = r["step_time"].shape[1]
+                steps[idx][flat_idx + (slice(0, width),)] = r["step_time"]
+
+    return {"out": out, "truth": truth, "run_state": run_state, "steps": steps, "position_rank": position_rank,
+            "applicable": applicable_cell, "B": B}
+
+
+def _record(ds: xr.Dataset, runs: dict[str, Any], *, missing: float, rng: np.random.Generator) -> None:
+    """Write the simulated runs into ``ds`` (in place): a share ``missing`` failed, the order, the start times and
+    the truth masks."""
+    out, truth, run_state, steps = runs["out"], runs["truth"], runs["run_state"], runs["steps"]
+    position_rank, applicable_cell, B = runs["position_rank"], runs["applicable"], runs["B"]
+    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
+    failed = (rng.random(shape) < missing) & applicable_cell
+    status = np.where(failed, schema.STATUS["error"], schema.STATUS["ok"]).astype(np.int8)
+    status[~applicable_cell] = schema.STATUS["not_applicable"]
+    for name in ("latency", "prefill_time", "decode_time"):
+        out[name][~applicable_cell] = np.nan
+    for name in ("latency", "prefill_time", "decode_time"):
+        out[name][failed] = np.nan
+    out["decode_time"] = out["latency"] - out["prefill_time"]
+    for name, arr in out.items():
+        ds[name].values[...] = arr
+    if steps is not None:
+        steps[failed | ~applicable_cell] = np.nan
+        ds["step_time"].values[...] = steps
+    ds["status"].values[...] = status
+    ds["tokens"].values[...] = np.where(failed | ~applicable_cell, 0, np.broadcast_to(B, shape)).astype(np.int32)
+    ds["order"].values[...] = np.where(applicable_cell, position_rank.reshape(shape), -1).astype(np.int32)
+    ds["worker"].values[...] = np.where(applicable_cell, 0, -1)
+    # wall-clock start of each run: runs back to back in execution order, 50 ms apart
+    lat_in_order = np.nan_to_num(out["latency"].ravel()[np.argsort(position_rank)], nan=0.0) + 0.05
+    start_in_order = np.concatenate([[0.0], np.cumsum(lat_in_order)[:-1]])
+    start_s = start_in_order[position_rank].reshape(shape)
+    t0 = np.datetime64(_dt.datetime(2026, 1, 1, 0, 0, 0), "ns")
+    started = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
+    ds["started_at"].values[...] = np.where(applicable_cell, started, np.datetime64("NaT"))
+    ds["truth_anomalous"] = (schema.SWEEP_DIMS, truth,
+                             schema.bool_attrs("cell lies inside a planted regime (simulation truth)"))
+    ds["truth_run_state"] = (schema.SWEEP_DIMS, run_state,
+                             schema.bool_attrs("run slowed as a whole by a run-level state (simulation truth)"))
+
+
 def make_dataset(
     seed: int = 0,
     *,
@@ -124,72 +207,7 @@ def make_dataset(
         },
     )
     ds.attrs["sim_model"] = json.dumps(lm.to_dict(), sort_keys=True)
-    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
-    n_total = int(np.prod(shape))
     rng = np.random.default_rng(seed)
-    position_rank = execution_order(n_total, order=order, seed=int(rng.integers(2**31)))
-    position = (position_rank / n_total).reshape(shape)
-    inner = ("prompt_len", "budget", "trial")  # vectorised; the other dims are looped over by name
-    outer = tuple(d for d in schema.SWEEP_DIMS if d not in inner)
-    assert schema.SWEEP_DIMS[-3:] == inner, "synthetic assumes prompt_len, budget, trial are the last sweep dims"
-    inner_shape = tuple(ds.sizes[d] for d in inner)
-    P = np.broadcast_to(ds["prompt_len"].values[:, None, None], inner_shape)
-    B = np.broadcast_to(ds["budget"].values[None, :, None], inner_shape)
-    applicable_cell = ds["status"].values != schema.STATUS["not_applicable"]
-
-    out = {name: np.full(shape, np.nan) for name in
-           ("latency", "prefill_time", "decode_time", "mem_device_peak", "mem_device_driver",
-            "mem_rss_peak", "mem_sys_available_min", "swap_used")}
-    truth = np.zeros(shape, dtype=bool)
-    run_state = np.zeros(shape, dtype=bool)
-    steps = np.full(shape + (ds.sizes[schema.STEP_DIM],), np.nan, dtype=np.float32) if step_time else None
-    for idx in np.ndindex(*(ds.sizes[d] for d in outer)):
-        cell = {d: ds[d].values[i].item() for d, i in zip(outer, idx)}
-        if not applicable_cell[idx].any():
-            continue
-        p_flat, b_flat, pos_flat = P.ravel(), B.ravel(), position[idx].ravel()
-        for lo in range(0, p_flat.size, _CHUNK_RUNS):
-            sl = slice(lo, lo + _CHUNK_RUNS)
-            r = lm.simulate_runs(
-                model=str(cell["model"]), device=str(cell["device"]), dtype=str(cell["dtype"]),
-                cache=bool(cell["cache"]), prompt_len=p_flat[sl], budget=b_flat[sl], position=pos_flat[sl],
-                rng=rng, step_times=step_time,
-            )
-            flat_idx = np.unravel_index(np.arange(p_flat.size)[sl], inner_shape)
-            for name, arr in out.items():
-                arr[idx][flat_idx] = r[name]
-            truth[idx][flat_idx] = r["truth_anomalous"]
-            run_state[idx][flat_idx] = r["run_state"]
-            if steps is not None:
-                width = r["step_time"].shape[1]
-                steps[idx][flat_idx + (slice(0, width),)] = r["step_time"]
-
-    failed = (rng.random(shape) < missing) & applicable_cell
-    status = np.where(failed, schema.STATUS["error"], schema.STATUS["ok"]).astype(np.int8)
-    status[~applicable_cell] = schema.STATUS["not_applicable"]
-    for name in ("latency", "prefill_time", "decode_time"):
-        out[name][~applicable_cell] = np.nan
-    for name in ("latency", "prefill_time", "decode_time"):
-        out[name][failed] = np.nan
-    out["decode_time"] = out["latency"] - out["prefill_time"]
-    for name, arr in out.items():
-        ds[name].values[...] = arr
-    if steps is not None:
-        steps[failed | ~applicable_cell] = np.nan
-        ds["step_time"].values[...] = steps
-    ds["status"].values[...] = status
-    ds["tokens"].values[...] = np.where(failed | ~applicable_cell, 0, np.broadcast_to(B, shape)).astype(np.int32)
-    ds["order"].values[...] = np.where(applicable_cell, position_rank.reshape(shape), -1).astype(np.int32)
-    ds["worker"].values[...] = np.where(applicable_cell, 0, -1)
-    # wall-clock start of each run: runs back to back in execution order, 50 ms apart
-    lat_in_order = np.nan_to_num(out["latency"].ravel()[np.argsort(position_rank)], nan=0.0) + 0.05
-    start_in_order = np.concatenate([[0.0], np.cumsum(lat_in_order)[:-1]])
-    start_s = start_in_order[position_rank].reshape(shape)
-    t0 = np.datetime64(_dt.datetime(2026, 1, 1, 0, 0, 0), "ns")
-    started = t0 + (start_s * 1e6).astype("int64").astype("timedelta64[us]")
-    ds["started_at"].values[...] = np.where(applicable_cell, started, np.datetime64("NaT"))
-    ds["truth_anomalous"] = (schema.SWEEP_DIMS, truth,
-                             schema.bool_attrs("cell lies inside a planted regime (simulation truth)"))
-    ds["truth_run_state"] = (schema.SWEEP_DIMS, run_state,
-                             schema.bool_attrs("run slowed as a whole by a run-level state (simulation truth)"))
+    runs = _simulate(ds, lm, order=order, step_time=step_time, rng=rng)
+    _record(ds, runs, missing=missing, rng=rng)
     return schema.validate(ds)
