@@ -33,31 +33,13 @@ import numpy as np
 
 from analysis.compare import statistics as _cs
 from analysis.core.labels import fmt_fixed, fmt_ratio
+from analysis.detect.variables import Segment
 
 __all__ = ["CHANGE_KINDS", "Change", "Segment", "decide", "match", "scan_change", "segments", "test", "verdict"]
 
 #: The kinds of regime change, in the order they are reported.
 CHANGE_KINDS: tuple[str, ...] = ("vanished", "appeared", "moved", "unconfirmed", "persists")
 _BOUNDS = ("start", "end", "start_lo", "start_hi", "end_lo", "end_hi")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One anomalous regime: first/last budget, their 95 % intervals (budget units), kind and effect."""
-
-    start: float
-    end: float
-    start_lo: float
-    start_hi: float
-    end_lo: float
-    end_hi: float
-    kind: str
-    effect: float
-
-    @property
-    def sign(self) -> int:
-        """+1 for a slow regime, -1 for a fast one."""
-        return -1 if self.kind == "fast" else 1
 
 
 @dataclass(frozen=True)

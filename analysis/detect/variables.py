@@ -1,4 +1,5 @@
-"""The variables of an :func:`analysis.regimes` result, declared once (like ``collector.schema.VARIABLES``).
+"""The variables of an :func:`analysis.regimes` result, declared once (like ``collector.schema.VARIABLES``), and
+one of its anomalous segments as a value (:class:`Segment`: compare and the figures read them alike).
 
 :func:`analysis.regimes.regimes` builds its result from this table, and the
 modules that read a result (summary, tables, comparison, figures) take their
@@ -7,11 +8,13 @@ field lists from it instead of restating them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from analysis.core.outputs import ResultVar
 
 __all__ = [
     "BUDGET", "POWER", "SEGMENT", "SERIES", "ResultVar", "VARIABLES", "SEGMENT_BOUNDS", "SEGMENT_EFFECT", "SEGMENT_REPORTED",
-    "SEGMENT_SUMMARY",
+    "SEGMENT_SUMMARY", "Segment",
 ]
 
 BUDGET = "budget"
@@ -74,3 +77,25 @@ SEGMENT_SUMMARY: tuple[str, ...] = (*SEGMENT_BOUNDS, *SEGMENT_EFFECT, "q", "kind
 #: The per-segment variables of the tables and the JSON output (the step scan's own p-values aside).
 SEGMENT_REPORTED: tuple[str, ...] = (*SEGMENT_BOUNDS, *SEGMENT_EFFECT, "p", "q", "reproducible", "kind",
                                      "segment_anomalous", "confounded", "clustered", "p_time", "n_cells")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One anomalous segment of one series of a result: first / last budget and their 95 % intervals (budget
+    units; NaN: unknown), kind (``slow`` / ``fast``), effect (ratio to the smooth curve) and whether execution
+    time explains it (``confounded``)."""
+
+    start: float
+    end: float
+    start_lo: float
+    start_hi: float
+    end_lo: float
+    end_hi: float
+    kind: str
+    effect: float
+    confounded: bool = False
+
+    @property
+    def sign(self) -> int:
+        """+1 for a slow regime, -1 for a fast one."""
+        return -1 if self.kind == "fast" else 1

@@ -10,7 +10,6 @@ the axes. Each span's ``gid`` starts with ``regime``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,26 +20,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis.core.labels import iter_series
-from analysis.detect.variables import SEGMENT_BOUNDS
+from analysis.detect.variables import SEGMENT_BOUNDS, Segment
 from analysis.errors import InputError
 from analysis.plot._figure import COLORS
 
-__all__ = ["Span", "choose_series", "legend_handles", "pick", "regime_extents", "shade", "shade_mask", "spans"]
-
-
-@dataclass(frozen=True)
-class Span:
-    """One anomalous regime of one series (budget units; NaN: unknown)."""
-
-    start: float
-    end: float
-    start_lo: float
-    start_hi: float
-    end_lo: float
-    end_hi: float
-    kind: str
-    effect: float
-    confounded: bool
+__all__ = ["choose_series", "legend_handles", "pick", "regime_extents", "shade", "shade_mask", "spans"]
 
 
 def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mapping[str, Any]) -> Any:
@@ -50,14 +34,14 @@ def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mappi
     return obj.isel(by_pos).sel(by_value)
 
 
-def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any]) -> list[Span]:
+def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any]) -> list[Segment]:
     """The anomalous segments of one series of a :func:`analysis.regimes` result, in budget order."""
     one = pick(reg, index, values)
     anom = np.asarray(one["segment_anomalous"].values, dtype=bool).ravel()
     out = []
     for j in np.flatnonzero(anom):
         g = {k: one[k].values.ravel()[j] for k in (*SEGMENT_BOUNDS, "kind", "effect", "confounded")}
-        out.append(Span(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
+        out.append(Segment(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
                         float(g["end_lo"]), float(g["end_hi"]), str(g["kind"]), float(g["effect"]),
                         bool(g["confounded"])))
     return sorted(out, key=lambda s: s.start)
@@ -114,7 +98,7 @@ def _bar(ax: Axes, lo: float, hi: float, color: str, gid: str) -> int:
     return 1
 
 
-def shade(ax: Axes, regimes: Sequence[Span], *, intervals: bool = True, panel: int | str = 0) -> int:
+def shade(ax: Axes, regimes: Sequence[Segment], *, intervals: bool = True, panel: int | str = 0) -> int:
     """Shade each regime from its first to its last budget; intervals of start and end as bars at the top.
 
     Returns the number of interval bars drawn.
