@@ -1,4 +1,4 @@
-"""Command line: ``python -m collector run|resume|export|merge|import-study|info|models``.
+"""Command line: ``python -m collector run|resume|export|merge|import-study|info|models|doctor``.
 
 Every error the user can cause (a bad flag, an unknown model, a device this
 machine lacks, an unreadable TOML, a journal in use...) is printed as one line
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace an existing output")
     mod = sub.add_parser("models", help="model presets with their sizes")
     mod.add_argument("--json", action="store_true", help="machine-readable output")
+    from collector.doctor.cli import add_parser as add_doctor
+
+    add_doctor(sub)
     return parser
 
 
@@ -424,6 +427,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from collector.doctor.cli import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -445,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "merge":
             return _cmd_merge(args, argv)
         handlers = {"resume": _cmd_resume, "export": _cmd_export, "info": _cmd_info,
-                    "models": _cmd_models}
+                    "models": _cmd_models, "doctor": _cmd_doctor}
         return handlers[args.command](args)
     except (CollectorError, OSError, sqlite3.Error) as exc:
         msg = visible(str(exc).replace("\n", " "))  # names and texts from files: no control characters

@@ -7,6 +7,7 @@
 - :mod:`collector.measuring.devices`: the cpu / cuda / mps backends (sync, events, memory calls).
 - :mod:`collector.measuring.memory`: memory reads and the background peak sampler.
 - :mod:`collector.measuring.models`: presets with random weights, hub ids and local paths.
+- :mod:`collector.measuring.selfcheck`: the device probes of ``collector doctor`` (sync, step sums, memory, noise).
 
 Nothing is imported here. tests/test_import_graph.py checks that nothing outside this package (but the
 machine description, :mod:`collector.environment`, inside functions) imports torch.
