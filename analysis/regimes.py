@@ -51,6 +51,9 @@ SIGNS: dict[str, int] = {"lowest": 1, "highest": -1, "majority": 0}
 NOISY = 0.1
 #: Most permutations a series may ask for (memory and time grow with it).
 MAX_PERM = 100_000
+#: Most budgets of one analysis: the scan covers every interval of budgets (their number grows as the square):
+#: 600 budgets take about a minute and 2.3 GB a series on one core (docs/performance.md).
+MAX_BUDGETS = 600
 
 
 def regimes(
@@ -186,8 +189,9 @@ def regimes(
     Raises
     ------
     InputError
-        ``var`` missing, no ``budget`` dim, fewer than 3 budgets, no finite
-        value, a value <= 0, or a bad option.
+        ``var`` missing, no ``budget`` dim, fewer than 3 budgets or more
+        than :data:`MAX_BUDGETS`, no finite value, a value <= 0, or a bad
+        option.
     """
     if isinstance(ds, xr.DataArray):  # a bare array: analyse it under the name ``var``
         ds = ds.to_dataset(name=var)
@@ -499,6 +503,12 @@ def _check_variable(ds: xr.Dataset, var: str) -> xr.DataArray:
         raise InputError(f"dim {clash[0]!r} of {var!r} has the name of a result variable; rename it (e.g. ds.rename)")
     if da.sizes[_series.BUDGET] < 3:
         raise InputError(f"need at least 3 budgets to find regimes, {var!r} has {da.sizes[_series.BUDGET]}")
+    if da.sizes[_series.BUDGET] > MAX_BUDGETS:
+        raise InputError(
+            f"{var!r} has {da.sizes[_series.BUDGET]} budgets; regimes scans every interval of budgets and takes at "
+            f"most {MAX_BUDGETS} (about a minute and 2.3 GB a series at {MAX_BUDGETS}): analyse a coarser grid "
+            f"(ds.isel(budget=slice(None, None, {-(-da.sizes[_series.BUDGET] // MAX_BUDGETS)}))) or ranges of budgets "
+            "one at a time (ds.sel(budget=slice(lo, hi)))")
     if not np.issubdtype(da.dtype, np.number) or np.issubdtype(da.dtype, np.timedelta64):
         raise InputError(f"variable {var!r} must be numeric, got dtype {str(da.dtype)!r}")
     if _series.BUDGET not in da.coords or not np.issubdtype(da[_series.BUDGET].dtype, np.number):
