@@ -1,4 +1,4 @@
-"""Command line: ``python -m collector run|resume|export|merge|import-study|info|models|doctor``.
+"""Command line: ``python -m collector run|resume|export|merge|import-study|info|models|doctor|diagnose``.
 
 Every error the user can cause (a bad flag, an unknown model, a device this
 machine lacks, an unreadable TOML, a journal in use...) is printed as one line
@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     from collector.doctor.cli import add_parser as add_doctor
 
     add_doctor(sub)
+    from collector.diagnose.cli import add_parser as add_diagnose
+
+    add_diagnose(sub)
     return parser
 
 
@@ -433,6 +436,12 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from collector.diagnose.cli import run
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -454,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "merge":
             return _cmd_merge(args, argv)
         handlers = {"resume": _cmd_resume, "export": _cmd_export, "info": _cmd_info,
-                    "models": _cmd_models, "doctor": _cmd_doctor}
+                    "models": _cmd_models, "doctor": _cmd_doctor,
+                    "diagnose": _cmd_diagnose}
         return handlers[args.command](args)
     except (CollectorError, OSError, sqlite3.Error) as exc:
         msg = visible(str(exc).replace("\n", " "))  # names and texts from files: no control characters
