@@ -67,7 +67,7 @@ def test_markdown_summary(built):
     files, _, _ = built
     md = files.markdown.read_text()
     assert md.startswith("# simulated decode-regimes dataset")
-    assert "**SIMULATED DATA**" in md and "## At a glance" in md
+    assert "**SIMULATED DATA**" in md and "## The other analyses at a glance" in md
     assert "| cache on | 96-128 |" in md  # only the factors that vary name a series
     assert "![" in md and "figures/latency.png" in md
 

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from analysis.core.common import quiet
-from analysis.registry import ANALYSES, Analysis
+from analysis.registry import ANALYSES, REGIMES, Analysis
 
 __all__ = ["COMMANDS", "Command"]
 
@@ -76,6 +76,14 @@ def _run_analysis(entry: Analysis, args: argparse.Namespace) -> int:
     if args.json:
         r.write_json(entry.name, entry.json(result) if entry.json is not None else result)
         return 0
+    if entry.name == REGIMES:  # the findings in one sentence each, then the details
+        from analysis.report.headline import headline_of
+
+        out = r.console()
+        with quiet():
+            for sentence in headline_of(ds, result):
+                r.print_summary(sentence, out)
+        out.print()
     if entry.cli_print is not None:
         entry.cli_print(result, args)
         return 0
@@ -188,6 +196,8 @@ def _run_report(args: argparse.Namespace) -> int:
         files = report(ds, args.output, max_panels=args.max_panels, progress=progress,
                        sources=[str(p) for p in args.paths], workers=args.workers)
     out = r.console()
+    for sentence in files.headline:
+        r.print_summary(sentence, out)
     out.print(f"wrote {r.escape(files.html)} ({len(files.figures)} figures, summary {r.escape(files.markdown)})")
     return 0
 

@@ -27,6 +27,7 @@ from analysis.core.labels import clean_text, is_simulated
 from analysis.errors import InputError
 from analysis.registry import ANALYSES, REGIMES
 from analysis.report import text
+from analysis.report.headline import headline
 from analysis.report.html import page
 from analysis.report.markdown import markdown
 from analysis.report.parts import Section
@@ -44,11 +45,13 @@ _ROWS = 40  # most rows per table on the page
 
 @dataclass(frozen=True)
 class ReportFiles:
-    """What :func:`report` wrote: the page, the markdown summary and every figure file (PNG and SVG)."""
+    """What :func:`report` wrote: the page, the markdown summary and every figure file (PNG and SVG); and the
+    headline the page opens with (one sentence per finding, :func:`analysis.report.headline.headline`)."""
 
     html: Path
     markdown: Path
     figures: tuple[Path, ...]
+    headline: tuple[str, ...] = ()
 
 
 def report(
@@ -151,15 +154,16 @@ def report(
     generated = f"Generated {now:%Y-%m-%d %H:%M} UTC by decode-regimes (analysis.report)."
     env = text.environment_rows(ds, list(sources))
     ordered = list(sections.values())
+    findings = _headline(reg, results)
     html_text = page(title=title, simulated=simulated, environment=env, protocol=text.protocol_rows(ds),
                      sweep=clean_text(ds.attrs.get("sweep", "")), sections=ordered, glossary=text.GLOSSARY,
-                     generated=generated, glance=_glance(sections))
+                     generated=generated, glance=_glance(sections), headline=findings)
     summary = markdown(title=title, simulated=simulated, environment=env, sections=ordered, generated=generated,
-                       glance=_glance(sections))
+                       glance=_glance(sections), headline=findings)
     write_atomic(out / "index.html", html_text, "report page")  # whole or not at all; a failure names the file
     write_atomic(out / "summary.md", summary, "report summary")
     files = tuple(out / p for s in ordered for f in s.figures for p in (f.png_path, f.svg_path))
-    return ReportFiles(out / "index.html", out / "summary.md", files)
+    return ReportFiles(out / "index.html", out / "summary.md", files, tuple(findings))
 
 
 def _folder(path: str | os.PathLike[str]) -> Path:
@@ -227,10 +231,25 @@ def _sections(reg: xr.Dataset, results: dict[str, Any]) -> dict[str, Section]:
     return out
 
 
+def _headline(reg: xr.Dataset, results: dict[str, Any]) -> list[str]:
+    """The page's opening sentences, from the regimes and the backends, KV-speedup and phases results (those
+    that ran)."""
+
+    def result(key: str) -> xr.Dataset | None:
+        res = results.get(key)
+        res = res[0] if isinstance(res, tuple) else res
+        return res if isinstance(res, xr.Dataset) else None
+
+    return [clean_text(s) for s in headline(reg, backends=result("backends"), kv=result("kv"),
+                                            phases=result("phases"))]
+
+
 def _glance(sections: dict[str, Section]) -> list[tuple[str, str]]:
-    """Per section, its summary's headline and first detail line: the page's findings at a glance."""
+    """Per section but the regimes (the headline says those), its summary's headline and first detail line."""
     out = []
     for sec in sections.values():
+        if sec.key == REGIMES:
+            continue
         lines = [ln.strip() for ln in sec.summary.splitlines() if ln.strip()]
         if not lines:
             continue
@@ -238,8 +257,6 @@ def _glance(sections: dict[str, Section]) -> list[tuple[str, str]]:
         if head.lower().startswith(sec.title.lower() + ":"):
             head = head[len(sec.title) + 1:].strip()
         detail = next((ln for ln in lines[1:] if not ln.endswith(":")), "")
-        if sec.key == "regimes" and len(lines) > 1:  # the headline is the call; the findings follow
-            head, detail = lines[1].rstrip(":"), (lines[2] if len(lines) > 2 else "")
         text = f"{head} {detail}" if head.endswith(":") else (f"{head}; {detail}" if detail else head)
         out.append((sec.title, text if len(text) <= 300 else text[:297] + "..."))
     return out

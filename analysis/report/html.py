@@ -49,6 +49,8 @@ details { margin: 0.4rem 0; }
 .glance h3 { margin: 0.4rem 0 0.2rem; }
 .glance ul { margin: 0.2rem 0 0.5rem; padding-left: 1.2rem; }
 .glance li { margin: 0.15rem 0; }
+p.headline { font-size: 1.05rem; margin: 0.3rem 0; }
+p.headline.first { font-weight: 600; }
 """
 
 
@@ -85,7 +87,12 @@ def _glance(items: Sequence[tuple[str, str]]) -> str:
     if not items:
         return ""
     rows = "".join(f"<li><b>{_e(t)}.</b> {_e(line)}</li>" for t, line in items)
-    return f'<div class="glance"><h3>At a glance</h3><ul>{rows}</ul></div>'
+    return f'<div class="glance"><h3>The other analyses at a glance</h3><ul>{rows}</ul></div>'
+
+
+def _headline(sentences: Sequence[str]) -> str:
+    """The findings, one paragraph each, the strongest first (and in bold)."""
+    return "\n".join(f'<p class="headline{" first" if i == 0 else ""}">{_e(s)}</p>' for i, s in enumerate(sentences))
 
 
 def _section(s: Section, n_fig: list[int]) -> str:
@@ -112,8 +119,9 @@ def _section(s: Section, n_fig: list[int]) -> str:
 
 def page(*, title: str, simulated: bool, environment: Sequence[tuple[str, str]], protocol: Sequence[tuple[str, str]],
          sweep: str, sections: Sequence[Section], glossary: Sequence[tuple[str, str]], generated: str,
-         glance: Sequence[tuple[str, str]] = ()) -> str:
-    """The whole report page: headline findings, environment and protocol, one section per analysis, glossary."""
+         glance: Sequence[tuple[str, str]] = (), headline: Sequence[str] = ()) -> str:
+    """The whole report page: the headline (one sentence per finding), the other analyses at a glance,
+    environment and protocol, one section per analysis, glossary."""
     nav = "\n".join(f'<a href="#{_e(s.key)}">{_e(s.title)}</a>' for s in sections)
     n_fig = [0]
     banner = ('<div class="banner">SIMULATED DATA: drawn from the package\'s latency model, not measured. '
@@ -128,9 +136,10 @@ def page(*, title: str, simulated: bool, environment: Sequence[tuple[str, str]],
         f"<title>{_e(title)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="note">{_e(generated)}</p>',
         banner,
+        _headline(headline),
         _glance(glance),
+        f'<p class="note">{_e(generated)}</p>',
         f'<nav><a href="#environment">Environment and protocol</a>\n{nav}\n<a href="#glossary">Glossary</a></nav>',
         '<section id="environment"><h2>Environment and protocol</h2>',
         '<div style="display:flex;flex-wrap:wrap;gap:2rem">',

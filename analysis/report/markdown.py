@@ -30,13 +30,17 @@ def _table(t: Table) -> str:
 
 
 def markdown(*, title: str, simulated: bool, environment: Sequence[tuple[str, str]], sections: Sequence[Section],
-             generated: str, glance: Sequence[tuple[str, str]] = ()) -> str:
-    """The markdown summary of a report."""
-    out = [f"# {_cell(title)}", "", _cell(generated), ""]
+             generated: str, glance: Sequence[tuple[str, str]] = (), headline: Sequence[str] = ()) -> str:
+    """The markdown summary of a report: the headline (one sentence per finding) first."""
+    out = [f"# {_cell(title)}", ""]
     if simulated:
         out += ["**SIMULATED DATA**: drawn from the package's latency model, not measured.", ""]
+    for i, sentence in enumerate(headline):
+        out += [f"**{_cell(sentence)}**" if i == 0 else _cell(sentence), ""]
     if glance:
-        out += ["## At a glance", ""] + [f"- **{_cell(t)}.** {_cell(line)}" for t, line in glance] + [""]
+        out += ["## The other analyses at a glance", ""] + [f"- **{_cell(t)}.** {_cell(line)}" for t, line in glance]
+        out += [""]
+    out += [_cell(generated), ""]
     out += ["## Environment", ""] + [f"- {_cell(k)}: {_cell(v)}" for k, v in environment] + [""]
     for s in sections:
         out += [f"## {s.title}", ""]
