@@ -262,7 +262,7 @@ ANALYSES: tuple[Analysis, ...] = (
         options=(option("--degree", "degree of each phase's budget polynomial (default: 2)", type=int, default=2),
                  _alpha()),
         figures=(Figure("phases", "phases", "Decode (top) and prefill (bottom) time around each regime.",
-                        needs=("prefill_time", "decode_time"), panels="few"),),
+                        needs=("prefill_time", "decode_time"), panels="few", result="result"),),
         fast=_FAST,
     ),
     Analysis(

@@ -5,7 +5,12 @@ Every function takes a Dataset (or an analysis result) and returns a
 Figures of simulated data say so in their title. Anomalous regimes are
 shaded from their first to their last budget (artists whose ``gid`` starts
 with ``regime``; :func:`regime_extents` lists them), with the 95 %
-intervals of their boundaries as bars along the top.
+intervals of their boundaries as bars along the top. A figure draws only
+what was measured and analysed: a regime over budgets its series skipped is
+one span per measured stretch, a line across such budgets is dotted, series
+of one budget get no panel, a legend names only what is drawn, and a figure
+whose analysis did not apply raises :class:`~analysis.errors.InputError`
+saying why (drift without an execution order; phases without a split regime).
 
 ============================  ====================================================
 :func:`latency`               latency (any variable) vs budget, small multiples

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -21,8 +22,10 @@ __all__ = [
     "COLORS",
     "SIMULATED_GID",
     "finish",
+    "fit_columns",
     "grid",
     "log_axis",
+    "median_line",
     "plain_log_labels",
     "tex_safe",
 ]
@@ -49,9 +52,25 @@ def tex_safe(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
+def fit_columns(n_panels: int, ncols: int = 3) -> int:
+    """The number of columns for ``n_panels`` panels: ``ncols`` or one either side (at least 2), whichever fills
+    the last row best (ties: ``ncols``, then the squarer grid), so the last row is never almost empty.
+
+    7 panels: 4 columns (4 + 3), not 3 (a last row of one); 10: 2 columns; 12: 3.
+    """
+    n = max(int(n_panels), 1)
+    options = [c for c in (ncols, ncols - 1, ncols + 1) if 2 <= c <= n] or [min(max(ncols, 1), n)]
+
+    def last_row_fill(c: int) -> float:
+        return (n - (math.ceil(n / c) - 1) * c) / c
+
+    return min(options, key=lambda c: (-last_row_fill(c), c != ncols, abs(math.ceil(n / c) - c), c))
+
+
 def grid(n_panels: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.0),
          sharex: bool = False, nrows_per_panel: int = 1) -> tuple[Figure, list[list[Axes]]]:
-    """A figure with one cell per panel (``nrows_per_panel`` stacked axes each) in a grid of ``ncols`` columns.
+    """A figure with one cell per panel (``nrows_per_panel`` stacked axes each) in a grid of about ``ncols``
+    columns (:func:`fit_columns`: the last row as full as one column more or less allows).
 
     Returns
     -------
@@ -59,7 +78,7 @@ def grid(n_panels: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.
         ``cells[i]`` is the list of axes of panel ``i`` (top to bottom); unused grid slots are hidden.
     """
     n = max(int(n_panels), 1)
-    ncols = max(1, min(ncols, n))
+    ncols = fit_columns(n, ncols)
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(max(panel[0] * ncols, 7.5), panel[1] * nrows * (1 + 0.45 * (nrows_per_panel - 1)) + 1.0),
                  layout="constrained")
@@ -90,6 +109,25 @@ def finish(fig: Figure, *, title: str, simulated: bool, handles: Sequence[Artist
         fig.legend(handles=shown, loc="outside lower center", ncols=max(1, min(len(shown), 4, fit)), fontsize=8,
                    frameon=False)
     return fig
+
+
+def median_line(ax: Axes, budgets: np.ndarray, med: np.ndarray, *, gid: str, color: str = COLORS["median"]) -> int:
+    """The median over trials: solid between budgets next to each other on the dataset's budget axis, dotted
+    across budgets the series did not measure (so no straight line pretends to be measured). Returns the number
+    of dotted gaps drawn."""
+    fin = np.flatnonzero(np.isfinite(med))
+    x, y = budgets[fin], med[fin]
+    apart = np.diff(fin) > 1  # a measured budget of the dataset lies between them, unmeasured here
+    solid_x, solid_y = x.copy(), y.copy()
+    if apart.any():
+        cut = np.flatnonzero(apart) + 1
+        solid_x = np.insert(solid_x, cut, np.nan)
+        solid_y = np.insert(solid_y, cut, np.nan)
+        gx = np.ravel([[x[i], x[i + 1], np.nan] for i in np.flatnonzero(apart)])
+        gy = np.ravel([[y[i], y[i + 1], np.nan] for i in np.flatnonzero(apart)])
+        ax.plot(gx, gy, color=color, lw=0.8, ls=":", gid=f"{gid}-gap")
+    ax.plot(solid_x, solid_y, color=color, lw=1.5, marker=".", ms=4, gid=gid)
+    return int(apart.sum())
 
 
 class _PlainLog(LogFormatter):

@@ -24,7 +24,8 @@ from analysis.detect.variables import SEGMENT_BOUNDS, Segment
 from analysis.errors import InputError
 from analysis.plot._figure import COLORS
 
-__all__ = ["choose_series", "legend_handles", "pick", "regime_extents", "shade", "shade_mask", "spans"]
+__all__ = ["analysed", "choose_series", "legend_handles", "not_drawn_note", "pick", "regime_extents", "shade",
+           "shade_mask", "spans"]
 
 
 def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mapping[str, Any]) -> Any:
@@ -34,29 +35,88 @@ def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mappi
     return obj.isel(by_pos).sel(by_value)
 
 
-def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any]) -> list[Segment]:
-    """The anomalous segments of one series of a :func:`analysis.regimes` result, in budget order."""
+def spans(reg: xr.Dataset, index: Mapping[str, int], values: Mapping[str, Any],
+          measured: np.ndarray | None = None) -> list[Segment]:
+    """The anomalous segments of one series of a :func:`analysis.regimes` result, in budget order.
+
+    A regime whose series skipped budgets of the dataset inside it (a study's experiment that measured 512
+    and 624 only, where another measured every 16 tokens) is one span per run of budgets the series measured,
+    so no band covers budgets it never ran; the start's interval stays on the first span, the end's on the last.
+    ``measured`` (bool over ``reg.budget``): where the drawn variable has a value, when it is not latency (a
+    series' decode times may cover fewer budgets than its latency).
+    """
     one = pick(reg, index, values)
     anom = np.asarray(one["segment_anomalous"].values, dtype=bool).ravel()
+    budgets = np.asarray(reg["budget"].values, dtype=float)
+    ratio = np.ravel(one["ratio"].values).astype(float) if "ratio" in one else None
+    if measured is not None:
+        m = np.asarray(measured, dtype=bool).ravel()
+        ratio = np.where(m, 1.0, np.nan) if ratio is None else np.where(m, ratio, np.nan)
     out = []
     for j in np.flatnonzero(anom):
         g = {k: one[k].values.ravel()[j] for k in (*SEGMENT_BOUNDS, "kind", "effect", "confounded")}
-        out.append(Segment(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
-                        float(g["end_lo"]), float(g["end_hi"]), str(g["kind"]), float(g["effect"]),
-                        bool(g["confounded"])))
+        seg = Segment(float(g["start"]), float(g["end"]), float(g["start_lo"]), float(g["start_hi"]),
+                      float(g["end_lo"]), float(g["end_hi"]), str(g["kind"]), float(g["effect"]),
+                      bool(g["confounded"]))
+        out += _measured_pieces(seg, budgets, ratio)
     return sorted(out, key=lambda s: s.start)
+
+
+def _measured_pieces(seg: Segment, budgets: np.ndarray, ratio: np.ndarray | None) -> list[Segment]:
+    """``seg`` split at the budgets inside it that the series did not measure (NaN ``ratio``)."""
+    inside = (budgets >= seg.start) & (budgets <= seg.end)
+    if ratio is None or ratio.shape != budgets.shape or np.isfinite(ratio[inside]).all():
+        return [seg]
+    pieces: list[list[float]] = []
+    previous_measured = False
+    for b, r in zip(budgets[inside], ratio[inside]):
+        if np.isfinite(r):
+            if previous_measured:
+                pieces[-1].append(float(b))
+            else:
+                pieces.append([float(b)])
+        previous_measured = bool(np.isfinite(r))
+    if not pieces:
+        return [seg]
+    nan = float("nan")
+    return [Segment(p[0], p[-1], seg.start_lo if k == 0 else nan, seg.start_hi if k == 0 else nan,
+                    seg.end_lo if k == len(pieces) - 1 else nan, seg.end_hi if k == len(pieces) - 1 else nan,
+                    seg.kind, seg.effect, seg.confounded) for k, p in enumerate(pieces)]
+
+
+def analysed(reg: xr.Dataset | None, index: Mapping[str, int], values: Mapping[str, Any]) -> bool:
+    """Whether the regimes analysis applied to the series: two or more budgets with a value over a baseline
+    (a series of one budget has no curve to depart from). True when ``reg`` cannot say."""
+    if reg is None or "ratio" not in reg:
+        return True
+    try:
+        one = pick(reg, index, values)
+    except (KeyError, IndexError):
+        return True
+    return int(np.isfinite(np.asarray(one["ratio"].values, dtype=float)).sum()) >= 2
+
+
+def not_drawn_note(total: int, shown: int, one_budget: int) -> str:
+    """The legend's note on the series left out: beyond the panel limit, and those of one budget."""
+    parts = []
+    if total > shown:
+        parts.append(f"showing {shown} of {total} series (strongest regimes first)")
+    if one_budget:
+        parts.append(f"{one_budget} series of one budget not drawn (no curve to compare with)")
+    return "; ".join(parts)
 
 
 def choose_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str], reg: xr.Dataset | None,
                   max_panels: int) -> tuple[list[tuple[dict[str, int], dict[str, Any]]], int]:
     """Up to ``max_panels`` series of ``obj``: those with the strongest regimes first, then the others in order.
 
-    Series of a DataArray ``obj`` without any finite value are skipped.
+    Series of a DataArray ``obj`` without any finite value are skipped, and so are those the regimes
+    analysis did not apply to (one budget: :func:`analysed`) unless it applied to none.
 
     Returns
     -------
     chosen, n_total
-        ``(isel index, {dim: value})`` of each chosen series, and how many series have data.
+        ``(isel index, {dim: value})`` of each chosen series, and how many series could be drawn.
 
     Raises
     ------
@@ -76,6 +136,8 @@ def choose_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str], reg: xr.D
             raise InputError(f"no finite value of {obj.name!r} to draw")
     if reg is None or "segment_anomalous" not in reg:
         return every[:max_panels], len(every)
+    drawable = [e for e in every if analysed(reg, *e)]
+    every = drawable or every  # the regimes analysis applied nowhere: draw what there is
     strength = []
     for index, values in every:
         try:
@@ -134,13 +196,15 @@ def shade_mask(ax: Axes, budgets: np.ndarray, mask: np.ndarray, *, gid: str, col
 
 
 def legend_handles(*, trials: bool = True, median: bool = True, baseline: bool = True, regimes: bool = True,
-                   intervals: bool = True, median_label: str = "median over trials") -> list[Any]:
-    """Proxy artists for the common legend entries of the budget-axis figures."""
+                   intervals: bool = True, median_label: str = "median over trials", gaps: bool = False) -> list[Any]:
+    """Proxy artists for the common legend entries of the budget-axis figures (pass False for what is not drawn)."""
     out: list[Any] = []
     if trials:
         out.append(Line2D([], [], ls="", marker="o", ms=3, color=COLORS["trial"], alpha=0.6, label="trials"))
     if median:
         out.append(Line2D([], [], color=COLORS["median"], lw=1.5, marker=".", label=median_label))
+    if median and gaps:
+        out.append(Line2D([], [], color=COLORS["median"], lw=0.8, ls=":", label="budgets between not measured"))
     if baseline:
         out.append(Line2D([], [], color=COLORS["baseline"], lw=1.2, ls="--", label="expected scaling (baseline)"))
     if regimes:

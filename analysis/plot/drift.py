@@ -19,13 +19,22 @@ REGIME_RUNS_GID = "regime-runs"
 
 
 def _time(ds: xr.Dataset, like: xr.DataArray) -> tuple[xr.DataArray, str]:
-    if "order" in ds and bool(np.isfinite(ds["order"].values.astype(float)).any()):
-        return ds["order"].astype(float).broadcast_like(like), "execution order (run number)"
-    if "started_at" in ds:
+    """Each run's place in time: ``order`` where it holds run numbers, else ``started_at`` where it holds times
+    (a negative order and NaT are placeholders: files that did not record them, like a published study's)."""
+    if "order" in ds:
+        order = ds["order"].astype(float)
+        order = order.where(order >= 0)
+        if bool(np.isfinite(order.values).any()):
+            return order.broadcast_like(like), "execution order (run number)"
+    if "started_at" in ds and np.issubdtype(ds["started_at"].dtype, np.datetime64) \
+            and not bool(np.isnat(ds["started_at"].values).all()):
         t = ds["started_at"].broadcast_like(like)
         t0 = t.min()
         return ((t - t0) / np.timedelta64(1, "s")).astype(float), "time since the first run (s)"
-    raise InputError("plot.drift() needs 'order' or 'started_at' to place runs in time; the dataset has neither")
+    held = [v for v in ("order", "started_at") if v in ds]
+    why = (f"{' and '.join(repr(v) for v in held)} hold{'s' if len(held) == 1 else ''} only placeholders "
+           "(-1 / NaT: not recorded)") if held else "the dataset has neither"
+    raise InputError(f"plot.drift() needs 'order' or 'started_at' to place runs in time; {why}")
 
 
 def run_table(ds: xr.Dataset, reg: xr.Dataset, var: str = "latency") -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ from analysis.core.common import quiet
 from analysis.core.labels import iter_series, series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
-from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe
+from analysis.plot._figure import COLORS, finish, grid, log_axis, median_line, tex_safe
 from analysis.plot._regimes import shade_mask
 
 __all__ = ["COLLAPSE_GID", "kv_speedup"]
@@ -63,20 +63,24 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
     varying = varying_dims(kv, dims)
     fig, cells = grid(len(order))
     budgets = np.asarray(kv["budget"].values, dtype=float)
+    drew = {"band": False, "expected": False, "collapse": False, "gaps": False}
     for k, ((ax,), i) in enumerate(zip(cells, order)):
         index, coords = every[i]
         one = kv.isel(index)
         sp = np.ravel(one["speedup"].values).astype(float)
         lo = np.ravel(one["speedup_lo"].values).astype(float) if "speedup_lo" in one else None
         hi = np.ravel(one["speedup_hi"].values).astype(float) if "speedup_hi" in one else None
-        if lo is not None and hi is not None:
+        if lo is not None and hi is not None and (np.isfinite(lo) & np.isfinite(hi)).any():  # none with 1 trial
             ax.fill_between(budgets, lo, hi, color=COLORS["band"], alpha=0.18, lw=0, gid=f"ci-{k}")
-        fin = np.isfinite(sp)
-        ax.plot(budgets[fin], sp[fin], color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"speedup-{k}")
-        if "expected" in one:
+            drew["band"] = True
+        drew["gaps"] |= median_line(ax, budgets, sp, gid=f"speedup-{k}") > 0
+        if "expected" in one and np.isfinite(np.ravel(one["expected"].values).astype(float)).any():
             ax.plot(budgets, np.ravel(one["expected"].values), color=COLORS["baseline"], ls="--", lw=1.2,
                     gid=f"expected-{k}")
-        shade_mask(ax, budgets, np.ravel(one["collapse"].values), gid=f"{COLLAPSE_GID}-{k}", color=COLORS["slow"])
+            drew["expected"] = True
+        collapse = np.ravel(one["collapse"].values).astype(bool)
+        shade_mask(ax, budgets, collapse, gid=f"{COLLAPSE_GID}-{k}", color=COLORS["slow"])
+        drew["collapse"] |= bool(collapse.any())
         if log:
             log_axis(ax)
         ax.set_title(tex_safe(_data.title(series_name(coords, varying))), fontsize=9)
@@ -84,11 +88,14 @@ def kv_speedup(ds: xr.Dataset, *, kv: xr.Dataset | None = None, reg: xr.Dataset 
         _data.budget_axis(ax, budgets, sp)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5)
-    handles = [
+    handles = [  # only what is drawn
         Line2D([], [], color=COLORS["median"], lw=1.5, marker=".", label="speedup (trial means)"),
-        Patch(facecolor=COLORS["band"], alpha=0.25, label="95% bootstrap CI"),
-        Line2D([], [], color=COLORS["baseline"], ls="--", label="expected speedup"),
-        Patch(facecolor=COLORS["slow"], alpha=0.25, edgecolor=COLORS["slow"], label="collapse"),
+        Line2D([], [], color=COLORS["median"], lw=0.8, ls=":", label="budgets between not measured")
+        if drew["gaps"] else None,
+        Patch(facecolor=COLORS["band"], alpha=0.25, label="95% bootstrap CI") if drew["band"] else None,
+        Line2D([], [], color=COLORS["baseline"], ls="--", label="expected speedup") if drew["expected"] else None,
+        Patch(facecolor=COLORS["slow"], alpha=0.25, edgecolor=COLORS["slow"], label="collapse")
+        if drew["collapse"] else None,
     ]
     note = f"showing {len(order)} of {len(every)} series (collapses first)" if len(every) > len(order) else ""
     return finish(fig, title="KV-cache speedup vs budget", simulated=_data.simulated(ds), handles=handles, note=note)

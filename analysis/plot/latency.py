@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 
 from analysis.core.labels import series_dims, series_name, varying_dims
 from analysis.plot import _data
-from analysis.plot._figure import COLORS, finish, grid, log_axis, tex_safe
-from analysis.plot._regimes import choose_series, legend_handles, pick, shade, spans
+from analysis.plot._figure import COLORS, finish, grid, log_axis, median_line, tex_safe
+from analysis.plot._regimes import analysed, choose_series, legend_handles, not_drawn_note, pick, shade, spans
 
 __all__ = ["decode_per_token", "latency"]
 
@@ -87,25 +87,30 @@ def _budget_panels(ds: xr.Dataset, values: xr.DataArray, reg: xr.Dataset | None,
                    log: bool, max_panels: int, ylabel: str) -> Figure:
     dims = [d for d in series_dims(values) if d in values.dims]
     chosen, total = choose_series(values, dims, reg, max_panels)
+    one_budget = _one_budget_series(values, dims, reg) if chosen and analysed(reg, *chosen[0]) else 0
     varying = varying_dims(values, dims)
     fig, cells = grid(len(chosen))
     budgets = np.asarray(values["budget"].values, dtype=float)
-    n_bars = 0
+    n_bars = n_spans = n_gaps = 0
+    drew_baseline = False
     for k, ((index, coords), (ax,)) in enumerate(zip(chosen, cells)):
         one = values.isel(index)
         y = np.asarray(one.transpose("budget", ...).values, dtype=float).reshape(budgets.size, -1)
         xs = np.repeat(budgets, y.shape[1])
         ax.plot(xs, y.ravel(), ls="", marker="o", ms=2.5, color=COLORS["trial"], alpha=0.55, gid=f"trials-{k}")
         med = _data.nanmedian(y)
-        fin = np.isfinite(med)  # budgets without data are skipped, not breaks in the line
-        ax.plot(budgets[fin], med[fin], color=COLORS["median"], lw=1.5, marker=".", ms=4, gid=f"median-{k}")
+        n_gaps += median_line(ax, budgets, med, gid=f"median-{k}")
         if reg is not None:
             try:
                 one_reg = pick(reg, index, coords)
                 if baseline and "baseline" in one_reg:
                     ax.plot(np.asarray(one_reg["budget"].values, dtype=float), np.ravel(one_reg["baseline"].values),
                             color=COLORS["baseline"], lw=1.2, ls="--", gid=f"baseline-{k}")
-                n_bars += shade(ax, spans(reg, index, coords), panel=k)
+                    drew_baseline = True
+                same_axis = np.array_equal(np.asarray(reg["budget"].values, dtype=float), budgets)
+                regimes = spans(reg, index, coords, measured=np.isfinite(med) if same_axis else None)
+                n_spans += len(regimes)
+                n_bars += shade(ax, regimes, panel=k)
             except (KeyError, IndexError):
                 pass
         if log:
@@ -115,7 +120,19 @@ def _budget_panels(ds: xr.Dataset, values: xr.DataArray, reg: xr.Dataset | None,
         _data.budget_axis(ax, budgets, y)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25, lw=0.5)
-    note = f"showing {len(chosen)} of {total} series (strongest regimes first)" if total > len(chosen) else ""
+    note = not_drawn_note(total, len(chosen), one_budget)
     return finish(fig, title=title, simulated=_data.simulated(ds),
-                  handles=legend_handles(baseline=baseline and reg is not None, regimes=reg is not None,
-                                          intervals=n_bars > 0), note=note)
+                  handles=legend_handles(baseline=drew_baseline, regimes=n_spans > 0, intervals=n_bars > 0,
+                                         gaps=n_gaps > 0), note=note)
+
+
+def _one_budget_series(values: xr.DataArray, dims: list[str], reg: xr.Dataset | None) -> int:
+    """How many series with data the regimes analysis did not apply to (one budget)."""
+    from analysis.core.labels import iter_series
+
+    has = values.notnull()
+    inner = [d for d in values.dims if d not in dims]
+    if inner:
+        has = has.any(inner)
+    flags = np.asarray(has.transpose(*dims).values, dtype=bool).ravel() if dims else np.array([bool(has)])
+    return sum(1 for e, h in zip(iter_series(values, dims), flags) if h and not analysed(reg, *e))

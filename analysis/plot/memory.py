@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from analysis.core.labels import series_dims, series_name, varying_dims
 from analysis.errors import InputError
 from analysis.plot import _data
-from analysis.plot._figure import finish, grid, tex_safe
+from analysis.plot._figure import finish, grid, median_line, tex_safe
 from analysis.plot._regimes import choose_series, legend_handles, shade, spans
 
 __all__ = ["MEMORY_VARS", "memory"]
@@ -68,7 +68,7 @@ def memory(ds: xr.Dataset, *, reg: xr.Dataset | None = None, covariates: Sequenc
     chosen, total = choose_series(first, dims, reg, max_panels)
     budgets = np.asarray(ds["budget"].values, dtype=float)
     fig, cells = grid(len(chosen))
-    n_bars = 0
+    n_bars = n_spans = n_gaps = 0
     ranges: dict[str, list[float]] = {name: [] for name in covariates}
     for k, ((index, coords), (ax,)) in enumerate(zip(chosen, cells)):
         for c, name in enumerate(covariates):
@@ -76,13 +76,15 @@ def memory(ds: xr.Dataset, *, reg: xr.Dataset | None = None, covariates: Sequenc
             med = _data.nanmedian(y)
             ok = np.isfinite(med)
             if ok.any() and med[ok][0] != 0:
-                rel = 100.0 * (med[ok] / med[ok][0] - 1.0)
-                ax.plot(budgets[ok], rel, color=_STYLE[c % len(_STYLE)], lw=1.4, marker=".", ms=3, gid=f"{name}-{k}")
+                rel = 100.0 * (med / med[ok][0] - 1.0)  # NaN where not measured: dotted across, not solid
+                n_gaps += median_line(ax, budgets, rel, gid=f"{name}-{k}", color=_STYLE[c % len(_STYLE)])
                 ranges[name].extend([float(np.nanmin(med)), float(np.nanmax(med))])
         ax.axhline(0, color="#999999", lw=0.6)
         if reg is not None:
             try:
-                n_bars += shade(ax, spans(reg, index, coords), panel=k)
+                regimes = spans(reg, index, coords)
+                n_spans += len(regimes)
+                n_bars += shade(ax, regimes, panel=k)
             except (KeyError, IndexError):
                 pass
         ax.set_title(tex_safe(_data.title(series_name(coords, varying))), fontsize=9)
@@ -92,7 +94,9 @@ def memory(ds: xr.Dataset, *, reg: xr.Dataset | None = None, covariates: Sequenc
         ax.grid(alpha=0.25, lw=0.5)
     handles = [Line2D([], [], color=_STYLE[c % len(_STYLE)], lw=1.4, label=_range_label(name, ranges[name]))
                for c, name in enumerate(covariates) if ranges[name]]
-    handles += legend_handles(trials=False, median=False, baseline=False, regimes=reg is not None,
+    if n_gaps:
+        handles.append(Line2D([], [], color="#555555", lw=0.8, ls=":", label="budgets between not measured"))
+    handles += legend_handles(trials=False, median=False, baseline=False, regimes=n_spans > 0,
                               intervals=n_bars > 0)
     note = f"showing {len(chosen)} of {total} series (strongest regimes first)" if total > len(chosen) else ""
     return finish(fig, title="memory vs budget", simulated=_data.simulated(ds), handles=handles, note=note)

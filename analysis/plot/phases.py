@@ -9,6 +9,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from analysis.core.labels import fmt_fixed, series_dims, series_name, varying_dims
+from analysis.errors import InputError
 from analysis.plot import _data
 from analysis.plot._figure import COLORS, finish, grid, tex_safe
 from analysis.plot._regimes import choose_series, legend_handles, shade, spans
@@ -18,7 +19,8 @@ __all__ = ["phases"]
 _PHASES = (("decode_time", "decode (s)"), ("prefill_time", "prefill (s)"))
 
 
-def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6, context: float = 1.0) -> Figure:
+def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6, context: float = 1.0,
+           result: xr.Dataset | None = None) -> Figure:
     """Decode and prefill time around each anomalous regime, one column per regime.
 
     Parameters
@@ -32,6 +34,9 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
     context
         Budgets shown on each side of a regime, as a multiple of its width
         (at least three budget steps).
+    result
+        The :func:`analysis.phases` result of ``ds``: when given, only the regimes whose excess it could split
+        between the phases are drawn (:class:`~analysis.errors.InputError` saying why when there is none).
 
     Returns
     -------
@@ -53,6 +58,11 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
     for index, coords in chosen:
         found = spans(reg, index, coords) if reg is not None else []
         panels.extend((index, coords, s) for s in found)
+    if result is not None and panels:
+        panels = [p for p in panels if _split(result, p[1], p[2])]
+        if not panels:
+            raise InputError("plot.phases(): the phases analysis split no regime's excess between prefill and decode "
+                             f"({_why(result)}), so there is nothing to show around a regime")
     panels = panels[:max_panels]
     if not panels:
         panels = [(index, coords, None) for index, coords in chosen[:1]]
@@ -96,3 +106,26 @@ def phases(ds: xr.Dataset, *, reg: xr.Dataset | None = None, max_panels: int = 6
     return finish(fig, title="prefill and decode time around each regime", simulated=_data.simulated(ds),
                   handles=legend_handles(baseline=False, regimes=panels[0][2] is not None, intervals=n_bars > 0),
                   note=note)
+
+
+def _split(result: xr.Dataset, coords: dict[str, Any], span: Any) -> bool:
+    """Whether :func:`analysis.phases` estimated the decode excess of the regime starting at ``span.start``."""
+    if "excess_decode" not in result or "regime_start" not in result:
+        return True
+    sel = {d: v for d, v in coords.items() if d in result.dims}
+    try:
+        one = result.sel(sel)
+    except (KeyError, ValueError):
+        return False
+    starts = np.ravel(one["regime_start"].values).astype(float)
+    ends = np.ravel(one["regime_end"].values).astype(float) if "regime_end" in one else starts
+    excess = np.ravel(one["excess_decode"].values).astype(float)
+    inside = (starts <= span.start) & (span.start <= ends)  # a span may be one measured piece of the regime
+    return bool(np.isfinite(excess[inside]).any())
+
+
+def _why(result: xr.Dataset) -> str:
+    """The phases summary's reason, shortly: no phase times, or too few budgets outside the regimes."""
+    if "n_split_runs" in result and int(np.nansum(result["n_split_runs"].values)) == 0:
+        return "no run has both prefill and decode times"
+    return "too few budgets with both phase times outside each regime to fit the trend"
