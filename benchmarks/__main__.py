@@ -98,6 +98,8 @@ SECTIONS: tuple[Section, ...] = (
             minutes=5),
     Section("honesty", "## Honest inference on real measurements", "regimes_honesty.py",
             args=("--jobs", "2", "--write"), quick=("--quick", "--jobs", "2", "--write"), minutes=15),
+    Section("compare", "## compare on real noise", "compare_null.py", args=("--seeds", "25", "--write"),
+            quick=("--seeds", "1", "--write"), minutes=10),
     Section("calibration", "## Simulator noise calibrated to the real corpus", "calibrate_sim.py",
             not_here="its --write also rewrites collector/sim_calibration.json, the simulator's noise presets that "
                      "tests and the accuracy section use: run `python benchmarks/calibrate_sim.py --write` on its "

@@ -11,6 +11,7 @@ script for the numbers of docs/methods.md ("compare"), with more seeds::
 from __future__ import annotations
 
 import argparse
+import builtins
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -225,11 +226,11 @@ def _quick_pairs() -> list[tuple[str, int, int, int, int, int]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=25, help="half-splits per 10-trial file")
-    args = parser.parse_args()
-    seeds = range(args.seeds)
+def tables(n_seeds: int = 25) -> list[str]:
+    """The tables of docs/methods.md ("compare") and docs/performance.md, as markdown lines."""
+    seeds = range(n_seeds)
+    out: list[str] = []
+    print = out.append  # noqa: A001  (the tables were printed; now they are returned)
     rows, cover = [], {}
     for plant in ("", "slow", "regime", "mde"):
         n_cmp = n_ser = changed = slower = appeared = unconfirmed = hit = level_p = 0
@@ -274,27 +275,36 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print("| " + " | ".join(str(x) for x in r) + " |")
-    print()
+    print("")
     print("| planted in B | series CI covers the truth | cell CI covers the truth |")
     print("|---|---:|---:|")
     for k, c in cover.items():
         print(f"| {k} | {c[0] / c[1]:.3f} ({c[0]} of {c[1]}) | {c[2] / c[3]:.3f} ({c[2]} of {c[3]}) |")
-    print()
+    print("")
     print("| 10-trial files, 300 half-splits each | series tests | level p < 0.05 | level p < 0.01 |")
     print("|---|---:|---:|---:|")
     lv = np.array(_corpus_level_and_interval(range(300), files=T10)[10]["level"])
     print(f"| level test over every shared budget | {lv.size} | {(lv < 0.05).mean():.3f} | {(lv < 0.01).mean():.3f} |")
-    print()
+    print("")
     print("| trials in the file | series | level p < 0.05 | scan p < 0.05 |")
     print("|---:|---:|---:|---:|")
-    for T, rec in sorted(_corpus_level_and_interval(range(min(args.seeds, 20))).items()):
+    for T, rec in sorted(_corpus_level_and_interval(range(min(n_seeds, 20))).items()):
         lv, iv = np.array(rec["level"]), np.array(rec["interval"])
         print(f"| {T} | {lv.size} | {(lv < 0.05).mean():.3f} | {(iv < 0.05).mean():.3f} (of {iv.size}) |")
-    print()
+    print("")
     print("| quick-sweep pairs | series | level q < 0.05 | scan q < 0.05 | appeared/vanished/moved | noise warning |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in _quick_pairs():
         print("| " + " | ".join(str(x) for x in r) + " |")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=25, help="half-splits per 10-trial file")
+    args = parser.parse_args()
+    for line in tables(args.seeds):
+        builtins.print(line)
 
 
 if __name__ == "__main__":
