@@ -17,6 +17,7 @@ whatever was imported first.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -38,10 +39,8 @@ if TYPE_CHECKING:  # the names type checkers see; at run time they are loaded on
     from analysis.report import report as report
     from analysis.tables.tidy import regime_table as regime_table
 
-#: The analyses of :data:`analysis.registry.ANALYSES`, in its order (tests/test_imports.py checks they agree).
-ANALYSIS_NAMES: tuple[str, ...] = ("regimes", "phases", "memory_effect", "kv_speedup", "monotonicity", "step_regimes",
-                                   "boundaries", "compare_backends", "spread")
-#: The other public names: name -> (module, attribute; None: the module itself).
+#: The public names besides the analyses of :data:`analysis.registry.ANALYSES`: name -> (module, attribute;
+#: None: the module itself). The analyses themselves are not listed here: the registry declares them once.
 _OTHERS: dict[str, tuple[str, str | None]] = {
     "open_dataset": ("analysis.io", "open_dataset"),
     "compare": ("analysis.compare", "compare"),
@@ -51,27 +50,39 @@ _OTHERS: dict[str, tuple[str, str | None]] = {
     "regime_table": ("analysis.tables.tidy", "regime_table"),
 }
 #: Public names that are also the names of submodules: the function wins (see :class:`_Package`).
-_SHADOWED = frozenset({*ANALYSIS_NAMES, "compare", "report"})
-
-__all__ = ["open_dataset", *ANALYSIS_NAMES, "compare", "report", "synthetic", "plant", "regime_table"]
+_SHADOWED = frozenset({"regimes", "compare", "report"})
 
 
-def _load_analyses() -> None:
-    """Set every analysis function of the registry as a package attribute."""
+def _load_analyses() -> list[str]:
+    """Set every analysis function of the registry as a package attribute; their names, in its order."""
     from analysis.registry import ANALYSES
 
     globals().update({a.name: a.function for a in ANALYSES})
+    return [a.name for a in ANALYSES]
+
+
+def _is_submodule(name: str) -> bool:
+    """``analysis.<name>`` is a module or package of this package (found without importing it)."""
+    try:
+        return importlib.util.find_spec(f"{__name__}.{name}") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def __getattr__(name: str) -> Any:
-    if name in ANALYSIS_NAMES:
-        _load_analyses()
-        return globals()[name]
+    if name == "__all__":  # the registry's analyses and the other public names (loads the registry)
+        names = _load_analyses()
+        value: Any = ["open_dataset", *names, *(n for n in _OTHERS if n != "open_dataset")]
+        globals()["__all__"] = value
+        return value
     if name in _OTHERS:
         module, attr = _OTHERS[name]
         value = importlib.import_module(module) if attr is None else getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
+    if not name.startswith("__") and (name in _SHADOWED or not _is_submodule(name)):  # an analysis?
+        if name in _load_analyses():
+            return globals()[name]
     if not name.startswith("__"):  # a submodule not imported yet (analysis.io, analysis.plot, ...)
         try:
             return importlib.import_module(f"{__name__}.{name}")
@@ -82,7 +93,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})
 
 
 class _Package(types.ModuleType):
