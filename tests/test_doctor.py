@@ -202,6 +202,14 @@ def test_slow_runs_and_failures_warn() -> None:
     assert failed.status == "warn" and "only 2 of 20 probe runs succeeded: error: boom" in failed.summary
 
 
+def test_noise_without_the_analysis_is_still_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "analysis", None)  # import analysis -> ImportError, as where dask is missing
+    lat = 0.05 * np.exp(np.random.default_rng(0).normal(0, 0.02, 20))
+    check = noise_check(lat, 20)
+    assert check.status == "ok" and "no mde: the analysis cannot be imported here" in check.summary
+    assert math.isnan(check.values["mde"]) and check.values["cv_robust"] > 0
+
+
 # --------------------------------------------------------------------------- input checks and the JSON file
 def test_bad_inputs_raise_before_anything_runs() -> None:
     with pytest.raises(ConfigError, match=r"runs must be an integer from 3 to 1000, got 2"):
