@@ -61,6 +61,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     q.add_argument("--processes", type=str, metavar="N", help="run the grid as N passes, each in its own fresh "
                    "process, trial t of every cell in pass t %% N (default: 1)")
     q.add_argument("--order", choices=s.ORDERS, help="random (default) or sequential")
+    c = p.add_argument_group("where runs execute (dask.distributed)")
+    c.add_argument("--scheduler", metavar="ADDRESS", help="send the runs to the dask workers of this scheduler "
+                   "(each offering its device as a resource: dask worker ADDRESS --nthreads 1 --resources cpu=1)")
+    c.add_argument("--cluster", choices=("local",), help="local: send the runs through a dask cluster of one "
+                   "worker on this machine")
     q.add_argument("--seed", type=str, help="seed of the run order and prompts (default: 0)")
     q.add_argument("--timeout", type=str, help="per-run limit in seconds; 'none' for no limit (default: none)")
     q.add_argument("--refine", type=str, metavar="RESOLUTION", help="after the grid, bisect between budgets whose latencies "
@@ -203,7 +208,8 @@ def _stopped_twice(journal: Any) -> int:
     return _EXIT_INTERRUPTED
 
 
-def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry_failed: bool = False) -> int:
+def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry_failed: bool = False,
+           client: Any = None) -> int:
     from rich.console import Console
 
     from collector.errors import OutputError
@@ -214,7 +220,13 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry
     from collector.sweep.runner import run_sweep
 
     with LiveProgress(quiet=quiet, label=Path(output).name) as live:
-        result = run_sweep(spec, journal, on_event=live, should_stop=lambda: stop.requested, retry_failed=retry_failed)
+        if client is None:
+            result = run_sweep(spec, journal, on_event=live, should_stop=lambda: stop.requested,
+                               retry_failed=retry_failed)
+        else:  # dask workers measure; the records come back to this journal (collector.sweep.cluster)
+            from collector.sweep.cluster import run_on_cluster
+
+            result = run_on_cluster(spec, journal, client, on_event=live, should_stop=lambda: stop.requested)
     ds = to_dataset(journal)
     try:
         path = save(ds, output)
@@ -258,6 +270,7 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 raise CollectorError(f"{what} {str(p)!r} already exists; {hint}pass --force to replace it, or choose "
                                      "another -o")
     check_runnable(spec)
+    client = _client(args, spec)  # a scheduler that cannot be reached: refused before anything is touched
     remove_stale_temps(output)  # what a killed final save of this output left
     if args.force:
         remove_journal(jpath)  # refuses while the sweep that owns it lives ("journal ... in use by pid N")
@@ -268,11 +281,31 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         try:
             with Journal.create(jpath, spec=spec.to_dict(), environment=env, command=command,
                                 replace=args.force) as journal:  # --force: replaced holding its lock
-                return _sweep(spec, journal, str(output), args.quiet, stop)
+                return _sweep(spec, journal, str(output), args.quiet, stop, client=client)
         except BaseException:  # what the second signal broke may surface as another error (the netCDF library's)
             if stop.count >= 2:
                 return _stopped_twice(jpath)
             raise
+        finally:
+            if client is not None:
+                from collector.sweep.cluster import disconnect
+
+                disconnect(client, local=bool(args.cluster))
+
+
+def _client(args: argparse.Namespace, spec: Any) -> Any:
+    """The dask client of ``--scheduler`` / ``--cluster local`` (None: a local sweep); refinement is refused there."""
+    if not (args.scheduler or args.cluster):
+        return None
+    if args.scheduler and args.cluster:
+        raise CollectorError(f"--scheduler {args.scheduler!r} and --cluster {args.cluster!r} both name where runs go; "
+                             "give one")
+    if spec.refine:
+        raise CollectorError(f"--refine {spec.refine!r} is not done on a dask cluster; drop it (refine locally after: "
+                             "python -m collector resume)")
+    from collector.sweep.cluster import connect
+
+    return connect(args.scheduler, local_workers=1, resources={d: 1 for d in spec.devices})
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
