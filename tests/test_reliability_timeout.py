@@ -22,7 +22,8 @@ import pytest
 from collector import schema
 
 ROOT = Path(__file__).resolve().parents[1]
-CMD = ["-m", "collector", "run", "--devices", "sim", "--models", "gpt2", "--budgets", "1:900:1", "--trials", "3",
+# 27000 simulated runs: ten times the 3-trial sweep, which ended before its 4 s timeout on CI
+CMD = ["-m", "collector", "run", "--devices", "sim", "--models", "gpt2", "--budgets", "1:900:1", "--trials", "30",
        "--cache", "on", "-o", "t.nc", "--quiet"]
 
 

@@ -156,9 +156,12 @@ def _trials(attrs: dict) -> str:
 def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
-    n_series = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
+    n_cube = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
+    # the series with data: a combined dataset's cube also holds factor combinations nobody measured
+    n_series = int(result["baseline"].notnull().any("budget").sum()) if "baseline" in result else n_cube
+    cube = f" analysed (of {n_cube} combinations; the others have under 3 measured budgets)" if n_cube != n_series else ""
     lines = [
-        (f"regimes of {a.get('var')!r}: {n_series} series x {result.sizes['budget']} budgets, "
+        (f"regimes of {a.get('var')!r}: {n_series} series{cube} x {result.sizes['budget']} budgets, "
         f"{_trials(a)}; step-down scan, min_effect {a.get('min_effect')}, "
         f"alpha {a.get('alpha')} (false discovery rate across series).")
     ]
