@@ -42,3 +42,34 @@ def test_a_long_series_is_analysed() -> None:
         warnings.simplefilter("ignore")
         r = regimes(ds, n_perm=20)
     assert np.isfinite(r["p_series"]).all() and np.isfinite(r["cell_sd"]).all()
+
+
+def test_rejected_steps_never_cover_every_budget_of_a_real_half() -> None:
+    """A real 8-budget null series (half of a 10-trial H100 file) once had three rejected intervals covering
+    every budget: the joint steps were not identified and their effects came out x2.5e7 (an OverflowError in
+    ``compare`` for other halves). A further step must leave the smooth curve k + 1 budgets of its own."""
+    import analysis
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "data" / "real" / "cuda-loop-ends-t10-off.nc"
+    ds = analysis.open_dataset(path).load()
+    perm = np.random.default_rng(1000 + 21).permutation(ds.sizes["trial"])  # the half that failed
+    half = ds.isel(trial=np.sort(perm[:5])).assign_coords(trial=np.arange(5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = regimes(half)
+    eff = r["effect"].values[np.isfinite(r["effect"].values)]
+    assert eff.size and np.all((eff > 0.5) & (eff < 2.0)), eff
+    assert not bool(r["anomalous"].any())
+    # within the scan: several rejected steps leave the curve's k + 1 budgets (here k = 2) and finite effects
+    rng = np.random.default_rng(0)
+    E = np.zeros((10, 5))
+    E[3:6] += 1.0
+    E[:2] -= 0.5
+    E[7:] += 0.5
+    E += 0.01 * rng.standard_normal(E.shape)
+    x = np.linspace(-1, 1, 10)
+    res = inference.test_series(E, np.stack([np.ones(10), x], axis=1) / np.sqrt(10), np.random.default_rng(1))
+    assert len(res.intervals) > 1
+    assert sum(j - i + 1 for i, j in res.intervals) <= 10 - 3, res.intervals
+    assert np.all(np.abs(res.effect) < 2.0), res.effect
