@@ -51,8 +51,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
             g.add_argument(f.flag, dest=f.setting, nargs="+", metavar=f.name.upper(), help=f.help)
     q = p.add_argument_group("protocol")
     q.add_argument("--warmup", type=str, help="unrecorded warm-up runs per cell and process (default: 1)")
-    q.add_argument("--engine", choices=s.ENGINES, help="loop (manual decode loop) or generate (HF generate); default loop")
-    q.add_argument("--timing", choices=s.TIMINGS, help="step, events or ends (default: ends)")
+    q.add_argument("--engine", choices=s.ENGINES, help="loop (manual decode loop), generate (HF generate) or http "
+                   "(an OpenAI-compatible server: --endpoint); default loop")
+    q.add_argument("--timing", choices=s.TIMINGS, help="step, events or ends (default: ends); engine http: stream "
+                   "(every token's arrival, the default) or ends")
     q.add_argument("--memory", choices=s.MEMORY_MODES, help="memory readings: off, endpoints, sampled (default: endpoints)")
     q.add_argument("--memory-interval", type=str, help="sampling period in seconds for --memory sampled (default: 0.005)")
     q.add_argument("--weights", choices=s.WEIGHTS, help="auto, pretrained or random (default: auto)")
@@ -61,6 +63,17 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     q.add_argument("--processes", type=str, metavar="N", help="run the grid as N passes, each in its own fresh "
                    "process, trial t of every cell in pass t %% N (default: 1)")
     q.add_argument("--order", choices=s.ORDERS, help="random (default) or sequential")
+    h = p.add_argument_group("engine http: an OpenAI-compatible server (docs/http.md)")
+    h.add_argument("--endpoint", metavar="URL", help="base URL up to /v1, e.g. http://127.0.0.1:8080/v1 (with "
+                   "--engine http; no key in it)")
+    h.add_argument("--api", choices=("completions", "chat"), help="/v1/completions (default) or /v1/chat/completions")
+    h.add_argument("--api-key-env", metavar="NAME", help="environment variable holding the API key (the key itself "
+                   "is never recorded)")
+    h.add_argument("--server-cmd", metavar="TEMPLATE", help="start a fresh server per configuration (--isolation "
+                   "picks how often) with this shell command; placeholders {model} {port} {host} {dtype} "
+                   "{prompt_len} {budget}...")
+    h.add_argument("--server-ready-timeout", metavar="SECONDS", help="how long a --server-cmd server may take to "
+                   "answer GET /v1/models (default: 300)")
     c = p.add_argument_group("where runs execute (dask.distributed)")
     c.add_argument("--scheduler", metavar="ADDRESS", help="send the runs to the dask workers of this scheduler "
                    "(each offering its device as a resource: dask worker ADDRESS --nthreads 1 --resources cpu=1)")

@@ -138,7 +138,7 @@ def collect(devices: Sequence[str]) -> dict[str, Any]:
     """
     from collector import __version__
 
-    real = any(d != "sim" for d in devices)
+    real = any(d in REAL_DEVICES for d in devices)  # not sim, not http (a server we only send requests to)
     return {
         "host": host_name(),
         "package_version": __version__,

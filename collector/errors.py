@@ -10,6 +10,7 @@ __all__ = [
     "UnknownModelError",
     "JournalError",
     "OutputError",
+    "EndpointError",
 ]
 
 
@@ -39,3 +40,12 @@ class JournalError(CollectorError):
 
 class OutputError(CollectorError):
     """A file cannot be written: no file name, a folder that is not writable, or a full disk (names path and cause)."""
+
+
+class EndpointError(CollectorError):
+    """An HTTP endpoint (``--engine http``) cannot be used: refused, failed, timed out, or sent a malformed
+    stream. ``status`` is how a run records it (``error`` or ``timeout``); the message is one line."""
+
+    def __init__(self, message: str, status: str = "error") -> None:
+        super().__init__(message)
+        self.status = status

@@ -100,7 +100,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
         attrs["sim_model"] = json.dumps(spec.latency_model.to_dict(), sort_keys=True)
     values = {f.setting: spec.values(f.name) for f in FACTORS if f.role != "trial"}
     values["budgets"] = tuple(budgets)
-    ds = schema.empty_dataset(**values, trials=spec.trials, step_time=spec.timing in ("step", "events"),
+    ds = schema.empty_dataset(**values, trials=spec.trials, step_time=spec.timing in ("step", "events", "stream"),
                               model_info=model_info, attrs=attrs)
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
     arrays = {str(name): ds[name].values for name in ds.data_vars}
@@ -113,6 +113,10 @@ def to_dataset(journal: Journal) -> xr.Dataset:
                                "package") from None
     if simulated:
         ds["truth_anomalous"] = (schema.SWEEP_DIMS, _truth(ds, spec).values, _TRUTH_ATTRS)
+    if spec.http is not None:  # engine http: the endpoint's origin attrs and the server's own figures
+        from collector.http.dataset import annotate
+
+        annotate(ds, spec, rows, model_info)
     return ds
 
 
@@ -146,9 +150,10 @@ def _attr_int(value: int) -> int | str:
 def _truth(ds: xr.Dataset, spec: SweepSpec) -> xr.DataArray:
     """Planted-regime truth over the sweep dims (by name: a regime depends on model, device, cache, prompt_len, budget)."""
     lm = spec.latency_model
+    lm = lm.restricted(seed=spec.seed)  # a regime of another sweep's processes is not in this one
     cells = xr.broadcast(*(ds[d] for d in ("model", "device", "cache", "prompt_len", "budget")))
     m, dev, cache, P, B = (np.asarray(c.values) for c in cells)
-    hit = np.zeros(m.shape, dtype=bool)
+    hit = np.zeros(m.shape + (ds.sizes["attn"], ds.sizes["cache_impl"]), dtype=bool)
     for reg in lm.regimes:
         if reg.factor == 1.0:
             continue
@@ -156,9 +161,15 @@ def _truth(ds: xr.Dataset, spec: SweepSpec) -> xr.DataArray:
             if dev[idx].flat[0] != "sim":
                 continue
             hit[idx] |= np.asarray(reg.active(model=str(m[idx].flat[0]), device="sim", cache=bool(cache[idx].flat[0]),
-                                              prompt_len=P[idx], budget=B[idx]))
-    truth = xr.DataArray(hit, dims=cells[0].dims).broadcast_like(ds["status"])
+                                              prompt_len=P[idx], budget=B[idx]))[..., None, None] & _applies(reg, ds)
+    truth = xr.DataArray(hit, dims=(*cells[0].dims, "attn", "cache_impl")).broadcast_like(ds["status"])
     return truth.transpose(*schema.SWEEP_DIMS) & (ds["status"] != schema.STATUS["not_applicable"])
+
+
+def _applies(reg: Any, ds: xr.Dataset) -> np.ndarray:
+    """Over (attn, cache_impl): where ``reg`` can act."""
+    return np.array([[reg.applies(attn=str(a), cache_impl=str(c)) for c in ds["cache_impl"].values]
+                     for a in ds["attn"].values], dtype=bool)
 
 
 def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:

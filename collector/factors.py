@@ -120,7 +120,8 @@ FACTORS: tuple[Factor, ...] = (
         help="presets, local paths or cached hub ids (space- or comma-separated; default: distilgpt2)",
     ),
     Factor(
-        "device", "str", f"backend: {', '.join(REAL_DEVICES)} (or sim: simulated, and the dataset says so)", None,
+        "device", "str", f"backend: {', '.join(REAL_DEVICES)} (or sim: simulated, and the dataset says so; http: a server "
+        "reached through an OpenAI-compatible endpoint, engine http)", None,
         "series", "devices", "--devices", choices=DEVICES, load_key=True, aliases=("device",),
         help=f"{', '.join(DEVICES)} (default: best here: {' > '.join(PREFERENCE)})",
     ),

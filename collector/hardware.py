@@ -35,7 +35,8 @@ class Device:
     name
         The ``device`` value (dataset coordinate, ``--devices`` choice).
     real
-        Measured through a torch backend (:mod:`collector.measuring.devices`); False for ``sim``.
+        Measured through a torch backend (:mod:`collector.measuring.devices`); False for ``sim`` and for
+        ``http`` (an OpenAI-compatible server, engine ``http``: what it computes on is its own business).
     preference
         Rank for the default device of a quick sweep (0 first), None where never chosen by default.
     sim_speed
@@ -69,6 +70,7 @@ DEVICE_TABLE: tuple[Device, ...] = (
     Device("cuda", real=True, preference=1, sim_speed=0.35),
     Device("mps", real=True, preference=0, sim_speed=1.0),
     Device("sim", real=False, preference=None, sim_speed=1.0),
+    Device("http", real=False, preference=None, sim_speed=1.0),
 )
 
 DTYPE_TABLE: tuple[Dtype, ...] = (

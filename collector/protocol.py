@@ -43,10 +43,10 @@ __all__ = [
 ]
 
 
-#: Generation engines.
-ENGINES: tuple[str, ...] = ("loop", "generate")
-#: Timing modes.
-TIMINGS: tuple[str, ...] = ("step", "events", "ends")
+#: Generation engines (``http``: requests to an OpenAI-compatible server, :mod:`collector.http`).
+ENGINES: tuple[str, ...] = ("loop", "generate", "http")
+#: Timing modes (``stream``: the arrival of every streamed token, engine ``http`` only).
+TIMINGS: tuple[str, ...] = ("step", "events", "ends", "stream")
 #: When a sweep starts a fresh worker process (within each pass of ``--processes``).
 ISOLATIONS: tuple[str, ...] = ("none", "model", "cell", "run")
 #: Execution orders of a sweep's runs.
@@ -78,12 +78,15 @@ class Protocol:
 
 @dataclass(frozen=True)
 class Init:
-    """First request: the protocol, the latency model of device ``sim`` (a dict) and, in tests only,
-    the planted faults (:func:`collector.sweep.worker.planted_faults`; empty in every normal run)."""
+    """First request: the protocol, the latency model of device ``sim`` (a dict), the endpoint of engine
+    ``http`` (:meth:`collector.http.target.HttpTarget.to_dict` plus the run ``timeout``; empty otherwise)
+    and, in tests only, the planted faults (:func:`collector.sweep.worker.planted_faults`; empty in every
+    normal run)."""
 
     protocol: Protocol
     sim: Mapping[str, Any] = field(default_factory=dict)
     faults: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    http: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

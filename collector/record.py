@@ -33,6 +33,12 @@ class RunRecord:
     ``load_avg`` (1-minute system load average), ``cpu_freq`` (MHz, current
     frequency of the CPU) and ``torch_threads`` (``torch.get_num_threads()``)
     are read by the worker as the run starts: NaN / -1 where not readable.
+
+    Engine ``http`` (:mod:`collector.http`) adds what the server said:
+    ``server_start_time`` (seconds a ``--server-cmd`` server took to become
+    ready), ``server_prompt_tokens`` / ``server_completion_tokens`` (its
+    ``usage``) and ``server_prefill_time`` / ``server_decode_time`` (its own
+    timing fields, llama.cpp's ``timings``): NaN / -1 where not sent.
     """
 
     model: str
@@ -65,6 +71,11 @@ class RunRecord:
     load_avg: float = _NAN
     cpu_freq: float = _NAN
     torch_threads: int = -1
+    server_start_time: float = _NAN
+    server_prompt_tokens: int = -1
+    server_completion_tokens: int = -1
+    server_prefill_time: float = _NAN
+    server_decode_time: float = _NAN
 
     def __post_init__(self) -> None:
         if self.status not in RUN_STATUSES:

@@ -189,8 +189,8 @@ GLOBAL_ATTRS: dict[str, str] = {
     "python_version": "Python version",
     "torch_version": "torch version (empty when torch was not used, e.g. sim)",
     "transformers_version": "transformers version (empty when not used)",
-    "engine": "loop | generate",
-    "timing": "step | events | ends",
+    "engine": "loop | generate | http",
+    "timing": "step | events | ends | stream",
     "warmup": "unrecorded warm-up runs per cell",
     "isolation": "none | model | cell | run",
     "run_order": "random | sequential",
@@ -226,12 +226,24 @@ OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
     "runs_per_value": ("published tables", "measured runs behind each published mean"),
     "phase_split": ("import-study, published tables", "where prefill_time / decode_time are missing in ok runs and "
                     "why; its presence lets them be NaN there"),
-    "protocol": ("import-study", "the study harness's protocol (HTTP round trip, a fresh server per configuration)"),
+    "protocol": ("import-study, engine http", "the HTTP protocol: the study harness's (HTTP round trip, a fresh server per "
+                 "configuration), or engine http's (API, streamed, a fresh server per configuration or not)"),
     "latency_measure": ("import-study", "which harness columns latency comes from (latency_source)"),
     "prompt_lens": ("import-study", "JSON: prompt name -> length in tokens"),
     "source_encodings": ("import-study", "JSON: file name -> the text encoding it was read in (collector.foreign)"),
     "timing_note": ("import-study", "why timing is 'ends' (whole-generation times only) and where the harness's own "
                     "per-step summaries are"),
+    "endpoint": ("engine http", "scheme, host and port of the OpenAI-compatible endpoint (never a path, query or key)"),
+    "api": ("engine http", "completions (/v1/completions) or chat (/v1/chat/completions)"),
+    "streaming": ("engine http", "1: every request was streamed, the client timing each chunk"),
+    "server_software": ("engine http", "the server as it names itself (/v1/models owned_by, version routes, Server "
+                        "header)"),
+    "server_version": ("engine http", "the server's version where a route tells it, else empty"),
+    "server_header": ("engine http", "the Server header of the server's answers"),
+    "server_cmd": ("engine http", "the --server-cmd template that started a fresh server per configuration (empty: "
+                   "none)"),
+    "prompt_tokenizer": ("engine http", "how prompts were sized: the server's /tokenize, or approximate (words)"),
+    "not_controlled": ("engine http", "the factors the client cannot control (their coordinates are placeholders)"),
     "stated_spread": ("published tables", "spread the publication states in words (no per-cell value)"),
     "experiments": ("published tables", "what each value of the extra dim 'experiment' is"),
     "overlaps": ("published tables", "JSON list of cells measured by several experiments, with every value"),
@@ -252,6 +264,12 @@ EXTRA_VARIABLES: dict[str, tuple[str, str]] = {
                        "round trip"),
     "request_latency": ("import-study", "s, dims stat + sweep: client round-trip mean, p50, p95, std, min, max"),
     "harness_*": ("import-study", "every other numeric column of the harness, as written"),
+    "server_start_time": ("engine http", "s: seconds the run's --server-cmd server took to answer GET /v1/models "
+                          "(NaN: none started)"),
+    "server_prompt_tokens": ("engine http", "int32: the server's usage.prompt_tokens (-1: not sent)"),
+    "server_completion_tokens": ("engine http", "int32: the server's usage.completion_tokens (-1: not sent)"),
+    "server_prefill_time": ("engine http", "s: the server's own prompt time (llama.cpp timings; NaN: not sent)"),
+    "server_decode_time": ("engine http", "s: the server's own generation time (llama.cpp timings; NaN: not sent)"),
     "study_label": ("published tables", "int8 flags: the publication's own label, -1 none, 0 normal, 1 anomalous"),
 }
 

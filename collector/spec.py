@@ -16,6 +16,10 @@ TOML layout (keys may also sit at the top level instead of under ``[sweep]``)::
     budgets = "8:64:8"          # or [8, 16, 32]; start:stop:step includes stop
     trials = 3
 
+    [http]                      # engine "http" (collector.http): the flags --endpoint, --api, ...
+    endpoint = "http://127.0.0.1:8080/v1"
+    server_cmd = "llama-server -m {model} --port {port}"   # optional: a fresh server per configuration
+
     [sim]                       # LatencyModel.from_dict, for device "sim"
     noise_cv = 0.03
     [[sim.regimes]]
@@ -34,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
 from collector.factors import FACTORS, LOAD_KEY, SERIES_DIMS, Factor, applicable, factor, inapplicable_reason
@@ -44,6 +48,9 @@ from collector.parsing import parse_int as _int
 from collector.parsing import parse_seconds as _seconds_or_none
 from collector.protocol import ENGINES, ISOLATIONS, MEMORY_MODES, ORDERS, TIMINGS, WEIGHTS
 from collector.sim import LatencyModel
+
+if TYPE_CHECKING:
+    from collector.http.target import HttpTarget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,7 +97,8 @@ class SweepSpec:
     are also an attribute named by its setting (``spec.models``,
     ``spec.budgets``, ``spec.attns``...). ``timeout`` and ``refine`` are None
     when off. ``sim`` is the parsed latency model of device ``sim`` (None:
-    the default one). ``processes`` is the number of passes, each in its own
+    the default one). ``http`` is the endpoint of engine ``http``
+    (:class:`collector.http.target.HttpTarget`; None for other engines). ``processes`` is the number of passes, each in its own
     fresh worker process, over which the trials of every cell are spread
     (trial ``t`` in pass ``t % processes``; :func:`collector.sweep.runner.pass_of`).
     """
@@ -113,6 +121,7 @@ class SweepSpec:
     output: str | None = None
     title: str = "decode-regimes latency sweep"
     sim: LatencyModel | None = None
+    http: "HttpTarget | None" = None
 
     def __getattr__(self, name: str) -> Any:
         f = _BY_SETTING.get(name)
@@ -153,9 +162,11 @@ class SweepSpec:
         """Plain JSON-able dict of settings (inverse: :meth:`from_dict`)."""
         d: dict[str, Any] = {f.setting: list(self.grid[f.name]) for f in _GRID_FACTORS}
         for f in dataclasses.fields(self):
-            if f.name not in ("grid", "sim"):
+            if f.name not in ("grid", "sim", "http"):
                 d[f.name] = getattr(self, f.name)
         d["sim"] = {} if self.sim is None else json.loads(json.dumps(self.sim.to_dict()))
+        if self.http is not None:  # absent for other engines: their stored specs stay as they were
+            d["http"] = self.http.to_dict()
         return d
 
     def to_json(self) -> str:
@@ -195,7 +206,8 @@ MAX_SEED = 2**63 - 1
 
 #: Keys a TOML file / settings mapping may hold (besides the ``[sim]`` table).
 SPEC_KEYS: tuple[str, ...] = (*(f.setting for f in _GRID_FACTORS),
-                              *(f.name for f in dataclasses.fields(SweepSpec) if f.name != "grid"))
+                              *(f.name for f in dataclasses.fields(SweepSpec) if f.name != "grid"),
+                              "endpoint", "api", "api_key_env", "server_cmd", "server_ready_timeout")
 _ALIASES = {alias: f.setting for f in FACTORS for alias in f.aliases}
 _ALIASES.update({"refine-max-runs": "refine_max_runs", "memory-interval": "memory_interval"})
 
@@ -286,8 +298,11 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
     ConfigError
         Naming the bad value and the choices.
     """
+    from collector.http.settings import check_http, http_defaults
+
     merged = _canonical(base or {})
     merged.update({k: v for k, v in _canonical(settings).items() if v is not None})
+    http_defaults(merged)  # engine http: device http, the cache on, timing stream unless given
     if "models" not in merged:
         if not defaults:
             raise ConfigError("sweep setting 'models' is missing; give at least one model, e.g. models = ['gpt2']")
@@ -352,6 +367,8 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         if not isinstance(sim, Mapping):
             raise ConfigError(f"sim must be a table of LatencyModel settings, got {sim!r}")
         kw["sim"] = LatencyModel.from_dict(sim)  # raises ConfigError naming the bad key
+    kw["http"] = check_http(merged, grid, kw.get("engine", SweepSpec.engine), kw.get("timing", SweepSpec.timing),
+                            kw.get("isolation", SweepSpec.isolation))
     spec = SweepSpec(**kw)
     if spec.n_runs > 10_000_000:
         raise ConfigError(f"the sweep has {spec.n_runs!r} runs; more than 10000000 is surely a mistake")
@@ -385,6 +402,11 @@ def check_runnable(spec: SweepSpec) -> None:
     UnknownModelError, DeviceUnavailableError, ConfigError
     """
     _check_seed(spec.seed, spec.seed)  # a journal from before seeds were bounded: export it, do not extend it
+    if spec.http is not None:  # engine http: nothing runs here but requests (collector.http)
+        from collector.http.settings import check_reachable
+
+        check_reachable(spec.http)
+        return
     real = [d for d in spec.devices if d != "sim"]
     if "sim" in spec.devices and real:
         raise ConfigError(f"devices {list(spec.devices)!r} mix the simulated device 'sim' with real ones; a dataset is "

@@ -26,7 +26,7 @@ def test_every_real_device_has_a_backend_and_no_other() -> None:
     assert set(devices._BACKENDS) == set(hardware.REAL_DEVICES)
     for name, cls in devices._BACKENDS.items():
         assert cls.name == name
-    assert [d.name for d in hardware.DEVICE_TABLE if not d.real] == ["sim"]
+    assert [d.name for d in hardware.DEVICE_TABLE if not d.real] == ["sim", "http"]
 
 
 def test_every_dtype_is_a_torch_dtype() -> None:

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from collector import failures
+from collector.errors import ConfigError
 from collector.factors import FACTORS, RunKey, grid
 from collector.protocol import Failed, Init, Load, Loaded, Measured, Protocol, Run, Warmup
 from collector.record import RunRecord
@@ -193,8 +194,9 @@ class _Runner:
     def __init__(self, spec: SweepSpec, journal: Journal, on_event: Callable[[SweepEvent], None] | None,
                  should_stop: Callable[[], bool] | None, retry_failed: bool = False) -> None:
         self.spec, self.journal = spec, journal
+        http = {} if spec.http is None else {**spec.http.to_dict(), "timeout": spec.timeout}
         self.init = Init(Protocol.of(spec), spec.latency_model.to_dict() if spec.sim is not None else {},
-                         planted_faults())
+                         planted_faults(), http)
         self.retry_failed = retry_failed
         self.on_event = on_event or (lambda e: None)
         self.should_stop = should_stop or (lambda: False)
@@ -368,11 +370,14 @@ class _Runner:
                 self.result.boundaries[s] = found
 
     # -- all ---------------------------------------------------------------------------------
-    def run(self) -> SweepResult:
+    def run(self, keys: Sequence[RunKey] | None = None) -> SweepResult:
         t0 = time.perf_counter()
         spec = self.spec
-        sequence = plan(spec)
-        self.total = max(len(self.done), spec.n_runs + sum(1 for k in self.done if k.budget not in spec.budgets))
+        sequence = plan(spec, keys)
+        if keys is None:
+            self.total = max(len(self.done), spec.n_runs + sum(1 for k in self.done if k.budget not in spec.budgets))
+        else:
+            self.total = len(self.done) + sum(1 for k in set(keys) if k not in self.done)
         self.on_event(SweepEvent("start", len(self.done), self.total))
         try:
             ok = self.execute(enumerate(sequence))
@@ -392,7 +397,8 @@ class _Runner:
 
 
 def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEvent], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, retry_failed: bool = False) -> SweepResult:
+              should_stop: Callable[[], bool] | None = None, retry_failed: bool = False,
+              keys: Sequence[RunKey] | None = None) -> SweepResult:
     """Run (or continue) the sweep of ``spec``, recording into ``journal``.
 
     Runs already in the journal are skipped, so the same call resumes an
@@ -401,7 +407,9 @@ def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEve
     (:meth:`collector.sweep.journal.Journal.attempts`). ``should_stop`` is polled between runs and while
     waiting for one (every 0.1 s); when it returns True the run in flight is
     abandoned (its worker killed, nothing recorded) and the call returns with
-    ``interrupted=True``.
+    ``interrupted=True``. ``keys`` runs only those runs (in the seeded order of
+    :func:`plan`; budgets off the grid allowed) instead of the grid: a caller that
+    decides run by run how many trials a cell needs (``collector diagnose``).
 
     Warns
     -----
@@ -411,4 +419,7 @@ def run_sweep(spec: SweepSpec, journal: Journal, *, on_event: Callable[[SweepEve
     if spec.order == "sequential":
         warnings.warn("runs go in grid order (--order sequential): a slow episode of the host will look "
                       "like a budget regime; prefer --order random", SequentialOrderWarning, stacklevel=2)
-    return _Runner(spec, journal, on_event, should_stop, retry_failed).run()
+    if keys is not None and spec.refine:
+        raise ConfigError(f"run_sweep runs either the given keys or the grid with refinement, got refine={spec.refine!r}"
+                          " and keys")
+    return _Runner(spec, journal, on_event, should_stop, retry_failed).run(keys)

@@ -21,6 +21,7 @@ elsewhere a thread checks the parent process id every 0.1 s.
 with timeout and stop polling, kill).
 
 Device ``sim`` runs :func:`collector.sim.simulate` (numpy only, no sleeping);
+device ``http`` sends requests to a server (:class:`collector.http.engine.HttpRunner`);
 other devices run :func:`collector.measuring.measurement.measure` on a model loaded
 once per worker.
 
@@ -176,15 +177,18 @@ def _inject(kind: str) -> None:
 
 
 class _SimRunner:
-    """Device ``sim``: the latency model of :mod:`collector.sim` (it ignores attn and cache_impl)."""
+    """Device ``sim``: the latency model of :mod:`collector.sim`. attn and cache_impl change no cost; a regime
+    restricted to one of them, or to a sweep seed (a process-local regime), acts only on runs that match."""
 
     def __init__(self, init: Init) -> None:
         from collector.sim import LatencyModel
 
         self.protocol = init.protocol
         self.model = LatencyModel.from_dict(init.sim)
+        self.seed: int | None = None
 
     def load(self, msg: Load) -> dict[str, Any]:
+        self.seed = int(msg.seed)
         return {"n_params": int(self.model.cost(msg.key.model).n_params), "weights": "random",
                 "architecture": "simulated"}
 
@@ -196,7 +200,8 @@ class _SimRunner:
         from collector.sim import simulate
 
         k = msg.key
-        rec = simulate(self.model, model=k.model, device=k.device, dtype=k.dtype, cache=k.cache,
+        model = self.model.restricted(attn=k.attn, cache_impl=k.cache_impl, seed=self.seed)
+        rec = simulate(model, model=k.model, device=k.device, dtype=k.dtype, cache=k.cache,
                        prompt_len=k.prompt_len, budget=k.budget, position=msg.position, seed=msg.seed,
                        timing=self.protocol.timing)
         return dataclasses.replace(rec, **k.cell._asdict(), engine=self.protocol.engine)
@@ -261,9 +266,14 @@ def host_state() -> dict[str, Any]:
 def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
     if isinstance(msg, Init | Exit):  # pragma: no cover - handled by worker_main
         raise TypeError(f"unexpected worker request {type(msg).__name__!r}")
-    kind = "sim" if msg.key.device == "sim" else "torch"
+    kind = msg.key.device if msg.key.device in ("sim", "http") else "torch"
     if kind not in runners:
-        runners[kind] = _SimRunner(init) if kind == "sim" else _TorchRunner(init)
+        if kind == "http":
+            from collector.http.engine import HttpRunner
+
+            runners[kind] = HttpRunner(init)
+        else:
+            runners[kind] = _SimRunner(init) if kind == "sim" else _TorchRunner(init)
     runner = runners[kind]
     if isinstance(msg, Load):
         return Loaded(runner.load(msg))
@@ -289,6 +299,15 @@ def worker_main(conn_in: Any, conn_out: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     runners: dict[str, Any] = {}
     init = Init(Protocol())
+    try:
+        _serve(conn_in, conn_out, runners, init)
+    finally:  # a server started for engine http stops with its worker (collector.http.server)
+        for runner in runners.values():
+            if hasattr(runner, "close"):
+                runner.close()
+
+
+def _serve(conn_in: Any, conn_out: Any, runners: dict[str, Any], init: Init) -> None:
     while True:
         try:
             msg = conn_in.recv()
