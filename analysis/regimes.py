@@ -27,6 +27,7 @@ from analysis.core.origins import origin_lines
 from analysis.detect import confound as _cf
 from analysis.detect import engine as _detect
 from analysis.detect import inference as _inf
+from analysis.detect import replication as _rep
 from analysis.detect import segments as _sg
 from analysis.detect import variables as _rv
 from analysis.detect.baseline import DEGREE, SCALINGS
@@ -144,7 +145,8 @@ def regimes(
           trials; descriptive, not a gate).
         - ``kind`` (str): ``normal``, ``slow`` or ``fast``.
         - ``segment_anomalous`` (bool): tested, ``q <= alpha``, ``|log
-          effect| >= log(1 + min_effect)`` and not ``confounded``.
+          effect| >= log(1 + min_effect)``, not ``confounded`` and not
+          ``process_local``.
         - ``confounded`` (bool): a segment that passed the test and the
           effect threshold, but whose runs cluster in execution time (budget
           and time cannot be separated) or whose step a time term explains:
@@ -152,6 +154,15 @@ def regimes(
         - ``clustered`` (bool): its runs cluster in execution time.
         - ``p_time``: p-value of the budget term in the model with a time term.
         - ``n_cells``: runs with data in the segment.
+        - ``p_replicate``: intersection-union p-value of the segment's step in
+          every process (the largest of the per-process one-sided t tests,
+          :mod:`analysis.detect.replication`; NaN: not checked: under 2
+          processes, or not a candidate regime).
+        - ``process_local`` (bool): a step that passed the test, the effect
+          threshold and the time check but does not replicate in every
+          process: not a regime; ``local_process`` (the process where its step
+          is largest; -1: not checked), ``local_effect`` (its step there) and
+          ``other_effect`` (the step in the other processes' runs together).
 
         Per series: ``noise`` (per-run noise, log units), ``scaling`` (str:
         constant, linear or quadratic), ``p_series`` (the scan p-value of "a
@@ -172,7 +183,8 @@ def regimes(
         ``stated_sd`` (the noise of a cell mean the file itself states: a
         harness import's per-value run spread, ``request_latency`` std over
         ``n_runs`` runs; NaN: none) and ``noisy`` (bool: per-run noise above
-        :data:`NOISY`).
+        :data:`NOISY`), ``n_processes`` (the processes, passes of
+        ``--processes``, with runs; 0: unknown).
 
         Per series and ``power_ratio`` (the ratios of
         :data:`analysis.detect.inference.POWER_RATIOS`): ``power``, the share of
@@ -225,7 +237,10 @@ def regimes(
     power[ordered | blocked] = np.where(np.isfinite(power[ordered | blocked]), 0.0, np.nan)
     # a step that execution time explains, or whose runs cluster in time (budget and time inseparable), is not
     # a budget regime: it stays a candidate, flagged ``confounded``, and the summary says so
-    anomalous_seg = candidate & ~confounded
+    # a step confined to one process (pass of --processes) is process-local, not a regime
+    rep = _replicated(ds, da, f, sg, candidate & ~confounded, alpha=alpha, min_effect=min_effect,
+                      sign=SIGNS[normal])
+    anomalous_seg = candidate & ~confounded & ~rep["process_local"]
     kind = np.where(~sel["exists"], "", np.where(anomalous_seg, np.where(sel["log_eff"] > 0, "slow", "fast"),
                                                  "normal"))
     regime = np.where(np.isfinite(f["regime"]), f["regime"], -1).astype(int)
@@ -236,7 +251,7 @@ def regimes(
     f["normal"] = np.where(np.isfinite(f["baseline"]), ~anomalous, False)
     flags = {"anomalous": anomalous, "regime": regime, "q": sel["q"], "kind": kind,
              "segment_anomalous": anomalous_seg, "confounded": confounded, "clustered": clustered, "p_time": p_time,
-             "q_series": sel["q_series"], "host_beta": host_beta}
+             "q_series": sel["q_series"], "host_beta": host_beta, **rep}
     out = _result(raw, var, f, sg, ser, power, scan, flags)
     out.attrs.update({
         "var": var, "method": "scan", "min_effect": float(min_effect), "alpha": float(alpha), "scaling": scaling,
@@ -365,7 +380,9 @@ def _result(da: xr.DataArray, var: str, f: dict[str, np.ndarray], sg: dict[str, 
            for name in _rv.SEGMENT_BOUNDS},
         **{name: sg[name] for name in (*_rv.SEGMENT_EFFECT, "p", "reproducible")},
         **{name: flags[name] for name in ("anomalous", "regime", "q", "segment_anomalous", "confounded",
-                                          "clustered", "p_time", "q_series", "host_beta")},
+                                          "clustered", "p_time", "q_series", "host_beta", "n_processes",
+                                          "p_replicate", "process_local", "local_process", "local_effect",
+                                          "other_effect")},
         "kind": flags["kind"].astype(str), "n_cells": np.nan_to_num(sg["n_cells"], nan=0).astype(int),
         "noise": ser["sigma"], "scaling": deg_names[np.nan_to_num(ser["degree"], nan=1).astype(int)],
         **{name: ser[name] for name in ("p_series", "mde", "mde_4", "df")},
@@ -651,6 +668,32 @@ def _host_adjusted(da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray,
     if not np.any(shift):
         return da, beta
     return da.copy(data=(Y * np.exp(-shift)).reshape(da.shape)), beta
+
+
+def _replicated(ds: xr.Dataset, da: xr.DataArray, f: dict[str, np.ndarray], sg: dict[str, np.ndarray],
+                checked: np.ndarray, *, alpha: float, min_effect: float, sign: int) -> dict[str, np.ndarray]:
+    """The replication check across processes (:mod:`analysis.detect.replication`) of the ``checked``
+    segments, as arrays shaped like them (and ``n_processes`` per series)."""
+    S, K = checked.shape
+    nb, T = da.sizes[_series.BUDGET], da.sizes[_series.TRIAL]
+    proc = _rep.process_keys(ds, da)
+    if proc is None:
+        proc = np.full((S, nb, T), -1, dtype=np.int64)
+    Y = np.asarray(da.values, dtype=float).reshape(-1, nb, T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        E = np.log(Y) - np.log(f["baseline"])[:, :, None]
+    normal_cells = (f["normal"] == 1) & np.isfinite(f["baseline"])
+    cands = [(int(s), int(j), int(sg["seg_start"][s, j]), int(sg["seg_end"][s, j])) for s, j in zip(*np.nonzero(checked))]
+    got = _rep.check(E, proc, normal_cells, cands, alpha=alpha, min_log=float(np.log1p(min_effect)), sign=sign)
+    out: dict[str, np.ndarray] = {"n_processes": got["n_processes"]}
+    fills = {"p_replicate": np.nan, "process_local": False, "local_process": -1, "local_effect": np.nan,
+             "other_effect": np.nan}
+    for name, fill in fills.items():
+        full = np.full((S, K), fill, dtype=got[name].dtype)
+        k = got[name].shape[1]
+        full[:, :k] = got[name]
+        out[name] = full
+    return out
 
 
 def _time_check(ds, da, key, f, sg, candidate, clustered, confounded, p_time, alpha

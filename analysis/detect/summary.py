@@ -11,7 +11,7 @@ import xarray as xr
 from analysis.core.labels import fmt_fixed, fmt_ratio
 from analysis.detect.variables import SEGMENT_SUMMARY
 
-__all__ = ["MAX_LINES", "iter_segments", "power_lines", "series_label", "summarize"]
+__all__ = ["MAX_LINES", "iter_segments", "power_lines", "process_lines", "series_label", "summarize"]
 
 MAX_LINES = 12
 
@@ -145,6 +145,37 @@ def power_lines(result: xr.Dataset) -> list[str]:
     return lines
 
 
+def process_lines(result: xr.Dataset, found: bool) -> list[str]:
+    """The steps that did not replicate across processes, one line each; or, where regimes were found in
+    series measured in one process, that a process-local effect cannot be told from them and how to check."""
+    if "process_local" not in result:
+        return []
+    lines = []
+    local = np.asarray(result["process_local"].values, dtype=bool)
+    if local.any():
+        lines.append(f"{int(local.sum())} step(s) did not replicate across processes (process-local, not regimes):")
+        dims = result["process_local"].dims
+        for key in list(zip(*np.nonzero(local)))[:MAX_LINES]:
+            index = {d: int(i) for d, i in zip(dims[:-1], key[:-1])}
+            j = int(key[-1])
+            g = segment_fields(result, index, j)
+            where = (f"budget {_num(g['start'])}" if g["start"] == g["end"]
+                     else f"budgets {_num(g['start'])}-{_num(g['end'])}")
+            proc = int(result["local_process"].data[key])
+            other = float(result["other_effect"].data[key])
+            lines.append(f"  {series_label(result, index)}: {fmt_ratio(float(result['local_effect'].data[key]))} "
+                         f"in process {proc} at {where}, {fmt_ratio(other) if np.isfinite(other) else 'n/a'} in the "
+                         f"others (p_replicate={float(result['p_replicate'].data[key]):.2g})")
+    if found and "n_processes" in result:
+        n_proc = np.asarray(result["n_processes"].values, dtype=int)
+        hit = np.asarray(result["segment_anomalous"].values, dtype=bool).any(axis=-1)
+        if hit.any() and (n_proc[hit] < 2).any():
+            lines.append("Measured in one process: an effect local to that process (a kernel chosen once per "
+                         "process, a slow episode of it) cannot be told from a regime; to check, sweep again with "
+                         "--processes 2 (the regime must appear in both).")
+    return lines
+
+
 def _trials(attrs: dict) -> str:
     """How many trials the series have: "3 trial(s)", or "1-4 trials per series" where they differ."""
     lo, hi = attrs.get("trials_min"), attrs.get("trials_max")
@@ -202,6 +233,7 @@ def summarize(result: xr.Dataset) -> str:
             f"{n_expl} step(s) were explained by execution time (a slow host period also slowed runs of "
             "other budgets executed at the same time) and are not reported as regimes."
         )
+    lines.extend(process_lines(result, bool(anomalous)))
     if int(a.get("trials_min", a.get("n_trials", 2))) < 3:
         lines.append("Fewer than 3 trials: a cell whose runs all landed in a slow state is hard to tell from a regime; "
                      "the test rests on the budget-to-budget noise (pooled with the other series of the origin).")

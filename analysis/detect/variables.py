@@ -49,6 +49,12 @@ VARIABLES: dict[str, ResultVar] = {
     "clustered": ResultVar(SEGMENT, "segment's runs cluster in execution time"),
     "p_time": ResultVar(SEGMENT, "p-value of the budget term with a time term in the model"),
     "n_cells": ResultVar(SEGMENT, "runs with data"),
+    "p_replicate": ResultVar(SEGMENT, "intersection-union p-value of the step in every process (the largest "
+                             "per-process p; NaN: not checked, under 2 processes)"),
+    "process_local": ResultVar(SEGMENT, "a step the test found that does not replicate in every process: not a regime"),
+    "local_process": ResultVar(SEGMENT, "the process where the checked step is largest (-1: not checked)"),
+    "local_effect": ResultVar(SEGMENT, "the checked step in local_process (ratio to the baseline)", "1"),
+    "other_effect": ResultVar(SEGMENT, "the checked step in the other processes' runs together (ratio)", "1"),
     "noise": ResultVar(SERIES, "per-run noise (sd of log values)", "1"),
     "scaling": ResultVar(SERIES, "expected scaling fitted"),
     "p_series": ResultVar(SERIES, "scan p-value of a step anywhere in the series"),
@@ -66,6 +72,7 @@ VARIABLES: dict[str, ResultVar] = {
     "scatter_unadjusted": ResultVar(SERIES, "scatter of the runs as measured, before the host state was removed", "1"),
     "power": ResultVar(POWER, "share of one-budget interior steps of that ratio found (alpha, whole decision rule)"),
     "noisy": ResultVar(SERIES, "per-run noise above {noisy} (log units)"),
+    "n_processes": ResultVar(SERIES, "processes (passes of --processes) with runs (0: unknown)"),
 }
 
 #: Where a segment lies: its first and last budget and their 95 % confidence sets.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real null corpus, CPU part: sweeps of the collector on this machine's CPU, one
 # after another (never two at once). Output: runs/corpus-cpu/*.nc (+ journals, logs).
-# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR] [loaded|idle|quick]
+# Usage: bash benchmarks/corpus/collect_cpu.sh [OUTDIR] [loaded|idle|quick|quick-p2]
 # loaded (default): the first corpus, collected while other jobs ran; idle: three sweeps on the otherwise
 # idle machine (start nothing else while they run), the corpus's quiet files; quick: 32 small sweeps of the
 # tiny preset as the test suite runs them (6 budgets, 2 trials, default protocol; the run order's seed is
@@ -22,7 +22,11 @@ sweep() {  # name, then collector run flags
   echo "exit $?" >>"$OUTDIR/$name.log"
 }
 
-if [ "$MODE" = quick ]; then
+if [ "$MODE" = quick ] || [ "$MODE" = quick-p2 ]; then
+  # quick-p2: the same 32 sweeps with --processes 2 (each cell's two trials in two fresh processes), for the
+  # replication check across processes (issue 14)
+  procs=1
+  if [ "$MODE" = quick-p2 ]; then procs=2; fi
   for i in $(seq -w 1 16); do
     load=idle
     if [ $((10#$i % 2)) = 0 ]; then load=loaded; fi
@@ -32,7 +36,7 @@ if [ "$MODE" = quick ]; then
       # the competitor outlives the sweep (about 11 s here) and then stops by itself
       if [ $load = loaded ]; then ( timeout 14 $PY -c "while True: pass" & ); fi
       $PY -m collector run --models tiny-gpt2 --devices cpu --budgets 4:24:4 --trials 2 --timing $t --quiet \
-        --seed $((10#$i)) -o "$OUTDIR/$name.nc" >>"$OUTDIR/$name.log" 2>&1
+        --processes $procs --seed $((10#$i)) -o "$OUTDIR/$name.nc" >>"$OUTDIR/$name.log" 2>&1
       echo "exit $?" >>"$OUTDIR/$name.log"
     done
   done
