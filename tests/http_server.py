@@ -1,7 +1,7 @@
 """A small real OpenAI-compatible server for the tests of engine http (stdlib http.server + transformers).
 
 ``python tests/http_server.py --port PORT [--regime LO:HI:FACTOR] [--step-sleep S] [--malformed B]
-[--truncate B:N] [--model NAME] [--api-key KEY]`` serves the tiny random-weight preset (``tiny-gpt2``) on 127.0.0.1:
+[--truncate B:N] [--hang B] [--model NAME] [--api-key KEY]`` serves the tiny random-weight preset (``tiny-gpt2``) on 127.0.0.1:
 
 * ``GET /v1/models`` (owned_by ``decode-regimes-test``), ``GET /version``, ``POST /tokenize``
   (llama.cpp style: ``content`` -> ``tokens``; one token per whitespace-separated word);
@@ -12,7 +12,8 @@
 Every decode step also sleeps ``--step-sleep`` seconds, ``FACTOR`` times that for budgets (``max_tokens``) in
 ``LO..HI``: a planted regime. ``--malformed B``: a request of budget B gets a stream that breaks (an event
 that is not JSON) after two tokens. ``--truncate B:N``: a request of budget B stops after N tokens
-(``finish_reason`` ``stop``), as a server that ignores ``ignore_eos`` does. ``--api-key KEY``: a POST
+(``finish_reason`` ``stop``), as a server that ignores ``ignore_eos`` does. ``--hang B``: a request of budget B stops
+sending for a minute after two tokens. ``--api-key KEY``: a POST
 without ``Authorization: Bearer KEY`` is answered 401.
 """
 
@@ -126,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
                     past = out.past_key_values
                     tok = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
                     time.sleep(sleep)
+                if opts.hang == budget and i == 2:
+                    time.sleep(60)
                 if opts.malformed == budget and i == 2:
                     self._event(b"{this is not json")
                     return
@@ -155,6 +158,7 @@ def main() -> None:
     p.add_argument("--step-sleep", type=float, default=0.0)
     p.add_argument("--malformed", type=int, default=-1)
     p.add_argument("--truncate", type=_pair, default=None)
+    p.add_argument("--hang", type=int, default=-1)
     p.add_argument("--api-key", default="")
     opts = p.parse_args()
     _Handler.model = _Model(opts.model)

@@ -155,6 +155,17 @@ def test_malformed_stream_and_truncated_generation_are_statuses(tmp_path: Path) 
     assert np.isnan(ds.latency.sel(budget=8).values).all()
 
 
+def test_a_server_that_stops_sending_is_a_timeout(tmp_path: Path) -> None:
+    out = tmp_path / "t.nc"
+    with served("--hang", "6") as (url, _):
+        assert main(sweep_args(url, out, "--budgets", "4,6", "--trials", "1", "--timeout", "3", "--warmup", "0")) == 0
+    ds = schema.load(out)
+    assert int(ds.status.sel(budget=4).values.ravel()[0]) == schema.STATUS["ok"]
+    assert int(ds.status.sel(budget=6).values.ravel()[0]) == schema.STATUS["timeout"]
+    (failed,) = failures(ds)
+    assert "\n" not in str(failed["error"]) and ("3 s" in str(failed["error"]))
+
+
 def test_a_regime_planted_in_the_server_is_found_exactly(tmp_path: Path) -> None:
     import analysis
 
