@@ -1,7 +1,8 @@
 """A small real OpenAI-compatible server for the tests of engine http (stdlib http.server + transformers).
 
 ``python tests/http_server.py --port PORT [--regime LO:HI:FACTOR] [--step-sleep S] [--malformed B]
-[--truncate B:N] [--hang B] [--model NAME] [--api-key KEY]`` serves the tiny random-weight preset (``tiny-gpt2``) on 127.0.0.1:
+[--truncate B:N] [--hang B] [--model NAME] [--api-key KEY] [--threads N]`` serves the tiny random-weight
+preset (``tiny-gpt2``) on 127.0.0.1 (``--threads``: torch threads, default 1):
 
 * ``GET /v1/models`` (owned_by ``decode-regimes-test``), ``GET /version``, ``POST /tokenize``
   (llama.cpp style: ``content`` -> ``tokens``; one token per whitespace-separated word);
@@ -35,8 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from collector.measuring.measurement import load_model  # noqa: E402
-
-torch.set_num_threads(1)
 
 
 class _Model:
@@ -159,8 +158,10 @@ def main() -> None:
     p.add_argument("--malformed", type=int, default=-1)
     p.add_argument("--truncate", type=_pair, default=None)
     p.add_argument("--hang", type=int, default=-1)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the model (default: 1)")
     p.add_argument("--api-key", default="")
     opts = p.parse_args()
+    torch.set_num_threads(max(1, opts.threads))
     _Handler.model = _Model(opts.model)
     _Handler.opts = opts
     ThreadingHTTPServer.allow_reuse_address = True
