@@ -64,6 +64,14 @@ def test_the_cli_says_it_in_one_line_with_status_2(capsys: pytest.CaptureFixture
     assert err.startswith("error: ") and err.count("\n") == 1 and "KV cache" in err
 
 
+def test_dtypes_are_swept_only_through_a_server_command_that_takes_them() -> None:
+    with pytest.raises(ConfigError, match="several only with a --server-cmd that passes"):
+        build_spec({"engine": "http", "models": "m", "endpoint": URL, "dtypes": "float16,bfloat16"})
+    spec = build_spec({"engine": "http", "models": "m", "endpoint": URL, "dtypes": "float16,bfloat16",
+                       "server_cmd": "vllm serve {model} --port {port} --dtype {dtype}", "isolation": "model"})
+    assert spec.dtypes == ("float16", "bfloat16")
+
+
 def test_the_server_command_is_filled_per_configuration() -> None:
     t = parse_target({"endpoint": URL, "server_cmd": "llama-server -m {model} --port {port} --host {host} {cache}"})
     assert t.server_command({"model": "q.gguf", "cache": True}) == "llama-server -m q.gguf --port 8080 --host 127.0.0.1 on"

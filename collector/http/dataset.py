@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from collector import schema
-from collector.http.settings import NOT_CONTROLLED
+from collector.http.settings import NOT_CONTROLLED, NOT_CONTROLLED_BUT_DTYPE
 from collector.spec import SweepSpec
 
 __all__ = ["HTTP_ATTRS", "HTTP_VARIABLES", "annotate", "http_attrs"]
@@ -74,7 +74,7 @@ def http_attrs(spec: SweepSpec, model_info: Mapping[str, Mapping[str, Any]]) -> 
         "server_header": _first(model_info, "server_header"),
         "server_cmd": target.server_cmd,
         "prompt_tokenizer": _first(model_info, "tokenizer") or "approximate (words)",
-        "not_controlled": NOT_CONTROLLED,
+        "not_controlled": NOT_CONTROLLED_BUT_DTYPE if "{dtype}" in target.server_cmd else NOT_CONTROLLED,
         "protocol": f"OpenAI-compatible HTTP, streamed /v1/{'chat/' if target.api == 'chat' else ''}completions, "
                     f"timed by the client{fresh}",
     }

@@ -10,7 +10,8 @@ The factors a client cannot control are fixed, and said once in the dataset
 (attr ``not_controlled``): the server keeps its own KV cache (``cache`` is on,
 ``cache_impl`` its default), picks its own attention kernels (``attn``
 ``default``) and runs its own dtype (``dtype`` is a label with one value), and
-computes on its own device (``device`` is ``http``).
+computes on its own device (``device`` is ``http``). Only a ``--server-cmd``
+that passes ``{dtype}`` to the server makes ``dtype`` a factor the sweep varies.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from collector.errors import ConfigError, EndpointError
 from collector.http.target import HTTP_KEYS, HttpTarget, parse_target
 
-__all__ = ["DEVICE", "TIMINGS", "NOT_CONTROLLED", "http_defaults", "check_http", "check_reachable", "split_settings"]
+__all__ = ["DEVICE", "TIMINGS", "NOT_CONTROLLED", "NOT_CONTROLLED_BUT_DTYPE", "http_defaults", "check_http", "check_reachable", "split_settings"]
 
 #: The device of an http sweep.
 DEVICE = "http"
@@ -32,6 +33,11 @@ TIMINGS: tuple[str, ...] = ("stream", "ends")
 NOT_CONTROLLED = ("device, dtype, attn, cache and cache_impl are the server's own: device 'http' stands for whatever "
                   "the server computes on, the server keeps its own KV cache (cache on), attention kernels and dtype "
                   "(dtype is a label); these coordinates are placeholders with one value each")
+#: The same where the server command passes ``{dtype}`` (dtype is then a real factor).
+NOT_CONTROLLED_BUT_DTYPE = ("device, attn, cache and cache_impl are the server's own: device 'http' stands for "
+                            "whatever the server computes on, the server keeps its own KV cache (cache on) and "
+                            "attention kernels; these coordinates are placeholders with one value each (dtype is "
+                            "passed to each server by --server-cmd)")
 #: Placeholders of a server command that change within a series: they need a fresh server per cell.
 _CELL_PLACEHOLDERS = ("budget", "prompt_len")
 
@@ -99,7 +105,9 @@ def check_http(merged: Mapping[str, Any], grid: Mapping[str, tuple[Any, ...]], e
          "(leave --cache out)")
     _one(grid, "cache_impl", "--cache-impl", ("dynamic",), "the server chooses its own KV cache")
     _one(grid, "attn", "--attn", ("default",), "the server chooses its own attention kernels")
-    _one(grid, "dtype", "--dtypes", None, "the server runs its own dtype (one value, a label)")
+    if "{dtype}" not in target.server_cmd:  # a server command that takes {dtype} makes it a real factor
+        _one(grid, "dtype", "--dtypes", None, "the server runs its own dtype (one value, a label; several only "
+             "with a --server-cmd that passes {dtype} to the server)")
     used = [p for p in _CELL_PLACEHOLDERS if "{" + p + "}" in target.server_cmd]
     if used and isolation not in ("cell", "run"):
         raise ConfigError(f"--server-cmd uses {', '.join('{' + p + '}' for p in used)}, which change within a "
