@@ -23,7 +23,8 @@ from typing import Any
 from collector.errors import ConfigError, EndpointError
 from collector.http.target import HTTP_KEYS, HttpTarget, parse_target
 
-__all__ = ["DEVICE", "TIMINGS", "NOT_CONTROLLED", "NOT_CONTROLLED_BUT_DTYPE", "http_defaults", "check_http", "check_reachable", "split_settings"]
+__all__ = ["DEVICE", "TIMINGS", "NOT_CONTROLLED", "NOT_CONTROLLED_BUT_DTYPE", "http_defaults", "check_http",
+           "check_reachable", "split_settings"]
 
 #: The device of an http sweep.
 DEVICE = "http"
