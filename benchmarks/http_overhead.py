@@ -9,10 +9,11 @@ The same tiny model (``tiny-gpt2``, random weights, cache on) is measured two wa
   ``python -m collector run --engine http --timing stream`` (the client times each token's arrival).
 
 The two sweeps alternate for ``--rounds`` rounds (so a slow episode of the host falls on both). Per engine:
-the median per-token decode time (mean of steps 1.. of a run, median over runs), the least-squares line
-latency = intercept + slope x budget (slope: the cost of a token; intercept: what a request costs
-whatever its length), and the median time to first token. The ratio http / loop of the per-token times
-says what HTTP adds to each token; the difference of the intercepts is HTTP's fixed per-request cost.
+the median per-token decode time (median of steps 1.. of a run, median over runs), the fixed cost of a
+request (latency minus its decode steps, median over runs), the Theil-Sen slope of latency over budget,
+and the median time to first token. The ratio http / loop of the per-token times
+says what HTTP adds to each token; the difference of the fixed costs (latency minus the decode steps) is
+HTTP's fixed per-request cost.
 
 Usage::
 
@@ -89,8 +90,15 @@ def sweep(out: Path, args: list[str], trials: int, seed: int) -> object:
 
 
 def figures(datasets: list[object]) -> dict[str, float]:
-    """Per-token decode time, line fit and time to first token over the runs of ``datasets``."""
-    per_token, budgets, latency, ttft = [], [], [], []
+    """Per-token decode time, fixed per-request cost, slope and time to first token over the runs of ``datasets``.
+
+    Per run: the decode step (median of steps 1..budget-1) and the fixed cost (latency minus the sum of the
+    decode steps: the time to first token plus the wait for the end of the stream); medians over runs. The
+    slope of latency over budget is Theil-Sen's (robust to the slow runs of a shared host).
+    """
+    from scipy.stats import theilslopes
+
+    step, fixed, budgets, latency, ttft = [], [], [], [], []
     for ds in datasets:
         flat = ds.stack(run=[d for d in ds.latency.dims])  # type: ignore[attr-defined]
         for i in range(flat.sizes["run"]):
@@ -98,12 +106,13 @@ def figures(datasets: list[object]) -> dict[str, float]:
             if int(run.status) != 0:
                 continue
             steps = run.step_time.values[1: int(run.budget)]
-            per_token.append(float(np.mean(steps)))
+            step.append(float(np.median(steps)))
+            fixed.append(float(run.latency) - float(np.sum(steps)))
             budgets.append(int(run.budget))
             latency.append(float(run.latency))
             ttft.append(float(run.prefill_time))
-    slope, intercept = np.polyfit(np.array(budgets, float), np.array(latency), 1)
-    return {"per_token": float(np.median(per_token)), "slope": float(slope), "intercept": float(intercept),
+    slope = theilslopes(np.array(latency), np.array(budgets, float))[0]
+    return {"per_token": float(np.median(step)), "fixed": float(np.median(fixed)), "slope": float(slope),
             "ttft": float(np.median(ttft)), "runs": float(len(latency))}
 
 
@@ -137,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def row(name: str, f: dict[str, float]) -> str:
         return (f"| {name} | {int(f['runs'])} | {f['per_token'] * ms:.3f} | {f['slope'] * ms:.3f} | "
-                f"{f['intercept'] * ms:.2f} | {f['ttft'] * ms:.2f} |")
+                f"{f['fixed'] * ms:.2f} | {f['ttft'] * ms:.2f} |")
 
     body = "\n".join([
         f"Measured with `{COMMAND.format(rounds=args.rounds, trials=args.trials, threads=args.threads)}` ({elapsed:.0f} s) on "
@@ -146,17 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         f"loop engine in the sweep's worker and the same decode loop behind tests/http_server.py (stdlib "
         "http.server, one server-sent event per token) swept with `--engine http`, alternating.",
         "",
-        "| engine | ok runs | per-token decode (median step, ms) | slope of latency (ms/token) | intercept (ms) "
-        "| time to first token (median, ms) |",
+        "| engine | ok runs | per-token decode (median step, ms) | slope of latency (Theil-Sen, ms/token) | "
+        "fixed per-request cost (latency - decode steps, median, ms) | time to first token (median, ms) |",
         "|---|---|---|---|---|---|",
         row("loop (in-process, `--timing step`)", f_loop),
         row("http (client-side, `--timing stream`)", f_http),
         "",
         f"Per-token decode time through HTTP / in-process: **x{f_http['per_token'] / f_loop['per_token']:.2f}** "
-        f"(median step), x{f_http['slope'] / f_loop['slope']:.2f} (slope). Fixed per-request cost of HTTP "
-        f"(intercept difference): **{(f_http['intercept'] - f_loop['intercept']) * ms:.2f} ms**; time to first token "
-        f"{(f_http['ttft'] - f_loop['ttft']) * ms:+.2f} ms (connection, request parsing, tokenisation, the first "
-        "event's trip). For this tiny model a decode step is a fraction of a millisecond, so the per-token ratio is "
+        f"(median step), x{f_http['slope'] / f_loop['slope']:.2f} (slope). Fixed per-request cost HTTP adds: "
+        f"**{(f_http['fixed'] - f_loop['fixed']) * ms:+.2f} ms** per request, of which "
+        f"{(f_http['ttft'] - f_loop['ttft']) * ms:+.2f} ms before the first token (connection, request parsing, "
+        "tokenisation, the first event's trip) and the rest waiting for the end of the stream. "
+        "For this tiny model a decode step is a fraction of a millisecond, so the per-token ratio is "
         "the worst case: what HTTP adds per token (one event written and read, about the same for any model) "
         "shrinks relative to the step of a real model, and a regime several steps long stays visible through it. "
         "What client-side timing can and cannot see: docs/http.md.",
