@@ -14,7 +14,8 @@ Every decode step also sleeps ``--step-sleep`` seconds, ``FACTOR`` times that fo
 ``LO..HI``: a planted regime. ``--malformed B``: a request of budget B gets a stream that breaks (an event
 that is not JSON) after two tokens. ``--truncate B:N``: a request of budget B stops after N tokens
 (``finish_reason`` ``stop``), as a server that ignores ``ignore_eos`` does. ``--hang B``: a request of budget B stops
-sending for a minute after two tokens. ``--api-key KEY``: a POST
+sending for a minute after two tokens. ``--strict``: a request with ``ignore_eos``,
+``min_tokens`` or ``stream_options`` is answered 400, as OpenAI's own API does. ``--api-key KEY``: a POST
 without ``Authorization: Bearer KEY`` is answered 401.
 """
 
@@ -84,6 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": {"message": "invalid API key"}}, 401)
             return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if self.opts.strict and any(k in body for k in ("ignore_eos", "min_tokens", "stream_options")):
+            self._json({"error": {"message": "Unrecognized request argument supplied: ignore_eos"}}, 400)
+            return
         if self.path == "/tokenize":
             self._json({"tokens": self.model.ids(str(body.get("content", "")))})
         elif self.path in ("/v1/completions", "/v1/chat/completions"):
@@ -160,6 +164,7 @@ def main() -> None:
     p.add_argument("--hang", type=int, default=-1)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model (default: 1)")
     p.add_argument("--api-key", default="")
+    p.add_argument("--strict", action="store_true", help="answer 400 to fields beyond the OpenAI API")
     opts = p.parse_args()
     torch.set_num_threads(max(1, opts.threads))
     _Handler.model = _Model(opts.model)

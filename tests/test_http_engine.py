@@ -155,6 +155,15 @@ def test_malformed_stream_and_truncated_generation_are_statuses(tmp_path: Path) 
     assert np.isnan(ds.latency.sel(budget=8).values).all()
 
 
+def test_a_strict_server_gets_the_requests_without_the_extra_fields(tmp_path: Path) -> None:
+    out = tmp_path / "strict.nc"
+    with served("--strict") as (url, _):
+        assert main(sweep_args(url, out, "--budgets", "2,4", "--trials", "2")) == 0
+    ds = schema.load(out)
+    assert np.all(ds.status.values == schema.STATUS["ok"])  # with the extra fields every request was a 400
+    np.testing.assert_array_equal(ds.tokens.squeeze().values, np.broadcast_to(ds.budget.values[:, None], (2, 2)))
+
+
 def test_a_server_that_stops_sending_is_a_timeout(tmp_path: Path) -> None:
     out = tmp_path / "t.nc"
     with served("--hang", "6") as (url, _):

@@ -26,6 +26,11 @@ chunk), never guessed. ``tokens`` is the server's ``usage.completion_tokens``
 (else the chunks counted); a run that produced another number than the
 budget failed (``truncated generation``: the server does not honour
 ``ignore_eos``), with the tokens it did produce kept.
+
+A strict server that answers 400 / 422 naming one of the fields beyond the
+OpenAI API (:data:`EXTRA_FIELDS`: ``ignore_eos``, ``min_tokens``,
+``stream_options``) gets the request again without them, and so do the
+worker's later requests.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from collector.http.target import HttpTarget, parse_target
 from collector.protocol import Init, Load, Run, Warmup
 from collector.record import RunRecord
 
-__all__ = ["HttpRunner", "request_body", "record_of", "DEFAULT_CLIENT_TIMEOUT"]
+__all__ = ["HttpRunner", "request_body", "record_of", "DEFAULT_CLIENT_TIMEOUT", "EXTRA_FIELDS"]
 
 #: Seconds a server may stay silent during a request when the sweep has no ``--timeout``.
 DEFAULT_CLIENT_TIMEOUT = 600.0
@@ -57,11 +62,18 @@ PORT_FREE_WAIT = 30.0
 _NAN = math.nan
 
 
-def request_body(target: HttpTarget, model: str, prompt: str, budget: int, seed: int) -> dict[str, Any]:
-    """The JSON body of one run: greedy, ``max_tokens = budget``, streamed with usage, stopping disabled."""
+#: Fields beyond the OpenAI API that a strict server may refuse (dropped after a 400 / 422 naming one).
+EXTRA_FIELDS: tuple[str, ...] = ("ignore_eos", "min_tokens", "stream_options")
+
+
+def request_body(target: HttpTarget, model: str, prompt: str, budget: int, seed: int,
+                 extras: bool = True) -> dict[str, Any]:
+    """The JSON body of one run: greedy, ``max_tokens = budget``, streamed; with ``extras`` also the usage in
+    the stream and stopping disabled (:data:`EXTRA_FIELDS`)."""
     body: dict[str, Any] = {"model": model, "max_tokens": int(budget), "temperature": 0.0, "seed": int(seed),
-                            "stream": True, "stream_options": {"include_usage": True},
-                            "ignore_eos": True, "min_tokens": int(budget)}
+                            "stream": True}
+    if extras:
+        body.update(stream_options={"include_usage": True}, ignore_eos=True, min_tokens=int(budget))
     if target.api == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
     else:
@@ -141,6 +153,7 @@ class HttpRunner:
         self.info: dict[str, dict[str, str]] = {}
         self.counters: dict[str, Callable[[str], int] | None] = {}
         self.url = self.target.url("chat/completions" if self.target.api == "chat" else "completions")
+        self.extras = True  # until the server refuses a field beyond the OpenAI API
 
     def _serve(self, values: Mapping[str, Any]) -> None:
         command = self.target.server_command(values)
@@ -175,13 +188,26 @@ class HttpRunner:
         avail0, _ = _memory()
         try:
             prompt, _ = fit(k.prompt_len, msg.seed, self.counters.get(k.model))
-            s = stream(self.url, request_body(self.target, k.model, prompt, k.budget, msg.seed), headers=self.headers,
-                       timeout=self.timeout)
+            s = self._send(k.model, prompt, k.budget, msg.seed)
         except EndpointError as exc:
             return base.failed(exc.status, str(exc))
         avail1, swap = _memory()
         rec = dataclasses.replace(base, mem_sys_available_min=min(avail0, avail1), swap_used=swap)
         return record_of(rec, s, k.budget, self.timing)
+
+    def _send(self, model: str, prompt: str, budget: int, seed: int) -> Streamed:
+        """One request; once more without :data:`EXTRA_FIELDS` (and from then on) when the server refuses one."""
+        try:
+            return stream(self.url, request_body(self.target, model, prompt, budget, seed, self.extras),
+                          headers=self.headers, timeout=self.timeout)
+        except EndpointError as exc:
+            text = str(exc)
+            refused = text.startswith(("HTTP 400", "HTTP 422")) and any(f in text for f in EXTRA_FIELDS)
+            if not (self.extras and refused):
+                raise
+            self.extras = False
+            return stream(self.url, request_body(self.target, model, prompt, budget, seed, False),
+                          headers=self.headers, timeout=self.timeout)
 
     def close(self) -> None:
         """Stop the server this runner started, if any."""

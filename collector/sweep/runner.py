@@ -225,7 +225,8 @@ class _Runner:
         info = self.model_info.get(key.model, {})
         return RunRecord(**key.cell._asdict(), engine=self.spec.engine, timing=self.spec.timing, status=status,
                          error=error, started_at=started, n_params=int(info.get("n_params", -1)),
-                         weights=str(info.get("weights", "random")), architecture=str(info.get("architecture", "")))
+                         weights=str(info.get("weights", "pretrained" if self.spec.engine == "http" else "random")),
+                         architecture=str(info.get("architecture", "")))
 
     def _measure(self, key: RunKey, planned: int) -> tuple[RunRecord, _Worker]:
         """Measure ``key`` in the current worker; once more in a fresh one if a signal from outside killed it."""
