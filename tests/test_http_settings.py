@@ -38,6 +38,7 @@ def test_an_http_spec_fixes_what_the_server_controls_and_round_trips() -> None:
     ({"endpoint": URL, "server_cmd": "serve --x {nope}"}, "placeholder '{nope}' is unknown"),
     ({"endpoint": URL, "server_cmd": "serve --max {budget}"}, "give --isolation cell"),
     ({"endpoint": URL, "api_key_env": "sk-abc 123"}, "must name an environment variable"),
+    ({"endpoint": URL, "models": "a,b", "server_cmd": "serve {model}"}, "give --isolation model"),
     ({"endpoint": URL, "api": "embeddings"}, "api must be one of completions, chat"),
 ])
 def test_bad_http_settings_are_refused_naming_the_value(settings: dict[str, object], message: str) -> None:

@@ -41,6 +41,8 @@ NOT_CONTROLLED_BUT_DTYPE = ("device, attn, cache and cache_impl are the server's
                             "passed to each server by --server-cmd)")
 #: Placeholders of a server command that change within a series: they need a fresh server per cell.
 _CELL_PLACEHOLDERS = ("budget", "prompt_len")
+#: Placeholders of the model-load key: with several values they need a fresh server per model at least.
+_MODEL_PLACEHOLDERS = ("model", "dtype", "attn", "device")
 
 
 def split_settings(merged: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,6 +116,11 @@ def check_http(merged: Mapping[str, Any], grid: Mapping[str, tuple[Any, ...]], e
         raise ConfigError(f"--server-cmd uses {', '.join('{' + p + '}' for p in used)}, which change within a "
                           f"series: give --isolation cell (a fresh server per configuration) or run; got "
                           f"{isolation!r}")
+    varied = [p for p in _MODEL_PLACEHOLDERS if "{" + p + "}" in target.server_cmd and len(grid[p]) > 1]
+    if varied and isolation == "none":
+        raise ConfigError(f"--server-cmd uses {', '.join('{' + p + '}' for p in varied)}, which takes several values "
+                          "while --isolation none runs them interleaved in one process: give --isolation model (a "
+                          "fresh server per model), cell or run")
     return target
 
 
