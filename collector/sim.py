@@ -164,6 +164,15 @@ class Regime:
         enters a slow mode part-way); None: every decode step.
     mem_jump
         Multiplier of the device-memory peak inside the regime (1: smooth).
+    attn, cache_impl
+        Restrict to one attention implementation / one KV-cache implementation
+        (None: all). Applied by the sweep's ``sim`` device, which knows the
+        run's factors (:meth:`applies`); :meth:`LatencyModel.simulate_runs`
+        itself does not see them.
+    seed
+        Restrict to the worker processes of the sweep with this seed (None:
+        every sweep): a *process-local* regime, which the processes of that
+        sweep show and fresh processes of another sweep do not.
     """
 
     start: int
@@ -176,6 +185,9 @@ class Regime:
     onset: str = "budget"
     from_step: int | None = None
     mem_jump: float = 1.0
+    attn: str | None = None
+    cache_impl: str | None = None
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.phase not in ("decode", "prefill"):
@@ -195,6 +207,12 @@ class Regime:
             return np.zeros(np.broadcast(prompt_len, budget).shape, dtype=bool)
         onset_value = budget + prompt_len if self.onset == "total" else budget + 0 * prompt_len
         return (onset_value >= self.start) & (budget <= self.end)
+
+    def applies(self, *, attn: str | None = None, cache_impl: str | None = None, seed: int | None = None) -> bool:
+        """Whether the regime can act on runs with this attention, KV-cache implementation and sweep seed
+        (None: not known, not a restriction)."""
+        return all(want is None or have is None or want == have
+                   for want, have in ((self.attn, attn), (self.cache_impl, cache_impl), (self.seed, seed)))
 
 
 @dataclass(frozen=True)
@@ -292,6 +310,12 @@ class LatencyModel:
         if name not in presets:
             raise ConfigError(f"unknown noise preset {name!r}; choices: {sorted(presets)}")
         return cls(**{**presets[name], **changes})
+
+    def restricted(self, *, attn: str | None = None, cache_impl: str | None = None,
+                   seed: int | None = None) -> "LatencyModel":
+        """This model with only the regimes that :meth:`Regime.applies` to runs of these factors."""
+        keep = tuple(r for r in self.regimes if r.applies(attn=attn, cache_impl=cache_impl, seed=seed))
+        return self if len(keep) == len(self.regimes) else dataclasses.replace(self, regimes=keep)
 
     def cost(self, model: str) -> ModelCost:
         """Cost of ``model``; an unknown name gets gpt2's costs."""

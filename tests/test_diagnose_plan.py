@@ -125,7 +125,7 @@ def test_cli_plan_json() -> None:
 
 @pytest.mark.process
 @pytest.mark.parametrize(("args", "message"), [
-    (["datasets/mps-m3max-study.nc"], "error: diagnose runs nothing yet: only the plan is implemented; add --plan"),
+    (["datasets/mps-m3max-study.nc", "--plan", "--trials", "0"], "error: --trials must be an integer >= 1, got '0'"),
     (["no-such.nc", "--plan"], "error: no such dataset file or published dataset: 'no-such.nc'"),
     (["mps-m3max-study", "--plan", "--max-minutes", "soon"], "error: --max-minutes must be a positive number"),
 ])

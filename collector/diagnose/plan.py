@@ -14,7 +14,8 @@ For each regime :func:`analysis.regimes` finds in the file (one row of
     does it replicate in fresh processes: the regime's budgets with
     ``--processes T`` (issue 14);
 ``cache_impl``, ``attn``, ``dtype``
-    one factor at a time around the boundary (both values in one sweep);
+    one factor at a time around the boundary (both values in one sweep: the
+    file's first, then the other: ``eager`` for ``default`` or ``sdpa``);
 ``engine``, ``warmup``
     the protocol settings: the other engine; ten warm-ups.
 
@@ -283,9 +284,13 @@ def _questions(series: Mapping[str, Any], first: int, last: int, times: _Times, 
 
     # one factor at a time: both values in one sweep
     dtype = str(series.get("dtype", "float32"))
-    factor_values = {
-        "cache_impl": (["dynamic", "static"], "static vs dynamic KV cache"),
-        "attn": (["sdpa", "eager"], "attention sdpa vs eager"),
+    attn = str(series.get("attn", "default"))
+    impl = str(series.get("cache_impl", "dynamic"))
+    other_attn = "sdpa" if attn == "eager" else "eager"
+    other_impl = "dynamic" if impl == "static" else "static"
+    factor_values = {  # the file's value first, then the other one
+        "cache_impl": ([impl, other_impl], f"{other_impl} vs {impl} KV cache"),
+        "attn": ([attn, other_attn], f"attention {other_attn} vs {attn}"),
         "dtype": ([dtype, "float16" if dtype == "float32" else "float32"], "dtype"),
     }
     for name, (values, asks) in factor_values.items():

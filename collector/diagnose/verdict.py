@@ -1,0 +1,249 @@
+"""The verdicts of ``collector diagnose``: per regime and factor, moved / vanished / stayed / not tested.
+
+From what :func:`collector.diagnose.execute.run_questions` measured, each
+question's condition is read with :func:`collector.diagnose.evidence.read`
+(each tested cell's side by Wald's SPRT; the regime's effect with a t
+interval) and compared with the file's setting measured by ``refine``:
+
+``refine`` (factor ``boundary``)
+    *stayed* when the regime came back at the file's setting (its effect and
+    the located boundaries), *vanished* when its cells are normal there.
+``prompt_len``
+    *moved* when the budget ``first' - d`` is inside with a prompt ``d``
+    tokens longer: the onset follows the total length (the shift of the
+    onset in tokens, its interval from the bracketing budgets); *stayed* when
+    it is outside and ``first'`` inside (the onset follows the budget).
+``process``
+    *stayed* when every fresh process shows the regime, *vanished* when some
+    or all do not (process-local), by each process's own tests.
+``cache_impl``, ``attn``, ``dtype``, ``engine``, ``warmup``
+    *vanished* when every tested cell is normal with the other value; when
+    every one is inside, the ratio of the effects (other / file's setting)
+    with its Welch t interval, *moved* when its test is significant after
+    Benjamini-Hochberg over every such test of the diagnosis
+    (:func:`analysis.compare.statistics.bh`), else *stayed*; *moved* too
+    when some tested cells changed side (a boundary moved).
+
+A cell whose test is still open after ``max_trials`` makes its question
+*not tested* (not settled), as do questions left out (time, ``--questions``)
+or not applicable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from collector.diagnose.evidence import Reading, read
+from collector.diagnose.execute import Measured
+
+__all__ = ["FDR", "VERDICTS", "Verdict", "judge"]
+
+#: The verdicts.
+VERDICTS: tuple[str, ...] = ("moved", "vanished", "stayed", "not tested")
+#: False discovery rate of the effect-ratio tests (Benjamini-Hochberg over the diagnosis).
+FDR = 0.05
+#: Confidence level of the intervals.
+LEVEL = 0.95
+_FACTOR = {"refine": "boundary"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One row of the verdict table.
+
+    Attributes
+    ----------
+    regime
+        The regime's number; ``factor`` the question's factor (``boundary`` for refine).
+    verdict
+        One of :data:`VERDICTS`; ``detail`` says what was seen, or why not tested.
+    estimate, lo, hi, unit
+        By how much (``x``: effect with the other value over the effect at the file's setting, or the
+        effect itself for ``boundary``; ``tokens``: the onset's shift), with its interval; NaN when none.
+    p, q
+        The test of the effect ratio and its BH level (NaN when none).
+    runs
+        Runs the question measured.
+    """
+
+    regime: int
+    factor: str
+    verdict: str
+    detail: str
+    estimate: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    unit: str = ""
+    p: float = math.nan
+    q: float = math.nan
+    runs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (NaN as None)."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def _t(df: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.ppf(0.5 + LEVEL / 2) if not math.isfinite(df) else stats.t.ppf(0.5 + LEVEL / 2, df))
+
+
+def _ratio(a: Reading, r: Reading) -> tuple[float, float, float, float]:
+    """(ratio, lo, hi, p) of exp(a - r) in log effect (Welch)."""
+    from scipy import stats
+
+    d = a.log_effect - r.log_effect
+    se = math.hypot(a.se, r.se)
+    if not (math.isfinite(d) and math.isfinite(se) and se > 0):
+        return math.nan, math.nan, math.nan, math.nan
+    parts = [(x.se**2, x.df) for x in (a, r)]
+    if all(math.isfinite(df) for _, df in parts):
+        df = se**4 / sum(v**2 / df for v, df in parts if df > 0)
+    else:
+        df = math.inf
+    t = _t(df)
+    p = float(2 * (stats.norm.sf(abs(d) / se) if not math.isfinite(df) else stats.t.sf(abs(d) / se, df)))
+    return math.exp(d), math.exp(d - t * se), math.exp(d + t * se), p
+
+
+def _fx(r: Reading) -> str:
+    if not math.isfinite(r.log_effect):
+        return "x?"
+    t = _t(r.df)
+    return f"x{math.exp(r.log_effect):.2f} [{math.exp(r.log_effect - t * r.se):.2f}, " \
+           f"{math.exp(r.log_effect + t * r.se):.2f}]"
+
+
+def _open(r: Reading) -> list[int]:
+    return [b for b, s in r.sides.items() if s.side == "open"]
+
+
+def _refine(m: Measured, ref: Reading, runs: int) -> Verdict:
+    t, c = m.target, m.cells
+    assert c is not None
+    if _open(ref):
+        return Verdict(t.number, "boundary", "not tested", f"budgets {_open(ref)} not settled within the trials "
+                       "allowed", runs=runs)
+    if not c.reproduced:
+        return Verdict(t.number, "boundary", "vanished", f"budgets {', '.join(map(str, c.tested))} are normal at "
+                       f"the file's setting in a fresh process ({_fx(ref)}; the file: x{t.effect:.2f})", runs=runs)
+    where = []
+    for label, a, b, ok in (("onset", c.lo, c.first, c.located[0]), ("recovery", c.last, c.hi, c.located[1])):
+        if a is None or b is None:
+            where.append(f"{label} at the grid's edge")
+        else:
+            where.append(f"{label} between {a} and {b}" + (" (located)" if ok else " (not located to 1 token)"))
+    e, tt = ref.log_effect, _t(ref.df)
+    return Verdict(t.number, "boundary", "stayed", f"came back at the file's setting: {_fx(ref)}; " + "; ".join(where),
+                   math.exp(e), math.exp(e - tt * ref.se), math.exp(e + tt * ref.se), "x", runs=runs)
+
+
+def _process(m: Measured, runs: int) -> Verdict:
+    t, c = m.target, m.cells
+    assert c is not None
+    parts = m.samples["process"]
+    readings = [read(parts[p], reference=c.reference, tested=c.tested, target=t, min_trials=1) for p in sorted(parts)]
+    n = len(readings)
+    k_in = sum(r.all("in") for r in readings)
+    k_out = sum(r.all("out") for r in readings)
+    effects = ", ".join(_fx(r).split(" ")[0] for r in readings)
+    if k_in == n:
+        return Verdict(t.number, "process", "stayed", f"replicated in {n} of {n} fresh processes ({effects})",
+                       runs=runs)
+    if k_out:
+        return Verdict(t.number, "process", "vanished", f"process-local: in {k_in} of {n} fresh processes "
+                       f"({effects}; the file's process: x{t.effect:.2f})", runs=runs)
+    return Verdict(t.number, "process", "not tested", f"not settled with one run per process ({effects})", runs=runs)
+
+
+def _prompt(m: Measured, runs: int, min_trials: int) -> Verdict:
+    t, c = m.target, m.cells
+    assert c is not None
+    x = m.extra["prompt_len"]
+    d, p2 = int(x["shift"]), int(x["prompt_len"])
+    a = read(m.samples["prompt_len"][0], reference=x["reference"], tested=x["tested"], target=t,
+             min_trials=min_trials)
+    if _open(a):
+        return Verdict(t.number, "prompt_len", "not tested", f"budgets {_open(a)} not settled within the trials "
+                       "allowed", runs=runs)
+    lo = c.lo if c.lo is not None else c.first - 1
+    shifted, first, last = (a.sides[b].side for b in (c.first - d, c.first, c.last))
+    rec = "" if last == "in" else f"; budget {c.last} is normal too: the recovery moved as well"
+    if shifted == "in":
+        return Verdict(t.number, "prompt_len", "moved", f"the onset follows the total length: with the prompt {d} "
+                       f"tokens longer (prompt_len {p2}) budget {c.first - d} is inside{rec}",
+                       -d, lo + 1 - c.first - d, c.first - lo - 1 - d, "tokens", runs=runs)
+    if first == "in":
+        return Verdict(t.number, "prompt_len", "stayed", f"the onset follows the budget: with prompt_len {p2}, "
+                       f"budget {c.first - d} is normal and {c.first} inside{rec}", 0.0, 1 - d, c.first - lo - 1,
+                       "tokens", runs=runs)
+    return Verdict(t.number, "prompt_len", "vanished" if last == "out" else "moved",
+                   f"with prompt_len {p2}, budgets {c.first - d} and {c.first} are normal"
+                   + ("" if last == "out" else f" and {c.last} inside: the onset moved later"), runs=runs)
+
+
+def _factor(m: Measured, name: str, ref: Reading, runs: int, min_trials: int) -> Verdict:
+    t, c = m.target, m.cells
+    assert c is not None
+    a = read(m.samples[name][0], reference=c.reference, tested=c.tested, target=t, min_trials=min_trials)
+    x = m.extra.get(name, {})
+    what = f"{name}={x.get('value')} (the file: {x.get('of')})"
+    if _open(a):
+        return Verdict(t.number, name, "not tested", f"with {what}, budgets {_open(a)} not settled within the "
+                       "trials allowed", runs=runs)
+    ratio, lo, hi, p = _ratio(a, ref)
+    if a.all("out"):
+        return Verdict(t.number, name, "vanished", f"with {what}: {_fx(a)} at budgets "
+                       f"{', '.join(map(str, c.tested))}, where the file's setting gives {_fx(ref)}",
+                       ratio, lo, hi, "x", p, runs=runs)
+    if a.all("in"):
+        return Verdict(t.number, name, "stayed", f"with {what}: {_fx(a)}, the file's setting {_fx(ref)}",
+                       ratio, lo, hi, "x", p, runs=runs)
+    changed = [b for b, s in a.sides.items() if s.side == "out"]
+    return Verdict(t.number, name, "moved", f"with {what} budgets {', '.join(map(str, changed))} are normal "
+                   "(a boundary moved)", ratio, lo, hi, "x", p, runs=runs)
+
+
+def _one(m: Measured, name: str, ref: Reading | None, min_trials: int) -> Verdict:
+    runs = m.runs.get(name, 0)
+    status = m.status.get(name, "left out")
+    if status != "done" or m.cells is None or ref is None:
+        why = m.why.get(name, "") or status
+        return Verdict(m.target.number, _FACTOR.get(name, name), "not tested",
+                       f"{status}: {why}" if why != status else status, runs=runs)
+    if name == "refine":
+        return _refine(m, ref, runs)
+    if name == "process":
+        return _process(m, runs)
+    if name == "prompt_len":
+        return _prompt(m, runs, min_trials)
+    return _factor(m, name, ref, runs, min_trials)
+
+
+def judge(measured: Sequence[Measured], questions: Sequence[str], *, min_trials: int = 2) -> list[Verdict]:
+    """The verdict table: one row per regime and question (see the module docstring)."""
+    import numpy as np
+
+    from analysis.compare.statistics import bh
+
+    rows: list[Verdict] = []
+    for m in measured:
+        ref = None
+        if m.cells is not None and "refine" in m.samples:
+            ref = read(m.samples["refine"][0], reference=m.cells.reference, tested=m.cells.tested, target=m.target,
+                       min_trials=min_trials)
+        rows.extend(_one(m, name, ref, min_trials) for name in questions)
+    tested = [i for i, r in enumerate(rows) if r.verdict == "stayed" and r.unit == "x" and r.factor != "boundary"
+              and math.isfinite(r.p)]
+    q = bh(np.array([rows[i].p for i in tested]))
+    for i, qi in zip(tested, q):
+        r = rows[i]
+        verdict = "moved" if qi < FDR else "stayed"
+        detail = r.detail if verdict == "stayed" else r.detail.replace(", the file's setting", "; the effect moved "
+                                                                          f"x{r.estimate:.2f}; the file's setting")
+        rows[i] = Verdict(r.regime, r.factor, verdict, detail, r.estimate, r.lo, r.hi, r.unit, r.p, float(qi), r.runs)
+    return rows
