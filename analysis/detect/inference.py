@@ -453,7 +453,8 @@ def test_series(
     # joint model of the steps is identified (a polynomial of k terms vanishing at k points is zero), with one
     # degree of freedom to spare. Without it the steps absorb the curve's level: on an 8-budget null series
     # three rejections covered every budget and their joint effects came out x2.5e7
-    width = np.arange(n)[None, :] - np.arange(n)[:, None] + 1
+    lo, hi = np.arange(n)[:, None], np.arange(n)[None, :]
+    width = hi - lo + 1
     need = basis.shape[1] + 1
     normal = n
     steps = np.zeros(n)
@@ -502,17 +503,9 @@ def test_series(
         steps[i : j + 1] += delta
         cur = E - steps[:, None]
         # only intervals disjoint from every rejected one stay in the scan
-        lo = np.arange(n)[:, None]
-        hi = np.arange(n)[None, :]
         allowed = allowed & ((hi < i) | (lo > j))
     # the noise alone (every rejected step removed): scale, effects, boundaries, power
-    s_own, df_own = budget_scale(sc.means(cur))
-    s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
-    s2 = max(s2, sc.floor**2) if np.isfinite(s2) else (sc.floor**2 if sc.floor > 0 else s2)
-    if not np.isfinite(res.scale_own):
-        res.scale_own = s_own
-    res.scale = math.sqrt(s2) if np.isfinite(s2) else np.nan
-    res.df = df
+    _noise_alone(sc, cur, res, prior_s2, prior_df)
     if res.intervals:
         _effects(sc, E, res)
     sc.rng = rng_power
@@ -521,6 +514,18 @@ def test_series(
         _power(sc, res, level=alpha if power_level is None else power_level, min_log=min_log, sign=sign,
                prior=(prior_s2, prior_df))
     return res
+
+
+def _noise_alone(sc: _Scan, cur: np.ndarray, res: Result, prior_s2: float, prior_df: float) -> None:
+    """``res.scale`` and ``res.df`` from the runs ``cur`` with every rejected step removed (moderated, never
+    below the stated floor); ``res.scale_own`` too where the scan never set it."""
+    s_own, df_own = budget_scale(sc.means(cur))
+    s2, df = moderate(s_own**2, df_own, prior_s2, prior_df)
+    s2 = max(s2, sc.floor**2) if np.isfinite(s2) else (sc.floor**2 if sc.floor > 0 else s2)
+    if not np.isfinite(res.scale_own):
+        res.scale_own = s_own
+    res.scale = math.sqrt(s2) if np.isfinite(s2) else np.nan
+    res.df = df
 
 
 def _effects(sc: _Scan, E: np.ndarray, res: Result) -> None:
