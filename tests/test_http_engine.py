@@ -93,7 +93,8 @@ def test_every_run_recorded_and_the_arrivals_sum_to_the_total(tmp_path: Path, ap
     steps = ds.step_time.sum("step").values.ravel()
     latency = ds.latency.values.ravel()
     # the arrivals sum to the last token's arrival; latency adds only the wait for the end of the stream
-    assert np.all(steps <= latency + 1e-6) and np.all(latency - steps < 0.02 + 0.05 * latency)
+    assert np.all(steps <= latency + 1e-6) and np.all(latency - steps < 0.05 + 0.05 * latency)
+    assert np.median(latency - steps) < 0.005  # typically well under a millisecond on this host
     n_steps = np.isfinite(ds.step_time).sum("step").values.ravel()
     np.testing.assert_array_equal(n_steps, np.repeat(ds.budget.values, 2))
     np.testing.assert_allclose(ds.prefill_time.values, ds.step_time.isel(step=0).values, rtol=1e-5)
