@@ -128,3 +128,16 @@ def test_prompts_are_seeded_and_fitted_to_the_server_count() -> None:
     text, n = fit(10, 0, lambda t: len(t.split()) + 2)  # a tokenizer that adds two special tokens
     assert n == 10 and len(text.split()) == 8
     assert fit(4, 0, None)[1] == -1
+
+
+def test_a_toml_http_table_and_flags_over_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from collector.spec import read_toml
+
+    (tmp_path / "s.toml").write_text('engine = "http"\nmodels = ["m"]\n[http]\nendpoint = "http://10.0.0.2:8000/v1"\n'
+                                     'api = "chat"\nserver_cmd = "vllm serve {model} --port {port}"\n')
+    spec = build_spec({"api": "completions"}, base=read_toml(tmp_path / "s.toml"))
+    assert spec.http is not None and spec.http.api == "completions" and spec.http.port == 8000
+    assert spec.http.server_command({"model": "m"}) == "vllm serve m --port 8000"
+    (tmp_path / "bad.toml").write_text('engine = "http"\nmodels = ["m"]\n[http]\nendpoint = "http://h/v1"\nkey = "sk"\n')
+    with pytest.raises(ConfigError, match="unknown http setting 'key'"):
+        build_spec({}, base=read_toml(tmp_path / "bad.toml"))
