@@ -208,6 +208,22 @@ def test_a_fresh_server_per_configuration_with_its_start_up_time(tmp_path: Path)
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def test_a_server_command_that_fails_gives_failed_runs_with_its_last_line(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = f"{shlex.quote(sys.executable)} -c \"import sys; sys.stderr.write('no such model: ' + sys.argv[1]); " \
+          f"sys.exit(3)\" {{model}}"
+    out = tmp_path / "f.nc"
+    assert main(["run", "--engine", "http", "--endpoint", f"http://127.0.0.1:{port}/v1", "--server-cmd", cmd,
+                 "--models", "tiny-gpt2", "--budgets", "2,4", "--trials", "1", "--quiet", "-o", str(out)]) == 0
+    ds = schema.load(out)
+    assert np.all(ds.status.values == schema.STATUS["error"])
+    for f in failures(ds):
+        error = str(f["error"])
+        assert "exited with status 3 before it was ready; its last line: 'no such model: tiny-gpt2'" in error
+        assert "\n" not in error
+    assert str(ds.weights.values[0]) == "pretrained"
+
+
 def test_the_key_is_sent_but_never_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "sk-test-0123456789abcdef"
     monkeypatch.setenv("DR_TEST_KEY", secret)
