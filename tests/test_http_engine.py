@@ -188,6 +188,21 @@ def test_a_regime_planted_in_the_server_is_found_exactly(tmp_path: Path) -> None
     assert sorted(int(b) for b in reg.budget.values[flagged.values]) == [12, 14, 16]
     report = analysis.report(ds, tmp_path / "report")
     assert (tmp_path / "report" / "index.html").exists() and report is not None
+    # every analysis reads the http dataset unchanged: a result, or the InputError any dataset of one cache
+    # value and one prompt length gets (kv_speedup, boundaries)
+    from analysis.errors import InputError
+    from public_api import public_calls
+
+    calls = public_calls(20)
+    calls["plant"] = lambda d: analysis.plant(d, 12, 16, 2.0)
+    refused = set()
+    for name, call in calls.items():
+        try:
+            assert call(ds) is not None
+        except InputError as exc:
+            refused.add(name)
+            assert "cache values False and True" in str(exc) or "2 prompt_len values" in str(exc)
+    assert refused == {"kv_speedup", "boundaries"}
 
 
 def test_a_fresh_server_per_configuration_with_its_start_up_time(tmp_path: Path) -> None:
