@@ -223,6 +223,32 @@ def test_a_fresh_server_per_configuration_with_its_start_up_time(tmp_path: Path)
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def test_a_started_server_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    port = free_port()
+    cmd = f"{shlex.quote(sys.executable)} {shlex.quote(str(SERVER))} --port {port}"
+    code = ("import time; from collector.http.server import ServerProcess; "
+            f"s = ServerProcess({cmd!r}, 'http://127.0.0.1:{port}/v1/models'); "
+            "print(round(s.start(120), 3), flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert float(parent.stdout.readline()) > 0  # type: ignore[union-attr]
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # the server is up
+        parent.kill()  # SIGKILL: nothing in the parent can clean up; the supervisor must
+        parent.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the server on port {port} outlived the process that started it by 30 s")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
 def test_a_server_command_that_fails_gives_failed_runs_with_its_last_line(tmp_path: Path) -> None:
     port = free_port()
     cmd = f"{shlex.quote(sys.executable)} -c \"import sys; sys.stderr.write('no such model: ' + sys.argv[1]); " \
