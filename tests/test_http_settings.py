@@ -51,6 +51,8 @@ def test_bad_http_settings_are_refused_naming_the_value(settings: dict[str, obje
 def test_endpoint_settings_need_the_engine_and_the_engine_needs_an_endpoint() -> None:
     with pytest.raises(ConfigError, match="need --engine http"):
         build_spec({"models": "gpt2", "devices": "sim", "endpoint": URL})
+    with pytest.raises(ConfigError, match="engine http needs --models"):
+        build_spec({"engine": "http", "endpoint": URL})
     with pytest.raises(ConfigError, match="needs an endpoint"):
         build_spec({"engine": "http", "models": "m"})
     with pytest.raises(ConfigError, match="timing 'stream'"):

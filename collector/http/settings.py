@@ -59,9 +59,18 @@ def split_settings(merged: Mapping[str, Any]) -> dict[str, Any]:
 
 def http_defaults(merged: dict[str, Any]) -> None:
     """Fill the defaults of an ``engine = http`` sweep in canonical settings (in place): device http, the
-    cache on, timing stream (each only where not given)."""
+    cache on, timing stream (each only where not given).
+
+    Raises
+    ------
+    ConfigError
+        No models given (there is no default model of a server).
+    """
     if merged.get("engine") != "http":
         return
+    if merged.get("models") is None:
+        raise ConfigError("engine http needs --models: the names the server serves (GET {endpoint}/models lists "
+                          "them), e.g. --models llama3.2:1b")
     merged.setdefault("devices", DEVICE)
     merged.setdefault("caches", "on")
     merged.setdefault("timing", "stream")
