@@ -103,9 +103,24 @@ def _open(url: str, method: str, body: bytes | None, headers: Mapping[str, str],
         raise EndpointError(f"request to {_where(url)} failed: {type(exc).__name__}: {exc}") from None
 
 
+def _error_text(raw: str) -> str:
+    """The message of an error body: OpenAI's ``error.message``, FastAPI's ``detail``, else the text itself."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(body, dict):
+        err = body.get("error", body.get("detail"))
+        if isinstance(err, dict) and err.get("message") is not None:
+            return str(err["message"])
+        if err is not None:
+            return err if isinstance(err, str) else json.dumps(err)
+    return raw
+
+
 def _http_error(url: str, resp: http.client.HTTPResponse) -> EndpointError:
     try:
-        text = resp.read(600).decode("utf-8", "replace")
+        text = _error_text(resp.read(2000).decode("utf-8", "replace"))
     except (OSError, http.client.HTTPException):
         text = ""
     return EndpointError(f"HTTP {resp.status} {resp.reason} from {_where(url)}" + (f": {_quote(text)}" if text else ""))
