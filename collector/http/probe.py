@@ -19,7 +19,8 @@ from collector.http.target import HttpTarget
 
 __all__ = ["describe", "tokenizer", "auth_headers"]
 
-_GENERIC_OWNERS = {"", "openai", "system", "user", "organization", "organization-owner", "library", "me"}
+_GENERIC_OWNERS = {"", "openai", "system", "user", "organization", "organization-owner", "organization_owner", "library",
+                   "me"}
 
 
 def auth_headers(key: str) -> dict[str, str]:
