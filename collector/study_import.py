@@ -38,8 +38,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -354,19 +354,60 @@ def import_study(
     keys = [_key(r, lens) for r in rows]
     for r in rows:
         _check_values(r)
+    trial_of = _trial_numbers(keys)
+    models = list(dict.fromkeys(k[0] for k in keys))
+    numeric = _numeric_columns(rows)
+    used_prompts = _used_prompts(rows, lens)
+    ds = schema.empty_dataset(models=models, devices=_levels(keys, 1), dtypes=_levels(keys, 2),
+                              caches=_levels(keys, 3), prompt_lens=_levels(keys, 4), budgets=_levels(keys, 5),
+                              trials=max(trial_of) + 1, step_time=False, model_info=_model_info(models),
+                              attrs=_attrs(paths, used_prompts, warmup, seed, title, command))
+    ds.attrs["source_encodings"] = json.dumps({Path(p).name: enc for p, enc in encodings.items()})
+    harness = _HarnessArrays.empty(tuple(ds.sizes[d] for d in schema.SWEEP_DIMS), numeric)
+    index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
+    arrays = {name: ds[name].values for name in ds.data_vars}
+    for order, (row, key, trial) in enumerate(zip(rows, keys, trial_of)):
+        _fill_row(ds, arrays, harness, row, key, _at(index, key, trial), order)
+    return schema.validate(_with_harness_variables(ds, harness))
+
+
+def _trial_numbers(keys: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The trial of each row: the same configuration in several rows is trial 0, 1, ... in row order."""
     trial_of: list[int] = []
     seen: dict[tuple[Any, ...], int] = {}
     for k in keys:
         trial_of.append(seen.get(k, 0))
         seen[k] = trial_of[-1] + 1
-    uniq = lambda i: sorted({k[i] for k in keys})  # noqa: E731
-    models = list(dict.fromkeys(k[0] for k in keys))
+    return trial_of
+
+
+def _levels(keys: Sequence[tuple[Any, ...]], i: int) -> list[Any]:
+    """The sorted distinct values of item ``i`` of the cell keys (a coordinate of the dataset)."""
+    return sorted({k[i] for k in keys})
+
+
+def _model_info(models: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``n_params`` (-1 unknown), ``weights`` and ``architecture`` of each model, for :func:`schema.empty_dataset`."""
     from collector.sim import MODEL_COSTS
 
-    model_info = {m: {"n_params": MODEL_COSTS[m].n_params if m in MODEL_COSTS else -1, "weights": "pretrained",
-                      "architecture": _architecture(m)} for m in models}
+    return {m: {"n_params": MODEL_COSTS[m].n_params if m in MODEL_COSTS else -1, "weights": "pretrained",
+                "architecture": _architecture(m)} for m in models}
+
+
+def _numeric_columns(rows: Sequence[StudyRow]) -> list[str]:
+    """The columns beyond the known ones with a number in some row (kept as ``harness_<column>``), in file order."""
     extra_cols = [c for c in dict.fromkeys(c for r in rows for c in r.values) if c not in _KNOWN]
-    numeric = [c for c in extra_cols if any(math.isfinite(_safe_number(r, c)) for r in rows)]
+    return [c for c in extra_cols if any(math.isfinite(_safe_number(r, c)) for r in rows)]
+
+
+def _used_prompts(rows: Sequence[StudyRow], lens: Mapping[str, int]) -> dict[str, int]:
+    """The prompt lengths of the prompts the rows use; refuse two prompts of one length.
+
+    Raises
+    ------
+    ConfigError
+        When two used prompts have the same length (their rows would be replicates of one cell).
+    """
     used_prompts = {name: n for name, n in lens.items() if any(r.text("prompt_name") == name for r in rows)}
     by_length: dict[int, str] = {}
     for name, n in used_prompts.items():
@@ -374,70 +415,84 @@ def import_study(
             raise ConfigError(f"prompts {by_length[n]!r} and {name!r} both have length {n}: their rows would become "
                               "replicates of one cell; give each prompt its own length (--prompt-lens NAME=N)")
         by_length[n] = name
-    ds = schema.empty_dataset(models=models, devices=uniq(1), dtypes=uniq(2), caches=uniq(3), prompt_lens=uniq(4),
-                              budgets=uniq(5), trials=max(trial_of) + 1, step_time=False, model_info=model_info,
-                              attrs=_attrs(paths, used_prompts, warmup, seed, title, command))
-    ds.attrs["source_encodings"] = json.dumps({Path(p).name: enc for p, enc in encodings.items()})
-    shape = tuple(ds.sizes[d] for d in schema.SWEEP_DIMS)
-    index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
-    arrays = {name: ds[name].values for name in ds.data_vars}
-    n_runs = np.full(shape, -1, dtype=np.int32)
-    rate = np.full(shape, np.nan)
-    source = np.full(shape, -1, dtype=np.int8)
-    request = np.full((len(STATS), *shape), np.nan)
-    extra = {c: np.full(shape, np.nan) for c in numeric}
-    failures: list[dict[str, Any]] = []
-    no_split: list[str] = []
-    for order, (row, key, trial) in enumerate(zip(rows, keys, trial_of)):
-        i = _at(index, key, trial)
-        status, why = _status_of(row)
-        arrays["status"][i] = schema.STATUS[status]
-        arrays["order"][i] = order
-        arrays["worker"][i] = order  # one fresh server process per configuration
-        samples = row.number("samples")
-        n_runs[i] = int(samples) if math.isfinite(samples) else -1
-        rate[i] = row.number("success_rate")
-        for c in numeric:
-            extra[c][i] = _safe_number(row, c)
-        arrays["mem_device_peak"][i] = row.number("peak_mps_allocated_mb") * 2**20 if key[1] == "mps" else math.nan
-        arrays["mem_rss_peak"][i] = row.number("peak_cpu_rss_mb") * 2**20
-        if status != "ok":
-            run = {d: ds[d].values[j].item() for d, j in zip(schema.SWEEP_DIMS, i)}  # like the collector's failures
-            failures.append({"run": run, "status": status, "error": f"{row.source}: {why}"})
-            continue
-        for s, col in enumerate(STATS.values()):
-            at = (s, *i)
-            request[at] = row.number(col)
-        arrays["tokens"][i] = key[5]
-        pre, dec = row.number("avg_prefill_time"), row.number("avg_decode_time")
-        if math.isfinite(pre) and math.isfinite(dec):
-            arrays["latency"][i], arrays["prefill_time"][i], arrays["decode_time"][i] = pre + dec, pre, dec
-            source[i] = 0
-        else:
-            arrays["latency"][i] = row.number("avg_latency")
-            source[i] = 1
-            no_split.append(row.source)
-    ds.attrs["failures"] = json.dumps(failures)
-    if no_split:
+    return used_prompts
+
+
+@dataclass
+class _HarnessArrays:
+    """What :func:`import_study` keeps beyond the schema's variables, filled row by row."""
+
+    n_runs: np.ndarray  # int32 over the sweep dims, -1 unknown
+    rate: np.ndarray  # success_rate, %
+    source: np.ndarray  # latency_source flags, int8
+    request: np.ndarray  # request_latency: stat + sweep dims
+    extra: dict[str, np.ndarray]  # harness column -> values over the sweep dims
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    no_split: list[str] = field(default_factory=list)  # sources of ok rows without a prefill / decode split
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...], numeric: Sequence[str]) -> _HarnessArrays:
+        """Arrays of ``shape`` (the sweep dims) holding "not reported" (-1 / NaN), one per numeric column."""
+        return cls(n_runs=np.full(shape, -1, dtype=np.int32), rate=np.full(shape, np.nan),
+                   source=np.full(shape, -1, dtype=np.int8), request=np.full((len(STATS), *shape), np.nan),
+                   extra={c: np.full(shape, np.nan) for c in numeric})
+
+
+def _fill_row(ds: xr.Dataset, arrays: Mapping[Hashable, np.ndarray], harness: _HarnessArrays, row: StudyRow,
+              key: tuple[Any, ...], i: tuple[int, ...], order: int) -> None:
+    """Write one harness row into its cell ``i`` of the schema ``arrays`` (views of ``ds``) and of ``harness``."""
+    status, why = _status_of(row)
+    arrays["status"][i] = schema.STATUS[status]
+    arrays["order"][i] = order
+    arrays["worker"][i] = order  # one fresh server process per configuration
+    samples = row.number("samples")
+    harness.n_runs[i] = int(samples) if math.isfinite(samples) else -1
+    harness.rate[i] = row.number("success_rate")
+    for c, values in harness.extra.items():
+        values[i] = _safe_number(row, c)
+    arrays["mem_device_peak"][i] = row.number("peak_mps_allocated_mb") * 2**20 if key[1] == "mps" else math.nan
+    arrays["mem_rss_peak"][i] = row.number("peak_cpu_rss_mb") * 2**20
+    if status != "ok":
+        run = {d: ds[d].values[j].item() for d, j in zip(schema.SWEEP_DIMS, i)}  # like the collector's failures
+        harness.failures.append({"run": run, "status": status, "error": f"{row.source}: {why}"})
+        return
+    for s, col in enumerate(STATS.values()):
+        at = (s, *i)
+        harness.request[at] = row.number(col)
+    arrays["tokens"][i] = key[5]
+    pre, dec = row.number("avg_prefill_time"), row.number("avg_decode_time")
+    if math.isfinite(pre) and math.isfinite(dec):
+        arrays["latency"][i], arrays["prefill_time"][i], arrays["decode_time"][i] = pre + dec, pre, dec
+        harness.source[i] = 0
+    else:
+        arrays["latency"][i] = row.number("avg_latency")
+        harness.source[i] = 1
+        harness.no_split.append(row.source)
+
+
+def _with_harness_variables(ds: xr.Dataset, harness: _HarnessArrays) -> xr.Dataset:
+    """``ds`` with attrs ``failures`` (and ``phase_split``), the ``stat`` coordinate and the harness's variables."""
+    ds.attrs["failures"] = json.dumps(harness.failures)
+    if harness.no_split:
         ds.attrs["phase_split"] = ("prefill_time / decode_time NaN where the harness reported no server-side split "
-                                   f"(latency_source 1: latency is the HTTP round trip mean): rows {no_split!r}")
-    ds["n_runs"] = (schema.SWEEP_DIMS, n_runs, {"long_name": "successful timed runs summarised in the cell "
-                                                             "(harness 'samples'; -1 unknown)", "units": "1"})
-    ds["success_rate"] = (schema.SWEEP_DIMS, rate, {"long_name": "percent of timed requests that succeeded",
-                                                    "units": "%"})
-    ds["latency_source"] = (schema.SWEEP_DIMS, source, {
+                                   f"(latency_source 1: latency is the HTTP round trip mean): rows {harness.no_split!r}")
+    ds["n_runs"] = (schema.SWEEP_DIMS, harness.n_runs, {"long_name": "successful timed runs summarised in the cell "
+                                                                     "(harness 'samples'; -1 unknown)", "units": "1"})
+    ds["success_rate"] = (schema.SWEEP_DIMS, harness.rate, {"long_name": "percent of timed requests that succeeded",
+                                                            "units": "%"})
+    ds["latency_source"] = (schema.SWEEP_DIMS, harness.source, {
         "long_name": "what latency is: server prefill + decode means, or the client's mean HTTP round trip",
         "units": "1", "flag_values": np.array([-1, 0, 1], dtype=np.int8),
         "flag_meanings": "none server_prefill_plus_decode client_round_trip"})
-    ds["request_latency"] = (("stat", *schema.SWEEP_DIMS), request, {
+    ds["request_latency"] = (("stat", *schema.SWEEP_DIMS), harness.request, {
         "long_name": "client-side request latency over the timed runs (HTTP round trip, includes server overhead)",
         "units": "s"})
     ds = ds.assign_coords(stat=np.asarray(list(STATS), dtype=str))
     ds["stat"].attrs["long_name"] = "summary over the runs of a configuration (harness columns " + ", ".join(
         STATS.values()) + ")"
-    for c, name in _variable_names(list(extra)).items():
-        ds[name] = (schema.SWEEP_DIMS, extra[c], {"long_name": f"harness column {c!r}", "units": _unit(c)})
-    return schema.validate(ds)
+    for c, name in _variable_names(list(harness.extra)).items():
+        ds[name] = (schema.SWEEP_DIMS, harness.extra[c], {"long_name": f"harness column {c!r}", "units": _unit(c)})
+    return ds
 
 
 def _variable_names(columns: Sequence[str]) -> dict[str, str]:
