@@ -118,7 +118,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("reliability", "## Reliability guards: timings", "reliability_timing.py", args=("--kills", "5", "--write"),
             minutes=1),
     Section("http", "## HTTP engine vs the in-process loop (CPU)", "http_overhead.py",
-            args=("--rounds", "3", "--trials", "3", "--write"), quick=("--rounds", "1", "--trials", "1", "--write"),
+            args=("--rounds", "6", "--trials", "3", "--write"), quick=("--rounds", "1", "--trials", "1", "--write"),
             minutes=2),
 )
 

@@ -17,7 +17,7 @@ HTTP's fixed per-request cost.
 
 Usage::
 
-    python benchmarks/http_overhead.py [--rounds 3] [--trials 3] [--threads 1] [--write]
+    python benchmarks/http_overhead.py [--rounds 6] [--trials 3] [--threads 1] [--write]
 
 ``--write`` puts the table into docs/performance.md ("## HTTP engine vs the in-process loop (CPU)").
 """
@@ -118,7 +118,7 @@ def figures(datasets: list[object]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the two sweeps")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds of the two sweeps")
     ap.add_argument("--trials", type=int, default=3, help="trials per budget in each sweep")
     ap.add_argument("--threads", type=int, default=1, help="torch threads on both sides (OMP_NUM_THREADS of the "
                     "loop's worker, --threads of the server; default 1: steadier on a shared host)")
@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                         "--timing", "step", "--cache", "on"],
                                       args.trials, r + 1))
     f_loop, f_http = figures(loop), figures(http)
+    rounds = [(figures([a]), figures([b])) for a, b in zip(loop, http)]  # round r: loop r, then http r
+    ratios = [h["per_token"] / lo["per_token"] for lo, h in rounds]
+    costs = [(h["fixed"] - lo["fixed"]) * 1000.0 for lo, h in rounds]
     elapsed = time.perf_counter() - t_start
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ms = 1000.0
@@ -162,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         row("http (client-side, `--timing stream`)", f_http),
         "",
         f"Per-token decode time through HTTP / in-process: **x{f_http['per_token'] / f_loop['per_token']:.2f}** "
-        f"(median step), x{f_http['slope'] / f_loop['slope']:.2f} (slope). Fixed per-request cost HTTP adds: "
-        f"**{(f_http['fixed'] - f_loop['fixed']) * ms:+.2f} ms** per request, of which "
+        f"(median step; per round x{min(ratios):.2f} to x{max(ratios):.2f}), x{f_http['slope'] / f_loop['slope']:.2f} "
+        "(slope: sensitive to the host's slow episodes, which fall on some budgets of one engine's sweep and not "
+        f"the other's). Fixed per-request cost HTTP adds: "
+        f"**{(f_http['fixed'] - f_loop['fixed']) * ms:+.2f} ms** per request (per round {min(costs):+.2f} to "
+        f"{max(costs):+.2f} ms), of which "
         f"{(f_http['ttft'] - f_loop['ttft']) * ms:+.2f} ms before the first token (connection, request parsing, "
         "tokenisation, the first event's trip) and the rest waiting for the end of the stream. "
         "For this tiny model a decode step is a fraction of a millisecond, so the per-token ratio is "
