@@ -37,6 +37,9 @@ from analysis.questions.boundaries import VARIABLES as BOUNDARIES_VARS
 from analysis.questions.boundaries import boundaries
 from analysis.questions.kv import VARIABLES as KV_VARS
 from analysis.questions.kv import kv_speedup
+from analysis.questions.levels import VARIABLES as LEVELS_VARS
+from analysis.questions.levels import levels
+from analysis.questions.levels import table as levels_table
 from analysis.questions.memory import VARIABLES as MEMORY_VARS
 from analysis.questions.memory import memory_effect
 from analysis.questions.monotonicity import VARIABLES as MONOTONICITY_VARS
@@ -335,6 +338,14 @@ ANALYSES: tuple[Analysis, ...] = (
         "run-to-run spread of each cell (coefficient of variation)",
         "Run-to-run spread", "How much do the runs of one cell disagree, before any model is fitted?",
         spread_table,
+        options=(_var("variable to measure (default: latency)"),),
+        takes_reg=False,
+    ),
+    Analysis(
+        "levels", levels, LEVELS_VARS, "levels",
+        "noise of each level (run, process) and the best runs per process (Kalibera-Jones)",
+        "Noise levels", "How much noise does each level add (a run, a process), and how many runs per process?",
+        levels_table,
         options=(_var("variable to measure (default: latency)"),),
         takes_reg=False,
     ),
