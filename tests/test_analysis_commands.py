@@ -52,7 +52,8 @@ def test_table_legend_summary_and_json(files, capsys, cmd):
     assert set(data) == {"format", "command", "summary", "attrs", "dims", "coords", "data_vars"}
     assert data["format"] == "decode-regimes/1"
     assert data["command"] == next(a.name for a in REGISTRY if a.key == cmd)
-    assert "budget" in data["dims"] or cmd in ("backends", "boundaries", "memory", "phases", "levels")
+    over_budget = any(v.over == "budget" for v in find(cmd).variables.values())
+    assert ("budget" in data["dims"]) == over_budget
 
 
 def test_one_command_list_named_like_the_functions_with_the_short_names_as_aliases(files, capsys):
