@@ -510,6 +510,19 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     """
     if not isinstance(ds, xr.Dataset):
         raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__!r}")
+    simulated = _check_global_attrs(ds)
+    _check_sweep_dims(ds)
+    _check_factor_values(ds, simulated)
+    _check_model_coords(ds)
+    _check_variables(ds)
+    _check_status_flags(ds)
+    if check_values:
+        _check_values(ds)
+    return ds
+
+
+def _check_global_attrs(ds: xr.Dataset) -> int:
+    """Check the version, the required and the storable global attrs; return attr ``simulated`` (0 or 1)."""
     check_version(ds)
     if str(ds.attrs["schema_version"]) != SCHEMA_VERSION:
         raise SchemaError(f"dataset has schema_version {ds.attrs['schema_version']!r}; expected {SCHEMA_VERSION!r} "
@@ -517,14 +530,7 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     for attr in GLOBAL_ATTRS:
         if attr not in ds.attrs:
             raise SchemaError(f"global attr {attr!r} is missing ({GLOBAL_ATTRS[attr]})")
-    for attr, choices in (("engine", _ENGINES), ("timing", _TIMINGS), ("isolation", _ISOLATIONS), ("run_order", _ORDERS)):
-        per_origin = ORIGIN_DIM in ds.dims and attr in ds.coords and ds[attr].dims == (ORIGIN_DIM,)
-        if per_origin:  # combined origins: the coordinate holds each origin's value (collector.combine)
-            bad = sorted(set(map(str, ds[attr].values)) - set(choices))
-            if bad:
-                raise SchemaError(f"coordinate {attr!r} has {bad[0]!r}; expected values in {list(choices)}")
-        if str(ds.attrs[attr]) not in choices and not (per_origin and str(ds.attrs[attr]) == PER_ORIGIN):
-            raise SchemaError(f"global attr {attr!r} is {ds.attrs[attr]!r}; expected one of {list(choices)}")
+    _check_protocol_attrs(ds)
     _check_storable(ds)
     simulated = _as_int(ds.attrs["simulated"], "simulated")
     if simulated not in (0, 1):
@@ -533,7 +539,23 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
         json.loads(str(ds.attrs["sweep"]))
     except json.JSONDecodeError as exc:
         raise SchemaError(f"global attr 'sweep' is not valid JSON ({exc.msg}): {str(ds.attrs['sweep'])[:80]!r}") from None
+    return simulated
 
+
+def _check_protocol_attrs(ds: xr.Dataset) -> None:
+    """``engine``, ``timing``, ``isolation`` and ``run_order`` hold allowed values (per origin where combined)."""
+    for attr, choices in (("engine", _ENGINES), ("timing", _TIMINGS), ("isolation", _ISOLATIONS), ("run_order", _ORDERS)):
+        per_origin = ORIGIN_DIM in ds.dims and attr in ds.coords and ds[attr].dims == (ORIGIN_DIM,)
+        if per_origin:  # combined origins: the coordinate holds each origin's value (collector.combine)
+            bad = sorted(set(map(str, ds[attr].values)) - set(choices))
+            if bad:
+                raise SchemaError(f"coordinate {attr!r} has {bad[0]!r}; expected values in {list(choices)}")
+        if str(ds.attrs[attr]) not in choices and not (per_origin and str(ds.attrs[attr]) == PER_ORIGIN):
+            raise SchemaError(f"global attr {attr!r} is {ds.attrs[attr]!r}; expected one of {list(choices)}")
+
+
+def _check_sweep_dims(ds: xr.Dataset) -> None:
+    """Every sweep dim is present, with a non-empty coordinate of its kind and no duplicate value."""
     for dim in SWEEP_DIMS:
         if dim not in ds.dims:
             raise SchemaError(f"dim {dim!r} is missing; schema v{SCHEMA_VERSION} needs all of {list(SWEEP_DIMS)}")
@@ -545,6 +567,10 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
         values = ds[dim].values
         if len(np.unique(values)) != values.size:
             raise SchemaError(f"coordinate {dim!r} has duplicate values: {values.tolist()!r}")
+
+
+def _check_factor_values(ds: xr.Dataset, simulated: int) -> None:
+    """The factor coordinates hold declared choices / values >= their minimum; device ``sim`` only if simulated."""
     for f in FACTORS:
         if f.kind == "str" and f.choices is not None:
             bad = sorted(set(map(str, ds[f.name].values)) - set(f.choices))
@@ -556,6 +582,9 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     if "sim" in set(map(str, ds["device"].values)) and simulated != 1:
         raise SchemaError("device 'sim' is present but global attr 'simulated' is 0; simulated data must say so (1)")
 
+
+def _check_model_coords(ds: xr.Dataset) -> None:
+    """The coordinates on ``model`` (per origin where combined) are present, of their kind, weights known."""
     for name, (kind, _) in MODEL_COORDS.items():
         if name not in ds.coords:
             raise SchemaError(f"coordinate {name!r} on dim 'model' is missing")
@@ -568,6 +597,9 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     if bad:
         raise SchemaError(f"coordinate 'weights' has {bad[0]!r}; expected values in {list(WEIGHTS)}")
 
+
+def _check_variables(ds: xr.Dataset) -> None:
+    """Every required variable is present with its dims (extra dims first), attrs and dtype; ``step`` fits budget."""
     for name, spec in VARIABLES.items():
         if name not in ds.data_vars:
             if name in OPTIONAL_VARS:
@@ -589,6 +621,10 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
             raise SchemaError(
                 f"dim {STEP_DIM!r} has length {ds.sizes[STEP_DIM]}; expected max(budget) + 1 = {int(ds['budget'].max()) + 1}"
             )
+
+
+def _check_status_flags(ds: xr.Dataset) -> None:
+    """Variable ``status`` carries the CF flag attrs of :data:`STATUS`."""
     status = ds["status"]
     meanings = str(status.attrs.get("flag_meanings", "")).split()
     expected_meanings = [STATUS_NAMES[v] for v in sorted(STATUS_NAMES)]
@@ -597,9 +633,6 @@ def validate(ds: xr.Dataset, *, check_values: bool = True) -> xr.Dataset:
     flags = np.asarray(status.attrs.get("flag_values", [])).tolist()
     if flags != sorted(STATUS.values()):
         raise SchemaError(f"variable 'status' has flag_values {flags!r}; expected {sorted(STATUS.values())!r}")
-    if check_values:
-        _check_values(ds)
-    return ds
 
 
 def _check_storable(ds: xr.Dataset) -> None:
