@@ -298,7 +298,23 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
     ConfigError
         Naming the bad value and the choices.
     """
-    from collector.http.settings import check_http, http_defaults
+    from collector.http.settings import check_http
+
+    merged = _merged_settings(settings, defaults=defaults, base=base)
+    grid = _grid(merged)
+    kw: dict[str, Any] = {"grid": grid, **_counts(merged), **_protocol(merged), **_refinement(merged),
+                          **_output(merged)}
+    kw["http"] = check_http(merged, grid, kw.get("engine", SweepSpec.engine), kw.get("timing", SweepSpec.timing),
+                            kw.get("isolation", SweepSpec.isolation))
+    spec = SweepSpec(**kw)
+    if spec.n_runs > 10_000_000:
+        raise ConfigError(f"the sweep has {spec.n_runs!r} runs; more than 10000000 is surely a mistake")
+    return spec
+
+
+def _merged_settings(settings: Mapping[str, Any], *, defaults: bool, base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``base`` under the given ``settings`` (canonical names), with the http and the model / device defaults."""
+    from collector.http.settings import http_defaults
 
     merged = _canonical(base or {})
     merged.update({k: v for k, v in _canonical(settings).items() if v is not None})
@@ -314,6 +330,11 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         from collector.environment import best_device
 
         merged["devices"] = best_device()
+    return merged
+
+
+def _grid(merged: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The values of every factor (given or its default), refused when no cell is applicable."""
     grid: dict[str, tuple[Any, ...]] = {}
     for f in _GRID_FACTORS:
         if f.setting in merged:
@@ -323,7 +344,12 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         else:  # pragma: no cover - every factor without a default is filled above
             raise ConfigError(f"sweep setting {f.setting!r} is missing")
     _check_applicable(grid)
-    kw: dict[str, Any] = {"grid": grid}
+    return grid
+
+
+def _counts(merged: Mapping[str, Any]) -> dict[str, int]:
+    """``trials``, ``warmup``, ``seed`` and ``processes`` where given, checked together."""
+    kw: dict[str, int] = {}
     for name, minimum in (("trials", 1), ("warmup", 0), ("seed", 0), ("processes", 1)):
         if name in merged:
             kw[name] = _int(merged[name], name, minimum)
@@ -336,6 +362,12 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         raise ConfigError(f"warmup must be <= {MAX_WARMUP} unrecorded runs per cell and process, got "
                           f"{merged['warmup']!r}; each one takes as long as a measured run (and counts against "
                           "the timeout)")
+    return kw
+
+
+def _protocol(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """The choice settings (``engine``, ``timing``, ``memory``...) and the times ``memory_interval``, ``timeout``."""
+    kw: dict[str, Any] = {}
     for name, choices in (("engine", ENGINES), ("timing", TIMINGS), ("memory", MEMORY_MODES), ("weights", WEIGHTS),
                           ("isolation", ISOLATIONS), ("order", ORDERS)):
         if name in merged:
@@ -347,6 +379,12 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         kw["memory_interval"] = v
     if "timeout" in merged:
         kw["timeout"] = _seconds_or_none(merged["timeout"], "timeout")
+    return kw
+
+
+def _refinement(merged: Mapping[str, Any]) -> dict[str, int]:
+    """``refine`` (absent when off: false, 'none', 'off', '' or 0) and ``refine_max_runs``."""
+    kw: dict[str, int] = {}
     refine = merged.get("refine")
     if refine is False or isinstance(refine, str) and refine.strip().lower() in ("", "none", "off"):
         refine = None
@@ -354,6 +392,12 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         kw["refine"] = _int(refine, "refine", 0)
     if merged.get("refine_max_runs") is not None:
         kw["refine_max_runs"] = _int(merged["refine_max_runs"], "refine_max_runs", 0)
+    return kw
+
+
+def _output(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """``output``, ``title`` and the ``sim`` latency model where given."""
+    kw: dict[str, Any] = {}
     if merged.get("output") is not None:
         if not isinstance(merged["output"], (str, os.PathLike)) or not str(merged["output"]).strip():
             raise ConfigError(f"output must be a file path, got {merged['output']!r}")
@@ -367,12 +411,7 @@ def build_spec(settings: Mapping[str, Any], *, defaults: bool = True, base: Mapp
         if not isinstance(sim, Mapping):
             raise ConfigError(f"sim must be a table of LatencyModel settings, got {sim!r}")
         kw["sim"] = LatencyModel.from_dict(sim)  # raises ConfigError naming the bad key
-    kw["http"] = check_http(merged, grid, kw.get("engine", SweepSpec.engine), kw.get("timing", SweepSpec.timing),
-                            kw.get("isolation", SweepSpec.isolation))
-    spec = SweepSpec(**kw)
-    if spec.n_runs > 10_000_000:
-        raise ConfigError(f"the sweep has {spec.n_runs!r} runs; more than 10000000 is surely a mistake")
-    return spec
+    return kw
 
 
 # --------------------------------------------------------------------------- runnable here?
