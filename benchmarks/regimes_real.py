@@ -171,8 +171,8 @@ def plant_stats(job: tuple[str, float, int, str, float, int]) -> dict:
         btp, bfp, bfn = btp + m, bfp + len(fb) - m, bfn + len(tb) - m
     return {
         "file": Path(path).name, "trials": int(ds.sizes["trial"]), "factor": factor, "width": width,
-        "mode": f"{onset}/{from_step:g}", "edge": bool(i0 == 0 or i0 + w == nb), "ctp": int((T & F).sum()), "cfp": int((~T & F).sum()),
-        "cfn": int((T & ~F).sum()), "btp": btp, "bfp": bfp, "bfn": bfn, "series": int(keep.sum()),
+        "mode": f"{onset}/{from_step:g}", "edge": bool(i0 == 0 or i0 + w == nb), "ctp": int((T & F).sum()),
+        "cfp": int((~T & F).sum()), "cfn": int((T & ~F).sum()), "btp": btp, "bfp": bfp, "bfn": bfn, "series": int(keep.sum()),
         "weak": int(weak.sum()),
         # every cell of the file has all its trials (no run stopped at a deadline or missing)
         "complete": bool(np.isfinite(ds["latency"].values).all()),
@@ -229,6 +229,21 @@ def _shares(p: list[float] | np.ndarray, count: bool = True) -> str:
 
 def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, jobs: int,
            quick: list[dict] | None = None, permuted: tuple[list[float], list[float]] | None = None) -> str:
+    out = _null_section(nulls, elapsed, reps, jobs, permuted)
+    out += _quick_section(quick)
+    out += _planted_intro(plants)
+    out += _planted_tables(plants, reps)
+    out += _complete_files(plants)
+    out += _by_trials(nulls, plants)
+    out += _by_noise(plants)
+    out += _quiet_files(nulls, plants)
+    out += _by_device_position_mode(plants)
+    return "\n".join(out)
+
+
+def _null_section(nulls: list[dict], elapsed: float, reps: int, jobs: int,
+                  permuted: tuple[list[float], list[float]] | None) -> list[str]:
+    """The data, the null rate per file, the scan p-values (QQ plot), flagged series and the permuted check."""
     n_series = sum(n["series"] for n in nulls)
     n_flag = sum(n["flagged"] for n in nulls)
     p = np.array([x for n in nulls for x in n["p"]], dtype=float)
@@ -237,7 +252,8 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
     out = [
         f"Measured with `{COMMAND.format(reps=reps, jobs=jobs)}` ({elapsed / 60:.1f} min on a shared 2-core VM). "
         "Data: every measured null file, none with a regime: the corpus in `tests/data/real/` (collected with "
-        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s and, for the 10-trial files, 2 H200s, `benchmarks/corpus/collect_cpu.sh` here and "
+        "`benchmarks/corpus/collect_gpu.sh` on 4 H100s and, for the 10-trial files, 2 H200s, "
+        "`benchmarks/corpus/collect_cpu.sh` here and "
         "`benchmarks/corpus/collect_cpu_host.sh` on a 16-core Xeon; see tests/data/real/README.md) and the "
         "published sweeps `datasets/cuda-*.nc` and `datasets/cpu-*.nc`. The noise is real: "
         f"per-run sd of log latency {np.nanmin(noise):.3f} to {np.nanmax(noise):.3f} (median {np.nanmedian(noise):.3f}) "
@@ -268,25 +284,36 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
                 f"ratios to the fitted baseline, {PERMUTED_REPS} shuffles per file: exchangeable noise with the file's own "
                 f"tails and slow states): corpus {_shares(permuted[0])}"
                 + (f"; short tiny-preset sweeps (below) {_shares(permuted[1])}." if permuted[1] else ".")]
-    if quick:
-        q_series = sum(n["series"] for n in quick)
-        q_flag = sum(n["flagged"] for n in quick)
-        q_files = sum(1 for n in quick if n["flagged"])
-        out += [
-            "",
-            "#### Short sweeps of the tiny preset (a stress case, reported apart)",
-            "",
-            f"`tests/data/real/quick/`: {len(quick)} sweeps as the test suite runs them (`tiny-gpt2`, budgets 4-24, "
-            "2 trials, cache on and off, runs of 3 to 20 ms, one process each), every other one beside a busy loop "
-            "(`bash benchmarks/corpus/collect_cpu.sh OUTDIR quick`). Series flagged: "
-            f"**{q_flag} of {q_series}** ({q_flag / max(q_series, 1):.1%}), in {q_files} of the {len(quick)} sweeps; "
-            f"scan p-values {_shares([x for n in quick for x in n['p']])}. Why these are not in the table above "
-            "and what a single sweep cannot tell: docs/methods.md (\"Cell effects within one process\").",
-        ]
-        lines = [f"{n['file']}: {line}" for n in quick for line in n["lines"]]
-        if lines:
-            out += ["", "Flagged:", ""] + [f"- {line}" for line in lines]
-    out += [
+    return out
+
+
+def _quick_section(quick: list[dict] | None) -> list[str]:
+    """The short sweeps of the tiny preset, reported apart (nothing when there are none)."""
+    if not quick:
+        return []
+    q_series = sum(n["series"] for n in quick)
+    q_flag = sum(n["flagged"] for n in quick)
+    q_files = sum(1 for n in quick if n["flagged"])
+    out = [
+        "",
+        "#### Short sweeps of the tiny preset (a stress case, reported apart)",
+        "",
+        f"`tests/data/real/quick/`: {len(quick)} sweeps as the test suite runs them (`tiny-gpt2`, budgets 4-24, "
+        "2 trials, cache on and off, runs of 3 to 20 ms, one process each), every other one beside a busy loop "
+        "(`bash benchmarks/corpus/collect_cpu.sh OUTDIR quick`). Series flagged: "
+        f"**{q_flag} of {q_series}** ({q_flag / max(q_series, 1):.1%}), in {q_files} of the {len(quick)} sweeps; "
+        f"scan p-values {_shares([x for n in quick for x in n['p']])}. Why these are not in the table above "
+        "and what a single sweep cannot tell: docs/methods.md (\"Cell effects within one process\").",
+    ]
+    lines = [f"{n['file']}: {line}" for n in quick for line in n["lines"]]
+    if lines:
+        out += ["", "Flagged:", ""] + [f"- {line}" for line in lines]
+    return out
+
+
+def _planted_intro(plants: list[dict]) -> list[str]:
+    """The heading and what the tables of planted regimes show."""
+    return [
         "",
         "### Regimes planted into real noise",
         "",
@@ -303,6 +330,11 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         f"of {sum(r['weak'] + r['ctp'] + r['cfn'] for r in plants)} planted.",
         "",
     ]
+
+
+def _planted_tables(plants: list[dict], reps: int) -> list[str]:
+    """Boundary / cell F1 by factor and width, for files of 2 trials and of 3 or more."""
+    out: list[str] = []
     for label, sel in (("2 trials", lambda r: r["trials"] == 2), ("3 or more trials", lambda r: r["trials"] >= 3)):
         rows = [r for r in plants if sel(r)]
         if not rows:
@@ -325,20 +357,30 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
             out.append(f"| {fac:g}x | " + " | ".join(_cell(by_w.get(w, [])) if w in by_w else "" for w in WIDTHS)
                        + f" | **{_cell(fr)}** | {found:.0%} | {rf:.2f} ({rn} of {rt}) |")
         out.append("")
+    return out
+
+
+def _complete_files(plants: list[dict]) -> list[str]:
+    """Cell F1 by factor over the files in which every cell has all its trials."""
     full = [r for r in plants if r["trials"] >= 3 and r["complete"]]
-    if full:
-        out += [f"Complete files only (every cell has all its trials: {len({r['file'] for r in full})} of the "
-                "files with 3 or more trials; in the others, sweeps stopped at a deadline left cells with one or "
-                "two runs, and one slow run landing in a one-run cell is as likely by chance as a regime there), "
-                "cell F1 by factor, all widths: " + "; ".join(
-                    f"{fac:g}x {_cell_f1([r for r in full if r['factor'] == fac])}" for fac in FACTORS)
-                + ".", ""]
+    if not full:
+        return []
+    return [f"Complete files only (every cell has all its trials: {len({r['file'] for r in full})} of the "
+            "files with 3 or more trials; in the others, sweeps stopped at a deadline left cells with one or "
+            "two runs, and one slow run landing in a one-run cell is as likely by chance as a regime there), "
+            "cell F1 by factor, all widths: " + "; ".join(
+                f"{fac:g}x {_cell_f1([r for r in full if r['factor'] == fac])}" for fac in FACTORS)
+            + ".", ""]
+
+
+def _by_trials(nulls: list[dict], plants: list[dict]) -> list[str]:
+    """Cell F1 by factor and the trial count of the file, with the noise and mde of its series."""
     by_trials = _group(plants, lambda r: r["trials"])
-    out += ["What more trials buy: cell F1 (all widths, both plant modes) by the trial count of the file, with the "
-            "median per-run noise (sd of log latency) and `mde` of those series; the 10-trial files were measured "
-            "on a host whose per-run noise was 0.16-0.24.", "",
-            "| trials | files | series | noise | mde (1 / 4 budgets) | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
-            "|---:|---:|---:|---:|---|" + "---:|" * len(FACTORS)]
+    out = ["What more trials buy: cell F1 (all widths, both plant modes) by the trial count of the file, with the "
+           "median per-run noise (sd of log latency) and `mde` of those series; the 10-trial files were measured "
+           "on a host whose per-run noise was 0.16-0.24.", "",
+           "| trials | files | series | noise | mde (1 / 4 budgets) | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
+           "|---:|---:|---:|---:|---|" + "---:|" * len(FACTORS)]
     for t, rows in sorted(by_trials.items()):
         names = {r["file"] for r in rows}
         n_ser = sum(n["series"] for n in nulls if n["file"] in names)
@@ -348,12 +390,17 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         out.append(f"| {t} | {len(names)} | {n_ser} | {noise_t:.3f} | x{mde1:.2f} / x{mde4:.2f} | " + " | ".join(
             _cell_f1([r for r in rows if r["factor"] == f]) for f in FACTORS) + " |")
     out.append("")
-    out += ["By the noise of the series (3 or more trials): cell F1 by planted factor, all widths and both plant "
-            "modes, for series grouped by their own reported `mde` over one budget (the smallest step a single budget "
-            "could show, as `regimes` reported it on the planted data); `planted series` counts series x plants "
-            "over all factors. Accuracy follows the noise of the measurements.", "",
-            "| series' mde (1 budget) | planted series | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
-            "|---|---:|" + "---:|" * len(FACTORS)]
+    return out
+
+
+def _by_noise(plants: list[dict]) -> list[str]:
+    """Cell F1 by factor for series grouped by their own reported mde over one budget (3 or more trials)."""
+    out = ["By the noise of the series (3 or more trials): cell F1 by planted factor, all widths and both plant "
+           "modes, for series grouped by their own reported `mde` over one budget (the smallest step a single budget "
+           "could show, as `regimes` reported it on the planted data); `planted series` counts series x plants "
+           "over all factors. Accuracy follows the noise of the measurements.", "",
+           "| series' mde (1 budget) | planted series | " + " | ".join(f"{f:g}x" for f in FACTORS) + " |",
+           "|---|---:|" + "---:|" * len(FACTORS)]
     for lo, hi in MDE_BINS:
         counts = {f: [0, 0, 0] for f in FACTORS}
         n_ser = 0
@@ -367,17 +414,28 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         label = f"below x{hi:g}" if lo <= 0 else (f"x{lo:g} and above" if not np.isfinite(hi) else f"x{lo:g} to x{hi:g}")
         out.append(f"| {label} | {n_ser} | " + " | ".join(f"{f1(*counts[f]):.2f}" for f in FACTORS) + " |")
     out.append("")
+    return out
+
+
+def _quiet_files(nulls: list[dict], plants: list[dict]) -> list[str]:
+    """Cell F1 by factor and plant mode over the files whose series could show a small step."""
     quiet = sorted(n["file"] for n in nulls if n["trials"] >= 3 and np.nanmedian(n["mde"]) <= QUIET_MDE)
-    if quiet:
-        qrows = [r for r in plants if r["file"] in quiet]
-        out += [f"Quiet files: the {len(quiet)} files with 3 or more trials whose series could show a step of "
-                f"x{QUIET_MDE:g} over one budget (median `mde` of their series in the null analysis above: "
-                + ", ".join(f"`{q}`" for q in quiet) + "), cell F1 by factor: onset on the budget from step 0: "
-                + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] == 'budget/0'])}"
-                            for f in FACTORS)
-                + "; onset on the total length from half-way (part of each run's decode, a smaller effect): "
-                + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] != 'budget/0'])}"
-                            for f in FACTORS) + ".", ""]
+    if not quiet:
+        return []
+    qrows = [r for r in plants if r["file"] in quiet]
+    return [f"Quiet files: the {len(quiet)} files with 3 or more trials whose series could show a step of "
+            f"x{QUIET_MDE:g} over one budget (median `mde` of their series in the null analysis above: "
+            + ", ".join(f"`{q}`" for q in quiet) + "), cell F1 by factor: onset on the budget from step 0: "
+            + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] == 'budget/0'])}"
+                        for f in FACTORS)
+            + "; onset on the total length from half-way (part of each run's decode, a smaller effect): "
+            + "; ".join(f"{f:g}x {_cell_f1([r for r in qrows if r['factor'] == f and r['mode'] != 'budget/0'])}"
+                        for f in FACTORS) + ".", ""]
+
+
+def _by_device_position_mode(plants: list[dict]) -> list[str]:
+    """Boundary / cell F1 by device, by position of the plant and by plant mode (3 or more trials, factors >= 1.5)."""
+    out: list[str] = []
     by_mode = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5], lambda r: r["mode"])
     by_dev = _group([r for r in plants if r["trials"] >= 3 and r["factor"] >= 1.5],
                     lambda r: "CPU" if r["file"].startswith("cpu") else "CUDA")
@@ -396,7 +454,7 @@ def render(nulls: list[dict], plants: list[dict], elapsed: float, reps: int, job
         out += ["By plant mode (3 or more trials, factors >= 1.5, all widths): " + "; ".join(
             f"onset {m.split('/')[0]}, from {'step 0' if m.endswith('/0') else 'half-way'}: {_cell(v)}"
             for m, v in sorted(by_mode.items())) + "."]
-    return "\n".join(out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
