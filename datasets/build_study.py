@@ -276,7 +276,10 @@ def _attrs(overlaps: list[dict[str, Any]]) -> dict[str, Any]:
         "torch_version": "2.8",
         "transformers_version": "4.57",
         "engine": "loop",
-        "timing": "step",
+        "timing": "ends",  # whole-generation times only: the study's own per-step timings were not published
+        "timing_note": "timing 'ends': the file holds the study's published whole-generation times (no step_time); "
+                       "its harness timed decode steps, but only prefill / decode totals at two budgets were "
+                       "published (phase_split)",
         "warmup": WARMUP,
         "isolation": "cell",
         "run_order": "sequential",

@@ -61,16 +61,16 @@ def test_a_step_in_every_process_is_a_regime(two_processes: xr.Dataset) -> None:
     key = tuple(np.argwhere(seg)[0])
     assert float(r["p_replicate"].values[key]) < 1e-4
     assert int(r["n_processes"].values.ravel()[0]) == 2
-    assert "did not replicate" not in r.attrs["summary"] and "Measured in one process" not in r.attrs["summary"]
+    assert "did not replicate" not in r.attrs["summary"] and "No cell was measured in two processes" not in r.attrs["summary"]
 
 
 def test_one_process_says_what_cannot_be_told_and_how_to_check(two_processes: xr.Dataset) -> None:
     r = _regimes(_planted(two_processes.drop_vars("process"), 2.0, only=None))
     assert r["segment_anomalous"].sum() == 1
     assert int(r["n_processes"].values.ravel()[0]) == 0 and np.isnan(r["p_replicate"].values).all()
-    assert "Measured in one process" in r.attrs["summary"] and "--processes 2" in r.attrs["summary"]
+    assert "No cell was measured in two processes" in r.attrs["summary"] and "--processes 2" in r.attrs["summary"]
     # and nothing is said where nothing was found
-    assert "Measured in one process" not in _regimes(two_processes.drop_vars("process")).attrs["summary"]
+    assert "No cell was measured in two processes" not in _regimes(two_processes.drop_vars("process")).attrs["summary"]
 
 
 def test_the_check_itself() -> None:

@@ -170,9 +170,9 @@ def process_lines(result: xr.Dataset, found: bool) -> list[str]:
         n_proc = np.asarray(result["n_processes"].values, dtype=int)
         hit = np.asarray(result["segment_anomalous"].values, dtype=bool).any(axis=-1)
         if hit.any() and (n_proc[hit] < 2).any():
-            lines.append("Measured in one process: an effect local to that process (a kernel chosen once per "
-                         "process, a slow episode of it) cannot be told from a regime; to check, sweep again with "
-                         "--processes 2 (the regime must appear in both).")
+            lines.append("No cell was measured in two processes: an effect local to the process that measured it "
+                         "(a kernel chosen once per process, a slow episode of it) cannot be told from a regime; to "
+                         "check, sweep again with --processes 2 (the regime must appear in both).")
     return lines
 
 
