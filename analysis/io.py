@@ -4,6 +4,7 @@ several lazily with dask."""
 from __future__ import annotations
 
 import glob as _glob
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from analysis import published
+from analysis.core import stacked
 from collector import combine, schema
 from collector.errors import SchemaError
 from collector.storage import input_problem
@@ -81,11 +83,24 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
         along their coordinates, cells that no file covers ``not_run``; files
         of different origins (another host, timing, engine, warm-up,
         isolation, order, versions, or pretrained vs random weights) side by
-        side along a leading dim ``origin`` whose coordinates hold each
+        side along a dim ``origin`` whose coordinates hold each
         origin's settings; an extra dim some files lack (``experiment``) gets
         the label ``"none"`` in them. Global attrs the files disagree on are
         joined by `` | `` (``sweep``: a JSON list; ``simulated``: 1 if any
         is; an origin setting: ``"per origin"``).
+
+        A combined dataset holds what was measured. Where every combination of
+        the combined labels was measured (one sweep split into files, or the
+        same grid on two hosts) it is that cube, with ``origin`` as its leading
+        dim. Otherwise (``datasets/*.nc``: 29 measured series among 2520
+        combinations of origin, experiment, model, device, cache and prompt)
+        the measured series are stacked on one dim ``series``, a MultiIndex
+        whose levels are ``origin`` and the series dims, with only the series
+        that have an ok run, every variable over ``(series, budget, trial)``,
+        the per-origin settings and model coordinates as coordinates on
+        ``series``, and ``step_time`` by run over ``(step_run, step)``
+        (:mod:`analysis.core.stacked`; ``ds.sel(device="mps")`` selects on a
+        level). Every analysis takes either form.
 
     Raises
     ------
@@ -101,7 +116,37 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
         return schema.load(files[0], chunks=chunks)
     # each file read whole and closed (a lazily opened file would fail, unnamed, inside a later computation)
     parts = [schema.load(f) for f in files]
-    ds = combine.combine(parts, [str(f) for f in files], lazy=True,
+    names = [str(f) for f in files]
+    # first without the per-step times: if the combination is sparse, they are read from the files by run
+    light = all(combine.ORIGIN_DIM not in p.dims for p in parts) and any("step_time" in p for p in parts)
+    ds = _combine([p.drop_vars(["step_time", schema.STEP_DIM], errors="ignore") for p in parts] if light else parts,
+                  names, chunks)
+    if stacked.unmeasured_series(ds) == 0:  # the files' outer product is what they measured: the cube
+        return _combine(parts, names, chunks) if light else ds
+    # else the measured series only (the cube of every file's labels was 1100x the files for datasets/*.nc)
+    origin = _origin_of(ds, names)
+    out = stacked.stack_measured(ds, [(p, origin[n]) for p, n in zip(parts, names) if "step_time" in p]
+                                 if light else None)
+    return out.chunk({stacked.SERIES: _SERIES_CHUNK, "budget": -1, "trial": -1})
+
+
+#: Series per dask chunk of a combined dataset stacked on ``series``.
+_SERIES_CHUNK = 16
+
+
+def _origin_of(ds: xr.Dataset, names: list[str]) -> dict[str, str | None]:
+    """The label of the origin each input file belongs to in the combined ``ds`` (None: one origin)."""
+    if combine.ORIGIN_DIM not in ds.dims:
+        return dict.fromkeys(names)
+    out: dict[str, str | None] = {}
+    for label, files in zip(ds[combine.ORIGIN_DIM].values.tolist(), ds["files"].values.tolist()):
+        out.update(dict.fromkeys(json.loads(str(files)), str(label)))
+    return out
+
+
+def _combine(parts: list[xr.Dataset], names: list[str], chunks: Any) -> xr.Dataset:
+    """The files combined (:mod:`collector.combine`), lazily, normalised and validated."""
+    ds = combine.combine(parts, names, lazy=True,
                          hint="merge them with `python -m collector merge --as-trials` (repeated collections) "
                               "or `--resolve first|last`, or open them apart")
     # one consistent chunking for every variable (files' blocks differ after the outer join): a model per chunk
@@ -111,7 +156,7 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
     try:
         return schema.validate(ds, check_values=False)
     except SchemaError as exc:
-        raise SchemaError(f"combining {[str(f) for f in files]!r}: {exc}") from None
+        raise SchemaError(f"combining {names!r}: {exc}") from None
 
 
 def _restore_fills(ds: xr.Dataset) -> xr.Dataset:

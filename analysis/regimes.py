@@ -23,7 +23,7 @@ from scipy import stats as _sps
 from analysis.core import series as _series
 from analysis.core import stats as _st
 from analysis.core.common import check_axes, check_seed
-from analysis.core.origins import origin_lines
+from analysis.core.origins import origin_groups, origin_lines
 from analysis.detect import confound as _cf
 from analysis.detect import engine as _detect
 from analysis.detect import inference as _inf
@@ -33,7 +33,6 @@ from analysis.detect import variables as _rv
 from analysis.detect.baseline import DEGREE, SCALINGS
 from analysis.detect.summary import summarize
 from analysis.errors import InputError
-from collector.combine import ORIGIN_DIM
 
 __all__ = ["METHODS", "NORMAL_RULES", "SCALINGS", "regimes", "summary"]
 
@@ -426,10 +425,11 @@ def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.D
     pdf = np.zeros(s2.shape)
     count = np.zeros(s2.shape)
     tested = np.isfinite(s2.values)
-    if ORIGIN_DIM in sdims:
-        ax = sdims.index(ORIGIN_DIM)
-        for k in range(s2.shape[ax]):
-            idx = tuple(k if a == ax else slice(None) for a in range(len(sdims)))
+    group = origin_groups(s2, sdims)
+    if group is not None:
+        group = group.reshape(s2.shape)
+        for k in np.unique(group):
+            idx = group == k
             v, d = _inf.prior(np.asarray(s2.values[idx]).ravel(), np.asarray(df.values[idx]).ravel())
             ps2[idx], pdf[idx], count[idx] = v, d, tested[idx].sum()
     else:
@@ -655,11 +655,8 @@ def _host_adjusted(da: xr.DataArray, degree: xr.DataArray, budgets: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         E = pre["L"] - np.log(pre["ref"])[:, :, None]
     ok = np.isfinite(E)
-    group = None
-    if ORIGIN_DIM in sdims:  # runs of different files never mix (their order keys are not comparable)
-        group = np.asarray(xr.DataArray(np.arange(da.sizes[ORIGIN_DIM]), dims=ORIGIN_DIM)
-                           .broadcast_like(da.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True))
-                           .transpose(*sdims).values).reshape(-1)
+    # runs of different files never mix (their order keys are not comparable)
+    group = origin_groups(da.isel({_series.BUDGET: 0, _series.TRIAL: 0}, drop=True), sdims)
     tc = _cf.prepare(tkey, E, ok, group=group)
     g = np.where(np.asarray(tc.ordered, dtype=bool)[:, None, None], np.nan, tc.g_cells)
     _, beta = _cf.adjust_host_state(E, g, ok & np.isfinite(g))

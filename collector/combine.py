@@ -51,6 +51,7 @@ __all__ = [
     "combine",
     "combine_attrs",
     "differences",
+    "origin_labels",
 ]
 
 #: The dim that keeps inputs of different origins (host + protocol) apart.
@@ -109,20 +110,46 @@ def origin_settings(ds: xr.Dataset) -> dict[str, str]:
 def differences(ds: xr.Dataset) -> dict[str, list[str]]:
     """The origin settings that differ between the origins of ``ds``: coordinate name -> value per origin.
 
+    ``ds`` may also hold its series stacked on one dim (``analysis.open_dataset`` of several files), with
+    ``origin`` and the settings as coordinates along it: the origins are then its distinct ``origin`` values,
+    in order of appearance.
+
     Returns
     -------
     dict
-        Empty when ``ds`` has no ``origin`` dim or its origins share every setting.
+        Empty when ``ds`` has no ``origin`` dim (or stacked ``origin`` coordinate) or its origins share every
+        setting.
     """
-    if ORIGIN_DIM not in ds.dims:
+    labels, first = origin_labels(ds)
+    if not labels:
         return {}
+    dim = ds[ORIGIN_DIM].dims[0]
     out: dict[str, list[str]] = {}
     for coord in ORIGIN_ATTRS.values():
-        if coord in ds.coords and ds[coord].dims == (ORIGIN_DIM,):
-            vals = [str(v) for v in ds[coord].values.tolist()]
+        if coord in ds.coords and ds[coord].dims == (dim,):
+            vals = [str(v) for v in np.asarray(ds[coord].values)[first].tolist()]
             if len(set(vals)) > 1:
                 out[coord] = vals
     return out
+
+
+def origin_labels(ds: xr.Dataset) -> tuple[list[str], np.ndarray]:
+    """The origins of ``ds`` and, for each, the position of its first entry along the dim that holds them.
+
+    Returns
+    -------
+    labels : list of str
+        The ``origin`` dim's labels, or the distinct values of a 1-D ``origin`` coordinate on another dim (a
+        level of stacked series) in order of appearance; empty when ``ds`` has neither.
+    first : numpy.ndarray
+        Integer positions along that dim, one per label.
+    """
+    if ORIGIN_DIM not in ds.coords or ds[ORIGIN_DIM].ndim != 1:
+        return [], np.zeros(0, dtype=np.intp)
+    values = [str(v) for v in np.asarray(ds[ORIGIN_DIM].values).tolist()]
+    first = {v: i for i, v in reversed(list(enumerate(values)))}
+    labels = list(dict.fromkeys(values))
+    return labels, np.asarray([first[v] for v in labels], dtype=np.intp)
 
 
 def _model_info(ds: xr.Dataset) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ import xarray as xr
 
 import analysis
 from analysis import synthetic
+from analysis.core import stacked
 from collector import combine, schema
 from collector.errors import ConfigError, SchemaError
 from collector.export import merge_datasets
@@ -60,39 +61,61 @@ def _quiet(fn, *a, **kw):  # type: ignore[no-untyped-def]
 
 def test_published_glob_opens_as_one_dataset() -> None:
     ds = analysis.open_dataset(str(ROOT / "datasets" / "*.nc"))
-    labels = ds["origin"].values.tolist()
+    # what was measured: the series stacked on one dim (the cube of every file's labels was 2520 combinations)
+    assert stacked.is_stacked(ds) and stacked.levels(ds)[0] == "origin"
+    labels, first = combine.origin_labels(ds)
     assert {"cuda-h200-gpt2+1", "mps-m3max-study"} <= set(labels)  # the two CUDA files: one origin
     assert len(labels) == len(PUBLISHED) - 1
-    timing = dict(zip(labels, ds["timing"].values.tolist()))
+    timing = dict(zip(labels, ds["timing"].values[first].tolist()))
     assert timing["cuda-h200-gpt2+1"] == "events" and timing["mps-m3max-study"] == "step"
     assert ds.attrs["timing"] == combine.PER_ORIGIN
     # the study's pretrained gpt2 and the random preset of the same name are two origins' models, not a conflict
-    weights = dict(zip(labels, ds["weights"].sel(model="gpt2").values.tolist()))
+    gpt2 = ds.sel(model="gpt2")
+    weights = dict(zip(gpt2["origin"].values.tolist(), gpt2["weights"].values.tolist()))
     assert weights["cuda-h200-gpt2+1"] == "random" and weights["mps-m3max-study"] == "pretrained"
-    assert ds["experiment"].values.tolist() == ["instability_probe", "kv_ablation", "main_crossover", "none",
-                                                "prompt_ablation"]
-    for d in (*schema.SWEEP_DIMS, "origin"):
+    assert sorted(set(ds["experiment"].values.tolist())) == ["instability_probe", "kv_ablation", "main_crossover",
+                                                             "none", "prompt_ablation"]
+    for d in ("budget", "trial"):
         assert ds.indexes[d].is_monotonic_increasing, d
     assert ds["n_params"].dtype == np.int64 and ds["cache"].dtype == bool
-    schema.validate(ds.compute())
+    assert (ds["status"] == schema.STATUS["ok"]).any(["budget", "trial"]).all()  # only series with data
+    # each series holds its file's runs
+    for path in PUBLISHED:
+        alone = analysis.open_dataset(path)
+        label = next(k for k, files in zip(labels, ds["files"].values[first].tolist()) if path.name in files)
+        part = _cube(ds.sel(origin=label), alone)
+        ok = alone["status"] == schema.STATUS["ok"]
+        np.testing.assert_array_equal(part["latency"].where(ok).values, alone["latency"].where(ok).values)
+
+
+def _cube(part: xr.Dataset, alone: xr.Dataset) -> xr.Dataset:
+    """A stacked part of a combined dataset (or result) as the cube of ``alone`` (a file opened alone)."""
+    cube = stacked.unstack_levels(part, stacked.levels(part))
+    extra = [d for d in cube.dims if d not in alone.dims and cube.sizes[d] == 1]
+    cube = cube.squeeze(extra, drop=True) if extra else cube
+    return cube.reindex({d: alone[d].values for d in alone.dims if d in cube.dims and d in alone.indexes})
 
 
 @pytest.mark.slow
 @pytest.mark.process
 def test_combined_with_fresh_cpu_runs(combined: xr.Dataset, quick: dict[str, Path]) -> None:
-    timing = dict(zip(combined["origin"].values.tolist(), combined["timing"].values.tolist()))
+    labels, first = combine.origin_labels(combined)
+    timing = dict(zip(labels, combined["timing"].values[first].tolist()))
     assert len(timing) == len(PUBLISHED) + 1  # the CUDA files are one origin; each quick run is one
     assert {k: timing[k] for k in ("cuda-h200-gpt2+1", "mps-m3max-study", "quick-ends", "quick-events")} == \
         {"cuda-h200-gpt2+1": "events", "mps-m3max-study": "step", "quick-ends": "ends", "quick-events": "events"}
     for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
         alone = analysis.open_dataset(path)
-        part = combined.sel(origin=label, experiment="none").reindex({d: alone[d].values for d in schema.SWEEP_DIMS})
+        part = _cube(combined.sel(origin=label, experiment="none"), alone).transpose(*alone["latency"].dims)
         np.testing.assert_array_equal(part["latency"].values, alone["latency"].values)
         np.testing.assert_array_equal(part["status"].values, alone["status"].values)
-    # every cell of the combined set is in exactly one origin's file, or not run
+    # every run of a series with data is in exactly one origin's file
     measured = (combined["status"] != schema.STATUS["not_run"]) & (combined["status"] != schema.STATUS["not_applicable"])
-    total = sum(int(((analysis.open_dataset(p).status != 4) & (analysis.open_dataset(p).status != 5)).sum())
-                for p in [*PUBLISHED, quick["events"], quick["ends"]])
+    total = 0
+    for p in [*PUBLISHED, quick["events"], quick["ends"]]:
+        status = analysis.open_dataset(p)["status"]
+        with_data = (status == schema.STATUS["ok"]).any(["budget", "trial"])
+        total += int(((status != 4) & (status != 5) & with_data).sum())
     assert int(measured.sum()) == total
 
 
@@ -107,8 +130,8 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path
                                   probe.sel(budget=alone["budget"].values).values)
     # the CUDA series are unchanged by what else was opened
     cuda_alone = _quiet(analysis.regimes, analysis.open_dataset(CUDA))
-    part = reg.sel(origin="cuda-h200-gpt2+1", experiment="none").reindex(
-        {d: cuda_alone[d].values for d in ("model", "device", "cache", "prompt_len", "budget")})
+    part = _cube(reg.sel(origin="cuda-h200-gpt2+1", experiment="none"), cuda_alone).reindex(
+        budget=cuda_alone["budget"].values)
     assert not bool(part["anomalous"].any()) and not bool(cuda_alone["anomalous"].any())
     # equal to the fit's tolerance (the robust baseline is iterative; the combined budget axis spans 4..768)
     np.testing.assert_allclose(part["ratio"].values, cuda_alone["ratio"].transpose(*part["ratio"].dims).values,
@@ -118,11 +141,11 @@ def test_regimes_on_the_combined_set(combined: xr.Dataset, quick: dict[str, Path
     # among the dataset's series; two estimates from 200 permutations differ with sd at most 0.05)
     for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
         mine = _quiet(analysis.regimes, analysis.open_dataset(path))
-        part = reg.sel(origin=label, experiment="none").reindex({d: mine[d].values for d in mine["p_series"].dims})
+        part = _cube(reg.sel(origin=label, experiment="none"), mine)
         for v, tol in (("noise", {"rtol": 1e-3}), ("p_series", {"atol": 0.25})):
             np.testing.assert_allclose(part[v].transpose(*mine[v].dims).values, mine[v].values, **tol)
-    assert f"{combined.sizes['origin']} origins (hosts or protocols), kept apart along dim 'origin'" in \
-        reg.attrs["summary"]
+    assert f"{len(combine.origin_labels(combined)[0])} origins (hosts or protocols), kept apart as level 'origin'" \
+        in reg.attrs["summary"]
     assert "timing events" in reg.attrs["summary"] and "timing ends" in reg.attrs["summary"]
 
 
@@ -228,9 +251,11 @@ def test_merge_follows_the_same_rules_and_reopens(tmp_path: Path) -> None:
     c = synthetic.make_dataset(seed=7, models=["opt-125m"], budgets=[8, 16, 24], trials=2)
     c.attrs = dict(c.attrs, timing="events")
     three = analysis.open_dataset([path, _saved(c, tmp_path / "c.nc")])
-    assert three["origin"].values.tolist() == ["a", "b", "c"]
-    np.testing.assert_array_equal(three["latency"].sel(origin="b", model="gpt2").values,
-                                  b["latency"].sel(model="gpt2").values)
+    # origin a and b measured gpt2, c opt-125m: what was measured, stacked (not origin x model with gaps)
+    assert combine.origin_labels(three)[0] == ["a", "b", "c"] and three.sizes["series"] == 3 * a["latency"][
+        ..., 0, 0].size
+    part = _cube(three.sel(origin="b"), b).transpose(*b["latency"].dims)
+    np.testing.assert_array_equal(part["latency"].sel(model="gpt2").values, b["latency"].sel(model="gpt2").values)
 
 
 def test_merge_as_trials(tmp_path: Path) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["print_regimes", "to_json"]
 
@@ -18,6 +22,20 @@ def _clean(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _factors(result: xr.Dataset, sdims: Sequence[Any], index: Mapping[Any, int]) -> dict[str, Any]:
+    """``{dim: value}`` of one series; a dim of stacked series (several files) by its levels."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for d in sdims:
+        stacked = result.indexes.get(d)
+        if isinstance(stacked, pd.MultiIndex):
+            out.update({str(n): _clean(v) for n, v in zip(stacked.names, stacked[index[d]])})
+        else:
+            out[str(d)] = _clean(result[d].values[index[d]])
+    return out
 
 
 def to_json(result: Any) -> dict[str, Any]:
@@ -35,7 +53,7 @@ def to_json(result: Any) -> dict[str, Any]:
         if key not in series:
             sel = dict(index)
             series[key] = {
-                "series": {str(d): _clean(result[d].values[index[d]]) for d in sdims},
+                "series": _factors(result, sdims, index),
                 "scaling": _clean(result["scaling"].isel(sel).values),
                 "noise": _clean(result["noise"].isel(sel).values),
                 **{k: _clean(result[k].isel(sel).values) for k in ("scatter", "cell_sd", "df", "mde", "mde_4", "p_series",

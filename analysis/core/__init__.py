@@ -6,6 +6,7 @@
   analysis returns, and the numpydoc check of it.
 - :mod:`analysis.core.series`: per-series work block by block (dask-friendly).
 - :mod:`analysis.core.origins`: files from several hosts or protocols kept apart along ``origin``.
+- :mod:`analysis.core.stacked`: several files as what was measured, the series with data stacked on ``series``.
 - :mod:`analysis.core.labels`: names and units for people (tables, figures, the report).
 - :mod:`analysis.core.limits`: memory and size limits checked before the work.
 

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
+from analysis.core.stacked import dense_steps
 from analysis.core.stats import bh
 from analysis.errors import InputError
 from collector.factors import FACTORS
@@ -71,6 +73,8 @@ def check_dataset(
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"{fn}() expects an xarray.Dataset, got {type(ds).__name__!r}")
+    if "step_time" in variables:  # a combined dataset keeps per-step times by run: over the series again
+        ds = dense_steps(ds)
     if BUDGET not in ds.dims:
         raise InputError(f"{fn}() needs a {BUDGET!r} dim (the axis of change); the dataset has dims {list(ds.dims)!r}")
     n_budget = int(ds.sizes[BUDGET])
@@ -207,13 +211,28 @@ class Series:
         return np.asarray(da.values).reshape((self.size,) + da.shape[len(self.dims):])
 
     def label(self, i: int) -> dict[str, Any]:
-        """Coordinate values of series ``i`` (flat C-order index)."""
+        """Coordinate values of series ``i`` (flat C-order index); a dim of stacked series (a MultiIndex, as
+        ``series`` of a combined dataset) gives the value of each of its levels."""
         idx = np.unravel_index(i, self.shape) if self.dims else ()
         out = {}
         for d, j in zip(self.dims, idx):
+            index = self.template.indexes.get(d)
+            if isinstance(index, pd.MultiIndex):
+                out.update({str(n): (v.item() if hasattr(v, "item") else v) for n, v in zip(index.names, index[j])})
+                continue
             v = self.template[d].values[j]
             out[d] = v.item() if hasattr(v, "item") else v
         return out
+
+    def _count(self, d: str) -> int:
+        """How many values dim (or level of a stacked dim) ``d`` has among the series."""
+        if d in self.template.dims:
+            return int(self.template.sizes[d])
+        for dim in self.dims:
+            index = self.template.indexes.get(dim)
+            if isinstance(index, pd.MultiIndex) and d in index.names:
+                return int(index.get_level_values(d).nunique())
+        return 1
 
     def name(self, i: int, skip: Sequence[str] = QUIET_DIMS) -> str:
         """Short human name of series ``i`` such as ``gpt2/mps/cache=True/prompt_len=32``.
@@ -223,7 +242,7 @@ class Series:
         """
         parts = []
         for d, v in self.label(i).items():
-            if d in skip and self.template.sizes[d] == 1:
+            if d in skip and self._count(d) == 1:
                 continue
             parts.append(str(v) if d in ("model", "device", "dtype") else f"{d}={v}")
         return "/".join(parts) or "all"

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "is_simulated",
     "na",
     "iter_series",
+    "n_values",
     "scalar",
     "series_dims",
     "series_name",
@@ -63,8 +65,16 @@ def series_dims(obj: xr.Dataset | xr.DataArray, var: str | None = None) -> list[
 
 
 def varying_dims(obj: xr.Dataset | xr.DataArray, dims: Sequence[str]) -> set[str]:
-    """Those of ``dims`` with more than one value in ``obj``."""
-    return {d for d in dims if obj.sizes.get(d, 1) > 1}
+    """Those of ``dims`` with more than one value in ``obj``; for a dim of stacked series (a MultiIndex, as
+    ``series`` of a combined dataset), those of its levels with more than one value."""
+    out: set[str] = set()
+    for d in dims:
+        index = obj.indexes.get(d)
+        if isinstance(index, pd.MultiIndex):
+            out |= {str(n) for n, lev in zip(index.names, index.levels) if index.get_level_values(n).nunique() > 1}
+        elif obj.sizes.get(d, 1) > 1:
+            out.add(d)
+    return out
 
 
 def _value(d: str, v: Any) -> str:
@@ -98,12 +108,29 @@ def series_name(coords: Mapping[str, Any], varying: Iterable[str] = ()) -> str:
     return " ".join(parts) or "all"
 
 
+def n_values(obj: xr.Dataset | xr.DataArray, name: str) -> int:
+    """How many values dim ``name`` of ``obj`` has, or level ``name`` of a dim of stacked series (1: absent)."""
+    if name in obj.dims:
+        return int(obj.sizes[name])
+    for index in obj.indexes.values():
+        if isinstance(index, pd.MultiIndex) and name in index.names:
+            return int(index.get_level_values(name).nunique())
+    return 1
+
+
 def iter_series(obj: xr.Dataset | xr.DataArray, dims: Sequence[str]) -> Iterator[tuple[dict[str, int], dict[str, Any]]]:
-    """``(isel index, {dim: value})`` of every series over ``dims``, in C order."""
+    """``(isel index, {dim: value})`` of every series over ``dims``, in C order; a dim of stacked series (a
+    MultiIndex) gives ``{level: value}`` for each of its levels instead of its own value."""
     shape = [obj.sizes[d] for d in dims]
+    stacked = {d: index for d in dims if isinstance(index := obj.indexes.get(d), pd.MultiIndex)}
     for idx in np.ndindex(*shape):
         index = {d: int(i) for d, i in zip(dims, idx)}
-        values = {d: scalar(obj[d].values[i]) if d in obj.coords else i for d, i in index.items()}
+        values: dict[str, Any] = {}
+        for d, i in index.items():
+            if d in stacked:  # stacked series: one entry per level
+                values.update({str(n): scalar(v) for n, v in zip(stacked[d].names, stacked[d][i])})
+            else:
+                values[d] = scalar(obj[d].values[i]) if d in obj.coords else i
         yield index, values
 
 

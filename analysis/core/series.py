@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 __all__ = ["BUDGET", "TRIAL", "apply_named", "as_series_array", "is_lazy", "series_dims", "series_ids"]
@@ -53,6 +54,12 @@ def series_ids(da: xr.DataArray) -> xr.DataArray:
     shape = tuple(da.sizes[d] for d in dims)
     labels = []
     for d in dims:
+        index = da.indexes.get(d)
+        if isinstance(index, pd.MultiIndex):  # stacked series: the key of each level, as if it were a dim
+            names = [str(n) for n in index.names]
+            labels.append(["|".join(f"{n}={v.item() if isinstance(v, np.generic) else v!r}" for n, v in zip(names, t)
+                                    if n != ORIGIN_DIM and not _empty(v)) for t in index])
+            continue
         vals = da[d].values.tolist() if d in da.coords else list(range(da.sizes[d]))
         labels.append(["" if d == ORIGIN_DIM or _empty(v) else f"{d}={v!r}" for v in vals])
     ids = np.zeros(shape, dtype=np.int64)

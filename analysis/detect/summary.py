@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from analysis.core.labels import fmt_fixed, fmt_ratio
@@ -17,11 +18,18 @@ MAX_LINES = 12
 
 
 def series_label(result: xr.Dataset, index: dict[Any, int]) -> str:
-    """``dim=value`` for the series dims that vary (all of them when none varies)."""
+    """``dim=value`` for the series dims that vary (all of them when none varies); a dim of stacked series
+    by its levels that vary."""
     dims = [d for d in result["anomalous"].dims if d != "budget"]
     shown = [d for d in dims if result.sizes[d] > 1] or dims
-    parts = []
+    parts: list[str] = []
     for d in shown:
+        stacked = result.indexes.get(d)
+        if isinstance(stacked, pd.MultiIndex):  # stacked series (several files): the levels that vary
+            values = stacked[index[d]]
+            names = [n for n in stacked.names if stacked.get_level_values(n).nunique() > 1] or list(stacked.names)
+            parts.extend(f"{n}={_fmt_value(values[stacked.names.index(n)])}" for n in names)
+            continue
         v = result[d].values[index[d]] if d in result.coords else index[d]
         parts.append(f"{d}={_fmt_value(v)}")
     return ", ".join(parts) if parts else "series"

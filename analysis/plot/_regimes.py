@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis.core.labels import iter_series
+from analysis.core.stacked import levels
 from analysis.detect.variables import SEGMENT_BOUNDS, Segment
 from analysis.errors import InputError
 from analysis.plot._figure import COLORS
@@ -29,8 +30,9 @@ __all__ = ["analysed", "choose_series", "legend_handles", "not_drawn_note", "pic
 
 
 def pick(obj: xr.Dataset | xr.DataArray, index: Mapping[str, int], values: Mapping[str, Any]) -> Any:
-    """``obj`` at one series: by value on dims with an index, by position on the others; dims it lacks are skipped."""
-    by_value = {d: v for d, v in values.items() if d in obj.dims and d in obj.indexes}
+    """``obj`` at one series: by value on dims with an index (and on the levels of stacked series), by position
+    on the others; dims it lacks are skipped."""
+    by_value = {d: v for d, v in values.items() if (d in obj.dims and d in obj.indexes) or d in levels(obj)}
     by_pos = {d: i for d, i in index.items() if d in obj.dims and d not in obj.indexes}
     return obj.isel(by_pos).sel(by_value)
 

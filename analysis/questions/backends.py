@@ -13,9 +13,10 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.common import BUDGET, QUIET_DIMS, Series, check_dataset, ok_values, quiet, series_of
-from analysis.core.labels import fmt_fixed
+from analysis.core.labels import fmt_fixed, iter_series, n_values
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.stacked import unstack_with
 from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 from collector.factors import SERIES_DIMS
@@ -85,6 +86,7 @@ def compare_backends(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: fl
         When ``latency``, the budget dim or the ``model``/``device`` dims are missing.
     """
     fn = "compare_backends"
+    ds, reg = unstack_with(ds, reg, (MODEL, "device", *POOLED))  # stacked series (several files): by model, device
     ds = check_dataset(ds, fn, ["latency"])
     for d in ("model", "device"):
         if d not in ds["latency"].dims or d not in ds.coords:
@@ -176,14 +178,12 @@ def _summary(out: xr.Dataset, devices: np.ndarray) -> str:
     """Per model (x other kept dims), the devices with regimes, their strength and budgets, for humans."""
     lines = []
     stacked = out.drop_vars("devices_with_regimes")
-    other = [d for d in stacked["shows_regimes"].dims if d != "device"]
-    cells = stacked.stack(_cell=other) if other else stacked.expand_dims("_cell")
-    for c in range(cells.sizes["_cell"]):
-        cell = cells.isel(_cell=c)
+    other = [str(d) for d in stacked["shows_regimes"].dims if d != "device"]
+    for index, values in iter_series(stacked, other):  # (stacked series: every level of them)
+        cell = stacked.isel(index)
         if int(cell["n_series"].sum()) == 0:  # nothing measured here (e.g. a model another origin ran)
             continue
-        name = "/".join(str(cell[d].values.item()) for d in other
-                        if not (d in QUIET_DIMS and out.sizes[d] == 1)) or "all"
+        name = "/".join(str(v) for d, v in values.items() if not (d in QUIET_DIMS and n_values(out, d) == 1)) or "all"
         show = [str(d) for d, s in zip(devices, cell["shows_regimes"].values) if s]
         absent = [str(d) for d, s, n in zip(devices, cell["shows_regimes"].values, cell["n_series"].values) if not s and n > 0]
         parts = []

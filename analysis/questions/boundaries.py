@@ -16,9 +16,10 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
-from analysis.core.labels import fmt_fixed, scalar
+from analysis.core.labels import fmt_fixed, n_values, scalar
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
+from analysis.core.stacked import unstack_with
 from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 
@@ -156,6 +157,7 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
         When ``latency`` or the budget dim is missing, or ``prompt_len`` has fewer than two values.
     """
     fn = "boundaries"
+    ds, reg = unstack_with(ds, reg, (PROMPT,))  # stacked series (several files): compared along it
     ds = check_dataset(ds, fn, ["latency"])
     if PROMPT not in ds["latency"].dims or PROMPT not in ds.coords:
         raise InputError(f"{fn}() needs a {PROMPT!r} dim on 'latency'; it has dims {ds['latency'].dims!r}")
@@ -262,9 +264,8 @@ def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray)
         have = np.isfinite(v["onset_budget"][g])
         if not have.any():
             continue
-        idx = np.unravel_index(g, template.shape) if template.dims else ()
-        name = "/".join(str(scalar(template[d].values[i])) if d in ("model", "device") else f"{d}={scalar(template[d].values[i])}"
-                        for d, i in zip(template.dims, idx) if d in ("model", "device") or template.sizes[d] > 1) or "all"
+        name = "/".join(str(scalar(x)) if d in ("model", "device") else f"{d}={scalar(x)}"
+                        for d, x in groups.label(g).items() if d in ("model", "device") or n_values(template, d) > 1) or "all"
         firsts = ", ".join(f"{v['onset_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         lasts = ", ".join(f"{v['recovery_budget'][g, j]:g} (P={prompts[j]:g})" for j in np.flatnonzero(have))
         on_axis, re_axis = v["onset_axis"][g], v["recovery_axis"][g]

@@ -32,6 +32,7 @@ from analysis.core.limits import check_bootstrap
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, as_series_array, is_lazy
+from analysis.core.stacked import is_stacked, unstack_with
 from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
 
@@ -181,6 +182,7 @@ def kv_speedup(
         False or True, or when a setting is out of range.
     """
     fn = "kv_speedup"
+    ds, reg = unstack_with(ds, reg, ("cache",))  # stacked series (several files): compared along it
     ds = check_dataset(ds, fn, ["latency"])
     if "cache" not in ds["latency"].dims or "cache" not in ds.coords:
         raise InputError(f"{fn}() needs a 'cache' dim on 'latency'; it has dims {ds['latency'].dims!r}")
@@ -262,7 +264,10 @@ def _trend(ds: xr.Dataset, off: xr.DataArray, on: xr.DataArray, series: Series, 
     sp_ds = xr.Dataset({"speedup": sp})
     for name in ("order", "started_at"):  # the time check sees the cache-on runs' timing
         if name in ds.data_vars and "cache" in ds[name].dims:
-            sp_ds[name] = ds[name].sel(cache=True, drop=True)
+            on_runs = ds[name].sel(cache=True, drop=True)
+            # (stacked series: the values on the speedup's own coordinates; a second copy of its MultiIndex
+            # would be merged level by level)
+            sp_ds[name] = on_runs.transpose(*sp.dims).variable if is_stacked(on_runs) else on_runs
     sreg = get_regimes(sp_ds, "speedup", None, fn, alpha=alpha, seed=seed, scaling="constant", normal="highest",
                        **regimes_kwargs)
     level = reg_array(sreg, "baseline", series, budgets, fn).astype(np.float64)

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis.core.labels import fmt_fixed, series_name
+from analysis.core.labels import fmt_fixed, iter_series, n_values, series_name
+from analysis.core.stacked import levels
 from analysis.errors import AnalysisError
 
 __all__ = ["headline", "headline_of"]
@@ -57,8 +58,18 @@ def _who(row: dict[str, Any], sdims: Sequence[str], varying: set[str]) -> str:
 
 
 def _sel(res: xr.Dataset, row: dict[str, Any], skip: Sequence[str] = ()) -> dict[str, Any]:
-    """The ``{dim: value}`` of ``row`` that ``res`` is indexed by (scalar dims of the result, minus ``skip``)."""
-    return {d: row[d] for d in res.dims if d in row and d not in skip}
+    """The ``{dim: value}`` of ``row`` that ``res`` is indexed by (scalar dims of the result, and the levels of
+    its stacked series, minus ``skip``)."""
+    return {d: row[d] for d in [*map(str, res.dims), *levels(res)] if d in row and d not in skip}
+
+
+def _factors(res: xr.Dataset) -> list[str]:
+    """The series factors of a result: its dims but ``budget``, a dim of stacked series by its levels."""
+    out: list[str] = []
+    for d in map(str, res.dims):
+        if d != "budget":
+            out.extend(levels(res, d) or [d])
+    return out
 
 
 def _evidence(row: dict[str, Any], trials: int) -> tuple[int, float]:
@@ -87,22 +98,21 @@ def _devices(bk: xr.Dataset | None, row: dict[str, Any]) -> str:
     where = ""
     if not others and "model" in bk.dims and len(bk.dims) > 2:  # other experiments / origins of the same model
         same = bk.sel(model=row["model"]) if "model" in row else bk
-        flat = same.stack(_g=[d for d in same.dims if d != "device"])
+        other = [str(d) for d in same.dims if d != "device"]
         seen: dict[str, bool] = {}
         places: list[str] = []
-        for d in flat["device"].values:
+        for d in same["device"].values:
             if d == here:
                 continue
-            sub = flat.sel(device=d)
-            measured = np.asarray(sub["n_series"].values) > 0
-            if measured.any():
-                seen[str(d)] = bool(np.asarray(sub["shows_regimes"].values)[measured].any())
-                for g in np.asarray(sub["_g"].values)[measured]:
-                    keys = [k for k in flat.indexes["_g"].names if k != "model"]
-                    g = g if isinstance(g, tuple) else (g,)
-                    label = ", ".join(series_name({k: v}, [k]) for k, v in zip(keys, g[-len(keys):]) if keys)
-                    if label and label not in places:
-                        places.append(label)
+            sub = same.sel(device=d)
+            for index, values in iter_series(sub, other):  # C order, a stacked dim by its levels
+                one = sub.isel(index)
+                if int(one["n_series"].values) <= 0:
+                    continue
+                seen[str(d)] = seen.get(str(d), False) or bool(one["shows_regimes"].values)
+                label = ", ".join(series_name({k: v}, [k]) for k, v in values.items() if k != "model")
+                if label and label not in places:
+                    places.append(label)
         others = list(seen.items())
         if others and places:
             where = f" ({series_name({'model': row['model']}, ['model'])} measured there in {'; '.join(places)})"
@@ -141,17 +151,15 @@ def _kv_clause(kv: xr.Dataset | None, row: dict[str, Any], budgets: np.ndarray, 
                 at_budgets = "" if collapsed.size == inside.sum() else f" at {_budget_list(collapsed)}"
                 return f"the KV-cache speedup falls from {_x(outside)} to {_x(there)} there{at_budgets}"
             return f"the KV-cache speedup holds there ({_x(there)}, {_x(outside)} elsewhere)"
-    lead = {d: row[d] for d in _LEAD if d in kv.dims and d in row}
+    lead = {d: row[d] for d in _LEAD if d in row and (d in kv.dims or d in levels(kv))}
     sub = kv.sel(lead)
-    rest = [d for d in order if d in sub.dims and d != "budget"]
+    rest = [d for d in order if d in sub.dims and d != "budget"] + [str(d) for d in sub.dims if levels(sub, d)]
     if not rest:
         return ""
-    flat = sub.stack(_s=rest)
-    for i in range(flat.sizes["_s"]):
-        s = flat.isel(_s=i)
-        outside, there, collapsed = at(s)
+    for index, values in iter_series(sub, rest):  # C order, a stacked dim by its levels
+        outside, there, collapsed = at(sub.isel(index))
         if collapsed.size and math.isfinite(outside) and math.isfinite(there):
-            label = ", ".join(series_name({d: s[d].item()}, [d]) for d in rest if s[d].item() != row.get(d))
+            label = ", ".join(series_name({d: v}, [d]) for d, v in values.items() if v != row.get(d))
             return (f"in {label or 'its cache on/off pair'} the KV-cache speedup falls from {_x(outside)} to "
                     f"{_x(there)} at {_budget_list(collapsed)}")
     return ""
@@ -216,8 +224,8 @@ def headline(reg: xr.Dataset, *, backends: xr.Dataset | None = None, kv: xr.Data
     table = regime_table(reg.assign({v: per_series for v in ("mde", "mde_4") if v not in reg}))  # older results
     if table.empty:
         return [_null(reg)]
-    sdims = [str(d) for d in reg["anomalous"].dims if d != "budget"]
-    varying = {d for d in sdims if reg.sizes[d] > 1}
+    sdims = _factors(reg["anomalous"].to_dataset())
+    varying = {d for d in sdims if n_values(reg, d) > 1}
     trials = int(reg.attrs.get("trials_min", reg.attrs.get("n_trials", 1)) or 1)
     rows = sorted(table.to_dict("records"), key=lambda r: _evidence(r, trials))
     budgets = np.asarray(reg["budget"].values)

@@ -13,6 +13,7 @@ import xarray as xr
 
 from analysis.core.common import quiet
 from analysis.core.labels import iter_series, series_dims, series_name, varying_dims
+from analysis.core.stacked import SERIES, STEP_RUN, dense_steps, is_stacked
 from analysis.registry import BY_NAME, STEP_RUNS
 from analysis.report.parts import RenderedFigure, render_figure
 from analysis.report.runner import SHARED
@@ -91,9 +92,13 @@ def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int, *, var: str = "
     series' names. Returns the data (``var`` and ``status``) and a note saying
     what was left out ("" if nothing): ``title`` names the analysis, ``command`` its command.
     """
+    if STEP_RUN in ds[var].dims:  # several files: the runs with per-step times, one row each
+        n_runs = int(ds.sizes[STEP_RUN])
+        ds = dense_steps(ds)  # over the series again
+    else:
+        n_runs = int(np.prod([n for d, n in ds[var].sizes.items() if d != "step"], dtype=np.int64))
     st = ds[var]
     keep = [v for v in (var, "status") if v in ds]
-    n_runs = int(np.prod([n for d, n in st.sizes.items() if d != "step"], dtype=np.int64))
     if n_runs <= max_runs:
         return ds[keep], ""
     dims = series_dims(st)
@@ -105,16 +110,21 @@ def steps_subset(ds: xr.Dataset, reg: xr.Dataset, max_runs: int, *, var: str = "
         anom = np.asarray(one["segment_anomalous"].values, dtype=bool)
         eff = np.abs(np.log(np.asarray(one["effect"].values, dtype=float)))
         strength.append(float(np.nanmax(np.where(anom, eff, 0.0), initial=0.0)))
+    inner = [d for d in st.dims if d not in dims]  # series without a per-step time are not candidates
+    has = np.asarray(st.notnull().any(inner).transpose(*dims).values, dtype=bool).ravel()
     per_series = max(n_runs // max(len(every), 1), 1)
     room = max(max_runs // per_series, 1)
-    chosen = sorted((i for i in range(len(every)) if strength[i] > 0), key=lambda i: -strength[i])[:room]
+    chosen = sorted((i for i in range(len(every)) if has[i] and strength[i] > 0), key=lambda i: -strength[i])[:room]
     if not chosen:
-        chosen = list(range(min(len(every), room)))
+        chosen = [i for i in range(len(every)) if has[i]][:room] or list(range(min(len(every), room)))
     chosen.sort()
-    stacked = ds[keep].stack(series=dims).isel(series=chosen)
-    names = [series_name(every[i][1], varying) for i in chosen]
-    sub = stacked.drop_vars([c for c in stacked.coords if "series" in stacked[c].dims]).assign_coords(series=names)
-    note = (f"{title} analysed for {len(chosen)} of {len(every)} series, those with the strongest latency "
+    if dims == [SERIES] and is_stacked(st):  # already stacked (several files): those series, as they are
+        sub = ds[keep].isel({SERIES: chosen})
+    else:
+        stacked = ds[keep].stack(series=dims).isel(series=chosen)
+        names = [series_name(every[i][1], varying) for i in chosen]
+        sub = stacked.drop_vars([c for c in stacked.coords if "series" in stacked[c].dims]).assign_coords(series=names)
+    note = (f"{title} analysed for {len(chosen)} of {int(has.sum())} series, those with the strongest latency "
             f"regimes ({n_runs:,} runs are more than {max_runs:,}); `python -m analysis {command}` analyses all of "
             "them.")
     return sub.transpose("series", ...), note

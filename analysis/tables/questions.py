@@ -126,7 +126,7 @@ def kv(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
         interesting.append(n > 0)
     rows_t, flags, note = select_rows(rows, ["slow" if i else "" for i in interesting], interesting,
                                       only_interesting=False, max_rows=max_rows, what="series",
-                                      measured=measured.tolist())
+                                      measured=measured.tolist(), absent_why="no cache on/off pair")
     return Table(title="KV-cache speedup (latency cache off / cache on)",
                  columns=("series", "speedup outside", "inside collapse", "collapse budgets", "collapsed",
                           "CI range"),
@@ -156,7 +156,8 @@ def monotonicity(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool
     measured = (np.isfinite(center).sum(axis=1) >= 2).tolist()  # a curve needs two budgets
     rows_t, flags, note = select_rows(rows, ["slow" if i else "" for i in interesting], interesting,
                                       only_interesting=not show_all, max_rows=max_rows, what="monotone series",
-                                      measured=measured, absent_what="series")
+                                      measured=measured, absent_what="series",
+                                      absent_why="fewer than 2 measured budgets")
     return Table(title="monotonicity: does more tokens ever take less time?",
                  columns=("series", "monotone", "inversions", "largest spike", "not monotone", "noise %"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, False, True, True),
@@ -243,9 +244,15 @@ def backends(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                      f"x{fmt_num(g['max_ratio'][s], '.2f')}" if np.isfinite(g["max_ratio"][s]) else "-",
                      clean_text(g["anomalous_budgets"][s]) or "-"))
         interesting.append(hit)
+    # a cell of no series is not worth a word; a device that a measured model was not run on is
+    ran = res["n_series"] > 0
+    elsewhere = (np.asarray((~ran & ran.any("device")).transpose(*dims).values).ravel()
+                 if "device" in ran.dims and set(ran.dims) == set(dims) else None)
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
                                       only_interesting=False, max_rows=max_rows, what="backends",
-                                      measured=(g["n_series"] > 0).tolist())
+                                      measured=(g["n_series"] > 0).tolist(), absent_what="model x device cells",
+                                      absent_why="the model not run on that device",
+                                      absent_count=None if elsewhere is None else int(np.sum(elsewhere)))
     return Table(title="backends: which devices show regimes",
                  columns=("model device", "regimes", "series", "count", "cells inside", "max ratio",
                           "anomalous budgets"),

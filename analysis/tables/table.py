@@ -107,13 +107,14 @@ def extra_columns(result: xr.Dataset, dims: Sequence[str], known: Sequence[str])
 
 def select_rows(rows: Sequence[tuple[str, ...]], flags: list[str], interesting: list[bool], *, only_interesting: bool,
                 max_rows: int | None, what: str, measured: Sequence[bool] | None = None,
-                absent_what: str = "", absent_why: str = "no measurement",
+                absent_what: str = "", absent_why: str = "no measurement", absent_count: int | None = None,
                 ) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...], str]:
     """Interesting rows first (all rows unless ``only_interesting``), at most ``max_rows``; and a note on the rest.
 
     Rows whose ``measured`` is False (a series with no run of its own: a cell of a combined or sparse
     dataset nobody measured) are never listed; the note counts them: "N ``absent_what`` (default ``what``) with
-    ``absent_why`` not listed".
+    ``absent_why`` not listed" (``absent_count``: how many of them to count there, when only some are worth
+    saying, e.g. the devices a measured model did not run on, not the model x device cells of no series).
     """
     kept = [True] * len(rows) if measured is None else [bool(m) for m in measured]
     order = [i for i in range(len(rows)) if interesting[i] and kept[i]]
@@ -123,8 +124,9 @@ def select_rows(rows: Sequence[tuple[str, ...]], flags: list[str], interesting: 
     hidden_boring = len(rows) - n_absent - len(order)
     cut = order if max_rows is None else order[:max_rows]
     notes = []
-    if n_absent:
-        notes.append(f"{n_absent} {absent_what or what} with {absent_why} not listed")
+    said = n_absent if absent_count is None else absent_count
+    if said:
+        notes.append(f"{said} {absent_what or what} with {absent_why} not listed")
     if hidden_boring:
         notes.append(f"{hidden_boring} other {what} with nothing to report not listed")
     if len(cut) < len(order):

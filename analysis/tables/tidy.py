@@ -49,7 +49,8 @@ def regime_table(reg: xr.Dataset, *, every_segment: bool = False) -> pd.DataFram
         One row per regime, in series order then budget order, with a default integer index. Columns:
 
         - one per series factor (``model``, ``device``, ``cache``, ... and ``origin`` or ``experiment``
-          where the data has them), holding the series' value;
+          where the data has them; for several files stacked on ``series``, one per level), holding the
+          series' value;
         - ``first_budget``, ``last_budget``: the regime's first and last budget (measured budgets);
         - ``kind``: ``slow`` or ``fast`` (``normal`` with ``every_segment``);
         - ``effect``, ``effect_lo``, ``effect_hi``: median latency / expected inside, and its 95 % CI;
@@ -90,8 +91,14 @@ def regime_table(reg: xr.Dataset, *, every_segment: bool = False) -> pd.DataFram
     kind = seg["kind"].astype(str)
     chosen = (kind != "") if every_segment else seg["segment_anomalous"].astype(bool)
     idx = np.argwhere(chosen)  # C order: series by series, segments in budget order
-    rows: dict[str, list] = {d: [] for d in dims}
+    rows: dict[str, list] = {}
     for d in dims:
+        index = reg.indexes.get(d)
+        if isinstance(index, pd.MultiIndex):  # stacked series (several files): a column per level
+            for name in index.names:
+                values = index.get_level_values(name)
+                rows[str(name)] = [scalar(values[i]) for i in idx[:, dims.index(d)]]
+            continue
         values = reg[d].values
         rows[d] = [scalar(values[i]) for i in idx[:, dims.index(d)]]
     for col in REGIME_COLUMNS:
@@ -103,7 +110,7 @@ def regime_table(reg: xr.Dataset, *, every_segment: bool = False) -> pd.DataFram
             rows[col] = [np.nan] * len(idx)
             continue
         rows[col] = [scalar(seg[src][tuple(i)]) for i in idx]
-    frame = pd.DataFrame(rows, columns=[*dims, *REGIME_COLUMNS])
+    frame = pd.DataFrame(rows, columns=list(rows))
     for col in ("first_budget", "last_budget"):  # a segment's bounds are always measured budgets
         frame[col] = frame[col].astype(np.int64)
     frame["kind"] = frame["kind"].astype(str)
