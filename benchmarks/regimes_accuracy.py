@@ -31,20 +31,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ProcessPoolExecutor
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from _sections import PERFORMANCE_MD, replace_section
-
-from analysis.regimes import regimes
-from analysis.synthetic import Episode, Regime, make_dataset
-from collector.sim import noise_presets
+from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from analysis.regimes import regimes  # noqa: E402
+from analysis.synthetic import Episode, Regime, make_dataset  # noqa: E402
+from collector.sim import noise_presets  # noqa: E402
 
 BUDGETS = list(range(16, 401, 16))
 FACTORS = (1.5, 2.0, 5.0, 21.0)
@@ -61,7 +60,8 @@ def boundaries(mask: np.ndarray) -> np.ndarray:
 
 def match(true_b: np.ndarray, found_b: np.ndarray, tol: int = 1) -> int:
     """One-to-one matches within +-tol (greedy by distance)."""
-    pairs = sorted((abs(int(t) - int(f)), i, j) for i, t in enumerate(true_b) for j, f in enumerate(found_b) if abs(int(t) - int(f)) <= tol)
+    pairs = sorted((abs(int(t) - int(f)), i, j) for i, t in enumerate(true_b) for j, f in enumerate(found_b)
+                   if abs(int(t) - int(f)) <= tol)
     used_t: set[int] = set()
     used_f: set[int] = set()
     for _, i, j in pairs:
