@@ -11,12 +11,8 @@ to make the data is not counted.
 
 from __future__ import annotations
 
-import os
-
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_v, "1")
-
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -24,15 +20,18 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402  (after the BLAS thread pinning above)
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
-from _sections import PERFORMANCE_MD, replace_section
-
-from analysis.regimes import regimes
-from analysis.synthetic import Regime, make_dataset
+from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from analysis.regimes import regimes  # noqa: E402
+from analysis.synthetic import Regime, make_dataset  # noqa: E402
 
 PAPER_MODELS = ("distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-350m")
 ALL_MODELS = ("tiny-gpt2", "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-125m", "opt-350m")
@@ -125,9 +124,19 @@ def main() -> None:
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    lines: list[str] = []
+    lines = _paper_section(args)
+    scaling, biggest = _scaling_section(args.max_cells, args.repeat)
+    lines += scaling
+    if biggest is not None and args.dask:
+        lines += _dask_section(biggest)
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        replace_section(PERFORMANCE_MD, "## Analysis speed", text)
 
-    # ---- paper-sized sweep, and earlier revisions in the same run
+
+def _paper_section(args: argparse.Namespace) -> list[str]:
+    """The paper-sized sweep, and earlier revisions of it in the same run."""
     ds = make_dataset(0, models=PAPER_MODELS, devices=("mps", "cuda", "cpu"), caches=(False, True), budgets=BUDGETS,
                       trials=5, regimes=PAPER_REGIMES, step_time=False)
     cells = int(ds["latency"].size)
@@ -135,7 +144,7 @@ def main() -> None:
     n_series = int(r["p_series"].size)
     command = COMMAND.format(max_cells=args.max_cells, repeat=args.repeat) + "".join(
         f" --before {rev}" for rev in args.before) + (" --dask" if args.dask else "")
-    lines += [
+    lines = [
         f"Measured with `{command}` on one CPU core ({os.cpu_count()} logical CPUs on the machine, shared; BLAS "
         f"threads pinned to 1); median of {args.repeat} runs after a warm-up; making the data is not counted.",
         "",
@@ -159,16 +168,19 @@ def main() -> None:
         "p-value resolution for time.",
         "",
     ]
+    return lines
 
-    # ---- scaling
-    lines += [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
-              "| cells | series | seconds | series with a regime | microseconds per cell |", "|---|---|---|---|---|"]
+
+def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], Any]:
+    """Datasets of 10^4, 10^5, ... cells up to ``max_cells``, eager; the lines and the largest dataset (or None)."""
+    lines = [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
+             "| cells | series | seconds | series with a regime | microseconds per cell |", "|---|---|---|---|---|"]
     biggest = None
     target = 10_000
-    while target <= args.max_cells:
+    while target <= max_cells:
         n_series = max(1, target // (len(BUDGETS) * TRIALS))
         big = scaling_dataset(n_series, TRIALS)
-        reps = args.repeat if target < 200_000 else 1
+        reps = repeat if target < 200_000 else 1
         t, r = timed(lambda: regimes(big), reps)
         c = int(big["latency"].size)
         lines.append(f"| {c:,} | {int(r['p_series'].size):,} | {t:.2f} | {int(r['anomalous'].any('budget').sum())} | "
@@ -177,47 +189,46 @@ def main() -> None:
         biggest = big
         target *= 10
     lines.append("")
+    return lines, biggest
 
-    # ---- dask, 2 workers
-    if biggest is not None and args.dask:
-        import dask
-        import distributed
 
-        sdim = "prompt_len"
-        chunks = {sdim: max(1, biggest.sizes[sdim] // 4)}
-        lazy = biggest[["latency", "order", "started_at"]].chunk(chunks)
-        t_eager, eager = timed(lambda: regimes(biggest), 1)
-        with dask.config.set(scheduler="threads", num_workers=2):
-            t_thr, out_thr = timed(lambda: regimes(lazy), 1)
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                      silence_logs=40) as cluster, distributed.Client(cluster) as client:
-            held = client.persist(lazy)  # the data live on the workers, as after open_mfdataset there
-            distributed.wait(held)
-            t_dask, out = timed(lambda: regimes(held), 1)
+def _dask_section(biggest: Any) -> list[str]:
+    """The largest dataset eager, on the dask threaded scheduler and on 2 dask.distributed workers."""
+    import dask
+    import distributed
 
-        def same(o) -> bool:
-            return bool((o["anomalous"] == eager["anomalous"]).all() and np.allclose(o["ratio"], eager["ratio"], rtol=1e-9, equal_nan=True))
+    sdim = "prompt_len"
+    chunks = {sdim: max(1, biggest.sizes[sdim] // 4)}
+    lazy = biggest[["latency", "order", "started_at"]].chunk(chunks)
+    t_eager, eager = timed(lambda: regimes(biggest), 1)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        t_thr, out_thr = timed(lambda: regimes(lazy), 1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        held = client.persist(lazy)  # the data live on the workers, as after open_mfdataset there
+        distributed.wait(held)
+        t_dask, out = timed(lambda: regimes(held), 1)
 
-        lines += [
-            f"dask, the {int(biggest['latency'].size):,}-cell dataset in {int(np.ceil(biggest.sizes[sdim] / chunks[sdim]))} "
-            f"chunks over `{sdim}`:",
-            "",
-            "| run | seconds | speed-up | same result as eager |",
-            "|---|---|---|---|",
-            f"| eager, one process | {t_eager:.2f} | 1.00 | |",
-            f"| dask threaded scheduler, 2 threads | {t_thr:.2f} | {t_eager / t_thr:.2f} | {same(out_thr)} |",
-            f"| dask.distributed `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`, data persisted "
-            f"on the workers | {t_dask:.2f} | {t_eager / t_dask:.2f} | {same(out)} |",
-            "",
-            "The per-series work (baseline, scan, p-values, power simulation) runs in the workers; validating the "
-            "input, the BH correction, the time-confound check (which needs every run's residual and execution "
-            "time) and assembling the result run in the client, so the speed-up is bounded by that serial part "
-            f"and here by the machine ({os.cpu_count()} logical CPUs shared with other work).",
-        ]
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        replace_section(PERFORMANCE_MD, "## Analysis speed", text)
+    def same(o) -> bool:
+        return bool((o["anomalous"] == eager["anomalous"]).all()
+                    and np.allclose(o["ratio"], eager["ratio"], rtol=1e-9, equal_nan=True))
+
+    return [
+        f"dask, the {int(biggest['latency'].size):,}-cell dataset in {int(np.ceil(biggest.sizes[sdim] / chunks[sdim]))} "
+        f"chunks over `{sdim}`:",
+        "",
+        "| run | seconds | speed-up | same result as eager |",
+        "|---|---|---|---|",
+        f"| eager, one process | {t_eager:.2f} | 1.00 | |",
+        f"| dask threaded scheduler, 2 threads | {t_thr:.2f} | {t_eager / t_thr:.2f} | {same(out_thr)} |",
+        f"| dask.distributed `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`, data persisted "
+        f"on the workers | {t_dask:.2f} | {t_eager / t_dask:.2f} | {same(out)} |",
+        "",
+        "The per-series work (baseline, scan, p-values, power simulation) runs in the workers; validating the "
+        "input, the BH correction, the time-confound check (which needs every run's residual and execution "
+        "time) and assembling the result run in the client, so the speed-up is bounded by that serial part "
+        f"and here by the machine ({os.cpu_count()} logical CPUs shared with other work).",
+    ]
 
 
 if __name__ == "__main__":
