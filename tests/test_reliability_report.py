@@ -46,8 +46,16 @@ def test_an_existing_report_needs_force(sweep: Path) -> None:
     assert "\n" not in line and line.startswith("error: output folder 'R' already holds a report (index.html, "
                                                  "summary.md, figures); pass --force"), line
     assert _snapshot(sweep / "R") == before
+    # a figure of an earlier report that this one does not draw goes; a file of another kind stays
+    (sweep / "R" / "figures" / "gone_figure.png").write_bytes(b"old")
+    (sweep / "R" / "figures" / "gone_figure.svg").write_text("<svg/>")
+    (sweep / "R" / "figures" / "notes.txt").write_text("mine")
     forced = run("-m", "analysis", "report", "s.nc", "-o", "R", "--quiet", "--workers", "1", "--force", cwd=sweep)
     assert forced.returncode == 0, forced.stderr
+    figures = {p.name for p in (sweep / "R" / "figures").iterdir()}
+    assert not {"gone_figure.png", "gone_figure.svg"} & figures and "notes.txt" in figures
+    page = (sweep / "R" / "index.html").read_text()
+    assert all(name in page for name in figures - {"notes.txt"} if name.endswith(".svg")), figures
     # a folder holding only other files is fine
     (sweep / "other").mkdir()
     (sweep / "other" / "notes.txt").write_text("mine")

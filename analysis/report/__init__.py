@@ -163,7 +163,22 @@ def report(
     write_atomic(out / "index.html", html_text, "report page")  # whole or not at all; a failure names the file
     write_atomic(out / "summary.md", summary, "report summary")
     files = tuple(out / p for s in ordered for f in s.figures for p in (f.png_path, f.svg_path))
+    _remove_stale_figures(out / "figures", files)
     return ReportFiles(out / "index.html", out / "summary.md", files, tuple(findings))
+
+
+def _remove_stale_figures(folder: Path, kept: tuple[Path, ...]) -> None:
+    """Remove the PNG and SVG files of ``folder`` (the report's own figures folder) that this report did not
+    write: a replaced report must not keep the figures of an earlier one that the page no longer shows."""
+    if not folder.is_dir():
+        return
+    keep = {p.resolve() for p in kept}
+    for f in folder.iterdir():
+        if f.suffix in (".png", ".svg") and f.is_file() and not f.is_symlink() and f.resolve() not in keep:
+            try:
+                f.unlink()
+            except OSError as exc:
+                raise write_error(f, exc, "stale report figure") from None
 
 
 def _folder(path: str | os.PathLike[str]) -> Path:
