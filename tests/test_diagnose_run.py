@@ -63,7 +63,7 @@ def test_attention_moves_the_effect_with_a_ci(diagnosed: dict) -> None:
 def test_process_local_regime_skips_the_factors(diagnosed: dict) -> None:
     d = diagnosed["process"]
     assert d.verdict(1, "boundary").verdict == "vanished"
-    assert "in 0 of 3 fresh processes" in d.verdict(1, "process").detail
+    assert "in none of 3 fresh processes" in d.verdict(1, "process").detail
     skipped = [v for v in d.verdicts if v.factor not in ("boundary", "process")]
     assert all(v.verdict == "not tested" and "did not come back" in v.detail and v.runs == 0 for v in skipped)
 

@@ -5,8 +5,9 @@ changed) measured at a few budgets: *reference* budgets, known to lie outside
 the regime, and *tested* budgets, whose side is the question. The normal
 latency of the condition at budget ``b`` is the file's baseline shape there
 (:meth:`collector.diagnose.target.Target.shape`) shifted by the mean of
-``log(latency) - shape`` over the reference runs; each run of a tested cell is
-read as ``x = log(latency) - normal(b)``. Each tested cell's side comes from
+``log(latency) - shape`` over the runs of each reference budget, interpolated
+linearly between reference budgets (constant beyond them); each run of a
+tested cell is read as ``x = log(latency) - normal(b)``. Each tested cell's side comes from
 Wald's SPRT (:mod:`collector.diagnose.sprt`); the regime's log effect in the
 condition is the mean ``x`` over the tested runs, with a t interval whose
 noise is the runs' pooled within-cell sd (the file's noise where no cell has
@@ -18,13 +19,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from collector.diagnose.sprt import Side, sprt
 from collector.diagnose.target import Target
 
-__all__ = ["ALPHA", "BETA", "Reading", "needs", "read"]
+__all__ = ["ALPHA", "BETA", "Reading", "needs", "read", "read_pooled"]
 
 #: Error rates of each cell's sequential test: a normal cell called ``in`` / a slowed cell called ``out``.
 ALPHA = 0.01
@@ -102,11 +104,12 @@ def read(samples: Mapping[int, Sequence[float]], *, reference: Sequence[int], te
         return Reading({b: Side("open", 0.0, 0) for b in tested}, math.nan, math.nan, math.nan, sigma, 0,
                        tuple(reference))
     ref_all = np.concatenate(ref)
-    shift = float(ref_all.mean())
+    at = [b for b in reference if b in logs and logs[b].size]
+    shifts = [float(r.mean()) for r in ref]
     sides: dict[int, Side] = {}
     xs: list[np.ndarray] = []
     for b in tested:
-        x = logs.get(b, np.empty(0)) - (target.shape(b) + shift)
+        x = logs.get(b, np.empty(0)) - (target.shape(b) + float(np.interp(b, at, shifts)))
         sides[b] = sprt(list(x), delta=target.delta, sigma=sigma, alpha=ALPHA, beta=BETA, min_trials=min_trials)
         xs.append(x)
     x_all = np.concatenate(xs) if xs else np.empty(0)
@@ -133,3 +136,19 @@ def needs(samples: Mapping[int, Sequence[float]], reading: Reading, *, min_trial
                                  or (b not in reading.sides and open_any)):
             out[b] = 1
     return out
+
+
+def read_pooled(parts: Mapping[Any, Mapping[int, Sequence[float]]], *, reference: Sequence[int],
+                tested: Sequence[int], target: Target, min_trials: int = 1) -> Reading:
+    """:func:`read` over the runs of several processes at once, each process's runs taken relative to its own
+    reference runs (a process that runs slow as a whole is no regime); processes without reference runs are
+    left out."""
+    pooled: dict[int, list[float]] = {}
+    for part in parts.values():
+        ref = [np.log(np.asarray(part[b], float)) - target.shape(b) for b in reference if part.get(b)]
+        if not ref:
+            continue
+        shift = float(np.concatenate(ref).mean())
+        for b, values in part.items():  # every process at level 0 over its reference cells
+            pooled.setdefault(int(b), []).extend(float(v) * math.exp(-shift) for v in values if v > 0)
+    return read(pooled, reference=reference, tested=tested, target=target, min_trials=min_trials)

@@ -16,11 +16,14 @@ Per regime (:class:`~collector.diagnose.target.Target`), in the plan's order:
     until each boundary lies between two budgets 1 token apart. The located
     ``lo' < first' <= last' < hi'`` are the cells of every later question.
 ``prompt_len``
-    a longer prompt (by ``d`` tokens): reference ``lo' - d``, ``hi'``; tested
-    ``first' - d`` (inside only if the onset follows the total length),
-    ``first'``, ``last'``.
+    a longer prompt (by ``d`` tokens: at least the onset's bracket
+    ``first' - lo'``, half the regime's width when that is more, at most the
+    plan's prompt change, with ``lo' - d`` among the file's budgets):
+    reference ``lo' - d``, ``hi'``; tested ``first' - d`` (inside only if the
+    onset follows the total length), ``first'``, ``last'``.
 ``process``
-    the four cells once in each of ``processes`` fresh worker processes.
+    the four cells once in each of ``processes`` fresh worker processes, and
+    in as many more rounds of fresh processes as the pooled tests need.
 ``cache_impl``, ``attn``, ``dtype``, ``engine``, ``warmup``
     the four cells with the other value.
 
@@ -42,7 +45,7 @@ from typing import Any
 
 import xarray as xr
 
-from collector.diagnose.evidence import needs, read
+from collector.diagnose.evidence import needs, read, read_pooled
 from collector.diagnose.plan import QUESTIONS, Question, RegimePlan
 from collector.diagnose.target import Target
 from collector.errors import ConfigError
@@ -154,12 +157,13 @@ def _open(path: Path, spec: SweepSpec, environment: Mapping[str, Any], command: 
 _Data = tuple[dict[Any, dict[int, list[float]]], dict[Any, dict[int, set[int]]]]
 
 
-def _samples(journal: Journal, by_pass: int = 0) -> _Data:
-    """(condition -> budget -> ok latencies, condition -> budget -> trials tried); condition: the pass or 0."""
+def _samples(journal: Journal, per_trial: bool = False) -> _Data:
+    """(condition -> budget -> ok latencies, condition -> budget -> trials tried); condition: the trial (with
+    ``per_trial``: in the process question each trial is measured in a fresh process of its own) or 0."""
     ok: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     tried: dict[Any, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
     for row in journal.rows():
-        cond = row.key.trial % by_pass if by_pass else 0
+        cond = row.key.trial if per_trial else 0
         tried[cond][row.key.budget].add(row.key.trial)
         if row.record.ok:
             ok[cond][row.key.budget].append(row.record.latency)
@@ -189,8 +193,8 @@ class _Sweep:
         self.path, self.spec, self.settings = path, spec, settings
         self.journal = _open(path, spec, environment, command)
 
-    def data(self, by_pass: int = 0) -> _Data:
-        return _samples(self.journal, by_pass)
+    def data(self, per_trial: bool = False) -> _Data:
+        return _samples(self.journal, per_trial)
 
     def measure(self, keys: Sequence[RunKey]) -> None:
         from collector.sweep.runner import run_sweep
@@ -353,16 +357,22 @@ class _Regime:
         return cells
 
     def process(self, c: Cells) -> None:
-        n = self.settings.processes
+        """Rounds of ``processes`` fresh processes, each measuring every cell once, until the pooled test of
+        each tested cell is settled (at most ``max_trials`` rounds)."""
+        n, rounds = self.settings.processes, self.settings.max_trials
         budgets = [*c.reference, *c.tested]
-        s = self.sweep("process", budgets, n, processes=n)
+        s = self.sweep("process", budgets, n * rounds, processes=n)
         try:
-            ok, tried = s.data(n)
             series = _series_of(s.spec)[0]
-            s.measure([RunKey.of(series, budget=b, trial=k) for b in budgets for k in range(n)
-                       if k not in tried[k % n].get(b, set())])
-            ok, _ = s.data(n)
-            self.out.samples["process"] = {p: dict(ok[p]) for p in range(n)}
+            for r in range(rounds):
+                ok, tried = s.data(per_trial=True)
+                pooled = read_pooled(ok, reference=c.reference, tested=c.tested, target=self.target)
+                if r and pooled.settled:
+                    break
+                s.measure([RunKey.of(series, budget=b, trial=k) for b in budgets for k in range(r * n, (r + 1) * n)
+                           if k not in tried.get(k, {}).get(b, set())])
+            ok, _ = s.data(per_trial=True)
+            self.out.samples["process"] = {k: dict(v) for k, v in sorted(ok.items())}
             self.out.runs["process"] = s.journal.count()
         finally:
             s.close()
@@ -370,10 +380,14 @@ class _Regime:
 
     def prompt(self, c: Cells) -> None:
         q, p = self.questions["prompt_len"], int(self.target.series.get("prompt_len", 1))
-        d = min(int(q.settings["prompt_lens"][-1]) - p, (c.lo or 1) - 1)  # lo - d stays a budget (>= 1)
+        # d: past the onset's bracket (first - d is outside if the onset follows the budget), half the regime's
+        # width when that is more, at most the plan's prompt change; lo - d stays among the file's budgets
+        d = min(int(q.settings["prompt_lens"][-1]) - p, (c.lo or 0) - min(self.target.budgets),
+                max(c.first - (c.lo or 0), (c.last - c.first + 1) // 2))
         if d < 1 or c.lo is None:
             self.out.status["prompt_len"] = "not applicable"
-            self.out.why["prompt_len"] = "no budget below the onset to shift: the onset is at the grid's first budget"
+            self.out.why["prompt_len"] = (f"no budget of the file below the onset ({c.first}) to shift it to: the "
+                                          "prompt change must fit between the grid's first budget and the onset")
             return
         ref = (c.lo - d, *((c.hi,) if c.hi is not None else ()))
         tested = tuple(dict.fromkeys((c.first - d, c.first, c.last)))

@@ -14,8 +14,10 @@ interval) and compared with the file's setting measured by ``refine``:
     onset in tokens, its interval from the bracketing budgets); *stayed* when
     it is outside and ``first'`` inside (the onset follows the budget).
 ``process``
-    *stayed* when every fresh process shows the regime, *vanished* when some
-    or all do not (process-local), by each process's own tests.
+    *vanished* (process-local) when some fresh processes show the regime and
+    others do not (each process's own tests), or when the tests pooled over
+    every process (each relative to its own reference runs) find the tested
+    cells normal; *stayed* when the pooled tests find them inside.
 ``cache_impl``, ``attn``, ``dtype``, ``engine``, ``warmup``
     *vanished* when every tested cell is normal with the other value; when
     every one is inside, the ratio of the effects (other / file's setting)
@@ -36,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from collector.diagnose.evidence import Reading, read
+from collector.diagnose.evidence import Reading, read, read_pooled
 from collector.diagnose.execute import Measured
 
 __all__ = ["FDR", "VERDICTS", "Verdict", "judge"]
@@ -147,17 +149,24 @@ def _process(m: Measured, runs: int) -> Verdict:
     assert c is not None
     parts = m.samples["process"]
     readings = [read(parts[p], reference=c.reference, tested=c.tested, target=t, min_trials=1) for p in sorted(parts)]
+    pooled = read_pooled(parts, reference=c.reference, tested=c.tested, target=t)
     n = len(readings)
     k_in = sum(r.all("in") for r in readings)
     k_out = sum(r.all("out") for r in readings)
     effects = ", ".join(_fx(r).split(" ")[0] for r in readings)
-    if k_in == n:
-        return Verdict(t.number, "process", "stayed", f"replicated in {n} of {n} fresh processes ({effects})",
-                       runs=runs)
-    if k_out:
-        return Verdict(t.number, "process", "vanished", f"process-local: in {k_in} of {n} fresh processes "
-                       f"({effects}; the file's process: x{t.effect:.2f})", runs=runs)
-    return Verdict(t.number, "process", "not tested", f"not settled with one run per process ({effects})", runs=runs)
+    if k_in and k_out:
+        return Verdict(t.number, "process", "vanished", f"process-local: in {k_in} of {n} fresh processes, absent "
+                       f"from {k_out} ({effects}; the file's process: x{t.effect:.2f})", runs=runs)
+    e, tt = pooled.log_effect, _t(pooled.df)
+    amount = (math.exp(e), math.exp(e - tt * pooled.se), math.exp(e + tt * pooled.se)) if math.isfinite(e) else \
+        (math.nan, math.nan, math.nan)
+    if pooled.all("in"):
+        return Verdict(t.number, "process", "stayed", f"replicated in {n} fresh processes: {_fx(pooled)} over all "
+                       f"(each: {effects})", *amount, "x", runs=runs)
+    if pooled.all("out"):
+        return Verdict(t.number, "process", "vanished", f"process-local: in none of {n} fresh processes "
+                       f"({_fx(pooled)} over all; the file's process: x{t.effect:.2f})", *amount, "x", runs=runs)
+    return Verdict(t.number, "process", "not tested", f"not settled in {n} fresh processes ({effects})", runs=runs)
 
 
 def _prompt(m: Measured, runs: int, min_trials: int) -> Verdict:

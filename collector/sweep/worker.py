@@ -31,8 +31,12 @@ measured run whose coordinates match all of an entry's keys (model, device,
 or any other sweep dim: cache as on/off) does KIND instead of running:
 ``raise`` (an exception), ``oom`` (a real allocation larger than the
 machine's memory), ``timeout`` (sleeps for an hour), ``crash`` (the
-process kills itself with SIGSEGV), ``slow`` (sleeps 0.5 s, then measures) or
-``slow-warmup`` (each warm-up of the cell sleeps 0.5 s first). The variable is read only by a sweep
+process kills itself with SIGSEGV), ``slow`` (sleeps 0.5 s, then measures),
+``slow-warmup`` (each warm-up of the cell sleeps 0.5 s first) or ``slow-decode``
+(a planted regime on a real device: the run is measured, each decode-step
+forward of the model sleeping as long as it took, so decode steps take twice
+as long; the prefill does not). An integer key also takes a range,
+``budget=150..250`` (both ends included). The variable is read only by a sweep
 process in which code called :func:`enable_fault_injection` (the test suite's
 ``conftest.py`` does); the faults then travel to the workers inside
 :class:`~collector.protocol.Init`. Workers never read the environment for
@@ -87,7 +91,7 @@ __all__ = [
 ]
 
 FAULTS_ENV = "DECODE_REGIMES_FAULTS"
-FAULT_KINDS: tuple[str, ...] = ("raise", "oom", "timeout", "crash", "slow", "slow-warmup")
+FAULT_KINDS: tuple[str, ...] = ("raise", "oom", "timeout", "crash", "slow", "slow-warmup", "slow-decode")
 #: Seconds between two checks of the parent process id (where the kernel cannot kill the worker with its parent).
 PARENT_POLL = 0.1
 
@@ -123,6 +127,9 @@ def parse_faults(text: str) -> list[tuple[str, dict[str, str]]]:
             if not sep or k not in SWEEP_DIMS:
                 raise ConfigError(f"bad fault condition {part!r} in {FAULTS_ENV}; use key=value with keys "
                                   f"{', '.join(SWEEP_DIMS)}")
+            if ".." in v and (BY_NAME[k].kind != "int" or not all(x.strip().isdigit() for x in v.split("..", 1))):
+                raise ConfigError(f"bad fault condition {part!r} in {FAULTS_ENV}; a range needs an integer key "
+                                  "and two integers, e.g. budget=150..250")
             match[k] = v
         faults.append((kind, match))
     return faults
@@ -134,12 +141,42 @@ def _as_text(field: str, value: Any) -> str:
     return str(value)
 
 
+def _matches(field: str, value: Any, want: str) -> bool:
+    if ".." in want:
+        lo, hi = want.split("..", 1)
+        return int(lo) <= int(value) <= int(hi)
+    return _as_text(field, value) == want
+
+
 def fault_for(key: RunKey, faults: Any) -> str | None:
     """The fault kind planted for ``key`` (``faults``: pairs of kind and conditions, a mapping or pairs), or None."""
     for kind, match in faults:
-        if all(_as_text(k, getattr(key, k)) == v for k, v in dict(match).items()):
+        if all(_matches(k, getattr(key, k), v) for k, v in dict(match).items()):
             return kind
     return None
+
+
+class _SlowDecode:
+    """While entered, every forward of ``module`` after its first (the prefill) sleeps as long as it took."""
+
+    def __init__(self, module: Any) -> None:
+        self.module, self.calls = module, 0
+
+    def __enter__(self) -> None:
+        forward = self.module.forward
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = forward(*args, **kwargs)
+            self.calls += 1
+            if self.calls > 1:
+                time.sleep(time.perf_counter() - t0)
+            return out
+
+        self.module.forward = slow
+
+    def __exit__(self, *exc: object) -> None:
+        del self.module.forward  # the class's forward again
 
 
 #: Kept for callers of the old name; the classification lives in :mod:`collector.failures`.
@@ -233,8 +270,12 @@ class _TorchRunner:
         for i in range(msg.n):
             self.m.measure_request(self._request(msg.key, msg.seed), loaded)
 
-    def run(self, msg: Run) -> RunRecord:
-        return self.m.measure_request(self._request(msg.key, msg.seed), self.loaded[msg.key.load_key])
+    def run(self, msg: Run, slow_decode: bool = False) -> RunRecord:
+        loaded = self.loaded[msg.key.load_key]
+        if slow_decode:
+            with _SlowDecode(loaded.module):
+                return self.m.measure_request(self._request(msg.key, msg.seed), loaded)
+        return self.m.measure_request(self._request(msg.key, msg.seed), loaded)
 
 
 def host_state() -> dict[str, Any]:
@@ -285,7 +326,9 @@ def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
         return Done()
     if isinstance(msg, Run):
         host = host_state()
-        if planted is not None and planted != "slow-warmup":
+        if planted == "slow-decode" and isinstance(runner, _TorchRunner):
+            return Measured(dataclasses.replace(runner.run(msg, slow_decode=True), **host))
+        if planted is not None and planted not in ("slow-warmup", "slow-decode"):
             _inject(planted)
         return Measured(dataclasses.replace(runner.run(msg), **host))
     raise TypeError(f"unknown worker request {type(msg).__name__!r}")
