@@ -133,3 +133,15 @@ def test_single_files_and_dense_combinations_stay_cubes(tmp_path: Path) -> None:
         assert "series" not in analysis.open_dataset(path).dims
     cuda = analysis.open_dataset([p for p in PUBLISHED if p.name.startswith("cuda-")])  # one origin, no gap
     assert "series" not in cuda.dims and cuda.sizes["model"] == 4
+
+
+def test_compare_matches_stacked_series_by_their_levels(combined: xr.Dataset) -> None:
+    # failed before: compare() dropped the levels of 'series', so its verdicts were named "0:", "1:" and two
+    # stacked datasets were paired by position
+    other = combined.isel(series=list(range(28, 10, -1)))  # fewer series, in another order
+    other = other.assign(latency=other["latency"].variable * 1.5)  # (a Variable: no second MultiIndex to merge)
+    res = _quiet(analysis.compare, combined, other)
+    assert res.sizes["series"] == 18
+    cuda = [k for k in other.indexes["series"] if k[0] == "cuda-h200-gpt2+1"]
+    assert cuda and all(float(res["series_ratio"].sel(series=k)) == pytest.approx(1.5, rel=1e-6) for k in cuda)
+    assert "\n  0:" not in res.attrs["summary"] and "origin=cuda-h200-gpt2+1" in res.attrs["summary"]

@@ -44,6 +44,7 @@ from analysis.compare import statistics as _cs
 from analysis.core.common import check_axes, quiet
 from analysis.core.labels import fmt_change, fmt_fixed, is_simulated, iter_series, series_name, varying_dims
 from analysis.core.outputs import ResultVar
+from analysis.core.stacked import levels
 from analysis.errors import InputError
 
 __all__ = ["FAIL_ON", "NOISE_RATIO", "NOISY", "VARIABLES", "compare", "fails"]
@@ -351,7 +352,8 @@ def _prepare(ds: Any, var: str, label: str) -> xr.Dataset:
     if np.issubdtype(val.dtype, np.number) and bool((val <= 0).any()):
         raise InputError(f"compare(): {var!r} of {label!r} has values <= 0; ratios need positive values")
     out = out.assign({var: val.astype(float)})
-    return out.drop_vars([c for c in out.coords if c not in out.dims])
+    stacked = {str(n) for d in out.dims for n in levels(out, d)}  # the levels of stacked series stay its index
+    return out.drop_vars([c for c in out.coords if c not in out.dims and c not in stacked])
 
 
 def _same_dims(sa: xr.Dataset, sb: xr.Dataset, var: str, labels: list[str]) -> tuple[xr.Dataset, xr.Dataset]:
@@ -567,7 +569,12 @@ def _assemble(xa: xr.DataArray, sdims: list[str], values: dict[str, np.ndarray],
     coords: dict[str, Any] = {d: xa[d].values for d in (*sdims, "budget")}
     data = {name: (dims[v.over], np.asarray(values[name]).reshape(shape + extra[v.over]), v.attrs(units=units))
             for name, v in VARIABLES.items()}
-    return xr.Dataset(data, coords=coords | {"change": np.arange(K)})
+    out = xr.Dataset(data, coords=coords | {"change": np.arange(K)})
+    for d in sdims:  # stacked series (several files): their levels, as in the inputs
+        index = xa.indexes.get(d)
+        if levels(xa, d) and index is not None:
+            out = out.drop_vars(d).assign_coords(xr.Coordinates.from_pandas_multiindex(index, d))
+    return out
 
 
 def _summary(out: xr.Dataset, verdicts: list[str]) -> str:
