@@ -120,6 +120,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("http", "## HTTP engine vs the in-process loop (CPU)", "http_overhead.py",
             args=("--rounds", "6", "--trials", "3", "--write"), quick=("--rounds", "1", "--trials", "1", "--write"),
             minutes=2),
+    Section("diagnose", "## collector diagnose: runs against the study's protocol", "diagnose_runs.py",
+            args=("--write",), minutes=1),
 )
 
 
