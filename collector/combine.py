@@ -381,6 +381,53 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
     units = _units(datasets, names)
     if lazy is None:
         lazy = any(v.chunks is not None for u in units for v in u.ds.data_vars.values())
+    status_dims = [*_align_extra_dims(units), *schema.SWEEP_DIMS]
+    coords = _union_coords(units)
+    templates = _templates(units, status_dims)
+    groups, labels = _origin_groups(units)
+    infos = [_check_models(g) for g in groups]
+    group_of = [next(i for i, g in enumerate(groups) if any(v is u for v in g)) for u in units]
+    placed, source = _place(units, group_of, len(groups), status_dims, coords, resolve, hint)
+    layout = _Layout(status_dims=status_dims, coords=coords, groups=groups, labels=labels, placed=placed)
+    data_vars = {name: _combined_variable(name, tmpl, layout, lazy) for name, tmpl in templates.items()}
+    if provenance:
+        data_vars["source"] = _provenance(units, source, layout)
+    dim_coords: dict[str, Any] = {}
+    for d, values in coords.items():
+        if any(d in v.dims for v in data_vars.values()):
+            attrs = next(u.ds[d].attrs for u in units if d in u.ds.coords)
+            dim_coords[d] = xr.Variable(d, values, attrs)
+    out = _with_model_coords(xr.Dataset(data_vars, coords=dim_coords), infos, layout.multi)
+    if not layout.multi:
+        out.attrs = combine_attrs([u.ds.attrs for u in units])
+        return out
+    return _with_origins(out, groups, labels)
+
+
+@dataclass
+class _Layout:
+    """Where the combined data go: the status dims and their coordinates, the origins, each input's cells."""
+
+    status_dims: list[str]  # the extra dims, then the sweep dims
+    coords: dict[str, np.ndarray]  # the combined labels of every dim with a coordinate (origin aside)
+    groups: list[list[_Unit]]  # the inputs of each origin, in the order of the labels
+    labels: list[str]  # the origin labels, sorted
+    placed: list[_Placed]  # each input's cells
+
+    @property
+    def multi(self) -> bool:
+        """True when the inputs come from more than one origin (the result has an ``origin`` dim)."""
+        return len(self.groups) > 1
+
+
+def _align_extra_dims(units: list[_Unit]) -> list[str]:
+    """The dims beyond the sweep dims; each is added with :data:`MISSING_LABEL` to the inputs that lack it.
+
+    Raises
+    ------
+    SchemaError
+        When an input lacks an extra dim whose labels are numeric.
+    """
     sweep_like = set(schema.SWEEP_DIMS) | {schema.STEP_DIM, ORIGIN_DIM}
     extra: list[str] = []
     for u in units:
@@ -395,7 +442,11 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
         missing = [d for d in extra if d not in u.ds.dims]
         if missing:
             u.ds = u.ds.expand_dims({d: np.asarray([MISSING_LABEL]) for d in missing})
-    status_dims = [*extra, *schema.SWEEP_DIMS]
+    return extra
+
+
+def _union_coords(units: list[_Unit]) -> dict[str, np.ndarray]:
+    """The sorted union of the inputs' labels along each dim with a coordinate (``origin`` aside)."""
     coords: dict[str, np.ndarray] = {}
     for u in units:
         for d in map(str, u.ds.dims):
@@ -404,6 +455,17 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
                     np.unique(np.asarray(u.ds[d].values))
     if schema.STEP_DIM in coords:  # the schema wants steps 0..max(budget) wherever step_time is
         coords[schema.STEP_DIM] = np.arange(max(int(coords[schema.STEP_DIM].max()), int(coords["budget"].max())) + 1)
+    return coords
+
+
+def _templates(units: list[_Unit], status_dims: list[str]) -> dict[str, xr.DataArray]:
+    """The first input's copy of each variable (its dims, dtype and attrs).
+
+    Raises
+    ------
+    SchemaError
+        When a variable lacks one of ``status_dims``.
+    """
     templates: dict[str, xr.DataArray] = {}
     for u in units:
         for name, var in u.ds.data_vars.items():
@@ -411,56 +473,58 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
                 raise SchemaError(f"cannot combine: variable {name!r} of {u.name!r} has dims {var.dims!r}; only "
                                   f"variables over every sweep dim ({status_dims!r}) can be combined")
             templates.setdefault(str(name), var)
+    return templates
 
+
+def _origin_groups(units: list[_Unit]) -> tuple[list[list[_Unit]], list[str]]:
+    """The inputs grouped by origin, and the origin labels; both in the order of the labels."""
     keyed: dict[tuple[str, ...], list[_Unit]] = {}
     for u in units:
         keyed.setdefault(u.key, []).append(u)
     unsorted = list(keyed.values())
     labels0 = _labels(unsorted)
     order = sorted(range(len(unsorted)), key=lambda i: labels0[i])
-    groups = [unsorted[i] for i in order]
-    labels = [labels0[i] for i in order]
-    infos = [_check_models(g) for g in groups]
-    group_of = [next(i for i, g in enumerate(groups) if any(v is u for v in g)) for u in units]
-    placed, source = _place(units, group_of, len(groups), status_dims, coords, resolve, hint)
-    multi = len(groups) > 1
+    return [unsorted[i] for i in order], [labels0[i] for i in order]
 
-    data_vars: dict[str, xr.Variable] = {}
+
+def _combined_variable(name: str, tmpl: xr.DataArray, layout: _Layout, lazy: bool) -> xr.Variable:
+    """Variable ``name`` over every origin (dims ``origin`` first when several), dask-backed when large and lazy."""
+    status_dims, coords, n_groups = layout.status_dims, layout.coords, len(layout.groups)
     mi = status_dims.index("model")
-    for name, tmpl in templates.items():
-        trailing = [d for d in tmpl.dims if d not in status_dims]
-        sizes = [len(coords[d]) if d in coords else tmpl.sizes[d] for d in (*status_dims, *trailing)]
-        per_origin = int(np.prod(sizes, dtype=np.int64))
-        if lazy and per_origin > _LAZY_SIZE:
-            import dask
-            import dask.array as dsa
+    trailing = [d for d in tmpl.dims if d not in status_dims]
+    sizes = [len(coords[d]) if d in coords else tmpl.sizes[d] for d in (*status_dims, *trailing)]
+    per_origin = int(np.prod(sizes, dtype=np.int64))
+    if lazy and per_origin > _LAZY_SIZE:
+        import dask
+        import dask.array as dsa
 
-            block = list(sizes)
-            block[mi] = 1
-            rows = []
-            for g in range(len(groups)):
-                parts = [dsa.from_delayed(dask.delayed(_assemble)(name, tmpl, placed, status_dims, coords, [g], m),
-                                          shape=(1, *block), dtype=tmpl.dtype) for m in range(sizes[mi])]
-                rows.append(dsa.concatenate(parts, axis=1 + mi))
-            arr: Any = dsa.concatenate(rows, axis=0)
-        else:
-            arr = _assemble(name, tmpl, placed, status_dims, coords, list(range(len(groups))), None)
-        dims = [ORIGIN_DIM, *status_dims, *trailing]
-        variable = xr.Variable(dims, arr, attrs=tmpl.attrs)
-        data_vars[name] = variable.transpose(ORIGIN_DIM, *tmpl.dims) if multi else variable[0].transpose(*tmpl.dims)
-    if provenance:
-        index = np.asarray([u.index for u in units] + [-1])
-        src = index[np.where(source >= 0, source, -1)].astype(np.int8)
-        data_vars["source"] = xr.Variable([ORIGIN_DIM, *status_dims] if multi else status_dims,
-                                          src if multi else src[0],
-                                          {"long_name": "index of the merged input that measured the run "
-                                                        "(attr merged_from); -1 not run", "units": "1"})
-    dim_coords: dict[str, Any] = {}
-    for d, values in coords.items():
-        if any(d in v.dims for v in data_vars.values()):
-            attrs = next(u.ds[d].attrs for u in units if d in u.ds.coords)
-            dim_coords[d] = xr.Variable(d, values, attrs)
-    out = xr.Dataset(data_vars, coords=dim_coords)
+        block = list(sizes)
+        block[mi] = 1
+        rows = []
+        for g in range(n_groups):
+            parts = [dsa.from_delayed(dask.delayed(_assemble)(name, tmpl, layout.placed, status_dims, coords, [g], m),
+                                      shape=(1, *block), dtype=tmpl.dtype) for m in range(sizes[mi])]
+            rows.append(dsa.concatenate(parts, axis=1 + mi))
+        arr: Any = dsa.concatenate(rows, axis=0)
+    else:
+        arr = _assemble(name, tmpl, layout.placed, status_dims, coords, list(range(n_groups)), None)
+    dims = [ORIGIN_DIM, *status_dims, *trailing]
+    variable = xr.Variable(dims, arr, attrs=tmpl.attrs)
+    return variable.transpose(ORIGIN_DIM, *tmpl.dims) if layout.multi else variable[0].transpose(*tmpl.dims)
+
+
+def _provenance(units: list[_Unit], source: np.ndarray, layout: _Layout) -> xr.Variable:
+    """Variable ``source``: the index of the input that measured each run (-1 none)."""
+    index = np.asarray([u.index for u in units] + [-1])
+    src = index[np.where(source >= 0, source, -1)].astype(np.int8)
+    return xr.Variable([ORIGIN_DIM, *layout.status_dims] if layout.multi else layout.status_dims,
+                       src if layout.multi else src[0],
+                       {"long_name": "index of the merged input that measured the run "
+                                     "(attr merged_from); -1 not run", "units": "1"})
+
+
+def _with_model_coords(out: xr.Dataset, infos: list[dict[str, dict[str, Any]]], multi: bool) -> xr.Dataset:
+    """``out`` with the model coordinates: on ``model``, or on ``(origin, model)`` when ``multi``."""
     models = out["model"].values.tolist()
     for k, (kind, meaning) in schema.MODEL_COORDS.items():
         fill: Any = -1 if kind == "int" else ""
@@ -472,9 +536,11 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
                                                                        "(-1 or empty: not measured there)"})})
         else:
             out = out.assign_coords({k: ("model", arr2[0], attrs)})
-    if not multi:
-        out.attrs = combine_attrs([u.ds.attrs for u in units])
-        return out
+    return out
+
+
+def _with_origins(out: xr.Dataset, groups: list[list[_Unit]], labels: list[str]) -> xr.Dataset:
+    """``out`` of several origins with the ``origin`` labels, each origin's settings and files, and its attrs."""
     out = out.assign_coords({ORIGIN_DIM: (ORIGIN_DIM, np.asarray(labels, dtype=str), {
         "long_name": "where and how the data were measured: one host with one protocol"})})
     for k, c in ORIGIN_ATTRS.items():
