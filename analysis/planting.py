@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from analysis.core.common import check_axes
+from analysis.core.stacked import dense_steps
 from analysis.errors import InputError
 
 __all__ = ["ONSETS", "plant"]
@@ -86,6 +87,7 @@ def plant(
     if "budget" not in ds.coords:
         raise InputError(f"plant needs a 'budget' coordinate; the dataset has dims {list(map(str, ds.dims))!r}")
     check_axes(ds, "plant", ["latency"])
+    ds = dense_steps(ds)  # (several files: per-step times by run, over the series again)
     budget = ds["budget"]
     if onset == "total":
         if "prompt_len" not in ds.coords:
@@ -106,7 +108,8 @@ def plant(
         slowed = inside & (step >= 1) & (step >= k0) & (step < budget)
         st = ds["step_time"].where(~slowed, ds["step_time"] * factor)
         extra = (st - ds["step_time"]).fillna(0).sum("step")
-        out["step_time"] = st.astype(ds["step_time"].dtype)
+        # (Variables: a DataArray would bring a second copy of a stacked 'series' MultiIndex to merge)
+        out["step_time"] = st.astype(ds["step_time"].dtype).transpose(*ds["step_time"].dims).variable
         out["step_time"].attrs = ds["step_time"].attrs
     else:
         # decode steps are 1..budget-1 (step 0 is the prefill); the slowed share of them
@@ -115,10 +118,10 @@ def plant(
         extra = ds["decode_time"] * (factor - 1.0) * share
         extra = extra.where(inside, 0.0)
     for v in ("latency", "decode_time"):
-        out[v] = ds[v] + extra.where(ds[v].notnull())
+        out[v] = (ds[v] + extra.where(ds[v].notnull())).transpose(*ds[v].dims).variable
         out[v].attrs = ds[v].attrs
     truth = inside & ds["latency"].notnull()
-    out["truth_anomalous"] = truth.transpose(*ds["latency"].dims)
+    out["truth_anomalous"] = truth.transpose(*ds["latency"].dims).variable
     out["truth_anomalous"].attrs = {"long_name": "planted regime (semi-synthetic truth)"}
     out.attrs["planted"] = (f"decode x{factor:g} for {onset} in [{start}, {end}] from step {from_step:g}; "
                             "the rest is the measured data")

@@ -201,7 +201,7 @@ def _combining() -> list[str]:
         "  `analysis.core.stacked.dense_steps(ds)` gives `(series, budget, trial, step)` back.",
         "",
         "`datasets/*.nc` together: 29 series (cpu 6, cuda 4 + 4, the study 15 of its 192 combinations), 1.2 MB",
-        "in memory for 0.85 MB of files; the cube of every file's labels was 2520 combinations, 964 MB nominal.",
+        "in memory (1.4x the files); the cube of every file's labels was 2520 combinations, 964 MB nominal.",
         "Every analysis takes either form: a series dim is any dim but `budget`, `trial` and `step`, and the",
         "analyses that compare along a factor (`kv_speedup`: `cache`; `boundaries`: `prompt_len`;",
         "`compare_backends`: `model`, `device` and the pooled factors) make those levels dims locally, over",

@@ -67,7 +67,7 @@ def test_published_glob_opens_as_one_dataset() -> None:
     assert {"cuda-h200-gpt2+1", "mps-m3max-study"} <= set(labels)  # the two CUDA files: one origin
     assert len(labels) == len(PUBLISHED) - 1
     timing = dict(zip(labels, ds["timing"].values[first].tolist()))
-    assert timing["cuda-h200-gpt2+1"] == "events" and timing["mps-m3max-study"] == "step"
+    assert timing["cuda-h200-gpt2+1"] == "events" and timing["mps-m3max-study"] == "ends"
     assert ds.attrs["timing"] == combine.PER_ORIGIN
     # the study's pretrained gpt2 and the random preset of the same name are two origins' models, not a conflict
     gpt2 = ds.sel(model="gpt2")
@@ -103,7 +103,7 @@ def test_combined_with_fresh_cpu_runs(combined: xr.Dataset, quick: dict[str, Pat
     timing = dict(zip(labels, combined["timing"].values[first].tolist()))
     assert len(timing) == len(PUBLISHED) + 1  # the CUDA files are one origin; each quick run is one
     assert {k: timing[k] for k in ("cuda-h200-gpt2+1", "mps-m3max-study", "quick-ends", "quick-events")} == \
-        {"cuda-h200-gpt2+1": "events", "mps-m3max-study": "step", "quick-ends": "ends", "quick-events": "events"}
+        {"cuda-h200-gpt2+1": "events", "mps-m3max-study": "ends", "quick-ends": "ends", "quick-events": "events"}
     for label, path in (("quick-events", quick["events"]), ("quick-ends", quick["ends"])):
         alone = analysis.open_dataset(path)
         part = _cube(combined.sel(origin=label, experiment="none"), alone).transpose(*alone["latency"].dims)
