@@ -32,12 +32,16 @@ NAMED: dict[str, dict[str, str]] = {
 
 
 def sweep_file(folder: Path, regimes: Sequence[dict[str, Any]], *, budgets: Sequence[int] = tuple(range(32, 385, 32)),
-               name: str = "base") -> Path:
-    """A coarse simulated sweep (gpt2, cache on, prompt 32, 3 trials, seed 0) with ``regimes`` planted, as a file."""
+               name: str = "base", noise: str | None = None) -> Path:
+    """A coarse simulated sweep (gpt2, cache on, prompt 32, 3 trials, seed 0) with ``regimes`` planted, as a file;
+    ``noise``: a preset of :func:`collector.sim.noise_presets` (noise fitted to real measurements) instead of the
+    simulator's round defaults."""
+    from collector.sim import noise_presets
+
     out = folder / f"{name}.nc"
+    sim = {"regimes": list(regimes), **(noise_presets()[noise] if noise else {})}
     spec = build_spec({"models": "gpt2", "devices": "sim", "budgets": list(budgets), "prompt_lens": [32],
-                       "caches": "on", "trials": 3, "seed": 0, "sim": {"regimes": list(regimes)},
-                       "output": str(out)})
+                       "caches": "on", "trials": 3, "seed": 0, "sim": sim, "output": str(out)})
     with Journal.create(folder / f"{name}.journal", spec=spec.to_dict(), environment={}, command="test") as j:
         run_sweep(spec, j)
         ds = to_dataset(j)

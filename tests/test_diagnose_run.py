@@ -38,6 +38,19 @@ def test_the_right_factor_is_named(diagnosed: dict, case: str) -> None:
     assert d.named(1) == NAMED[case], d.summary()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", ["cuda", "cpu"])
+def test_the_right_factor_is_named_at_real_noise(tmp_path: Path, noise: str) -> None:
+    """The simulator's noise fitted to real null sweeps (run noise, run-level slow states, drift): still named."""
+    for case, regimes in CASES.items():
+        folder = tmp_path / case
+        folder.mkdir()
+        path = sweep_file(folder, regimes, noise=noise)
+        d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / case / "d.nc")
+        assert d.named(1) == NAMED[case], (case, d.summary())
+        assert d.runs <= 0.11 * d.study_runs, (case, d.summary())  # more runs at more noise (docs/performance.md)
+
+
 def test_total_length_onset_moves_by_the_prompt_change(diagnosed: dict) -> None:
     v = diagnosed["total"].verdict(1, "prompt_len")
     assert v.verdict == "moved" and v.unit == "tokens" and (v.estimate, v.lo, v.hi) == (-32, -32, -32), v
