@@ -85,7 +85,7 @@ def test_counts_see_only_series_with_data(combined: xr.Dataset, reg: xr.Dataset)
     assert "(of 29 combinations" in reg.attrs["summary"] and "2520" not in reg.attrs["summary"]
     mono = _quiet(analysis.monotonicity, combined)
     assert "21 of 23 series monotone" in mono.attrs["summary"]
-    assert "6 series with fewer than 2 measured budgets not counted" in mono.attrs["summary"]
+    assert "6 series with one measured budget not counted" in mono.attrs["summary"]
     for entry in ANALYSES:  # no count in any summary or table note is larger than what was measured
         if entry.name == "regimes":
             continue

@@ -282,9 +282,10 @@ def _summary(values: dict[str, np.ndarray], series: Series, var: str, alpha: flo
                 f"{fmt_fixed(100 * values['unexplained_share'][s], 1)}% of variance not monotone"
             )
     # a series without any value is neither monotone nor not: it is not counted (cells of a sparse dataset)
-    measured = np.isfinite(values["center"]).reshape(series.size, -1).sum(axis=1) >= 2
+    n_budgets = np.isfinite(values["center"]).reshape(series.size, -1).sum(axis=1)
+    measured = n_budgets >= 2
+    short = int(np.sum((n_budgets == 1)))  # (a series with no value at all is no series: not even mentioned)
     n_mono = int(np.sum((n_inv == 0) & measured))
     head = (f"{var}: {n_mono} of {int(measured.sum())} series monotone in budget (isotonic fit, BH alpha={alpha:g})"
-            + (f"; {series.size - int(measured.sum())} series with fewer than 2 measured budgets not counted"
-               if not measured.all() else ""))
+            + (f"; {short} series with one measured budget not counted" if short else ""))
     return "\n".join([head, *lines])

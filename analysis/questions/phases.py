@@ -222,7 +222,9 @@ def phases(
     R = values["regime_start"].shape[1]
     out = xr.Dataset(wrap(VARIABLES, values, series, {REGIME: ([REGIME], {REGIME: np.arange(R)})}, ci=ci),
                      attrs={"degree": degree, "ci": ci, "alpha": alpha})
-    out.attrs["summary"] = "\n".join([_summary(values, series), *origin_lines(out)])
+    # within one file, a series with no ok run is no series: the count is of those with one
+    with_data = int(series.unwrap(lat.notnull().any([BUDGET, TRIAL]).compute()).sum())
+    out.attrs["summary"] = "\n".join([_summary(values, series, with_data), *origin_lines(out)])
     return out
 
 
@@ -260,10 +262,11 @@ def _fit(ds: xr.Dataset, series: Series, budgets: np.ndarray, first: np.ndarray,
     return res
 
 
-def _summary(values: dict[str, np.ndarray], series: Series) -> str:
-    """One line per regime: its excess decode and prefill time and the decode share, for humans."""
+def _summary(values: dict[str, np.ndarray], series: Series, with_data: int) -> str:
+    """One line per regime: its excess decode and prefill time and the decode share, for humans (``with_data``:
+    the series with an ok run)."""
     n_regimes = values["n_regimes"]
-    lines = [f"phases: {int(n_regimes.sum())} regime(s) in {int(np.sum(n_regimes > 0))} of {series.size} series"]
+    lines = [f"phases: {int(n_regimes.sum())} regime(s) in {int(np.sum(n_regimes > 0))} of {with_data} series"]
     for s in range(series.size):
         for r in range(n_regimes[s]):
             v = {name: x[s, r] for name, x in values.items() if x.ndim == 2}

@@ -135,8 +135,10 @@ def table(res: xr.Dataset, *, max_rows: int | None = None) -> Table:
                      fmt_num(at[s]) or na(), str(int((n_runs[s] == 1).sum()))))
         interesting.append(bool(np.nan_to_num(med[s]) > NOISY))
     measured = (n_runs.reshape(len(names), -1).sum(axis=1) > 0).tolist()
+    # (a combination with no run is no series: left out without a word)
     rows_t, flags, note = select_rows(rows, ["hit" if i else "" for i in interesting], interesting,
-                                      only_interesting=False, max_rows=max_rows, what="series", measured=measured)
+                                      only_interesting=False, max_rows=max_rows, what="series", measured=measured,
+                                      absent_count=0)
     return Table(title=f"spread: how much the runs of one cell disagree ({res.attrs.get('var', '')})",
                  columns=("series", "median cv %", "largest cv %", "at budget", "budgets with 1 run"),
                  rows=rows_t, flags=flags, note=note, right=(False, True, True, True, True),

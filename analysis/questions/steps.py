@@ -391,7 +391,8 @@ def _summary(values: dict[str, np.ndarray], series: Series, budgets: np.ndarray)
     n_modes, mode_ratio = values["n_modes"], values["mode_ratio"]
     pattern, onset = values["pattern"], values["onset_step"]
     multi = int(np.sum(n_modes > 1))
-    lines = [f"per-step times: {multi} of {n_modes.size} series show more than one execution mode"]
+    with_data = int(np.sum(n_modes >= 1))  # (a series without per-step times is no series here)
+    lines = [f"per-step times: {multi} of {with_data} series show more than one execution mode"]
     for s in range(n_modes.size):
         if n_modes[s] <= 1:
             continue

@@ -153,11 +153,12 @@ def monotonicity(res: xr.Dataset, *, max_rows: int | None = None, show_all: bool
                      fmt_num(100 * g["noise_sd"][s], ".2g") or na("too few trials")))
         interesting.append(not mono)
     center = flat(res, "center", dims)
-    measured = (np.isfinite(center).sum(axis=1) >= 2).tolist()  # a curve needs two budgets
+    n_budgets = np.isfinite(center).sum(axis=1)
+    measured = (n_budgets >= 2).tolist()  # a curve needs two budgets (a series with none is no series)
     rows_t, flags, note = select_rows(rows, ["slow" if i else "" for i in interesting], interesting,
                                       only_interesting=not show_all, max_rows=max_rows, what="monotone series",
-                                      measured=measured, absent_what="series",
-                                      absent_why="fewer than 2 measured budgets")
+                                      measured=measured, absent_what="series", absent_why="one measured budget",
+                                      absent_count=int(np.sum(n_budgets == 1)))
     return Table(title="monotonicity: does more tokens ever take less time?",
                  columns=("series", "monotone", "inversions", "largest spike", "not monotone", "noise %"),
                  rows=rows_t, flags=flags, note=note, right=(False, False, True, False, True, True),
