@@ -9,7 +9,8 @@ and judges each factor: moved, vanished, stayed or not tested
 questions and their cost), :mod:`~collector.diagnose.target` (what the file
 says of a regime), :mod:`~collector.diagnose.sprt` (Wald's test of one cell),
 :mod:`~collector.diagnose.evidence` (one condition's sides and effect),
-:mod:`~collector.diagnose.execute` (the sweeps, resumable),
+:mod:`~collector.diagnose.sweeps` (how it measures; one question's sweep and journal),
+:mod:`~collector.diagnose.execute` (the questions in order, resumable),
 :mod:`~collector.diagnose.verdict` (the table), :mod:`~collector.diagnose.diagnosis`
 (all of it, and the dataset). This package imports :mod:`analysis` (inside
 functions) to find the regimes; analysis never imports it.

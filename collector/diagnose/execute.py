@@ -1,7 +1,7 @@
 """Running the plan of ``collector diagnose``: each question one sweep, its trials decided cell by cell.
 
 Every question of every regime is one sweep with its own journal
-(``OUT.journals/r<N>-<question>.journal``), run by the sweep runner
+(``OUT.journals/r<N>-<question>.journal``; :mod:`collector.diagnose.sweeps`), run by the sweep runner
 (:func:`collector.sweep.runner.run_sweep` with the runs chosen here), so a
 diagnosis stopped by ``--max-minutes``, Ctrl-C or a crash continues where it
 stopped when the same command runs again: every decision below is recomputed
@@ -35,10 +35,7 @@ up to ``max_trials``. When the regime does not come back at the file's setting
 
 from __future__ import annotations
 
-import json
-import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,47 +43,14 @@ from typing import Any
 import xarray as xr
 
 from collector.diagnose.evidence import needs, read, read_pooled
-from collector.diagnose.plan import QUESTIONS, Question, RegimePlan
+from collector.diagnose.plan import QUESTIONS, RegimePlan
+from collector.diagnose.sweeps import Settings, Stopped, Sweep, keys_for, series_of, spec_for
 from collector.diagnose.target import Target
-from collector.errors import ConfigError
 from collector.factors import RunKey
-from collector.spec import SweepSpec, build_spec, check_runnable
+from collector.spec import SweepSpec, check_runnable
 from collector.sweep.journal import Journal
 
-__all__ = ["Cells", "Measured", "Settings", "Stopped", "run_questions"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How a diagnosis measures: ``min_trials`` / ``max_trials`` per cell (``bisect_trials``: the fewest of a
-    bisection midpoint, whose side is all the bisection asks), ``processes`` fresh processes for the process
-    question, the ``deadline`` (``time.monotonic()``; None: none), ``should_stop`` (polled) and ``on_event``
-    (told each question as it starts)."""
-
-    min_trials: int = 2
-    max_trials: int = 6
-    bisect_trials: int = 1
-    processes: int = 3
-    deadline: float | None = None
-    should_stop: Callable[[], bool] | None = None
-    on_event: Callable[[str], None] | None = None
-
-    def __post_init__(self) -> None:
-        for name, low in (("min_trials", 1), ("max_trials", 1), ("bisect_trials", 1), ("processes", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.max_trials < self.min_trials:
-            raise ConfigError(f"max_trials must be >= min_trials ({self.min_trials}), got {self.max_trials!r}")
-
-    def stop(self) -> bool:
-        """The time is up or the caller asked to stop."""
-        return ((self.deadline is not None and time.monotonic() >= self.deadline)
-                or (self.should_stop is not None and self.should_stop()))
-
-
-class Stopped(Exception):
-    """The deadline passed or the caller stopped the diagnosis before a question was complete."""
+__all__ = ["Cells", "Measured", "Settings", "Stopped", "datasets", "run_questions"]
 
 
 @dataclass(frozen=True)
@@ -123,92 +87,6 @@ class Measured:
     stopped: bool = False
     why: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- one sweep, adaptively
-def _spec_for(target: Target, question: Question, attrs: Mapping[str, Any], budgets: Sequence[int], trials: int,
-              seed: int, **changes: Any) -> SweepSpec:
-    settings: dict[str, Any] = {k: v for k, v in question.settings.items() if k not in ("refine", "budgets")}
-    settings.update({"budgets": sorted(set(budgets)), "trials": trials, "seed": seed, "order": "random"})
-    for key in ("engine", "timing", "warmup", "memory"):
-        value = attrs.get(key)
-        if key not in settings and value not in (None, ""):
-            settings[key] = int(value) if key == "warmup" else str(value)  # attrs read back as numpy scalars
-    if "sim" in target.series.get("device", "") and attrs.get("sim_model"):
-        settings["sim"] = json.loads(str(attrs["sim_model"]))
-    settings.update(changes)
-    settings["title"] = f"collector diagnose: {target.label}, question {question.name}"
-    return build_spec(settings, defaults=False)
-
-
-def _open(path: Path, spec: SweepSpec, environment: Mapping[str, Any], command: str) -> Journal:
-    if path.exists():
-        journal = Journal.open(path, write=True)
-        stored = SweepSpec.from_dict(journal.spec).to_json()
-        if stored != spec.to_json():
-            journal.close()
-            raise ConfigError(f"journal {str(path)!r} holds another diagnosis (another file, settings or plan); "
-                              "pass --force to start over, or choose another -o")
-        return journal
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Journal.create(path, spec=spec.to_dict(), environment=dict(environment), command=command)
-
-
-_Data = tuple[dict[Any, dict[int, list[float]]], dict[Any, dict[int, set[int]]]]
-
-
-def _samples(journal: Journal, per_trial: bool = False) -> _Data:
-    """(condition -> budget -> ok latencies, condition -> budget -> trials tried); condition: the trial (with
-    ``per_trial``: in the process question each trial is measured in a fresh process of its own) or 0."""
-    ok: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    tried: dict[Any, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for row in journal.rows():
-        cond = row.key.trial if per_trial else 0
-        tried[cond][row.key.budget].add(row.key.trial)
-        if row.record.ok:
-            ok[cond][row.key.budget].append(row.record.latency)
-    return ok, tried
-
-
-def _keys(spec: SweepSpec, want: Mapping[int, int], tried: Mapping[int, set[int]], max_trials: int) -> list[RunKey]:
-    series = next(iter(_series_of(spec)))
-    out: list[RunKey] = []
-    for b, k in sorted(want.items()):
-        free = [t for t in range(max_trials) if t not in tried.get(b, set())]
-        out.extend(RunKey.of(series, budget=b, trial=t) for t in free[:k])
-    return out
-
-
-def _series_of(spec: SweepSpec) -> list[tuple[Any, ...]]:
-    from collector.sweep.runner import grid_keys
-
-    return list(dict.fromkeys(k.series for k in grid_keys(spec, budgets=spec.budgets[:1])))
-
-
-class _Sweep:
-    """One question's sweep: its journal, and the runs the caller asks for, stage by stage."""
-
-    def __init__(self, path: Path, spec: SweepSpec, settings: Settings, environment: Mapping[str, Any],
-                 command: str) -> None:
-        self.path, self.spec, self.settings = path, spec, settings
-        self.journal = _open(path, spec, environment, command)
-
-    def data(self, per_trial: bool = False) -> _Data:
-        return _samples(self.journal, per_trial)
-
-    def measure(self, keys: Sequence[RunKey]) -> None:
-        from collector.sweep.runner import run_sweep
-
-        if not keys:
-            return
-        if self.settings.stop():
-            raise Stopped()
-        result = run_sweep(self.spec, self.journal, keys=keys, should_stop=self.settings.stop)
-        if result.interrupted:
-            raise Stopped()
-
-    def close(self) -> None:
-        self.journal.close()
 
 
 # --------------------------------------------------------------------------- the questions
@@ -296,14 +174,14 @@ class _Regime:
             return False
         return True
 
-    def sweep(self, name: str, budgets: Sequence[int], trials: int, **changes: Any) -> _Sweep:
+    def sweep(self, name: str, budgets: Sequence[int], trials: int, **changes: Any) -> Sweep:
         index = QUESTIONS.index(name)
-        spec = _spec_for(self.target, self.questions[name], self.attrs, budgets, trials,
+        spec = spec_for(self.target, self.questions[name], self.attrs, budgets, trials,
                          (self.seed0 + 1000 * self.target.number + 10 * index + 1) % (2**31), **changes)
         check_runnable(spec)
         path = self.folder / f"r{self.target.number}-{name}.journal"
         self.out.journals[name], self.out.specs[name] = path, spec
-        return _Sweep(path, spec, self.settings, self.environment, self.command)
+        return Sweep(path, spec, self.settings, self.environment, self.command)
 
     def run(self) -> None:
         t, out = self.target, self.out
@@ -343,7 +221,7 @@ class _Regime:
             while True:
                 ok, tried = s.data()
                 want, cells = _bisect(ok[0], t, self.settings, t.lo, t.first, t.last, t.hi)
-                keys = _keys(s.spec, want, tried[0], self.settings.max_trials)
+                keys = keys_for(s.spec, want, tried[0], self.settings.max_trials)
                 if not keys:
                     break
                 s.measure(keys)
@@ -363,7 +241,7 @@ class _Regime:
         budgets = [*c.reference, *c.tested]
         s = self.sweep("process", budgets, n * rounds, processes=n)
         try:
-            series = _series_of(s.spec)[0]
+            series = series_of(s.spec)[0]
             for r in range(rounds):
                 ok, tried = s.data(per_trial=True)
                 pooled = read_pooled(ok, reference=c.reference, tested=c.tested, target=self.target)
@@ -407,12 +285,12 @@ class _Regime:
                                                                                    else 1)}
         self.adaptive(name, c.reference, c.tested, **changes)
 
-    def _settle(self, s: _Sweep, reference: Sequence[int], tested: Sequence[int]) -> dict[Any, dict[int, list[float]]]:
+    def _settle(self, s: Sweep, reference: Sequence[int], tested: Sequence[int]) -> dict[Any, dict[int, list[float]]]:
         while True:
             ok, tried = s.data()
             r = read(ok[0], reference=reference, tested=tested, target=self.target, min_trials=self.settings.min_trials)
             want = needs(ok[0], r, min_trials=self.settings.min_trials, max_trials=self.settings.max_trials)
-            keys = _keys(s.spec, want, tried[0], self.settings.max_trials)
+            keys = keys_for(s.spec, want, tried[0], self.settings.max_trials)
             if not keys:
                 return ok
             s.measure(keys)
@@ -445,9 +323,3 @@ def datasets(measured: Sequence[Measured]) -> list[tuple[str, xr.Dataset]]:
                 ds = schema.normalize(to_dataset(j))
             out.append((f"r{m.target.number} {name}", ds))
     return out
-
-
-def elapsed_minutes(start: float) -> float:
-    """Minutes since ``start`` (``time.monotonic()``)."""
-    return (time.monotonic() - start) / 60.0
-
