@@ -120,7 +120,7 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
     # first without the per-step times: if the combination is sparse, they are read from the files by run
     light = all(combine.ORIGIN_DIM not in p.dims for p in parts) and any("step_time" in p for p in parts)
     ds = _combine([p.drop_vars(["step_time", schema.STEP_DIM], errors="ignore") for p in parts] if light else parts,
-                  names, chunks)
+                  names, chunks, lazy=not light)  # (without per-step times: small, numpy is quicker)
     if stacked.unmeasured_series(ds) == 0:  # the files' outer product is what they measured: the cube
         return _combine(parts, names, chunks) if light else ds
     # else the measured series only (the cube of every file's labels was 1100x the files for datasets/*.nc)
@@ -144,15 +144,16 @@ def _origin_of(ds: xr.Dataset, names: list[str]) -> dict[str, str | None]:
     return out
 
 
-def _combine(parts: list[xr.Dataset], names: list[str], chunks: Any) -> xr.Dataset:
-    """The files combined (:mod:`collector.combine`), lazily, normalised and validated."""
-    ds = combine.combine(parts, names, lazy=True,
+def _combine(parts: list[xr.Dataset], names: list[str], chunks: Any, *, lazy: bool = True) -> xr.Dataset:
+    """The files combined (:mod:`collector.combine`), normalised and validated; lazily (dask) or in numpy."""
+    ds = combine.combine(parts, names, lazy=lazy,
                          hint="merge them with `python -m collector merge --as-trials` (repeated collections) "
                               "or `--resolve first|last`, or open them apart")
     # one consistent chunking for every variable (files' blocks differ after the outer join): a model per chunk
     if not (isinstance(chunks, dict) and chunks):  # a model (and an origin) per chunk, every other dim whole
         chunks = {d: 1 if d in ("model", combine.ORIGIN_DIM) else -1 for d in ds.dims}
-    ds = schema.normalize(_restore_fills(ds)).chunk(chunks)
+    ds = schema.normalize(_restore_fills(ds))
+    ds = ds.chunk(chunks) if lazy else ds
     try:
         return schema.validate(ds, check_values=False)
     except SchemaError as exc:
