@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from analysis.core.common import BUDGET, Series, check_dataset, ok_values, series_of
+from analysis.core.common import BUDGET, TRIAL, Series, check_dataset, ok_values, series_of
 from analysis.core.labels import fmt_fixed, n_values, scalar
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
@@ -180,7 +180,9 @@ def boundaries(ds: xr.Dataset, *, reg: xr.Dataset | None = None, alpha: float = 
     values.update(_axes(values, prompts))
     out = xr.Dataset(wrap(VARIABLES, values, groups, {PROMPT: ([PROMPT], {PROMPT: ds[PROMPT].values})}),
                      attrs={"alpha": alpha})
-    out.attrs["summary"] = "\n".join([_summary(values, groups, prompts), *origin_lines(out)])
+    # a group with no ok run at any prompt is no group (a combination of a sparse file's labels)
+    with_data = int(groups.unwrap(lat.notnull().any([d for d in (BUDGET, TRIAL, PROMPT) if d in lat.dims]).compute()).sum())
+    out.attrs["summary"] = "\n".join([_summary(values, groups, prompts, with_data), *origin_lines(out)])
     return out
 
 
@@ -256,7 +258,7 @@ def _axis_words(axis: str) -> str:
     return {"ambiguous": "either axis (the grid cannot tell)", "neither": "neither axis"}.get(axis, axis)
 
 
-def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray) -> str:
+def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray, with_data: int) -> str:
     """One line per group with a slow regime: the axis its onset and recovery line up on, with the evidence."""
     template, v = groups.template, values
     lines = []
@@ -289,6 +291,6 @@ def _summary(values: dict[str, np.ndarray], groups: Series, prompts: np.ndarray)
         text += (f", last anomalous budget {lasts}, slopes {fmt_fixed(v['recovery_slope_lo'][g])}.."
                  f"{fmt_fixed(v['recovery_slope_hi'][g])}")
         lines.append(text)
-    head = (f"boundaries: {len(lines)} of {groups.size} groups show a slow regime "
+    head = (f"boundaries: {len(lines)} of {with_data} groups show a slow regime "
             "(slope 0 in prompt_len = budget axis, -1 = total length)")
     return "\n".join([head, *lines])
