@@ -86,11 +86,13 @@ def test_counts_see_only_series_with_data(combined: xr.Dataset, reg: xr.Dataset)
     mono = _quiet(analysis.monotonicity, combined)
     assert "21 of 23 series monotone" in mono.attrs["summary"]
     assert "6 series with one measured budget not counted" in mono.attrs["summary"]
+    summaries = {}
     for entry in ANALYSES:  # no count in any summary or table note is larger than what was measured
         if entry.name == "regimes":
             continue
         res = _quiet(entry.function, combined, reg=reg) if entry.takes_reg else _quiet(entry.function, combined)
         text = res.attrs["summary"] + "\n" + entry.table(res).note
+        summaries[entry.name] = text
         counts = [int(n) for n in re.findall(r"(\d+) (?:other |more )?(?:monotone )?(?:series|groups)\b", text)]
         counts += [int(n) for n in re.findall(r"of (\d+) (?:series|groups)", text)]
         assert max(counts, default=0) <= 29, (entry.name, text)
@@ -98,6 +100,9 @@ def test_counts_see_only_series_with_data(combined: xr.Dataset, reg: xr.Dataset)
         cells = re.search(r"(\d+) model x device cells with the model not run on that device", text)
         if entry.name == "compare_backends":  # cpu: 3 models x (cuda, mps), cuda: 4 x (cpu, mps), the study 8
             assert cells is not None and int(cells.group(1)) == 22, text
+    assert "in 7 of 29 series" in summaries["phases"]  # was "of 2520 series"
+    assert "6 of 28 groups" in summaries["boundaries"]  # was "6 of 630 groups": cpu 6, cuda 8, the study 14
+    assert "14 of 14 series" in summaries["step_regimes"]  # those with per-step times; was "14 of 2520"
 
 
 def test_each_series_answers_as_when_its_file_is_opened_alone(reg: xr.Dataset) -> None:
