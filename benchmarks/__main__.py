@@ -122,6 +122,9 @@ SECTIONS: tuple[Section, ...] = (
             minutes=2),
     Section("diagnose", "## collector diagnose: runs against the study's protocol", "diagnose_runs.py",
             args=("--write",), minutes=1),
+    Section("cluster", "## A sweep on dask workers (one GPU)", "corpus/cluster_gpu.sh",
+            not_here="needs a CUDA GPU and dask.distributed there (`bash benchmarks/corpus/cluster_gpu.sh OUTDIR cuda`); "
+                     "the four sweeps it wrote are in benchmarks/results/cluster-h100/"),
 )
 
 
