@@ -11,6 +11,7 @@ import pytest
 
 import analysis
 from analysis.errors import InputError
+from collector import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDS = ROOT / "tests" / "data" / "real" / "cpu-loop-ends-t3-on.nc"
@@ -52,9 +53,14 @@ def test_plant_still_plants_an_interval_partly_measured(ends) -> None:
 
 @pytest.mark.parametrize(("path", "why"), [
     (ENDS, "it was timed with --timing ends"),
-    (STUDY, "its attrs say timing='step' but it holds none"),
+    (STUDY, "it was timed with --timing ends"),  # the study's published whole-generation times (timing_note)
+    ("claims-step", "its attrs say timing='step' but it holds none"),
 ])
-def test_steps_says_in_one_line_how_to_get_step_times(path: Path, why: str) -> None:
+def test_steps_says_in_one_line_how_to_get_step_times(path: Path | str, why: str, tmp_path: Path) -> None:
+    if path == "claims-step":  # a file whose attrs claim per-step timing without step_time (older imports did)
+        ds = schema.load(ENDS)
+        path = tmp_path / "claims-step.nc"
+        schema.save(ds.assign_attrs(timing="step"), path)
     proc = subprocess.run([sys.executable, "-m", "analysis", "steps", str(path), "--all"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 2 and proc.stdout == ""

@@ -48,8 +48,9 @@ def test_rejected_steps_never_cover_every_budget_of_a_real_half() -> None:
     """A real 8-budget null series (half of a 10-trial H100 file) once had three rejected intervals covering
     every budget: the joint steps were not identified and their effects came out x2.5e7 (an OverflowError in
     ``compare`` for other halves). A further step must leave the smooth curve k + 1 budgets of its own."""
-    import analysis
     from pathlib import Path
+
+    import analysis
 
     path = Path(__file__).resolve().parent / "data" / "real" / "cuda-loop-ends-t10-off.nc"
     ds = analysis.open_dataset(path).load()
