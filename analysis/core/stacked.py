@@ -333,9 +333,10 @@ def unstack_with(ds: xr.Dataset, reg: xr.Dataset | None, names: Sequence[str]
     ds : xarray.Dataset
         ``ds`` with the levels ``names`` made dims.
     reg : xarray.Dataset or None
-        ``reg`` (None stays None) unstacked the same way, so that its series match those of ``ds``.
+        ``reg`` (None stays None) unstacked the same way, so that its series match those of ``ds``; anything
+        but a Dataset is passed on as it is, for the analysis' own check to refuse by name.
     """
-    return unstack_levels(ds, names), (unstack_levels(reg, names) if reg is not None else None)
+    return unstack_levels(ds, names), (unstack_levels(reg, names) if isinstance(reg, xr.Dataset) else reg)
 
 
 #: The value a result variable of each dtype kind takes in a series nobody measured.
