@@ -52,7 +52,7 @@ def levels(ds: xr.Dataset, var: str = "latency") -> xr.Dataset:
     section 4). ``sd_shift`` is the sd over processes of each process's mean deviation from the cells'
     means (a process slower at every budget). The costs: ``run_cost`` the median ``latency`` of a run;
     ``process_cost`` the median gap between one pass's last run ending and the next pass's first starting
-    (from ``started_at``; the runs of every series of the dataset, or of its origin in a combined one; a lower
+    (from ``started_at``; the runs of every series of the dataset together, so open one sweep at a time; a lower
     bound: models loaded inside a pass are not in it). ``trials_per_process`` is Kalibera and Jones'
     ``ceil(sqrt(process_cost / run_cost * T1^2 / T2^2))``, at most 100 (where ``T2`` is 0 a process adds
     nothing, and runs in one process are as good as runs in many).
