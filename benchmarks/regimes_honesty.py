@@ -659,7 +659,8 @@ def render_power(power: list[dict], qpower: list[dict], sizes: Sizes) -> list[st
                 + ", ".join(f"{e:g}" for e in EXPONENTS) + ": one budget "
                 + ", ".join(_fmt(*rate(x["found"] for x in q if x["width"] == 1 and x["e"] == e)) for e in EXPONENTS)
                 + "; four budgets "
-                + ", ".join(_fmt(*rate(x["found"] for x in q if x["width"] == 4 and x["e"] == e)) for e in EXPONENTS)
+                + (", ".join(_fmt(*rate(x["found"] for x in q if x["width"] == 4 and x["e"] == e)) for e in EXPONENTS)
+                   if any(x["width"] == 4 for x in q) else "none (`mde_4` is not stated under 12 budgets)")
                 + f" (skipped: {sum(1 for x in qpower if x['skipped'])} series x widths)."]
     return out
 
