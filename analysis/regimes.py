@@ -192,7 +192,8 @@ def regimes(
         Attrs: ``var``, ``method`` ("scan"), ``min_effect``, ``alpha``,
         ``scaling``, ``seed``, ``n_perm``, ``n_trials`` (the length of the
         ``trial`` dim), ``trials_min`` / ``trials_max`` (the fewest and most
-        trials a series with data has), ``series_tested``,
+        trials a series with data has), ``series_measured`` (series with a value
+        at some budget), ``series_tested``,
         ``series_selected``, ``time_check`` (what the time check used or why
         it was skipped), ``sequential_share`` and ``summary`` (a few lines for
         humans; also :func:`summary`).
@@ -258,6 +259,8 @@ def regimes(
         "n_trials": int(raw.sizes[_series.TRIAL]), **_trial_counts(raw), "n_perm": int(n_perm),
         "series_selected": sel["R"],
         "series_tested": sel["m_tested"],
+        "series_measured": int(np.isfinite(np.asarray(raw.values, dtype=float)).reshape(len(ser["p_series"]), -1)
+                               .any(axis=1).sum()),
     })
     out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
     return out

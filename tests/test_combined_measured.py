@@ -82,7 +82,7 @@ def test_kv_prints_no_empty_series(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_counts_see_only_series_with_data(combined: xr.Dataset, reg: xr.Dataset) -> None:
     assert reg.sizes["series"] == 29
-    assert "(of 29 combinations" in reg.attrs["summary"] and "2520" not in reg.attrs["summary"]
+    assert "(of 29 measured" in reg.attrs["summary"] and "2520" not in reg.attrs["summary"]
     mono = _quiet(analysis.monotonicity, combined)
     assert "21 of 23 series monotone" in mono.attrs["summary"]
     assert "6 series with one measured budget not counted" in mono.attrs["summary"]

@@ -114,6 +114,14 @@ def _often(p: float) -> str:
     return f"about 1 time in {max(2, round(1 / p)):d}"
 
 
+def _with_data(result: xr.Dataset, default: int) -> int:
+    """The series of a result with data (a baseline at some budget): a cube's combinations nobody measured are
+    not series."""
+    if "baseline" not in result or "budget" not in result["baseline"].dims:
+        return default
+    return int(result["baseline"].notnull().any("budget").sum())
+
+
 def power_lines(result: xr.Dataset) -> list[str]:
     """What could have been seen: the minimum detectable slowdowns, and a warning when the noise is high."""
     if "mde" not in result:
@@ -131,11 +139,12 @@ def power_lines(result: xr.Dataset) -> list[str]:
             r, p = small[-1]
             line += f"; x{r:.3g} over one budget is found {_often(p)}"
     n_inf = int(np.isinf(mde).sum())
+    n_series = _with_data(result, mde.size)
     why = ("run in budget order or one cell at a time, so budget and time are inseparable; or noise above x1000")
-    if n_inf and n_inf == mde.size:
+    if n_inf and n_inf == n_series:
         line = f"No one-budget regime can be found in these series at any ratio ({why})"
     elif n_inf:
-        line += f"; in {n_inf} of {mde.size} series no one-budget regime can be found at any ratio ({why})"
+        line += f"; in {n_inf} of {n_series} series no one-budget regime can be found at any ratio ({why})"
     lines = [line + "."]
     noisy = np.asarray(result["noisy"].values, dtype=bool).ravel()
     if noisy.any():
@@ -147,7 +156,7 @@ def power_lines(result: xr.Dataset) -> list[str]:
         if n_tr < 3:
             fix = f"use more trials (--trials 5; this run had {n_tr}), close other work and plug in"
         lines.append(
-            f"WARNING: high noise in {int(noisy.sum())} of {noisy.size} series (per-run sd of log latency up to "
+            f"WARNING: high noise in {int(noisy.sum())} of {n_series} series (per-run sd of log latency up to "
             f"{fmt_fixed(np.nanmax(noise))}, above 0.1): only large regimes can be seen. Likely cause: {cause}. Fix: {fix}."
         )
     return lines
@@ -196,9 +205,10 @@ def summarize(result: xr.Dataset) -> str:
     """A few lines: what was analysed, each anomalous regime, and what the time check says."""
     a = result.attrs
     n_cube = int(np.prod([result.sizes[d] for d in result["anomalous"].dims if d != "budget"] or [1]))
-    # the series with data: a combined dataset's cube also holds factor combinations nobody measured
-    n_series = int(result["baseline"].notnull().any("budget").sum()) if "baseline" in result else n_cube
-    cube = f" analysed (of {n_cube} combinations; the others have under 3 measured budgets)" if n_cube != n_series else ""
+    n_series = _with_data(result, n_cube)
+    measured = int(a.get("series_measured", n_series))
+    cube = (f" analysed (of {measured} measured; the others have under 3 measured budgets)"
+            if measured != n_series else "")
     lines = [
         (f"regimes of {a.get('var')!r}: {n_series} series{cube} x {result.sizes['budget']} budgets, "
         f"{_trials(a)}; step-down scan, min_effect {a.get('min_effect')}, "
