@@ -196,7 +196,8 @@ def _summary(values: dict[str, np.ndarray], var: str) -> str:
     run = (f"a cell's runs in one process disagree by sd {fmt_fixed(med['sd_run'])} of log {var}"
            if np.isfinite(med["sd_run"]) else "")
     if not (values["n_processes"] >= 2).any():
-        return (f"{var}: measured in one process{': ' + run if run else ''}; the process level cannot be measured: "
+        return (f"{var}: no cell was measured in two processes{': ' + run if run else ''}; the process level cannot "
+                "be measured: "
                 "sweep with --processes 2 (and --trials 4 or more, so that each process has 2 runs of every cell).")
     parts = [run] if run else []
     if np.isfinite(med["sd_process"]):
