@@ -121,7 +121,7 @@ SECTIONS: tuple[Section, ...] = (
             args=("--rounds", "6", "--trials", "3", "--write"), quick=("--rounds", "1", "--trials", "1", "--write"),
             minutes=2),
     Section("diagnose", "## collector diagnose: runs against the study's protocol", "diagnose_runs.py",
-            args=("--write",), minutes=1),
+            args=("--cpu", "--write"), quick=("--write",), minutes=3),
     Section("cluster", "## A sweep on dask workers (one GPU)", "corpus/cluster_gpu.sh",
             not_here="needs a CUDA GPU and dask.distributed there (`bash benchmarks/corpus/cluster_gpu.sh OUTDIR cuda`); "
                      "the four sweeps it wrote are in benchmarks/results/cluster-h100/"),

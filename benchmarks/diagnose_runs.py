@@ -18,6 +18,7 @@ Usage::
 
     python benchmarks/diagnose_runs.py            # print the table
     python benchmarks/diagnose_runs.py --write    # and write its section of docs/performance.md
+    python benchmarks/diagnose_runs.py --cpu --write   # and a regime planted into real CPU runs (2 min)
 """
 
 from __future__ import annotations
@@ -63,7 +64,42 @@ def measure() -> list[dict[str, object]]:
     return rows
 
 
-def table(rows: list[dict[str, object]]) -> str:
+def measure_cpu() -> dict[str, object]:
+    """The real-CPU case of tests/test_diagnose_cpu.py: tiny-gpt2 (cpu, cache on, prompt 8, budgets 8..192 step 8,
+    5 trials), each decode-step forward of budgets 60..116 sleeping as long as it took (the test-only fault
+    ``slow-decode``); the questions refine, prompt_len, process and attn."""
+    import os
+
+    import analysis
+    from collector.diagnose import diagnose
+    from collector.export import to_dataset
+    from collector.schema import save
+    from collector.spec import build_spec
+    from collector.sweep.journal import Journal
+    from collector.sweep.runner import run_sweep
+    from collector.sweep.worker import FAULTS_ENV, enable_fault_injection
+
+    enable_fault_injection()
+    os.environ[FAULTS_ENV] = "slow-decode@budget=60..116"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cpu.nc"
+        spec = build_spec({"models": "tiny-gpt2", "devices": "cpu", "budgets": list(range(8, 193, 8)),
+                           "prompt_lens": [8], "caches": "on", "trials": 5, "seed": 0, "output": str(out)})
+        with Journal.create(Path(tmp) / "cpu.journal", spec=spec.to_dict(), environment={}, command="bench") as j:
+            run_sweep(spec, j)
+            save(to_dataset(j), out)
+        t0 = time.perf_counter()
+        d = diagnose(analysis.open_dataset(out), source=str(out), output=Path(tmp) / "diagnosis.nc",
+                     questions=["prompt_len", "process", "attn"])
+        seconds = time.perf_counter() - t0
+    verdicts = "; ".join(f"{v.factor} {v.verdict}" + (f" ({v.detail.split(': ', 1)[-1]})" if v.factor == "boundary"
+                                                     else "") for v in d.verdicts if v.regime == 1)
+    return {"verdicts": verdicts or d.summary(), "runs": d.runs, "study": d.study_runs,
+            "load": os.getloadavg()[0], "seconds": seconds}
+
+
+def table(rows: list[dict[str, object]], cpu: dict[str, object] | None = None) -> str:
     """The markdown body of the section."""
     lines = [
         "Measured by `python benchmarks/diagnose_runs.py --write` (device `sim`, so the runs, not the seconds, are "
@@ -93,7 +129,8 @@ def table(rows: list[dict[str, object]]) -> str:
     lines += [
         "",
         "Where the runs go (the `budget` case, 84 runs): refine 22 (the file's four neighbours twice, 10 bisection "
-        "midpoints once each: their side is all the bisection asks, then the located cells topped up to 2 runs), "
+        "midpoints once each: their side is all the bisection asks, then the cells it ends on verified with 2 runs "
+        "each), "
         "prompt_len 10, process 12 (four cells in each of three fresh processes), and 8 for each of cache_impl, "
         "attn, dtype, engine and warm-up (four cells, two runs: Wald's test settles each side at the second run "
         "at this noise). A regime that does not come back at the file's setting (process-local) costs 20: "
@@ -105,14 +142,26 @@ def table(rows: list[dict[str, object]]) -> str:
         "around the regime, where runs are "
         "slower than the grid's average, and every stage starts fresh worker processes.",
     ]
+    if cpu is not None:
+        runs, study = int(cpu["runs"]), int(cpu["study"])  # type: ignore[call-overload]
+        lines += [
+            "",
+            "On real CPU runs (`--cpu`, the case of tests/test_diagnose_cpu.py): tiny-gpt2, cache on, prompt 8, "
+            "budgets 8..192 step 8, 5 trials, each decode-step forward of budgets 60..116 sleeping as long as it "
+            "took (the test-only fault `slow-decode`), one thread per worker; the questions refine, prompt_len, "
+            f"process and attn. {cpu['verdicts']}. {runs} runs against {study} for the study's protocol "
+            f"({runs / study:.3f}x), {float(cpu['seconds']) / 60:.1f} min "  # type: ignore[arg-type]
+            f"(1-minute load average {float(cpu['load']):.1f} on this host at the end).",  # type: ignore[arg-type]
+        ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write the section {HEADING!r} of docs/performance.md")
+    parser.add_argument("--cpu", action="store_true", help="also diagnose a regime planted into real CPU runs")
     args = parser.parse_args(argv)
-    body = table(measure())
+    body = table(measure(), measure_cpu() if args.cpu else None)
     print(body)
     if args.write:
         replace_section(PERFORMANCE_MD, HEADING, body)

@@ -221,12 +221,17 @@ class _Regime:
             while True:
                 ok, tried = s.data()
                 want, cells = _bisect(ok[0], t, self.settings, t.lo, t.first, t.last, t.hi)
+                if not want and cells.reproduced:  # verify the located cells with min_trials runs each: a midpoint
+                    # settled on one run that flips sends the bisection on from there
+                    ref = tuple(b for b in (t.lo, t.hi) if b is not None)
+                    ends = tuple(b for b in dict.fromkeys((cells.lo, cells.first, cells.last, cells.hi))
+                                 if b is not None and b not in ref)
+                    r = read(ok[0], reference=ref, tested=ends, target=t, min_trials=self.settings.min_trials)
+                    want = needs(ok[0], r, min_trials=self.settings.min_trials, max_trials=self.settings.max_trials)
                 keys = keys_for(s.spec, want, tried[0], self.settings.max_trials)
                 if not keys:
                     break
                 s.measure(keys)
-            if cells.reproduced:  # the located cells are every later question's reference: min_trials each
-                ok = self._settle(s, cells.reference, cells.tested)
             self.out.cells, self.out.samples["refine"] = cells, {0: dict(ok[0])}
             self.out.runs["refine"] = s.journal.count()
             self.out.status["refine"] = "done"
