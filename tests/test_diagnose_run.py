@@ -102,6 +102,16 @@ def test_one_dataset_with_the_question_of_every_run(diagnosed: dict) -> None:
     assert table["regimes"][0]["named"] == {"cache_impl": "vanished"} and ds.attrs["diagnosed"].endswith("base.nc")
 
 
+def test_two_regimes_of_one_series_are_diagnosed_apart(tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, [{"start": 150, "end": 200, "factor": 2.5},
+                                 {"start": 280, "end": 330, "factor": 3.0, "cache_impl": "dynamic"}])
+    d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc", questions=["cache_impl"])
+    assert [(t.first, t.last) for t in d.targets] == [(288, 320), (160, 192)]  # largest effect first
+    assert d.named(1) == {"cache_impl": "vanished"} and d.named(2) == {}
+    assert "onset between 279 and 280 (located)" in d.verdict(1, "boundary").detail
+    assert {v.factor for v in d.verdicts} == {"boundary", "cache_impl"}
+
+
 def test_stopped_diagnosis_continues_where_it_stopped(tmp_path: Path) -> None:
     path = sweep_file(tmp_path, CASES["attn"])
     ds = analysis.open_dataset(path)

@@ -316,24 +316,25 @@ def _questions(series: Mapping[str, Any], first: int, last: int, times: _Times, 
 
 # --------------------------------------------------------------------------- the plan
 def _merged(table: Any, ds: xr.Dataset) -> list[tuple[dict[str, Any], int, int, float, tuple[str, ...]]]:
-    """The regimes by sweep series: rows that differ only in extra dims (``experiment``, ``origin``) are one
-    regime over the union of their budgets (largest effect), since a follow-up sweep cannot set those dims."""
+    """The regimes by sweep series: rows of one series whose budgets overlap, differing only in extra dims
+    (``experiment``, ``origin``), are one regime over the union of their budgets (largest effect), since a
+    follow-up sweep cannot set those dims; regimes apart in one series stay apart."""
     factors = [c for c in _SERIES_FACTORS if c in table.columns]
     extra = [c for c in table.columns if c in ds["latency"].dims and c not in (*factors, "budget", "trial")]
-    merged: dict[tuple[Any, ...], list[Any]] = {}
+    merged: list[tuple[tuple[Any, ...], list[Any]]] = []
     for _, row in table.iterrows():
         key = tuple(row[c] for c in factors)
         where = ", ".join(f"{c}={row[c]}" for c in extra)
-        if key not in merged:
-            merged[key] = [dict(zip(factors, key)), int(row["first_budget"]), int(row["last_budget"]),
-                           float(row["effect"]), [where] if where else []]
+        first, last = int(row["first_budget"]), int(row["last_budget"])
+        # the same series and overlapping budgets: one regime; two apart in one series stay two
+        m = next((m for k, m in merged if k == key and m[1] <= last and first <= m[2]), None)
+        if m is None:
+            merged.append((key, [dict(zip(factors, key)), first, last, float(row["effect"]), [where] if where else []]))
         else:
-            m = merged[key]
-            m[1], m[2], m[3] = min(m[1], int(row["first_budget"])), max(m[2], int(row["last_budget"])), max(
-                m[3], float(row["effect"]))
+            m[1], m[2], m[3] = min(m[1], first), max(m[2], last), max(m[3], float(row["effect"]))
             if where:
                 m[4].append(where)
-    return [(m[0], m[1], m[2], m[3], tuple(m[4])) for m in sorted(merged.values(), key=lambda m: -m[3])]
+    return [(m[0], m[1], m[2], m[3], tuple(m[4])) for m in sorted((m for _, m in merged), key=lambda m: -m[3])]
 
 
 def _admit(plans: list[RegimePlan], max_minutes: float | None) -> list[RegimePlan]:
