@@ -194,6 +194,8 @@ class _Regime:
                 out.status[q.name] = q.status if q.status != "planned" else "left out"
                 out.why[q.name] = q.why or "needs the refine question first (" + out.why.get("refine", "") + ")"
             return
+        if self.settings.on_event is not None:
+            self.settings.on_event(f"{t.label}: refine")
         c = self.refine()
         out.status.update({q: "running" for q in QUESTIONS[1:] if q in self.questions})
         for name in QUESTIONS[1:]:
