@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +144,7 @@ def _output(out: Path, parts: list[tuple[str, xr.Dataset]], source: str, result:
 
 def diagnose(ds: xr.Dataset, *, source: str, output: str | Path, max_minutes: float | None = None,
              questions: Sequence[str] | None = None, settings: Settings | None = None,
-             command: str = "python -m collector diagnose", clock: Callable[[], float] = time.monotonic) -> Diagnosis:
+             command: str = "python -m collector diagnose") -> Diagnosis:
     """Diagnose every regime of ``ds``: plan, run, judge, write (see the module docstring).
 
     Parameters
@@ -180,7 +180,7 @@ def diagnose(ds: xr.Dataset, *, source: str, output: str | Path, max_minutes: fl
     unknown = sorted(set(questions or ()) - set(QUESTIONS))
     if unknown:
         raise ConfigError(f"unknown question {unknown[0]!r}; choices: {', '.join(QUESTIONS)}")
-    start = clock()
+    start = time.monotonic()
     settings = settings or Settings()
     reg = analysis.regimes(ds)
     plan = make_plan(ds, max_minutes=max_minutes, trials=settings.min_trials, result=reg)
@@ -212,10 +212,10 @@ def diagnose(ds: xr.Dataset, *, source: str, output: str | Path, max_minutes: fl
                   for t, rp in zip(found, plan.regimes)}
     study = sum(study_runs(t, [q for q in applicable[t.number] if q in asked]) for t in found)
     study_new = sum(study_runs(t, [q for q in applicable[t.number] if q in asked], new_only=True) for t in found)
-    result = Diagnosis(plan, tuple(verdicts), runs, study, study_new, None, (clock() - start) / 60.0, stopped,
+    result = Diagnosis(plan, tuple(verdicts), runs, study, study_new, None, (time.monotonic() - start) / 60.0, stopped,
                        tuple(found))
     parts = datasets(measured)
     if parts:
         path = _output(out, parts, source, result.to_dict())
-        result = dataclasses.replace(result, output=path, minutes=(clock() - start) / 60.0)
+        result = dataclasses.replace(result, output=path, minutes=(time.monotonic() - start) / 60.0)
     return result
