@@ -138,6 +138,17 @@ def test_max_minutes_leaves_questions_out_and_says_so(tmp_path: Path) -> None:
     assert d.plan.minutes <= 0.4
 
 
+def test_a_passed_deadline_measures_nothing_and_says_why(tmp_path: Path) -> None:
+    import time
+
+    path = sweep_file(tmp_path, CASES["budget"])
+    d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc",
+                 settings=Settings(deadline=time.monotonic() - 1))
+    assert d.stopped and d.runs == 0 and d.output is None
+    assert all(v.verdict == "not tested" and "time ran out" in v.detail for v in d.verdicts), d.verdicts
+    assert "run the same command again to continue" in d.summary()
+
+
 def test_null_sweep_has_nothing_to_diagnose(tmp_path: Path) -> None:
     path = sweep_file(tmp_path, [])
     d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc")
