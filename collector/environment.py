@@ -21,6 +21,7 @@ from typing import Any
 from collector.hardware import PREFERENCE, REAL_DEVICES
 
 __all__ = [
+    "HOST_ENV",
     "RESUME_KEYS",
     "available_devices",
     "best_device",
@@ -34,6 +35,10 @@ __all__ = [
     "package_version",
     "resume_changes",
 ]
+
+#: Environment variable that names this host in place of its network name (containers and fleets whose
+#: hostnames are random or all the same; two workers of one host that should be two origins).
+HOST_ENV = "DECODE_REGIMES_HOST"
 
 #: Environment entries that must not change between a sweep and its resume.
 RESUME_KEYS: tuple[str, ...] = ("host", "torch_version", "gpu_name", "processor", "machine")
@@ -75,8 +80,9 @@ def cpu_name() -> str:
 
 
 def host_name() -> str:
-    """The network name of this machine (``platform.node()``)."""
-    return platform.node()
+    """The name of this host as data record it: :data:`HOST_ENV` (``DECODE_REGIMES_HOST``) when set and not
+    blank, else the network name of this machine (``platform.node()``)."""
+    return os.environ.get(HOST_ENV, "").strip() or platform.node()
 
 
 @functools.lru_cache(maxsize=1)

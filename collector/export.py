@@ -73,6 +73,13 @@ def spec_of(journal: Journal) -> SweepSpec:
 def to_dataset(journal: Journal) -> xr.Dataset:
     """The dataset of everything recorded in ``journal`` (not yet validated).
 
+    A sweep whose runs were measured on more than one host (dask workers, :mod:`collector.sweep.cluster`)
+    gives one origin per host: each host's runs as a dataset of their own with that host's environment
+    attrs, combined as :func:`merge_datasets` combines files (a leading ``origin`` dim labelled with the
+    host names; ``order`` and ``worker`` stay journal-wide). Runs of one host give one dataset with that
+    host's environment; a journal whose runs were all measured by the sweep's own process (a local
+    sweep), its environment.
+
     Raises
     ------
     JournalError
@@ -81,20 +88,69 @@ def to_dataset(journal: Journal) -> xr.Dataset:
     spec = spec_of(journal)
     rows = list(journal.rows())
     budgets = sorted(set(spec.budgets) | {r.key.budget for r in rows})
-    env = dict(journal.environment)
-    simulated = "sim" in spec.devices
     model_info = dict(journal.model_info())
+    run_hosts = journal.run_hosts()
+    if not run_hosts:  # every run measured by the sweep's own process
+        return _dataset(journal, spec, list(enumerate(rows)), budgets, dict(journal.environment), model_info)
+    env = dict(journal.environment)
+    here = str(env.get("host", ""))
+    hosts = journal.hosts()
+    by_host: dict[str, list[tuple[int, Any]]] = {}
+    for order, r in enumerate(rows):
+        by_host.setdefault(run_hosts.get(r.id, here), []).append((order, r))
+    envs = {h: {**env, **hosts.get(h, {}), "host": h} for h in by_host}
+    if len(by_host) == 1:
+        (host, placed), = by_host.items()
+        return _dataset(journal, spec, placed, budgets, envs[host], _host_models(model_info, placed))
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    names = sorted(by_host)
+    parts = [schema.validate(schema.normalize(_dataset(journal, spec, by_host[h], budgets, {**envs[h], "created": created},
+                                                       _host_models(model_info, by_host[h])))) for h in names]
+    command = str(journal.get("command", ""))
+    out = merge_datasets(parts, names=names, command=command, title=spec.title)
+    labels = [str(h) for h in out["host"].values.tolist()]  # one origin per host: label them with the host names
+    out = out.assign_coords({combine.ORIGIN_DIM: (combine.ORIGIN_DIM, np.asarray(labels, dtype=str),
+                                                  out[combine.ORIGIN_DIM].attrs)})
+    out = out.isel({combine.ORIGIN_DIM: np.argsort(labels, kind="stable")})
+    out = out.assign_coords(files=(combine.ORIGIN_DIM, np.asarray([json.dumps([journal.path.name])] * len(labels),
+                                                                   dtype=str), out["files"].attrs))
+    out.attrs.update(created=created, failures=_failures(rows))
+    return out
+
+
+def _host_models(model_info: dict[str, dict[str, Any]], placed: Sequence[tuple[int, Any]]) -> dict[str, dict[str, Any]]:
+    """The model facts of one host's runs: those its first ok run of each model reported, else the journal's."""
+    info = dict(model_info)
+    seen: set[str] = set()
+    for _, r in placed:
+        if r.record.ok and r.key.model not in seen:
+            seen.add(r.key.model)
+            info[r.key.model] = {"n_params": r.record.n_params, "weights": r.record.weights,
+                                 "architecture": r.record.architecture}
+    return info
+
+
+def _failures(rows: Sequence[Any]) -> str:
+    """The ``failures`` attr: JSON list of the failed runs (at most :data:`_MAX_FAILURES`)."""
+    return json.dumps([{"run": r.key._asdict(), "status": r.record.status, "error": r.record.error}
+                       for r in rows if not r.record.ok][:_MAX_FAILURES])
+
+
+def _dataset(journal: Journal, spec: SweepSpec, placed: Sequence[tuple[int, Any]], budgets: list[int],
+             env: dict[str, Any], model_info: dict[str, dict[str, Any]]) -> xr.Dataset:
+    """The dataset of the journal rows ``placed`` (``(order, row)`` pairs) measured in environment ``env``."""
+    rows = [r for _, r in placed]
+    simulated = "sim" in spec.devices
+    model_info = dict(model_info)
     for r in rows:
         model_info.setdefault(r.key.model, {"n_params": r.record.n_params, "weights": r.record.weights,
                                             "architecture": r.record.architecture})
-    failures = [{"run": r.key._asdict(), "status": r.record.status, "error": r.record.error}
-                for r in rows if not r.record.ok][:_MAX_FAILURES]
     attrs = dict(env)
     attrs.update(
         title=spec.title, engine=spec.engine, timing=spec.timing, warmup=spec.warmup, isolation=spec.isolation,
         run_order=spec.order, seed=_attr_int(spec.seed), sweep=spec.to_json(), command=str(journal.get("command", "")),
         simulated=int(simulated), memory=spec.memory, timeout=spec.timeout if spec.timeout is not None else "none",
-        refine=spec.refine or 0, failures=json.dumps(failures), processes=spec.processes,
+        refine=spec.refine or 0, failures=_failures(rows), processes=spec.processes,
     )
     if simulated:
         attrs["sim_model"] = json.dumps(spec.latency_model.to_dict(), sort_keys=True)
@@ -104,7 +160,7 @@ def to_dataset(journal: Journal) -> xr.Dataset:
                               model_info=model_info, attrs=attrs)
     index = {d: {v: i for i, v in enumerate(ds[d].values.tolist())} for d in schema.SWEEP_DIMS}
     arrays = {str(name): ds[name].values for name in ds.data_vars}
-    for order, r in enumerate(rows):
+    for order, r in placed:
         try:
             _fill(arrays, index, order, r, spec.processes)
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:

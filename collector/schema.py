@@ -200,7 +200,8 @@ GLOBAL_ATTRS: dict[str, str] = {
     "simulated": "1 when the data are simulated (device sim, analysis.synthetic), else 0",
     "Conventions": f"CF conventions followed ({CONVENTIONS!r})",
     "history": "one line per change: ISO 8601 time and what was done (created by ..., upgraded ...)",
-    "host": "network name of the machine that measured the data (empty when unknown, e.g. upgraded v1 files)",
+    "host": "the machine that measured the data: DECODE_REGIMES_HOST where set, else its network name (empty "
+            "when unknown, e.g. upgraded v1 files)",
 }
 
 #: Global attributes some files carry besides :data:`GLOBAL_ATTRS`: name -> (who writes it, what it holds).

@@ -102,3 +102,37 @@ def test_open_errors(tmp_path):
     sqlite3.connect(str(tmp_path / "empty.journal")).execute("CREATE TABLE meta (key TEXT, value TEXT)").connection.commit()
     with pytest.raises(JournalError, match="has version None"):
         Journal.open(tmp_path / "empty.journal")
+
+
+def test_hosts_are_kept_per_run_and_per_host(tmp_path):
+    """Issue 21: a run measured on a dask worker names its host; each host's environment is kept once."""
+    k2, k3 = K._replace(trial=1), K._replace(trial=2)
+    with _create(tmp_path) as j:
+        assert j.hosts() == {} and j.run_hosts() == {}
+        j.set_host("mac-1", {"host": "mac-1", "gpu_name": "Apple M2"})
+        a = j.add(K, _rec(K), worker=0, pid=1, planned=0, host="mac-1")
+        b = j.add(k2, _rec(k2), worker=1, pid=2, planned=1, host="mac-2")
+        c = j.add(k3, _rec(k3), worker=2, pid=3, planned=2)  # measured by the sweep's own process
+    with Journal.open(tmp_path / "j.journal") as j:
+        assert j.get("journal_version") == "3"
+        assert j.hosts() == {"mac-1": {"host": "mac-1", "gpu_name": "Apple M2"}}
+        assert j.run_hosts() == {a: "mac-1", b: "mac-2"} and c not in j.run_hosts()
+        assert [r.key for r in j.rows()] == [K, k2, k3]
+
+
+def test_a_version_2_journal_is_read_without_hosts_and_refuses_one(tmp_path):
+    with _create(tmp_path) as j:
+        j.add(K, _rec(K), worker=0, pid=1, planned=0)
+    con = sqlite3.connect(str(tmp_path / "j.journal"))  # as version 2 wrote it: no runs.host, no hosts table
+    con.executescript("ALTER TABLE runs DROP COLUMN host; DROP TABLE hosts; "
+                      "UPDATE meta SET value = '\"2\"' WHERE key = 'journal_version';")
+    con.close()
+    k2 = K._replace(trial=1)
+    with Journal.open(tmp_path / "j.journal", write=True) as j:
+        assert j.hosts() == {} and j.run_hosts() == {} and [r.key for r in j.rows()] == [K]
+        j.add(k2, _rec(k2), worker=0, pid=1, planned=1)  # a local run: as before
+        with pytest.raises(JournalError, match=r"\(version 2\) cannot record host 'mac-1'"):
+            j.add(K._replace(trial=2), _rec(K), worker=0, pid=1, planned=2, host="mac-1")
+        with pytest.raises(JournalError, match=r"cannot record host 'mac-1'"):
+            j.set_host("mac-1", {})
+        assert j.count() == 2

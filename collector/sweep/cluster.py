@@ -14,11 +14,23 @@ stays pending, and ``python -m collector resume`` runs it (locally) as it runs a
 Each dask worker numbers its own measuring processes; the client maps (host, dask worker process,
 number) to a journal-wide worker number. Refinement (``--refine``) is not done on a cluster.
 
+Hosts become origins. Each task also says which host measured the run and that host's environment
+(:func:`collector.environment.collect` run there, once per dask worker process: platform, processor,
+gpu_name, versions, cpu_count, ...). The journal keeps, per run, its host and, per host, its environment;
+:func:`collector.export.to_dataset` writes a sweep whose runs come from several hosts as one dataset with
+an ``origin`` per host (label: the host name; each origin's environment as its coordinates), the
+combined format ``python -m collector merge`` writes, so ``analysis.compare_backends`` and
+``analysis.compare`` work across the hosts; a sweep of one host is one origin, as a local sweep.
+A host is named by ``DECODE_REGIMES_HOST`` where its worker runs, else by its network name
+(``platform.node()``): set it where hostnames are random or equal (containers), or to keep two workers
+of one host apart (one per GPU).
+
 Starting workers on a fleet (one per device)::
 
     dask scheduler                                         # on the client host: tcp://HOST:8786
     dask worker tcp://HOST:8786 --nworkers 1 --nthreads 1 --resources mps=1        # on each Mac
     CUDA_VISIBLE_DEVICES=0 dask worker tcp://HOST:8786 --nthreads 1 --resources cuda=1   # one per GPU
+    DECODE_REGIMES_HOST=node7-gpu1 CUDA_VISIBLE_DEVICES=1 dask worker ...   # that GPU as its own origin
     python -m collector run --scheduler tcp://HOST:8786 --devices mps ...
 """
 
@@ -27,11 +39,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from collector.environment import collect, host_name
 from collector.errors import ConfigError
 from collector.factors import RunKey
 from collector.spec import SweepSpec
@@ -39,12 +51,13 @@ from collector.sweep.journal import Journal
 from collector.sweep.runner import SweepEvent, SweepResult, pass_of, plan
 from collector.sweep.worker import planted_faults
 
-__all__ = ["MAX_TRIES", "connect", "disconnect", "measure_task", "run_on_cluster"]
+__all__ = ["MAX_TRIES", "connect", "disconnect", "host_environment", "measure_task", "run_on_cluster"]
 
 #: Submissions of one run before it is left pending (a task whose worker died is submitted again).
 MAX_TRIES = 3
 
 _RUNNERS: dict[str, Any] = {}
+_HOSTS: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
 
 
 class _Book:
@@ -68,8 +81,37 @@ class _Book:
         self.models[name] = dict(info)
 
 
+def host_environment(devices: Sequence[str]) -> dict[str, Any]:
+    """This host's environment for a sweep on ``devices``, as a local sweep records it
+    (:func:`collector.environment.collect`, ``host`` honouring ``DECODE_REGIMES_HOST``); gathered once per
+    host name and devices in this process."""
+    key = (host_name(), tuple(devices))
+    if key not in _HOSTS:
+        _HOSTS[key] = collect(devices)
+    return dict(_HOSTS[key])
+
+
+def _worker_devices(devices: Sequence[str], device: str) -> list[str]:
+    """The sweep's ``devices`` this dask worker offers as resources (``[device]`` where it cannot tell)."""
+    try:
+        from distributed import get_worker
+
+        offered = dict(get_worker().state.total_resources)
+    except (ImportError, ValueError, AttributeError):  # not in a dask worker (ValueError: "No worker found")
+        offered = {}
+    return [d for d in devices if offered.get(d, 0) >= 1] or [device]
+
+
 def measure_task(spec_json: str, faults: Any, key: tuple[Any, ...], planned: int) -> dict[str, Any]:
-    """Measure one run on this dask worker (in its measuring process, kept between tasks); the record and who ran it."""
+    """Measure one run on this dask worker (in its measuring process, kept between tasks).
+
+    Returns
+    -------
+    dict
+        ``record``, who ran it (``worker``: the measuring process's number on this dask worker, ``pid``,
+        ``dask_pid``, ``host``: :func:`collector.environment.host_name`), ``environment`` (this host's,
+        :func:`host_environment`) and ``model_info``.
+    """
     from collector.sweep.runner import _Runner
 
     runner = _RUNNERS.get(spec_json)
@@ -83,8 +125,10 @@ def measure_task(spec_json: str, faults: Any, key: tuple[Any, ...], planned: int
         _RUNNERS[spec_json] = runner
     run_key = RunKey(*key)
     record, worker = runner._measure(run_key, planned)
-    return {"record": record, "worker": int(worker.number), "pid": int(worker.pid), "host": platform.node(),
-            "dask_pid": os.getpid(), "model_info": dict(runner.model_info.get(run_key.model, {}))}
+    environment = host_environment(_worker_devices(runner.spec.devices, run_key.device))
+    return {"record": record, "worker": int(worker.number), "pid": int(worker.pid), "host": environment["host"],
+            "environment": environment, "dask_pid": os.getpid(),
+            "model_info": dict(runner.model_info.get(run_key.model, {}))}
 
 
 def connect(scheduler: str | None = None, *, local_workers: int = 0, resources: dict[str, float] | None = None) -> Any:
@@ -151,6 +195,7 @@ def run_on_cluster(spec: SweepSpec, journal: Journal, client: Any, *,
     spec_json = spec.to_json()
     faults = planted_faults()
     models = journal.model_info()
+    hosts = journal.hosts()
     numbers: dict[tuple[Any, ...], int] = {}
     todo = [(i, k) for i, k in enumerate(plan(spec)) if k not in done]
     total = len(done) + len(todo)
@@ -181,13 +226,17 @@ def run_on_cluster(spec: SweepSpec, journal: Journal, client: Any, *,
         if key in done:
             continue
         rec = dataclasses.replace(out["record"], process=pass_of(spec, key))
-        who = (out["host"], out["dask_pid"], out["worker"])
+        host = str(out["host"])
+        if host not in hosts:
+            hosts[host] = dict(out["environment"])
+            journal.set_host(host, hosts[host])
+        who = (host, out["dask_pid"], out["worker"])
         if who not in numbers:
             numbers[who] = journal.next_worker()
         if key.model not in models and out["model_info"]:
             models[key.model] = out["model_info"]
             journal.set_model_info(key.model, out["model_info"])
-        journal.add(key, rec, worker=numbers[who], pid=out["pid"], planned=planned)
+        journal.add(key, rec, worker=numbers[who], pid=out["pid"], planned=planned, host=host)
         done.add(key)
         result.recorded += 1
         if rec.ok:

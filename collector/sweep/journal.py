@@ -12,15 +12,21 @@ may read it. :func:`remove_journal` deletes a journal only while nobody holds it
 Tables: ``meta(key, value)`` (JSON values: ``spec``, ``environment``,
 ``command``, ``created``, ``journal_version``, ``workers``),
 ``models(name, info)``, ``runs(id, <one column per sweep dim>, status,
-record, worker, pid, planned, finished_at)`` (``id`` is the execution
-sequence; one row per run: its latest attempt) and ``attempts`` (the same
-columns plus ``replaced_at``: earlier attempts of runs that ``resume
---retry-failed`` ran again; a journal without this table has none).
+record, worker, pid, planned, finished_at, host)`` (``id`` is the execution
+sequence; one row per run: its latest attempt; ``host`` names the host that
+measured a run sent to a dask worker, NULL for a run measured by the sweep's
+own process), ``hosts(name, environment)`` (the environment of each such
+host, as :func:`collector.environment.collect` gathered it there) and
+``attempts`` (the columns of ``runs`` but ``host``, plus ``replaced_at``:
+earlier attempts of runs that ``resume --retry-failed`` ran again; a journal
+without this table has none).
 
-Versions: 2 has a column per factor of :data:`collector.factors.FACTORS`;
-1 (before ``attn`` and ``cache_impl``) is still read and resumed: a factor
-without a column has its ``v1_value`` in every row, and its spec setting
-is that value too (:meth:`collector.spec.SweepSpec.from_dict`).
+Versions: 3 adds ``runs.host`` and ``hosts``; 2 has a column per factor of
+:data:`collector.factors.FACTORS` (no hosts: every run was measured by the
+sweep's own process); 1 (before ``attn`` and ``cache_impl``) is still read
+and resumed: a factor without a column has its ``v1_value`` in every row,
+and its spec setting is that value too
+(:meth:`collector.spec.SweepSpec.from_dict`).
 """
 
 from __future__ import annotations
@@ -47,9 +53,9 @@ except ImportError:  # pragma: no cover - not on POSIX
 __all__ = ["JOURNAL_VERSION", "READABLE_VERSIONS", "RunKey", "JournalRow", "Journal", "journal_path", "output_beside",
            "remove_journal", "lock_owner"]
 
-JOURNAL_VERSION = "2"
+JOURNAL_VERSION = "3"
 #: Journal versions this package reads (and resumes).
-READABLE_VERSIONS: tuple[str, ...] = ("1", "2")
+READABLE_VERSIONS: tuple[str, ...] = ("1", "2", "3")
 
 _SQL_TYPE = {"str": "TEXT", "bool": "INTEGER", "int": "INTEGER"}
 _KEY_COLUMNS = ", ".join(f"{f.name} {_SQL_TYPE[f.kind]} NOT NULL" for f in FACTORS)
@@ -60,9 +66,10 @@ CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     {_KEY_COLUMNS},
     status TEXT NOT NULL, record TEXT NOT NULL, worker INTEGER NOT NULL, pid INTEGER NOT NULL,
-    planned INTEGER NOT NULL, finished_at TEXT NOT NULL,
+    planned INTEGER NOT NULL, finished_at TEXT NOT NULL, host TEXT,
     UNIQUE ({", ".join(SWEEP_DIMS)})
 );
+CREATE TABLE IF NOT EXISTS hosts (name TEXT PRIMARY KEY, environment TEXT NOT NULL);
 """
 _ATTEMPTS_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS attempts (
@@ -196,6 +203,7 @@ class Journal:
         self._conn = conn
         self._lock_fd: int | None = None
         self._columns: tuple[str, ...] = SWEEP_DIMS
+        self._has_hosts = True  # runs.host and the hosts table (version 3)
 
     # ------------------------------------------------------------------ open / create
     @staticmethod
@@ -313,6 +321,8 @@ class Journal:
                                "(changed by hand, or not written by this package)")
         self = cls(p, conn)
         self._columns = tuple(d for d in SWEEP_DIMS if d in have)
+        self._has_hosts = "host" in have and conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='hosts'").fetchone() is not None
         if write:
             try:
                 self.lock()
@@ -475,30 +485,77 @@ class Journal:
             out[str(n)] = info
         return out
 
+    def set_host(self, name: str, environment: dict[str, Any]) -> None:
+        """Store the environment of host ``name`` (where dask workers measured runs), once known (committed).
+
+        Raises
+        ------
+        JournalError
+            This journal (version 1 or 2) has no ``hosts`` table.
+        """
+        self._check_hosts(name)
+        with self._tx():
+            self._conn.execute("INSERT OR REPLACE INTO hosts(name, environment) VALUES (?, ?)",
+                               (str(name), json.dumps(environment, sort_keys=True)))
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """The environment of every host stored with :meth:`set_host` (empty for a journal of one process's runs)."""
+        if not self._has_hosts:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for name, env in self._conn.execute("SELECT name, environment FROM hosts ORDER BY name"):
+            try:
+                info = json.loads(env)
+                if not isinstance(info, dict):
+                    raise TypeError(f"expected a JSON object, got {info!r:.80}")
+            except (ValueError, TypeError) as exc:
+                raise self._damaged(f"the hosts row of {name!r}", exc) from None
+            out[str(name)] = info
+        return out
+
+    def run_hosts(self) -> dict[int, str]:
+        """The host of every run measured on a dask worker: execution sequence number (``id``) -> host name.
+
+        Runs measured by the sweep's own process (every run of a local sweep) are not in it.
+        """
+        if not self._has_hosts:
+            return {}
+        return {int(i): str(h) for i, h in self._conn.execute("SELECT id, host FROM runs WHERE host IS NOT NULL")}
+
+    def _check_hosts(self, host: str) -> None:
+        if not self._has_hosts:
+            raise JournalError(f"journal {str(self.path)!r} (version {self.get('journal_version')}) cannot record "
+                               f"host {host!r}; hosts are kept from journal version 3 on (start a new sweep)")
+
     # ------------------------------------------------------------------ runs
     def _key(self, values: tuple[Any, ...]) -> RunKey:
         """A key from a row's key columns (factors without a column: their ``v1_value``)."""
         return RunKey.from_mapping(dict(zip(self._columns, values)))
 
     def add(self, key: RunKey, record: RunRecord, *, worker: int, pid: int, planned: int,
-            replace_failed: bool = False) -> int:
+            replace_failed: bool = False, host: str | None = None) -> int:
         """Commit one finished run; returns its execution sequence number (``id``).
 
         With ``replace_failed``, a failed row of the same run (error, oom, timeout) moves to the
-        ``attempts`` table in the same transaction and the new row takes its place.
+        ``attempts`` table in the same transaction and the new row takes its place. ``host``: the host
+        whose dask worker measured the run (None: this process measured it).
 
         Raises
         ------
         JournalError
-            When the run is already in the journal (it would be counted twice), or a
-            factor this (version 1) journal has no column for is not at its ``v1_value``.
+            When the run is already in the journal (it would be counted twice), a
+            factor this (version 1) journal has no column for is not at its ``v1_value``,
+            or a ``host`` is given to a journal without hosts (version 1 or 2).
         """
+        if host is not None:
+            self._check_hosts(host)
         for f in FACTORS:
             if f.name not in self._columns and getattr(key, f.name) != f.v1_value:
                 raise JournalError(f"journal {str(self.path)!r} (version 1) cannot record {f.name}="
                                    f"{getattr(key, f.name)!r}; it only holds {f.name}={f.v1_value!r}")
         cols = ", ".join(self._columns)
-        marks = ",".join("?" * (len(self._columns) + 6))
+        extra = ("host",) if host is not None else ()
+        marks = ",".join("?" * (len(self._columns) + 6 + len(extra)))
         values = [int(v) if isinstance(v, bool) else v for v in (getattr(key, c) for c in self._columns)]
         where = " AND ".join(f"{c} = ?" for c in self._columns)
         try:
@@ -510,9 +567,10 @@ class Journal:
                                        (_now(), *values, *_FAILED))
                     self._conn.execute(f"DELETE {failed}", (*values, *_FAILED))
                 cur = self._conn.execute(
-                    f"INSERT INTO runs({cols}, status, record, worker, pid, planned, finished_at) VALUES ({marks})",
+                    f"INSERT INTO runs({cols}, status, record, worker, pid, planned, finished_at"
+                    f"{''.join(', ' + c for c in extra)}) VALUES ({marks})",
                     (*values, record.status, json.dumps(record.to_dict()), int(worker), int(pid), int(planned),
-                     _now()),
+                     _now(), *([str(host)] if host is not None else [])),
                 )
         except sqlite3.IntegrityError:
             raise JournalError(f"run {key._asdict()!r} is already in journal {str(self.path)!r}") from None

@@ -7,6 +7,8 @@ the estimated time left, the current cell and the last latency. The summary
 sweep dim but budget and trial; a dim shows as a column when the sweep has
 several values of it, model, device and cache always): median latency
 at the smallest and largest budget, ms per token between them, failures.
+A dataset of several origins (a sweep measured on several hosts) has one
+row per origin and series that origin measured, with an ``origin`` column.
 """
 
 from __future__ import annotations
@@ -133,8 +135,20 @@ def summary_rows(ds: xr.Dataset) -> list[dict[str, Any]]:
     ``median_max`` (s, median latency of the ok runs at the smallest / largest
     budget that has any), ``ms_per_token`` ((median_max - median_min) /
     (budget_max - budget_min), in ms), ``ok``, ``failed`` (error + oom +
-    timeout) and ``not_run`` counts.
+    timeout) and ``not_run`` counts. A dataset with an ``origin`` dim: also
+    ``origin``, one row per origin and series that the origin measured (``not_run``
+    counting the cells no origin measured).
     """
+    if schema.ORIGIN_DIM in ds.dims:
+        not_run = schema.STATUS["not_run"]
+        nowhere = (ds["status"] == not_run).all(schema.ORIGIN_DIM)
+        out = []
+        for k, label in enumerate(ds[schema.ORIGIN_DIM].values.tolist()):
+            for r in summary_rows(ds.isel({schema.ORIGIN_DIM: k}, drop=True)):
+                if r["ok"] + r["failed"]:
+                    cells = {d: r[d] for d in SERIES_DIMS}
+                    out.append({"origin": str(label), **r, "not_run": int(nowhere.sel(cells).sum())})
+        return out
     rows = []
     status = ds["status"]
     lat = ds["latency"].where(status == schema.STATUS["ok"])
@@ -166,22 +180,26 @@ def print_summary(ds: xr.Dataset, path: str, console: Console | None = None) -> 
     console = console or Console()
     rows = summary_rows(ds)
     shown = [d for d in SERIES_DIMS if d in ("model", "device", "cache") or len({r[d] for r in rows}) > 1]
+    if schema.ORIGIN_DIM in ds.dims:
+        shown.insert(0, schema.ORIGIN_DIM)
     table = Table(title=f"{for_rich(ds.attrs.get('title', 'sweep'))} "
                         f"({'simulated' if int(ds.attrs.get('simulated', 0)) else 'measured'})",
                   box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, collapse_padding=True,
                   show_edge=False)
     for col in [*shown, "budgets", "median latency", "ms/token", "ok", "fail"]:
-        kind = BY_NAME[col].kind if col in BY_NAME else "int"
+        kind = BY_NAME[col].kind if col in BY_NAME else "str" if col == schema.ORIGIN_DIM else "int"
         table.add_column(col, justify="left" if kind == "str" else "right", no_wrap=True)
     for r in rows:
-        cells = [("on" if r[d] else "off") if BY_NAME[d].kind == "bool" else for_rich(r[d]) for d in shown]
+        cells = [("on" if r[d] else "off") if d in BY_NAME and BY_NAME[d].kind == "bool" else for_rich(r[d])
+                 for d in shown]
         span = f"{r['budget_min']}..{r['budget_max']}" if r["budget_min"] is not None else "-"
         med = f"{_fmt_s(r['median_min'])} .. {_fmt_s(r['median_max'])}" if r["budget_min"] is not None else "-"
         mpt = f"{r['ms_per_token']:.2f}" if math.isfinite(r["ms_per_token"]) else "-"
         failed = f"[red]{r['failed']}[/red]" if r["failed"] else "0"
         table.add_row(*cells, span, med, mpt, str(r["ok"]), failed)
     console.print(table)
-    not_run = sum(r["not_run"] for r in rows)
+    not_run = (int((ds["status"] == schema.STATUS["not_run"]).all(schema.ORIGIN_DIM).sum())
+               if schema.ORIGIN_DIM in ds.dims else sum(r["not_run"] for r in rows))
     if not_run:
         console.print(f"{not_run} cells not run (refinement budgets of other series, or an interrupted sweep)")
     console.print(f"wrote {for_rich(path)}")
