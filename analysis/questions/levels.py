@@ -206,10 +206,11 @@ def _summary(values: dict[str, np.ndarray], var: str) -> str:
     if np.isfinite(med["sd_shift"]):
         parts.append(f"sd {fmt_fixed(med['sd_shift'])} of it a shift of every cell of a process")
     line = f"{var}: {int(np.max(values['n_processes']))} processes; medians over series: {'; '.join(parts)}."
-    if np.isfinite(med["trials_per_process"]):
+    best = _optimal(med["sd_run"], med["sd_process"], med["process_cost"], med["run_cost"])
+    if np.isfinite(best):  # the optimum of the typical series (the medians), not a median of optima
         line += (f" One more process costs {fmt_fixed(med['process_cost'], 1)} s, a run "
-                 f"{fmt_fixed(med['run_cost'], 3)} s: Kalibera-Jones optimum {int(med['trials_per_process'])} "
-                 "run(s) of each cell per process.")
+                 f"{fmt_fixed(med['run_cost'], 3)} s: Kalibera-Jones optimum {int(best)} run(s) of each cell per "
+                 "process (per series: trials_per_process).")
     elif not np.isfinite(med["sd_run"]):
         line += " With 1 run of a cell per process, run and process noise cannot be told apart (use --trials 4)."
     return line
