@@ -40,6 +40,8 @@ __all__ = [
     "check_positive_int",
     "check_fraction",
     "ok_values",
+    "run_values",
+    "per_run",
     "series_of",
     "bh",
     "segments_of",
@@ -257,6 +259,38 @@ def series_of(da: xr.DataArray, exclude: Sequence[str] = (BUDGET, TRIAL, STEP)) 
         np.zeros(template.shape, dtype=np.int8), dims=template.dims, coords=template.coords
     )
     return Series(dims=dims, template=template)
+
+
+def run_values(ds: xr.Dataset, var: str, fn: str) -> tuple[xr.DataArray, Series]:
+    """The ok runs of a per-run variable of ``ds`` (checked by :func:`check_dataset`), as ``(*series, budget,
+    trial)`` (a ``trial`` dim of 1 added where there is none), and their :class:`Series`.
+
+    Raises
+    ------
+    InputError
+        When ``var`` has a ``step`` dim.
+    """
+    if STEP in ds[var].dims:
+        raise InputError(f"{fn}(): variable {var!r} has a {STEP!r} dim; pick a per-run variable such as 'latency'")
+    da = ok_values(ds, var)
+    if TRIAL not in da.dims:
+        da = da.expand_dims(TRIAL, axis=-1)
+    series = series_of(da)
+    return da.transpose(*series.dims, BUDGET, TRIAL), series
+
+
+def per_run(ds: xr.Dataset, name: str, da: xr.DataArray, fill: float = np.nan) -> np.ndarray | None:
+    """``ds[name]`` at every run of ``da`` (``(*series, budget, trial)``, as :func:`run_values` gives it), as
+    ``(series, budget, trial)`` floats: times as seconds since 1970, ``fill`` where there is no value. None
+    where ``ds`` has no ``name`` over dims of ``da``."""
+    if name not in ds.variables or not set(ds[name].dims) <= set(da.dims):
+        return None
+    raw = np.asarray(ds[name].broadcast_like(da).reindex_like(da).transpose(*da.dims).values)
+    if np.issubdtype(raw.dtype, np.datetime64):  # NaT: no value
+        t = raw.astype("datetime64[ns]")
+        raw = np.where(np.isnat(t), np.nan, t.astype("int64") / 1e9)
+    a = np.asarray(raw, dtype=float).reshape(-1, da.sizes[BUDGET], da.sizes[TRIAL])
+    return np.where(np.isfinite(a), a, fill)
 
 
 def segments_of(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -25,22 +25,16 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _sps
 
+from analysis.core.common import per_run
+
 __all__ = ["process_keys", "check"]
 
 
 def process_keys(ds: xr.Dataset, da: xr.DataArray) -> np.ndarray | None:
     """The pass (``process``) of every run of ``da`` (``(*series, budget, trial)``) as ``(series, budget,
     trial)`` ints (-1: unknown), or None where the dataset has no ``process`` variable over its runs."""
-    if "process" not in ds.variables:
-        return None
-    v = ds["process"]
-    if not set(v.dims) <= set(da.dims):
-        return None
-    v = v.broadcast_like(da).reindex_like(da).transpose(*da.dims)
-    p = np.asarray(v.values, dtype=float)
-    p = np.where(np.isfinite(p), p, -1).astype(np.int64)
-    nb, T = da.sizes["budget"], da.sizes["trial"]
-    return p.reshape(-1, nb, T)
+    p = per_run(ds, "process", da, fill=-1.0)
+    return None if p is None else p.astype(np.int64)
 
 
 def _cell_means(E: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -19,10 +19,9 @@ import math
 import numpy as np
 import xarray as xr
 
-from analysis.core.common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
+from analysis.core.common import BUDGET, TRIAL, check_dataset, per_run, quiet, run_values
 from analysis.core.labels import fmt_fixed
 from analysis.core.outputs import SERIES, ResultVar, wrap
-from analysis.errors import InputError
 from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["levels", "table", "VARIABLES"]
@@ -87,23 +86,17 @@ def levels(ds: xr.Dataset, var: str = "latency") -> xr.Dataset:
     InputError
         When ``ds`` lacks ``var`` or a ``budget`` dim with at least 3 values, or when ``var`` has a ``step`` dim.
     """
-    fn = "levels"
-    ds = check_dataset(ds, fn, [var])
-    if STEP in ds[var].dims:
-        raise InputError(f"{fn}(): variable {var!r} has a {STEP!r} dim; pick a per-run variable such as 'latency'")
-    da = ok_values(ds, var)
-    if TRIAL not in da.dims:
-        da = da.expand_dims(TRIAL, axis=-1)
-    series = series_of(da)
-    da = da.transpose(*series.dims, BUDGET, TRIAL)
+    ds = check_dataset(ds, "levels", [var])
+    da, series = run_values(ds, var, "levels")
     with quiet():
         y = np.asarray(da.values, dtype=float).reshape(series.size, da.sizes[BUDGET], da.sizes[TRIAL])
         L = np.where(np.isfinite(y) & (y > 0), np.log(np.where(y > 0, y, 1.0)), np.nan)
-    proc = (_runs_of(ds, "process", da, series.size, fill=-1.0) if "process" in ds.variables
-            else np.full(L.shape, -1.0))
+    proc = per_run(ds, "process", da, fill=-1.0)
+    proc = np.full(L.shape, -1.0) if proc is None else proc
     proc = np.where(np.isfinite(L) & (proc >= 0), proc, -1).astype(int)
-    lat = _runs_of(ds, "latency", da, series.size) if "latency" in ds.variables else np.full(L.shape, np.nan)
-    start = _runs_of(ds, "started_at", da, series.size) if "started_at" in ds.variables else None
+    lat = per_run(ds, "latency", da)
+    lat = np.full(L.shape, np.nan) if lat is None else lat
+    start = per_run(ds, "started_at", da)
     values = {name: np.full(series.size, np.nan) for name in VARIABLES}
     cost = _process_cost(start, lat, proc, series.size)
     for s in range(series.size):
@@ -118,21 +111,6 @@ def levels(ds: xr.Dataset, var: str = "latency") -> xr.Dataset:
     out = xr.Dataset(wrap(VARIABLES, values, series, {}, var=var), attrs={"var": var})
     out.attrs["summary"] = _summary(values, var)
     return out
-
-
-def _runs_of(ds: xr.Dataset, name: str, da: xr.DataArray, n_series: int, fill: float = np.nan) -> np.ndarray:
-    """``ds[name]`` per run of ``da``, as ``(series, budget, trial)`` floats (``fill`` where it has no value)."""
-    v = ds[name]
-    if not set(v.dims) <= set(da.dims):
-        return np.full((n_series, da.sizes[BUDGET], da.sizes[TRIAL]), fill)
-    v = v.broadcast_like(da).transpose(*da.dims)
-    raw = np.asarray(v.values)
-    if np.issubdtype(raw.dtype, np.datetime64):  # times as seconds since 1970 (NaT: no value)
-        t = raw.astype("datetime64[ns]")
-        raw = np.where(np.isnat(t), np.nan, t.astype("int64") / 1e9)
-    with quiet():
-        a = np.asarray(raw, dtype=float).reshape(n_series, da.sizes[BUDGET], da.sizes[TRIAL])
-    return np.where(np.isfinite(a), a, fill)
 
 
 def _one_series(L: np.ndarray, proc: np.ndarray) -> dict[str, float]:

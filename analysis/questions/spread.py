@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from analysis.core.common import BUDGET, STEP, TRIAL, check_dataset, ok_values, quiet, series_of
+from analysis.core.common import BUDGET, TRIAL, check_dataset, quiet, run_values
 from analysis.core.labels import fmt_fixed, fmt_num, na
 from analysis.core.outputs import SERIES, ResultVar, wrap
-from analysis.errors import InputError
 from analysis.tables.table import Table, flat, labels, select_rows
 
 __all__ = ["spread", "table", "NOISY", "VARIABLES"]
@@ -73,15 +72,8 @@ def spread(ds: xr.Dataset, var: str = "latency") -> xr.Dataset:
         When ``ds`` lacks ``var`` or a ``budget`` dim with at least 3 values, or
         when ``var`` has a ``step`` dim.
     """
-    fn = "spread"
-    ds = check_dataset(ds, fn, [var])
-    if STEP in ds[var].dims:
-        raise InputError(f"{fn}(): variable {var!r} has a {STEP!r} dim; pick a per-run variable such as 'latency'")
-    da = ok_values(ds, var)
-    if TRIAL not in da.dims:
-        da = da.expand_dims(TRIAL, axis=-1)
-    series = series_of(da)
-    da = da.transpose(*series.dims, BUDGET, TRIAL)
+    ds = check_dataset(ds, "spread", [var])
+    da, series = run_values(ds, var, "spread")
     with quiet():
         n = da.count(TRIAL).compute()
         mean = da.mean(TRIAL).compute()
