@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _sps
 
-from analysis.core.common import per_run
+from analysis.core.common import per_run, quiet
 
 __all__ = ["process_keys", "check"]
 
@@ -39,10 +39,8 @@ def process_keys(ds: xr.Dataset, da: xr.DataArray) -> np.ndarray | None:
 
 def _cell_means(E: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per budget, the mean of the runs of ``E`` (budget, trial) where ``mask`` holds (NaN: none)."""
-    x = np.where(mask & np.isfinite(E), E, np.nan)
-    n = np.isfinite(x).sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        return np.where(n > 0, np.nansum(np.nan_to_num(x, nan=0.0), axis=1) / np.maximum(n, 1), np.nan)
+    with quiet():  # a budget with no such run: NaN
+        return np.nanmean(np.where(mask, E, np.nan), axis=1)
 
 
 def _one_process(inside: np.ndarray, outside: np.ndarray, sign: int) -> tuple[float, float]:
@@ -117,14 +115,13 @@ def check(E: np.ndarray, proc: np.ndarray, normal_cells: np.ndarray, candidates:
             ps.append(pv)
             steps.append(st)
         ps_a, st_a = np.asarray(ps), np.asarray(steps)
-        direction = sign or (1 if np.nansum(st_a) >= 0 else -1)
-        big_enough = np.isfinite(st_a) & (direction * st_a >= 0.5 * min_log)
         if not np.isfinite(ps_a).all():  # a process without runs there or without 3 normal cells: unchecked
             continue
+        direction = sign or (1 if st_a.sum() >= 0 else -1)
         p_rep = float(ps_a.max())
         out["p_replicate"][s, k] = p_rep
-        out["process_local"][s, k] = not (p_rep <= alpha and bool(big_enough.all()))
-        top = int(np.nanargmax(direction * np.where(np.isfinite(st_a), st_a, -np.inf)))
+        out["process_local"][s, k] = not (p_rep <= alpha and bool((direction * st_a >= 0.5 * min_log).all()))
+        top = int(np.argmax(direction * st_a))
         out["local_process"][s, k] = int(procs[top])
         out["local_effect"][s, k] = math.exp(st_a[top])
         rest = _cell_means(E[s], (proc[s] != procs[top]) & (proc[s] >= 0))
