@@ -684,16 +684,8 @@ def _replicated(ds: xr.Dataset, da: xr.DataArray, f: dict[str, np.ndarray], sg: 
         E = np.log(Y) - np.log(f["baseline"])[:, :, None]
     normal_cells = (f["normal"] == 1) & np.isfinite(f["baseline"])
     cands = [(int(s), int(j), int(sg["seg_start"][s, j]), int(sg["seg_end"][s, j])) for s, j in zip(*np.nonzero(checked))]
-    got = _rep.check(E, proc, normal_cells, cands, alpha=alpha, min_log=float(np.log1p(min_effect)), sign=sign)
-    out: dict[str, np.ndarray] = {"n_processes": got["n_processes"]}
-    fills = {"p_replicate": np.nan, "process_local": False, "local_process": -1, "local_effect": np.nan,
-             "other_effect": np.nan}
-    for name, fill in fills.items():
-        full = np.full((S, K), fill, dtype=got[name].dtype)
-        k = got[name].shape[1]
-        full[:, :k] = got[name]
-        out[name] = full
-    return out
+    return _rep.check(E, proc, normal_cells, cands, n_segments=K, alpha=alpha, min_log=float(np.log1p(min_effect)),
+                      sign=sign)
 
 
 def _time_check(ds, da, key, f, sg, candidate, clustered, confounded, p_time, alpha

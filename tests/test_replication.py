@@ -83,8 +83,8 @@ def test_the_check_itself() -> None:
     both[0, 5:7] += 0.7
     one = E.copy()
     one[0, 5:7, 0::2] += 0.7
-    got_both = replication.check(both, proc, normal, [(0, 1, 5, 6)], alpha=0.05, min_log=np.log(1.2), sign=1)
-    got_one = replication.check(one, proc, normal, [(0, 1, 5, 6)], alpha=0.05, min_log=np.log(1.2), sign=1)
+    got_both = replication.check(both, proc, normal, [(0, 1, 5, 6)], n_segments=2, alpha=0.05, min_log=np.log(1.2), sign=1)
+    got_one = replication.check(one, proc, normal, [(0, 1, 5, 6)], n_segments=2, alpha=0.05, min_log=np.log(1.2), sign=1)
     assert got_both["n_processes"][0] == 2 and got_both["p_replicate"][0, 1] < 0.01
     assert not got_both["process_local"][0, 1]
     assert got_one["process_local"][0, 1] and got_one["local_process"][0, 1] == 0
@@ -92,8 +92,8 @@ def test_the_check_itself() -> None:
     # a process with no run inside the segment cannot be tested: unchecked, not process-local
     gone = one.copy()
     gone[0, 5:7, 1::2] = np.nan
-    got = replication.check(gone, proc, normal, [(0, 1, 5, 6)], alpha=0.05, min_log=np.log(1.2), sign=1)
+    got = replication.check(gone, proc, normal, [(0, 1, 5, 6)], n_segments=2, alpha=0.05, min_log=np.log(1.2), sign=1)
     assert np.isnan(got["p_replicate"][0, 1]) and not got["process_local"][0, 1]
     # unknown processes (-1) are not a process
-    got = replication.check(both, np.full_like(proc, -1), normal, [(0, 1, 5, 6)], alpha=0.05, min_log=0.18, sign=1)
+    got = replication.check(both, np.full_like(proc, -1), normal, [(0, 1, 5, 6)], n_segments=2, alpha=0.05, min_log=0.18, sign=1)
     assert got["n_processes"][0] == 0 and np.isnan(got["p_replicate"][0, 1])

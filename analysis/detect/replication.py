@@ -63,7 +63,7 @@ def _one_process(inside: np.ndarray, outside: np.ndarray, sign: int) -> tuple[fl
 
 
 def check(E: np.ndarray, proc: np.ndarray, normal_cells: np.ndarray, candidates: list[tuple[int, int, int, int]],
-          *, alpha: float, min_log: float, sign: int) -> dict[str, np.ndarray]:
+          *, n_segments: int, alpha: float, min_log: float, sign: int) -> dict[str, np.ndarray]:
     """The replication check of every candidate segment.
 
     Parameters
@@ -76,6 +76,8 @@ def check(E: np.ndarray, proc: np.ndarray, normal_cells: np.ndarray, candidates:
         ``(series, budget)`` the budgets outside every segment, with data.
     candidates
         ``(series, segment, first row, last row)`` of each segment to check.
+    n_segments
+        Segments per series in the caller's result (the second axis of the per-segment arrays).
     alpha
         Level of the intersection-union test.
     min_log
@@ -86,15 +88,15 @@ def check(E: np.ndarray, proc: np.ndarray, normal_cells: np.ndarray, candidates:
     Returns
     -------
     dict of numpy arrays
-        ``n_processes`` (series): passes with runs (0: unknown); per ``(series, segment)`` (shape given by the
-        largest segment index + 1, NaN / False / -1 where not checked): ``p_replicate`` (the largest
+        ``n_processes`` (series): passes with runs (0: unknown); per ``(series, segment)`` (NaN / False / -1
+        where not checked): ``p_replicate`` (the largest
         per-process p-value), ``process_local`` (bool: checked and not replicated), ``local_process`` (the
         process where the step is largest), ``local_effect`` (the step there, a ratio) and ``other_effect``
         (the step of the other processes' runs together, a ratio). A segment some process cannot test (no run
         inside, or fewer than 3 normal cells) stays unchecked.
     """
     S = E.shape[0]
-    K = max((c[1] for c in candidates), default=-1) + 1
+    K = n_segments
     out = {
         "n_processes": np.zeros(S, dtype=int),
         "p_replicate": np.full((S, K), np.nan), "process_local": np.zeros((S, K), dtype=bool),
