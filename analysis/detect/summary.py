@@ -74,10 +74,15 @@ def segment_fields(result: xr.Dataset, index: dict[Any, int], j: int) -> dict[st
     return {k: result[k].data[key].item() for k in _FIELDS}
 
 
+def _budgets(g: dict[str, Any]) -> str:
+    """Where a segment lies: "budget 512" or "budgets 512-624"."""
+    return f"budget {_num(g['start'])}" if g["start"] == g["end"] else f"budgets {_num(g['start'])}-{_num(g['end'])}"
+
+
 def segment_line(result: xr.Dataset, index: dict[Any, int], j: int) -> str:
     """One line describing segment ``j`` of one series."""
     g = segment_fields(result, index, j)
-    where = f"budget {_num(g['start'])}" if g["start"] == g["end"] else f"budgets {_num(g['start'])}-{_num(g['end'])}"
+    where = _budgets(g)
     ci = f" [{fmt_fixed(g['effect_lo'])}, {fmt_fixed(g['effect_hi'])}]" if np.isfinite(g["effect_lo"]) else ""
     bounds = []
     if _interval(g["start_lo"], g["start_hi"]):
@@ -176,8 +181,7 @@ def process_lines(result: xr.Dataset, found: bool) -> list[str]:
             index = {d: int(i) for d, i in zip(dims[:-1], key[:-1])}
             j = int(key[-1])
             g = segment_fields(result, index, j)
-            where = (f"budget {_num(g['start'])}" if g["start"] == g["end"]
-                     else f"budgets {_num(g['start'])}-{_num(g['end'])}")
+            where = _budgets(g)
             proc = int(result["local_process"].data[key])
             other = float(result["other_effect"].data[key])
             lines.append(f"  {series_label(result, index)}: {fmt_ratio(float(result['local_effect'].data[key]))} "
