@@ -6,7 +6,7 @@ name as an alias, then ``compare``, ``report`` and ``datasets``). Every error
 the user can cause (a missing or unreadable file, a file that is not a valid
 dataset, a bad option, an analysis that does not apply) is one of the
 package's own errors (:class:`~analysis.errors.AnalysisError`,
-:class:`~collector.errors.CollectorError`) or an ``OSError``, printed as one
+:class:`~collector.shared.errors.CollectorError`) or an ``OSError``, printed as one
 line ``error: ...`` on stderr with exit status 2. Any other exception is a
 bug: it is not hidden.
 """
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (2 on any user error, printed as one line)."""
     from analysis.errors import AnalysisError
-    from collector.errors import CollectorError
-    from collector.safetext import visible
+    from collector.shared.errors import CollectorError
+    from collector.shared.safetext import visible
 
     def one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                          line: Any = None) -> None:  # a library's warning may quote a file's strings

@@ -15,9 +15,9 @@ import xarray as xr
 
 from analysis import published
 from analysis.core import stacked
-from collector import combine, schema
-from collector.errors import SchemaError
-from collector.storage import input_problem
+from collector.dataset import combine, schema
+from collector.dataset.storage import input_problem
+from collector.shared.errors import SchemaError
 
 __all__ = ["open_dataset", "expand_paths"]
 
@@ -79,7 +79,7 @@ def open_dataset(paths: PathLike | Sequence[PathLike], *, chunks: Any = None) ->
     -------
     xarray.Dataset
         The schema dataset. Several files are combined by the rules of
-        :mod:`collector.combine`: files of one origin (host and protocol)
+        :mod:`collector.dataset.combine`: files of one origin (host and protocol)
         along their coordinates, cells that no file covers ``not_run``; files
         of different origins (another host, timing, engine, warm-up,
         isolation, order, versions, or pretrained vs random weights) side by
@@ -145,7 +145,7 @@ def _origin_of(ds: xr.Dataset, names: list[str]) -> dict[str, str | None]:
 
 
 def _combine(parts: list[xr.Dataset], names: list[str], chunks: Any, *, lazy: bool = True) -> xr.Dataset:
-    """The files combined (:mod:`collector.combine`), normalised and validated; lazily (dask) or in numpy."""
+    """The files combined (:mod:`collector.dataset.combine`), normalised and validated; lazily (dask) or in numpy."""
     ds = combine.combine(parts, names, lazy=lazy,
                          hint="merge them with `python -m collector merge --as-trials` (repeated collections) "
                               "or `--resolve first|last`, or open them apart")

@@ -441,7 +441,7 @@ def _origin_prior(own: xr.Dataset, sdims: list[str]) -> tuple[xr.DataArray, xr.D
     return tuple(xr.DataArray(a, dims=sdims) for a in (ps2, pdf, count))  # type: ignore[return-value]
 
 
-#: Dim and labels of the per-cell summaries an imported harness file keeps (:mod:`collector.study_import`).
+#: Dim and labels of the per-cell summaries an imported harness file keeps (:mod:`collector.dataset.study_import`).
 _STAT_DIM, _STAT_MEAN, _STAT_SD = "stat", "mean", "std"
 
 

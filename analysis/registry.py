@@ -1,4 +1,4 @@
-"""The analyses, declared once (like :data:`collector.factors.FACTORS`).
+"""The analyses, declared once (like :data:`collector.shared.factors.FACTORS`).
 
 Every per-dataset analysis is an :class:`Analysis`: its function (a pure
 ``xarray.Dataset -> xarray.Dataset``), the table of the variables it returns,

@@ -1,6 +1,6 @@
 """Schema-valid simulated datasets with planted regimes and known truth.
 
-Drawn from :mod:`collector.sim` (the same latency model as the collector's
+Drawn from :mod:`collector.shared.sim` (the same latency model as the collector's
 ``sim`` device). Every dataset made here has ``attrs["simulated"] == 1`` and a
 ``truth_anomalous`` variable (bool over the sweep dims) marking exactly the
 cells inside a planted regime. For tests, benchmarks and planning only.
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
-from collector.sim import Episode, LatencyModel, Regime, execution_order
+from collector.dataset import schema
+from collector.shared.sim import Episode, LatencyModel, Regime, execution_order
 
 __all__ = ["make_dataset", "Regime", "Episode", "LatencyModel", "DEFAULT_REGIMES"]
 
@@ -144,15 +144,15 @@ def make_dataset(
         The sweep grid. Devices may be ``sim`` or a backend name
         (cpu, cuda, mps) to mimic several backends; all are simulated.
     regimes
-        Planted regimes (:class:`collector.sim.Regime`); ``None`` plants
+        Planted regimes (:class:`collector.shared.sim.Regime`); ``None`` plants
         :data:`DEFAULT_REGIMES`, ``()`` plants none (null data).
     episodes
         Slow host episodes over the execution sequence.
     noise_cv, step_cv, drift, run_state_prob, run_state_factor
-        Noise settings of :class:`collector.sim.LatencyModel`.
+        Noise settings of :class:`collector.shared.sim.LatencyModel`.
     noise
         Name of a noise preset fitted to real measurements
-        (:func:`collector.sim.noise_presets`: ``cuda``, ``all``, ...); when
+        (:func:`collector.shared.sim.noise_presets`: ``cuda``, ``all``, ...); when
         given it replaces the five noise settings above.
     order
         ``random`` (interleaved) or ``sequential`` execution order.
@@ -164,7 +164,7 @@ def make_dataset(
         A complete model; overrides ``regimes``, ``episodes`` and the noise settings.
     **values
         Values of the other factors by setting name (``attns``, ``cache_impls``:
-        :data:`collector.factors.FACTORS`); default: each factor's default.
+        :data:`collector.shared.factors.FACTORS`); default: each factor's default.
         The latency model ignores them (every value gets the same costs);
         cells that are not applicable (a static cache with the cache off) are
         ``not_applicable``.

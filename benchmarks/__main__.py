@@ -101,7 +101,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("compare", "## compare on real noise", "compare_null.py", args=("--seeds", "25", "--write"),
             quick=("--seeds", "1", "--write"), minutes=10),
     Section("calibration", "## Simulator noise calibrated to the real corpus", "calibrate_sim.py",
-            not_here="its --write also rewrites collector/sim_calibration.json, the simulator's noise presets that "
+            not_here="its --write also rewrites collector/shared/sim_calibration.json, the simulator's noise presets that "
                      "tests and the accuracy section use: run `python benchmarks/calibrate_sim.py --write` on its "
                      "own and review that change"),
     Section("accuracy", "## Regime detection accuracy", "regimes_accuracy.py",

@@ -42,8 +42,8 @@ from scipy import stats
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import analysis  # noqa: E402
-from collector import schema  # noqa: E402
-from collector.factors import SERIES_DIMS  # noqa: E402
+from collector.dataset import schema  # noqa: E402
+from collector.shared.factors import SERIES_DIMS  # noqa: E402
 
 __all__ = ["RunSlope", "SeriesSlope", "run_slopes", "series_slopes", "main"]
 

@@ -1,4 +1,4 @@
-"""Fit collector.sim's noise parameters to the real null corpus.
+"""Fit collector.shared.sim's noise parameters to the real null corpus.
 
 Data: every measured file (``attrs["simulated"] == 0``) in ``tests/data/real/``
 and the published measured sweeps ``datasets/cuda-*.nc`` and ``datasets/cpu-*.nc``, plus any files
@@ -6,7 +6,7 @@ named on the command line. A *series* is one combination of every dim but
 ``budget`` and ``trial`` (model, device, dtype, cache, ...); its *kind* is its
 device (cpu, cuda, ...). None of these files has a regime, so what is left
 around a smooth curve is noise. Each estimator mirrors how
-:class:`collector.sim.LatencyModel` draws that noise (collector/sim.py: a run's
+:class:`collector.shared.sim.LatencyModel` draws that noise (collector/shared/sim.py: a run's
 time is a smooth curve times ``exp(N(-s**2/2, s))`` with
 ``noise_cv = sqrt(exp(s**2) - 1)``, times ``1 + drift * q``, times
 ``run_state_factor`` with probability ``run_state_prob``; each step times an
@@ -55,8 +55,8 @@ Usage::
 
     python benchmarks/calibrate_sim.py [EXTRA.nc ...] [--reps 4] [--write]
 
-``--write`` writes the presets to collector/sim_calibration.json (read by
-``collector.sim.noise_presets`` and ``LatencyModel.calibrated``) and a section
+``--write`` writes the presets to collector/shared/sim_calibration.json (read by
+``collector.shared.sim.noise_presets`` and ``LatencyModel.calibrated``) and a section
 into docs/performance.md ("## Simulator noise calibrated to the real corpus").
 """
 
@@ -82,7 +82,7 @@ from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
 __all__ = ["Series", "corpus_files", "fit_file", "series_of", "fit_group", "refit", "report", "main"]
 
 COMMAND = "python benchmarks/calibrate_sim.py --write"
-CALIBRATION_JSON = ROOT / "collector" / "sim_calibration.json"
+CALIBRATION_JSON = ROOT / "collector" / "shared" / "sim_calibration.json"
 HEADING = "## Simulator noise calibrated to the real corpus"
 PARAMS = ("noise_cv", "step_cv", "drift", "run_state_prob", "run_state_factor")
 MIN_RUNS = 8  # ok runs a series needs to be fitted
@@ -200,7 +200,7 @@ def fit_file(path: str) -> tuple[list[Series], dict[str, dict[str, int]]]:
 
 def series_of(ds: Any, name: str) -> tuple[list[Series], dict[str, dict[str, int]]]:
     """Residuals of every series of a loaded dataset, and its run statuses (not_applicable left out) by kind."""
-    from collector import schema
+    from collector.dataset import schema
 
     run_order = str(ds.attrs.get("run_order", "random"))
     sdims = [d for d in ds["latency"].dims if d not in ("budget", "trial")]
@@ -286,7 +286,7 @@ def _states(rs: list[np.ndarray], iters: int = 5000) -> dict[str, Any]:
 
 
 def _cv(sd: float) -> float:
-    """CV of a log-normal factor whose log has sd ``sd`` (as collector.sim draws it)."""
+    """CV of a log-normal factor whose log has sd ``sd`` (as collector.shared.sim draws it)."""
     return float(np.sqrt(np.expm1(sd**2)))
 
 
@@ -431,9 +431,9 @@ def report(groups: dict[str, dict[str, Any]], per_file: dict[str, dict[str, Any]
         f"Fitted with `{command}` on every measured file of the real null corpus ({len(files)} files: {names}). "
         "Each series (one model x device x dtype x cache x ... over budgets and trials) gets its own smooth curve "
         "and noise level; run-level states are fitted to all series of a kind at once; the estimators mirror how "
-        "`collector.sim` draws its noise (benchmarks/calibrate_sim.py's docstring; what the noise looks like: "
+        "`collector.shared.sim` draws its noise (benchmarks/calibrate_sim.py's docstring; what the noise looks like: "
         "docs/methods.md, \"Noise in real measurements\"). The presets are written to "
-        "`collector/sim_calibration.json` and used by `LatencyModel.calibrated(kind)` and "
+        "`collector/shared/sim_calibration.json` and used by `LatencyModel.calibrated(kind)` and "
         "`analysis.synthetic.make_dataset(noise=kind)`.",
         "",
         f"Fit per device kind and over all (in brackets the median [IQR] over series); a kind becomes a preset "
@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--reps", type=int, default=4,
                    help="seeded copies of the corpus simulated from the presets for the self-check (0: none)")
     p.add_argument("--write", action="store_true",
-                   help="write collector/sim_calibration.json and the docs/performance.md section")
+                   help="write collector/shared/sim_calibration.json and the docs/performance.md section")
     p.add_argument("--json", type=Path, default=CALIBRATION_JSON, help="where --write puts the presets")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     if args.write:
         doc = {
-            "description": "collector.sim noise presets fitted to the real null corpus (measured, no regimes); "
+            "description": "collector.shared.sim noise presets fitted to the real null corpus (measured, no regimes); "
                            "see docs/performance.md 'Simulator noise calibrated to the real corpus'",
             "command": command,
             "files": [Path(f).name for f in files],

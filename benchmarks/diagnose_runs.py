@@ -71,12 +71,12 @@ def measure_cpu() -> dict[str, object]:
     import os
 
     import analysis
+    from collector.dataset.export import to_dataset
+    from collector.dataset.schema import save
     from collector.diagnose import diagnose
-    from collector.export import to_dataset
-    from collector.schema import save
-    from collector.spec import build_spec
     from collector.sweep.journal import Journal
     from collector.sweep.runner import run_sweep
+    from collector.sweep.spec import build_spec
     from collector.sweep.worker import FAULTS_ENV, enable_fault_injection
 
     enable_fault_injection()

@@ -80,7 +80,7 @@ def server(threads: int) -> Iterator[str]:
 
 def sweep(out: Path, args: list[str], trials: int, seed: int) -> object:
     from collector.__main__ import main
-    from collector.schema import load
+    from collector.dataset.schema import load
 
     code = main(["run", "--models", "tiny-gpt2", "--prompt-lens", "8", "--budgets", BUDGETS, "--trials", str(trials),
                  "--seed", str(seed), "--quiet", "--force", "-o", str(out), *args])

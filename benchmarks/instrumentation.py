@@ -91,8 +91,8 @@ def versions() -> dict[str, Any]:
 
 def smoke(model: str, args: argparse.Namespace, log) -> dict[str, Any]:
     """One short run of every engine x timing x cache (and a dtype check) on the device."""
-    from collector.errors import ConfigError
     from collector.measuring.devices import DTYPES, get_backend
+    from collector.shared.errors import ConfigError
 
     backend = get_backend(args.device)
     dtypes = {}

@@ -36,10 +36,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from collector.environment import collect, cpu_name  # noqa: E402
-from collector.spec import build_spec  # noqa: E402
+from collector.measuring.environment import collect, cpu_name  # noqa: E402
 from collector.sweep.journal import Journal  # noqa: E402
 from collector.sweep.runner import run_sweep  # noqa: E402
+from collector.sweep.spec import build_spec  # noqa: E402
 
 
 def sweep(folder: Path, name: str, **settings: object) -> dict:

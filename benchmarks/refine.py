@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from collector.environment import collect  # noqa: E402
-from collector.spec import build_spec  # noqa: E402
+from collector.measuring.environment import collect  # noqa: E402
 from collector.sweep.journal import Journal  # noqa: E402
 from collector.sweep.runner import run_sweep  # noqa: E402
+from collector.sweep.spec import build_spec  # noqa: E402
 
 
 def one(start: int, width: int, resolution: int, seed: int, factor: float, trials: int, noise: float,

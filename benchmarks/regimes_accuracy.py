@@ -4,7 +4,7 @@ Data come from :func:`analysis.synthetic.make_dataset`: 5 trials, random run
 order, 25 budgets (16..400 by 16); each dataset has two series (cache off:
 quadratic, cache on: linear) and the planted regime is in both. The noise is
 ``--noise``: a preset fitted to the real null corpus
-(:func:`collector.sim.noise_presets`, written by benchmarks/calibrate_sim.py;
+(:func:`collector.shared.sim.noise_presets`, written by benchmarks/calibrate_sim.py;
 default ``cuda``: run-level CV, run-level slow states, drift and step noise as
 measured), or ``assumed``, the earlier hand-set noise (run-level CV 5, 10 or
 15 % cycled over seeds, 2 % of runs 1.75x slower, drift 3 %).
@@ -43,7 +43,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
 from analysis.regimes import regimes  # noqa: E402
 from analysis.synthetic import Episode, Regime, make_dataset  # noqa: E402
-from collector.sim import noise_presets  # noqa: E402
+from collector.shared.sim import noise_presets  # noqa: E402
 
 BUDGETS = list(range(16, 401, 16))
 FACTORS = (1.5, 2.0, 5.0, 21.0)
@@ -118,7 +118,7 @@ def noise_text(noise: str) -> str:
         return ("run-level noise CV 5/10/15 % (cycled over seeds), 2 % of runs in a slow run-level state (x1.75), "
                 "drift 3 % over the run order (hand-set, `--noise assumed`)")
     p = noise_presets()[noise]
-    return (f"noise fitted to the real null corpus (preset `{noise}` of `collector/sim_calibration.json`, written by "
+    return (f"noise fitted to the real null corpus (preset `{noise}` of `collector/shared/sim_calibration.json`, written by "
             "`python benchmarks/calibrate_sim.py --write`; section \"Simulator noise calibrated to the real corpus\" "
             f"above): run-level noise CV {100 * p['noise_cv']:.1f} %, {100 * p['run_state_prob']:.1f} % of runs in a "
             f"slow run-level state (x{p['run_state_factor']:.2f}), drift {100 * p['drift']:.1f} % over the run order, "
@@ -206,7 +206,7 @@ def main() -> None:
     p.add_argument("--null", type=int, default=200, help="null datasets")
     p.add_argument("--jobs", type=int, default=1, help="worker processes")
     p.add_argument("--noise", default="cuda", choices=[*noise_presets(), ASSUMED],
-                   help="noise preset fitted to the real corpus (collector/sim_calibration.json), or the hand-set "
+                   help="noise preset fitted to the real corpus (collector/shared/sim_calibration.json), or the hand-set "
                         "noise used before the fit")
     p.add_argument("--write", action="store_true", help="write the tables into docs/performance.md")
     args = p.parse_args()

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", action="store_true", help="write the table into docs/performance.md")
     args = ap.parse_args(argv)
     from analysis.synthetic import make_dataset
-    from collector.schema import save
+    from collector.dataset.schema import save
 
     rows = []
     for label, flag in (("`PR_SET_PDEATHSIG` (Linux)", True), ("parent check alone (every 0.1 s)", False)):

@@ -1,6 +1,15 @@
 """decode-regimes collector: run Hugging Face causal LMs and record decoding latency.
 
-Importing :mod:`collector` (or :mod:`collector.schema`, :mod:`collector.sim`)
+- :mod:`collector.shared`: the torch-free vocabulary both sides import (errors, devices and factors, the run
+  record and protocol, the simulator, the trend, safe text); it imports nothing else of the collector.
+- :mod:`collector.dataset`: the netCDF contract (:mod:`collector.dataset.schema`, also importable as
+  :mod:`collector.schema`) and the files: storage, combining, export and merge, tidy CSV, study import.
+- :mod:`collector.sweep`: the sweep spec and the run of a sweep (order, workers, journal, refinement).
+- :mod:`collector.measuring`: one generation on a device and the machine's description (the only torch).
+- :mod:`collector.http`, :mod:`collector.doctor`, :mod:`collector.diagnose`: the HTTP engine,
+  ``collector doctor`` and ``collector diagnose``.
+
+Importing :mod:`collector` (or :mod:`collector.schema`, :mod:`collector.shared`, :mod:`collector.dataset.schema`)
 never imports torch: the measuring entry points are loaded lazily on first use.
 """
 
@@ -18,11 +27,11 @@ _LAZY = {
     "load_model": "collector.measuring.measurement",
     "check_request": "collector.measuring.measurement",
     "presets": "collector.measuring.models",
-    "SweepSpec": "collector.spec",
-    "build_spec": "collector.spec",
+    "SweepSpec": "collector.sweep.spec",
+    "build_spec": "collector.sweep.spec",
     "run_sweep": "collector.sweep.runner",
-    "merge": "collector.export",
-    "RunRecord": "collector.record",
+    "merge": "collector.dataset.export",
+    "RunRecord": "collector.shared.record",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from collector.errors import CollectorError
-from collector.safetext import visible
+from collector.shared.errors import CollectorError
+from collector.shared.safetext import visible
 
 __all__ = ["main", "build_parser"]
 
@@ -38,8 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
-    from collector import spec as s
-    from collector.factors import FACTORS
+    from collector.shared.factors import FACTORS
+    from collector.sweep import spec as s
 
     g = p.add_argument_group("grid")
     for f in FACTORS:  # one flag per sweep factor, from its declaration
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m collector``."""
     parser = _Parser(prog="python -m collector", description="Measure decoding latency sweeps and record them.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    from collector.schema import SCHEMA_VERSION
+    from collector.dataset.schema import SCHEMA_VERSION
 
     run = sub.add_parser("run", help="run a sweep (no flags: a quick default sweep)",
                          description=f"Run a sweep and write a schema-v{SCHEMA_VERSION} netCDF dataset "
@@ -151,13 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- helpers
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from collector.spec import SPEC_KEYS
+    from collector.sweep.spec import SPEC_KEYS
 
     return {n: getattr(args, n) for n in SPEC_KEYS if getattr(args, n, None) is not None}
 
 
 def _default_output() -> str:
-    from collector.environment import host_name
+    from collector.measuring.environment import host_name
 
     host = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in host_name()) or "host"
     return str(Path("runs") / f"{host}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.nc")
@@ -225,10 +225,10 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry
            client: Any = None) -> int:
     from rich.console import Console
 
-    from collector.errors import OutputError
-    from collector.export import to_dataset
-    from collector.safetext import for_rich
-    from collector.schema import save
+    from collector.dataset.export import to_dataset
+    from collector.dataset.schema import save
+    from collector.shared.errors import OutputError
+    from collector.shared.safetext import for_rich
     from collector.sweep.progress import LiveProgress, print_summary
     from collector.sweep.runner import run_sweep
 
@@ -263,10 +263,10 @@ def _sweep(spec: Any, journal: Any, output: str, quiet: bool, stop: _Stop, retry
 
 # --------------------------------------------------------------------------- commands
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from collector.environment import collect
-    from collector.spec import build_spec, check_runnable, read_toml
-    from collector.storage import check_output, remove_stale_temps
+    from collector.dataset.storage import check_output, remove_stale_temps
+    from collector.measuring.environment import collect
     from collector.sweep.journal import Journal, journal_path, remove_journal
+    from collector.sweep.spec import build_spec, check_runnable, read_toml
 
     base = read_toml(args.config) if args.config else {}
     spec = build_spec(_settings(args), base=base)
@@ -332,12 +332,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace, stop: _Stop) -> int:
-    from collector.environment import collect, resume_changes
-    from collector.errors import JournalError
-    from collector.export import spec_of
-    from collector.spec import check_runnable
-    from collector.storage import check_output, remove_stale_temps
+    from collector.dataset.export import spec_of
+    from collector.dataset.storage import check_output, remove_stale_temps
+    from collector.measuring.environment import collect, resume_changes
+    from collector.shared.errors import JournalError
     from collector.sweep.journal import Journal, output_beside
+    from collector.sweep.spec import check_runnable
 
     journal = Journal.open(args.journal, write=True)
     with journal:
@@ -358,7 +358,7 @@ def _resume(args: argparse.Namespace, stop: _Stop) -> int:
 
 
 def _refuse_existing(path: str | Path, force: bool, inputs: Sequence[str | Path] = ()) -> None:
-    from collector.storage import check_output
+    from collector.dataset.storage import check_output
 
     check_output(path, inputs=inputs)  # a file name, not a journal nor an input, in a folder that takes it
     if Path(path).exists() and not force:
@@ -366,9 +366,9 @@ def _refuse_existing(path: str | Path, force: bool, inputs: Sequence[str | Path]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from collector.errors import ConfigError
-    from collector.export import export, spec_of, to_dataset
-    from collector.schema import load
+    from collector.dataset.export import export, spec_of, to_dataset
+    from collector.dataset.schema import load
+    from collector.shared.errors import ConfigError
     from collector.sweep.journal import Journal, output_beside
 
     if args.output:
@@ -385,7 +385,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 target = args.output or str(Path(target).with_suffix(".csv"))
     _refuse_existing(target, args.force, [args.journal])
     if args.csv:
-        from collector.tidy import write_csv
+        from collector.dataset.tidy import write_csv
 
         path = write_csv(ds, target)
     else:
@@ -395,7 +395,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from collector.export import merge
+    from collector.dataset.export import merge
 
     _refuse_existing(args.output, args.force, args.inputs)
     path = merge(args.inputs, args.output, resolve=args.resolve, as_trials=args.as_trials,
@@ -405,8 +405,8 @@ def _cmd_merge(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 
 def _cmd_import_study(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from collector.schema import save
-    from collector.study_import import import_study
+    from collector.dataset.schema import save
+    from collector.dataset.study_import import import_study
 
     _refuse_existing(args.output, args.force, args.inputs)
     ds = import_study(args.inputs, prompt_lens=args.prompt_lens, warmup=args.warmup, seed=args.seed, title=args.title,
@@ -422,7 +422,7 @@ def _gib(x: float) -> str:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from collector.environment import info
+    from collector.measuring.environment import info
 
     data = info()
     if args.json:

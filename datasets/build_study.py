@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
+from collector.dataset import schema
 
 __all__ = [
     "EXPERIMENTS",
@@ -358,7 +358,7 @@ def build(folder: str | Path = STUDY_DIR) -> xr.Dataset:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the dataset and write it through :func:`collector.schema.save`."""
+    """Build the dataset and write it through :func:`collector.dataset.schema.save`."""
     parser = argparse.ArgumentParser(prog="python datasets/build_study.py",
                                      description="Build the study's dataset from its published tables.")
     parser.add_argument("-o", "--output", default=None, help="netCDF file to write (default: datasets/mps-m3max-study.nc)")

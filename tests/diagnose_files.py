@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from collector.export import to_dataset
-from collector.schema import save
-from collector.spec import build_spec
+from collector.dataset.export import to_dataset
+from collector.dataset.schema import save
 from collector.sweep.journal import Journal
 from collector.sweep.runner import run_sweep
+from collector.sweep.spec import build_spec
 
-#: The planted regimes of each case (collector.sim.Regime fields): budgets 150-250 at prompt 32, x2.5.
+#: The planted regimes of each case (collector.shared.sim.Regime fields): budgets 150-250 at prompt 32, x2.5.
 CASES: dict[str, list[dict[str, Any]]] = {
     "total": [{"start": 182, "end": 250, "factor": 2.5, "onset": "total"}],  # onset at total length 182
     "static": [{"start": 150, "end": 250, "factor": 2.5, "cache_impl": "dynamic"}],  # vanishes with a static cache
@@ -34,9 +34,9 @@ NAMED: dict[str, dict[str, str]] = {
 def sweep_file(folder: Path, regimes: Sequence[dict[str, Any]], *, budgets: Sequence[int] = tuple(range(32, 385, 32)),
                name: str = "base", noise: str | None = None) -> Path:
     """A coarse simulated sweep (gpt2, cache on, prompt 32, 3 trials, seed 0) with ``regimes`` planted, as a file;
-    ``noise``: a preset of :func:`collector.sim.noise_presets` (noise fitted to real measurements) instead of the
+    ``noise``: a preset of :func:`collector.shared.sim.noise_presets` (noise fitted to real measurements) instead of the
     simulator's round defaults."""
-    from collector.sim import noise_presets
+    from collector.shared.sim import noise_presets
 
     out = folder / f"{name}.nc"
     sim = {"regimes": list(regimes), **(noise_presets()[noise] if noise else {})}

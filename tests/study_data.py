@@ -23,7 +23,7 @@ import functools
 import xarray as xr
 
 from analysis.synthetic import make_dataset
-from collector.sim import MODEL_COSTS, LatencyModel, ModelCost, Regime
+from collector.shared.sim import MODEL_COSTS, LatencyModel, ModelCost, Regime
 
 __all__ = [
     "MODEL",

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.__main__ import main
 from analysis.synthetic import Episode, make_dataset
-from collector import schema
+from collector.dataset import schema
 
 
 @pytest.fixture(scope="module")

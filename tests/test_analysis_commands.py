@@ -14,7 +14,7 @@ from analysis.questions.kv import kv_speedup
 from analysis.registry import ANALYSES as REGISTRY
 from analysis.registry import REGIMES, find
 from analysis.synthetic import make_dataset
-from collector import schema
+from collector.dataset import schema
 
 #: The commands by their short names (tests/test_analysis_cli.py covers regimes).
 ANALYSES = tuple(a.key for a in REGISTRY if a.name != REGIMES)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analysis.synthetic import make_dataset
-from collector import schema
-from collector.sim import MODEL_COSTS
+from collector.dataset import schema
+from collector.shared.sim import MODEL_COSTS
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cache_impl_slope.py"
 _spec = importlib.util.spec_from_file_location("cache_impl_slope", _PATH)

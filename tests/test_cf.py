@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from analysis.synthetic import make_dataset
-from collector import schema
 from collector.__main__ import main
+from collector.dataset import schema
 
 checker = pytest.importorskip("compliance_checker.runner", reason="compliance-checker is in the [test] extra")
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector import schema
 from collector.__main__ import main
+from collector.dataset import schema
 from collector.sweep.journal import Journal
 from processes import gone
 
@@ -68,7 +68,7 @@ def test_errors_are_one_line_exit_2_and_create_nothing(tmp_path, monkeypatch, ca
 
 @pytest.mark.process
 def test_unavailable_device_is_refused(tmp_path, monkeypatch, capsys):
-    from collector.environment import available_devices
+    from collector.measuring.environment import available_devices
 
     missing = [d for d in ("cuda", "mps") if d not in available_devices()]
     if not missing:
@@ -289,7 +289,7 @@ def _snapshot_pids(journal: Path) -> list[int]:
 # --------------------------------------------------------------------------- merge (library level)
 def test_merge_datasets_combines_devices_and_steps():
     from analysis.synthetic import make_dataset
-    from collector.export import merge_datasets
+    from collector.dataset.export import merge_datasets
 
     a = make_dataset(0, devices=("sim",), budgets=(8, 16), trials=2, step_time=True)
     b = make_dataset(1, devices=("cuda",), budgets=(16, 32), trials=3).drop_vars(["step_time", "step"])
@@ -308,15 +308,15 @@ def test_merge_datasets_combines_devices_and_steps():
 
 def test_merge_refusals():
     from analysis.synthetic import make_dataset
-    from collector.errors import ConfigError
-    from collector.export import merge_datasets
+    from collector.dataset.export import merge_datasets
+    from collector.shared.errors import ConfigError
 
     a = make_dataset(0, budgets=(8, 16), trials=2)
     with pytest.raises(ConfigError, match="at least two datasets"):
         merge_datasets([a])
     with pytest.raises(ConfigError, match="unknown resolve 'both'; choices: error, first, last"):
         merge_datasets([a, a], resolve="both")
-    # another engine, or pretrained vs random weights of one name: another origin, kept apart (collector.combine)
+    # another engine, or pretrained vs random weights of one name: another origin, kept apart (collector.dataset.combine)
     b = a.copy(deep=True)
     b["started_at"] = b["started_at"] + np.timedelta64(1, "h")  # other runs (the same runs twice are refused)
     b.attrs = dict(a.attrs, engine="generate")
@@ -352,7 +352,7 @@ def test_resume_and_export_from_another_directory_write_beside_the_journal(tmp_p
 
 # --------------------------------------------------------------------------- environment and summary
 def test_environment_and_resume_check():
-    from collector.environment import RESUME_KEYS, collect, resume_changes
+    from collector.measuring.environment import RESUME_KEYS, collect, resume_changes
 
     sim = collect(["sim"])
     assert sim["torch_version"] == "" and sim["gpu_name"] == "" and sim["host"] and sim["processor"]

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 import analysis
-from collector import schema
-from collector.combine import ORIGIN_DIM
-from collector.environment import HOST_ENV, collect
-from collector.errors import ConfigError
-from collector.export import export, to_dataset
-from collector.spec import build_spec
+from collector.dataset import schema
+from collector.dataset.combine import ORIGIN_DIM
+from collector.dataset.export import export, to_dataset
+from collector.measuring.environment import HOST_ENV, collect
+from collector.shared.errors import ConfigError
 from collector.sweep.journal import Journal
+from collector.sweep.spec import build_spec
 from processes import gone
 
 distributed = pytest.importorskip("distributed")
@@ -163,7 +163,7 @@ def _host_journal(tmp_path, hosts_of_runs):
     """A journal of a sim sweep whose runs are recorded as measured by the given hosts (None: the sweep's process)."""
     import datetime as dt
 
-    from collector.record import RunRecord
+    from collector.shared.record import RunRecord
     from collector.sweep.runner import plan
 
     spec = _spec(devices="sim", models="gpt2", caches="on", budgets="8,16", trials=2, processes=1)

@@ -1,6 +1,6 @@
 """Every published file opens together, with fresh CPU runs of other protocols, and the analyses run on the result.
 
-The rules are collector.combine's: files of one origin (host + protocol +
+The rules are collector.dataset.combine's: files of one origin (host + protocol +
 weights) combine along their coordinates, other origins stay apart along a
 leading dim ``origin``; ``collector merge`` follows them, and ``--as-trials``
 appends repeated collections as new trials.
@@ -21,9 +21,9 @@ import xarray as xr
 import analysis
 from analysis import synthetic
 from analysis.core import stacked
-from collector import combine, schema
-from collector.errors import ConfigError, SchemaError
-from collector.export import merge_datasets
+from collector.dataset import combine, schema
+from collector.dataset.export import merge_datasets
+from collector.shared.errors import ConfigError, SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = sorted((ROOT / "datasets").glob("*.nc"))
@@ -215,7 +215,7 @@ def test_same_cells_on_two_hosts_are_kept_apart(tmp_path: Path) -> None:
 
 def test_boundaries_on_two_origins_names_them(tmp_path: Path) -> None:
     """boundaries on a combined dataset: its group names once called .item() on the origin labels (str)."""
-    from collector.sim import Regime
+    from collector.shared.sim import Regime
 
     a = synthetic.make_dataset(seed=4, budgets=[8, 16, 24, 32, 40, 48], prompt_lens=[8, 24], trials=3,
                                regimes=(Regime(24, 32, 4.0),))
@@ -318,7 +318,7 @@ def test_schema_doc_lists_the_origin_coordinates_and_attrs(tmp_path: Path) -> No
 
 def test_tidy_table_of_a_combined_dataset_has_each_origins_settings() -> None:
     # failed before: the per-origin (origin, model) weights and the origin settings were left out of the rows
-    from collector.tidy import to_dataframe
+    from collector.dataset.tidy import to_dataframe
 
     a = synthetic.make_dataset(seed=1, budgets=[8, 16, 24], trials=2)
     b = _rerun(a).assign_coords(weights=("model", ["pretrained"]))

@@ -20,7 +20,7 @@ import analysis
 from analysis.__main__ import main
 from analysis.core import stacked
 from analysis.registry import ANALYSES
-from collector import schema
+from collector.dataset import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = sorted((ROOT / "datasets").glob("*.nc"))

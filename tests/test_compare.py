@@ -221,7 +221,7 @@ def test_a_drift_of_the_ratio_over_the_budgets_is_a_level_not_a_regime(null_a, n
 
 def test_cli_fail_on_and_warning(tmp_path, capsys, null_a, null_b):
     from analysis.__main__ import main
-    from collector import schema
+    from collector.dataset import schema
 
     a, b, n = tmp_path / "a.nc", tmp_path / "b.nc", tmp_path / "noisy.nc"
     schema.save(null_a, a)

@@ -17,8 +17,8 @@ import pytest
 
 import analysis
 from analysis import synthetic
-from collector import schema
-from collector.errors import SchemaError
+from collector.dataset import schema
+from collector.shared.errors import SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where in the file (share of its length) the bits are flipped: past the header, inside the compressed blocks.
@@ -71,7 +71,7 @@ def test_good_corrupt_glob_sequence_in_one_process(files: dict[str, Path], tmp_p
         import warnings
         warnings.simplefilter("ignore")
         import analysis
-        from collector.errors import SchemaError
+        from collector.shared.errors import SchemaError
         steps = [{str(files['good'])!r}, {str(files['bad'])!r}, {str(mixed / '*.nc')!r},
                  [{str(mixed / 'good.nc')!r}, {str(mixed / 'other.nc')!r}], {str(mixed / '*.nc')!r},
                  {str(files['bad'])!r}, {str(files['good'])!r}]

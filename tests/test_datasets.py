@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import analysis
-from collector import schema
+from collector.dataset import schema
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 FILES = sorted(DATASETS.glob("*.nc"))

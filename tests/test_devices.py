@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from collector.errors import ConfigError, DeviceUnavailableError
 from collector.measuring import clock, devices, measurement
 from collector.measuring.devices import CPUBackend, CUDABackend, EventTimer, MPSBackend, get_backend
 from collector.measuring.memory import HostReader, MemoryMonitor, MemorySampler, check_memory_mode
+from collector.shared.errors import ConfigError, DeviceUnavailableError
 
 
 # --------------------------------------------------------------------------- fakes

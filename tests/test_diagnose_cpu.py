@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 import analysis
+from collector.dataset.export import to_dataset
+from collector.dataset.schema import save
 from collector.diagnose import diagnose
-from collector.export import to_dataset
-from collector.schema import save
-from collector.spec import build_spec
 from collector.sweep.journal import Journal
 from collector.sweep.runner import run_sweep
+from collector.sweep.spec import build_spec
 from collector.sweep.worker import fault_for, parse_faults
 
 pytestmark = [pytest.mark.process, pytest.mark.slow]
@@ -39,7 +39,7 @@ def _cpu_file(folder: Path, name: str) -> Path:
 
 
 def test_slow_decode_hook_takes_a_budget_range() -> None:
-    from collector.factors import RunKey
+    from collector.shared.factors import RunKey
 
     faults = parse_faults("slow-decode@budget=44..76,device=cpu")
     key = RunKey(model="tiny-gpt2", device="cpu", dtype="float32", attn="default", cache=True, cache_impl="dynamic",

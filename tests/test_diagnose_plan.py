@@ -17,8 +17,8 @@ import analysis
 from analysis import synthetic
 from collector.__main__ import _settings, build_parser
 from collector.diagnose import QUESTIONS, make_plan
-from collector.errors import ConfigError
-from collector.spec import build_spec
+from collector.shared.errors import ConfigError
+from collector.sweep.spec import build_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import analysis
-from collector import schema
+from collector.dataset import schema
 from collector.diagnose import Settings, diagnose, sprt
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 from diagnose_files import CASES, NAMED, sweep_file
 
 ROOT = Path(__file__).resolve().parents[1]

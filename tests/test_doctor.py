@@ -19,9 +19,9 @@ from collector.doctor import Check, Report, doctor, read_json, write_json
 from collector.doctor.device import sync_check
 from collector.doctor.host import governor_check, nvidia_check, pmset_checks, timer_check
 from collector.doctor.noise import MDE_LIMIT, noise_check, robust_cv
-from collector.errors import ConfigError, DeviceUnavailableError, OutputError
 from collector.measuring.devices import CPUBackend
 from collector.measuring.selfcheck import sync_probe
+from collector.shared.errors import ConfigError, DeviceUnavailableError, OutputError
 from test_devices import clock_log, fake_mps  # noqa: F401 - the suite's fakes of torch.mps (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]

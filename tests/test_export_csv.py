@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import analysis
-from collector import schema
 from collector.__main__ import main
-from collector.tidy import to_dataframe, write_csv
+from collector.dataset import schema
+from collector.dataset.tidy import to_dataframe, write_csv
 
 SIM = ["--devices", "sim", "--models", "gpt2", "--trials", "2", "--quiet"]
 
@@ -73,7 +73,7 @@ def test_to_dataframe_keeps_extra_dims_and_stat_columns(tmp_path: Path) -> None:
     every = to_dataframe(analysis.open_dataset("mps-m3max-study"), all_cells=True)
     assert len(every) > len(study) and "not_run" in set(every.status)
 
-    from collector.study_import import import_study
+    from collector.dataset.study_import import import_study
 
     rows = [{"model": "gpt2", "execution_mode": "mps", "prompt_name": "long_context", "max_tokens": b,
              "use_cache": True, "samples": 5, "avg_latency": 1.0 + b / 100, "std_latency": 0.1} for b in (64, 128)]

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector import factors, schema
 from collector.__main__ import main
-from collector.environment import collect
-from collector.errors import ConfigError, JournalError
-from collector.export import to_dataset
-from collector.record import RunRecord
-from collector.spec import SPEC_KEYS, SweepSpec, build_spec
+from collector.dataset import schema
+from collector.dataset.export import to_dataset
+from collector.measuring.environment import collect
+from collector.shared import factors
+from collector.shared.errors import ConfigError, JournalError
+from collector.shared.record import RunRecord
 from collector.sweep.journal import Journal
 from collector.sweep.runner import grid_keys, run_sweep
+from collector.sweep.spec import SPEC_KEYS, SweepSpec, build_spec
 
 
 def test_everything_is_derived_from_the_declaration():

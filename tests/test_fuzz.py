@@ -3,10 +3,10 @@
 A small schema-valid simulated dataset is mutated (NaN, inf, zero, negative
 and huge values; empty and one-element dims; duplicated, unsorted and
 non-finite coordinates; broken attrs and dtypes) and handed to
-``collector.schema.validate``, to ``analysis.open_dataset`` through a real
+``collector.dataset.schema.validate``, to ``analysis.open_dataset`` through a real
 netCDF file, and to every public analysis function. Only the package's own
 exceptions (:class:`analysis.errors.AnalysisError`,
-:class:`collector.errors.CollectorError`) may come out; a result must be a
+:class:`collector.shared.errors.CollectorError`) may come out; a result must be a
 Dataset whose budget axis is sorted and whose flags are booleans.
 """
 
@@ -28,9 +28,9 @@ from hypothesis import strategies as st
 import analysis
 from analysis import synthetic
 from analysis.errors import AnalysisError
-from collector import schema
-from collector.errors import CollectorError
-from collector.sim import Regime
+from collector.dataset import schema
+from collector.shared.errors import CollectorError
+from collector.shared.sim import Regime
 from public_api import public_calls
 
 OWN = (AnalysisError, CollectorError)

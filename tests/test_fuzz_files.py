@@ -25,8 +25,8 @@ import xarray as xr
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from collector import schema
 from collector.__main__ import main as collector_main
+from collector.dataset import schema
 from test_fuzz import BASE, FUZZ, FUZZ_SCHEMA, Tally, apply_schema, schema_mutations
 
 COLUMNS = ["model", "execution_mode", "prompt_name", "max_tokens", "use_cache", "samples", "success_rate",

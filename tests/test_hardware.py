@@ -1,4 +1,4 @@
-"""One device declaration (collector.hardware): the factors, the backends, the environment and the simulator
+"""One device declaration (collector.shared.hardware): the factors, the backends, the environment and the simulator
 derive from it and agree with it."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from collector import environment, factors, hardware, schema, sim
-from collector.measuring import devices
+from collector.dataset import schema
+from collector.measuring import devices, environment
+from collector.shared import factors, hardware, sim
 
 
 def test_the_factors_take_their_choices_from_the_declaration() -> None:

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from collector.errors import EndpointError
 from collector.http.client import get_json, stream
+from collector.shared.errors import EndpointError
 
 Writer = Callable[[BaseHTTPRequestHandler], None]
 

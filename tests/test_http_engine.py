@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector import schema
 from collector.__main__ import main
+from collector.dataset import schema
 from collector.http.client import get_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 
 from collector.__main__ import main
-from collector.errors import ConfigError, EndpointError
 from collector.http.client import Streamed, chunk_text
 from collector.http.engine import record_of, request_body
 from collector.http.prompt import fit, words
 from collector.http.target import parse_target
-from collector.record import RunRecord
-from collector.spec import SweepSpec, build_spec
+from collector.shared.errors import ConfigError, EndpointError
+from collector.shared.record import RunRecord
+from collector.sweep.spec import SweepSpec, build_spec
 
 URL = "http://127.0.0.1:8080/v1"
 
@@ -133,7 +133,7 @@ def test_prompts_are_seeded_and_fitted_to_the_server_count() -> None:
 
 
 def test_a_toml_http_table_and_flags_over_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from collector.spec import read_toml
+    from collector.sweep.spec import read_toml
 
     (tmp_path / "s.toml").write_text('engine = "http"\nmodels = ["m"]\n[http]\nendpoint = "http://10.0.0.2:8000/v1"\n'
                                      'api = "chat"\nserver_cmd = "vllm serve {model} --port {port}"\n')

@@ -105,10 +105,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_the_packages() -> None:
     graph = import_graph()
-    assert {"analysis", "analysis.regimes", "collector", "collector.spec", "collector.measuring.measurement"} <= set(graph)
+    assert {"analysis", "analysis.regimes", "collector", "collector.sweep.spec", "collector.measuring.measurement",
+            "collector.shared.factors", "collector.dataset.schema"} <= set(graph)
     # module-level, function-level, absolute and relative arrows are all seen
-    assert "collector.protocol" in graph["collector.spec"]
-    assert "collector.measuring.measurement" in graph["collector.spec"]  # imported inside check_runnable
+    assert "collector.shared.protocol" in graph["collector.sweep.spec"]
+    assert "collector.measuring.measurement" in graph["collector.sweep.spec"]  # imported inside check_runnable
     assert "analysis.regimes" in graph["analysis"]
 
 
@@ -151,20 +152,48 @@ def reached(graph: dict[str, set[str]], roots: set[str]) -> set[str]:
     return seen
 
 
+#: The collector's torch-free side: the shared vocabulary (a whole package) and the dataset contract's modules.
+TORCH_FREE = {"collector.dataset.schema", "collector.dataset.schemadoc", "collector.dataset.combine",
+              "collector.dataset.storage", "collector.dataset.tidy"}
+
+
+def _package(graph: dict[str, set[str]], pkg: str) -> set[str]:
+    return {m for m in graph if m == pkg or m.startswith(pkg + ".")}
+
+
 def test_the_torch_free_side_never_imports_torch() -> None:
-    """Every analysis module and the collector modules analysis uses (the dataset contract, the simulated
-    model, the shared tables and helpers), and all they import anywhere in their bodies, name no torch.
-    (tests/test_imports.py checks the same at run time for the module-level imports.)"""
+    """Every analysis module, every module of ``collector.shared`` and the dataset contract's modules, and all
+    they import anywhere in their bodies, name no torch; analysis reaches the collector only through
+    ``collector.shared`` and ``collector.dataset``. (tests/test_imports.py checks the same at run time for the
+    module-level imports.)"""
     external: dict[str, set[str]] = {}
     graph = import_graph(external)
-    roots = {m for m in graph if m.split(".")[0] == "analysis"}
-    free = reached(graph, roots)
-    assert {"collector.schema", "collector.sim", "collector.factors", "collector.trend", "collector.safetext",
-            "collector.errors", "collector.hardware"} <= free
+    from_analysis = reached(graph, _package(graph, "analysis"))
+    assert {"collector.dataset.schema", "collector.dataset.combine", "collector.dataset.storage",
+            "collector.shared.sim", "collector.shared.factors", "collector.shared.trend", "collector.shared.safetext",
+            "collector.shared.errors", "collector.shared.hardware"} <= from_analysis
+    elsewhere = sorted(m for m in from_analysis if m.split(".")[0] == "collector" and m != "collector"
+                       and not m.startswith(("collector.shared.", "collector.dataset.")))
+    assert not elsewhere, f"analysis reaches collector modules outside collector.shared and collector.dataset: {elsewhere}"
+    shared = _package(graph, "collector.shared")
+    assert {"collector.shared.errors", "collector.shared.factors", "collector.shared.sim"} <= shared
+    assert TORCH_FREE <= set(graph)
+    free = reached(graph, from_analysis | shared | TORCH_FREE)
     heavy = {m: sorted(external.get(m, set()) & HEAVY) for m in sorted(free) if external.get(m, set()) & HEAVY}
     assert not heavy, f"torch-free modules that import torch or transformers: {heavy}"
     # the check sees an import of torch where there is one
     assert "torch" in external["collector.measuring.measurement"]
+
+
+def test_collector_shared_is_the_bottom_floor() -> None:
+    """``collector.shared`` (errors, factors, hardware, the run record and protocol, the simulator, trend,
+    safetext) imports nothing of the collector outside itself, so the dataset modules, the sweep, the
+    measuring side and the analysis can all build on it."""
+    graph = import_graph()
+    shared = _package(graph, "collector.shared")
+    assert {"collector.shared.factors", "collector.shared.protocol", "collector.shared.sim"} <= shared
+    above = {m: sorted(d for d in graph[m] if d.split(".")[0] == "collector" and d not in shared) for m in shared}
+    assert not any(above.values()), f"collector.shared imports from above it: {above}"
 
 
 def test_analysis_core_is_the_bottom_floor() -> None:
@@ -179,11 +208,11 @@ def test_analysis_core_is_the_bottom_floor() -> None:
 
 
 def test_torch_is_imported_only_by_the_measuring_package() -> None:
-    """torch and transformers appear only in ``collector.measuring`` and in ``collector.environment`` (the
-    machine's versions and device names, read inside functions); everything else can be imported without them."""
+    """torch and transformers appear only in ``collector.measuring`` (in :mod:`collector.measuring.environment`,
+    the machine's versions and device names, only inside functions); everything else can be imported without them."""
     external: dict[str, set[str]] = {}
     import_graph(external)
     heavy = {m for m, names in external.items() if names & HEAVY}
     assert heavy, "the check sees no import of torch at all"
-    outside = sorted(m for m in heavy if not m.startswith("collector.measuring.") and m != "collector.environment")
+    outside = sorted(m for m in heavy if not m.startswith("collector.measuring."))
     assert not outside, f"torch or transformers imported outside collector.measuring: {outside}"

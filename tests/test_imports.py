@@ -21,10 +21,10 @@ def _modules_after(code: str) -> set[str]:
 @pytest.mark.process
 def test_schema_sim_and_analysis_do_not_import_torch() -> None:
     mods = _modules_after(
-        "import collector, collector.schema, collector.sim, collector.record, collector.sweep.refine, collector.trend, analysis,"
-        " analysis.synthetic, analysis.io"
+        "import collector, collector.dataset.schema, collector.shared.sim, collector.shared.record,"
+        " collector.sweep.refine, collector.shared.trend, analysis, analysis.synthetic, analysis.io"
     )
-    assert "collector.schema" in mods and "analysis.synthetic" in mods
+    assert "collector.dataset.schema" in mods and "analysis.synthetic" in mods
     assert "torch" not in mods
     assert "transformers" not in mods
 
@@ -78,7 +78,9 @@ def test_analysis_imports_and_runs_without_torch() -> None:
     code = _BLOCK_TORCH + (
         "import glob, analysis\n"
         "from analysis import synthetic\n"
-        "from collector import schema, factors, spec\n"
+        "from collector.dataset import schema\n"
+        "from collector.shared import factors\n"
+        "from collector.sweep import spec\n"
         "ds = analysis.open_dataset(sorted(glob.glob('datasets/cuda-h200-*.nc'))[0])\n"
         "assert ds.attrs['schema_version'] == schema.SCHEMA_VERSION\n"
         "r = analysis.regimes(ds)\n"

@@ -13,7 +13,7 @@ import xarray as xr
 import analysis
 from analysis import synthetic
 from analysis.errors import InputError
-from collector.sim import Regime
+from collector.shared.sim import Regime
 from public_api import public_calls
 
 FAST = {"n_perm": 20, "n_boot": 20}

@@ -11,8 +11,8 @@ import xarray as xr
 
 import analysis
 from analysis import synthetic
-from collector import schema
-from collector.errors import SchemaError
+from collector.dataset import schema
+from collector.shared.errors import SchemaError
 
 
 def test_one_file_roundtrip_identical(small_ds: xr.Dataset, tmp_path: Path) -> None:

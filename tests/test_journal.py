@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
-from collector.errors import JournalError
-from collector.record import RunRecord
+from collector.shared.errors import JournalError
+from collector.shared.record import RunRecord
 from collector.sweep.journal import Journal, RunKey, journal_path
 
 K = RunKey.from_mapping(dict(model="gpt2", device="sim", dtype="float32", cache=True, prompt_len=8, budget=16, trial=0))

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import collector
-from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
 from collector.measuring import measurement
 from collector.measuring.measurement import check_request, load_model, measure, warmup
 from collector.measuring.models import LoadedModel
+from collector.shared.errors import ConfigError, DeviceUnavailableError, UnknownModelError
 
 MODEL = "tiny-gpt2"
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config
 
-from collector.errors import ConfigError, UnknownModelError
 from collector.measuring import measurement, models
 from collector.measuring.devices import CPUBackend
 from collector.measuring.models import build_model, model_spec, presets
+from collector.shared.errors import ConfigError, UnknownModelError
 
 REQUIRED = ["tiny-gpt2", "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "bloom-560m", "opt-125m", "opt-350m"]
 
@@ -139,6 +139,6 @@ def test_random_weights_are_seeded():
 
 def test_sim_knows_the_positions_of_every_preset():
     # device sim refuses prompt_len + budget past them, as the real devices do (issue 13)
-    from collector.sim import MAX_POSITIONS
+    from collector.shared.sim import MAX_POSITIONS
 
     assert {p.name: p.max_positions for p in presets()} == MAX_POSITIONS

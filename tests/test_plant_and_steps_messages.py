@@ -11,7 +11,7 @@ import pytest
 
 import analysis
 from analysis.errors import InputError
-from collector import schema
+from collector.dataset import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 ENDS = ROOT / "tests" / "data" / "real" / "cpu-loop-ends-t3-on.nc"

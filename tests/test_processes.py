@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from collector import schema
-from collector.errors import ConfigError
-from collector.spec import build_spec
+from collector.dataset import schema
+from collector.shared.errors import ConfigError
 from collector.sweep.runner import grid_keys, pass_of, plan
+from collector.sweep.spec import build_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTY = str(Path(__file__).with_name("collector_with_faults.py"))

@@ -7,8 +7,8 @@ import re
 
 from rich.console import Console
 
-from collector.factors import SWEEP_DIMS, RunKey
-from collector.record import RunRecord
+from collector.shared.factors import SWEEP_DIMS, RunKey
+from collector.shared.record import RunRecord
 from collector.sweep.progress import LiveProgress
 from collector.sweep.runner import SweepEvent
 
@@ -17,7 +17,7 @@ _VALUES = {"model": "a-very-long-model-name/with-a-path-[red]x", "device": "cpu"
 
 
 def _key() -> RunKey:
-    from collector.factors import BY_NAME
+    from collector.shared.factors import BY_NAME
 
     return RunKey(**{d: _VALUES.get(d, BY_NAME[d].default[0] if BY_NAME[d].default else None) for d in SWEEP_DIMS})
 

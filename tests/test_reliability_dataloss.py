@@ -21,8 +21,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from collector import failures, schema
 from collector.__main__ import main
+from collector.dataset import schema
+from collector.sweep import failures
 from collector.sweep import worker as worker_mod
 from collector.sweep.journal import Journal
 from processes import gone

@@ -32,8 +32,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from collector import schema
 from collector.__main__ import main as collector_main
+from collector.dataset import schema
 
 SIM = ["--devices", "sim", "--models", "tiny-gpt2", "--quiet"]
 
@@ -315,8 +315,8 @@ def test_analysis_outputs_are_checked_before_the_work(args: list[str], sweep: Pa
 @pytest.mark.process
 def test_save_raises_output_error_naming_path_and_cause(small_disk: Callable[[int], SmallDisk]) -> None:
     from analysis.synthetic import make_dataset
-    from collector.errors import OutputError
-    from collector.schema import save
+    from collector.dataset.schema import save
+    from collector.shared.errors import OutputError
 
     disk = small_disk(64 * 1024)
     if not disk.mounted:
@@ -364,7 +364,7 @@ def test_hand_corrupted_journal_is_one_line_naming_the_journal_and_the_row(corru
 @pytest.mark.parametrize("command", ["kv"])  # regimes has no bootstrap any more (its n_boot is deprecated, ignored)
 def test_huge_n_boot_is_refused_at_once(command: str, tmp_path: Path) -> None:
     from analysis.synthetic import make_dataset
-    from collector.schema import save
+    from collector.dataset.schema import save
 
     path = save(make_dataset(seed=0, budgets=(16, 32, 48, 64), trials=3), tmp_path / "d.nc")
     rc, _, err = analysis_cli(command, str(path), "--n-boot", "100000000")  # its time: benchmarks/reliability_timing.py
@@ -422,7 +422,7 @@ def test_infinite_latency_is_reported_as_inf_not_nan(tmp_path: Path) -> None:
     import netCDF4
 
     from analysis.synthetic import make_dataset
-    from collector.schema import save
+    from collector.dataset.schema import save
 
     path = save(make_dataset(seed=0, budgets=(16, 32, 48, 64), trials=3), tmp_path / "inf.nc")
     with netCDF4.Dataset(path, "a") as nc:  # another tool edits the file: one ok run becomes infinitely slow
@@ -485,7 +485,7 @@ def _no_control(text: str) -> None:
 def test_visible_and_for_rich() -> None:
     from rich.console import Console
 
-    from collector.safetext import for_rich, visible
+    from collector.shared.safetext import for_rich, visible
 
     assert visible(EVIL) == "m\\x1b]0;pwned\\x07\\x1b[2J[bold red]X"
     assert visible("a\nb\tc\x9b") == "a\\nb\\tc\\x9b"

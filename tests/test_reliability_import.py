@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collector import schema
+from collector.dataset import schema
 
 H = "model,execution_mode,prompt_name,max_tokens,use_cache,samples,avg_latency"
 OK = "gpt2,mps,long_context,16,true,5,1.0"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collector import schema
+from collector.dataset import schema
 
 H = "model,execution_mode,prompt_name,max_tokens,use_cache,samples,avg_latency"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from collector import schema
+from collector.dataset import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM = ["--devices", "sim", "--models", "tiny-gpt2", "--quiet"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from collector import schema
+from collector.dataset import schema
 from collector.sweep.journal import Journal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_concurrent_force_runs_never_both_lose(tmp_path: Path) -> None:
 
 
 def test_create_takes_the_lock_before_it_checks_or_deletes(tmp_path: Path) -> None:
-    from collector.errors import JournalError
+    from collector.shared.errors import JournalError
 
     path = tmp_path / "j.journal"
     with Journal.create(path, spec={}, environment={}) as owner:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from collector import schema
+from collector.dataset import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 # 27000 simulated runs: ten times the 3-trial sweep, which ended before its 4 s timeout on CI

@@ -1,4 +1,4 @@
-"""Each analysis declares its result variables once (a table like ``collector.schema.VARIABLES``):
+"""Each analysis declares its result variables once (a table like ``collector.dataset.schema.VARIABLES``):
 the result holds exactly them, in order, and the numpydoc ``Returns`` section names every one."""
 
 from __future__ import annotations

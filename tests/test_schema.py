@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from collector import schema
-from collector.schema import SchemaError
-from collector.schemadoc import render_markdown
+from collector.dataset import schema
+from collector.dataset.schema import SchemaError
+from collector.dataset.schemadoc import render_markdown
 
 
 def test_empty_dataset_is_valid_and_not_run() -> None:
@@ -168,7 +168,7 @@ def test_extra_leading_dim_is_allowed(small_ds: xr.Dataset) -> None:
 
 def test_docs_schema_is_generated_from_code() -> None:
     doc = Path(__file__).resolve().parents[1] / "docs" / "schema.md"
-    assert doc.read_text() == render_markdown(), "docs/schema.md drifted: python -m collector.schemadoc > docs/schema.md"
+    assert doc.read_text() == render_markdown(), "docs/schema.md drifted: python -m collector.dataset.schemadoc > docs/schema.md"
 
 
 def test_sweep_attr_roundtrips_json(small_ds: xr.Dataset) -> None:

@@ -10,9 +10,9 @@ import xarray as xr
 
 import analysis
 from analysis import synthetic
-from collector import schema
 from collector.__main__ import main
-from collector.study_import import import_study
+from collector.dataset import schema
+from collector.dataset.study_import import import_study
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "schema.md").read_text()
 

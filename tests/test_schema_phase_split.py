@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from collector import schema
-from collector.schema import SchemaError
+from collector.dataset import schema
+from collector.dataset.schema import SchemaError
 
 
 def _one_ok_run() -> xr.Dataset:

@@ -1,4 +1,4 @@
-"""collector.sim noise presets fitted to the real corpus: they load, match the JSON, and the sim draws them."""
+"""collector.shared.sim noise presets fitted to the real corpus: they load, match the JSON, and the sim draws them."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from analysis import synthetic
-from collector import sim
-from collector.errors import ConfigError
-from collector.sim import LatencyModel
+from collector.shared import sim
+from collector.shared.errors import ConfigError
+from collector.shared.sim import LatencyModel
 
 NOISE = ("noise_cv", "step_cv", "drift", "run_state_prob", "run_state_factor")
 
 
 def _json() -> dict:
-    return json.loads(resources.files("collector").joinpath("sim_calibration.json").read_text(encoding="utf-8"))
+    return json.loads(resources.files("collector.shared").joinpath("sim_calibration.json").read_text(encoding="utf-8"))
 
 
 def test_presets_are_the_values_in_the_json() -> None:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
-from collector.spec import SweepSpec, build_spec, check_runnable, parse_budgets, parse_cache, parse_ints, read_toml
+from collector.shared.errors import ConfigError, DeviceUnavailableError, UnknownModelError
+from collector.sweep.spec import (
+    SweepSpec,
+    build_spec,
+    check_runnable,
+    parse_budgets,
+    parse_cache,
+    parse_ints,
+    read_toml,
+)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -142,7 +150,7 @@ def test_check_runnable_sim_needs_known_models():
 
 
 def test_check_runnable_real_devices():
-    from collector.environment import available_devices
+    from collector.measuring.environment import available_devices
 
     check_runnable(build_spec({"models": "tiny-gpt2", "devices": "cpu", "budgets": "8"}))
     with pytest.raises(UnknownModelError, match="unknown model 'not/a-model-here'"):

@@ -13,7 +13,7 @@ import analysis
 from analysis import synthetic
 from analysis.__main__ import main
 from analysis.errors import InputError
-from collector import schema
+from collector.dataset import schema
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 import analysis
-from collector import schema
+from collector.dataset import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "datasets" / "study"

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from collector import schema
 from collector.__main__ import main
-from collector.errors import ConfigError
-from collector.study_import import import_study, parse_prompt_lens
+from collector.dataset import schema
+from collector.dataset.study_import import import_study, parse_prompt_lens
+from collector.shared.errors import ConfigError
 
 #: Every column of the harness, in its order (harness format).
 COLUMNS = [

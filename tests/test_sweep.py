@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from collector import schema
-from collector.environment import collect
-from collector.export import to_dataset
-from collector.spec import build_spec
+from collector.dataset import schema
+from collector.dataset.export import to_dataset
+from collector.measuring.environment import collect
 from collector.sweep.journal import Journal, RunKey
 from collector.sweep.runner import SequentialOrderWarning, grid_keys, plan, run_seed, run_sweep
+from collector.sweep.spec import build_spec
 from collector.sweep.worker import FAULTS_ENV, failure_status, fault_for, parse_faults
 
 
@@ -73,7 +73,7 @@ def test_parse_faults_and_match():
                                          ("raise@colour=red", "bad fault condition 'colour=red'"),
                                          ("raise@budget", "bad fault condition 'budget'")])
 def test_parse_faults_rejects_bad_entries(text, match):
-    from collector.errors import ConfigError
+    from collector.shared.errors import ConfigError
 
     with pytest.raises(ConfigError, match=match):
         parse_faults(text)

@@ -1,4 +1,4 @@
-"""analysis.synthetic / collector.sim: the simulated data are consistent and their truth is exact."""
+"""analysis.synthetic / collector.shared.sim: the simulated data are consistent and their truth is exact."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import xarray as xr
 
 from analysis import synthetic
-from collector import schema, sim
-from collector.errors import ConfigError
-from collector.sim import Episode, LatencyModel, Regime
+from collector.dataset import schema
+from collector.shared import sim
+from collector.shared.errors import ConfigError
+from collector.shared.sim import Episode, LatencyModel, Regime
 
 
 def test_defaults_are_simulated_and_valid(small_ds: xr.Dataset) -> None:

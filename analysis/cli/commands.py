@@ -137,7 +137,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     from analysis.compare import compare, fails
     from analysis.io import open_dataset
     from analysis.tables import results as T
-    from collector.storage import check_output
+    from collector.dataset.storage import check_output
 
     if args.plot:
         check_output(args.plot, "figure")  # a file name in a writable folder, before the work
@@ -154,7 +154,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     if res.attrs.get("warning"):  # also on stderr, where CI logs and --json users see it
         import sys
 
-        from collector.safetext import visible
+        from collector.shared.safetext import visible
 
         print(f"warning: {visible(res.attrs['warning'].removeprefix('Warning: '))}", file=sys.stderr)
     if args.fail_on and fails(res, args.fail_on):
@@ -182,8 +182,8 @@ def _run_report(args: argparse.Namespace) -> int:
     from analysis.cli import render as r
     from analysis.report import report
     from analysis.report.progress import progress_for
-    from collector.errors import OutputError
-    from collector.storage import check_output
+    from collector.dataset.storage import check_output
+    from collector.shared.errors import OutputError
 
     out_dir = Path(args.output)
     check_output(out_dir / "index.html", "report")  # a folder that takes files, before the work
@@ -211,7 +211,7 @@ def _run_datasets(args: argparse.Namespace) -> int:
     import sys
 
     from analysis import published
-    from collector.safetext import visible
+    from collector.shared.safetext import visible
 
     found = published.available()
     if not found:

@@ -2,7 +2,7 @@
 
 Every string that came from a file (coordinate values, attrs, summaries) is
 printed with control characters shown as escapes (``\\x1b``) and rich markup
-escaped (:mod:`collector.safetext`), so a dataset cannot restyle or scramble
+escaped (:mod:`collector.shared.safetext`), so a dataset cannot restyle or scramble
 the terminal.
 """
 
@@ -23,7 +23,7 @@ from rich.table import Table as RichTable
 
 from analysis.cli.fit import fit
 from analysis.tables.table import Table
-from collector.safetext import for_rich, visible
+from collector.shared.safetext import for_rich, visible
 
 __all__ = ["FORMAT", "PIPED_WIDTH", "console", "dataset_payload", "escape", "json_ready", "print_summary", "render", "write_json"]
 

@@ -26,7 +26,7 @@ import xarray as xr
 from analysis.core.stacked import dense_steps
 from analysis.core.stats import bh
 from analysis.errors import InputError
-from collector.factors import FACTORS
+from collector.shared.factors import FACTORS
 
 __all__ = [
     "BUDGET",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from collector.combine import ORIGIN_DIM, differences, origin_labels
+from collector.dataset.combine import ORIGIN_DIM, differences, origin_labels
 
 __all__ = ["origin_groups", "origin_lines"]
 

@@ -1,4 +1,5 @@
-"""Result variables declared once per analysis (like ``collector.schema.VARIABLES``), and the Dataset built from them.
+"""Result variables declared once per analysis (like ``collector.dataset.schema.VARIABLES``), and the Dataset
+built from them.
 
 Each public analysis declares the variables it returns in a table: name ->
 :class:`ResultVar` (which dims it has after the series dims, its

@@ -48,7 +48,7 @@ def series_ids(da: xr.DataArray) -> xr.DataArray:
     draws the same random numbers whether its file is opened alone or beside others, and whatever other
     series a block holds.
     """
-    from collector.combine import ORIGIN_DIM
+    from collector.dataset.combine import ORIGIN_DIM
 
     dims = series_dims(da)
     shape = tuple(da.sizes[d] for d in dims)
@@ -74,7 +74,7 @@ def series_ids(da: xr.DataArray) -> xr.DataArray:
 
 def _empty(v: Any) -> bool:
     """An empty label: ``""``, NaN, or the label a combined file gives a dim one of its inputs lacked."""
-    from collector.combine import MISSING_LABEL
+    from collector.dataset.combine import MISSING_LABEL
 
     return v in ("", MISSING_LABEL) or (isinstance(v, float) and v != v)
 

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from collector import schema
-from collector.combine import MISSING_LABEL, ORIGIN_DIM
+from collector.dataset import schema
+from collector.dataset.combine import MISSING_LABEL, ORIGIN_DIM
 
 __all__ = [
     "SERIES",

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from collector.trend import mad_sd, nanmedian_last
+from collector.shared.trend import mad_sd, nanmedian_last
 
 __all__ = [
     "bh",

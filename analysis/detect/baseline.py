@@ -1,7 +1,7 @@
 """The expected-scaling baseline: a robust polynomial fit of latency against budget.
 
 About linear in the budget with the KV cache, about quadratic without it. The fit itself
-(:func:`robust_fit`, :func:`design`, :func:`monotone_design`) is :mod:`collector.trend`, shared with
+(:func:`robust_fit`, :func:`design`, :func:`monotone_design`) is :mod:`collector.shared.trend`, shared with
 the collector's refinement; this module adds the scaling names and the choice of degree.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collector.trend import LEAN_C, design, monotone_design, robust_fit
+from collector.shared.trend import LEAN_C, design, monotone_design, robust_fit
 
 __all__ = ["DEGREE", "LEAN_C", "SCALINGS", "choose_degree", "design", "monotone_design", "robust_fit"]
 

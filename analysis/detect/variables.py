@@ -1,4 +1,4 @@
-"""The variables of an :func:`analysis.regimes` result, declared once (like ``collector.schema.VARIABLES``), and
+"""The variables of an :func:`analysis.regimes` result, declared once (like ``collector.dataset.schema.VARIABLES``), and
 one of its anomalous segments as a value (:class:`Segment`: compare and the figures read them alike).
 
 :func:`analysis.regimes.regimes` builds its result from this table, and the

@@ -19,7 +19,7 @@ from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.stacked import unstack_with
 from analysis.detect.blocks import Block, get_regimes, reg_array, regime_blocks
 from analysis.errors import InputError
-from collector.factors import SERIES_DIMS
+from collector.shared.factors import SERIES_DIMS
 
 __all__ = ["compare_backends", "VARIABLES"]
 

@@ -34,8 +34,8 @@ from analysis.report.parts import Section
 from analysis.report.runner import SHARED, Task, default_workers, run
 from analysis.report.tasks import analysis_task, figure_task, regimes_parallel, regimes_task
 from analysis.tables import results as tables
-from collector.errors import OutputError
-from collector.storage import write_atomic, write_error
+from collector.dataset.storage import write_atomic, write_error
+from collector.shared.errors import OutputError
 
 __all__ = ["ReportFiles", "report"]
 

@@ -48,12 +48,12 @@ class Section:
 def render_figure(fig: Figure, name: str, caption: str, out_dir: Path, *, dpi: int = 110) -> RenderedFigure:
     """Save ``fig`` as ``figures/NAME.svg`` and ``figures/NAME.png`` under ``out_dir``; keep the SVG text.
 
-    Each file is written whole or not at all (:func:`collector.storage.write_atomic`);
-    a failed write raises :class:`~collector.errors.OutputError` naming the file.
+    Each file is written whole or not at all (:func:`collector.dataset.storage.write_atomic`);
+    a failed write raises :class:`~collector.shared.errors.OutputError` naming the file.
     """
     import matplotlib
 
-    from collector.storage import write_atomic, write_error
+    from collector.dataset.storage import write_atomic, write_error
 
     figures = out_dir / "figures"
     try:

@@ -22,7 +22,7 @@ def progress_for(ds: Any, *, quiet: bool = False, stream: TextIO | None = None) 
     """A ``(step, done, total)`` callback for :func:`analysis.report`, or None when nothing should be shown."""
     stream = stream or sys.stderr
     cells = int(np.prod([n for d, n in ds.sizes.items() if d != "step"], dtype=np.int64)) if ds is not None else 0
-    from collector.safetext import for_rich, visible
+    from collector.shared.safetext import for_rich, visible
 
     if quiet:
         yield None

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collector.diagnose.plan import QUESTIONS, Plan
-from collector.errors import CollectorError, ConfigError
-from collector.safetext import for_rich, visible
+from collector.shared.errors import CollectorError, ConfigError
+from collector.shared.safetext import for_rich, visible
 
 if TYPE_CHECKING:
     from collector.diagnose.diagnosis import Diagnosis
@@ -105,7 +105,7 @@ def _prepare(out: Path, force: bool) -> None:
     """Check (or with ``force`` clear) the output and its journals before anything runs."""
     import shutil
 
-    from collector.storage import check_output
+    from collector.dataset.storage import check_output
     from collector.sweep.journal import remove_journal
 
     check_output(str(out))

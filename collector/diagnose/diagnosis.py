@@ -28,7 +28,7 @@ from collector.diagnose.execute import Measured, Settings, datasets, run_questio
 from collector.diagnose.plan import QUESTIONS, Plan, make_plan
 from collector.diagnose.target import Target, targets
 from collector.diagnose.verdict import Verdict, judge
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = ["STUDY_TRIALS", "STUDY_PROBE", "Diagnosis", "diagnose", "study_runs"]
 
@@ -131,7 +131,7 @@ def study_runs(target: Target, questions: Sequence[str], *, new_only: bool = Fal
 
 
 def _output(out: Path, parts: list[tuple[str, xr.Dataset]], source: str, result: dict[str, Any]) -> Path:
-    from collector import combine, schema
+    from collector.dataset import combine, schema
 
     named = [ds.expand_dims(question=[label]) for label, ds in parts]
     ds = combine.combine(named, [label for label, _ in parts], provenance=True)
@@ -193,7 +193,7 @@ def diagnose(ds: xr.Dataset, *, source: str, output: str | Path, max_minutes: fl
     measured: list[Measured] = []
     stopped = False
     if found:
-        from collector.environment import collect
+        from collector.measuring.environment import collect
 
         environment = collect(sorted({str(t.series.get("device", "cpu")) for t in found}))
     for t, rp in zip(found, plan.regimes):

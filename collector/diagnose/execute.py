@@ -46,9 +46,9 @@ from collector.diagnose.evidence import needs, read, read_pooled
 from collector.diagnose.plan import QUESTIONS, RegimePlan
 from collector.diagnose.sweeps import Settings, Stopped, Sweep, keys_for, series_of, spec_for
 from collector.diagnose.target import Target
-from collector.factors import RunKey
-from collector.spec import SweepSpec, check_runnable
+from collector.shared.factors import RunKey
 from collector.sweep.journal import Journal
+from collector.sweep.spec import SweepSpec, check_runnable
 
 __all__ = ["Cells", "Measured", "Settings", "Stopped", "datasets", "run_questions"]
 
@@ -316,8 +316,8 @@ class _Regime:
 
 def datasets(measured: Sequence[Measured]) -> list[tuple[str, xr.Dataset]]:
     """Each journal of the diagnosis as a dataset, labelled ``r<N> <question>`` (empty journals left out)."""
-    from collector import schema
-    from collector.export import to_dataset
+    from collector.dataset import schema
+    from collector.dataset.export import to_dataset
 
     out = []
     for m in measured:

@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector.errors import ConfigError
-from collector.factors import FACTORS
+from collector.shared.errors import ConfigError
+from collector.shared.factors import FACTORS
 
 __all__ = ["QUESTIONS", "Plan", "Question", "RegimePlan", "make_plan"]
 

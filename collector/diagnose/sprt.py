@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = ["SIDES", "Side", "sprt"]
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from collector.diagnose.plan import Question
 from collector.diagnose.target import Target
-from collector.errors import ConfigError
-from collector.factors import RunKey
-from collector.spec import SweepSpec, build_spec
+from collector.shared.errors import ConfigError
+from collector.shared.factors import RunKey
 from collector.sweep.journal import Journal
+from collector.sweep.spec import SweepSpec, build_spec
 
 __all__ = ["Data", "Settings", "Stopped", "Sweep", "keys_for", "samples", "series_of", "spec_for"]
 

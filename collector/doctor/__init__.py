@@ -34,7 +34,7 @@ from typing import Any
 
 from collector.doctor.host import GOVERNOR_PATH, host_checks
 from collector.doctor.report import Check, Report, read_json, write_json
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = ["Check", "Report", "doctor", "host_report", "read_json", "write_json"]
 
@@ -57,7 +57,7 @@ def _check_runs(runs: Any) -> int:
 
 def _machine(device: str) -> dict[str, Any]:
     from collector import __version__
-    from collector.environment import cpu_name, gpu_name, package_version
+    from collector.measuring.environment import cpu_name, gpu_name, package_version
 
     return {"platform": platform.platform(), "machine": platform.machine(), "processor": cpu_name(),
             "gpu_name": gpu_name([device]), "cpus": os.cpu_count(), "python_version": platform.python_version(),
@@ -112,7 +112,7 @@ def doctor(device: str | None = None, *, runs: int = 20, governor_path: str | os
     from collector.measuring.devices import get_backend
 
     if device is None:
-        from collector.environment import best_device
+        from collector.measuring.environment import best_device
 
         device = best_device()
     backend = get_backend(device)  # DeviceUnavailableError, before anything runs

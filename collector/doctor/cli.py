@@ -14,7 +14,7 @@ import sys
 from typing import Any, TextIO
 
 from collector.doctor.report import Check, Report
-from collector.safetext import for_rich, visible
+from collector.shared.safetext import for_rich, visible
 
 __all__ = ["add_parser", "render_plain", "render_rich", "run"]
 

@@ -2,7 +2,7 @@
 
 The per-run noise is the robust spread of log latency over the probe's runs
 (``s = 1.4826 * MAD(log latency)``, as a CV ``sqrt(exp(s**2) - 1)``, the
-way :mod:`collector.sim` states its ``noise_cv``). The smallest detectable
+way :mod:`collector.shared.sim` states its ``noise_cv``). The smallest detectable
 effect is not a formula of ours: a null sweep of the default size
 (:func:`default_grid`: the quick sweep's budgets, trials, cache values and
 prompt length) is simulated by :func:`analysis.synthetic.make_dataset` at
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from collector.doctor.report import Check
-from collector.factors import factor
+from collector.shared.factors import factor
 
 __all__ = ["MDE_LIMIT", "SLOW_RUN", "default_grid", "implied_mde", "noise_check", "robust_cv"]
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.errors import ConfigError, OutputError
+from collector.shared.errors import ConfigError, OutputError
 
 __all__ = ["DOCTOR_FORMAT", "STATUSES", "Check", "Report", "check_json_path", "read_json", "write_json"]
 

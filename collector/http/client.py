@@ -8,7 +8,7 @@ client saw: the time to the first token, every later arrival, the end of the
 stream, the ``finish_reason``, and the server's own ``usage`` and ``timings``
 fields where it sends them.
 
-Every way a request can go wrong becomes :class:`collector.errors.EndpointError`
+Every way a request can go wrong becomes :class:`collector.shared.errors.EndpointError`
 with one line that says what happened (status ``timeout`` when the server sent
 nothing for ``timeout`` seconds, else ``error``): a refused connection, an
 HTTP error status, a body that is not an event stream, an event that is not
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.errors import EndpointError
+from collector.shared.errors import EndpointError
 
 __all__ = ["Streamed", "stream", "get_json", "post_json", "chunk_text"]
 

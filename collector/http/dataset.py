@@ -1,6 +1,6 @@
 """What an ``engine = http`` sweep adds to its dataset: the origin attrs and the server's own figures.
 
-:func:`annotate` is called by :func:`collector.export.to_dataset` for a sweep
+:func:`annotate` is called by :func:`collector.dataset.export.to_dataset` for a sweep
 whose spec has an endpoint. Attrs (:data:`HTTP_ATTRS`): the endpoint's host
 part only (never a path, a query or a key), the API, that requests were
 streamed, the server's software and version as it reported them, the server
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
+from collector.dataset import schema
 from collector.http.settings import NOT_CONTROLLED, NOT_CONTROLLED_BUT_DTYPE
-from collector.spec import SweepSpec
+from collector.sweep.spec import SweepSpec
 
 __all__ = ["HTTP_ATTRS", "HTTP_VARIABLES", "annotate", "http_attrs"]
 

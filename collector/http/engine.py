@@ -44,14 +44,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.errors import ConfigError, EndpointError
 from collector.http.client import Streamed, stream
 from collector.http.probe import auth_headers, describe, tokenizer
 from collector.http.prompt import fit
 from collector.http.server import ServerProcess
 from collector.http.target import HttpTarget, parse_target
-from collector.protocol import Init, Load, Run, Warmup
-from collector.record import RunRecord
+from collector.shared.errors import ConfigError, EndpointError
+from collector.shared.protocol import Init, Load, Run, Warmup
+from collector.shared.record import RunRecord
 
 __all__ = ["HttpRunner", "request_body", "record_of", "DEFAULT_CLIENT_TIMEOUT", "EXTRA_FIELDS"]
 

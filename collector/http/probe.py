@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.errors import EndpointError
 from collector.http.client import get_json, post_json
 from collector.http.target import HttpTarget
+from collector.shared.errors import EndpointError
 
 __all__ = ["describe", "tokenizer", "auth_headers"]
 

@@ -6,7 +6,7 @@ started it), polls ``GET {endpoint}/models`` every 0.1 s until it answers 200
 (the server is ready: what the study's harness waited for), and measures that
 time: the *start-up time*, recorded per run as ``server_start_time``. A server
 that exits before it is ready, or is not ready within the target's
-``ready_timeout``, is an :class:`~collector.errors.EndpointError` quoting the
+``ready_timeout``, is an :class:`~collector.shared.errors.EndpointError` quoting the
 last line it wrote on stderr.
 """
 
@@ -20,8 +20,8 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from collector.errors import EndpointError
 from collector.http.client import get_json
+from collector.shared.errors import EndpointError
 
 __all__ = ["ServerProcess", "READY_POLL"]
 

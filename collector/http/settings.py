@@ -20,8 +20,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from collector.errors import ConfigError, EndpointError
 from collector.http.target import HTTP_KEYS, HttpTarget, parse_target
+from collector.shared.errors import ConfigError, EndpointError
 
 __all__ = ["DEVICE", "TIMINGS", "NOT_CONTROLLED", "NOT_CONTROLLED_BUT_DTYPE", "http_defaults", "check_http",
            "check_reachable", "split_settings"]

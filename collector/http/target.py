@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = [
     "APIS",

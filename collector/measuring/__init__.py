@@ -8,7 +8,8 @@
 - :mod:`collector.measuring.memory`: memory reads and the background peak sampler.
 - :mod:`collector.measuring.models`: presets with random weights, hub ids and local paths.
 - :mod:`collector.measuring.selfcheck`: the device probes of ``collector doctor`` (sync, step sums, memory, noise).
+- :mod:`collector.measuring.environment`: the machine a sweep runs on (dataset attrs, resume check,
+  ``collector info``); torch-free but for the device questions, asked inside functions.
 
-Nothing is imported here. tests/test_import_graph.py checks that nothing outside this package (but the
-machine description, :mod:`collector.environment`, inside functions) imports torch.
+Nothing is imported here. tests/test_import_graph.py checks that nothing outside this package imports torch.
 """

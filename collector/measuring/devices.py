@@ -3,7 +3,7 @@
 One small class per backend, all with the same surface, so the measuring code
 never branches on the device name:
 
-* :meth:`Backend.check_available` raises :class:`~collector.errors.DeviceUnavailableError`
+* :meth:`Backend.check_available` raises :class:`~collector.shared.errors.DeviceUnavailableError`
   with the reason and the devices available here;
 * :meth:`Backend.synchronize` waits for all queued device work;
 * :meth:`Backend.new_event` returns a timing event (``torch.cuda.Event`` /
@@ -14,7 +14,7 @@ never branches on the device name:
   :meth:`Backend.device_driver`, :meth:`Backend.device_limit`,
   :meth:`Backend.reset_peak` (NaN where the backend has no such figure);
 * :meth:`Backend.check_dtype` runs a tiny matmul in the dtype on the device and
-  raises :class:`~collector.errors.ConfigError` if the device cannot run it.
+  raises :class:`~collector.shared.errors.ConfigError` if the device cannot run it.
 
 The host clock is :func:`now` (``time.perf_counter``), looked up at call time so
 tests can observe the order of sync and clock reads.
@@ -27,9 +27,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from collector.errors import ConfigError, DeviceUnavailableError
-from collector.hardware import DTYPES as _DTYPES
-from collector.hardware import REAL_DEVICES
+from collector.shared.errors import ConfigError, DeviceUnavailableError
+from collector.shared.hardware import DTYPES as _DTYPES
+from collector.shared.hardware import REAL_DEVICES
 
 __all__ = [
     "DEVICES",
@@ -45,9 +45,10 @@ __all__ = [
     "torch_dtype",
 ]
 
-#: Device names the torch backends handle (``sim`` is handled by collector.sim, not here); declared in collector.hardware.
+#: Device names the torch backends handle (``sim`` is handled by collector.shared.sim, not here); declared in
+#: collector.shared.hardware.
 DEVICES: tuple[str, ...] = REAL_DEVICES
-#: Compute dtypes the collector accepts (collector.hardware).
+#: Compute dtypes the collector accepts (collector.shared.hardware).
 DTYPES: tuple[str, ...] = _DTYPES
 
 _NAN = float("nan")

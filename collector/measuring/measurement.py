@@ -37,16 +37,16 @@ from typing import Any
 
 import torch
 
-from collector import failures
-from collector.errors import ConfigError
-from collector.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
 from collector.measuring.clock import Clock
 from collector.measuring.devices import Backend, get_backend
 from collector.measuring.engines import ENGINES as _ENGINES
 from collector.measuring.memory import MemoryFigures, MemoryMonitor, check_memory_mode
 from collector.measuring.models import LoadedModel, ModelSpec, build_model, check_attn, model_spec
-from collector.protocol import ENGINES, TIMINGS, Protocol  # declared in protocol; re-exported here
-from collector.record import RunRecord
+from collector.shared.errors import ConfigError
+from collector.shared.factors import CELL_DIMS, LOAD_KEY, Cell, factor, inapplicable_reason
+from collector.shared.protocol import ENGINES, TIMINGS, Protocol  # declared in protocol; re-exported here
+from collector.shared.record import RunRecord
+from collector.sweep import failures
 
 __all__ = ["ENGINES", "TIMINGS", "Request", "check_request", "load_model", "measure", "measure_request", "warmup"]
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import psutil
 
-from collector.errors import ConfigError
 from collector.measuring.devices import Backend
+from collector.shared.errors import ConfigError
 
 __all__ = [
     "MEMORY_MODES",

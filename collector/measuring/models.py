@@ -31,9 +31,9 @@ import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, BloomConfig, GPT2Config, OPTConfig, PretrainedConfig
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from collector.errors import ConfigError, UnknownModelError
 from collector.measuring.devices import Backend, torch_dtype
-from collector.protocol import WEIGHTS
+from collector.shared.errors import ConfigError, UnknownModelError
+from collector.shared.protocol import WEIGHTS
 
 __all__ = [
     "PRESETS",
@@ -317,7 +317,7 @@ class LoadedModel:
 
     @property
     def load_values(self) -> dict[str, str]:
-        """The model-load key of :mod:`collector.factors` by name (model, device, dtype, attn)."""
+        """The model-load key of :mod:`collector.shared.factors` by name (model, device, dtype, attn)."""
         return {"model": self.spec.name, "device": self.device, "dtype": self.dtype, "attn": self.attn}
 
     @property

@@ -15,9 +15,9 @@ Each dask worker numbers its own measuring processes; the client maps (host, das
 number) to a journal-wide worker number. Refinement (``--refine``) is not done on a cluster.
 
 Hosts become origins. Each task also says which host measured the run and that host's environment
-(:func:`collector.environment.collect` run there, once per dask worker process: platform, processor,
+(:func:`collector.measuring.environment.collect` run there, once per dask worker process: platform, processor,
 gpu_name, versions, cpu_count, ...). The journal keeps, per run, its host and, per host, its environment;
-:func:`collector.export.to_dataset` writes a sweep whose runs come from several hosts as one dataset with
+:func:`collector.dataset.export.to_dataset` writes a sweep whose runs come from several hosts as one dataset with
 an ``origin`` per host (label: the host name; each origin's environment as its coordinates), the
 combined format ``python -m collector merge`` writes, so ``analysis.compare_backends`` and
 ``analysis.compare`` work across the hosts; a sweep of one host is one origin, as a local sweep.
@@ -43,12 +43,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from collector.environment import collect, host_name
-from collector.errors import ConfigError
-from collector.factors import RunKey
-from collector.spec import SweepSpec
+from collector.measuring.environment import collect, host_name
+from collector.shared.errors import ConfigError
+from collector.shared.factors import RunKey
 from collector.sweep.journal import Journal
 from collector.sweep.runner import SweepEvent, SweepResult, pass_of, plan
+from collector.sweep.spec import SweepSpec
 from collector.sweep.worker import planted_faults
 
 __all__ = ["MAX_TRIES", "connect", "disconnect", "host_environment", "measure_task", "run_on_cluster"]
@@ -83,7 +83,7 @@ class _Book:
 
 def host_environment(devices: Sequence[str]) -> dict[str, Any]:
     """This host's environment for a sweep on ``devices``, as a local sweep records it
-    (:func:`collector.environment.collect`, ``host`` honouring ``DECODE_REGIMES_HOST``); gathered once per
+    (:func:`collector.measuring.environment.collect`, ``host`` honouring ``DECODE_REGIMES_HOST``); gathered once per
     host name and devices in this process."""
     key = (host_name(), tuple(devices))
     if key not in _HOSTS:
@@ -109,7 +109,7 @@ def measure_task(spec_json: str, faults: Any, key: tuple[Any, ...], planned: int
     -------
     dict
         ``record``, who ran it (``worker``: the measuring process's number on this dask worker, ``pid``,
-        ``dask_pid``, ``host``: :func:`collector.environment.host_name`), ``environment`` (this host's,
+        ``dask_pid``, ``host``: :func:`collector.measuring.environment.host_name`), ``environment`` (this host's,
         :func:`host_environment`) and ``model_info``.
     """
     from collector.sweep.runner import _Runner

@@ -4,8 +4,9 @@ It holds the spec, the environment, the model facts and one row per finished
 run. Each row is committed (``synchronous=FULL``: on disk, not just in the OS
 cache) before the next run starts, so a crash, ``kill -9`` or power cut loses
 at most the run in flight. A unique key on the sweep coordinates (one column
-per factor of :mod:`collector.factors`) makes a run impossible to record twice. One process at a time may extend a journal
-(an exclusive ``flock`` on ``JOURNAL.lock``, which holds the owner's process id,
+per factor of :mod:`collector.shared.factors`) makes a run impossible to
+record twice. One process at a time may extend a journal (an exclusive
+``flock`` on ``JOURNAL.lock``, which holds the owner's process id,
 released by the OS if the process dies, removed on a clean close); any number
 may read it. :func:`remove_journal` deletes a journal only while nobody holds it.
 
@@ -16,17 +17,17 @@ record, worker, pid, planned, finished_at, host)`` (``id`` is the execution
 sequence; one row per run: its latest attempt; ``host`` names the host that
 measured a run sent to a dask worker, NULL for a run measured by the sweep's
 own process), ``hosts(name, environment)`` (the environment of each such
-host, as :func:`collector.environment.collect` gathered it there) and
+host, as :func:`collector.measuring.environment.collect` gathered it there) and
 ``attempts`` (the columns of ``runs`` but ``host``, plus ``replaced_at``:
 earlier attempts of runs that ``resume --retry-failed`` ran again; a journal
 without this table has none).
 
 Versions: 3 adds ``runs.host`` and ``hosts``; 2 has a column per factor of
-:data:`collector.factors.FACTORS` (no hosts: every run was measured by the
+:data:`collector.shared.factors.FACTORS` (no hosts: every run was measured by the
 sweep's own process); 1 (before ``attn`` and ``cache_impl``) is still read
 and resumed: a factor without a column has its ``v1_value`` in every row,
 and its spec setting is that value too
-(:meth:`collector.spec.SweepSpec.from_dict`).
+(:meth:`collector.sweep.spec.SweepSpec.from_dict`).
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from collector.errors import JournalError, OutputError
-from collector.factors import FACTORS, SWEEP_DIMS, RunKey
-from collector.failures import FAILED as _FAILED
-from collector.record import RunRecord
+from collector.shared.errors import JournalError, OutputError
+from collector.shared.factors import FACTORS, SWEEP_DIMS, RunKey
+from collector.shared.record import RunRecord
+from collector.sweep.failures import FAILED as _FAILED
 
 try:
     import fcntl
@@ -232,7 +233,7 @@ class Journal:
         OutputError
             The journal cannot be written (a full or read-only disk); nothing is left behind.
         """
-        from collector.storage import write_error
+        from collector.dataset.storage import write_error
 
         p = Path(path)
         try:
@@ -280,7 +281,7 @@ class Journal:
         JournalError
             Missing file, not a journal, a newer journal version, or locked by another process.
         """
-        from collector.storage import input_problem
+        from collector.dataset.storage import input_problem
 
         p = Path(path)
         problem = input_problem(p, "journal")
@@ -296,7 +297,7 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "no such" not in str(exc):
                 # e.g. its -shm file cannot be made: a full disk, a read-only folder
-                from collector.storage import READ_ONLY, cause
+                from collector.dataset.storage import READ_ONLY, cause
 
                 why = cause(exc, p.parent)
                 hint = ("; SQLite needs to write beside a journal even to read it: copy it (with its -wal file, if "
@@ -344,7 +345,7 @@ class Journal:
         try:
             fd = _acquire_lock(self.path)
         except OSError as exc:  # a read-only folder: the lock file cannot be made
-            from collector.storage import write_error
+            from collector.dataset.storage import write_error
 
             raise write_error(str(self.path) + ".lock", exc, "journal lock") from None
         self._hold(fd)
@@ -358,7 +359,7 @@ class Journal:
             os.write(fd, str(os.getpid()).encode())
         except OSError as exc:  # a full disk: the lock file cannot take our process id
             _release_lock(self.path, fd)
-            from collector.storage import write_error
+            from collector.dataset.storage import write_error
 
             raise write_error(str(self.path) + ".lock", exc, "journal lock",
                               hint="make room on the disk, then try again") from None
@@ -407,7 +408,7 @@ class Journal:
 
     def _write_failed(self, exc: sqlite3.OperationalError) -> OutputError:
         """An :class:`OutputError` for a failed write (``database or disk is full``): nothing committed is lost."""
-        from collector.storage import write_error
+        from collector.dataset.storage import write_error
 
         try:
             n = self.count()
@@ -445,7 +446,7 @@ class Journal:
 
     @property
     def spec(self) -> dict[str, Any]:
-        """The sweep spec as stored (a :meth:`collector.spec.SweepSpec.to_dict`)."""
+        """The sweep spec as stored (a :meth:`collector.sweep.spec.SweepSpec.to_dict`)."""
         spec = self.get("spec")
         if not isinstance(spec, dict):
             raise self._damaged("meta 'spec'", TypeError(f"expected a JSON object, got {spec!r:.80}"))

@@ -24,9 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
-from collector import schema
-from collector.factors import BY_NAME, SERIES_DIMS
-from collector.safetext import for_rich
+from collector.dataset import schema
+from collector.shared.factors import BY_NAME, SERIES_DIMS
+from collector.shared.safetext import for_rich
 from collector.sweep.runner import SweepEvent
 
 __all__ = ["LiveProgress", "summary_rows", "print_summary"]

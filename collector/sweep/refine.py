@@ -3,7 +3,7 @@
 After the coarse grid of a series (one model x device x dtype x cache x
 prompt_len) is measured, each budget gets a *level*: how far its median
 latency lies from a smooth trend, ``e_b = log(median_b / f(b))``, where
-``f`` is the analysis' baseline, :func:`collector.trend.robust_fit` (a
+``f`` is the analysis' baseline, :func:`collector.shared.trend.robust_fit` (a
 polynomial in the budget, degree 2 from five coarse budgets on, else 1, that
 never falls with the budget, fitted to the coarse medians with Tukey's
 biweight), weighted by the fit and fitted leaning up and down, keeping the
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.errors import ConfigError
-from collector.trend import mad_sd, robust_fit
+from collector.shared.errors import ConfigError
+from collector.shared.trend import mad_sd, robust_fit
 
 __all__ = ["Boundary", "Levels", "levels", "find_boundaries", "next_budgets", "MIN_COARSE"]
 

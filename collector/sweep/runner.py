@@ -1,13 +1,13 @@
 """Run a sweep: order, isolation, warm-up, timeouts, failures, journal and refinement.
 
 Order. All cell x trial runs of the grid are put in a seeded random order
-(:func:`collector.sim.execution_order`), or in grid order with
+(:func:`collector.shared.sim.execution_order`), or in grid order with
 ``order="sequential"`` (warned about: a slow episode of the host is then
 indistinguishable from a budget regime). Isolation then groups that sequence
 by process, keeping the random order inside each group and ordering groups
 by their first run: ``none`` one process for every run (fully interleaved);
 ``model`` one fresh process per loaded model (the model-load key:
-model x device x dtype x attn, :data:`collector.factors.LOAD_KEY`);
+model x device x dtype x attn, :data:`collector.shared.factors.LOAD_KEY`);
 ``cell`` one fresh process per cell (grid point), in which its warm-up and
 its trials run back to back; ``run`` a fresh process for every run (its own
 model load and warm-up).
@@ -27,7 +27,7 @@ SIGKILLed while the kernel's out-of-memory killer struck), and the sweep goes
 on with a fresh worker. A worker killed by a signal from outside (``kill``, a
 signal to the process group) is not the run's failure: the run (or its
 load and warm-up) is tried again in a fresh worker, and recorded as failed only
-when that worker dies from a signal too (:func:`collector.failures.classify_exit`).
+when that worker dies from a signal too (:func:`collector.sweep.failures.classify_exit`).
 When the sweep itself is stopped (``should_stop``), the run in flight is not
 recorded at all. Warm-up: before the first run of a cell in a process,
 ``warmup`` unrecorded runs of that cell.
@@ -56,15 +56,15 @@ from typing import Any
 
 import numpy as np
 
-from collector import failures
-from collector.errors import ConfigError
-from collector.factors import FACTORS, RunKey, grid
-from collector.protocol import Failed, Init, Load, Loaded, Measured, Protocol, Run, Warmup
-from collector.record import RunRecord
-from collector.sim import execution_order
-from collector.spec import SweepSpec
+from collector.shared.errors import ConfigError
+from collector.shared.factors import FACTORS, RunKey, grid
+from collector.shared.protocol import Failed, Init, Load, Loaded, Measured, Protocol, Run, Warmup
+from collector.shared.record import RunRecord
+from collector.shared.sim import execution_order
+from collector.sweep import failures
 from collector.sweep import refine as _refine
 from collector.sweep.journal import Journal
+from collector.sweep.spec import SweepSpec
 from collector.sweep.worker import WorkerDied as _Died
 from collector.sweep.worker import WorkerProcess as _Worker
 from collector.sweep.worker import WorkerStopped as _Stopped
@@ -133,7 +133,7 @@ class SweepResult:
 
 # --------------------------------------------------------------------------- planning
 def grid_keys(spec: SweepSpec, budgets: Sequence[int] | None = None) -> list[RunKey]:
-    """Every applicable run of the grid in C order over the sweep dims (:func:`collector.factors.grid`)."""
+    """Every applicable run of the grid in C order over the sweep dims (:func:`collector.shared.factors.grid`)."""
     values = dict(spec.grid)
     if budgets is not None:
         values["budget"] = tuple(budgets)

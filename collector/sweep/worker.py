@@ -3,13 +3,13 @@
 The sweep starts each worker as a fresh interpreter (``python -m
 collector.sweep.worker``: no state inherited from the sweep, and the user's script
 is never re-imported) and talks to it over its stdin/stdout pipes with the
-pickled message dataclasses of :mod:`collector.protocol`, one request at a
+pickled message dataclasses of :mod:`collector.shared.protocol`, one request at a
 time (the worker's own stdout goes to stderr, so a model printing cannot
 break the protocol): ``Init`` -> ``Ready``; ``Load`` -> ``Loaded``;
 ``Warmup`` -> ``Done``; ``Run`` -> ``Measured``; ``Exit``.
 
 A failure inside a request comes back as ``Failed(status, error)`` (status
-classified by :mod:`collector.failures`); a worker that dies or hangs is the parent's business
+classified by :mod:`collector.sweep.failures`); a worker that dies or hangs is the parent's business
 (it kills it on timeout and records the run, or runs it again when the worker
 was killed from outside). The worker ignores SIGINT, so Ctrl-C reaches only
 the sweep, which stops cleanly; it exits when the sweep's end of the pipe
@@ -20,7 +20,7 @@ elsewhere a thread checks the parent process id every 0.1 s.
 :class:`WorkerProcess` is the sweep's side of this protocol (start, request
 with timeout and stop polling, kill).
 
-Device ``sim`` runs :func:`collector.sim.simulate` (numpy only, no sleeping);
+Device ``sim`` runs :func:`collector.shared.sim.simulate` (numpy only, no sleeping);
 device ``http`` sends requests to a server (:class:`collector.http.engine.HttpRunner`);
 other devices run :func:`collector.measuring.measurement.measure` on a model loaded
 once per worker.
@@ -39,7 +39,7 @@ as long; the prefill does not). An integer key also takes a range,
 ``budget=150..250`` (both ends included). The variable is read only by a sweep
 process in which code called :func:`enable_fault_injection` (the test suite's
 ``conftest.py`` does); the faults then travel to the workers inside
-:class:`~collector.protocol.Init`. Workers never read the environment for
+:class:`~collector.shared.protocol.Init`. Workers never read the environment for
 faults, so no environment and no flag can plant one in a normal run.
 """
 
@@ -55,9 +55,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from collector import failures
-from collector.factors import BY_NAME, SWEEP_DIMS, RunKey
-from collector.protocol import (
+from collector.shared.factors import BY_NAME, SWEEP_DIMS, RunKey
+from collector.shared.protocol import (
     Done,
     Exit,
     Failed,
@@ -72,7 +71,8 @@ from collector.protocol import (
     Run,
     Warmup,
 )
-from collector.record import RunRecord
+from collector.shared.record import RunRecord
+from collector.sweep import failures
 
 __all__ = [
     "FAULTS_ENV",
@@ -114,7 +114,7 @@ def planted_faults() -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
 
 def parse_faults(text: str) -> list[tuple[str, dict[str, str]]]:
     """Parse a ``DECODE_REGIMES_FAULTS`` value into ``[(kind, {key: value})]``."""
-    from collector.errors import ConfigError
+    from collector.shared.errors import ConfigError
 
     faults = []
     for entry in filter(None, (e.strip() for e in text.split(";"))):
@@ -179,7 +179,7 @@ class _SlowDecode:
         del self.module.forward  # the class's forward again
 
 
-#: Kept for callers of the old name; the classification lives in :mod:`collector.failures`.
+#: Kept for callers of the old name; the classification lives in :mod:`collector.sweep.failures`.
 failure_status = failures.classify_exception
 
 
@@ -214,11 +214,11 @@ def _inject(kind: str) -> None:
 
 
 class _SimRunner:
-    """Device ``sim``: the latency model of :mod:`collector.sim`. attn and cache_impl change no cost; a regime
+    """Device ``sim``: the latency model of :mod:`collector.shared.sim`. attn and cache_impl change no cost; a regime
     restricted to one of them, or to a sweep seed (a process-local regime), acts only on runs that match."""
 
     def __init__(self, init: Init) -> None:
-        from collector.sim import LatencyModel
+        from collector.shared.sim import LatencyModel
 
         self.protocol = init.protocol
         self.model = LatencyModel.from_dict(init.sim)
@@ -234,7 +234,7 @@ class _SimRunner:
             self.run(Run(msg.key, msg.seed + i + 1, 0.0))
 
     def run(self, msg: Run) -> RunRecord:
-        from collector.sim import simulate
+        from collector.shared.sim import simulate
 
         k = msg.key
         model = self.model.restricted(attn=k.attn, cache_impl=k.cache_impl, seed=self.seed)
@@ -337,7 +337,7 @@ def _handle(runners: dict[str, Any], init: Init, msg: Request) -> Reply:
 def worker_main(conn_in: Any, conn_out: Any) -> None:
     """Answer requests from ``conn_in`` on ``conn_out`` until told to exit or the pipe closes.
 
-    The first request is an :class:`~collector.protocol.Init`.
+    The first request is an :class:`~collector.shared.protocol.Init`.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     runners: dict[str, Any] = {}
@@ -377,7 +377,7 @@ def _serve(conn_in: Any, conn_out: Any, runners: dict[str, Any], init: Init) -> 
 class WorkerDied(Exception):
     """The worker died or timed out during a request.
 
-    ``error`` says how; :meth:`status` classifies it (:func:`collector.failures.classify_exit`):
+    ``error`` says how; :meth:`status` classifies it (:func:`collector.sweep.failures.classify_exit`):
     ``timeout`` when the sweep killed it past the limit, None when it was killed from outside and the
     run is not to blame (the first time).
     """

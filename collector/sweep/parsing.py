@@ -1,7 +1,7 @@
 """Parsers of sweep settings: names, integer lists and ranges, cache modes, choices, seconds.
 
 Each takes what a flag or a TOML value may hold (a string, a number, a list)
-and returns a clean value, or raises :class:`~collector.errors.ConfigError`
+and returns a clean value, or raises :class:`~collector.shared.errors.ConfigError`
 quoting the bad value and naming what is expected.
 """
 
@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = [
     "MAX_BUDGET",

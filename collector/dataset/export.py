@@ -5,11 +5,11 @@ the budgets refinement added), every recorded run in its cell (``order`` =
 its place in the execution sequence, ``worker`` = the process that measured
 it, ``process`` = its pass, and what the host was doing: ``load_avg``,
 ``cpu_freq``, ``torch_threads``), every other cell ``not_run``. :func:`export` writes it with
-:func:`collector.schema.save` (validated, atomic). Device ``sim`` datasets get
+:func:`collector.dataset.schema.save` (validated, atomic). Device ``sim`` datasets get
 ``simulated=1``, the latency model in attr ``sim_model`` and the planted
 truth in ``truth_anomalous``.
 
-:func:`merge` combines datasets by the rules of :mod:`collector.combine`
+:func:`merge` combines datasets by the rules of :mod:`collector.dataset.combine`
 (the same as ``analysis.open_dataset`` on several files): inputs of one origin
 (host and protocol) over the union of their coordinates, inputs of different
 origins side by side along a leading ``origin`` dim. A cell measured in two
@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import combine, schema
-from collector.errors import ConfigError, JournalError, SchemaError
-from collector.factors import FACTORS
-from collector.identity import check_distinct_files, check_distinct_runs
-from collector.spec import SweepSpec
-from collector.storage import check_output
+from collector.dataset import combine, schema
+from collector.dataset.identity import check_distinct_files, check_distinct_runs
+from collector.dataset.storage import check_output
+from collector.shared.errors import ConfigError, JournalError, SchemaError
+from collector.shared.factors import FACTORS
 from collector.sweep.journal import Journal, output_beside
+from collector.sweep.spec import SweepSpec
 
 __all__ = ["RESOLVE", "spec_of", "to_dataset", "export", "merge_datasets", "merge"]
 
@@ -254,7 +254,7 @@ def export(journal_path: str | os.PathLike[str], output: str | os.PathLike[str] 
 def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
                    names: Sequence[str] | None = None, as_trials: bool = False,
                    command: str | None = None, title: str | None = None) -> xr.Dataset:
-    """Combine schema datasets: the rules of :mod:`collector.combine`, or repeated collections as new trials.
+    """Combine schema datasets: the rules of :mod:`collector.dataset.combine`, or repeated collections as new trials.
 
     Parameters
     ----------
@@ -268,7 +268,7 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
     as_trials
         Append the inputs' trials one after the other (input 2's trial 0
         becomes trial T1, ...): repeated collections of the same cells. The
-        inputs must come from one origin (:data:`collector.combine.ORIGIN_ATTRS`
+        inputs must come from one origin (:data:`collector.dataset.combine.ORIGIN_ATTRS`
         and the models' weights); ``order``, ``worker`` and ``process`` continue the
         previous input's numbering.
     command, title
@@ -290,7 +290,7 @@ def merge_datasets(datasets: Sequence[xr.Dataset], *, resolve: str = "error",
     ------
     ConfigError
         Fewer than two inputs, two inputs holding the same runs
-        (:func:`collector.identity.check_distinct_runs`), an unknown ``resolve``, a cell measured twice in
+        (:func:`collector.dataset.identity.check_distinct_runs`), an unknown ``resolve``, a cell measured twice in
         one origin (naming both inputs and the cell), or with ``as_trials``
         inputs whose protocols differ (naming the setting).
     """

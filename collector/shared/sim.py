@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from collector.errors import ConfigError
-from collector.hardware import DEVICE_TABLE, DTYPE_TABLE
-from collector.record import RunRecord
+from collector.shared.errors import ConfigError
+from collector.shared.hardware import DEVICE_TABLE, DTYPE_TABLE
+from collector.shared.record import RunRecord
 
 __all__ = [
     "ModelCost",
@@ -457,7 +457,7 @@ def simulate(
     timing: str = "step",
     started_at: _dt.datetime | None = None,
 ) -> RunRecord:
-    """Simulate one run and return it as a :class:`~collector.record.RunRecord`.
+    """Simulate one run and return it as a :class:`~collector.shared.record.RunRecord`.
 
     This is what the collector's ``sim`` device measures: no torch, no sleep.
     ``position`` is the run's place in the sweep's execution sequence as a
@@ -514,10 +514,10 @@ _NOISE_FIELDS = ("noise_cv", "step_cv", "drift", "run_state_prob", "run_state_fa
 @lru_cache(maxsize=1)
 def _calibration_text() -> str:
     try:
-        return resources.files("collector").joinpath("sim_calibration.json").read_text(encoding="utf-8")
+        return resources.files("collector.shared").joinpath("sim_calibration.json").read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
-            "collector/sim_calibration.json is missing: run benchmarks/calibrate_sim.py --write"
+            "collector/shared/sim_calibration.json is missing: run benchmarks/calibrate_sim.py --write"
         ) from None
 
 

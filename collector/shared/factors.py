@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from collector.errors import ConfigError
-from collector.hardware import DEVICES, DTYPES, PREFERENCE, REAL_DEVICES
+from collector.shared.errors import ConfigError
+from collector.shared.hardware import DEVICES, DTYPES, PREFERENCE, REAL_DEVICES
 
 __all__ = [
     "Factor",

@@ -5,7 +5,7 @@ attributes of a decode-regimes dataset, builds an all-``not_run`` dataset for a
 sweep (:func:`empty_dataset`), checks a dataset (:func:`validate`), writes it
 atomically (:func:`save`) and reads it back, refusing files written by a newer
 schema (:func:`load`). ``docs/schema.md`` is rendered from these definitions by
-:func:`collector.schemadoc.render_markdown`, so the reference cannot drift.
+:func:`collector.dataset.schemadoc.render_markdown`, so the reference cannot drift.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector.errors import SchemaError
-from collector.factors import BY_NAME, FACTORS, SERIES_DIMS, applicable
-from collector.factors import SWEEP_DIMS as _FACTOR_DIMS
-from collector.protocol import ENGINES as _ENGINES
-from collector.protocol import ISOLATIONS as _ISOLATIONS
-from collector.protocol import ORDERS as _ORDERS
-from collector.protocol import TIMINGS as _TIMINGS
+from collector.shared.errors import SchemaError
+from collector.shared.factors import BY_NAME, FACTORS, SERIES_DIMS, applicable
+from collector.shared.factors import SWEEP_DIMS as _FACTOR_DIMS
+from collector.shared.protocol import ENGINES as _ENGINES
+from collector.shared.protocol import ISOLATIONS as _ISOLATIONS
+from collector.shared.protocol import ORDERS as _ORDERS
+from collector.shared.protocol import TIMINGS as _TIMINGS
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -68,7 +68,7 @@ __all__ = [
 SCHEMA_VERSION = "3"
 #: Range of an integer a file can store (netCDF int64 attrs and coordinates).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-#: Leading dim of a dataset combining several origins (hosts or protocols); see collector.combine.
+#: Leading dim of a dataset combining several origins (hosts or protocols); see collector.dataset.combine.
 ORIGIN_DIM = "origin"
 #: Value of a global attr that differs between the origins of such a dataset (a coordinate on ``origin`` holds each).
 PER_ORIGIN = "per origin"
@@ -79,7 +79,7 @@ READABLE_VERSIONS: tuple[str, ...] = ("1", "2", "3")
 #: What each version changed (rendered into docs/schema.md).
 FORMAT_HISTORY: dict[str, str] = {
     "1": "seven sweep dims (model, device, dtype, cache, prompt_len, budget, trial); status flags 0-4.",
-    "2": "sweep dims declared once in collector.factors; new factor dims attn (after dtype) and cache_impl "
+    "2": "sweep dims declared once in collector.shared.factors; new factor dims attn (after dtype) and cache_impl "
          "(after cache); status flag 5 not_applicable (a static cache with the cache off); CF-1.11 conventions "
          "(Conventions, history, host attrs; counts in units '1'; no units on flag variables; cache with "
          "flag_values/flag_meanings; _FillValue instead of prose sentinels); coordinates sorted. Files of "
@@ -90,7 +90,7 @@ FORMAT_HISTORY: dict[str, str] = {
          "the new variables hold their fill values (unknown), attr 'upgraded' says so.",
 }
 
-#: The sweep dims, in this order, on every sweep variable (from :data:`collector.factors.FACTORS`).
+#: The sweep dims, in this order, on every sweep variable (from :data:`collector.shared.factors.FACTORS`).
 SWEEP_DIMS: tuple[str, ...] = _FACTOR_DIMS
 #: Extra dim of per-step variables: 0 is the prefill (which yields the first token), k the k-th decode step.
 STEP_DIM = "step"
@@ -231,7 +231,7 @@ OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
                  "configuration), or engine http's (API, streamed, a fresh server per configuration or not)"),
     "latency_measure": ("import-study", "which harness columns latency comes from (latency_source)"),
     "prompt_lens": ("import-study", "JSON: prompt name -> length in tokens"),
-    "source_encodings": ("import-study", "JSON: file name -> the text encoding it was read in (collector.foreign)"),
+    "source_encodings": ("import-study", "JSON: file name -> the text encoding it was read in (collector.dataset.foreign)"),
     "timing_note": ("import-study", "why timing is 'ends' (whole-generation times only) and where the harness's own "
                     "per-step summaries are"),
     "endpoint": ("engine http", "scheme, host and port of the OpenAI-compatible endpoint (never a path, query or key)"),
@@ -342,7 +342,7 @@ def empty_dataset(
     **values
         Coordinate values of each factor but the trial, by its setting name
         (``models``, ``devices``, ``dtypes``, ``attns``, ``caches``,
-        ``cache_impls``, ``prompt_lens``, ``budgets``: :data:`collector.factors.FACTORS`).
+        ``cache_impls``, ``prompt_lens``, ``budgets``: :data:`collector.shared.factors.FACTORS`).
         ``models``, ``devices``, ``prompt_lens`` and ``budgets`` are required;
         a factor not given gets its default values (``attns``: ``("default",)``...).
 
@@ -351,7 +351,7 @@ def empty_dataset(
     xarray.Dataset
         Every variable of :data:`VARIABLES` (``step_time`` only when asked)
         filled with its not-measured value, ``status`` = not_run, or
-        not_applicable in cells no run can have (:func:`collector.factors.applicable`).
+        not_applicable in cells no run can have (:func:`collector.shared.factors.applicable`).
     """
     if trials < 1:
         raise SchemaError(f"trials must be >= 1, got {trials!r}")
@@ -441,7 +441,7 @@ def _coord_attrs(dim: str) -> dict[str, Any]:
 
 
 def _applicable_mask(coords: Mapping[str, Any]) -> np.ndarray:
-    """Bool over the sweep dims: True where a run can exist (:func:`collector.factors.applicable`)."""
+    """Bool over the sweep dims: True where a run can exist (:func:`collector.shared.factors.applicable`)."""
     shape = tuple(len(coords[d]) for d in SWEEP_DIMS)
     mask = np.ones(shape, dtype=bool)
     series_shape = tuple(len(coords[d]) for d in SERIES_DIMS)
@@ -527,7 +527,7 @@ def _check_global_attrs(ds: xr.Dataset) -> int:
     check_version(ds)
     if str(ds.attrs["schema_version"]) != SCHEMA_VERSION:
         raise SchemaError(f"dataset has schema_version {ds.attrs['schema_version']!r}; expected {SCHEMA_VERSION!r} "
-                          "(collector.schema.upgrade(ds) upgrades an older one; load() does it on read)")
+                          "(collector.dataset.schema.upgrade(ds) upgrades an older one; load() does it on read)")
     for attr in GLOBAL_ATTRS:
         if attr not in ds.attrs:
             raise SchemaError(f"global attr {attr!r} is missing ({GLOBAL_ATTRS[attr]})")
@@ -547,7 +547,7 @@ def _check_protocol_attrs(ds: xr.Dataset) -> None:
     """``engine``, ``timing``, ``isolation`` and ``run_order`` hold allowed values (per origin where combined)."""
     for attr, choices in (("engine", _ENGINES), ("timing", _TIMINGS), ("isolation", _ISOLATIONS), ("run_order", _ORDERS)):
         per_origin = ORIGIN_DIM in ds.dims and attr in ds.coords and ds[attr].dims == (ORIGIN_DIM,)
-        if per_origin:  # combined origins: the coordinate holds each origin's value (collector.combine)
+        if per_origin:  # combined origins: the coordinate holds each origin's value (collector.dataset.combine)
             bad = sorted(set(map(str, ds[attr].values)) - set(choices))
             if bad:
                 raise SchemaError(f"coordinate {attr!r} has {bad[0]!r}; expected values in {list(choices)}")
@@ -763,7 +763,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
     float32. A reader never sees a half-written file: the data go to a
     temporary file in the target's folder (``.NAME.PID-XXXXXXXX.tmp``), which
     then replaces the target; such files that a killed save left are removed
-    first (:func:`collector.storage.remove_stale_temps`). A sweep journal is
+    first (:func:`collector.dataset.storage.remove_stale_temps`). A sweep journal is
     never overwritten.
 
     Returns
@@ -778,7 +778,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
         file size limit) is full; the message names the path and the cause, and
         nothing is left behind.
     """
-    from collector.storage import check_output, remove_stale_temps, temp_prefix, write_error
+    from collector.dataset.storage import check_output, remove_stale_temps, temp_prefix, write_error
 
     ds = validate(normalize(ds))
     target = check_output(path, "dataset")  # also: never over a sweep journal
@@ -956,7 +956,7 @@ def load(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     FileNotFoundError
         When the file does not exist.
     """
-    from collector.storage import input_problem
+    from collector.dataset.storage import input_problem
 
     p = Path(path)
     problem = input_problem(p, "dataset")

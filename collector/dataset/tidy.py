@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from collector import schema
-from collector.safetext import visible
+from collector.dataset import schema
+from collector.shared.safetext import visible
 
 __all__ = ["to_dataframe", "write_csv", "spreadsheet_safe", "FORMULA_START"]
 
@@ -101,7 +101,7 @@ def _safe_cell(value: object) -> object:
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with every text cell and column name safe to open in a spreadsheet (a copy).
 
-    Control characters become visible escapes (:func:`collector.safetext.visible`:
+    Control characters become visible escapes (:func:`collector.shared.safetext.visible`:
     ``\x1b``, ``\t``), and a text that then starts with ``=``, ``+``, ``-`` or
     ``@`` gets a leading ``'`` so that Excel, LibreOffice and Google Sheets
     show it as text instead of running it as a formula (OWASP "CSV
@@ -119,7 +119,7 @@ def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool =
     """Write :func:`to_dataframe` of ``ds`` as CSV, atomically (temp file + rename).
 
     Times are ISO 8601 (UTC), missing values empty, booleans ``True``/``False``.
-    The dataset is validated first (:func:`collector.schema.validate`): a row
+    The dataset is validated first (:func:`collector.dataset.schema.validate`): a row
     that ``export`` would refuse is never written. Text cells and column names
     are made spreadsheet-safe (:func:`spreadsheet_safe`): control characters
     escaped, a leading ``= + - @`` prefixed with ``'``. Numeric columns stay
@@ -137,7 +137,7 @@ def write_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, all_cells: bool =
     SchemaError
         The dataset is not valid (what ``export`` refuses: a negative time, a budget outside the grid...).
     """
-    from collector.storage import check_output, write_error
+    from collector.dataset.storage import check_output, write_error
 
     schema.validate(ds)
     df = spreadsheet_safe(to_dataframe(ds, all_cells=all_cells))

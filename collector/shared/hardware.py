@@ -4,10 +4,10 @@ Adding a device means one :class:`Device` row here and, for a real one, a
 backend class in :mod:`collector.measuring.devices` (``tests/test_hardware.py`` checks
 that every real device has one). Everything else derives from the tables:
 
-* :data:`collector.factors.FACTORS`: the ``device`` and ``dtype`` choices and help;
+* :data:`collector.shared.factors.FACTORS`: the ``device`` and ``dtype`` choices and help;
 * :data:`collector.measuring.devices.DEVICES` / :data:`~collector.measuring.devices.DTYPES` (the torch backends);
-* :func:`collector.environment.best_device` (:data:`PREFERENCE`);
-* :data:`collector.sim.DEVICE_SPEED` and the simulator's dtype speeds.
+* :func:`collector.measuring.environment.best_device` (:data:`PREFERENCE`);
+* :data:`collector.shared.sim.DEVICE_SPEED` and the simulator's dtype speeds.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ DTYPE_TABLE: tuple[Dtype, ...] = (
 
 #: Every device name a sweep accepts, ``sim`` included.
 DEVICES: tuple[str, ...] = tuple(d.name for d in DEVICE_TABLE)
-#: The devices measured through torch (``sim`` is handled by collector.sim).
+#: The devices measured through torch (``sim`` is handled by collector.shared.sim).
 REAL_DEVICES: tuple[str, ...] = tuple(d.name for d in DEVICE_TABLE if d.real)
 #: Compute dtype names.
 DTYPES: tuple[str, ...] = tuple(t.name for t in DTYPE_TABLE)

@@ -7,7 +7,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.factors import BY_NAME, CELL_DIMS, Cell
+from collector.shared.factors import BY_NAME, CELL_DIMS, Cell
 
 __all__ = ["RunRecord", "RUN_STATUSES"]
 
@@ -26,7 +26,7 @@ class RunRecord:
     holds one entry per produced token when per-step timing was on
     (index 0: prefill, which yields the first token; k: k-th decode step),
     and is empty otherwise. The cell's factors are fields named as the
-    sweep dims (:data:`collector.factors.CELL_DIMS`); :attr:`cell` gathers them.
+    sweep dims (:data:`collector.shared.factors.CELL_DIMS`); :attr:`cell` gathers them.
 
     Where it ran: ``process`` is the pass (process replicate, ``--processes``)
     that measured it, -1 unknown (set by the sweep, not by the worker);

@@ -40,14 +40,14 @@ from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collector.errors import ConfigError, DeviceUnavailableError, UnknownModelError
-from collector.factors import FACTORS, LOAD_KEY, SERIES_DIMS, Factor, applicable, factor, inapplicable_reason
-from collector.parsing import CACHE_CHOICES, MAX_BUDGET, parse_budgets, parse_cache, parse_ints, parse_names
-from collector.parsing import choice as _choice
-from collector.parsing import parse_int as _int
-from collector.parsing import parse_seconds as _seconds_or_none
-from collector.protocol import ENGINES, ISOLATIONS, MEMORY_MODES, ORDERS, TIMINGS, WEIGHTS
-from collector.sim import LatencyModel
+from collector.shared.errors import ConfigError, DeviceUnavailableError, UnknownModelError
+from collector.shared.factors import FACTORS, LOAD_KEY, SERIES_DIMS, Factor, applicable, factor, inapplicable_reason
+from collector.shared.protocol import ENGINES, ISOLATIONS, MEMORY_MODES, ORDERS, TIMINGS, WEIGHTS
+from collector.shared.sim import LatencyModel
+from collector.sweep.parsing import CACHE_CHOICES, MAX_BUDGET, parse_budgets, parse_cache, parse_ints, parse_names
+from collector.sweep.parsing import choice as _choice
+from collector.sweep.parsing import parse_int as _int
+from collector.sweep.parsing import parse_seconds as _seconds_or_none
 
 if TYPE_CHECKING:
     from collector.http.target import HttpTarget
@@ -93,7 +93,7 @@ class SweepSpec:
 
     Build it with :func:`build_spec` (which checks every field); the
     constructor does no checking. ``grid`` maps every factor but the trial
-    (:data:`collector.factors.FACTORS`) to its values; each factor's values
+    (:data:`collector.shared.factors.FACTORS`) to its values; each factor's values
     are also an attribute named by its setting (``spec.models``,
     ``spec.budgets``, ``spec.attns``...). ``timeout`` and ``refine`` are None
     when off. ``sim`` is the parsed latency model of device ``sim`` (None:
@@ -327,7 +327,7 @@ def _merged_settings(settings: Mapping[str, Any], *, defaults: bool, base: Mappi
         if not defaults:
             raise ConfigError("sweep setting 'devices' is missing; choices: "
                               + ", ".join(factor("device").choices or ()))
-        from collector.environment import best_device
+        from collector.measuring.environment import best_device
 
         merged["devices"] = best_device()
     return merged
@@ -451,7 +451,7 @@ def check_runnable(spec: SweepSpec) -> None:
         raise ConfigError(f"devices {list(spec.devices)!r} mix the simulated device 'sim' with real ones; a dataset is "
                           "either simulated or measured: run them as two sweeps (and compare or merge the datasets)")
     if "sim" in spec.devices:
-        from collector.sim import MAX_POSITIONS
+        from collector.shared.sim import MAX_POSITIONS
 
         known = sim_models(spec)
         for m in spec.models:
@@ -466,7 +466,7 @@ def check_runnable(spec: SweepSpec) -> None:
         return
     if spec.sim is not None and "sim" not in spec.devices:
         raise ConfigError("a [sim] table was given but no device is 'sim'; add devices = ['sim'] or drop [sim]")
-    from collector.environment import available_devices
+    from collector.measuring.environment import available_devices
 
     here = available_devices()
     for d in real:

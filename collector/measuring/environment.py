@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from collector.hardware import PREFERENCE, REAL_DEVICES
+from collector.shared.hardware import PREFERENCE, REAL_DEVICES
 
 __all__ = [
     "HOST_ENV",
@@ -102,7 +102,7 @@ def available_devices(*, with_sim: bool = False) -> list[str]:
 
 
 def best_device() -> str:
-    """The device a quick sweep should use: the first of :data:`collector.hardware.PREFERENCE` available here
+    """The device a quick sweep should use: the first of :data:`collector.shared.hardware.PREFERENCE` available here
     (mps, else cuda, else cpu)."""
     here = available_devices()
     for d in PREFERENCE[:-1]:
@@ -220,7 +220,7 @@ def info() -> dict[str, Any]:
                 pass
             memory[f"{d}_limit"] = limit
         devices.append({"name": d, "available": d in here, "detail": detail})
-    devices.append({"name": "sim", "available": True, "detail": "simulated latency model (collector.sim)"})
+    devices.append({"name": "sim", "available": True, "detail": "simulated latency model (collector.shared.sim)"})
     versions = {"decode-regimes": __version__, "python": platform.python_version()}
     for pkg in ("torch", "transformers", "numpy", "xarray", "netCDF4", "psutil", "rich"):
         versions[pkg] = package_version(pkg) or "not installed"

@@ -13,7 +13,7 @@ the same when
   cell and bit-identical latency (a copy, or a merge that contains it) --
   :func:`check_distinct_runs`.
 
-Either raises :class:`~collector.errors.ConfigError` naming both inputs.
+Either raises :class:`~collector.shared.errors.ConfigError` naming both inputs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = ["check_distinct_files", "check_distinct_runs"]
 

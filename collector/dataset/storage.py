@@ -9,7 +9,7 @@ and ``.lock`` files) or one of the command's own inputs (:func:`check_not_precio
 :func:`write_error` turns what a write point caught
 (an :class:`OSError`, SQLite's ``OperationalError``, the netCDF library's
 ``RuntimeError``, which lose the reason) into an
-:class:`~collector.errors.OutputError` naming the path and the cause: ``disk
+:class:`~collector.shared.errors.OutputError` naming the path and the cause: ``disk
 full``, ``file size limit reached`` or ``not writable``. Standard library only.
 """
 
@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from collector.errors import OutputError
+from collector.shared.errors import OutputError
 
 __all__ = ["DISK_FULL", "NOT_WRITABLE", "SIZE_LIMIT", "cause", "check_not_precious", "check_output", "free_bytes",
            "input_problem", "is_journal", "read_only_fs", "READ_ONLY", "remove_stale_temps", "write_atomic", "write_error"]
@@ -232,12 +232,14 @@ def _probe_cause(exc: OSError, folder: Path) -> str:
 
 
 def _temp_pattern(target: Path) -> re.Pattern[str]:
-    # collector.schema.save's temporary files: .NAME.PID-XXXXXXXX.tmp (and .NAME.XXXXXXXX.tmp of earlier versions)
+    # collector.dataset.schema.save's temporary files: .NAME.PID-XXXXXXXX.tmp
+    # (and .NAME.XXXXXXXX.tmp of earlier versions)
     return re.compile(rf"\.{re.escape(target.name)}\.(?:(\d+)-)?[A-Za-z0-9_]{{8}}\.tmp")
 
 
 def temp_prefix(target: str | os.PathLike[str]) -> str:
-    """The prefix of :func:`collector.schema.save`'s temporary file for ``target`` (it holds this process's id)."""
+    """The prefix of :func:`collector.dataset.schema.save`'s temporary file for ``target`` (it holds this
+    process's id)."""
     return f".{Path(target).name}.{os.getpid()}-"
 
 

@@ -46,13 +46,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
-from collector.errors import ConfigError
-from collector.foreign import read_json, read_text, shorten
-from collector.identity import check_distinct_files
-from collector.parsing import MAX_BUDGET, parse_int
-from collector.spec import MAX_SEED, MAX_WARMUP
-from collector.storage import input_problem
+from collector.dataset import schema
+from collector.dataset.foreign import read_json, read_text, shorten
+from collector.dataset.identity import check_distinct_files
+from collector.dataset.storage import input_problem
+from collector.shared.errors import ConfigError
+from collector.sweep.parsing import MAX_BUDGET, parse_int
+from collector.sweep.spec import MAX_SEED, MAX_WARMUP
 
 __all__ = [
     "DEFAULT_PROMPT_LENS",
@@ -203,14 +203,14 @@ def read_harness(paths: Sequence[str | os.PathLike[str]], encodings: dict[str, s
     """Rows of every file, files in the order given, rows in file order.
 
     ``encodings``, when given, receives the text encoding each file was read
-    in (:func:`collector.foreign.read_text`).
+    in (:func:`collector.dataset.foreign.read_text`).
 
     Raises
     ------
     ConfigError
         No file, a missing or unreadable file, a file given twice (same
         path, link or bytes), not text in any encoding tried
-        (:func:`collector.foreign.read_text`), not CSV/JSON, a truncated row,
+        (:func:`collector.dataset.foreign.read_text`), not CSV/JSON, a truncated row,
         a column named twice, no rows, or a required column missing.
     """
     if not paths:
@@ -388,7 +388,7 @@ def _levels(keys: Sequence[tuple[Any, ...]], i: int) -> list[Any]:
 
 def _model_info(models: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``n_params`` (-1 unknown), ``weights`` and ``architecture`` of each model, for :func:`schema.empty_dataset`."""
-    from collector.sim import MODEL_COSTS
+    from collector.shared.sim import MODEL_COSTS
 
     return {m: {"n_params": MODEL_COSTS[m].n_params if m in MODEL_COSTS else -1, "weights": "pretrained",
                 "architecture": _architecture(m)} for m in models}

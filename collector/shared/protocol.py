@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.factors import RunKey
-from collector.record import RunRecord
+from collector.shared.factors import RunKey
+from collector.shared.record import RunRecord
 
 __all__ = [
     "ENGINES",
@@ -69,7 +69,7 @@ class Protocol:
 
     @classmethod
     def of(cls, settings: Any) -> "Protocol":
-        """The protocol of a :class:`collector.spec.SweepSpec` (or any object / mapping with these names)."""
+        """The protocol of a :class:`collector.sweep.spec.SweepSpec` (or any object / mapping with these names)."""
         get = settings.get if isinstance(settings, Mapping) else (lambda k, d: getattr(settings, k, d))
         return cls(engine=str(get("engine", "loop")), timing=str(get("timing", "ends")),
                    weights=str(get("weights", "auto")), memory=str(get("memory", "endpoints")),

@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from collector import schema
-from collector.errors import SchemaError
+from collector.dataset import schema
+from collector.shared.errors import SchemaError
 
 __all__ = [
     "ORIGIN_DIM",
@@ -350,7 +350,7 @@ def combine(datasets: Sequence[xr.Dataset], names: Sequence[str], *, resolve: st
     Parameters
     ----------
     datasets
-        Schema-valid datasets (normalised as :func:`collector.schema.load` returns them).
+        Schema-valid datasets (normalised as :func:`collector.dataset.schema.load` returns them).
     names
         A label per input (a file name) for messages and the ``files`` coordinate.
     resolve

@@ -5,7 +5,7 @@ or without a byte-order mark, or be no text at all. :func:`read_text` tries the
 encodings of :data:`ENCODINGS` in order (a byte-order mark decides alone) and
 returns the text with the encoding used; bytes that none of them decodes, or a
 text holding control characters other than tab and line breaks (what random
-bytes decode to), raise :class:`~collector.errors.ConfigError` naming the file
+bytes decode to), raise :class:`~collector.shared.errors.ConfigError` naming the file
 and every encoding tried. :func:`read_json` parses such a text with bounded
 integers and nesting, so a hostile file is one ``ConfigError``, never a
 ``RecursionError`` or ``ValueError`` from deep inside the parser.
@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from collector.errors import ConfigError
+from collector.shared.errors import ConfigError
 
 __all__ = ["ENCODINGS", "MAX_FILE_BYTES", "MAX_INT_DIGITS", "read_text", "read_json", "shorten"]
 
