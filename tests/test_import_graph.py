@@ -153,7 +153,7 @@ def reached(graph: dict[str, set[str]], roots: set[str]) -> set[str]:
 
 
 #: The collector's torch-free side: the shared vocabulary (a whole package) and the dataset contract's modules.
-TORCH_FREE = {"collector.dataset.schema", "collector.dataset.schemadoc", "collector.dataset.combine",
+TORCH_FREE = {"collector.schema", "collector.dataset.schema", "collector.dataset.schemadoc", "collector.dataset.combine",
               "collector.dataset.storage", "collector.dataset.tidy"}
 
 

@@ -21,7 +21,7 @@ def _modules_after(code: str) -> set[str]:
 @pytest.mark.process
 def test_schema_sim_and_analysis_do_not_import_torch() -> None:
     mods = _modules_after(
-        "import collector, collector.dataset.schema, collector.shared.sim, collector.shared.record,"
+        "import collector, collector.schema, collector.dataset.schema, collector.shared.sim, collector.shared.record,"
         " collector.sweep.refine, collector.shared.trend, analysis, analysis.synthetic, analysis.io"
     )
     assert "collector.dataset.schema" in mods and "analysis.synthetic" in mods
@@ -78,9 +78,11 @@ def test_analysis_imports_and_runs_without_torch() -> None:
     code = _BLOCK_TORCH + (
         "import glob, analysis\n"
         "from analysis import synthetic\n"
-        "from collector.dataset import schema\n"
+        "from collector import schema\n"  # the stable public path of the dataset contract
+        "from collector.dataset import schema as dataset_schema\n"
         "from collector.shared import factors\n"
         "from collector.sweep import spec\n"
+        "assert schema.validate is dataset_schema.validate\n"
         "ds = analysis.open_dataset(sorted(glob.glob('datasets/cuda-h200-*.nc'))[0])\n"
         "assert ds.attrs['schema_version'] == schema.SCHEMA_VERSION\n"
         "r = analysis.regimes(ds)\n"
