@@ -130,6 +130,30 @@ def test_stopped_diagnosis_continues_where_it_stopped(tmp_path: Path) -> None:
     assert [(v.factor, v.verdict) for v in again.verdicts] == [(v.factor, v.verdict) for v in whole.verdicts]
 
 
+def test_a_diagnosis_stopped_inside_a_question_counts_the_runs_it_measured(tmp_path: Path) -> None:
+    # seen on real runs: stopped by --max-minutes inside refine, the summary said "0 runs" after 43 measured
+    from collector.sweep.journal import Journal
+
+    path = sweep_file(tmp_path, CASES["budget"])
+    calls = {"n": 0}
+
+    def stop_in_refine() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 10
+
+    d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc",
+                 settings=Settings(should_stop=stop_in_refine))
+    measured = {}
+    for j in (tmp_path / "d.journals").glob("*.journal"):
+        with Journal.open(j) as journal:
+            measured[j.stem.split("-", 1)[1]] = journal.count()
+    assert d.stopped and measured.get("refine", 0) > 0, measured
+    assert d.runs == sum(measured.values()), (d.runs, measured)
+    boundary = d.verdict(1, "boundary")
+    assert boundary.verdict == "not tested" and boundary.runs == measured["refine"], boundary
+    assert d.summary().splitlines()[-1].startswith(f"{d.runs} runs in ")
+
+
 def test_max_minutes_leaves_questions_out_and_says_so(tmp_path: Path) -> None:
     path = sweep_file(tmp_path, CASES["budget"])
     d = diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc", max_minutes=0.4)

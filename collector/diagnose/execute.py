@@ -235,9 +235,9 @@ class _Regime:
                     break
                 s.measure(keys)
             self.out.cells, self.out.samples["refine"] = cells, {0: dict(ok[0])}
-            self.out.runs["refine"] = s.journal.count()
             self.out.status["refine"] = "done"
-        finally:
+        finally:  # stopped or not: the runs it measured count
+            self.out.runs["refine"] = s.journal.count()
             s.close()
         return cells
 
@@ -258,8 +258,8 @@ class _Regime:
                            if k not in tried.get(k, {}).get(b, set())])
             ok, _ = s.data(per_trial=True)
             self.out.samples["process"] = {k: dict(v) for k, v in sorted(ok.items())}
-            self.out.runs["process"] = s.journal.count()
         finally:
+            self.out.runs["process"] = s.journal.count()
             s.close()
         self.out.status["process"] = "done"
 
@@ -308,8 +308,8 @@ class _Regime:
         try:
             ok = self._settle(s, reference, tested)
             self.out.samples[name] = {0: dict(ok[0])}
-            self.out.runs[name] = s.journal.count()
         finally:
+            self.out.runs[name] = s.journal.count()
             s.close()
         self.out.status[name] = "done"
 
