@@ -10,9 +10,9 @@ curve's coefficients is not a step):
    (a state shared by a cell's runs: a slow host period, a process-local cell
    effect). A null draw permutes the series' runs over its cells (the real
    run distribution: heavy tails, slow run states, several slow runs landing
-   in one cell; the runs of a narrow candidate interval enter the pool
-   centred on their own mean, so that a regime's own level does not make it
-   look like noise while its spread stays) and
+   in one cell; the runs of a narrow candidate interval enter the pool less
+   the level all of them share, so that a regime's own level does not make
+   it look like noise while a slow run among them stays) and
    adds a Gaussian cell level making up the series' budget-level variance:
    the Qn scale of the successive differences of its cell means
    (:func:`budget_scale`), moderated towards the scale of the other series
@@ -287,14 +287,18 @@ class _Scan:
         self.rng = rng
         self.ok = np.isfinite(E)
         self.floor = 0.0  # the stated noise of a cell mean: no scale below it (test_series)
-        # the run level: the series' runs (the test centres the candidate interval's own runs, so that a
-        # regime's level, put together again by a permutation, does not make it look like noise)
+        # the run level: the series' runs (the test takes the level the candidate interval's runs share out
+        # of them, so that a regime's level, put together again by a permutation, does not make it look like
+        # noise)
         self.set_pool(E)
 
     def set_pool(self, E: np.ndarray, exclude: tuple[int, int] | None = None) -> None:
         """The run level's pool: the runs (residuals to the reduced model) of every cell, those of the
-        candidate interval ``exclude`` centred on their own mean (ter Braak 1992: residuals of the full model,
-        rescaled by ``sqrt(N / (N - 1))`` for the mean they lost): its level leaves the pool, its spread stays."""
+        candidate interval ``exclude`` less the level all of them share (residuals of the full model, ter Braak
+        1992, with the candidate's step estimated by its smallest run for a step up, its largest for a step
+        down): a regime's level leaves the pool, while one or two slow runs that made a cell extreme stay in
+        it whole, as the noise they may be (centring them on their mean kept 0.71 of a slow run of two, and
+        the shuffled null rejected 0.077 of the time at 0.05 with 2 trials, 0.081 with 3; now 0.05 / 0.069)."""
         keep = self.ok.copy()
         pool = E
         if exclude is not None and keep.shape[0] - (exclude[1] - exclude[0] + 1) >= 3:
@@ -302,7 +306,7 @@ class _Scan:
             inside = E[a:b][self.ok[a:b]]
             pool = E.copy()
             if inside.size >= 2:
-                pool[a:b] = (E[a:b] - inside.mean()) * math.sqrt(inside.size / (inside.size - 1))
+                pool[a:b] = E[a:b] - (inside.min() if inside.mean() >= 0 else inside.max())
             else:
                 keep[a:b] = False
         self.pool = pool[keep]
