@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import mmap
 import sys
+import threading
 import time
 
 import numpy as np
@@ -270,23 +271,45 @@ def test_cuda_peak_is_reset_before_the_run_and_read_after(fake_cuda):
 
 
 # --------------------------------------------------------------------------- memory
+#: Longest wait for a sampler thread's reads: only a hung thread takes this long (a loaded machine may not run it
+#: for a while, so the tests wait for the reads themselves, not for a time).
+SAMPLER_WAIT = 60.0
+
+
 class _SpikyBackend(CPUBackend):
     has_device_memory = True  # like mps: no allocator peak, so the sampler reads it
 
     def __init__(self) -> None:
         self.reads = 0
+        self.five_reads = threading.Event()
 
     def device_allocated(self) -> float:
         self.reads += 1
+        if self.reads >= 5:
+            self.five_reads.set()
         return 9e9 if self.reads == 3 else 1e6
+
+
+def _more_samples(sampler: MemorySampler, n: int) -> None:
+    """Return once ``sampler``'s thread has taken ``n`` more samples than it has now."""
+    done, target, sample = threading.Event(), sampler.samples + n, sampler.sample
+
+    def counted() -> None:
+        sample()
+        if sampler.samples >= target:
+            done.set()
+
+    sampler.sample = counted
+    try:
+        assert done.wait(SAMPLER_WAIT), f"the sampler took {sampler.samples - target + n} of {n} samples"
+    finally:
+        sampler.sample = sample
 
 
 def test_sampler_records_a_peak():
     backend = _SpikyBackend()
     with MemorySampler(backend, interval=0.002) as sampler:
-        deadline = time.monotonic() + 2.0
-        while backend.reads < 5 and time.monotonic() < deadline:
-            time.sleep(0.002)
+        assert backend.five_reads.wait(SAMPLER_WAIT), f"the sampler read {backend.reads} times"
     assert sampler.samples >= 5
     assert sampler.device_peak == 9e9
     assert sampler.rss_peak > 0 and sampler.sys_available_min > 0
@@ -303,12 +326,8 @@ def test_sampled_mode_catches_a_transient_host_allocation():
         block = mmap.mmap(-1, size)
         block.write(b"\1" * size)
         sampler = mon._sampler
-        if sampler is None:
-            time.sleep(0.1)
-        else:  # wait for the sampler to see the block (a loaded machine may not run its thread for a while)
-            start, t0 = sampler.samples, time.monotonic()
-            while sampler.samples < start + 5 and time.monotonic() - t0 < 30.0:
-                time.sleep(0.005)
+        if sampler is not None:  # the sampler sees the block (endpoints mode reads only at begin and end)
+            _more_samples(sampler, 5)
         block.close()
         figures[mode] = mon.end()
     assert figures["sampled"].samples > figures["endpoints"].samples
