@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,13 +9,9 @@ import pytest
 from analysis.synthetic import make_dataset
 from collector.dataset import schema
 from collector.shared.sim import MODEL_COSTS
+from repo_scripts import load_script
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cache_impl_slope.py"
-_spec = importlib.util.spec_from_file_location("cache_impl_slope", _PATH)
-slope = importlib.util.module_from_spec(_spec)
-assert _spec.loader is not None
-sys.modules["cache_impl_slope"] = slope  # dataclasses look their module up
-_spec.loader.exec_module(slope)
+slope = load_script("benchmarks/cache_impl_slope.py")
 
 
 def test_recovers_the_simulated_per_context_cost(tmp_path: Path) -> None:

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 import analysis
+from repo_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "datasets" / "README.md").read_text()
-
-
-def _script() -> ModuleType:
-    if "datasheet_numbers" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("datasheet_numbers", ROOT / "datasets" / "datasheet_numbers.py")
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["datasheet_numbers"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["datasheet_numbers"]
 
 
 def _section(name: str) -> str:
@@ -33,7 +21,7 @@ def _section(name: str) -> str:
 
 @pytest.mark.parametrize("name", ["cuda-h200-gpt2", "cuda-h200-opt-bloom", "cpu-xeon16-gpt2-opt"])
 def test_quoted_data_numbers_are_recomputed(name: str) -> None:
-    n = _script().data_numbers(analysis.open_dataset(name))
+    n = load_script("datasets/datasheet_numbers.py").data_numbers(analysis.open_dataset(name))
     text = " ".join(_section(name).split())
     for model, (lo, hi) in n.per_token_ms.items():
         assert f"{model} {lo:.1f}-{hi:.1f} ms" in text

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from repo_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-_PATH = ROOT / "benchmarks" / "regimes_honesty.py"
-_spec = importlib.util.spec_from_file_location("regimes_honesty", _PATH)
-honesty = importlib.util.module_from_spec(_spec)
-assert _spec.loader is not None
-sys.modules["regimes_honesty"] = honesty  # dataclasses look their module up
-_spec.loader.exec_module(honesty)
+honesty = load_script("benchmarks/regimes_honesty.py")
 
 REAL = ROOT / "tests" / "data" / "real"
 QUIET = str(REAL / "cpu-idle-loop-ends-t3-on.nc")  # 2 series, 16 budgets, 3 trials, per-run noise about 0.03

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -16,6 +13,7 @@ import xarray as xr
 
 import analysis
 from collector.dataset import schema
+from repo_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "datasets" / "study"
@@ -31,16 +29,6 @@ def _v1(ds: Any) -> Any:
     extra = [d for d in ds.dims if d in schema.SWEEP_DIMS and d not in V1_DIMS and ds.sizes[d] == 1]
     return ds.squeeze(extra, drop=True)
 
-
-
-def _builder() -> ModuleType:
-    if "build_study" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("build_study", ROOT / "datasets" / "build_study.py")
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["build_study"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["build_study"]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +62,7 @@ def test_file_is_valid_measured_one_trial(ds: xr.Dataset) -> None:
 
 
 def test_file_is_what_the_builder_writes_now(ds: xr.Dataset) -> None:
-    fresh = _v1(_builder().build(STUDY))
+    fresh = _v1(load_script("datasets/build_study.py").build(STUDY))
     for name in ("latency", "prefill_time", "decode_time", "mem_device_peak", "status", "tokens", "study_label"):
         xr.testing.assert_equal(fresh[name], ds[name])
     assert fresh.attrs["overlaps"] == ds.attrs["overlaps"]
@@ -144,7 +132,7 @@ def test_regimes_flag_exactly_512_to_624_in_the_probe(ds: xr.Dataset) -> None:
 
 
 def test_builder_refuses_inconsistent_copy(tmp_path: Path) -> None:
-    bs = _builder()
+    bs = load_script("datasets/build_study.py")
     for f in STUDY.glob("*.csv"):
         (tmp_path / f.name).write_text(f.read_text())
     text = (tmp_path / "anomaly_summary.csv").read_text().replace("84.5", "84.6", 1)
@@ -157,7 +145,7 @@ def test_builder_refuses_inconsistent_copy(tmp_path: Path) -> None:
 
 
 def test_builder_cli_writes_and_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bs = _builder()
+    bs = load_script("datasets/build_study.py")
     out = tmp_path / "study.nc"
     assert bs.main(["-o", str(out)]) == 0
     xr.testing.assert_equal(schema.load(out).latency, analysis.open_dataset(FILE).latency)
