@@ -24,6 +24,8 @@ from analysis.core import series as _series
 from analysis.core import stats as _st
 from analysis.core.common import check_axes, check_seed
 from analysis.core.origins import origin_groups, origin_lines
+from analysis.core.truncation import TIMING as TRUNCATED_TIMING
+from analysis.core.truncation import truncated_counts, truncation_lines, without_truncated
 from analysis.detect import confound as _cf
 from analysis.detect import engine as _detect
 from analysis.detect import inference as _inf
@@ -195,8 +197,10 @@ def regimes(
         trials a series with data has), ``series_measured`` (series with a value
         at some budget), ``series_tested``,
         ``series_selected``, ``time_check`` (what the time check used or why
-        it was skipped), ``sequential_share`` and ``summary`` (a few lines for
-        humans; also :func:`summary`).
+        it was skipped), ``sequential_share``, ``n_truncated`` (runs of
+        status truncated left out: they stopped before their budget, their
+        times are for fewer tokens; 0 when ``var`` is not a time) and
+        ``summary`` (a few lines for humans; also :func:`summary`).
 
     Raises
     ------
@@ -262,7 +266,8 @@ def regimes(
         "series_measured": int(np.isfinite(np.asarray(raw.values, dtype=float)).reshape(len(ser["p_series"]), -1)
                                .any(axis=1).sum()),
     })
-    out.attrs["summary"] = "\n".join([summarize(out), *origin_lines(out)])
+    out.attrs["n_truncated"] = truncated_counts(ds)[0] if var in TRUNCATED_TIMING else 0
+    out.attrs["summary"] = "\n".join([summarize(out), *truncation_lines(ds, var), *origin_lines(out)])
     return out
 
 
@@ -533,7 +538,7 @@ def _check_variable(ds: xr.Dataset, var: str) -> xr.DataArray:
         raise InputError(f"variable {var!r} must be numeric, got dtype {str(da.dtype)!r}")
     if _series.BUDGET not in da.coords or not np.issubdtype(da[_series.BUDGET].dtype, np.number):
         raise InputError(f"budget coordinate must hold distinct numbers, got {np.asarray(da[_series.BUDGET]).tolist()!r}")
-    return check_axes(ds, "regimes", [var])[var]
+    return without_truncated(check_axes(ds, "regimes", [var]))[var]
 
 
 def _check_values(da: xr.DataArray, var: str) -> None:

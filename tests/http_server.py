@@ -12,8 +12,10 @@ preset (``tiny-gpt2``) on 127.0.0.1 (``--threads``: torch threads, default 1):
 
 Every decode step also sleeps ``--step-sleep`` seconds, ``FACTOR`` times that for budgets (``max_tokens``) in
 ``LO..HI``: a planted regime. ``--malformed B``: a request of budget B gets a stream that breaks (an event
-that is not JSON) after two tokens. ``--truncate B:N``: a request of budget B stops after N tokens
-(``finish_reason`` ``stop``), as a server that ignores ``ignore_eos`` does. ``--hang B``: a request of budget B stops
+that is not JSON) after two tokens. ``--truncate B:N`` (or ``LO:HI:N``, or ``LO:HI:N:SHARE``; repeatable): a
+request of budget B (in ``LO..HI``) stops after N tokens (``finish_reason`` ``stop``), as a server that ignores
+``ignore_eos`` does at an end-of-sequence token; with ``SHARE`` only that share of the requests does, chosen by
+a hash of the prompt (each run draws its own prompt). ``--hang B``: a request of budget B stops
 sending for a minute after two tokens. ``--strict``: a request with ``ignore_eos``,
 ``min_tokens`` or ``stream_options`` is answered 400, as OpenAI's own API does. ``--api-key KEY``: a POST
 without ``Authorization: Bearer KEY`` is answered 401.
@@ -113,8 +115,9 @@ class _Handler(BaseHTTPRequestHandler):
         lo, hi, factor = opts.regime
         sleep = opts.step_sleep * (factor if lo <= budget <= hi else 1.0)
         stop_at = budget
-        if opts.truncate and opts.truncate[0] == budget:
-            stop_at = opts.truncate[1]
+        for t_lo, t_hi, t_n, share in opts.truncate:
+            if t_lo <= budget <= t_hi and zlib.crc32(prompt.encode()) % 1000 < share * 1000:
+                stop_at = min(stop_at, t_n)
         ids = torch.tensor([self.model.ids(prompt) or [0]])
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -142,9 +145,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._event(b"[DONE]")
 
 
-def _pair(text: str) -> tuple[int, int]:
-    a, b = text.split(":")
-    return int(a), int(b)
+def _truncate(text: str) -> tuple[int, int, int, float]:
+    parts = text.split(":")
+    if len(parts) == 2:
+        return int(parts[0]), int(parts[0]), int(parts[1]), 1.0
+    return int(parts[0]), int(parts[1]), int(parts[2]), float(parts[3]) if len(parts) > 3 else 1.0
 
 
 def _regime(text: str) -> tuple[int, int, float]:
@@ -160,7 +165,7 @@ def main() -> None:
     p.add_argument("--regime", type=_regime, default=(0, -1, 1.0))
     p.add_argument("--step-sleep", type=float, default=0.0)
     p.add_argument("--malformed", type=int, default=-1)
-    p.add_argument("--truncate", type=_pair, default=None)
+    p.add_argument("--truncate", type=_truncate, action="append", default=[])
     p.add_argument("--hang", type=int, default=-1)
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model (default: 1)")
     p.add_argument("--api-key", default="")

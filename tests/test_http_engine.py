@@ -148,12 +148,16 @@ def test_malformed_stream_and_truncated_generation_are_statuses(tmp_path: Path) 
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
     ds = schema.load(out)
     by_budget = {int(b): int(ds.status.sel(budget=b).values.ravel()[0]) for b in ds.budget.values}
-    assert by_budget == {4: schema.STATUS["ok"], 6: schema.STATUS["error"], 8: schema.STATUS["error"]}
+    assert by_budget == {4: schema.STATUS["ok"], 6: schema.STATUS["error"], 8: schema.STATUS["truncated"]}
     errors = {int(f["run"]["budget"]): str(f["error"]) for f in failures(ds)}  # type: ignore[index]
     assert errors[6].startswith("malformed stream: event 3 is not JSON")
     assert errors[8].startswith("truncated generation: 5 of 8 tokens (finish_reason 'stop')")
     assert int(ds.tokens.sel(budget=8).values.ravel()[0]) == 5  # the tokens it did produce are kept
-    assert np.isnan(ds.latency.sel(budget=8).values).all()
+    # and so are its times, measured for those 5 tokens: 5 arrivals, summing to the last one
+    cut = ds.sel(budget=8).squeeze()
+    assert np.isfinite(float(cut.latency)) and int(np.isfinite(cut.step_time).sum()) == 5
+    assert float(cut.step_time.sum()) <= float(cut.latency) + 1e-6
+    assert np.isnan(ds.latency.sel(budget=6).values).all()
 
 
 def test_a_strict_server_gets_the_requests_without_the_extra_fields(tmp_path: Path) -> None:
@@ -203,6 +207,50 @@ def test_a_regime_planted_in_the_server_is_found_exactly(tmp_path: Path) -> None
             refused.add(name)
             assert "cache values False and True" in str(exc) or "2 prompt_len values" in str(exc)
     assert refused == {"kv_speedup", "boundaries"}
+
+
+def test_generations_cut_short_are_kept_and_left_out_of_the_budget_axis(tmp_path: Path) -> None:
+    """A server that stops early at some budgets (as one that ignores ignore_eos does at an end-of-sequence
+    token): every such run keeps its times and its tokens as status truncated; the analysis leaves them out
+    of the budget axis, says how many, and still finds the planted regime exactly. Counted as ok, their short
+    times would bend the curve into a false answer."""
+    import analysis
+
+    out = tmp_path / "cut.nc"
+    with served("--step-sleep", "0.004", "--regime", "12:16:3", "--truncate", "28:32:8",
+                "--truncate", "6:8:3:0.5") as (url, _):
+        assert main(sweep_args(url, out, "--budgets", "2:32:2", "--trials", "3")) == 0
+    ds = analysis.open_dataset(str(out))
+    status, tokens = (np.asarray(ds[v].squeeze().values) for v in ("status", "tokens"))  # budget x trial
+    budget = np.broadcast_to(ds.budget.values[:, None], status.shape)
+    cut = status == schema.STATUS["truncated"]
+    assert cut[budget >= 28].all() and not cut[(budget > 8) & (budget < 28)].any()
+    assert 0 < cut[(budget == 6) | (budget == 8)].sum() < 6  # half the prompts stop there (a hash of the prompt)
+    assert np.all(status[~cut] == schema.STATUS["ok"])
+    np.testing.assert_array_equal(tokens[cut], np.where(budget[cut] >= 28, 8, 3))  # what each produced
+    latency = np.asarray(ds.latency.squeeze().values)
+    assert np.all(np.isfinite(latency))  # every run kept its times
+    steps = np.isfinite(ds.step_time.squeeze()).sum("step").values
+    np.testing.assert_array_equal(steps[cut], tokens[cut])
+
+    reg = analysis.regimes(ds)
+    flagged = reg.anomalous.any([d for d in reg.anomalous.dims if d != "budget"])
+    assert sorted(int(b) for b in reg.budget.values[flagged.values]) == [12, 14, 16]
+    n_cut = int(cut.sum())
+    assert reg.attrs["n_truncated"] == n_cut
+    line = next(x for x in reg.attrs["summary"].splitlines() if "truncated" in x)
+    assert line.startswith(f"{n_cut} truncated run(s) left out") and "3-8 tokens produced" in line
+    assert line.split("budget(s) ")[1].startswith(("6, 8, 28, 30, 32)", "6, 28, 30, 32)", "8, 28, 30, 32)"))
+    assert np.isnan(float(reg.ratio.sel(budget=30).squeeze()))  # every run there was cut: nothing measured
+    steps_result = analysis.step_regimes(ds)
+    assert f"{n_cut} truncated run(s) left out" in steps_result.attrs["summary"]
+
+    # the same runs counted as if they had reached their budget: their short times bend the curve and the
+    # answer is wrong (on this host: budgets 10-26 flagged)
+    as_ok = ds.assign(status=ds.status.where(ds.status != schema.STATUS["truncated"], schema.STATUS["ok"]))
+    wrong = analysis.regimes(as_ok)
+    hit = wrong.anomalous.any([d for d in wrong.anomalous.dims if d != "budget"])
+    assert sorted(int(b) for b in wrong.budget.values[hit.values]) != [12, 14, 16]
 
 
 def test_a_fresh_server_per_configuration_with_its_start_up_time(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ the server command's placeholders; and the stream parser's one-line errors."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from collector.__main__ import main
@@ -125,6 +127,17 @@ def test_a_record_from_the_arrivals() -> None:
     assert record_of(_base(), s, 3, "ends").step_times == ()
 
 
+def test_a_generation_that_stops_early_keeps_its_times_as_truncated() -> None:
+    s = Streamed(arrivals=(0.05, 0.06), end=0.07, finish_reason="stop", usage={"completion_tokens": 2})
+    rec = record_of(_base(), s, 3, "stream")
+    assert rec.status == "truncated" and not rec.ok and rec.tokens == 2
+    assert rec.latency == 0.07 and rec.prefill_time == 0.05 and rec.step_times == pytest.approx((0.05, 0.01))
+    assert rec.error.startswith("truncated generation: 2 of 3 tokens (finish_reason 'stop')")
+    assert RunRecord.from_dict(rec.to_dict()) == rec  # the journal keeps it as it is
+    more = record_of(_base(), dataclasses.replace(s, usage={"completion_tokens": 4}), 3, "stream")
+    assert more.status == "error" and "more tokens than the budget: 4 of 3" in more.error and np.isnan(more.latency)
+
+
 def test_prompts_are_seeded_and_fitted_to_the_server_count() -> None:
     assert words(5, 1) == words(5, 1) != words(5, 2) and len(words(5, 1).split()) == 5
     text, n = fit(10, 0, lambda t: len(t.split()) + 2)  # a tokenizer that adds two special tokens
@@ -132,7 +145,7 @@ def test_prompts_are_seeded_and_fitted_to_the_server_count() -> None:
     assert fit(4, 0, None)[1] == -1
 
 
-def test_a_toml_http_table_and_flags_over_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_toml_http_table_and_flags_over_it(tmp_path: Path) -> None:
     from collector.sweep.spec import read_toml
 
     (tmp_path / "s.toml").write_text('engine = "http"\nmodels = ["m"]\n[http]\nendpoint = "http://10.0.0.2:8000/v1"\n'

@@ -133,7 +133,7 @@ def test_processes_2_on_tiny_gpt2_every_run_once_with_its_pass(tmp_path):
     assert len(set(workers)) == 2 and workers[0] != workers[-1]
     assert {w for w, t in zip(workers, trials) if t % 2 == 0} == {workers[0]}
     ds = schema.load(tmp_path / "p.nc")
-    assert ds.attrs["schema_version"] == "3" and int(ds.attrs["processes"]) == 2
+    assert ds.attrs["schema_version"] == schema.SCHEMA_VERSION and int(ds.attrs["processes"]) == 2
     proc = ds["process"].squeeze()
     np.testing.assert_array_equal(proc.values, np.broadcast_to(ds["trial"].values % 2, proc.shape))
     assert (proc.groupby("trial").map(lambda p: p.max() == p.min())).all()
@@ -201,8 +201,8 @@ def test_upgrader_opens_a_committed_v2_file():
         assert raw.attrs["schema_version"] == "2" and "process" not in raw
         latency = raw["latency"].values.copy()
     ds = schema.load(OLD)
-    assert ds.attrs["schema_version"] == "3" and "v2 -> v3" in ds.attrs["upgraded"]
-    assert "v2 -> v3" in ds.attrs["history"].splitlines()[-1]
+    assert ds.attrs["schema_version"] == schema.SCHEMA_VERSION and "v2 -> v3" in ds.attrs["upgraded"]
+    assert "v2 -> v3" in ds.attrs["history"].splitlines()[-2] and "v3 -> v4" in ds.attrs["history"].splitlines()[-1]
     for name in ("process", "torch_threads"):
         assert ds[name].dtype == np.int32 and (ds[name] == -1).all()
     for name in ("load_avg", "cpu_freq"):
@@ -214,7 +214,7 @@ def test_upgrader_opens_a_committed_v2_file():
 
 def test_a_v1_file_goes_through_both_upgrades():
     ds = schema.load(V1)
-    assert ds.attrs["schema_version"] == "3"
+    assert ds.attrs["schema_version"] == schema.SCHEMA_VERSION
     note = ds.attrs["upgraded"]
     assert note.startswith("schema v1 -> v2") and note.index("schema v1 -> v2") < note.index("schema v2 -> v3")
     assert ds.sizes["attn"] == 1 and (ds["process"] == -1).all()

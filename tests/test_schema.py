@@ -22,7 +22,7 @@ def test_empty_dataset_is_valid_and_not_run() -> None:
     assert ds["step_time"].dims == (*schema.SWEEP_DIMS, "step")
     assert ds.sizes["step"] == 4
     assert (ds["status"] == schema.STATUS["not_run"]).all()
-    assert ds["status"].attrs["flag_meanings"] == "ok error oom timeout not_run not_applicable"
+    assert ds["status"].attrs["flag_meanings"] == "ok error oom timeout not_run not_applicable truncated"
     assert ds["latency"].attrs["units"] == "s"
     assert set(schema.GLOBAL_ATTRS) <= set(ds.attrs)
 
@@ -35,6 +35,24 @@ def test_save_load_identical(small_ds: xr.Dataset, tmp_path: Path) -> None:
     assert back["cache"].dtype == bool
     assert not list(tmp_path.glob(".*.tmp")), "temporary file left behind"
     assert path.stat().st_mode & 0o044, "the dataset must be readable by others (not mkstemp's 0600)"
+
+
+def test_a_truncated_run_keeps_its_times_and_a_v3_file_gains_the_flag(small_ds: xr.Dataset, tmp_path: Path) -> None:
+    ds = small_ds.copy(deep=True)
+    first = {d: 0 for d in ds["status"].dims}
+    ds["status"][first] = schema.STATUS["truncated"]
+    ds["tokens"][first] = int(ds["budget"][0]) - 1  # fewer tokens than the budget; its times stay
+    back = schema.load(schema.save(ds, tmp_path / "cut.nc"))
+    assert int(back["status"][first]) == schema.STATUS["truncated"] and np.isfinite(float(back["latency"][first]))
+    v3 = small_ds.copy(deep=True)
+    v3.attrs["schema_version"] = "3"
+    v3["status"].attrs.update(flag_values=np.arange(6, dtype=np.int8),
+                              flag_meanings="ok error oom timeout not_run not_applicable")
+    v3.to_netcdf(tmp_path / "v3.nc")
+    up = schema.load(tmp_path / "v3.nc")
+    assert up.attrs["schema_version"] == "4" and "v3 -> v4" in up.attrs["upgraded"]
+    assert up["status"].attrs["flag_meanings"].endswith("not_applicable truncated")
+    np.testing.assert_array_equal(up["status"].values, small_ds["status"].values)
 
 
 def test_save_is_atomic_on_failure(small_ds: xr.Dataset, tmp_path: Path) -> None:
@@ -51,10 +69,10 @@ def test_save_is_atomic_on_failure(small_ds: xr.Dataset, tmp_path: Path) -> None
 
 def test_load_refuses_newer_schema(small_ds: xr.Dataset, tmp_path: Path) -> None:
     newer = small_ds.copy()
-    newer.attrs["schema_version"] = "4"
-    newer.to_netcdf(tmp_path / "v4.nc")
-    with pytest.raises(SchemaError, match=r"schema version '4', newer than the '3'"):
-        schema.load(tmp_path / "v4.nc")
+    newer.attrs["schema_version"] = "5"
+    newer.to_netcdf(tmp_path / "v5.nc")
+    with pytest.raises(SchemaError, match=r"schema version '5', newer than the '4'"):
+        schema.load(tmp_path / "v5.nc")
 
 
 def test_load_missing_and_unreadable(tmp_path: Path) -> None:
@@ -128,7 +146,9 @@ def _mutations():
         ("flag meanings", lambda ds: (ds.status.attrs.update(flag_meanings="ok bad"), ds)[1], "flag_meanings"),
         ("flag values", lambda ds: (ds.status.attrs.update(flag_values=np.array([0, 1], "i1")), ds)[1], "flag_values"),
         ("status code", set_values("status", 9, first), "'status' has value 9"),
-        ("timing where failed", chain(set_values("status", 1, first)), "'latency' has values where status != ok"),
+        ("timing where failed", chain(set_values("status", 1, first)), "'latency' has values where status is neither ok nor"),
+        ("truncated at its budget", set_values("status", 6, first),
+         "'tokens' is 16 where status == truncated and budget is 16"),
         ("nan where ok", set_values("latency", np.nan, first), "'latency' is NaN where status == ok"),
         ("negative", chain(set_values("latency", -1.0, first), set_values("prefill_time", -0.5, first),
                            set_values("decode_time", -0.5, first)), "'latency' has negative times"),

@@ -25,6 +25,7 @@ import xarray as xr
 
 from analysis.core.stacked import dense_steps
 from analysis.core.stats import bh
+from analysis.core.truncation import without_truncated
 from analysis.errors import InputError
 from collector.shared.factors import FACTORS
 
@@ -72,6 +73,9 @@ def check_dataset(
     ``budget`` dim, and then the axes (:func:`check_axes`): the budget
     coordinate holds distinct finite numbers and no dim of ``variables`` is
     empty. Budgets out of order are sorted (lazily for dask-backed input).
+    The times of truncated runs (fewer tokens than their budget) are set to
+    NaN: they are not compared along the budget axis
+    (:mod:`analysis.core.truncation`).
     """
     if not isinstance(ds, xr.Dataset):
         raise InputError(f"{fn}() expects an xarray.Dataset, got {type(ds).__name__!r}")
@@ -99,7 +103,7 @@ def check_dataset(
             raise InputError(f"{fn}(): variable {name!r} has dims {var.dims!r}, without {BUDGET!r}")
         if var.dtype.kind not in "iuf":
             raise InputError(f"{fn}(): variable {name!r} must be numeric, got dtype {str(var.dtype)!r}")
-    return check_axes(ds, fn, variables)
+    return without_truncated(check_axes(ds, fn, variables))
 
 
 def check_axes(ds: xr.Dataset, fn: str, variables: Sequence[str] = ()) -> xr.Dataset:

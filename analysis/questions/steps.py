@@ -34,6 +34,7 @@ from analysis.core.labels import fmt_fixed
 from analysis.core.origins import origin_lines
 from analysis.core.outputs import SERIES, ResultVar, wrap
 from analysis.core.series import apply_named, is_lazy
+from analysis.core.truncation import truncation_lines
 from analysis.errors import InputError
 
 if TYPE_CHECKING:
@@ -318,7 +319,8 @@ def step_regimes(
             BUDGET: ([BUDGET], {BUDGET: budgets})}
     out = xr.Dataset(wrap(VARIABLES, values, series, over),
                      attrs={"max_modes": max_modes, "min_effect": min_effect, "seed": seed})
-    out.attrs["summary"] = "\n".join([_summary(values, series, budgets), *origin_lines(out)])
+    out.attrs["summary"] = "\n".join([_summary(values, series, budgets), *truncation_lines(ds, "step_time"),
+                                      *origin_lines(out)])
     return out
 
 

@@ -192,7 +192,7 @@ def _fill(arrays: dict[str, np.ndarray], index: dict[str, dict[Any, int]], order
     arrays["started_at"][idx] = _utc64(rec.started_at)
     for name in _RECORD_VARS:
         arrays[name][idx] = getattr(rec, name)
-    if rec.ok and "step_time" in arrays and rec.step_times:
+    if rec.status in ("ok", "truncated") and "step_time" in arrays and rec.step_times:
         steps = np.asarray(rec.step_times, dtype=np.float32)
         arrays["step_time"][idx][: steps.size] = steps
 

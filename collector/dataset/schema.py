@@ -51,6 +51,7 @@ __all__ = [
     "OPTIONAL_ATTRS",
     "EXTRA_VARIABLES",
     "TIMING_VARS",
+    "MEASURED_STATUSES",
     "PHASE_VARS",
     "VarSpec",
     "SchemaError",
@@ -65,7 +66,7 @@ __all__ = [
     "bool_attrs",
 ]
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: Range of an integer a file can store (netCDF int64 attrs and coordinates).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: Leading dim of a dataset combining several origins (hosts or protocols); see collector.dataset.combine.
@@ -75,7 +76,7 @@ PER_ORIGIN = "per origin"
 #: The CF conventions version the files follow (global attr ``Conventions``).
 CONVENTIONS = "CF-1.11"
 #: Schema versions :func:`load` reads (older ones are upgraded on read by :func:`upgrade`).
-READABLE_VERSIONS: tuple[str, ...] = ("1", "2", "3")
+READABLE_VERSIONS: tuple[str, ...] = ("1", "2", "3", "4")
 #: What each version changed (rendered into docs/schema.md).
 FORMAT_HISTORY: dict[str, str] = {
     "1": "seven sweep dims (model, device, dtype, cache, prompt_len, budget, trial); status flags 0-4.",
@@ -88,6 +89,10 @@ FORMAT_HISTORY: dict[str, str] = {
          "run), load_avg, cpu_freq and torch_threads (what the host was doing as the run started); isolation "
          "'run'; sweep attrs processes, cpu_count, code_commit. Files of version 2 (and 1) are upgraded on read: "
          "the new variables hold their fill values (unknown), attr 'upgraded' says so.",
+    "4": "status flag 6 truncated (issue 24): the run finished but produced fewer tokens than its budget (a server "
+         "that stops at an end-of-sequence token); its times are kept, measured for the tokens it produced "
+         "(variable tokens, below budget). Files of version 3 (and older) are upgraded on read: only the flags "
+         "of status change.",
 }
 
 #: The sweep dims, in this order, on every sweep variable (from :data:`collector.shared.factors.FACTORS`).
@@ -96,7 +101,8 @@ SWEEP_DIMS: tuple[str, ...] = _FACTOR_DIMS
 STEP_DIM = "step"
 
 #: Run status codes (CF flag_values / flag_meanings on ``status``).
-STATUS: dict[str, int] = {"ok": 0, "error": 1, "oom": 2, "timeout": 3, "not_run": 4, "not_applicable": 5}
+STATUS: dict[str, int] = {"ok": 0, "error": 1, "oom": 2, "timeout": 3, "not_run": 4, "not_applicable": 5,
+                          "truncated": 6}
 STATUS_NAMES: dict[int, str] = {v: k for k, v in STATUS.items()}
 
 DEVICES: tuple[str, ...] = tuple(BY_NAME["device"].choices or ())
@@ -126,7 +132,8 @@ VARIABLES: dict[str, VarSpec] = {
     "prefill_time": VarSpec("sweep", "float64", "s", "prompt forward + first token (time to first token)", np.nan),
     "decode_time": VarSpec("sweep", "float64", "s", "latency - prefill_time", np.nan),
     "step_time": VarSpec("sweep+step", "float32", "s", "per-step time (step 0 is the prefill)", np.nan),
-    "tokens": VarSpec("sweep", "int32", "1", "new tokens produced (equals budget when status is ok)", 0),
+    "tokens": VarSpec("sweep", "int32", "1", "new tokens produced (equals budget when status is ok, below it when "
+                      "truncated)", 0),
     "mem_device_peak": VarSpec(
         "sweep",
         "float64",
@@ -160,7 +167,10 @@ VARIABLES: dict[str, VarSpec] = {
 #: Integer variables whose not-measured value is a sentinel, stored as CF ``_FillValue``.
 _FILLED: tuple[str, ...] = ("order", "worker", "process", "torch_threads")
 
-#: Variables that must be NaN wherever status != ok.
+#: Statuses whose runs carry measured times: ``ok`` (exactly ``budget`` tokens) and ``truncated`` (fewer: the times
+#: are those of the tokens produced, not comparable with the budget's ok runs).
+MEASURED_STATUSES: tuple[int, ...] = (STATUS["ok"], STATUS["truncated"])
+#: Variables that must be NaN wherever a run has no measured times (status neither ok nor truncated).
 TIMING_VARS: tuple[str, ...] = ("latency", "prefill_time", "decode_time", "step_time")
 #: Phase variables that may be NaN in an ok run when global attr ``phase_split`` says where the split was not
 #: measured (published means, imported summaries); both or neither, and latency never.
@@ -702,12 +712,15 @@ def _check_values(ds: xr.Dataset) -> None:
         raise SchemaError(f"variable 'status' has value {bad[0]!r}; expected codes {STATUS!r}")
     ok = status == STATUS["ok"]
     for name in TIMING_VARS:
+    truncated = status == STATUS["truncated"]
+    timed = ok | truncated
         if name not in ds.data_vars:
             continue
         values = np.asarray(ds[name].values)
-        mask = ~ok if values.ndim == ok.ndim else ~ok[..., None]
+        mask = ~timed if values.ndim == timed.ndim else ~timed[..., None]
         if np.any(np.isfinite(values) & mask):
-            raise SchemaError(f"variable {name!r} has values where status != ok; timing must be NaN there")
+            raise SchemaError(f"variable {name!r} has values where status is neither ok nor truncated; timing must "
+                              "be NaN there")
         if name != "step_time" and np.any(np.isinf(values[ok])):
             inf = float(values[ok][np.isinf(values[ok])][0])
             raise SchemaError(f"variable {name!r} is {inf!r} where status == ok; a measured time must be finite")
@@ -717,6 +730,15 @@ def _check_values(ds: xr.Dataset) -> None:
         if name != "step_time" and np.any(values[ok] < 0):
             raise SchemaError(f"variable {name!r} has negative times")
     if ok.any():
+    if truncated.any():
+        budget = np.broadcast_to(ds["budget"].values.reshape((1,) * (ds["tokens"].ndim - 2) + (-1, 1)), ok.shape)
+        tokens = np.asarray(ds["tokens"].values)
+        if np.any(tokens[truncated] >= budget[truncated]):
+            first = int(np.flatnonzero(tokens[truncated] >= budget[truncated])[0])
+            raise SchemaError(
+                f"variable 'tokens' is {int(tokens[truncated][first])!r} where status == truncated and budget is "
+                f"{int(budget[truncated][first])!r}; a truncated run produced fewer tokens than its budget"
+            )
         budget = np.broadcast_to(ds["budget"].values.reshape((1,) * (ds["tokens"].ndim - 2) + (-1, 1)), ok.shape)
         tokens = np.asarray(ds["tokens"].values)
         if np.any(tokens[ok] != budget[ok]):
@@ -809,8 +831,8 @@ def save(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
 def upgrade(ds: xr.Dataset, source: str = "dataset") -> xr.Dataset:
     """The current-schema version of a dataset written by an older schema (unchanged when current).
 
-    Each step upgrades one version (:func:`_upgrade_1_to_2`, :func:`_upgrade_2_to_3`), so a v1
-    file goes through both; global attr ``upgraded`` says what each step assumed (joined with
+    Each step upgrades one version (:func:`_upgrade_1_to_2` ... :func:`_upgrade_3_to_4`), so a v1
+    file goes through each; global attr ``upgraded`` says what each step assumed (joined with
     "; ") and ``history`` records each. Lazy (dask) input stays lazy.
 
     Raises
@@ -882,8 +904,19 @@ def _upgrade_2_to_3(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
 
 
 #: Upgrade steps in order: the version each starts from.
-_UPGRADES: tuple[str, ...] = ("1", "2")
-_STEPS = {"1": _upgrade_1_to_2, "2": _upgrade_2_to_3}
+def _upgrade_3_to_4(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
+    """Schema v3 -> v4: ``status`` gets the v4 flags (6 ``truncated``, which no v3 run has)."""
+    out = ds
+    if "status" in ds.data_vars:
+        out = ds.copy(deep=False)
+        out["status"] = ds["status"].copy(deep=False)
+        out["status"].attrs.update(_var_attrs("status"))
+        out["status"].attrs.pop("units", None)
+    return out, "schema v3 -> v4 on read: status flags gain 6 truncated (no v3 run has it)"
+
+
+_UPGRADES: tuple[str, ...] = ("1", "2", "3")
+_STEPS = {"1": _upgrade_1_to_2, "2": _upgrade_2_to_3, "3": _upgrade_3_to_4}
 
 
 def normalize(ds: xr.Dataset) -> xr.Dataset:

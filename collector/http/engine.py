@@ -23,9 +23,11 @@ k-1 and k (the steps sum to the last token's arrival; ``latency`` adds the
 wait for the end of the stream). Step times are left out of a run whose
 chunks did not carry one token each (a server that batches tokens into a
 chunk), never guessed. ``tokens`` is the server's ``usage.completion_tokens``
-(else the chunks counted); a run that produced another number than the
-budget failed (``truncated generation``: the server does not honour
-``ignore_eos``), with the tokens it did produce kept.
+(else the chunks counted). A run that produced fewer tokens than the budget
+(the server does not honour ``ignore_eos``) has status ``truncated``: its
+times and ``tokens`` are kept, measured for the tokens it produced, and the
+analysis leaves it out of the comparison along the budget axis; more
+tokens than the budget is an ``error``.
 
 A strict server that answers 400 / 422 naming one of the fields beyond the
 OpenAI API (:data:`EXTRA_FIELDS`: ``ignore_eos``, ``min_tokens``,
@@ -99,18 +101,22 @@ def record_of(base: RunRecord, s: Streamed, budget: int, timing: str) -> RunReco
                               server_completion_tokens=completion,
                               server_prefill_time=_seconds(s.timings, "prompt_ms"),
                               server_decode_time=_seconds(s.timings, "predicted_ms"))
-    if tokens != budget:
-        why = f"finish_reason {s.finish_reason!r}" if s.finish_reason else "no finish_reason"
-        hint = ("the server stopped early: it does not honour ignore_eos / min_tokens" if tokens < budget
-                else "more than max_tokens")
-        return rec.failed("error", f"truncated generation: {tokens} of {budget} tokens ({why}); {hint}")
+    why = f"finish_reason {s.finish_reason!r}" if s.finish_reason else "no finish_reason"
+    if tokens > budget:
+        return rec.failed("error", f"more tokens than the budget: {tokens} of {budget} ({why}); the server does "
+                                   "not honour max_tokens")
     if not s.arrivals:
         return rec.failed("error", f"malformed stream: usage says {tokens} tokens but no chunk carried text")
     steps: tuple[float, ...] = ()
     if timing == "stream" and s.chunks == tokens:
         steps = (s.arrivals[0], *(b - a for a, b in zip(s.arrivals, s.arrivals[1:])))
-    return dataclasses.replace(rec, latency=s.end, prefill_time=s.arrivals[0], decode_time=s.end - s.arrivals[0],
-                               step_times=steps)
+    rec = dataclasses.replace(rec, latency=s.end, prefill_time=s.arrivals[0], decode_time=s.end - s.arrivals[0],
+                              step_times=steps)
+    if tokens < budget:  # measured, but for fewer tokens than the budget: kept, as status truncated
+        return dataclasses.replace(rec, status="truncated", error=(
+            f"truncated generation: {tokens} of {budget} tokens ({why}); the server stopped early: it does not "
+            "honour ignore_eos / min_tokens (times kept for the tokens produced)"))
+    return rec
 
 
 def _wait_port_free(host: str, port: int, wait: float) -> None:

@@ -11,8 +11,9 @@ from collector.shared.factors import BY_NAME, CELL_DIMS, Cell
 
 __all__ = ["RunRecord", "RUN_STATUSES"]
 
-#: Statuses a finished run can have (schema's ``not_run`` is for cells never run).
-RUN_STATUSES: tuple[str, ...] = ("ok", "error", "oom", "timeout")
+#: Statuses a finished run can have (schema's ``not_run`` is for cells never run). ``truncated``: it finished but
+#: produced fewer tokens than its budget (a server that stops at an end-of-sequence token); its times are kept.
+RUN_STATUSES: tuple[str, ...] = ("ok", "error", "oom", "timeout", "truncated")
 
 _NAN = float("nan")
 
@@ -22,7 +23,8 @@ class RunRecord:
     """One generation of exactly ``budget`` new tokens, and what was measured.
 
     Times are seconds, memory figures bytes (NaN where the backend has no such
-    figure). Timing fields are NaN unless ``status == "ok"``. ``step_times``
+    figure). Timing fields are NaN unless ``status`` is ``"ok"`` or ``"truncated"`` (a
+    run that stopped before its budget: its times are those of its ``tokens``). ``step_times``
     holds one entry per produced token when per-step timing was on
     (index 0: prefill, which yields the first token; k: k-th decode step),
     and is empty otherwise. The cell's factors are fields named as the

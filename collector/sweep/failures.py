@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["ERROR", "OOM", "TIMEOUT", "FAILED", "INTERRUPTED", "classify_exception", "classify_exit", "describe_exit",
-           "message", "oom_kills"]
+__all__ = ["ERROR", "OOM", "TIMEOUT", "TRUNCATED", "FAILED", "INTERRUPTED", "classify_exception", "classify_exit",
+           "describe_exit", "message", "oom_kills"]
 
 ERROR = "error"
 OOM = "oom"
 TIMEOUT = "timeout"
-#: Statuses of a failed run (``resume --retry-failed`` runs them again).
-FAILED: tuple[str, ...] = (ERROR, OOM, TIMEOUT)
+#: A run that finished before its budget (engine http: a server that stops at an end-of-sequence token).
+TRUNCATED = "truncated"
+#: Statuses of a failed run (``resume --retry-failed`` runs them again: a truncated one too, say after the server
+#: was restarted with a setting that honours ``ignore_eos``).
+FAILED: tuple[str, ...] = (ERROR, OOM, TIMEOUT, TRUNCATED)
 #: What :func:`classify_exit` returns for a worker killed from outside: not a status, the run stays pending.
 INTERRUPTED = None
 
