@@ -238,7 +238,8 @@ OPTIONAL_ATTRS: dict[str, tuple[str, str]] = {
     "phase_split": ("import-study, published tables", "where prefill_time / decode_time are missing in ok runs and "
                     "why; its presence lets them be NaN there"),
     "protocol": ("import-study, engine http", "the HTTP protocol: the study harness's (HTTP round trip, a fresh server per "
-                 "configuration), or engine http's (API, streamed, a fresh server per configuration or not)"),
+                 "configuration), or engine http's (the server software and version, the endpoint's host, API, streamed, a "
+                 "fresh server per configuration or not)"),
     "latency_measure": ("import-study", "which harness columns latency comes from (latency_source)"),
     "prompt_lens": ("import-study", "JSON: prompt name -> length in tokens"),
     "source_encodings": ("import-study", "JSON: file name -> the text encoding it was read in (collector.dataset.foreign)"),
@@ -711,9 +712,9 @@ def _check_values(ds: xr.Dataset) -> None:
     if bad:
         raise SchemaError(f"variable 'status' has value {bad[0]!r}; expected codes {STATUS!r}")
     ok = status == STATUS["ok"]
-    for name in TIMING_VARS:
     truncated = status == STATUS["truncated"]
     timed = ok | truncated
+    for name in TIMING_VARS:
         if name not in ds.data_vars:
             continue
         values = np.asarray(ds[name].values)
@@ -729,7 +730,6 @@ def _check_values(ds: xr.Dataset) -> None:
                 raise SchemaError(f"variable {name!r} is NaN where status == ok")
         if name != "step_time" and np.any(values[ok] < 0):
             raise SchemaError(f"variable {name!r} has negative times")
-    if ok.any():
     if truncated.any():
         budget = np.broadcast_to(ds["budget"].values.reshape((1,) * (ds["tokens"].ndim - 2) + (-1, 1)), ok.shape)
         tokens = np.asarray(ds["tokens"].values)
@@ -739,6 +739,7 @@ def _check_values(ds: xr.Dataset) -> None:
                 f"variable 'tokens' is {int(tokens[truncated][first])!r} where status == truncated and budget is "
                 f"{int(budget[truncated][first])!r}; a truncated run produced fewer tokens than its budget"
             )
+    if ok.any():
         budget = np.broadcast_to(ds["budget"].values.reshape((1,) * (ds["tokens"].ndim - 2) + (-1, 1)), ok.shape)
         tokens = np.asarray(ds["tokens"].values)
         if np.any(tokens[ok] != budget[ok]):
@@ -903,7 +904,6 @@ def _upgrade_2_to_3(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
                  "files predate them)")
 
 
-#: Upgrade steps in order: the version each starts from.
 def _upgrade_3_to_4(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     """Schema v3 -> v4: ``status`` gets the v4 flags (6 ``truncated``, which no v3 run has)."""
     out = ds
@@ -915,6 +915,7 @@ def _upgrade_3_to_4(ds: xr.Dataset) -> tuple[xr.Dataset, str]:
     return out, "schema v3 -> v4 on read: status flags gain 6 truncated (no v3 run has it)"
 
 
+#: Upgrade steps in order: the version each starts from.
 _UPGRADES: tuple[str, ...] = ("1", "2", "3")
 _STEPS = {"1": _upgrade_1_to_2, "2": _upgrade_2_to_3, "3": _upgrade_3_to_4}
 

@@ -90,6 +90,8 @@ def render(plan: Plan, source: str) -> None:
         for q in r.questions:
             if q.status == "planned":
                 con.print(f"  # {for_rich(q.name)}: {for_rich(q.asks)}\n  {for_rich(q.command)}", soft_wrap=True)
+    for line in plan.scope:
+        con.print(for_rich(line))
     for note in plan.notes:
         con.print(f"[dim]estimate: {for_rich(note)}[/]")
     con.print(f"{for_rich(source)}: {for_rich(plan.summary())}")

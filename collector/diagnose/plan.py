@@ -44,7 +44,7 @@ import xarray as xr
 from collector.shared.errors import ConfigError
 from collector.shared.factors import FACTORS
 
-__all__ = ["QUESTIONS", "Plan", "Question", "RegimePlan", "make_plan"]
+__all__ = ["QUESTIONS", "Plan", "Question", "RegimePlan", "http_settings", "make_plan"]
 
 #: The questions in the order they are admitted.
 QUESTIONS: tuple[str, ...] = ("refine", "prompt_len", "process", "cache_impl", "attn", "dtype", "engine", "warmup")
@@ -142,6 +142,8 @@ class Plan:
         Trials per cell in every sweep of the plan.
     notes
         What the estimates assume.
+    scope
+        What cannot be asked of this file's setup, one line each (engine http: the factors a server chooses).
     """
 
     regimes: tuple[RegimePlan, ...]
@@ -149,6 +151,7 @@ class Plan:
     overhead_s: float
     trials: int
     notes: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
 
     @property
     def planned(self) -> tuple[Question, ...]:
@@ -177,7 +180,7 @@ class Plan:
         """Plain JSON values."""
         return {"summary": self.summary(), "max_minutes": self.max_minutes,
                 "overhead_s": None if math.isnan(self.overhead_s) else self.overhead_s, "trials": self.trials,
-                "minutes": round(self.minutes, 2), "notes": list(self.notes),
+                "minutes": round(self.minutes, 2), "notes": list(self.notes), "scope": list(self.scope),
                 "regimes": [r.to_dict() for r in self.regimes]}
 
 
@@ -246,6 +249,70 @@ def _base(series: Mapping[str, Any], budgets: Sequence[int], trials: int) -> dic
     return s
 
 
+def http_settings(attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The endpoint settings of an ``engine = http`` file, as ``collector run`` flags (flag name without dashes ->
+    value), read from its ``sweep`` attr (the URL as given, the API, the key's variable name, the server
+    command); None when the file does not hold one (not an http file, or a combined one whose origins differ)."""
+    import json
+
+    from collector.sweep.spec import SweepSpec
+
+    if str(attrs.get("engine", "")) != "http":
+        return None
+    try:
+        target = SweepSpec.from_dict(json.loads(str(attrs.get("sweep", "")))).http
+    except (ValueError, TypeError, KeyError, ConfigError):
+        return None
+    if target is None:
+        return None
+    out: dict[str, Any] = {"engine": "http", "endpoint": target.endpoint, "api": target.api}
+    if target.api_key_env:
+        out["api_key_env"] = target.api_key_env
+    if target.server_cmd:
+        out["server_cmd"] = target.server_cmd
+        out["server_ready_timeout"] = target.ready_timeout
+        if str(attrs.get("isolation", "")) in ("model", "cell", "run"):
+            out["isolation"] = str(attrs["isolation"])
+    return out
+
+
+#: Why a question cannot be asked of a server (engine http), by question.
+_NOT_OF_A_SERVER: dict[str, str] = {
+    "cache_impl": "engine http: the server chooses its own KV cache",
+    "attn": "engine http: the server chooses its own attention kernels",
+    "dtype": "engine http: the server runs its own dtype (a --server-cmd that passes {dtype} makes it a factor)",
+    "engine": "engine http: the server is what is measured; an in-process engine would not run it",
+    "process": "engine http: one server process serves every run, so fresh client processes do not replicate it "
+               "(a --server-cmd starts a fresh server per process)",
+}
+
+
+def _server_only(http: Mapping[str, Any]) -> tuple[str, ...]:
+    """The questions of :data:`_NOT_OF_A_SERVER` that the file's server command does not open up."""
+    cmd = str(http.get("server_cmd", ""))
+    return tuple(q for q in _NOT_OF_A_SERVER
+                 if not ((q == "dtype" and "{dtype}" in cmd) or (q == "process" and cmd)))
+
+
+def _http_questions(out: list[Question], http: Mapping[str, Any] | None) -> list[Question]:
+    """The questions of an http file: those a server cannot answer ``not applicable``, one line each; every
+    other sweep goes to the file's endpoint (or, without its settings, is not applicable either)."""
+    fixed = []
+    for q in out:
+        if q.status != "planned":
+            fixed.append(q)
+            continue
+        why = _NOT_OF_A_SERVER[q.name] if q.name in _server_only(http or {}) else ""
+        if http is None and not why:
+            why = "engine http: the file does not say which endpoint it swept (attr 'sweep')"
+        if why:
+            fixed.append(Question(q.name, q.asks, "not applicable", why))
+            continue
+        settings = {k: v for k, v in q.settings.items() if k not in ("attn", "cache_impl")}  # the server's own
+        fixed.append(Question(q.name, q.asks, q.status, q.why, {**(http or {}), **settings}, q.runs, q.minutes))
+    return fixed
+
+
 def _questions(series: Mapping[str, Any], first: int, last: int, times: _Times, attrs: Mapping[str, Any],
                trials: int) -> list[Question]:
     warmup = int(attrs.get("warmup", 1) or 0)
@@ -253,6 +320,9 @@ def _questions(series: Mapping[str, Any], first: int, last: int, times: _Times, 
     lo, hi, probe = _around(times.budgets, first, last)
     base = _base(series, probe, trials)
     out: list[Question] = []
+    if engine == "http":
+        return _http_questions(_questions(series, first, last, times, {**attrs, "engine": "loop"}, trials),
+                               http_settings(attrs))
 
     # refine: bisection of each bracket between a normal and an anomalous measured budget
     brackets = [(a, b) for a, b in ((lo, first), (last, hi)) if a is not None and b is not None and b - a > 1]
@@ -409,5 +479,12 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
              "per-run overhead " + ("not in the file (no start times): latency only" if math.isnan(overhead)
                                     else f"{overhead:.2f} s, from the gaps between the file's runs"),
              "warm-ups counted: the file's warmup per cell (and per process with --processes)"]
+    scope = []
+    if str(ds.attrs.get("engine", "")) == "http":
+        http = http_settings(ds.attrs)
+        cannot = _server_only(http or {})
+        scope.append(f"engine http: {', '.join(cannot)} cannot be asked of a server (not applicable); "
+                     + (f"the other sweeps go to the file's endpoint {ds.attrs.get('endpoint', '')}"
+                        if http is not None else "the file does not say which endpoint it swept: nothing is planned"))
     return Plan(regimes=tuple(_admit(plans, max_minutes)), max_minutes=max_minutes, overhead_s=overhead,
-                trials=n_trials, notes=tuple(notes))
+                trials=n_trials, notes=tuple(notes), scope=tuple(scope))

@@ -5,8 +5,9 @@ whose spec has an endpoint. Attrs (:data:`HTTP_ATTRS`): the endpoint's host
 part only (never a path, a query or a key), the API, that requests were
 streamed, the server's software and version as it reported them, the server
 command template, how prompts were sized, what the client cannot control, and
-``protocol`` (which keeps datasets of different protocols apart when they are
-combined). Variables (:data:`HTTP_VARIABLES`, over the sweep dims): the
+``protocol`` (the server software and version and the endpoint's host among
+them, which keeps datasets of different servers or protocols apart when they
+are combined). Variables (:data:`HTTP_VARIABLES`, over the sweep dims): the
 start-up time of the run's server and the server's ``usage`` and timing fields.
 """
 
@@ -65,18 +66,22 @@ def http_attrs(spec: SweepSpec, model_info: Mapping[str, Mapping[str, Any]]) -> 
     if target is None:
         raise ValueError("http_attrs needs a spec with engine 'http'")
     fresh = f"; a fresh server per configuration (--server-cmd, isolation {spec.isolation})" if target.server_cmd else ""
+    software = _first(model_info, "server_software") or "unknown"
+    version = _first(model_info, "server_version")
+    server = f"{software} {version}".strip() if version and version not in software else software
     return {
         "endpoint": target.host,
         "api": target.api,
         "streaming": 1,
-        "server_software": _first(model_info, "server_software") or "unknown",
-        "server_version": _first(model_info, "server_version"),
+        "server_software": software,
+        "server_version": version,
         "server_header": _first(model_info, "server_header"),
         "server_cmd": target.server_cmd,
         "prompt_tokenizer": _first(model_info, "tokenizer") or "approximate (words)",
         "not_controlled": NOT_CONTROLLED_BUT_DTYPE if "{dtype}" in target.server_cmd else NOT_CONTROLLED,
-        "protocol": f"OpenAI-compatible HTTP, streamed /v1/{'chat/' if target.api == 'chat' else ''}completions, "
-                    f"timed by the client{fresh}",
+        # the server and its endpoint are part of the origin: files of two servers are never one origin
+        "protocol": f"OpenAI-compatible HTTP to {server} at {target.host}, streamed "
+                    f"/v1/{'chat/' if target.api == 'chat' else ''}completions, timed by the client{fresh}",
     }
 
 
