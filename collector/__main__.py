@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     res = sub.add_parser("resume", help="continue an interrupted sweep from its journal")
     res.add_argument("journal", help="the .journal file beside the output")
     res.add_argument("-o", "--output", help="write the dataset here instead of the sweep's output")
-    res.add_argument("--retry-failed", action="store_true", help="also run the failed runs (error, oom, timeout) "
-                     "again; the journal keeps each earlier attempt and the dataset holds the latest")
+    res.add_argument("--retry-failed", action="store_true", help="also run the failed runs (error, oom, timeout, "
+                     "truncated) again; the journal keeps each earlier attempt and the dataset holds the latest")
     res.add_argument("--quiet", action="store_true", help="no live bar and no summary")
     exp = sub.add_parser("export", help="write the dataset of a journal (also while its sweep runs), or a CSV")
     exp.add_argument("journal", help="the .journal file (with --csv also a dataset .nc)")

@@ -18,7 +18,8 @@ request of budget B (in ``LO..HI``) stops after N tokens (``finish_reason`` ``st
 a hash of the prompt (each run draws its own prompt). ``--hang B``: a request of budget B stops
 sending for a minute after two tokens. ``--strict``: a request with ``ignore_eos``,
 ``min_tokens`` or ``stream_options`` is answered 400, as OpenAI's own API does. ``--api-key KEY``: a POST
-without ``Authorization: Bearer KEY`` is answered 401.
+without ``Authorization: Bearer KEY`` is answered 401. ``--no-models-route``: ``GET /v1/models`` is answered 404
+and ``GET /health`` 200, as LitServe's ``OpenAISpec`` does.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        if self.path == "/v1/models":
+        if self.opts.no_models_route and self.path == "/health":  # as LitServe's OpenAISpec: /health, no /v1/models
+            self._json({"status": "ok"})
+        elif self.path == "/v1/models" and not self.opts.no_models_route:
             self._json({"object": "list", "data": [{"id": self.model.name, "object": "model",
                                                     "owned_by": "decode-regimes-test"}]})
         elif self.path == "/version":
@@ -170,6 +173,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the model (default: 1)")
     p.add_argument("--api-key", default="")
     p.add_argument("--strict", action="store_true", help="answer 400 to fields beyond the OpenAI API")
+    p.add_argument("--no-models-route", action="store_true", help="404 on /v1/models, 200 on /health (as LitServe)")
     opts = p.parse_args()
     torch.set_num_threads(max(1, opts.threads))
     _Handler.model = _Model(opts.model)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shlex
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -27,7 +28,7 @@ import pytest
 
 from collector.__main__ import main
 from collector.dataset import schema
-from collector.http.client import get_json
+from collector.http.client import ready
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "tests" / "http_server.py"
@@ -42,11 +43,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(*args: str, port: int | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The test server on a free port (or ``port``): yields its endpoint URL and process; stopped after."""
+def served(*args: str, port: int | None = None,
+           script: Path = SERVER) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The test server (or ``script``) on a free port (or ``port``): yields its endpoint URL and process; stopped
+    after (its whole process group)."""
     port = port or free_port()
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port), *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(script), "--port", str(port), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -54,7 +57,7 @@ def served(*args: str, port: int | None = None) -> Iterator[tuple[str, subproces
             if proc.poll() is not None:
                 raise RuntimeError(f"test server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
             try:
-                get_json(url + "/models", timeout=1.0)
+                ready(url + "/models", url.rsplit("/v1", 1)[0] + "/health", timeout=1.0)
                 break
             except Exception:  # noqa: BLE001 - not up yet
                 if time.monotonic() > deadline:
@@ -62,7 +65,8 @@ def served(*args: str, port: int | None = None) -> Iterator[tuple[str, subproces
                 time.sleep(0.1)
         yield url, proc
     finally:
-        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and any workers it started
         proc.wait(10)
 
 
@@ -251,6 +255,20 @@ def test_generations_cut_short_are_kept_and_left_out_of_the_budget_axis(tmp_path
     wrong = analysis.regimes(as_ok)
     hit = wrong.anomalous.any([d for d in wrong.anomalous.dims if d != "budget"])
     assert sorted(int(b) for b in wrong.budget.values[hit.values]) != [12, 14, 16]
+
+
+def test_retry_failed_runs_truncated_runs_again(tmp_path: Path) -> None:
+    out = tmp_path / "again.nc"
+    port = free_port()
+    with served("--truncate", "4:2", port=port) as (url, _):
+        assert main(sweep_args(url, out, "--budgets", "2,4", "--trials", "2")) == 0
+    first = schema.load(out)
+    assert np.all(first.status.sel(budget=4).values == schema.STATUS["truncated"])
+    with served(port=port):  # the server now produces every token asked for
+        assert main(["resume", str(out.with_suffix(".journal")), "--retry-failed", "--quiet"]) == 0
+    again = schema.load(out)
+    assert np.all(again.status.values == schema.STATUS["ok"]) and np.all(again.tokens.sel(budget=4).values == 4)
+    np.testing.assert_array_equal(again.latency.sel(budget=2).values, first.latency.sel(budget=2).values)
 
 
 def test_a_fresh_server_per_configuration_with_its_start_up_time(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from collector.shared.errors import EndpointError
 
-__all__ = ["Streamed", "stream", "get_json", "post_json", "chunk_text"]
+__all__ = ["Streamed", "stream", "get_json", "post_json", "chunk_text", "get_status", "ready"]
 
 _MAX_QUOTE = 120
 
@@ -147,6 +147,47 @@ def get_json(url: str, *, headers: Mapping[str, str] | None = None, timeout: flo
         raise EndpointError(f"reading {_where(url)} failed: {type(exc).__name__}: {exc}") from None
     finally:
         conn.close()
+
+
+def get_status(url: str, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0) -> tuple[int, str]:
+    """GET ``url`` and return its HTTP status and ``Server`` header, whatever the body.
+
+    Raises
+    ------
+    EndpointError
+        Refused, timed out, or the connection broke.
+    """
+    conn, resp = _open(url, "GET", None, headers or {}, timeout)
+    try:
+        resp.read(4096)
+        return int(resp.status), str(resp.getheader("Server") or "")
+    except (OSError, http.client.HTTPException) as exc:
+        raise EndpointError(f"reading {_where(url)} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def ready(models_url: str, health_url: str, *, headers: Mapping[str, str] | None = None,
+          timeout: float = 5.0) -> str:
+    """Whether a server is ready: ``GET {endpoint}/models`` answers 200, or (a server without that route, such as
+    LitServe's ``OpenAISpec``: 404 / 405) ``GET {root}/health`` answers 200. Returns the route that answered.
+
+    Raises
+    ------
+    EndpointError
+        Neither answered 200 (the first's error, or the health route's status), or the server is not there.
+    """
+    try:
+        get_json(models_url, headers=headers, timeout=timeout)
+        return models_url
+    except EndpointError as exc:
+        if not str(exc).startswith(("HTTP 404", "HTTP 405")):
+            raise
+        first = str(exc)
+    status, _ = get_status(health_url, headers=headers, timeout=timeout)
+    if status != 200:
+        raise EndpointError(f"{first}; and {_where(health_url)} answered HTTP {status} (not ready)")
+    return health_url
 
 
 def post_json(url: str, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None,

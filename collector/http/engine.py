@@ -167,7 +167,7 @@ class HttpRunner:
             return
         self.close()
         _wait_port_free(self.target.hostname, self.target.port, PORT_FREE_WAIT)
-        self.server = ServerProcess(command, self.target.url("models"), self.headers)
+        self.server = ServerProcess(command, self.target.url("models"), self.headers, self.target.root + "/health")
         self.server.start(self.target.ready_timeout)
 
     def load(self, msg: Load) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """What a server says about itself: software, version, the models it serves, a tokenizer (stdlib only).
 
 :func:`describe` asks ``GET {endpoint}/models`` (OpenAI: each model's
-``owned_by``, e.g. ``vllm``, ``llamacpp``) and the ``Server`` header, then the
-version routes the common servers have (vLLM ``/version``, Ollama
-``/api/version``, llama.cpp ``/props``), each answer optional.
+``owned_by``, e.g. ``vllm``, ``llamacpp``; a server without the route, such as
+LitServe's ``OpenAISpec``, must answer ``GET /health``) and the ``Server``
+header, then LitServe's ``/info`` and the version routes the common servers
+have (vLLM ``/version``, Ollama ``/api/version``, llama.cpp ``/props``), each
+answer optional.
 :func:`tokenizer` finds a ``/tokenize`` route (llama.cpp: ``content``; vLLM:
 ``model`` + ``prompt``) and returns a text -> token count function, or None.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collector.http.client import get_json, post_json
+from collector.http.client import get_json, get_status, post_json, ready
 from collector.http.target import HttpTarget
 from collector.shared.errors import EndpointError
 
@@ -36,7 +38,13 @@ def describe(target: HttpTarget, headers: Mapping[str, str] | None = None) -> di
     EndpointError
         ``GET {endpoint}/models`` failed (the server is not there, or not OpenAI-compatible).
     """
-    models, header = get_json(target.url("models"), headers=headers, timeout=10.0)
+    try:
+        models, header = get_json(target.url("models"), headers=headers, timeout=10.0)
+    except EndpointError as exc:  # a server without the route (LitServe's OpenAISpec): its health route answers
+        if not str(exc).startswith(("HTTP 404", "HTTP 405")):
+            raise
+        ready(target.url("models"), target.root + "/health", headers=headers, timeout=10.0)
+        models, header = {}, get_status(target.root + "/health", headers=headers, timeout=3.0)[1]
     owners, ids = [], []
     for m in (models.get("data") if isinstance(models, dict) else None) or []:
         if isinstance(m, dict):
@@ -44,6 +52,13 @@ def describe(target: HttpTarget, headers: Mapping[str, str] | None = None) -> di
             owners.append(str(m.get("owned_by", "")))
     software = next((o for o in owners if o.lower() not in _GENERIC_OWNERS), "")
     version = ""
+    if not software:  # LitServe: /info describes its workers (it reports no version)
+        try:
+            info, _ = get_json(target.root + "/info", headers=headers, timeout=3.0)
+        except EndpointError:
+            info = None
+        if isinstance(info, dict) and isinstance(info.get("server"), dict) and "workers_per_device" in info["server"]:
+            software = "litserve"
     for route, key in (("version", "version"), ("api/version", "version"), ("props", "build_info")):
         try:
             answer, _ = get_json(target.root + "/" + route, headers=headers, timeout=3.0)

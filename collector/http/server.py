@@ -3,7 +3,8 @@
 :class:`ServerProcess` starts the formatted command through
 :mod:`collector.http.supervise` (so the server dies with the worker that
 started it), polls ``GET {endpoint}/models`` every 0.1 s until it answers 200
-(the server is ready: what the study's harness waited for), and measures that
+(the server is ready: what the study's harness waited for; a server without
+that route, such as LitServe's ``OpenAISpec``, until ``GET /health`` does), and measures that
 time: the *start-up time*, recorded per run as ``server_start_time``. A server
 that exits before it is ready, or is not ready within the target's
 ``ready_timeout``, is an :class:`~collector.shared.errors.EndpointError` quoting the
@@ -20,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from collector.http.client import get_json
+from collector.http.client import ready
 from collector.shared.errors import EndpointError
 
 __all__ = ["ServerProcess", "READY_POLL"]
@@ -49,12 +50,16 @@ class ServerProcess:
         The shell command (a ``--server-cmd`` template already filled in).
     ready_url
         What answers 200 once the server is ready (``{endpoint}/models``).
+    health_url
+        What answers 200 once a server without that route (404 / 405) is ready (default ``{root}/health``).
     headers
         Headers of the readiness request (``Authorization``).
     """
 
-    def __init__(self, command: str, ready_url: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, command: str, ready_url: str, headers: Mapping[str, str] | None = None,
+                 health_url: str = "") -> None:
         self.command, self.ready_url, self.headers = command, ready_url, dict(headers or {})
+        self.health_url = health_url or ready_url.rsplit("/v1/", 1)[0] + "/health"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start_time = float("nan")
         fd, self.log = tempfile.mkstemp(prefix="decode-regimes-server-", suffix=".log")
@@ -84,7 +89,7 @@ class ServerProcess:
                 raise EndpointError(f"the server command exited with status {code} before it was ready"
                                     + (f"; its last line: {last!r}" if last else "") + f" (command: {self.command!r})")
             try:
-                get_json(self.ready_url, headers=self.headers, timeout=2.0)
+                ready(self.ready_url, self.health_url, headers=self.headers, timeout=2.0)
                 self.start_time = time.perf_counter() - t0
                 return self.start_time
             except EndpointError:

@@ -148,12 +148,12 @@ def check_reachable(target: HttpTarget) -> None:
                           "server's API key in it")
     if target.server_cmd:
         return  # the sweep starts the server
-    from collector.http.client import get_json
+    from collector.http.client import ready
     from collector.http.probe import auth_headers
 
     key = os.environ.get(target.api_key_env, "") if target.api_key_env else ""
     try:
-        get_json(target.url("models"), headers=auth_headers(key), timeout=10.0)
+        ready(target.url("models"), target.root + "/health", headers=auth_headers(key), timeout=10.0)
     except EndpointError as exc:
         raise EndpointError(f"endpoint {target.host} is not usable: {exc}; start the server first, or give "
                             "--server-cmd to have the sweep start it") from None

@@ -537,7 +537,7 @@ class Journal:
             replace_failed: bool = False, host: str | None = None) -> int:
         """Commit one finished run; returns its execution sequence number (``id``).
 
-        With ``replace_failed``, a failed row of the same run (error, oom, timeout) moves to the
+        With ``replace_failed``, a failed row of the same run (error, oom, timeout, truncated) moves to the
         ``attempts`` table in the same transaction and the new row takes its place. ``host``: the host
         whose dask worker measured the run (None: this process measured it).
 
