@@ -21,7 +21,10 @@ interval) and compared with the file's setting measured by ``refine``:
 ``cache_impl``, ``attn``, ``dtype``, ``engine``, ``warmup``
     *vanished* when every tested cell is normal with the other value; when
     every one is inside, the ratio of the effects (other / file's setting)
-    with its Welch t interval, *moved* when its test is significant after
+    with its Welch t interval (a factor's sweep and refine ran in different
+    processes: where the process question measured how much the effect
+    varies between processes, that variance is in the interval,
+    DerSimonian-Laird), *moved* when its test is significant after
     Benjamini-Hochberg over every such test of the diagnosis
     (:func:`analysis.compare.statistics.bh`), else *stayed*; *moved* too
     when some tested cells changed side (a boundary moved).
@@ -94,15 +97,18 @@ def _t(df: float) -> float:
     return float(stats.norm.ppf(0.5 + LEVEL / 2) if not math.isfinite(df) else stats.t.ppf(0.5 + LEVEL / 2, df))
 
 
-def _ratio(a: Reading, r: Reading) -> tuple[float, float, float, float]:
-    """(ratio, lo, hi, p) of exp(a - r) in log effect (Welch)."""
+def _ratio(a: Reading, r: Reading, between: tuple[float, float] = (0.0, math.inf)) -> tuple[float, float, float, float]:
+    """(ratio, lo, hi, p) of exp(a - r) in log effect (Welch). ``between``: the variance of a regime's log effect
+    from one process to the next and its degrees of freedom (:func:`_between_processes`); ``a`` and ``r`` were
+    measured in different processes, so their difference carries it twice (Satterthwaite's degrees of freedom)."""
     from scipy import stats
 
     d = a.log_effect - r.log_effect
-    se = math.hypot(a.se, r.se)
+    tau2, tau_df = between
+    se = math.sqrt(a.se**2 + r.se**2 + 2.0 * tau2)
     if not (math.isfinite(d) and math.isfinite(se) and se > 0):
         return math.nan, math.nan, math.nan, math.nan
-    parts = [(x.se**2, x.df) for x in (a, r)]
+    parts = [(x.se**2, x.df) for x in (a, r)] + ([(2.0 * tau2, tau_df)] if tau2 > 0 else [])
     if all(math.isfinite(df) for _, df in parts):
         df = se**4 / sum(v**2 / df for v, df in parts if df > 0)
     else:
@@ -195,7 +201,34 @@ def _prompt(m: Measured, runs: int, min_trials: int) -> Verdict:
                    + ("" if last == "out" else f" and {c.last} inside: the onset moved later"), runs=runs)
 
 
-def _factor(m: Measured, name: str, ref: Reading, runs: int, min_trials: int) -> Verdict:
+def _between_processes(m: Measured, ref: Reading | None) -> tuple[float, float]:
+    """How much the regime's log effect varies from one process to the next, and on how many degrees of freedom.
+
+    Each fresh process of the ``process`` question and the process of ``refine`` gives a log effect with its
+    standard error; their spread beyond those errors is the between-process variance, estimated by
+    DerSimonian and Laird's moment estimator (1986, "Meta-analysis in clinical trials"), on ``k - 1`` degrees of
+    freedom for ``k`` processes. ``(0, inf)`` when fewer than two processes measured it (the process question
+    not asked, or left out). A factor's sweep is a fresh process of its own, compared with refine's: without
+    this term a regime whose size differs between processes (seen on a GPU: x1.74, x1.99 and x2.35 in three
+    fresh processes, x2.83 in refine's) would be *moved* by whatever factor was asked."""
+    c = m.cells
+    parts = m.samples.get("process") if c is not None else None
+    if not parts or c is None or ref is None:
+        return 0.0, math.inf
+    readings = [read(parts[p], reference=c.reference, tested=c.tested, target=m.target, min_trials=1)
+                for p in sorted(parts)] + [ref]
+    y = [(r.log_effect, r.se) for r in readings if math.isfinite(r.log_effect) and math.isfinite(r.se) and r.se > 0]
+    if len(y) < 2:
+        return 0.0, math.inf
+    w = [1.0 / se**2 for _, se in y]
+    mean = math.fsum(wi * e for wi, (e, _) in zip(w, y)) / math.fsum(w)
+    q = math.fsum(wi * (e - mean) ** 2 for wi, (e, _) in zip(w, y))
+    denom = math.fsum(w) - math.fsum(wi**2 for wi in w) / math.fsum(w)
+    return max(0.0, (q - (len(y) - 1)) / denom) if denom > 0 else 0.0, float(len(y) - 1)
+
+
+def _factor(m: Measured, name: str, ref: Reading, runs: int, min_trials: int,
+            between: tuple[float, float] = (0.0, math.inf)) -> Verdict:
     t, c = m.target, m.cells
     assert c is not None
     a = read(m.samples[name][0], reference=c.reference, tested=c.tested, target=t, min_trials=min_trials)
@@ -204,7 +237,9 @@ def _factor(m: Measured, name: str, ref: Reading, runs: int, min_trials: int) ->
     if _open(a):
         return Verdict(t.number, name, "not tested", f"with {what}, budgets {_open(a)} not settled within the "
                        "trials allowed", runs=runs)
-    ratio, lo, hi, p = _ratio(a, ref)
+    ratio, lo, hi, p = _ratio(a, ref, between)
+    if between[0] > 0:
+        what += f" (the effect varies x{math.exp(math.sqrt(between[0])):.2f} between processes: in the interval)"
     if a.all("out"):
         return Verdict(t.number, name, "vanished", f"with {what}: {_fx(a)} at budgets "
                        f"{', '.join(map(str, c.tested))}, where the file's setting gives {_fx(ref)}",
@@ -217,7 +252,8 @@ def _factor(m: Measured, name: str, ref: Reading, runs: int, min_trials: int) ->
                    "(a boundary moved)", ratio, lo, hi, "x", p, runs=runs)
 
 
-def _one(m: Measured, name: str, ref: Reading | None, min_trials: int) -> Verdict:
+def _one(m: Measured, name: str, ref: Reading | None, min_trials: int,
+         between: tuple[float, float] = (0.0, math.inf)) -> Verdict:
     runs = m.runs.get(name, 0)
     status = m.status.get(name, "left out")
     if status != "done" or m.cells is None or ref is None:
@@ -230,7 +266,7 @@ def _one(m: Measured, name: str, ref: Reading | None, min_trials: int) -> Verdic
         return _process(m, runs)
     if name == "prompt_len":
         return _prompt(m, runs, min_trials)
-    return _factor(m, name, ref, runs, min_trials)
+    return _factor(m, name, ref, runs, min_trials, between)
 
 
 def judge(measured: Sequence[Measured], questions: Sequence[str], *, min_trials: int = 2) -> list[Verdict]:
@@ -245,7 +281,8 @@ def judge(measured: Sequence[Measured], questions: Sequence[str], *, min_trials:
         if m.cells is not None and "refine" in m.samples:
             ref = read(m.samples["refine"][0], reference=m.cells.reference, tested=m.cells.tested, target=m.target,
                        min_trials=min_trials)
-        rows.extend(_one(m, name, ref, min_trials) for name in questions)
+        between = _between_processes(m, ref) if "process" in questions else (0.0, math.inf)
+        rows.extend(_one(m, name, ref, min_trials, between) for name in questions)
     tested = [i for i, r in enumerate(rows) if r.verdict == "stayed" and r.unit == "x" and r.factor != "boundary"
               and math.isfinite(r.p)]
     q = bh(np.array([rows[i].p for i in tested]))
