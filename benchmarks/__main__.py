@@ -122,6 +122,9 @@ SECTIONS: tuple[Section, ...] = (
             minutes=2),
     Section("diagnose", "## collector diagnose: runs against the study's protocol", "diagnose_runs.py",
             args=("--cpu", "--write"), quick=("--write",), minutes=3),
+    Section("diagnose_gpu", "## collector diagnose and doctor on a GPU", "diagnose_gpu.sh",
+            not_here="needs a CUDA GPU (`DEADLINE=540 MAX_MINUTES=6 bash benchmarks/diagnose_gpu.sh OUTDIR cuda gpt2`); "
+                     "what it wrote on an H100 is in benchmarks/results/diagnose-gpu/"),
     Section("cluster", "## A sweep on dask workers (one GPU)", "corpus/cluster_gpu.sh",
             not_here="needs a CUDA GPU and dask.distributed there (`bash benchmarks/corpus/cluster_gpu.sh OUTDIR cuda`); "
                      "the four sweeps it wrote are in benchmarks/results/cluster-h100/"),

@@ -7,6 +7,7 @@ import math
 import shlex
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 
@@ -14,6 +15,7 @@ import analysis
 from analysis import synthetic
 from collector.__main__ import _settings, build_parser
 from collector.diagnose import QUESTIONS, make_plan
+from collector.diagnose.plan import STARTUP_S
 from collector.shared.errors import ConfigError
 from collector.sweep.spec import build_spec
 from processes import cli
@@ -68,7 +70,9 @@ def test_estimates_come_from_the_files_run_times(study: xr.Dataset) -> None:
     seconds = float(lat.sel(budget=[256, 384, 512]).sum())
     warmup = int(study.attrs["warmup"])
     assert process.runs == 9
-    assert process.minutes == pytest.approx(seconds * (3 + warmup * 3) / 60)
+    # the runs and warm-ups, and a fresh worker for each of the 3 processes (the study shows no worker start)
+    assert process.minutes == pytest.approx((seconds * (3 + warmup * 3) + 3 * STARTUP_S) / 60)
+    assert any("fresh worker process costs 20 s" in n for n in plan.notes)
 
 
 def test_overhead_is_read_from_start_times() -> None:
@@ -123,3 +127,22 @@ def test_cli_plan_json() -> None:
 def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
     res = cli("diagnose", *args)
     assert res.returncode == 2 and res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr
+
+
+def test_a_fresh_worker_costs_what_the_files_workers_show() -> None:
+    from collector.diagnose.plan import _startup
+
+    ds = synthetic.make_dataset(seed=0)
+    assert _startup(ds, "cuda") == (STARTUP_S, False)  # one worker: nothing to read, the stated default
+    t0 = np.datetime64("2026-01-01T00:00:00", "ns")
+    n = ds["latency"].size
+    lat = np.full(n, 0.5)
+    start = t0 + (np.arange(n) * 0.5e9).astype("timedelta64[ns]")
+    worker = np.repeat(np.arange(4), -(-n // 4))[:n]
+    start = start + (worker * 7e9).astype("timedelta64[ns]")  # each new worker starts 7 s after the last run
+    shaped = ds["latency"].shape
+    ds = ds.assign(latency=(ds["latency"].dims, lat.reshape(shaped)),
+                   started_at=(ds["latency"].dims, start.reshape(shaped)),
+                   worker=(ds["latency"].dims, worker.reshape(shaped)))
+    startup, seen = _startup(ds, "cuda")
+    assert seen and startup == pytest.approx(7.0)

@@ -24,7 +24,9 @@ estimated minutes, from the file's own run times: a run at budget ``b``
 takes the series' median latency at ``b`` (interpolated between measured
 budgets), plus the per-run overhead seen in the file (gaps between
 ``started_at`` of consecutive runs beyond their latency; none when the file
-has no start times), plus the warm-up runs of every cell. Questions are
+has no start times), plus the warm-up runs of every cell, plus a fresh
+worker's start-up (:func:`_startup`) per sweep, per process and per
+bisection round of ``refine``. Questions are
 admitted question by question across regimes (every regime's refinement
 first) while the total stays within ``max_minutes``; the others are
 ``left out`` with the minutes they need. Nothing is run.
@@ -201,10 +203,44 @@ def _overhead(ds: xr.Dataset) -> float:
     return float(np.median(gaps)) if gaps.size else math.nan
 
 
-class _Times:
-    """Estimated seconds of a run of one series at any budget (median latency, interpolated, plus overhead)."""
+#: Seconds a fresh worker process costs before its first run (start, imports, model load, warm-up) where the file
+#: shows none: measured 16-21 s a worker on an H100 host (gpt2, torch 2.11) and about 13 s on a loaded 2-core CPU
+#: host (tiny-gpt2); a simulated worker loads no model.
+STARTUP_S = 20.0
+STARTUP_SIM_S = 2.0
 
-    def __init__(self, ds: xr.Dataset, series: Mapping[str, Any], overhead: float) -> None:
+
+def _startup(ds: xr.Dataset, device: str) -> tuple[float, bool]:
+    """Seconds before a fresh worker's first run, and whether the file showed it: the median gap before the
+    first run of each worker after the first (beyond the previous run's latency); else :data:`STARTUP_S`
+    (:data:`STARTUP_SIM_S` for ``sim``)."""
+    default = STARTUP_SIM_S if device == "sim" else STARTUP_S
+    if not {"started_at", "latency", "worker"} <= set(ds.variables):
+        return default, False
+    start = ds["started_at"].values.ravel()
+    lat = np.asarray(ds["latency"].values, dtype=float).ravel()
+    worker = np.asarray(ds["worker"].values).ravel()
+    ok = ~np.isnat(start) & np.isfinite(lat)
+    if ok.sum() < 2:
+        return default, False
+    order = np.argsort(start[ok])
+    t = ((start[ok][order] - start[ok][order][0]) / np.timedelta64(1, "s")).astype(float)
+    w, la = worker[ok][order], lat[ok][order]
+    seen = {w[0]} if w.size else set()
+    gaps = []
+    for k in range(1, w.size):
+        if w[k] not in seen:
+            seen.add(w[k])
+            gaps.append(t[k] - t[k - 1] - la[k - 1])
+    gaps = [g for g in gaps if 0 <= g < 600]
+    return (float(np.median(gaps)), True) if gaps else (default, False)
+
+
+class _Times:
+    """Estimated seconds of a run of one series at any budget (median latency, interpolated, plus overhead), and
+    of starting a fresh worker."""
+
+    def __init__(self, ds: xr.Dataset, series: Mapping[str, Any], overhead: float, startup: float = 0.0) -> None:
         lat = ds["latency"].sel({k: v for k, v in series.items() if k in ds["latency"].dims})
         extra = [d for d in lat.dims if d != "budget"]
         med = lat.median(dim=extra) if extra else lat
@@ -214,6 +250,7 @@ class _Times:
         self.budgets = [int(x) for x in b[keep]]
         self._b, self._v = b[keep], v[keep]
         self.overhead = 0.0 if math.isnan(overhead) else overhead
+        self.startup = startup
 
     def __call__(self, budget: float) -> float:
         return float(np.interp(budget, self._b, self._v)) + self.overhead
@@ -230,9 +267,12 @@ def _around(budgets: Sequence[int], first: int, last: int) -> tuple[int | None, 
 
 
 def _cost(times: _Times, budgets: Sequence[int], cells_per_budget: int, trials: int, warmup: int,
-          processes: int = 1) -> tuple[int, float]:
+          processes: int = 1, starts: int | None = None) -> tuple[int, float]:
+    """Runs and minutes of a sweep: its runs and warm-ups, and a fresh worker per process (``starts``: per
+    round of an adaptive sweep, which starts its workers again for the runs each round asks)."""
     runs = len(budgets) * cells_per_budget * trials
     seconds = math.fsum(times(b) for b in budgets) * cells_per_budget * (trials + warmup * processes)
+    seconds += times.startup * (processes if starts is None else starts)
     return runs, seconds / 60.0
 
 
@@ -334,7 +374,8 @@ def _questions(series: Mapping[str, Any], first: int, last: int, times: _Times, 
                             + ("" if lo is not None and hi is not None else " or lie at the grid's edge")))
     else:
         rounds = [math.ceil(math.log2(b - a)) for a, b in brackets]
-        runs, minutes = _cost(times, probe, 1, trials, warmup)
+        # the measured neighbours, one round per bisection step (both brackets at once), the verification
+        runs, minutes = _cost(times, probe, 1, trials, warmup, starts=2 + max(rounds))
         runs += sum(r * trials for r in rounds)
         minutes += math.fsum(r * trials * times((a + b) / 2) for r, (a, b) in zip(rounds, brackets)) / 60.0
         out.append(Question("refine", asks, settings={**base, "refine": 1}, runs=runs, minutes=minutes))
@@ -470,8 +511,11 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
     table = table[table["kind"] != "normal"].sort_values("effect", ascending=False, kind="stable")
     overhead = _overhead(ds)
     plans = []
+    startups = []
     for series, first, last, effect, seen_in in _merged(table, ds):
-        times = _Times(ds, series, overhead)
+        startup, seen = _startup(ds, str(series.get("device", "")))
+        startups.append((startup, seen))
+        times = _Times(ds, series, overhead, startup)
         qs = _questions(series, first, last, times, ds.attrs, n_trials)
         plans.append(RegimePlan(series, first, last, effect, tuple(qs), seen_in))
     notes = ["a run at a budget takes the series' median latency there (interpolated between measured budgets); "
@@ -479,6 +523,13 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
              "per-run overhead " + ("not in the file (no start times): latency only" if math.isnan(overhead)
                                     else f"{overhead:.2f} s, from the gaps between the file's runs"),
              "warm-ups counted: the file's warmup per cell (and per process with --processes)"]
+    if startups:
+        startup, seen = startups[0]
+        notes.append(f"a fresh worker process costs {startup:.0f} s before its first run ("
+                     + ("from the file's workers" if seen else "assumed: the file shows no worker start; measured "
+                        "16-21 s on an H100 host, 13 s on a loaded CPU host")
+                     + "); counted once per sweep, per fresh process and per bisection round (an adaptive sweep "
+                     "that needs more rounds at high noise takes longer)")
     scope = []
     if str(ds.attrs.get("engine", "")) == "http":
         http = http_settings(ds.attrs)
