@@ -475,15 +475,19 @@ class Journal:
 
     def model_info(self) -> dict[str, dict[str, Any]]:
         """Facts of every model stored so far."""
+        return self._objects("SELECT name, info FROM models", "models")
+
+    def _objects(self, query: str, table: str) -> dict[str, dict[str, Any]]:
+        """Rows ``(name, JSON object)`` of ``query`` as name -> object; a row that is not a JSON object is damage."""
         out: dict[str, dict[str, Any]] = {}
-        for n, i in self._conn.execute("SELECT name, info FROM models"):
+        for name, text in self._conn.execute(query):
             try:
-                info = json.loads(i)
-                if not isinstance(info, dict):
-                    raise TypeError(f"expected a JSON object, got {info!r:.80}")
+                value = json.loads(text)
+                if not isinstance(value, dict):
+                    raise TypeError(f"expected a JSON object, got {value!r:.80}")
             except (ValueError, TypeError) as exc:
-                raise self._damaged(f"the models row of {n!r}", exc) from None
-            out[str(n)] = info
+                raise self._damaged(f"the {table} row of {name!r}", exc) from None
+            out[str(name)] = value
         return out
 
     def set_host(self, name: str, environment: dict[str, Any]) -> None:
@@ -503,16 +507,7 @@ class Journal:
         """The environment of every host stored with :meth:`set_host` (empty for a journal of one process's runs)."""
         if not self._has_hosts:
             return {}
-        out: dict[str, dict[str, Any]] = {}
-        for name, env in self._conn.execute("SELECT name, environment FROM hosts ORDER BY name"):
-            try:
-                info = json.loads(env)
-                if not isinstance(info, dict):
-                    raise TypeError(f"expected a JSON object, got {info!r:.80}")
-            except (ValueError, TypeError) as exc:
-                raise self._damaged(f"the hosts row of {name!r}", exc) from None
-            out[str(name)] = info
-        return out
+        return self._objects("SELECT name, environment FROM hosts ORDER BY name", "hosts")
 
     def run_hosts(self) -> dict[int, str]:
         """The host of every run measured on a dask worker: execution sequence number (``id``) -> host name.
