@@ -187,18 +187,26 @@ class Plan:
 
 
 # --------------------------------------------------------------------------- the file's run times
-def _overhead(ds: xr.Dataset) -> float:
-    """Median gap between consecutive runs' starts beyond the earlier run's latency (NaN without start times)."""
-    if "started_at" not in ds or "latency" not in ds:
-        return math.nan
+def _gaps(ds: xr.Dataset, *extra: str) -> tuple[np.ndarray, list[np.ndarray]] | None:
+    """The runs with a start time and a latency, in execution order: the gap before each run after the first,
+    beyond the previous run's latency (s), and the variables ``extra`` in that order (None: no start times)."""
+    if not {"started_at", "latency", *extra} <= set(ds.variables):
+        return None
     start = ds["started_at"].values.ravel()
     lat = np.asarray(ds["latency"].values, dtype=float).ravel()
     ok = ~np.isnat(start) & np.isfinite(lat)
-    if ok.sum() < 3:
-        return math.nan
     order = np.argsort(start[ok])
-    t = (start[ok][order] - start[ok][order][0]) / np.timedelta64(1, "s")
+    t = (start[ok][order] - start[ok][order][0]) / np.timedelta64(1, "s") if ok.any() else np.zeros(0)
     gaps = np.diff(t.astype(float)) - lat[ok][order][:-1]
+    return gaps, [np.asarray(ds[v].values).ravel()[ok][order] for v in extra]
+
+
+def _overhead(ds: xr.Dataset) -> float:
+    """Median gap between consecutive runs' starts beyond the earlier run's latency (NaN without start times)."""
+    found = _gaps(ds)
+    if found is None or found[0].size < 2:
+        return math.nan
+    gaps = found[0]
     gaps = gaps[np.isfinite(gaps) & (gaps >= 0) & (gaps < 600)]
     return float(np.median(gaps)) if gaps.size else math.nan
 
@@ -210,30 +218,22 @@ STARTUP_S = 20.0
 STARTUP_SIM_S = 2.0
 
 
-def _startup(ds: xr.Dataset, device: str) -> tuple[float, bool]:
-    """Seconds before a fresh worker's first run, and whether the file showed it: the median gap before the
-    first run of each worker after the first (beyond the previous run's latency); else :data:`STARTUP_S`
-    (:data:`STARTUP_SIM_S` for ``sim``)."""
-    default = STARTUP_SIM_S if device == "sim" else STARTUP_S
-    if not {"started_at", "latency", "worker"} <= set(ds.variables):
-        return default, False
-    start = ds["started_at"].values.ravel()
-    lat = np.asarray(ds["latency"].values, dtype=float).ravel()
-    worker = np.asarray(ds["worker"].values).ravel()
-    ok = ~np.isnat(start) & np.isfinite(lat)
-    if ok.sum() < 2:
-        return default, False
-    order = np.argsort(start[ok])
-    t = ((start[ok][order] - start[ok][order][0]) / np.timedelta64(1, "s")).astype(float)
-    w, la = worker[ok][order], lat[ok][order]
-    seen = {w[0]} if w.size else set()
-    gaps = []
-    for k in range(1, w.size):
-        if w[k] not in seen:
-            seen.add(w[k])
-            gaps.append(t[k] - t[k - 1] - la[k - 1])
-    gaps = [g for g in gaps if 0 <= g < 600]
-    return (float(np.median(gaps)), True) if gaps else (default, False)
+def _startup(ds: xr.Dataset) -> float:
+    """Seconds before a fresh worker's first run as the file shows it: the median gap before the first run of
+    each worker after the first (beyond the previous run's latency); NaN where it shows none (one worker, no
+    start times): then :data:`STARTUP_S` (:data:`STARTUP_SIM_S` for ``sim``) stands in."""
+    found = _gaps(ds, "worker")
+    if found is None or not found[0].size:
+        return math.nan
+    gaps, (worker,) = found
+    seen = {worker[0]}
+    first = []
+    for k in range(1, worker.size):
+        if worker[k] not in seen:
+            seen.add(worker[k])
+            first.append(gaps[k - 1])
+    first = [g for g in first if 0 <= g < 600]
+    return float(np.median(first)) if first else math.nan
 
 
 class _Times:
@@ -511,10 +511,11 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
     table = table[table["kind"] != "normal"].sort_values("effect", ascending=False, kind="stable")
     overhead = _overhead(ds)
     plans = []
+    shown = _startup(ds)
     startups = []
     for series, first, last, effect, seen_in in _merged(table, ds):
-        startup, seen = _startup(ds, str(series.get("device", "")))
-        startups.append((startup, seen))
+        startup = shown if math.isfinite(shown) else STARTUP_SIM_S if series.get("device") == "sim" else STARTUP_S
+        startups.append(startup)
         times = _Times(ds, series, overhead, startup)
         qs = _questions(series, first, last, times, ds.attrs, n_trials)
         plans.append(RegimePlan(series, first, last, effect, tuple(qs), seen_in))
@@ -524,10 +525,9 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
                                     else f"{overhead:.2f} s, from the gaps between the file's runs"),
              "warm-ups counted: the file's warmup per cell (and per process with --processes)"]
     if startups:
-        startup, seen = startups[0]
-        notes.append(f"a fresh worker process costs {startup:.0f} s before its first run ("
-                     + ("from the file's workers" if seen else "assumed: the file shows no worker start; measured "
-                        "16-21 s on an H100 host, 13 s on a loaded CPU host")
+        notes.append(f"a fresh worker process costs {startups[0]:.0f} s before its first run ("
+                     + ("from the file's workers" if math.isfinite(shown) else "assumed: the file shows no worker "
+                        "start; measured 16-21 s on an H100 host, 13 s on a loaded CPU host")
                      + "); counted once per sweep, per fresh process and per bisection round (an adaptive sweep "
                      "that needs more rounds at high noise takes longer)")
     scope = []

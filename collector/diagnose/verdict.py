@@ -150,11 +150,20 @@ def _refine(m: Measured, ref: Reading, runs: int) -> Verdict:
                    math.exp(e), math.exp(e - tt * ref.se), math.exp(e + tt * ref.se), "x", runs=runs)
 
 
+def _per_process(m: Measured) -> list[Reading]:
+    """The regime as each fresh process of the ``process`` question measured it (one run a cell may decide)."""
+    c = m.cells
+    assert c is not None
+    parts = m.samples["process"]
+    return [read(parts[p], reference=c.reference, tested=c.tested, target=m.target, min_trials=1)
+            for p in sorted(parts)]
+
+
 def _process(m: Measured, runs: int) -> Verdict:
     t, c = m.target, m.cells
     assert c is not None
     parts = m.samples["process"]
-    readings = [read(parts[p], reference=c.reference, tested=c.tested, target=t, min_trials=1) for p in sorted(parts)]
+    readings = _per_process(m)
     pooled = read_pooled(parts, reference=c.reference, tested=c.tested, target=t)
     n = len(readings)
     k_in = sum(r.all("in") for r in readings)
@@ -211,12 +220,9 @@ def _between_processes(m: Measured, ref: Reading | None) -> tuple[float, float]:
     not asked, or left out). A factor's sweep is a fresh process of its own, compared with refine's: without
     this term a regime whose size differs between processes (seen on a GPU: x1.74, x1.99 and x2.35 in three
     fresh processes, x2.83 in refine's) would be *moved* by whatever factor was asked."""
-    c = m.cells
-    parts = m.samples.get("process") if c is not None else None
-    if not parts or c is None or ref is None:
+    if m.cells is None or not m.samples.get("process") or ref is None:
         return 0.0, math.inf
-    readings = [read(parts[p], reference=c.reference, tested=c.tested, target=m.target, min_trials=1)
-                for p in sorted(parts)] + [ref]
+    readings = [*_per_process(m), ref]
     y = [(r.log_effect, r.se) for r in readings if math.isfinite(r.log_effect) and math.isfinite(r.se) and r.se > 0]
     if len(y) < 2:
         return 0.0, math.inf
