@@ -479,7 +479,7 @@ def test_series(
         # own strongest interval left out), so the null holds the scale's uncertainty and the leave-out's bias
         means = np.nan_to_num(sc.means(cur))
         scale = max(float(_loo_scale(means[None], np.array([i]), np.array([j]), prior_s2, prior_df)[0]), sc.floor)
-        sc.set_pool(cur, (int(i), int(j)) if (j - i + 1) <= max(1, n // 4) else None)
+        sc.set_pool(cur, (int(i), int(j)) if (j - i + 1) <= max(1.0, MAX_SHARE * n) else None)
         obs = float(za[i, j]) / scale
         keep = np.ones(n, dtype=bool)
         keep[i : j + 1] = False
