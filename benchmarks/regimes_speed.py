@@ -3,8 +3,10 @@
 Run on one core (BLAS threads pinned to 1 before numpy loads)::
 
     python benchmarks/regimes_speed.py [--max-cells 100000] [--repeat 5] [--before REV ...] [--dask] [--write]
+    python benchmarks/regimes_speed.py --dask-only --workers 16 [--max-cells 100000] [--write]
 
-``--write`` puts the tables into docs/performance.md ("## Analysis speed").
+``--write`` puts the tables into docs/performance.md ("## Analysis speed"; with ``--dask-only``, only the
+largest dataset on ``--workers`` dask workers, into "## Analysis speed on many cores").
 Data: :func:`analysis.synthetic.make_dataset` (``step_time=False``); the time
 to make the data is not counted.
 """
@@ -120,15 +122,27 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--before", action="append", default=[],
                    help="also time the paper-sized sweep at this git revision (repeatable), same machine and run")
-    p.add_argument("--dask", action="store_true", help="also time the largest dataset on 2 dask workers")
+    p.add_argument("--dask", action="store_true", help="also time the largest dataset on --workers dask workers")
+    p.add_argument("--dask-only", action="store_true",
+                   help="only the largest dataset (--max-cells), eager and on --workers dask workers")
+    p.add_argument("--workers", type=int, default=2, help="dask workers (processes, one thread each)")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     warnings.simplefilter("ignore")
+    if args.dask_only:
+        big = scaling_dataset(max(1, args.max_cells // (len(BUDGETS) * TRIALS)), TRIALS)
+        text = "\n".join(_dask_section(big, args.workers, command=(
+            f"python benchmarks/regimes_speed.py --dask-only --workers {args.workers} --max-cells {args.max_cells} "
+            "--write")))
+        print(text)
+        if args.write:
+            replace_section(PERFORMANCE_MD, "## Analysis speed on many cores", text)
+        return
     lines = _paper_section(args)
     scaling, biggest = _scaling_section(args.max_cells, args.repeat)
     lines += scaling
     if biggest is not None and args.dask:
-        lines += _dask_section(biggest)
+        lines += _dask_section(biggest, args.workers)
     text = "\n".join(lines)
     print(text)
     if args.write:
@@ -192,18 +206,32 @@ def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], Any]:
     return lines, biggest
 
 
-def _dask_section(biggest: Any) -> list[str]:
-    """The largest dataset eager, on the dask threaded scheduler and on 2 dask.distributed workers."""
+def series_chunks(ds: Any, workers: int) -> dict[str, int]:
+    """Chunks of one label along the largest series dims (``budget`` and ``trial`` stay whole) until there are at
+    least three chunks per worker (so that uneven chunks even out), or every series dim is split."""
+    dims = sorted((d for d in ds["latency"].dims if d not in ("budget", "trial")), key=lambda d: -ds.sizes[d])
+    chunks: dict[str, int] = {}
+    n = 1
+    for d in dims:
+        if n >= 3 * workers:
+            break
+        chunks[d] = 1
+        n *= ds.sizes[d]
+    return chunks
+
+
+def _dask_section(biggest: Any, workers: int, command: str | None = None) -> list[str]:
+    """The largest dataset eager, on the dask threaded scheduler and on ``workers`` dask.distributed workers."""
     import dask
     import distributed
 
-    sdim = "prompt_len"
-    chunks = {sdim: max(1, biggest.sizes[sdim] // 4)}
+    chunks = series_chunks(biggest, workers)
+    n_chunks = int(np.prod([biggest.sizes[d] for d in chunks]))
     lazy = biggest[["latency", "order", "started_at"]].chunk(chunks)
     t_eager, eager = timed(lambda: regimes(biggest), 1)
-    with dask.config.set(scheduler="threads", num_workers=2):
+    with dask.config.set(scheduler="threads", num_workers=workers):
         t_thr, out_thr = timed(lambda: regimes(lazy), 1)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
         held = client.persist(lazy)  # the data live on the workers, as after open_mfdataset there
         distributed.wait(held)
@@ -213,16 +241,18 @@ def _dask_section(biggest: Any) -> list[str]:
         return bool((o["anomalous"] == eager["anomalous"]).all()
                     and np.allclose(o["ratio"], eager["ratio"], rtol=1e-9, equal_nan=True))
 
-    return [
-        f"dask, the {int(biggest['latency'].size):,}-cell dataset in {int(np.ceil(biggest.sizes[sdim] / chunks[sdim]))} "
-        f"chunks over `{sdim}`:",
+    head = ([f"Measured with `{command}` ({os.cpu_count()} logical CPUs on the machine; BLAS threads pinned to "
+             "1); one run each after a warm-up; making the data is not counted.", ""] if command else [])
+    return head + [
+        f"dask, the {int(biggest['latency'].size):,}-cell dataset ({int(eager['p_series'].size)} series) in "
+        f"{n_chunks} chunks (one label of {', '.join(f'`{d}`' for d in chunks)} each):",
         "",
         "| run | seconds | speed-up | same result as eager |",
         "|---|---|---|---|",
         f"| eager, one process | {t_eager:.2f} | 1.00 | |",
-        f"| dask threaded scheduler, 2 threads | {t_thr:.2f} | {t_eager / t_thr:.2f} | {same(out_thr)} |",
-        f"| dask.distributed `LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`, data persisted "
-        f"on the workers | {t_dask:.2f} | {t_eager / t_dask:.2f} | {same(out)} |",
+        f"| dask threaded scheduler, {workers} threads | {t_thr:.2f} | {t_eager / t_thr:.2f} | {same(out_thr)} |",
+        f"| dask.distributed `LocalCluster(n_workers={workers}, threads_per_worker=1, processes=True)`, data "
+        f"persisted on the workers | {t_dask:.2f} | {t_eager / t_dask:.2f} | {same(out)} |",
         "",
         "The per-series work (baseline, scan, p-values, power simulation) runs in the workers; validating the "
         "input, the BH correction, the time-confound check (which needs every run's residual and execution "
