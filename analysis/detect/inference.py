@@ -10,8 +10,8 @@ curve's coefficients is not a step):
    (a state shared by a cell's runs: a slow host period, a process-local cell
    effect). A null draw permutes the series' runs over its cells (the real
    run distribution: heavy tails, slow run states, several slow runs landing
-   in one cell; the runs of a narrow candidate interval enter the pool less
-   the level all of them share, so that a regime's own level does not make
+   in one cell; the runs of a candidate interval of at most a third of the
+   budgets enter the pool less the level all of them share, so that a regime's own level does not make
    it look like noise while a slow run among them stays) and
    adds a Gaussian cell level making up the series' budget-level variance:
    the Qn scale of the successive differences of its cell means
