@@ -254,6 +254,10 @@ ANALYSES: tuple[Analysis, ...] = (
             Figure("drift", "drift", "Each run's latency over its expected value in execution order (left) and which "
                    "budget ran when (right). Runs inside regimes in red; orange when the regime is confounded with "
                    "execution time.", panels=None, section="drift"),
+            Figure("power", "power", "Power: the share of one-budget regimes of each ratio that each series would "
+                   "have found (planted at interior budgets into its own noise, through the whole decision rule); "
+                   "the x on the dashed 80 % line is its smallest detectable ratio (mde). Smaller regimes are found "
+                   "less often, not never.", panels="few"),
         ),
         fast=_FAST, takes_reg=False, cli_print=print_regimes, json=to_json,
     ),

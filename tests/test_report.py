@@ -19,7 +19,7 @@ from analysis.synthetic import make_dataset
 ARTIFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artifacts"
 SECTIONS = ("environment", "regimes", "drift", "phases", "memory", "kv", "monotonicity", "steps", "boundaries",
             "backends", "glossary")
-FIGURES = ("latency", "decode_per_token", "drift", "phases", "memory", "kv_speedup", "regime_map")
+FIGURES = ("latency", "decode_per_token", "drift", "power", "phases", "memory", "kv_speedup", "regime_map")
 
 
 def _chromium() -> str | None:

@@ -22,6 +22,7 @@ saying why (drift without an execution order; phases without a split regime).
 :func:`drift`                 runs over their baseline in execution order
 :func:`compare`               an :func:`analysis.compare` result
 :func:`pvalue_qq`             scan p-values of null sweeps against the uniform
+:func:`power`                 each series' power curve and its minimum detectable ratio
 ============================  ====================================================
 """
 
@@ -35,6 +36,7 @@ from analysis.plot.kv import kv_speedup
 from analysis.plot.latency import decode_per_token, latency
 from analysis.plot.memory import memory
 from analysis.plot.phases import phases
+from analysis.plot.power import power
 from analysis.plot.regime_map import regime_map
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "latency",
     "memory",
     "phases",
+    "power",
     "pvalue_qq",
     "regime_extents",
     "regime_map",
