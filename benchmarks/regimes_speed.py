@@ -2,11 +2,10 @@
 
 Run on one core (BLAS threads pinned to 1 before numpy loads)::
 
-    python benchmarks/regimes_speed.py [--max-cells 100000] [--repeat 5] [--before REV ...] [--dask] [--write]
-    python benchmarks/regimes_speed.py --dask-only --workers 16 [--max-cells 100000] [--write]
+    python benchmarks/regimes_speed.py [--max-cells 100000] [--repeat 5] [--before REV ...] [--dask [--workers N]]
+        [--write]
 
-``--write`` puts the tables into docs/performance.md ("## Analysis speed"; with ``--dask-only``, only the
-largest dataset on ``--workers`` dask workers, into "## Analysis speed on many cores").
+``--write`` puts the tables into docs/performance.md ("## Analysis speed").
 Data: :func:`analysis.synthetic.make_dataset` (``step_time=False``); the time
 to make the data is not counted.
 """
@@ -123,21 +122,10 @@ def main() -> None:
     p.add_argument("--before", action="append", default=[],
                    help="also time the paper-sized sweep at this git revision (repeatable), same machine and run")
     p.add_argument("--dask", action="store_true", help="also time the largest dataset on --workers dask workers")
-    p.add_argument("--dask-only", action="store_true",
-                   help="only the largest dataset (--max-cells), eager and on --workers dask workers")
     p.add_argument("--workers", type=int, default=2, help="dask workers (processes, one thread each)")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    if args.dask_only:
-        big = scaling_dataset(max(1, args.max_cells // (len(BUDGETS) * TRIALS)), TRIALS)
-        text = "\n".join(_dask_section(big, args.workers, command=(
-            f"python benchmarks/regimes_speed.py --dask-only --workers {args.workers} --max-cells {args.max_cells} "
-            "--write")))
-        print(text)
-        if args.write:
-            replace_section(PERFORMANCE_MD, "## Analysis speed on many cores", text)
-        return
     lines = _paper_section(args)
     scaling, biggest = _scaling_section(args.max_cells, args.repeat)
     lines += scaling
@@ -157,7 +145,7 @@ def _paper_section(args: argparse.Namespace) -> list[str]:
     t_paper, r = timed(lambda: regimes(ds), args.repeat)
     n_series = int(r["p_series"].size)
     command = COMMAND.format(max_cells=args.max_cells, repeat=args.repeat) + "".join(
-        f" --before {rev}" for rev in args.before) + (" --dask" if args.dask else "")
+        f" --before {rev}" for rev in args.before) + (f" --dask --workers {args.workers}" if args.dask else "")
     lines = [
         f"Measured with `{command}` on one CPU core ({os.cpu_count()} logical CPUs on the machine, shared; BLAS "
         f"threads pinned to 1); median of {args.repeat} runs after a warm-up; making the data is not counted.",
@@ -220,7 +208,7 @@ def series_chunks(ds: Any, workers: int) -> dict[str, int]:
     return chunks
 
 
-def _dask_section(biggest: Any, workers: int, command: str | None = None) -> list[str]:
+def _dask_section(biggest: Any, workers: int) -> list[str]:
     """The largest dataset eager, on the dask threaded scheduler and on ``workers`` dask.distributed workers."""
     import dask
     import distributed
@@ -241,9 +229,7 @@ def _dask_section(biggest: Any, workers: int, command: str | None = None) -> lis
         return bool((o["anomalous"] == eager["anomalous"]).all()
                     and np.allclose(o["ratio"], eager["ratio"], rtol=1e-9, equal_nan=True))
 
-    head = ([f"Measured with `{command}` ({os.cpu_count()} logical CPUs on the machine; BLAS threads pinned to "
-             "1); one run each after a warm-up; making the data is not counted.", ""] if command else [])
-    return head + [
+    return [
         f"dask, the {int(biggest['latency'].size):,}-cell dataset ({int(eager['p_series'].size)} series) in "
         f"{n_chunks} chunks (one label of {', '.join(f'`{d}`' for d in chunks)} each):",
         "",
