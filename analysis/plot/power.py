@@ -75,7 +75,8 @@ def power(ds: xr.Dataset, *, reg: xr.Dataset | None = None, var: str = "latency"
     handles: list[Line2D] = []
     for k, ((_, name, y, mde), color) in enumerate(zip(drawn, colors)):
         ok = np.isfinite(y)
-        label = f"{name}: mde x{mde:.2f}" if np.isfinite(mde) else f"{name}: mde not reached"
+        label = (f"{name}: mde x{mde:.2f}" if np.isfinite(mde) else
+                 f"{name}: {'not found even at x1000' if mde == np.inf else 'no mde stated'}")
         (line,) = ax.plot(ratios[ok], y[ok], marker="o", ms=3.5, lw=1.3, color=color, gid=f"{CURVE_GID}-{k}",
                           label=tex_safe(label))
         handles.append(line)
