@@ -130,7 +130,7 @@ def main() -> None:
     scaling, biggest = _scaling_section(args.max_cells, args.repeat)
     lines += scaling
     if biggest is not None and args.dask:
-        lines += _dask_section(biggest, args.workers)
+        lines += _dask_section(*biggest, args.workers)
     text = "\n".join(lines)
     print(text)
     if args.write:
@@ -173,8 +173,9 @@ def _paper_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], Any]:
-    """Datasets of 10^4, 10^5, ... cells up to ``max_cells``, eager; the lines and the largest dataset (or None)."""
+def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], tuple[Any, float, Any] | None]:
+    """Datasets of 10^4, 10^5, ... cells up to ``max_cells``, eager; the lines and the largest dataset with its eager
+    seconds and result (or None)."""
     lines = [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
              "| cells | series | seconds | series with a regime | microseconds per cell |", "|---|---|---|---|---|"]
     biggest = None
@@ -188,7 +189,7 @@ def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], Any]:
         lines.append(f"| {c:,} | {int(r['p_series'].size):,} | {t:.2f} | {int(r['anomalous'].any('budget').sum())} | "
                      f"{1e6 * t / c:.2f} |")
         print(lines[-1], flush=True)
-        biggest = big
+        biggest = (big, t, r)
         target *= 10
     lines.append("")
     return lines, biggest
@@ -208,15 +209,15 @@ def series_chunks(ds: Any, workers: int) -> dict[str, int]:
     return chunks
 
 
-def _dask_section(biggest: Any, workers: int) -> list[str]:
-    """The largest dataset eager, on the dask threaded scheduler and on ``workers`` dask.distributed workers."""
+def _dask_section(biggest: Any, t_eager: float, eager: Any, workers: int) -> list[str]:
+    """The largest dataset on the dask threaded scheduler and on ``workers`` dask.distributed workers, against its
+    eager time and result (``t_eager``, ``eager``: the scaling table's)."""
     import dask
     import distributed
 
     chunks = series_chunks(biggest, workers)
     n_chunks = int(np.prod([biggest.sizes[d] for d in chunks]))
     lazy = biggest[["latency", "order", "started_at"]].chunk(chunks)
-    t_eager, eager = timed(lambda: regimes(biggest), 1)
     with dask.config.set(scheduler="threads", num_workers=workers):
         t_thr, out_thr = timed(lambda: regimes(lazy), 1)
     with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
