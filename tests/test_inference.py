@@ -108,3 +108,57 @@ def test_a_four_budget_step_at_the_stated_mde_4_is_found_in_a_series_of_15_budge
         r2 = inf.test_series(E2, basis, np.random.default_rng([9, k]), **kw)
         found.append(r2.p_series <= 0.05 and any(a <= i + 1 <= b for a, b in r2.intervals))
     assert np.mean(found) >= 0.85, np.mean(found)
+
+
+def test_mde_search_closes_a_bracket_of_the_tolerance_around_the_80_percent_crossing():
+    """The search for the 80 %-power ratio returns the upper end of a bracket no wider than the tolerance whose
+    ends straddle 80 %, in fewer simulations than a bisection on a probit-shaped curve, and still converges on
+    a curve of another shape (a Monte Carlo step function, a plateau), or gives inf beyond x1000."""
+    def probe(power, bracket):
+        seen = []
+
+        def counted(x):
+            seen.append(x)
+            return power(x)
+
+        return math.log(inf._mde(counted, bracket)), seen
+
+    root = math.log(1.37)
+    smooth = lambda x: float(_norm_cdf((x - root) / 0.04 + 0.8416))  # noqa: E731  (80 % at root)
+    bracket = (math.log(1.2), math.log(1.5), smooth(math.log(1.2)), smooth(math.log(1.5)))
+    got, seen = probe(smooth, bracket)
+    assert smooth(got) >= inf.POWER > smooth(got - inf._MDE_TOL)
+    assert abs(got - root) <= inf._MDE_TOL and len(seen) <= 4  # a bisection of this bracket takes 6
+    # a step function of 800 draws with a flat stretch and a dip: still a straddling bracket of the tolerance
+    rough = lambda x: (np.floor(800 * smooth(x)) / 800) - (0.05 if abs(x - root - 0.02) < 0.01 else 0.0)  # noqa: E731
+    got, seen = probe(rough, (0.0, math.log(1.5), None, None))
+    assert rough(got) >= inf.POWER and rough(got - inf._MDE_TOL) < inf.POWER or got - inf._MDE_TOL <= 0
+    assert len(seen) <= 3 * math.ceil(math.log2(math.log(1.5) / inf._MDE_TOL))
+    never = lambda x: 0.5  # noqa: E731
+    assert inf._mde(never, (0.0, inf._MAX_LOG, None, None)) == np.inf
+
+
+def _norm_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def test_the_fast_paths_of_the_scan_equal_the_general_ones():
+    """Cell means of complete cells (no sort) and Z of the listed intervals only (no lower triangle) give what
+    the general code gives; a cell with a missing run takes the general path."""
+    rng = np.random.default_rng(3)
+    for T in (1, 2, 3, 5, 8):
+        E = rng.standard_normal((40, 12, T))
+        general = np.sort(E, axis=-1)
+        trim = 1 if T >= 5 else 0
+        expected = general[..., trim:T - trim].mean(axis=-1)
+        np.testing.assert_allclose(scan.cell_mean(E), expected, rtol=1e-12, atol=1e-12)
+    E = rng.standard_normal((12, 5))
+    E[3, 1] = np.nan  # four runs left: their plain mean
+    assert scan.cell_mean(E)[3] == pytest.approx(np.nanmean(E[3]))
+    P = scan.projector(_basis(12))
+    D = scan.interval_denominators(P)
+    first, last = np.divmod(np.flatnonzero(np.isfinite(D)), 12)
+    Pm = rng.standard_normal((7, 12)) @ P
+    flat = scan.interval_z_flat(Pm, first, last, np.sqrt(D[first, last]))
+    np.testing.assert_allclose(flat, scan.interval_z(Pm, D)[:, first, last], rtol=1e-12)
+    assert flat.flags["C_CONTIGUOUS"]

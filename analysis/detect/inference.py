@@ -117,10 +117,12 @@ _SIMULATED_LENGTH = 64
 def _diff_scale(m: np.ndarray) -> np.ndarray:
     """:func:`budget_scale`'s scale for each row of ``m`` (rows without NaN), vectorised: Qn of the successive
     differences (the ``C(h, 2)``-th smallest of their pairwise distances, ``h = n // 2 + 1``), over sqrt 2."""
-    d = m[..., 1:] - m[..., :-1]
+    # the pairwise distances in single precision (a relative error of 1e-7 in a scale; a sixth of the time of
+    # the double-precision partition, which is most of the null draws' cost)
+    d = (m[..., 1:] - m[..., :-1]).astype(np.float32)
     i, j, k = _pairs(d.shape[-1])
     pair = np.abs(d[..., i] - d[..., j])
-    return _QN / math.sqrt(2.0) * np.partition(pair, k - 1, axis=-1)[..., k - 1]
+    return _QN / math.sqrt(2.0) * np.partition(pair, k - 1, axis=-1)[..., k - 1].astype(float)
 
 
 @functools.lru_cache(maxsize=None)
@@ -284,6 +286,11 @@ class _Scan:
         self.w = _scan.weights(E)
         self.P = _scan.projector(basis * self.w[:, None])
         self.D = _scan.interval_denominators(self.w[:, None] * self.P * self.w[None, :])
+        # the intervals with a step direction (finite D), flattened in row-major order (``flat`` into ``n * n``):
+        # the null draws are scanned over these only
+        self.flat = np.flatnonzero(np.isfinite(self.D))
+        self.first, self.last = np.divmod(self.flat, self.n)
+        self.root_d = np.sqrt(self.D.ravel()[self.flat])
         self.rng = rng
         self.ok = np.isfinite(E)
         self.floor = 0.0  # the stated noise of a cell mean: no scale below it (test_series)
@@ -327,15 +334,18 @@ class _Scan:
         """``Z`` of every interval (its whitened indicator ``c w``) for projected whitened means ``Pm``."""
         return _scan.interval_z(Pm * self.w, self.D)
 
+    def z_flat(self, Pm: np.ndarray) -> np.ndarray:
+        """:meth:`z` of the intervals ``flat`` only: (..., n) -> (..., len(flat))."""
+        return _scan.interval_z_flat(Pm * self.w, self.first, self.last, self.root_d)
+
     def _run_part(self, k: int) -> np.ndarray:
         """``k`` draws of the cell means' run-level noise: the pool's runs permuted over the runs (drawn again
         where the pool is smaller than the series)."""
         need = int(self.ok.sum())
         reps = -(-need // self.pool.size)
-        pool = np.tile(self.pool, reps)
-        idx = np.argsort(self.rng.random((k, pool.size)), axis=1)[:, :need]
+        pool = np.broadcast_to(np.tile(self.pool, reps), (k, reps * self.pool.size))
         cells = np.full((k, self.n, self.T), np.nan)
-        cells[:, self.ok] = pool[idx]
+        cells[:, self.ok] = self.rng.permuted(pool, axis=1)[:, :need]
         mp = _scan.cell_mean(cells)
         return np.where(np.isfinite(mp), mp, 0.0)
 
@@ -359,19 +369,21 @@ class _Scan:
 
 def _student_max(sc: "_Scan", g: np.ndarray, allowed: np.ndarray, prior_s2: float, prior_df: float,
                  Z: np.ndarray | None = None) -> np.ndarray:
-    """Per row of null cell means ``g`` (k, n): the largest ``|Z|`` over the allowed intervals over the row's
-    own scale without that interval (:func:`_loo_scale`). ``Z`` (k, n, n): the rows' ``Z`` if known."""
+    """Per row of null cell means ``g`` (k, n): the largest ``|Z|`` over the allowed intervals (an ``(n, n)``
+    mask within ``isfinite(sc.D)``) over the row's own scale without that interval (:func:`_loo_scale`).
+    ``Z`` (k, len(sc.flat)): the rows' :meth:`_Scan.z_flat` if known."""
     if Z is None:
-        rows = max(1, _SCAN_CELLS // (sc.n * sc.n))
-        if g.shape[0] > rows:  # long series: the (rows, n, n) scan in chunks of bounded memory
+        rows = max(1, _SCAN_CELLS // max(sc.flat.size, 1))
+        if g.shape[0] > rows:  # long series: the (rows, intervals) scan in chunks of bounded memory
             return np.concatenate([_student_max(sc, g[i:i + rows], allowed, prior_s2, prior_df)
                                    for i in range(0, g.shape[0], rows)])
-        Z = sc.z(g @ sc.P)
-    # Z is finite wherever an interval is allowed (its denominator is): NaN elsewhere is dropped by the where
-    a = np.where(allowed, np.abs(Z), 0.0).reshape(g.shape[0], -1)
+        Z = sc.z_flat(g @ sc.P)
+    a = np.abs(Z)
+    if not allowed.ravel()[sc.flat].all():
+        a = np.where(allowed.ravel()[sc.flat], a, 0.0)
     arg = a.argmax(axis=1)
-    i, j = np.divmod(arg, sc.n)
-    return a[np.arange(g.shape[0]), arg] / np.maximum(_loo_scale(g, i, j, prior_s2, prior_df), sc.floor)
+    return a[np.arange(g.shape[0]), arg] / np.maximum(
+        _loo_scale(g, sc.first[arg], sc.last[arg], prior_s2, prior_df), sc.floor)
 
 
 def _sequential_p(obs: float, draw_max, batch: int, n_max: int) -> float:
@@ -573,34 +585,64 @@ def _gumbel_quantile(maxima: np.ndarray, q: float) -> float:
     return float(mu - np.euler_gamma * scale - scale * math.log(-math.log(q)))
 
 
-def _bracket(w: int, res: Result, found: Callable[[float], bool]) -> tuple[float, float]:
-    """Log ratios ``(lo, hi)`` between which a ``w``-budget step's power crosses 80 %: for one budget where its
-    curve (``res.power``) crosses it, for wider steps around the one-budget ratio (they are found at smaller
-    ratios); otherwise ``(0, log 1000)``."""
+#: A bracket of :func:`_mde`: log ratios ``lo < hi`` and the power at each where known (None: not simulated).
+_Bracket = tuple[float, float, "float | None", "float | None"]
+
+
+def _bracket(w: int, res: Result, power: Callable[[float], float]) -> _Bracket:
+    """Log ratios between which a ``w``-budget step's power crosses 80 %, with the power at each end where known:
+    for one budget where its curve (``res.power``) crosses it, for wider steps around the one-budget ratio
+    (they are found at smaller ratios); otherwise from no step to x1000."""
     if w == 1 and res.power:
         above = [k for k, p in enumerate(res.power) if p >= POWER]
         if not above:
-            return math.log(POWER_RATIOS[-1]), _MAX_LOG
-        return (math.log(POWER_RATIOS[above[0] - 1]) if above[0] > 0 else 0.0), math.log(POWER_RATIOS[above[0]])
+            return math.log(POWER_RATIOS[-1]), _MAX_LOG, res.power[-1], None
+        k = above[0]
+        return ((math.log(POWER_RATIOS[k - 1]), math.log(POWER_RATIOS[k]), res.power[k - 1], res.power[k]) if k > 0
+                else (0.0, math.log(POWER_RATIOS[0]), None, res.power[0]))
     one = res.mde.get(1, np.nan)
     if w != 1 and np.isfinite(one):
-        return (0.0, math.log(one)) if found(math.log(one)) else (math.log(one), _MAX_LOG)
-    return 0.0, _MAX_LOG
+        at = power(math.log(one))
+        return (0.0, math.log(one), None, at) if at >= POWER else (math.log(one), _MAX_LOG, at, None)
+    return 0.0, _MAX_LOG, None, None
 
 
-def _mde(found: Callable[[float], bool], bracket: tuple[float, float]) -> float:
-    """The smallest ratio whose step is found with 80 % power (``found(log ratio)``), by bisection in
-    ``bracket`` to :data:`_MDE_TOL`; inf when not even x1000 is."""
-    lo_d, hi_d = bracket
-    if hi_d == _MAX_LOG and not found(hi_d):
+def _mde(power: Callable[[float], float], bracket: _Bracket) -> float:
+    """The smallest ratio whose step is found with 80 % power (``power(log ratio)``: the simulated share found)
+    to :data:`_MDE_TOL` in ``bracket``; inf when not even x1000 is.
+
+    A bracketing search (the answer is the upper end of a bracket no wider than the tolerance whose lower end
+    has less than 80 % power and upper end at least 80 %, as a bisection's): where the power at both ends is
+    known, the next point is where the line between them crosses 80 % on the probit scale (regula falsi; a
+    z-test's power is linear in the step there, ``Phi(delta / s - z)``); where its power is near 80 %, the
+    point one tolerance beyond it, on the side the crossing should be, is tried next, so that a crossing
+    predicted to within the tolerance closes the bracket (a bisection from the power curve's bracket takes
+    six simulations, this two to four). Every third point is the midpoint unless the bracket closed: it at
+    least halves every three simulations, whatever the curve's shape.
+    """
+    lo, hi, p_lo, p_hi = bracket
+    if hi == _MAX_LOG and p_hi is None:
+        p_hi = power(hi)
+    if p_hi is not None and p_hi < POWER:
         return np.inf
-    while hi_d - lo_d > _MDE_TOL:
-        mid = 0.5 * (lo_d + hi_d)
-        if found(mid):
-            hi_d = mid
+    probe: float | None = None
+    since_mid = 0
+    while hi - lo > _MDE_TOL:
+        if probe is not None and lo < probe < hi and since_mid < 2:
+            x = probe
+        elif since_mid < 2 and p_lo is not None and p_hi is not None and p_hi > p_lo:
+            a, b, c = _sps.norm.ppf(np.clip([p_lo, p_hi, POWER], 1e-3, 1 - 1e-3))
+            x = min(max(lo + (c - a) / (b - a) * (hi - lo), lo + 0.5 * _MDE_TOL), hi - 0.5 * _MDE_TOL)
         else:
-            lo_d = mid
-    return float(math.exp(hi_d))
+            x, since_mid = 0.5 * (lo + hi), -1
+        since_mid += 1
+        p = power(x)
+        near = x != probe and abs(p - POWER) < 0.1
+        if p >= POWER:
+            hi, p_hi, probe = x, p, (x - _MDE_TOL if near else None)
+        else:
+            lo, p_lo, probe = x, p, (x + _MDE_TOL if near else None)
+    return float(math.exp(hi))
 
 
 def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
@@ -613,22 +655,16 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
     """
     n = sc.n
     allowed = np.isfinite(sc.D)
-    sqrtD = np.sqrt(np.where(allowed, sc.D, np.inf))
-    lo = np.arange(n)[:, None]
-    hi = np.arange(n)[None, :]
+    lo, hi = sc.first, sc.last  # the plants are scanned over the intervals with a step direction, flattened
     s2 = res.scale**2
     G = sc.draws(_POWER_DRAWS, s2)
-    Zn0 = np.where(allowed, sc.z(G @ sc.P), 0.0)
-    # the plants are scanned over the allowed intervals only, flattened (index ``flat[x]`` into ``n * n``)
-    flat = np.flatnonzero(allowed)
-    Zc = Zn0.reshape(G.shape[0], -1)[:, flat]
-    sqrtDc = sqrtD.ravel()[flat]
+    Zc = sc.z_flat(G @ sc.P)
     n_crit = int(min(max(10 / level, 4 * _POWER_DRAWS), _CRIT_DRAWS))
 
     def null_max(k: int) -> np.ndarray:
         return _student_max(sc, sc.draws(k, s2), allowed, *prior)
 
-    maxima = np.concatenate([_student_max(sc, G, allowed, *prior, Z=Zn0)] + [
+    maxima = np.concatenate([_student_max(sc, G, allowed, *prior, Z=Zc)] + [
         null_max(min(_POWER_DRAWS * 5, n_crit - a)) for a in range(_POWER_DRAWS, n_crit, _POWER_DRAWS * 5)])
     crit = _gumbel_quantile(maxima, 1.0 - level)
 
@@ -641,7 +677,7 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
         for s0 in starts:
             c = np.zeros(n)
             c[s0 : s0 + w] = 1.0
-            A = sc.z(sc.P @ (c * sc.w)).ravel()[flat]
+            A = sc.z_flat(sc.P @ (c * sc.w)).astype(np.float32)
             # an interval counts as finding the plant when it covers at least half its budgets
             cover = np.clip(np.minimum(hi, s0 + w - 1) - np.maximum(lo, s0) + 1, 0, None) >= math.ceil(w / 2)
             # the scale without the planted interval itself (the usual strongest interval) does not depend on
@@ -650,27 +686,33 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
             k = G.shape[0]
             own = (np.maximum(_loo_scale(G, np.full(k, s0), np.full(k, s0 + w - 1), *prior), sc.floor) if narrow
                    else np.full(k, np.nan))
-            at = int(np.searchsorted(flat, s0 * n + s0 + w - 1))  # the planted interval itself
-            out.append((A, cover.ravel()[flat], c * sc.w, at, own))
+            at = int(np.searchsorted(sc.flat, s0 * n + s0 + w - 1))  # the planted interval itself
+            out.append((A, cover, c * sc.w, at, own))
         return out
 
     direction = -1.0 if sign < 0 else 1.0  # the steps planted: slowdowns, or drops where those are the regimes
 
+    # the planted draws' Z in single precision (the argmax over every interval of every draw is most of the
+    # simulation's time; 1e-7 relative is far below its Monte Carlo error), in buffers reused by every rate
+    Zc32 = Zc.astype(np.float32)
+    buf, absZ = np.empty_like(Zc32), np.empty_like(Zc32)
+    rows = np.arange(Zc.shape[0])
+
     def rate(delta: float, cases: list[tuple]) -> float:
         found = 0.0
         for A, cover, cw, at, own in cases:
-            Z = Zc + direction * delta * A
-            arg = np.abs(Z).argmax(axis=1)
-            zsel = np.take_along_axis(Z, arg[:, None], axis=1)[:, 0]
-            est = zsel / sqrtDc[arg]  # the chosen interval's step, log units
+            Z = np.add(Zc32, np.multiply(A, np.float32(direction * delta), out=buf), out=buf)
+            arg = np.abs(Z, out=absZ).argmax(axis=1)
+            zsel = Z[rows, arg].astype(float)
+            est = zsel / sc.root_d[arg]  # the chosen interval's step, log units
             # only a draw whose strongest interval covers the plant with a large enough step can find it
             hit = cover[arg] & (est * direction >= min_log)
             scale = np.where(arg == at, own, np.nan)
             todo = hit & np.isnan(scale)
             if todo.any():
-                i, j = np.divmod(flat[arg[todo]], n)
                 # studentized as the data are: the scale of the cells outside the draw's strongest interval
-                scale[todo] = np.maximum(_loo_scale(G[todo] + direction * delta * cw, i, j, *prior), sc.floor)
+                scale[todo] = np.maximum(_loo_scale(G[todo] + direction * delta * cw, lo[arg[todo]],
+                                                    hi[arg[todo]], *prior), sc.floor)
             found += float(np.mean(hit & (np.abs(zsel) >= crit * scale)))
         return found / max(len(cases), 1)
 
@@ -683,7 +725,7 @@ def _power(sc: _Scan, res: Result, *, level: float, min_log: float, sign: int,
             res.mde[w] = np.nan
             continue
 
-        def found(delta: float, cw: list[tuple] = cw) -> bool:
-            return rate(delta, cw) >= POWER
+        def power(delta: float, cw: list[tuple] = cw) -> float:
+            return rate(delta, cw)
 
-        res.mde[w] = _mde(found, _bracket(w, res, found))
+        res.mde[w] = _mde(power, _bracket(w, res, power))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cell_mean", "interval_denominators", "interval_z", "projector", "tangent_basis", "weights"]
+__all__ = ["cell_mean", "interval_denominators", "interval_z", "interval_z_flat", "projector", "tangent_basis", "weights"]
 
 
 def tangent_basis(x: np.ndarray, reference: np.ndarray, degree: int) -> np.ndarray:
@@ -68,6 +68,16 @@ def interval_z(Pm: np.ndarray, D: np.ndarray) -> np.ndarray:
     return sums / np.sqrt(D)
 
 
+def interval_z_flat(Pm: np.ndarray, first: np.ndarray, last: np.ndarray, root_d: np.ndarray) -> np.ndarray:
+    """``Z`` of the intervals ``first[x]..last[x]`` only (``root_d``: their ``sqrt(c'Pc)``), for a stack of
+    projected series ``Pm`` (..., n) -> (..., len(first)): what :func:`interval_z` gives there, without the
+    lower triangle and the intervals left out (a tenth of its time on 50 budgets)."""
+    S = np.concatenate([np.zeros(Pm.shape[:-1] + (1,)), np.cumsum(Pm, axis=-1)], axis=-1)
+    # C order: fancy indexing along the last axis returns the transposed layout, on which every later
+    # reduction over the intervals (argmax per draw) is several times slower
+    return np.ascontiguousarray((S[..., last + 1] - S[..., first]) / root_d)
+
+
 def cell_mean(E: np.ndarray) -> np.ndarray:
     """Per cell (last axis: its runs), the mean of its runs, dropping the lowest and highest from 5 runs on.
 
@@ -75,6 +85,11 @@ def cell_mean(E: np.ndarray) -> np.ndarray:
     that a permutation puts together, which caps the evidence one budget can give; the permutation
     null already accounts for heavy tails. From five runs the extremes are trimmed.
     """
+    T = E.shape[-1]
+    if T and np.isfinite(E).all():  # every run present: a plain (or once-trimmed) mean, without the sort
+        if T < 5:
+            return E.mean(axis=-1)
+        return (E.sum(axis=-1) - E.min(axis=-1) - E.max(axis=-1)) / (T - 2)
     a = np.sort(E, axis=-1)  # NaN last
     c = np.isfinite(a).sum(axis=-1, keepdims=True)
     idx = np.arange(a.shape[-1])
