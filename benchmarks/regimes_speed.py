@@ -161,13 +161,15 @@ def _paper_section(args: argparse.Namespace) -> list[str]:
         lines.append(f"| `{Path(rev).name}` (same run, its own code) | {time_revision(rev, args.repeat):.2f} | |")
     lines += [
         "",
-        "Where the time goes (cProfile, this revision): the power simulation (`mde`, `mde_4`, the power curve: "
-        "steps planted into 200 null draws at 4 positions, the one-budget curve at 6 ratios first, then a "
-        "bisection to 0.5 % in ratio from where the curve crosses 80 %, and up to 1000 null maxima for the "
-        "critical value at alpha / m: 705 power evaluations for the 36 series, 1080 before) is most of it, then "
-        "the sequential p-values. The targets of issue 11 (0.5 s for this sweep, 10 s for 10^5 cells) are not "
-        "met: honest power costs a simulation per series. `regimes(ds, n_perm=...)` trades "
-        "p-value resolution for time.",
+        "Where the time goes (cProfile of this revision on the 2-core development machine): the power "
+        "simulation (`mde`, `mde_4`, the power curve: steps planted into 200 null draws at 4 positions, the "
+        "one-budget curve at 6 ratios, then a bracketing search to 0.5 % in ratio, regula falsi on the probit "
+        "scale: about 645 power evaluations for the 36 series, 705 with the bisection before; and up to 1000 null "
+        "maxima per series for the critical value at alpha / m) is about 60 % of it, the sequential p-values "
+        "about 20 %. Most of both is the leave-one-out Qn scale of each null draw's strongest interval (a "
+        "partition of about 1,200 pairwise distances per draw). The targets of issue 11 (0.5 s for this sweep, "
+        "10 s for 10^5 cells on one core) are not met: honest power costs a simulation per series. "
+        "`regimes(ds, n_perm=...)` trades p-value resolution for time.",
         "",
     ]
     return lines
