@@ -50,7 +50,7 @@ curve's coefficients is not a step):
    among the origin's series faces (``alpha / m``), its strongest interval
    covers at least half the planted budgets and its step is at least
    ``min_effect`` in the reported direction. ``mde`` is the ratio found with
-   80 % power (bisection); ``power`` the share found at :data:`POWER_RATIOS`.
+   80 % power (a bracketing search, :func:`_mde`); ``power`` the share found at :data:`POWER_RATIOS`.
 
 Everything is numpy for one series at a time; the caller seeds ``rng`` by the
 series' coordinates, so a series' answer depends on its own runs and its
