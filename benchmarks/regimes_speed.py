@@ -13,13 +13,16 @@ to make the data is not counted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import pickle
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,45 +77,69 @@ def scaling_dataset(n_series: int, trials: int):
     )
 
 
-PAPER_SNIPPET = """
-import json, statistics, sys, time, warnings
+TIME_SNIPPET = """
+import json, pickle, sys, time, warnings
 warnings.simplefilter("ignore")
-sys.path.insert(0, "benchmarks")
-from regimes_speed import BUDGETS, PAPER_MODELS, PAPER_REGIMES
 from analysis.regimes import regimes
-from analysis.synthetic import make_dataset
-ds = make_dataset(0, models=PAPER_MODELS, devices=("mps", "cuda", "cpu"), caches=(False, True), budgets=BUDGETS,
-                  trials=5, regimes=PAPER_REGIMES, step_time=False)
+with open(sys.argv[1], "rb") as f:
+    ds = pickle.load(f)
+regimes(ds.isel({sys.argv[2]: slice(0, 1)}))  # warm-up (imports, caches) on one label of the largest series dim
+t0 = time.perf_counter()
 regimes(ds)
-t = []
-for _ in range(int(sys.argv[1])):
-    t0 = time.perf_counter(); regimes(ds); t.append(time.perf_counter() - t0)
-print(json.dumps(statistics.median(t)))
+print(json.dumps(time.perf_counter() - t0))
 """
 
 
-def _time_tree(tree: Path, repeat: int) -> float:
+def warm_dim(ds: Any) -> str:
+    """The largest series dim of ``ds`` (a warm-up runs on one label of it)."""
+    return max((d for d in ds["latency"].dims if d not in ("budget", "trial")), key=lambda d: ds.sizes[d])
+
+
+def _time_tree(tree: Path, data: Path, dim: str) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), env_path] if (env_path := os.environ.get(
         "PYTHONPATH")) else [str(tree)])}
-    out = subprocess.run([sys.executable, "-c", PAPER_SNIPPET, str(repeat)], cwd=tree, env=env, check=True,
+    out = subprocess.run([sys.executable, "-c", TIME_SNIPPET, str(data), dim], cwd=tree, env=env, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def time_revision(rev: str, repeat: int) -> float:
-    """Median seconds of ``regimes`` on the paper-sized sweep at git revision ``rev`` (its own code and its own
-    ``analysis.synthetic``), in a fresh process on a temporary worktree; ``rev`` may also be a folder holding
-    that revision's ``analysis``, ``collector`` and ``benchmarks`` (``git archive REV | tar -x -C FOLDER``)."""
+@contextlib.contextmanager
+def revision_tree(rev: str) -> Iterator[Path]:
+    """The code of git revision ``rev`` on a temporary worktree; ``rev`` may also be a folder holding that
+    revision's ``analysis``, ``collector`` and ``benchmarks`` (``git archive REV | tar -x -C FOLDER``)."""
     if Path(rev).is_dir():
-        return _time_tree(Path(rev).resolve(), repeat)
+        yield Path(rev).resolve()
+        return
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
         try:
-            return _time_tree(tree, repeat)
+            yield tree
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def interleaved(ds: Any, trees: list[Path], repeat: int) -> tuple[float, Any, list[float]]:
+    """Median seconds of ``regimes(ds)`` with this code (in this process) and with each of ``trees`` (a fresh
+    process each time, the same data, pickled), in ``repeat`` rounds that run every code once in turn, so that
+    a slow spell of a shared machine slows them alike; each after a warm-up on one label of the largest series
+    dim. Also this code's result."""
+    dim = warm_dim(ds)
+    regimes(ds.isel({dim: slice(0, 1)}))
+    mine: list[float] = []
+    theirs: list[list[float]] = [[] for _ in trees]
+    out = None
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.pickle"
+        data.write_bytes(pickle.dumps(ds))
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = regimes(ds)
+            mine.append(time.perf_counter() - t)
+            for k, tree in enumerate(trees):
+                theirs[k].append(_time_tree(tree, data, dim))
+    return statistics.median(mine), out, [statistics.median(t) for t in theirs]
 
 
 def main() -> None:
@@ -120,14 +147,17 @@ def main() -> None:
     p.add_argument("--max-cells", type=int, default=100_000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--before", action="append", default=[],
-                   help="also time the paper-sized sweep at this git revision (repeatable), same machine and run")
+                   help="also time the paper-sized sweep at this git revision (repeatable), interleaved with this "
+                        "code on the same data; the first one the scaling datasets too")
     p.add_argument("--dask", action="store_true", help="also time the largest dataset on --workers dask workers")
     p.add_argument("--workers", type=int, default=2, help="dask workers (processes, one thread each)")
     p.add_argument("--write", action="store_true")
     args = p.parse_args()
     warnings.simplefilter("ignore")
-    lines = _paper_section(args)
-    scaling, biggest = _scaling_section(args.max_cells, args.repeat)
+    with contextlib.ExitStack() as stack:
+        trees = [stack.enter_context(revision_tree(rev)) for rev in args.before]
+        lines = _paper_section(args, trees)
+        scaling, biggest = _scaling_section(args.max_cells, args.repeat, trees[:1], args.before[:1])
     lines += scaling
     if biggest is not None and args.dask:
         lines += _dask_section(*biggest, args.workers)
@@ -137,18 +167,20 @@ def main() -> None:
         replace_section(PERFORMANCE_MD, "## Analysis speed", text)
 
 
-def _paper_section(args: argparse.Namespace) -> list[str]:
-    """The paper-sized sweep, and earlier revisions of it in the same run."""
+def _paper_section(args: argparse.Namespace, trees: list[Path]) -> list[str]:
+    """The paper-sized sweep, with this code and the earlier revisions (``trees``) in turn."""
     ds = make_dataset(0, models=PAPER_MODELS, devices=("mps", "cuda", "cpu"), caches=(False, True), budgets=BUDGETS,
                       trials=5, regimes=PAPER_REGIMES, step_time=False)
     cells = int(ds["latency"].size)
-    t_paper, r = timed(lambda: regimes(ds), args.repeat)
+    t_paper, r, t_before = interleaved(ds, trees, args.repeat)
     n_series = int(r["p_series"].size)
     command = COMMAND.format(max_cells=args.max_cells, repeat=args.repeat) + "".join(
         f" --before {rev}" for rev in args.before) + (f" --dask --workers {args.workers}" if args.dask else "")
     lines = [
         f"Measured with `{command}` on one CPU core ({os.cpu_count()} logical CPUs on the machine, shared; BLAS "
-        f"threads pinned to 1); median of {args.repeat} runs after a warm-up; making the data is not counted.",
+        f"threads pinned to 1); median of {args.repeat} runs, each after a warm-up on a sixth or less of the "
+        "series, in rounds that run each code once in turn on the same data (earlier revisions in a fresh process "
+        "each); making the data is not counted.",
         "",
         f"Paper-sized sweep: 6 models x 3 devices (mps, cuda, cpu) x 2 cache x 50 budgets x 5 trials = "
         f"{cells} runs, {n_series} series, 4 planted regimes on mps (`analysis.synthetic`, default noise).",
@@ -157,8 +189,8 @@ def _paper_section(args: argparse.Namespace) -> list[str]:
         "|---|---|---|",
         f"| this revision | {t_paper:.2f} | {int(r['anomalous'].any('budget').sum())} |",
     ]
-    for rev in args.before:
-        lines.append(f"| `{Path(rev).name}` (same run, its own code) | {time_revision(rev, args.repeat):.2f} | |")
+    for rev, t in zip(args.before, t_before):
+        lines.append(f"| `{Path(rev).name}` (same data, its own code) | {t:.2f} | |")
     lines += [
         "",
         "Where the time goes (cProfile of this revision on the 2-core development machine): the power "
@@ -175,21 +207,26 @@ def _paper_section(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def _scaling_section(max_cells: int, repeat: int) -> tuple[list[str], tuple[Any, float, Any] | None]:
-    """Datasets of 10^4, 10^5, ... cells up to ``max_cells``, eager; the lines and the largest dataset with its eager
-    seconds and result (or None)."""
+def _scaling_section(max_cells: int, repeat: int, trees: list[Path], revs: list[str]
+                     ) -> tuple[list[str], tuple[Any, float, Any] | None]:
+    """Datasets of 10^4, 10^5, ... cells up to ``max_cells``, eager, with this code and the revision of ``trees``
+    (one or none) in turn; the lines and the largest dataset with its eager seconds and result (or None)."""
+    before = [f"`{Path(revs[0]).name}` seconds", "speed-up"] if trees else []
+    head = ["cells", "series", "seconds", *before, "series with a regime", "microseconds per cell"]
     lines = [f"Scaling (50 budgets, {TRIALS} trials, default noise, one planted regime; eager, one process):", "",
-             "| cells | series | seconds | series with a regime | microseconds per cell |", "|---|---|---|---|---|"]
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     biggest = None
     target = 10_000
     while target <= max_cells:
         n_series = max(1, target // (len(BUDGETS) * TRIALS))
         big = scaling_dataset(n_series, TRIALS)
         reps = repeat if target < 200_000 else 1
-        t, r = timed(lambda: regimes(big), reps)
+        t, r, t_before = interleaved(big, trees, reps)
         c = int(big["latency"].size)
-        lines.append(f"| {c:,} | {int(r['p_series'].size):,} | {t:.2f} | {int(r['anomalous'].any('budget').sum())} | "
-                     f"{1e6 * t / c:.2f} |")
+        then = [f"{t_before[0]:.2f}", f"{t_before[0] / t:.2f}"] if trees else []
+        row = [f"{c:,}", f"{int(r['p_series'].size):,}", f"{t:.2f}", *then, str(int(r["anomalous"].any("budget").sum())),
+               f"{1e6 * t / c:.2f}"]
+        lines.append("| " + " | ".join(row) + " |")
         print(lines[-1], flush=True)
         biggest = (big, t, r)
         target *= 10
