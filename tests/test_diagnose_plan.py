@@ -145,3 +145,18 @@ def test_a_fresh_worker_costs_what_the_files_workers_show() -> None:
                    started_at=(ds["latency"].dims, start.reshape(shaped)),
                    worker=(ds["latency"].dims, worker.reshape(shaped)))
     assert _startup(ds) == pytest.approx(7.0)
+
+
+def test_a_plan_over_the_simulator_and_a_real_device_states_both_assumed_starts() -> None:
+    """Without worker starts in the file, a sim series is planned with STARTUP_SIM_S and a real one with STARTUP_S:
+    the note names both (it named only the first series' value)."""
+    from collector.diagnose.plan import STARTUP_SIM_S
+
+    ds = synthetic.make_dataset(seed=0, devices=("sim", "cpu"), models=("gpt2",), caches=(True,),
+                                regimes=[synthetic.Regime(200, 240, 5.0, device="sim", cache=True),
+                                         synthetic.Regime(200, 240, 5.0, device="cpu", cache=True)])
+    plan = make_plan(ds)
+    assert {r.series["device"] for r in plan.regimes} == {"sim", "cpu"}
+    note = next(n for n in plan.notes if "fresh worker process costs" in n)
+    assert f"costs {STARTUP_SIM_S:.0f} s or {STARTUP_S:.0f} s" in note
+    assert "for the simulator" in note and "for a real device" in note
