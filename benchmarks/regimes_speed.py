@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402  (after the BLAS thread pinning above)
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 from _sections import PERFORMANCE_MD, replace_section  # noqa: E402
+from analysis.core.series import series_dims  # noqa: E402
 from analysis.regimes import regimes  # noqa: E402
 from analysis.synthetic import Regime, make_dataset  # noqa: E402
 
@@ -92,7 +93,7 @@ print(json.dumps(time.perf_counter() - t0))
 
 def warm_dim(ds: Any) -> str:
     """The largest series dim of ``ds`` (a warm-up runs on one label of it)."""
-    return max((d for d in ds["latency"].dims if d not in ("budget", "trial")), key=lambda d: ds.sizes[d])
+    return str(max(series_dims(ds["latency"]), key=lambda d: ds.sizes[d]))
 
 
 def _time_tree(tree: Path, data: Path, dim: str) -> float:
@@ -237,7 +238,7 @@ def _scaling_section(max_cells: int, repeat: int, trees: list[Path], revs: list[
 def series_chunks(ds: Any, workers: int) -> dict[str, int]:
     """Chunks of one label along the largest series dims (``budget`` and ``trial`` stay whole) until there are at
     least three chunks per worker (so that uneven chunks even out), or every series dim is split."""
-    dims = sorted((d for d in ds["latency"].dims if d not in ("budget", "trial")), key=lambda d: -ds.sizes[d])
+    dims = sorted((str(d) for d in series_dims(ds["latency"])), key=lambda d: -ds.sizes[d])
     chunks: dict[str, int] = {}
     n = 1
     for d in dims:

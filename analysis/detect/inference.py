@@ -379,8 +379,9 @@ def _student_max(sc: "_Scan", g: np.ndarray, allowed: np.ndarray, prior_s2: floa
                                    for i in range(0, g.shape[0], rows)])
         Z = sc.z_flat(g @ sc.P)
     a = np.abs(Z)
-    if not allowed.ravel()[sc.flat].all():
-        a = np.where(allowed.ravel()[sc.flat], a, 0.0)
+    keep = allowed.ravel()[sc.flat]
+    if not keep.all():
+        a = np.where(keep, a, 0.0)
     arg = a.argmax(axis=1)
     return a[np.arange(g.shape[0]), arg] / np.maximum(
         _loo_scale(g, sc.first[arg], sc.last[arg], prior_s2, prior_df), sc.floor)

@@ -526,11 +526,12 @@ def make_plan(ds: xr.Dataset, *, max_minutes: float | None = None, trials: int |
              "warm-ups counted: the file's warmup per cell (and per process with --processes)"]
     if startups:
         # one value from the file's workers; assumed, one per kind of device planned (sim starts faster)
-        assumed = [f"{STARTUP_SIM_S:.0f} s for the simulator" if v == STARTUP_SIM_S else
+        values = sorted(set(startups))
+        assumed = [f"{v:.0f} s for the simulator" if v == STARTUP_SIM_S else
                    f"{v:.0f} s for a real device, measured 16-21 s on an H100 host and 13 s on a loaded CPU host"
-                   for v in sorted(set(startups), reverse=True)]
-        notes.append(f"a fresh worker process costs {' or '.join(f'{v:.0f} s' for v in sorted(set(startups)))} "
-                     "before its first run ("
+                   for v in values]
+        notes.append(f"a fresh worker process costs {' or '.join(f'{v:.0f} s' for v in values)} before its first "
+                     "run ("
                      + ("from the file's workers" if math.isfinite(shown) else "assumed, the file shows no worker "
                         "start: " + "; ".join(assumed))
                      + "); counted once per sweep, per fresh process and per bisection round (an adaptive sweep "
