@@ -72,10 +72,15 @@ def interval_z_flat(Pm: np.ndarray, first: np.ndarray, last: np.ndarray, root_d:
     """``Z`` of the intervals ``first[x]..last[x]`` only (``root_d``: their ``sqrt(c'Pc)``), for a stack of
     projected series ``Pm`` (..., n) -> (..., len(first)): what :func:`interval_z` gives there, without the
     lower triangle and the intervals left out (a tenth of its time on 50 budgets)."""
-    S = np.concatenate([np.zeros(Pm.shape[:-1] + (1,)), np.cumsum(Pm, axis=-1)], axis=-1)
-    # C order: fancy indexing along the last axis returns the transposed layout, on which every later
-    # reduction over the intervals (argmax per draw) is several times slower
-    return np.ascontiguousarray((S[..., last + 1] - S[..., first]) / root_d)
+    S = np.zeros(Pm.shape[:-1] + (Pm.shape[-1] + 1,))
+    np.cumsum(Pm, axis=-1, out=S[..., 1:])
+    # ``take`` and in-place arithmetic: fancy indexing along the last axis returned the transposed layout, on
+    # which every later reduction over the intervals (argmax per draw) was several times slower, and its
+    # temporaries made it 4x slower than this (200 draws of 50 budgets: 5.5 against 1.2 ms)
+    Z = np.take(S, last + 1, axis=-1)
+    Z -= np.take(S, first, axis=-1)
+    Z /= root_d
+    return Z
 
 
 def cell_mean(E: np.ndarray) -> np.ndarray:
