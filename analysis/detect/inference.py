@@ -104,7 +104,7 @@ _MDE_TOL = math.log(1.005)
 
 #: Robust sds (the median absolute successive difference over ``Phi^-1(3/4)``) beyond which a successive
 #: difference is left out of the budget-level scale (Hampel 1985's rejection rule with a median start).
-_REJECT = 3.0
+_REJECT = 3.5
 #: ``Phi^-1(3/4)``: the median absolute value of a standard normal.
 _MAD = float(_sps.norm.ppf(0.75))
 #: The mean square of a standard normal within :data:`_REJECT` of zero: the bias of the squared raw scale of
