@@ -26,10 +26,10 @@ def test_small_sample_factors_follow_their_large_sample_laws_beyond_the_simulate
     b0, d0 = inference._small_sample(n0)
     for n in (n0 + 1, 200, 1500):
         b, d = inference._small_sample(n)
-        assert min(b0, inference._BIAS_LIMIT) < b < max(b0, inference._BIAS_LIMIT) and d > d0
-        assert b - inference._BIAS_LIMIT == pytest.approx((b0 - inference._BIAS_LIMIT) * n0 / n)
+        assert 1.0 < b < b0 and d > d0
+        assert b - 1.0 == pytest.approx((b0 - 1.0) * n0 / n)
         assert d == pytest.approx(d0 * (n - 1) / (n0 - 1))
-    # the simulated factors are those of one draw of all rows
+    # the simulated factors are those of one draw of all rows (chunks draw the same numbers)
     rng = np.random.default_rng([0x5CA1E, 40])
     s2 = inference._diff_scale(rng.standard_normal((inference._CALIBRATION_ROWS, 40))) ** 2
     assert inference._small_sample(40)[0] == pytest.approx(float(s2.mean()), rel=1e-12)

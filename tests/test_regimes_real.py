@@ -240,13 +240,13 @@ def test_series_are_one_family_of_tests():
 def test_a_six_budget_two_trial_sweep_says_it_cannot_see_a_one_budget_x3():
     """A 2-trial short sweep (6 budgets, cache on and off: two series, too few to pool their noise): the
     budget-to-budget noise rests on 5 differences, so the studentized scan can see little, and it says so:
-    a x3 one-budget step is not found with 80 % power (its power curve), the mde is above x3. Planted,
+    a x3 one-budget step is found less than half the time (its power curve), the mde is above x3. Planted,
     both runs of one cell made 3x slower, the step is reported only where it is (never at another budget,
     never in the other series)."""
     ds = analysis.open_dataset(ROOT / "tests" / "data" / "real" / "quick" / "cpu-quick-idle-ends-01.nc").load()
     r0 = regimes(ds)
     on = r0.sel(cache=True)
-    assert float(on["mde"].squeeze()) > 3.0 and float(on["power"].sel(power_ratio=3.0).squeeze()) < 0.8
+    assert float(on["mde"].squeeze()) > 3.0 and float(on["power"].sel(power_ratio=3.0).squeeze()) < 0.5
     slowed = regimes(plant(ds, 16, 16, 3.0, where=ds["cache"] == True))  # noqa: E712 (an xarray comparison)
     found = slowed["anomalous"].sel(cache=True).squeeze()
     assert int(found.sum()) == int(found.sel(budget=16))
