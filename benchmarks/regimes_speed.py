@@ -200,8 +200,11 @@ def _paper_section(args: argparse.Namespace, trees: list[Path]) -> list[str]:
         "scale: about 645 power evaluations for the 36 series, 705 with the bisection before; and up to 1000 null "
         "maxima per series for the critical value at alpha / m) is about 60 % of it, the sequential p-values "
         "about 20 %. Most of both is the leave-one-out Qn scale of each null draw's strongest interval (a "
-        "partition of about 1,200 pairwise distances per draw). The targets of issue 11 (0.5 s for this sweep, "
-        "10 s for 10^5 cells on one core) are not met: honest power costs a simulation per series. "
+        "partition of about 1,200 pairwise distances per draw: about 1.9 of 4.6 s in the profile). A scale "
+        "without that partition (Hampel's rejection rule on the differences) took this sweep to 2.6 s, but its "
+        "stated precision was not true on real noise (effect CIs covered 0.89-0.95; docs/methods.md, \"Null "
+        "model\"), so Qn stays. The targets of issue 11 (0.5 s for this sweep, 10 s for 10^5 cells on one "
+        "core) are not met: honest power costs a simulation per series. "
         "`regimes(ds, n_perm=...)` trades p-value resolution for time.",
         "",
     ]
