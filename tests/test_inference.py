@@ -165,8 +165,8 @@ def test_the_fast_paths_of_the_scan_equal_the_general_ones():
 
 
 def test_the_leave_out_scale_is_the_scale_of_the_row_without_those_cells():
-    """:func:`inf._loo_scale` takes a row's differences less those touching the interval plus the one across
-    it: the scale of the row with those cells deleted (edges, one cell, a wide interval kept whole)."""
+    """:func:`inf._loo_scale` (vectorised over rows of different lengths) gives, per row, the scale of the row
+    with those cells deleted (edges, one cell; a wide interval is kept whole)."""
     rng = np.random.default_rng(5)
     k, n = 300, 20
     m = rng.standard_normal((k, n)) * np.exp(rng.normal(0, 1, (k, 1)))
