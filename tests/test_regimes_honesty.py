@@ -88,6 +88,19 @@ def test_oracle_on_gaussian_noise_is_between_one_test_and_bonferroni() -> None:
     assert (1.96 + 0.84) * sd < math.log(at[0]) < math.log(at[1]) < (4.05 + 0.84) * sd
 
 
+def test_the_scale_estimating_oracle_pays_for_the_scale_less_the_more_cells_there_are() -> None:
+    """Gaussian cells (3 trials of sd 0.1): the unknown-variance likelihood-ratio scan needs a larger step than
+    the oracle that knows the sd, by about what a t quantile on n - 1 degrees of freedom adds to a normal one
+    at the scan's level: a tenth with 40 cells (the same draws), far more with 12."""
+    ratios = []
+    for n in (40, 12):
+        resid = np.random.default_rng(3).normal(0.0, 0.1, size=(n, 3))
+        known, estimated = (honesty.oracle_mde(resid, np.arange(1, n - 1), 4000, 2000, seed=2, studentized=s)
+                            for s in (False, True))
+        ratios.append(math.log(estimated) / math.log(known))
+    assert 1.02 < ratios[0] < 1.25 and ratios[1] > ratios[0] + 0.15
+
+
 def test_e80_interpolates_the_first_crossing() -> None:
     assert honesty.e80({0.75: (0.4, 10), 1.0: (0.6, 10), 1.25: (1.0, 10), 1.5: (1.0, 10)}) == pytest.approx(1.125)
     assert honesty.e80({0.75: (0.1, 10), 1.0: (0.2, 10), 1.25: (0.3, 10), 1.5: (0.5, 10)}) == math.inf
