@@ -406,14 +406,14 @@ def oracle_mde(resid: np.ndarray, interior: np.ndarray, n_null: int, n_power: in
         sd_sum = s * np.sqrt(inv[b + 1] - inv[a])
     if s <= 0:
         return float("nan")
-    # an interval whose sum does not vary under the null (the model's draws permute one pool of runs, so the
-    # sum over every cell is fixed) carries no evidence: it leaves the scan
-    with np.errstate(divide="ignore"):
-        scale = np.where(sd_sum > 1e-6 * sd_sum.max(), 1.0 / sd_sum, 0.0)
-
     width = b - a + 1.0
     if studentized:  # a step's z in units of the noise sd, divided by its estimate below
         scale = 1.0 / np.sqrt(width)
+    else:
+        # an interval whose sum does not vary under the null (the model's draws permute one pool of runs, so
+        # the sum over every cell is fixed) carries no evidence: it leaves the scan
+        with np.errstate(divide="ignore"):
+            scale = np.where(sd_sum > 1e-6 * sd_sum.max(), 1.0 / sd_sum, 0.0)
 
     def draw_means(size: int) -> np.ndarray:
         if sampler is not None:
